@@ -1,0 +1,193 @@
+/*
+ * fai.h: the one public header of libfai, attention for LLM inference on NVIDIA GPUs.
+ *
+ * Conventions shared by every entry point (docs/api.md has the long form):
+ *  - All tensor pointers are device pointers. Every call takes a stream (fai_stream_t), returns a
+ *    fai_status, never synchronizes the device, never allocates device memory, and can be
+ *    captured in a CUDA graph. Scratch memory comes from the caller: ask for its size
+ *    with the matching *_workspace_size() function, which runs the same planning code.
+ *  - Activations are [tokens, heads, head_dim] with explicit strides in elements
+ *    (fai_tensor), so Q/K/V can be views into a fused QKV buffer. head_dim is contiguous.
+ *  - GQA/MQA follow from the head counts: query head h reads KV head
+ *    h / (num_q_heads / num_kv_heads); num_q_heads must be a multiple of num_kv_heads.
+ *  - Softmax is computed in FP32 with FP32 accumulation. A query row that sees no key
+ *    (an empty sequence) gets an output of zeros and a log-sum-exp of -infinity, never NaN.
+ *  - On failure the call returns a non-zero status, launches nothing, and
+ *    fai_last_error() names the offending argument and value (per thread).
+ *
+ * This header is C99 and C++ (extern "C") and includes no CUDA header: streams are passed as
+ * fai_stream_t, which is the very type of cudaStream_t (struct CUstream_st *), so callers pass
+ * their cudaStream_t (or 0 for the legacy default stream) as they are.
+ */
+#ifndef FAI_H
+#define FAI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FAI_VERSION_MAJOR 0
+#define FAI_VERSION_MINOR 1
+#define FAI_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH, comparable with fai_version(). */
+#define FAI_VERSION (FAI_VERSION_MAJOR * 10000 + FAI_VERSION_MINOR * 100 + FAI_VERSION_PATCH)
+
+#if defined(_WIN32) && defined(FAI_SHARED_BUILD)
+#define FAI_API __declspec(dllexport)
+#elif defined(__GNUC__) && defined(FAI_SHARED_BUILD)
+#define FAI_API __attribute__((visibility("default")))
+#else
+#define FAI_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* cudaStream_t itself, declared without the CUDA headers (they are not C99 -pedantic clean). */
+struct CUstream_st;
+typedef struct CUstream_st *fai_stream_t;
+
+/* ---------------------------------------------------------------------------------------
+ * Status codes. Values are pinned and grouped by category (value / 1000):
+ *   0 success, 1xxx bad parameter (the caller's input is wrong), 2xxx not supported (valid
+ *   input this build or device does not handle), 3xxx execution failed (a CUDA call failed),
+ *   4xxx internal (a bug in fai: please report it).
+ * One X-macro list generates the enum and fai_status_string(), so they never drift apart.
+ * ------------------------------------------------------------------------------------- */
+#define FAI_STATUS_LIST(X)                                                                  \
+    X(FAI_SUCCESS, 0, "success")                                                            \
+    X(FAI_ERROR_BAD_PARAM, 1000, "bad parameter: a value out of its valid range")           \
+    X(FAI_ERROR_BAD_PARAM_NULL_POINTER, 1001, "bad parameter: a required pointer is NULL")  \
+    X(FAI_ERROR_BAD_PARAM_SHAPE, 1002, "bad parameter: a size is negative or sizes disagree") \
+    X(FAI_ERROR_BAD_PARAM_STRIDE, 1003, "bad parameter: a stride is negative, unaligned or overlapping") \
+    X(FAI_ERROR_BAD_PARAM_MISALIGNED, 1004, "bad parameter: a pointer is not 16-byte aligned") \
+    X(FAI_ERROR_BAD_PARAM_WORKSPACE, 1005, "bad parameter: the workspace is missing or too small") \
+    X(FAI_ERROR_NOT_SUPPORTED, 2000, "not supported")                                       \
+    X(FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, 2001, "not supported: head dimension")              \
+    X(FAI_ERROR_NOT_SUPPORTED_DTYPE, 2002, "not supported: data type")                      \
+    X(FAI_ERROR_NOT_SUPPORTED_DEVICE, 2003, "not supported: device (needs compute capability 8.0 or newer)") \
+    X(FAI_ERROR_EXECUTION_FAILED, 3000, "execution failed: a CUDA runtime call failed")     \
+    X(FAI_ERROR_EXECUTION_FAILED_LAUNCH, 3001, "execution failed: a kernel launch failed")  \
+    X(FAI_ERROR_INTERNAL, 4000, "internal error in fai")
+
+typedef enum fai_status {
+#define FAI_STATUS_ENUM_(name, value, text) name = value,
+    FAI_STATUS_LIST(FAI_STATUS_ENUM_)
+#undef FAI_STATUS_ENUM_
+    FAI_STATUS_FORCE_INT_ = 0x7fffffff
+} fai_status;
+
+/* The category of a status: FAI_SUCCESS, FAI_ERROR_BAD_PARAM, FAI_ERROR_NOT_SUPPORTED,
+ * FAI_ERROR_EXECUTION_FAILED or FAI_ERROR_INTERNAL. */
+#define FAI_STATUS_CATEGORY(s) ((fai_status)(((int)(s) / 1000) * 1000))
+
+/* "FAI_ERROR_BAD_PARAM_SHAPE: bad parameter: ..."; a fixed string for unknown values. */
+FAI_API const char *fai_status_string(fai_status status);
+
+/* The message of this thread's most recent failed fai call, naming the argument and its
+ * value, e.g. "fai_decode: attn.num_q_heads (12) is not a multiple of attn.num_kv_heads (8)".
+ * Every fai call clears it on entry, so it is "" after a call that succeeded. The pointer
+ * stays valid until this thread's next fai call. */
+FAI_API const char *fai_last_error(void);
+
+/* FAI_VERSION of the library actually linked. */
+FAI_API int fai_version(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Data types and tensor descriptors
+ * ------------------------------------------------------------------------------------- */
+typedef enum fai_dtype {
+    FAI_DTYPE_FP16 = 0 /* IEEE binary16 */
+} fai_dtype;
+
+/* A [tokens, heads, head_dim] view: element (t, h, d) lives at
+ *   data + t * token_stride + h * head_stride + d     (strides in elements, not bytes).
+ * data must be 16-byte aligned and both strides multiples of 8 elements (16 bytes), so the
+ * kernels can use 16-byte loads. Strides must be >= 0; outputs must not overlap themselves. */
+typedef struct fai_tensor {
+    void *data;
+    fai_dtype dtype;
+    int64_t token_stride;
+    int64_t head_stride;
+} fai_tensor;
+
+/* A KV cache of one contiguous slot per sequence: token t of sequence b, KV head h is at
+ *   k + b * seq_stride + t * token_stride + h * head_stride      (and the same for v).
+ * A slot holds up to `capacity` tokens (seq_stride is usually capacity * token_stride, but
+ * any non-overlapping strides work: [batch, capacity, heads, dim] and
+ * [batch, heads, capacity, dim] are both fine). seq_lens[b] tokens of slot b are valid.
+ * Alignment: k and v 16-byte aligned, all three strides multiples of 8 elements. */
+typedef struct fai_kv_cache {
+    fai_dtype dtype;          /* element type of k and v */
+    void *k;                  /* device */
+    void *v;                  /* device */
+    int64_t seq_stride;       /* elements between consecutive sequences' slots */
+    int64_t token_stride;     /* elements between consecutive tokens */
+    int64_t head_stride;      /* elements between consecutive KV heads */
+    int32_t capacity;         /* tokens per slot, >= 0 */
+    const int32_t *seq_lens;  /* device, [batch]: valid tokens per sequence. Read on the
+                                 device only: a value < 0 counts as 0 and a value over
+                                 capacity as capacity (a guard, not a feature). */
+    int32_t max_seq_len;      /* host-side upper bound of seq_lens used to plan the work
+                                 (split-KV). 0 means capacity. A larger seq_len is still
+                                 computed correctly, only less evenly spread. */
+} fai_kv_cache;
+
+/* What every attention call shares: the head layout, the scale and the score bias. */
+typedef struct fai_attention {
+    int32_t num_q_heads;       /* >= 1, a multiple of num_kv_heads */
+    int32_t num_kv_heads;      /* >= 1 */
+    int32_t head_dim;          /* 64, 96, 128 or 256 */
+    float softmax_scale;       /* multiplies q.k; finite and > 0, usually 1/sqrt(head_dim) */
+    int32_t alibi;             /* nonzero: add the ALiBi bias -slope_h * |distance to the
+                                  bottom-right diagonal| (FlashAttention-2's convention) */
+    const float *alibi_slopes; /* device, [num_q_heads] FP32, or NULL for the standard
+                                  geometric slopes of the ALiBi paper for num_q_heads heads */
+} fai_attention;
+
+/* Default values: 32 heads of 128, scale 1/sqrt(128), no ALiBi, everything else zero/NULL.
+ * Start from it so that fields added in later versions get their defaults. */
+FAI_API fai_attention fai_attention_default(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Decoding attention: one query token per sequence against that sequence's KV cache.
+ *
+ *   O[b, h] = softmax_j(scale * Q[b, h] . K[b, j, h / g] + bias) . V[b, j, h / g]
+ *   for j < seq_lens[b], g = num_q_heads / num_kv_heads.
+ *
+ * Runs on CUDA cores at memory speed; one pass over each KV head serves every query head
+ * of its group. When batch * num_kv_heads cannot fill the GPU, each sequence's KV is split
+ * across blocks and the parts merged by their log-sum-exp; the split is planned on the
+ * host from batch, heads and cache.max_seq_len (never from device values) and needs a
+ * workspace of fai_decode_workspace_size() bytes on the current device.
+ * ------------------------------------------------------------------------------------- */
+typedef struct fai_decode_params {
+    fai_attention attn;
+    int32_t batch;     /* sequences, >= 0 (0 launches nothing) */
+    fai_tensor q;      /* [batch, num_q_heads, head_dim]: token b is sequence b's query */
+    fai_tensor o;      /* [batch, num_q_heads, head_dim], written */
+    fai_kv_cache cache;
+    float *lse;        /* optional device [batch, num_q_heads] FP32, written with the natural
+                          log-sum-exp of the scaled, biased scores (-inf for an empty
+                          sequence); NULL to skip */
+} fai_decode_params;
+
+/* Defaults: fai_attention_default(), batch 0, FP16 tensors, NULL pointers, zero strides. */
+FAI_API fai_decode_params fai_decode_params_default(void);
+
+/* Bytes of workspace fai_decode() needs for these parameters on the current device (0 when
+ * no split is planned). Validates the parameters like fai_decode() does. */
+FAI_API fai_status fai_decode_workspace_size(const fai_decode_params *params, size_t *bytes);
+
+/* Launches decoding attention on `stream`. workspace: device memory of at least
+ * fai_decode_workspace_size() bytes, 16-byte aligned (may be NULL when that size is 0).
+ * Its contents need no clearing and are not kept between calls; calls running at the same
+ * time need separate workspaces. */
+FAI_API fai_status fai_decode(const fai_decode_params *params, void *workspace,
+                              size_t workspace_bytes, fai_stream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FAI_H */

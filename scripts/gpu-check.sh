@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One round on the GPU machine: configure, build (this card's architecture only), run every
+# test (GPU tests included), compute-sanitizer on the kernels (small shapes), fai-bench on
+# the decode suites and PyTorch SDPA's flash and cuDNN backends on the same shapes, then a
+# compact side-by-side table last. Logs and CSVs go to $OUT (or ./gpu-out).
+#   scripts/gpu-check.sh [test] [sanitize] [bench] [peers] [tune]     (default: all but tune)
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+phases=${*:-test sanitize bench peers}
+has() { [[ " $phases " == *" $1 "* ]]; }
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
+[ "$arch" = 90 ] && arch=90a
+t0=$SECONDS
+stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
+
+stamp "configure + build for sm_${arch:-90a}"
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${arch:-90a}" >"$OUT/build.log" 2>&1 &&
+    cmake --build build-gpu -j16 >>"$OUT/build.log" 2>&1 || { tail -n 40 "$OUT/build.log"; exit 1; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
+
+status=0
+if has test; then
+    stamp "ctest"
+    ctest --test-dir build-gpu -V >"$OUT/ctest.log" 2>&1 || status=1
+    grep -E ": +(call|graph)|FAIL|tests passed|tests failed|Test +#" "$OUT/ctest.log" | sed -E 's/^[0-9]+: //' | tail -n 70
+fi
+if has sanitize; then
+    for tool in memcheck racecheck; do
+        stamp "compute-sanitizer $tool (small shapes)"
+        compute-sanitizer --tool $tool --error-exitcode 9 build-gpu/tests/test_decode --small >"$OUT/sanitize-$tool.log" 2>&1 || status=1
+        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test_decode:" "$OUT/sanitize-$tool.log" | tail -n 3
+    done
+fi
+if has bench; then
+    stamp "fai-bench decode suites"
+    build-gpu/tools/fai-bench --suite decode --csv "$OUT/fai.csv" >"$OUT/bench.txt" 2>/dev/null || status=1
+    head -n 2 "$OUT/bench.txt"
+fi
+if has tune; then
+    stamp "fai-bench --tune"
+    for layout in hnd nhd; do
+        build-gpu/tools/fai-bench --suite decode --tune --reps 20 --layout $layout >"$OUT/tune-$layout.txt" 2>/dev/null
+    done
+    grep -v tune "$OUT/tune-nhd.txt" | tail -n +3
+fi
+if has peers && [ -f .peers/sdpa_peers.py ]; then
+    stamp "PyTorch SDPA peers"
+    PYTHONUNBUFFERED=1 python3 .peers/sdpa_peers.py --suite decode-seq,decode-batch,decode-gqa \
+        --csv "$OUT/peers.csv" >"$OUT/peers.log" 2>&1 || tail -n 5 "$OUT/peers.log"
+fi
+if [ -f "$OUT/fai.csv" ]; then
+    stamp "side by side"
+    python3 scripts/compare.py "$OUT/fai.csv" ${OUT:+$( [ -f "$OUT/peers.csv" ] && echo "$OUT/peers.csv")}
+fi
+stamp "done (status $status)"
+exit $status

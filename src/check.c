@@ -1,0 +1,165 @@
+/* Argument checks shared by the entry points (see check.h). */
+#include "check.h"
+
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "error.h"
+
+static int is_supported_head_dim(int32_t d) { return d == 64 || d == 96 || d == 128 || d == 256; }
+
+static const char *dtype_name(fai_dtype t)
+{
+    switch (t) {
+    case FAI_DTYPE_FP16:
+        return "FAI_DTYPE_FP16";
+    }
+    return "unknown";
+}
+
+static int misaligned(const void *p, uintptr_t bytes) { return ((uintptr_t)p % bytes) != 0; }
+
+/* a * b + c without overflow for non-negative operands; returns 0 on overflow. */
+static int mul_add_fits(int64_t a, int64_t b, int64_t c, int64_t *out)
+{
+    int64_t prod;
+    if (__builtin_mul_overflow(a, b, &prod) || __builtin_add_overflow(prod, c, out))
+        return 0;
+    return 1;
+}
+
+fai_status fai_check_attention(const char *fn, const fai_attention *attn)
+{
+    if (attn->num_kv_heads < 1)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: attn.num_kv_heads (%d) must be >= 1", fn,
+                         (int)attn->num_kv_heads);
+    if (attn->num_q_heads < 1)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: attn.num_q_heads (%d) must be >= 1", fn,
+                         (int)attn->num_q_heads);
+    if (attn->num_q_heads % attn->num_kv_heads != 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
+                         "%s: attn.num_q_heads (%d) is not a multiple of attn.num_kv_heads (%d)", fn,
+                         (int)attn->num_q_heads, (int)attn->num_kv_heads);
+    if (!is_supported_head_dim(attn->head_dim))
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_HEAD_DIM,
+                         "%s: attn.head_dim (%d) is not supported (64, 96, 128 or 256)", fn,
+                         (int)attn->head_dim);
+    if (!isfinite(attn->softmax_scale) || !(attn->softmax_scale > 0.0f))
+        return fai_error(FAI_ERROR_BAD_PARAM, "%s: attn.softmax_scale (%g) must be finite and > 0",
+                         fn, (double)attn->softmax_scale);
+    if (attn->alibi && attn->alibi_slopes && misaligned(attn->alibi_slopes, sizeof(float)))
+        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED,
+                         "%s: attn.alibi_slopes (%p) is not 4-byte aligned", fn,
+                         (const void *)attn->alibi_slopes);
+    return FAI_SUCCESS;
+}
+
+/* Strides in elements; checks shared by tensors and caches. */
+static fai_status check_stride(const char *fn, const char *name, const char *field, int64_t stride)
+{
+    if (stride < 0 || stride % 8 != 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_STRIDE,
+                         "%s: %s.%s (%lld) must be >= 0 and a multiple of 8 elements (16 bytes)", fn,
+                         name, field, (long long)stride);
+    return FAI_SUCCESS;
+}
+
+static fai_status check_pointer(const char *fn, const char *name, const void *p)
+{
+    if (!p)
+        return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: %s is NULL", fn, name);
+    if (misaligned(p, 16))
+        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: %s (%p) is not 16-byte aligned", fn,
+                         name, p);
+    return FAI_SUCCESS;
+}
+
+/* True when dimension A (n_a, s_a) nested inside B (n_b, s_b) over `d` contiguous elements
+ * never maps two indices to one address: A steps past a row, B steps past all of A. */
+static int nested(int64_t n_a, int64_t s_a, int64_t n_b, int64_t s_b, int64_t d)
+{
+    if (n_a > 1 && s_a < d)
+        return 0;
+    return n_b == 1 || s_b >= (n_a - 1) * s_a + d;
+}
+
+fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
+                            int32_t heads, int32_t head_dim, int is_output)
+{
+    if (t->dtype != FAI_DTYPE_FP16)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: %s.dtype (%d) is not supported (%s)", fn,
+                         name, (int)t->dtype, dtype_name(FAI_DTYPE_FP16));
+    if (tokens == 0)
+        return FAI_SUCCESS;
+    char field[64];
+    snprintf(field, sizeof field, "%s.data", name);
+    FAI_TRY(check_pointer(fn, field, t->data));
+    FAI_TRY(check_stride(fn, name, "token_stride", t->token_stride));
+    FAI_TRY(check_stride(fn, name, "head_stride", t->head_stride));
+    int64_t last;
+    if (!mul_add_fits(tokens - 1, t->token_stride, head_dim, &last) ||
+        !mul_add_fits(heads - 1, t->head_stride, last, &last))
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: %s spans more than 2^63 elements", fn, name);
+    if (is_output && !nested(heads, t->head_stride, tokens, t->token_stride, head_dim) &&
+        !nested(tokens, t->token_stride, heads, t->head_stride, head_dim))
+        return fai_error(FAI_ERROR_BAD_PARAM_STRIDE,
+                         "%s: %s strides (token_stride %lld, head_stride %lld) make elements "
+                         "overlap for %lld tokens x %d heads x %d dims",
+                         fn, name, (long long)t->token_stride, (long long)t->head_stride,
+                         (long long)tokens, (int)heads, (int)head_dim);
+    return FAI_SUCCESS;
+}
+
+fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t batch, int32_t heads,
+                              int32_t head_dim)
+{
+    if (c->dtype != FAI_DTYPE_FP16)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: cache.dtype (%d) is not supported (%s)",
+                         fn, (int)c->dtype, dtype_name(FAI_DTYPE_FP16));
+    if (c->capacity < 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.capacity (%d) is negative", fn,
+                         (int)c->capacity);
+    if (c->max_seq_len < 0 || c->max_seq_len > c->capacity)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
+                         "%s: cache.max_seq_len (%d) must be in [0, cache.capacity (%d)]", fn,
+                         (int)c->max_seq_len, (int)c->capacity);
+    if (batch == 0)
+        return FAI_SUCCESS;
+    if (!c->seq_lens)
+        return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: cache.seq_lens is NULL", fn);
+    if (misaligned(c->seq_lens, sizeof(int32_t)))
+        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: cache.seq_lens (%p) is not 4-byte aligned",
+                         fn, (const void *)c->seq_lens);
+    if (c->capacity == 0)
+        return FAI_SUCCESS; /* every sequence is empty: k and v are never read */
+    FAI_TRY(check_pointer(fn, "cache.k", c->k));
+    FAI_TRY(check_pointer(fn, "cache.v", c->v));
+    FAI_TRY(check_stride(fn, "cache", "seq_stride", c->seq_stride));
+    FAI_TRY(check_stride(fn, "cache", "token_stride", c->token_stride));
+    FAI_TRY(check_stride(fn, "cache", "head_stride", c->head_stride));
+    int64_t last;
+    if (!mul_add_fits(batch - 1, c->seq_stride, head_dim, &last) ||
+        !mul_add_fits(c->capacity - 1, c->token_stride, last, &last) ||
+        !mul_add_fits(heads - 1, c->head_stride, last, &last))
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache spans more than 2^63 elements", fn);
+    return FAI_SUCCESS;
+}
+
+fai_status fai_current_device_sms(const char *fn, int *num_sms)
+{
+    int dev = 0, major = 0;
+    cudaError_t err = cudaGetDevice(&dev);
+    if (err == cudaSuccess)
+        err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    if (err == cudaSuccess)
+        err = cudaDeviceGetAttribute(num_sms, cudaDevAttrMultiProcessorCount, dev);
+    if (err != cudaSuccess)
+        return fai_error(FAI_ERROR_EXECUTION_FAILED, "%s: querying the current CUDA device failed: %s",
+                         fn, cudaGetErrorString(err));
+    if (major < 8)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DEVICE,
+                         "%s: device %d has compute capability %d.x; fai needs 8.0 or newer", fn, dev,
+                         major);
+    return FAI_SUCCESS;
+}

@@ -1,0 +1,33 @@
+/* Internal: argument checks shared by the entry points. Each returns FAI_SUCCESS or sets
+ * the last-error message (naming the function, the argument and its value) and returns the
+ * failing status, so callers chain them with FAI_TRY (error.h). */
+#ifndef FAI_CHECK_H
+#define FAI_CHECK_H
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Head counts, head dim, softmax scale, ALiBi slopes pointer. */
+fai_status fai_check_attention(const char *fn, const fai_attention *attn);
+
+/* A [tokens, heads, head_dim] tensor: dtype, NULL (when tokens > 0), 16-byte alignment,
+ * strides (>= 0, multiples of 8 elements), offsets that fit in int64, and for outputs
+ * that no two elements share an address. */
+fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *t,
+                            int64_t tokens, int32_t heads, int32_t head_dim, int is_output);
+
+/* A contiguous-slot KV cache read by `batch` sequences of `heads` KV heads. */
+fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t batch,
+                              int32_t heads, int32_t head_dim);
+
+/* The current device: compute capability 8.0 or newer; returns its SM count. */
+fai_status fai_current_device_sms(const char *fn, int *num_sms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

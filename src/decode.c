@@ -1,0 +1,126 @@
+/* Public decode entry points: validate, plan, launch. */
+#include <math.h>
+
+#include "check.h"
+#include "decode_args.h"
+#include "error.h"
+
+fai_attention fai_attention_default(void)
+{
+    fai_attention a = {0};
+    a.num_q_heads = 32;
+    a.num_kv_heads = 32;
+    a.head_dim = 128;
+    a.softmax_scale = 0.08838834764831845f; /* 1/sqrt(128) */
+    return a;
+}
+
+fai_decode_params fai_decode_params_default(void)
+{
+    fai_decode_params p = {0};
+    p.attn = fai_attention_default();
+    p.q.dtype = FAI_DTYPE_FP16;
+    p.o.dtype = FAI_DTYPE_FP16;
+    p.cache.dtype = FAI_DTYPE_FP16;
+    return p;
+}
+
+/* Every check that needs no device: shapes, pointers, strides, alignment. */
+static fai_status validate(const char *fn, const fai_decode_params *p)
+{
+    if (!p)
+        return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: params is NULL", fn);
+    const fai_attention *a = &p->attn;
+    FAI_TRY(fai_check_attention(fn, a));
+    if (p->batch < 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: batch (%d) is negative", fn, (int)p->batch);
+    FAI_TRY(fai_check_tensor(fn, "q", &p->q, p->batch, a->num_q_heads, a->head_dim, 0));
+    FAI_TRY(fai_check_tensor(fn, "o", &p->o, p->batch, a->num_q_heads, a->head_dim, 1));
+    FAI_TRY(fai_check_kv_cache(fn, &p->cache, p->batch, a->num_kv_heads, a->head_dim));
+    if (p->lse && ((uintptr_t)p->lse % sizeof(float)) != 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: lse (%p) is not 4-byte aligned", fn,
+                         (void *)p->lse);
+    return FAI_SUCCESS;
+}
+
+static fai_status plan_for(const char *fn, const fai_decode_params *p, fai_decode_plan *plan)
+{
+    FAI_TRY(validate(fn, p));
+    int num_sms = 0;
+    FAI_TRY(fai_current_device_sms(fn, &num_sms));
+    const int32_t max_len = p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity;
+    return fai_decode_make_plan(fn, p->batch, p->attn.num_q_heads, p->attn.num_kv_heads,
+                                p->attn.head_dim, max_len, num_sms, 0, 0, plan);
+}
+
+fai_status fai_decode_workspace_size(const fai_decode_params *params, size_t *bytes)
+{
+    static const char fn[] = "fai_decode_workspace_size";
+    fai_error_clear();
+    if (!bytes)
+        return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: bytes is NULL", fn);
+    *bytes = 0;
+    fai_decode_plan plan;
+    FAI_TRY(plan_for(fn, params, &plan));
+    *bytes = params->batch > 0 ? plan.workspace_bytes : 0;
+    return FAI_SUCCESS;
+}
+
+/* Runs a validated problem with a given plan; fai-bench calls it to try other plans. */
+fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const fai_decode_plan *plan,
+                               void *workspace, size_t workspace_bytes, cudaStream_t stream)
+{
+    if (p->batch == 0)
+        return FAI_SUCCESS;
+    if (plan->workspace_bytes > 0) {
+        if (!workspace || workspace_bytes < plan->workspace_bytes)
+            return fai_error(FAI_ERROR_BAD_PARAM_WORKSPACE,
+                             "%s: workspace (%p, %zu bytes) is smaller than the %zu bytes needed "
+                             "(see fai_decode_workspace_size)",
+                             fn, workspace, workspace_bytes, plan->workspace_bytes);
+        if ((uintptr_t)workspace % 16 != 0)
+            return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: workspace (%p) is not 16-byte aligned",
+                             fn, workspace);
+    }
+    const fai_attention *a = &p->attn;
+    fai_decode_args args = {0};
+    args.q = p->q.data;
+    args.o = p->o.data;
+    args.k = p->cache.k;
+    args.v = p->cache.v;
+    args.seq_lens = p->cache.seq_lens;
+    args.alibi_slopes = a->alibi ? a->alibi_slopes : NULL;
+    args.lse = p->lse;
+    if (plan->num_splits > 1) {
+        args.part_o = (float *)workspace;
+        args.part_lse = (float *)((char *)workspace +
+                                  fai_decode_part_lse_offset(plan, p->batch, a->num_q_heads));
+    }
+    args.q_token_stride = p->q.token_stride;
+    args.q_head_stride = p->q.head_stride;
+    args.o_token_stride = p->o.token_stride;
+    args.o_head_stride = p->o.head_stride;
+    args.kv_seq_stride = p->cache.seq_stride;
+    args.kv_token_stride = p->cache.token_stride;
+    args.kv_head_stride = p->cache.head_stride;
+    args.capacity = p->cache.capacity;
+    args.batch = p->batch;
+    args.num_q_heads = a->num_q_heads;
+    args.num_kv_heads = a->num_kv_heads;
+    args.group = a->num_q_heads / a->num_kv_heads;
+    args.head_blocks = plan->head_blocks;
+    args.num_splits = plan->num_splits;
+    args.alibi = a->alibi != 0;
+    args.scale_log2 = a->softmax_scale * 1.4426950408889634f;
+    return fai_decode_launch(&args, plan, stream);
+}
+
+fai_status fai_decode(const fai_decode_params *params, void *workspace, size_t workspace_bytes,
+                      cudaStream_t stream)
+{
+    static const char fn[] = "fai_decode";
+    fai_error_clear();
+    fai_decode_plan plan;
+    FAI_TRY(plan_for(fn, params, &plan));
+    return fai_decode_run_plan(fn, params, &plan, workspace, workspace_bytes, stream);
+}

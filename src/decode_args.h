@@ -1,0 +1,46 @@
+/* Internal: the decode kernels' parameters, one plain struct passed by value as a
+ * __grid_constant__ kernel argument, and the launcher the host code calls. */
+#ifndef FAI_DECODE_ARGS_H
+#define FAI_DECODE_ARGS_H
+
+#include <cuda_runtime_api.h>
+
+#include "decode_plan.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fai_decode_args {
+    const void *q;
+    void *o;
+    const void *k;
+    const void *v;
+    const int32_t *seq_lens;
+    const float *alibi_slopes; /* NULL: standard slopes (when alibi) */
+    float *lse;                /* NULL: not written */
+    float *part_o;             /* workspace, when num_splits > 1 */
+    float *part_lse;
+    int64_t q_token_stride, q_head_stride;
+    int64_t o_token_stride, o_head_stride;
+    int64_t kv_seq_stride, kv_token_stride, kv_head_stride;
+    int32_t capacity;
+    int32_t batch, num_q_heads, num_kv_heads, group, head_blocks, num_splits;
+    int32_t alibi;
+    float scale_log2; /* softmax_scale * log2(e): scores live in the exp2 domain */
+} fai_decode_args;
+
+/* Launches the decode kernel (and the merge kernel when split) as planned. */
+fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan,
+                             cudaStream_t stream);
+
+/* Runs a validated problem with a given plan (fai_decode() plans, then calls this; fai-bench
+ * calls it directly to compare plans). Checks the workspace against the plan. */
+fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const fai_decode_plan *plan,
+                               void *workspace, size_t workspace_bytes, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

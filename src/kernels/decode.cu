@@ -1,0 +1,363 @@
+/* Decoding attention on CUDA cores: one query token per sequence against its KV cache.
+ *
+ * Work split: a block serves one (sequence, KV head, group of up to HB query heads) item
+ * and one split of that sequence's keys; so every K/V byte is read once per item and
+ * serves all the query heads of its GQA group. Inside a block each warp walks the split in
+ * steps of KS keys (interleaved with the other warps); LPK lanes share a key row, each
+ * holding 8 dims (one 16-byte load), and a lane loads U keys of K and of V for the next
+ * step before it computes the current one, so several 16-byte loads per lane are in flight.
+ *
+ * Softmax runs online in the exp2 domain (q is pre-multiplied by scale * log2 e): every
+ * LPK-lane key group keeps its own running max m, sum l and accumulator; groups are merged
+ * by shuffles, warps through shared memory, and splits by decode_merge_kernel using the
+ * partial log-sum-exps, exactly like FlashAttention's split-KV. */
+#include <cuda_fp16.h>
+#include <math.h>
+
+#include "../alibi.h"
+#include "../decode_args.h"
+#include "../error.h"
+#include "ptx.cuh"
+
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+/* Eight FP16 values of one 16-byte load, as floats. */
+__device__ __forceinline__ void fp16x8_to_float(uint4 u, float f[8])
+{
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float a, float b)
+{
+    const __half2 h = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const uint32_t *>(&h);
+}
+
+/* exp2 of (x - max) where an all-masked max of -inf stands for 0, so that empty rows give
+ * weights of 0 rather than NaN. */
+__device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.0f : m; }
+
+/* The U keys of one warp step for this lane: key0 + u * KPW (zeros past kend). */
+template <int U, int KPW>
+__device__ __forceinline__ void load_step(uint4 kr[U], uint4 vr[U], const __half *kp, const __half *vp,
+                                          int64_t token_stride, int key0, int kend, bool has_dims)
+{
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int key = key0 + u * KPW;
+        if (has_dims && key < kend) {
+            kr[u] = ptx_ld_stream_v4(kp + key * token_stride);
+            vr[u] = ptx_ld_stream_v4(vp + key * token_stride);
+        } else {
+            kr[u] = make_uint4(0, 0, 0, 0);
+            vr[u] = make_uint4(0, 0, 0, 0);
+        }
+    }
+}
+
+template <int D, int HB>
+__global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
+    decode_kernel(const __grid_constant__ fai_decode_args a)
+{
+    constexpr int LPK = FAI_DECODE_LANES_PER_KEY(D);
+    constexpr int KPW = 32 / LPK;
+    constexpr int U = FAI_DECODE_UNROLL(HB);
+    constexpr int KS = FAI_DECODE_KEYS_PER_STEP(D, HB);
+    constexpr int VEC = D / 8; /* 16-byte vectors per row */
+
+    extern __shared__ float smem[]; /* acc [W][HB][D], then m [W][HB], then l [W][HB] */
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    const int tx = lane % LPK, sub = lane / LPK;
+    const bool has_dims = tx < VEC;
+
+    int item = blockIdx.x;
+    const int hblk = item % a.head_blocks;
+    item /= a.head_blocks;
+    const int kvh = item % a.num_kv_heads;
+    const int b = item / a.num_kv_heads;
+    const int split = blockIdx.y;
+
+    /* Device-side guard: lengths outside [0, capacity] are clamped, never read past. */
+    const int len = max(0, min(a.seq_lens[b], a.capacity));
+    /* Splits cover whole warp steps; trailing splits may be empty (they report -inf). */
+    const int64_t chunk = ((int64_t)len + a.num_splits - 1) / a.num_splits;
+    const int64_t chunk_steps = (chunk + KS - 1) / KS * KS;
+    const int kbeg = (int)min((int64_t)len, (int64_t)split * chunk_steps);
+    const int kend = (int)min((int64_t)len, (int64_t)kbeg + chunk_steps);
+
+    const int h0 = kvh * a.group + hblk * HB; /* first query head of this block */
+    const int nh = min(HB, a.group - hblk * HB);
+
+    float q[HB][8], slope[HB];
+#pragma unroll
+    for (int hh = 0; hh < HB; hh++) {
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            q[hh][e] = 0.0f;
+        slope[hh] = 0.0f;
+        if (hh < nh) {
+            if (has_dims) {
+                const __half *qp = (const __half *)a.q + b * a.q_token_stride + (int64_t)(h0 + hh) * a.q_head_stride;
+                fp16x8_to_float(ptx_ld_nc_v4(qp + tx * 8), q[hh]);
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    q[hh][e] *= a.scale_log2;
+            }
+            if (a.alibi)
+                slope[hh] = LOG2E * (a.alibi_slopes ? a.alibi_slopes[h0 + hh]
+                                                    : fai_alibi_standard_slope(h0 + hh, a.num_q_heads));
+        }
+    }
+
+    const int64_t base = b * a.kv_seq_stride + kvh * a.kv_head_stride + tx * 8;
+    const __half *kp = (const __half *)a.k + base;
+    const __half *vp = (const __half *)a.v + base;
+
+    float m[HB], l[HB], acc[HB][8];
+#pragma unroll
+    for (int hh = 0; hh < HB; hh++) {
+        m[hh] = -INFINITY;
+        l[hh] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            acc[hh][e] = 0.0f;
+    }
+
+    uint4 kc[U], vc[U];
+    int key0 = kbeg + warp * KS;
+    load_step<U, KPW>(kc, vc, kp, vp, a.kv_token_stride, key0 + sub, kend, has_dims);
+    for (; key0 < kend; key0 += nwarps * KS) {
+        uint4 kn[U], vn[U];
+        load_step<U, KPW>(kn, vn, kp, vp, a.kv_token_stride, key0 + nwarps * KS + sub, kend, has_dims);
+
+        /* Scores of this lane's U keys: partial dot products, summed over the LPK lanes. */
+        float s[HB][U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            float kf[8];
+            fp16x8_to_float(kc[u], kf);
+#pragma unroll
+            for (int hh = 0; hh < HB; hh++) {
+                float dot = 0.0f;
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    dot = fmaf(q[hh][e], kf[e], dot);
+                s[hh][u] = dot;
+            }
+        }
+#pragma unroll
+        for (int off = LPK / 2; off >= 1; off /= 2)
+#pragma unroll
+            for (int hh = 0; hh < HB; hh++)
+#pragma unroll
+                for (int u = 0; u < U; u++)
+                    s[hh][u] += __shfl_xor_sync(0xffffffffu, s[hh][u], off);
+
+        /* Bias, mask, online softmax: s becomes the weight p of each key. */
+#pragma unroll
+        for (int hh = 0; hh < HB; hh++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int key = key0 + u * KPW + sub;
+                s[hh][u] = key < kend ? s[hh][u] - slope[hh] * (float)(len - 1 - key) : -INFINITY;
+                mx = fmaxf(mx, s[hh][u]);
+            }
+            const float m_new = fmaxf(m[hh], mx);
+            const float alpha = ptx_exp2(m[hh] - safe_max(m_new));
+            float sum = 0.0f;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                s[hh][u] = ptx_exp2(s[hh][u] - safe_max(m_new));
+                sum += s[hh][u];
+            }
+            l[hh] = l[hh] * alpha + sum;
+            m[hh] = m_new;
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                acc[hh][e] *= alpha;
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            float vf[8];
+            fp16x8_to_float(vc[u], vf);
+#pragma unroll
+            for (int hh = 0; hh < HB; hh++)
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    acc[hh][e] = fmaf(s[hh][u], vf[e], acc[hh][e]);
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            kc[u] = kn[u];
+            vc[u] = vn[u];
+        }
+    }
+
+    /* Merge the key groups of the warp (lanes LPK apart), then the warps via shared memory. */
+#pragma unroll
+    for (int off = LPK; off < 32; off *= 2)
+#pragma unroll
+        for (int hh = 0; hh < HB; hh++) {
+            const float mo = __shfl_xor_sync(0xffffffffu, m[hh], off);
+            const float lo = __shfl_xor_sync(0xffffffffu, l[hh], off);
+            const float mn = fmaxf(m[hh], mo);
+            const float a1 = ptx_exp2(m[hh] - safe_max(mn)), a2 = ptx_exp2(mo - safe_max(mn));
+            l[hh] = l[hh] * a1 + lo * a2;
+            m[hh] = mn;
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                acc[hh][e] = acc[hh][e] * a1 + __shfl_xor_sync(0xffffffffu, acc[hh][e], off) * a2;
+        }
+    float *sm_acc = smem;
+    float *sm_m = smem + nwarps * HB * D;
+    float *sm_l = sm_m + nwarps * HB;
+    if (sub == 0 && has_dims) {
+#pragma unroll
+        for (int hh = 0; hh < HB; hh++) {
+            float4 *dst = reinterpret_cast<float4 *>(sm_acc + (warp * HB + hh) * D + tx * 8);
+            dst[0] = make_float4(acc[hh][0], acc[hh][1], acc[hh][2], acc[hh][3]);
+            dst[1] = make_float4(acc[hh][4], acc[hh][5], acc[hh][6], acc[hh][7]);
+            if (tx == 0) {
+                sm_m[warp * HB + hh] = m[hh];
+                sm_l[warp * HB + hh] = l[hh];
+            }
+        }
+    }
+    __syncthreads();
+
+    /* One thread per (query head, 16-byte vector) of the output. */
+    for (int idx = threadIdx.x; idx < nh * VEC; idx += blockDim.x) {
+        const int hh = idx / VEC, c = idx % VEC;
+        float mx = -INFINITY;
+        for (int w = 0; w < nwarps; w++)
+            mx = fmaxf(mx, sm_m[w * HB + hh]);
+        float sum = 0.0f, o[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int w = 0; w < nwarps; w++) {
+            const float sc = ptx_exp2(sm_m[w * HB + hh] - safe_max(mx));
+            sum += sm_l[w * HB + hh] * sc;
+            const float4 *src = reinterpret_cast<const float4 *>(sm_acc + (w * HB + hh) * D + c * 8);
+            const float4 x0 = src[0], x1 = src[1];
+            o[0] += x0.x * sc; o[1] += x0.y * sc; o[2] += x0.z * sc; o[3] += x0.w * sc;
+            o[4] += x1.x * sc; o[5] += x1.y * sc; o[6] += x1.z * sc; o[7] += x1.w * sc;
+        }
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        const float lse2 = sum > 0.0f ? mx + __log2f(sum) : -INFINITY;
+        const int h = h0 + hh;
+        if (a.num_splits == 1) {
+            __half *op = (__half *)a.o + b * a.o_token_stride + (int64_t)h * a.o_head_stride + c * 8;
+            ptx_st_v4(op, make_uint4(pack_half2(o[0] * inv, o[1] * inv), pack_half2(o[2] * inv, o[3] * inv),
+                                     pack_half2(o[4] * inv, o[5] * inv), pack_half2(o[6] * inv, o[7] * inv)));
+            if (c == 0 && a.lse)
+                a.lse[(int64_t)b * a.num_q_heads + h] = lse2 * LN2;
+        } else {
+            const int64_t part = ((int64_t)split * a.batch + b) * a.num_q_heads + h;
+            float *po = a.part_o + part * D + c * 8;
+            ptx_st_v4_f32(po, o[0] * inv, o[1] * inv, o[2] * inv, o[3] * inv);
+            ptx_st_v4_f32(po + 4, o[4] * inv, o[5] * inv, o[6] * inv, o[7] * inv);
+            if (c == 0)
+                a.part_lse[part] = lse2;
+        }
+    }
+}
+
+/* Combines the splits of one (sequence, query head) row by their log-sum-exps:
+ * O = sum_s 2^(lse_s - lse) O_s with lse = log2 sum_s 2^lse_s. */
+#define MERGE_THREADS 64
+__global__ void __launch_bounds__(MERGE_THREADS)
+    decode_merge_kernel(const __grid_constant__ fai_decode_args a, int head_dim)
+{
+    __shared__ float weight[FAI_DECODE_MAX_SPLITS];
+    const int64_t rows = (int64_t)a.batch * a.num_q_heads;
+    const int64_t row = blockIdx.x;
+    const int splits = a.num_splits;
+    for (int s = threadIdx.x; s < splits; s += blockDim.x)
+        weight[s] = a.part_lse[s * rows + row];
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int s = 0; s < splits; s++)
+        mx = fmaxf(mx, weight[s]);
+    __syncthreads();
+    for (int s = threadIdx.x; s < splits; s += blockDim.x)
+        weight[s] = ptx_exp2(weight[s] - safe_max(mx));
+    __syncthreads();
+    float sum = 0.0f;
+    for (int s = 0; s < splits; s++)
+        sum += weight[s];
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+
+    const int b = (int)(row / a.num_q_heads), h = (int)(row % a.num_q_heads);
+    __half *op = (__half *)a.o + b * a.o_token_stride + (int64_t)h * a.o_head_stride;
+    for (int c = threadIdx.x; c < head_dim / 4; c += blockDim.x) {
+        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int s = 0; s < splits; s++) {
+            if (weight[s] == 0.0f)
+                continue; /* empty or negligible split */
+            const float4 x = *reinterpret_cast<const float4 *>(a.part_o + (s * rows + row) * head_dim + c * 4);
+            o.x += weight[s] * x.x; o.y += weight[s] * x.y; o.z += weight[s] * x.z; o.w += weight[s] * x.w;
+        }
+        uint2 packed = make_uint2(pack_half2(o.x * inv, o.y * inv), pack_half2(o.z * inv, o.w * inv));
+        *reinterpret_cast<uint2 *>(op + c * 4) = packed;
+    }
+    if (threadIdx.x == 0 && a.lse)
+        a.lse[row] = sum > 0.0f ? (mx + __log2f(sum)) * LN2 : -INFINITY;
+}
+
+typedef void (*decode_kernel_fn)(const fai_decode_args);
+
+template <int D>
+static decode_kernel_fn pick_heads(int heads_per_block)
+{
+    switch (heads_per_block) {
+    case 1: return decode_kernel<D, 1>;
+    case 2: return decode_kernel<D, 2>;
+    case 4: return decode_kernel<D, 4>;
+    case 8: return decode_kernel<D, 8>;
+    }
+    return NULL;
+}
+
+static decode_kernel_fn pick_kernel(int head_dim, int heads_per_block)
+{
+    switch (head_dim) {
+    case 64: return pick_heads<64>(heads_per_block);
+    case 96: return pick_heads<96>(heads_per_block);
+    case 128: return pick_heads<128>(heads_per_block);
+    case 256: return pick_heads<256>(heads_per_block);
+    }
+    return NULL;
+}
+
+static fai_status launch_error(const char *what)
+{
+    const cudaError_t err = cudaGetLastError();
+    if (err == cudaSuccess)
+        return FAI_SUCCESS;
+    return fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, "fai_decode: launching the %s failed: %s (%s)", what,
+                     cudaGetErrorString(err), cudaGetErrorName(err));
+}
+
+extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan,
+                                        cudaStream_t stream)
+{
+    const decode_kernel_fn kernel = pick_kernel(plan->head_dim, plan->heads_per_block);
+    if (!kernel)
+        return fai_error(FAI_ERROR_INTERNAL, "fai_decode: no kernel for head_dim %d, %d heads per block",
+                         (int)plan->head_dim, (int)plan->heads_per_block);
+    const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
+    kernel<<<grid, plan->warps_per_block * 32, plan->smem_bytes, stream>>>(*args);
+    FAI_TRY(launch_error("decode kernel"));
+    if (plan->num_splits > 1) {
+        decode_merge_kernel<<<(unsigned)(args->batch * args->num_q_heads), MERGE_THREADS, 0, stream>>>(
+            *args, plan->head_dim);
+        FAI_TRY(launch_error("split-KV merge kernel"));
+    }
+    return FAI_SUCCESS;
+}

@@ -1,0 +1,154 @@
+/* reference.c: the CPU reference of attention in double. Written for clarity, not speed. */
+#include "reference.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* A pointer may be NULL only when its tensor has no elements. */
+static int data_ok(const void *ptr, int64_t elems) { return ptr != NULL || elems == 0; }
+
+int fai_ref_attention(const fai_ref_problem *p, const float *q, const float *k, const float *v,
+                      double *o, double *lse)
+{
+    if (p == NULL || p->num_q_heads <= 0 || p->num_kv_heads <= 0 ||
+        p->num_q_heads % p->num_kv_heads != 0 || p->head_dim < 0 || p->seq_q < 0 ||
+        p->seq_k < 0 || !isfinite(p->softmax_scale))
+        return -1;
+    const int hq = p->num_q_heads, hk = p->num_kv_heads, d = p->head_dim;
+    const int sq = p->seq_q, sk = p->seq_k, group = hq / hk;
+    const int64_t q_elems = (int64_t)sq * hq * d, kv_elems = (int64_t)sk * hk * d;
+    if (!data_ok(q, q_elems) || !data_ok(o, q_elems) || !data_ok(k, kv_elems) ||
+        !data_ok(v, kv_elems))
+        return -1;
+
+    /* Scratch: one row's scores, then the per-head slopes (hq >= 1, so never 0 bytes). */
+    double *s = malloc(((size_t)sk + (size_t)hq) * sizeof(double));
+    if (s == NULL)
+        return -1;
+    const double *slopes = p->alibi_slopes;
+    if (p->alibi && slopes == NULL) {
+        fai_ref_alibi_slopes(hq, s + sk);
+        slopes = s + sk;
+    }
+
+    for (int i = 0; i < sq; i++) {
+        /* Row i's diagonal is key i + sk - sq (bottom-right alignment); causal rows see keys
+           0..diag, which is none when diag < 0. */
+        const int64_t diag = (int64_t)i + sk - sq;
+        const int64_t n_vis = p->causal ? (diag + 1 > 0 ? diag + 1 : 0) : sk;
+        for (int h = 0; h < hq; h++) {
+            const float *qr = q + ((int64_t)i * hq + h) * d;
+            double *orow = o + ((int64_t)i * hq + h) * d;
+            const int kvh = h / group;
+
+            double m = -INFINITY;
+            for (int64_t j = 0; j < n_vis; j++) {
+                const float *kr = k + (j * hk + kvh) * d;
+                double dot = 0.0;
+                for (int c = 0; c < d; c++)
+                    dot += (double)qr[c] * (double)kr[c];
+                s[j] = p->softmax_scale * dot;
+                if (p->alibi)
+                    s[j] -= slopes[h] * fabs((double)(diag - j));
+                if (s[j] > m)
+                    m = s[j];
+            }
+
+            for (int c = 0; c < d; c++)
+                orow[c] = 0.0;
+            if (n_vis == 0) { /* no visible key: zeros, and an empty sum's log */
+                if (lse != NULL)
+                    lse[(int64_t)i * hq + h] = -INFINITY;
+                continue;
+            }
+            /* Subtracting the max keeps every exp() in (0, 1], so no logit overflows. */
+            double sum = 0.0;
+            for (int64_t j = 0; j < n_vis; j++) {
+                const double w = exp(s[j] - m);
+                const float *vr = v + (j * hk + kvh) * d;
+                sum += w;
+                for (int c = 0; c < d; c++)
+                    orow[c] += w * (double)vr[c];
+            }
+            for (int c = 0; c < d; c++)
+                orow[c] /= sum; /* sum >= 1: the max term is exp(0) */
+            if (lse != NULL)
+                lse[(int64_t)i * hq + h] = m + log(sum);
+        }
+    }
+    free(s);
+    return 0;
+}
+
+void fai_ref_alibi_slopes(int n, double *slopes)
+{
+    if (n <= 0 || slopes == NULL)
+        return;
+    int m = 1; /* the largest power of two <= n (written to avoid overflow near INT_MAX) */
+    while (m <= n / 2)
+        m *= 2;
+    for (int h = 0; h < m; h++)
+        slopes[h] = exp2(-8.0 * (h + 1) / m);
+    /* The remaining n - m heads take the odd-numbered slopes of 2m heads, which fall between
+       the ones above: 2^(-8(2k+1)/(2m)) is index 2k of the 2m-head list. */
+    for (int h = m; h < n; h++)
+        slopes[h] = exp2(-8.0 * (2 * (h - m) + 1) / (2.0 * m));
+}
+
+double fai_ref_rel_l2(const float *out, const double *ref, int64_t n)
+{
+    double num = 0.0, den = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        /* A NaN must fail any "err <= tol" and also any "err > tol": INFINITY, not NaN. */
+        if (!isfinite(out[i]) || !isfinite(ref[i]))
+            return INFINITY;
+        const double e = (double)out[i] - ref[i];
+        num += e * e;
+        den += ref[i] * ref[i];
+    }
+    if (num == 0.0)
+        return 0.0; /* identical, including both zero */
+    return den == 0.0 ? INFINITY : sqrt(num / den);
+}
+
+double fai_ref_max_abs(const float *out, const double *ref, int64_t n)
+{
+    double worst = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(out[i]) || !isfinite(ref[i]))
+            return INFINITY;
+        const double e = fabs((double)out[i] - ref[i]);
+        if (e > worst)
+            worst = e;
+    }
+    return worst;
+}
+
+void fai_ref_rng_seed(fai_ref_rng *r, uint64_t seed) { r->state = seed; }
+
+/* splitmix64 (Steele, Lea, Flood 2014): one add and a strong mix, so every seed works. */
+static uint64_t rng_next(fai_ref_rng *r)
+{
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double fai_ref_rng_uniform(fai_ref_rng *r)
+{
+    return (double)(rng_next(r) >> 11) * 0x1.0p-53; /* the top 53 bits: exact in a double */
+}
+
+void fai_ref_fill_normal(fai_ref_rng *r, float *x, int64_t n, double stddev)
+{
+    const double two_pi = 6.283185307179586476925286766559;
+    for (int64_t i = 0; i < n; i += 2) {
+        /* Box-Muller; 1 - u lies in (0, 1], so the log stays finite. */
+        const double radius = stddev * sqrt(-2.0 * log(1.0 - fai_ref_rng_uniform(r)));
+        const double angle = two_pi * fai_ref_rng_uniform(r);
+        x[i] = (float)(radius * cos(angle));
+        if (i + 1 < n)
+            x[i + 1] = (float)(radius * sin(angle));
+    }
+}

@@ -1,0 +1,60 @@
+/*
+ * reference.h: the CPU reference of fai's attention, computed in double, plus the error
+ * measures and the deterministic test data every GPU test uses. Host only, C11.
+ * docs: /work/shared/guides/correctness.md defines the function this computes.
+ */
+#ifndef FAI_REFERENCE_H
+#define FAI_REFERENCE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One sequence of attention, computed in double. Q is [seq_q, num_q_heads, head_dim],
+   K and V are [seq_k, num_kv_heads, head_dim], O is [seq_q, num_q_heads, head_dim], all
+   contiguous row-major float arrays (the tests convert FP16 values to float exactly). */
+typedef struct fai_ref_problem {
+    int num_q_heads, num_kv_heads, head_dim;
+    int seq_q, seq_k;          /* either may be 0 */
+    double softmax_scale;      /* any finite value */
+    int causal;                /* bottom-right aligned: row i sees keys j <= i + seq_k - seq_q */
+    int alibi;                 /* nonzero: bias = -slope_h * |i + seq_k - seq_q - j| */
+    const double *alibi_slopes;/* [num_q_heads], or NULL for the standard slopes */
+} fai_ref_problem;
+
+/* Writes o (double, [seq_q, num_q_heads, head_dim]) and, if lse != NULL, lse[seq_q * num_q_heads]
+   ([seq_q, num_q_heads] order) = natural log of sum_j exp(score_ij) over visible keys,
+   -INFINITY for a row that sees no key (its o row is all zeros). Returns 0, or -1 on bad
+   arguments (num_q_heads not a positive multiple of num_kv_heads, negative sizes, a
+   non-finite softmax_scale, NULL p, or a NULL q/k/v/o whose tensor has elements) or when
+   the scratch allocation fails. Numerically stable (subtract the row max), any logits up to
+   +-1e4 ok. Query head h reads KV head h / (num_q_heads / num_kv_heads). */
+int fai_ref_attention(const fai_ref_problem *p, const float *q, const float *k, const float *v,
+                      double *o, double *lse);
+
+/* The standard ALiBi slopes for n heads (the ALiBi paper's rule: for n a power of two,
+   slope_h = 2^(-8(h+1)/n); otherwise with m the largest power of two below n, the m slopes of m
+   heads followed by the slopes of 2m heads at even indices 0,2,4.. (i.e. 2^(-8(2k+1)/(2m))),
+   the first n-m of them). Writes nothing for n <= 0. */
+void fai_ref_alibi_slopes(int n, double *slopes);
+
+/* Error measures used by every GPU test: relative L2 ||out-ref||/||ref|| (0 if both are zero;
+   +INFINITY if any out or ref value is NaN/Inf, or if ref is zero and out is not), and max abs
+   error (+INFINITY on NaN/Inf). Both are 0 for n == 0. */
+double fai_ref_rel_l2(const float *out, const double *ref, int64_t n);
+double fai_ref_max_abs(const float *out, const double *ref, int64_t n);
+
+/* Deterministic test data: a splitmix64 RNG (any seed, 0 included) and a normal(0, stddev)
+   fill by Box-Muller. The same seed gives the same values on every run. */
+typedef struct fai_ref_rng { uint64_t state; } fai_ref_rng;
+void fai_ref_rng_seed(fai_ref_rng *r, uint64_t seed);
+double fai_ref_rng_uniform(fai_ref_rng *r);             /* [0,1), 53 random bits */
+void fai_ref_fill_normal(fai_ref_rng *r, float *x, int64_t n, double stddev);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FAI_REFERENCE_H */

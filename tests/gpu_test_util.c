@@ -1,0 +1,60 @@
+#include "gpu_test_util.h"
+
+#include <math.h>
+#include <string.h>
+
+void gpu_require_device(const char *test_name)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        printf("%s: no CUDA device, skipping\n", test_name);
+        exit(GPU_TEST_SKIP);
+    }
+}
+
+uint16_t host_float_to_half(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t absx = x & 0x7fffffffu;
+    if (absx >= 0x7f800000u) /* Inf or NaN */
+        return (uint16_t)(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0));
+    if (absx >= 0x477ff000u) /* rounds past 65504 */
+        return (uint16_t)(sign | 0x7c00u);
+    if (absx < 0x38800000u) { /* subnormal or zero in FP16: scale by 2^24 and round */
+        float a;
+        memcpy(&a, &absx, 4);
+        return (uint16_t)(sign | (uint32_t)lrintf(a * 16777216.0f));
+    }
+    /* Normal: rebias the exponent, round the 13 dropped bits to nearest even. */
+    uint32_t h = ((absx - 0x38000000u) >> 13);
+    const uint32_t rest = absx & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
+        h++;
+    return (uint16_t)(sign | h);
+}
+
+float host_half_to_float(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    float f;
+    if (exp == 0) {
+        f = ldexpf((float)man, -24);
+        return sign ? -f : f;
+    }
+    uint32_t x = exp == 31 ? (sign | 0x7f800000u | (man << 13)) : (sign | ((exp + 112u) << 23) | (man << 13));
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+void round_to_half(float *x, uint16_t *bits, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t h = host_float_to_half(x[i]);
+        if (bits)
+            bits[i] = h;
+        x[i] = host_half_to_float(h);
+    }
+}

@@ -1,0 +1,34 @@
+/* Helpers shared by the GPU tests: skipping without a GPU, CUDA error checks, FP16 on the
+ * host, and the tolerance rules of shared/guides/correctness.md. */
+#ifndef FAI_GPU_TEST_UTIL_H
+#define FAI_GPU_TEST_UTIL_H
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define GPU_TEST_SKIP 77
+
+/* Exits 77 (ctest: skipped) when no usable GPU is present. */
+void gpu_require_device(const char *test_name);
+
+#define CUDA_CHECK(call)                                                                    \
+    do {                                                                                    \
+        cudaError_t e_ = (call);                                                            \
+        if (e_ != cudaSuccess) {                                                            \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
+                    cudaGetErrorString(e_));                                                \
+            exit(2);                                                                        \
+        }                                                                                   \
+    } while (0)
+
+/* IEEE binary16 <-> float on the host, round to nearest even. */
+uint16_t host_float_to_half(float f);
+float host_half_to_float(uint16_t h);
+#define HALF_NAN 0x7fffu
+
+/* Rounds x through FP16 in place (what the GPU will see) and returns the FP16 bits too. */
+void round_to_half(float *x, uint16_t *bits, int64_t n);
+
+#endif

@@ -1,0 +1,244 @@
+/* CPU test of the API surface: status strings, version, the per-thread last error, and
+ * every argument check of the decode entry points (each bad input gives its status and a
+ * message naming the argument). Runs without a GPU: checks come before any device query,
+ * and no call here reaches a launch. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fai.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            failures++;                                                    \
+            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
+            printf(__VA_ARGS__);                                           \
+            printf("\n");                                                  \
+        }                                                                  \
+    } while (0)
+
+/* Fake, 16-byte aligned device addresses: never dereferenced, since every call below fails
+ * its checks first. */
+#define FAKE(n) ((void *)(uintptr_t)(0x100000u * (n)))
+
+static int32_t fake_lens[4];
+
+/* A valid decode problem: 4 sequences, 32/8 heads of 128, a [batch, 1024, 8, 128] cache. */
+static fai_decode_params valid_params(void)
+{
+    fai_decode_params p = fai_decode_params_default();
+    p.attn.num_q_heads = 32;
+    p.attn.num_kv_heads = 8;
+    p.batch = 4;
+    p.q.data = FAKE(1);
+    p.q.token_stride = 32 * 128;
+    p.q.head_stride = 128;
+    p.o = p.q;
+    p.o.data = FAKE(2);
+    p.cache.k = FAKE(3);
+    p.cache.v = FAKE(4);
+    p.cache.token_stride = 8 * 128;
+    p.cache.head_stride = 128;
+    p.cache.capacity = 1024;
+    p.cache.seq_stride = 1024 * 8 * 128;
+    p.cache.seq_lens = fake_lens;
+    return p;
+}
+
+/* Runs fai_decode and fai_decode_workspace_size on p; both must fail with `want` and a
+ * message containing `needle`. */
+static void expect_reject(int line, const fai_decode_params *p, fai_status want, const char *needle)
+{
+    size_t bytes = 123;
+    fai_status s = fai_decode_workspace_size(p, &bytes);
+    CHECK(s == want, "line %d: workspace_size gave %s, want %s (%s)", line, fai_status_string(s),
+          fai_status_string(want), fai_last_error());
+    CHECK(strstr(fai_last_error(), needle) != NULL, "line %d: message '%s' lacks '%s'", line,
+          fai_last_error(), needle);
+    CHECK(strstr(fai_last_error(), "fai_decode_workspace_size") != NULL, "line %d: '%s'", line, fai_last_error());
+    CHECK(bytes == 0, "line %d: bytes %zu left set on failure", line, bytes);
+    s = fai_decode(p, NULL, 0, 0);
+    CHECK(s == want, "line %d: fai_decode gave %s, want %s (%s)", line, fai_status_string(s),
+          fai_status_string(want), fai_last_error());
+    CHECK(strstr(fai_last_error(), needle) != NULL, "line %d: message '%s' lacks '%s'", line,
+          fai_last_error(), needle);
+}
+#define REJECT(p, want, needle) expect_reject(__LINE__, &(p), want, needle)
+
+static void test_status_strings(void)
+{
+    CHECK(strcmp(fai_status_string(FAI_SUCCESS), "FAI_SUCCESS: success") == 0, "%s",
+          fai_status_string(FAI_SUCCESS));
+    CHECK(strncmp(fai_status_string(FAI_ERROR_BAD_PARAM_SHAPE), "FAI_ERROR_BAD_PARAM_SHAPE:", 26) == 0, "%s",
+          fai_status_string(FAI_ERROR_BAD_PARAM_SHAPE));
+    CHECK(strncmp(fai_status_string((fai_status)12345), "FAI_UNKNOWN_STATUS", 18) == 0, "%s",
+          fai_status_string((fai_status)12345));
+    /* Pinned values and categories. */
+    CHECK(FAI_ERROR_BAD_PARAM == 1000 && FAI_ERROR_NOT_SUPPORTED == 2000 && FAI_ERROR_EXECUTION_FAILED == 3000 &&
+              FAI_ERROR_INTERNAL == 4000,
+          "category values moved");
+    CHECK(FAI_STATUS_CATEGORY(FAI_ERROR_BAD_PARAM_WORKSPACE) == FAI_ERROR_BAD_PARAM, "category");
+    CHECK(FAI_STATUS_CATEGORY(FAI_ERROR_NOT_SUPPORTED_HEAD_DIM) == FAI_ERROR_NOT_SUPPORTED, "category");
+    CHECK(FAI_STATUS_CATEGORY(FAI_ERROR_EXECUTION_FAILED_LAUNCH) == FAI_ERROR_EXECUTION_FAILED, "category");
+    CHECK(FAI_STATUS_CATEGORY(FAI_SUCCESS) == FAI_SUCCESS, "category");
+    CHECK(fai_version() == FAI_VERSION, "fai_version %d vs %d", fai_version(), FAI_VERSION);
+}
+
+static void test_decode_rejects(void)
+{
+    fai_decode_params p;
+    CHECK(fai_decode(NULL, NULL, 0, 0) == FAI_ERROR_BAD_PARAM_NULL_POINTER, "NULL params");
+    CHECK(strstr(fai_last_error(), "params is NULL") != NULL, "%s", fai_last_error());
+    p = valid_params();
+    CHECK(fai_decode_workspace_size(&p, NULL) == FAI_ERROR_BAD_PARAM_NULL_POINTER, "NULL bytes");
+    CHECK(strstr(fai_last_error(), "bytes is NULL") != NULL, "%s", fai_last_error());
+
+    /* Heads and head dim. */
+    p = valid_params(); p.attn.num_q_heads = 12;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "attn.num_q_heads (12) is not a multiple of attn.num_kv_heads (8)");
+    p = valid_params(); p.attn.num_q_heads = 0;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "attn.num_q_heads (0)");
+    p = valid_params(); p.attn.num_kv_heads = -1;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "attn.num_kv_heads (-1)");
+    p = valid_params(); p.attn.head_dim = 80;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "attn.head_dim (80)");
+    p = valid_params(); p.attn.head_dim = 0;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "attn.head_dim (0)");
+    p = valid_params(); p.attn.softmax_scale = 0.0f;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softmax_scale (0)");
+    p = valid_params(); p.attn.softmax_scale = -1.0f / 0.0f;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softmax_scale (-inf)");
+    p = valid_params(); p.attn.alibi = 1; p.attn.alibi_slopes = (const float *)((char *)FAKE(5) + 2);
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.alibi_slopes");
+
+    /* Sizes. */
+    p = valid_params(); p.batch = -3;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "batch (-3) is negative");
+    p = valid_params(); p.cache.capacity = -1;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.capacity (-1)");
+    p = valid_params(); p.cache.max_seq_len = 2000;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.max_seq_len (2000)");
+    p = valid_params(); p.cache.max_seq_len = -5;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.max_seq_len (-5)");
+
+    /* Data types. */
+    p = valid_params(); p.q.dtype = (fai_dtype)7;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "q.dtype (7)");
+    p = valid_params(); p.o.dtype = (fai_dtype)1;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "o.dtype (1)");
+    p = valid_params(); p.cache.dtype = (fai_dtype)2;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "cache.dtype (2)");
+
+    /* Null pointers. */
+    p = valid_params(); p.q.data = NULL;
+    REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "q.data is NULL");
+    p = valid_params(); p.o.data = NULL;
+    REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "o.data is NULL");
+    p = valid_params(); p.cache.k = NULL;
+    REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.k is NULL");
+    p = valid_params(); p.cache.v = NULL;
+    REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.v is NULL");
+    p = valid_params(); p.cache.seq_lens = NULL;
+    REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.seq_lens is NULL");
+
+    /* Alignment for 16-byte loads. */
+    p = valid_params(); p.q.data = (char *)FAKE(1) + 8;
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "q.data");
+    p = valid_params(); p.o.data = (char *)FAKE(2) + 2;
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "o.data");
+    p = valid_params(); p.cache.v = (char *)FAKE(4) + 4;
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cache.v");
+    p = valid_params(); p.cache.seq_lens = (const int32_t *)((char *)fake_lens + 1);
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cache.seq_lens");
+    p = valid_params(); p.lse = (float *)((char *)FAKE(6) + 2);
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "lse");
+
+    /* Strides: negative, not a multiple of 8 elements, overlapping outputs, overflow. */
+    p = valid_params(); p.q.token_stride = -4096;
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "q.token_stride (-4096)");
+    p = valid_params(); p.q.head_stride = 100;
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "q.head_stride (100)");
+    p = valid_params(); p.cache.token_stride = 1028;
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "cache.token_stride (1028)");
+    p = valid_params(); p.cache.seq_stride = 12;
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "cache.seq_stride (12)");
+    p = valid_params(); p.o.head_stride = 64; /* heads of 128 dims overlap */
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "o strides");
+    p = valid_params(); p.o.token_stride = 128; /* tokens land on the next token's heads */
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "o strides");
+    p = valid_params(); p.cache.seq_stride = (int64_t)1 << 62;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache spans more than 2^63 elements");
+
+    /* The workspace check comes last; with no GPU it is never reached here. */
+}
+
+/* Valid layouts the checks must accept (they then fail only at the device query on a
+ * machine without a GPU, or pass on one: so only the status category is compared). */
+static void test_decode_accepts(void)
+{
+    size_t bytes = 0;
+    fai_decode_params p = valid_params();
+    /* Head-major output [heads, batch, dim] and a fused-QKV Q view. */
+    p.o.head_stride = 4 * 128;
+    p.o.token_stride = 128;
+    p.q.token_stride = (32 + 2 * 8) * 128;
+    fai_status s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "valid layout rejected: %s", fai_last_error());
+    /* batch 0 needs no pointers at all. */
+    p = fai_decode_params_default();
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "batch 0 rejected: %s", fai_last_error());
+    /* A cache of capacity 0 is never read: k and v may be NULL. */
+    p = valid_params();
+    p.cache.capacity = 0;
+    p.cache.k = p.cache.v = NULL;
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "capacity 0 rejected: %s", fai_last_error());
+    if (s == FAI_SUCCESS)
+        CHECK(strcmp(fai_last_error(), "") == 0, "success leaves message '%s'", fai_last_error());
+}
+
+/* fai_last_error() is per thread: threads failing differently at once keep their own. */
+static void *thread_main(void *arg)
+{
+    const int id = (int)(intptr_t)arg;
+    for (int i = 0; i < 2000; i++) {
+        fai_decode_params p = valid_params();
+        p.batch = -(id + 1);
+        fai_decode(&p, NULL, 0, 0);
+        char want[64];
+        snprintf(want, sizeof want, "batch (%d) is negative", -(id + 1));
+        if (strstr(fai_last_error(), want) == NULL)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_thread_local_errors(void)
+{
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, thread_main, (void *)(intptr_t)i);
+    for (int i = 0; i < 4; i++) {
+        void *r = NULL;
+        pthread_join(t[i], &r);
+        CHECK(r == NULL, "thread %d saw another thread's message", i);
+    }
+}
+
+int main(void)
+{
+    test_status_strings();
+    test_decode_rejects();
+    test_decode_accepts();
+    test_thread_local_errors();
+    if (failures) {
+        printf("test_api: %d checks failed\n", failures);
+        return 1;
+    }
+    printf("test_api: all checks passed\n");
+    return 0;
+}

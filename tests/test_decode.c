@@ -1,0 +1,454 @@
+/* GPU test of decoding attention against the double-precision CPU reference, on fresh
+ * random inputs (seed printed; FAI_TEST_SEED reproduces a run), with outputs poisoned with
+ * NaN before every call and cache slots past each sequence's length filled with NaN (or
+ * with huge values, in the adversarial cases), so an unwritten output or a read past the
+ * length fails. Tolerances are those of shared/guides/correctness.md: rel L2 <= 2e-3, and
+ * max error at most twice that of a plain FP32 reference with FP16 output. Exits 77
+ * without a GPU. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "decode_plan.h"
+#include "fai.h"
+#include "gpu_test_util.h"
+#include "reference.h"
+
+typedef struct decode_case {
+    const char *name;
+    int batch, hq, hk, d, capacity;
+    const int *lens;   /* [batch], or NULL: random in [0, capacity] */
+    int hnd;           /* cache as [batch, heads, capacity, dim] instead of [batch, capacity, heads, dim] */
+    int fused;         /* Q a view into a fused QKV buffer, O head-major [heads, batch, dim] */
+    int alibi;         /* 0 off, 1 standard slopes, 2 caller slopes in [0.01, 1], 3 caller slopes of 8 */
+    float q_std;       /* standard deviation of Q (logit scale); K and V are N(0, 1) */
+    int huge_tail;     /* slots past the length hold huge values instead of NaN */
+    int max_seq_len;   /* planning hint (0: capacity) */
+    int check_every;   /* reference for every k-th sequence (all outputs are still checked finite) */
+    int graph;         /* capture into a CUDA graph, replay, then replay again on new Q and lengths */
+} decode_case;
+
+static uint64_t g_seed;
+static int g_num_sms;
+
+/* Plain FP32 attention of one query row with an FP16-rounded output: the yardstick of the
+ * reference-relative bound. */
+static void ref32_row(const float *q, const float *k, const float *v, int len, int kv_stride, int d,
+                      float scale, float slope, float *out)
+{
+    float *s = malloc(sizeof(float) * (size_t)(len > 0 ? len : 1));
+    float mx = -INFINITY;
+    for (int j = 0; j < len; j++) {
+        float dot = 0.0f;
+        for (int e = 0; e < d; e++)
+            dot += q[e] * k[(int64_t)j * kv_stride + e];
+        s[j] = dot * scale - slope * (float)(len - 1 - j);
+        mx = fmaxf(mx, s[j]);
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < len; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+    }
+    for (int e = 0; e < d; e++) {
+        float acc = 0.0f;
+        for (int j = 0; j < len; j++)
+            acc += s[j] * v[(int64_t)j * kv_stride + e];
+        out[e] = host_half_to_float(host_float_to_half(len > 0 ? acc / sum : 0.0f));
+    }
+    free(s);
+}
+
+typedef struct device_problem {
+    fai_decode_params p;
+    void *q_buf, *o_buf, *k, *v, *ws;
+    int32_t *lens_dev;
+    float *lse_dev, *slopes_dev;
+    size_t ws_bytes;
+    int64_t kv_elems;
+} device_problem;
+
+/* Host copies of what the GPU holds, FP16-rounded, compact per sequence: k[b] is
+ * [len_b, hk, d]. */
+typedef struct host_problem {
+    float *q;      /* [batch, hq, d] */
+    float **k, **v;
+    int *lens;     /* clamped to [0, capacity] */
+    double *slopes;
+} host_problem;
+
+static int clamp_len(int len, int cap) { return len < 0 ? 0 : len > cap ? cap : len; }
+
+/* Copies compact [rows, heads, d] FP16 data to a strided [rows, heads, d] device view: one
+ * copy when the view is compact, else one per head of a contiguous row run, else per row. */
+static void upload_rows(void *dst, const uint16_t *src, int64_t rows, int heads, int d, int64_t row_stride,
+                        int64_t head_stride)
+{
+    if (rows == 0)
+        return;
+    uint16_t *out = dst;
+    if (row_stride == (int64_t)heads * d && head_stride == d) {
+        CUDA_CHECK(cudaMemcpy(out, src, (size_t)(rows * heads * d) * 2, cudaMemcpyHostToDevice));
+        return;
+    }
+    if (row_stride == d) { /* head-major: each head's rows are contiguous */
+        uint16_t *tmp = malloc((size_t)(rows * d) * 2);
+        for (int h = 0; h < heads; h++) {
+            for (int64_t t = 0; t < rows; t++)
+                memcpy(tmp + t * d, src + (t * heads + h) * d, (size_t)d * 2);
+            CUDA_CHECK(cudaMemcpy(out + h * head_stride, tmp, (size_t)(rows * d) * 2, cudaMemcpyHostToDevice));
+        }
+        free(tmp);
+        return;
+    }
+    for (int64_t t = 0; t < rows; t++)
+        for (int h = 0; h < heads; h++)
+            CUDA_CHECK(cudaMemcpy(out + t * row_stride + h * head_stride, src + (t * heads + h) * d, (size_t)d * 2,
+                                  cudaMemcpyHostToDevice));
+}
+
+/* Fills q and the valid cache rows with fresh random values, uploads them, and writes the
+ * raw (unclamped) lengths. */
+static void upload_inputs(const decode_case *c, fai_ref_rng *rng, device_problem *dp, host_problem *hp,
+                          const int *raw_lens)
+{
+    const int64_t qn = (int64_t)c->batch * c->hq * c->d;
+    uint16_t *bits = malloc(sizeof(uint16_t) * (size_t)(qn > 0 ? qn : 1));
+    fai_ref_fill_normal(rng, hp->q, qn, c->q_std);
+    round_to_half(hp->q, bits, qn);
+    const fai_tensor *qt = &dp->p.q;
+    upload_rows(qt->data, bits, c->batch, c->hq, c->d, qt->token_stride, qt->head_stride);
+    free(bits);
+
+    const fai_kv_cache *kc = &dp->p.cache;
+    for (int b = 0; b < c->batch; b++) {
+        const int len = clamp_len(raw_lens[b], c->capacity);
+        hp->lens[b] = len;
+        const int64_t n = (int64_t)len * c->hk * c->d;
+        free(hp->k[b]);
+        free(hp->v[b]);
+        hp->k[b] = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+        hp->v[b] = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+        uint16_t *kb = malloc(sizeof(uint16_t) * (size_t)(n > 0 ? n : 1));
+        uint16_t *vb = malloc(sizeof(uint16_t) * (size_t)(n > 0 ? n : 1));
+        fai_ref_fill_normal(rng, hp->k[b], n, 1.0);
+        fai_ref_fill_normal(rng, hp->v[b], n, 1.0);
+        round_to_half(hp->k[b], kb, n);
+        round_to_half(hp->v[b], vb, n);
+        upload_rows((uint16_t *)kc->k + b * kc->seq_stride, kb, len, c->hk, c->d, kc->token_stride, kc->head_stride);
+        upload_rows((uint16_t *)kc->v + b * kc->seq_stride, vb, len, c->hk, c->d, kc->token_stride, kc->head_stride);
+        free(kb);
+        free(vb);
+    }
+    CUDA_CHECK(cudaMemcpy(dp->lens_dev, raw_lens, sizeof(int32_t) * (size_t)c->batch, cudaMemcpyHostToDevice));
+}
+
+static void poison_outputs(const decode_case *c, device_problem *dp)
+{
+    const int64_t o_elems = (int64_t)c->batch * c->hq * c->d;
+    CUDA_CHECK(cudaMemset(dp->o_buf, 0xff, (size_t)o_elems * 2)); /* 0xffff: FP16 NaN */
+    CUDA_CHECK(cudaMemset(dp->lse_dev, 0xff, sizeof(float) * (size_t)c->batch * c->hq)); /* FP32 NaN */
+}
+
+/* Compares the GPU's O and LSE with the references; returns the number of failures. */
+static int check_outputs(const decode_case *c, const char *round, device_problem *dp, host_problem *hp)
+{
+    const int d = c->d, group = c->hq / c->hk;
+    const int64_t row_elems = (int64_t)c->hq * d;
+    float *o = malloc(sizeof(float) * (size_t)(c->batch * row_elems + 1));
+    uint16_t *ob = malloc(sizeof(uint16_t) * (size_t)(c->batch * row_elems + 1));
+    float *lse = malloc(sizeof(float) * (size_t)(c->batch * c->hq + 1));
+    const fai_tensor *ot = &dp->p.o;
+    if (ot->token_stride == row_elems && ot->head_stride == d)
+        CUDA_CHECK(cudaMemcpy(ob, ot->data, (size_t)(c->batch * row_elems) * 2, cudaMemcpyDeviceToHost));
+    else
+        for (int b = 0; b < c->batch; b++)
+            for (int h = 0; h < c->hq; h++)
+                CUDA_CHECK(cudaMemcpy(ob + ((int64_t)b * c->hq + h) * d,
+                                      (uint16_t *)ot->data + b * ot->token_stride + h * ot->head_stride,
+                                      (size_t)d * 2, cudaMemcpyDeviceToHost));
+    for (int64_t i = 0; i < c->batch * row_elems; i++)
+        o[i] = host_half_to_float(ob[i]);
+    CUDA_CHECK(cudaMemcpy(lse, dp->lse_dev, sizeof(float) * (size_t)c->batch * c->hq, cudaMemcpyDeviceToHost));
+
+    int fails = 0;
+    int64_t nonfinite = 0;
+    for (int64_t i = 0; i < c->batch * row_elems; i++)
+        nonfinite += !isfinite(o[i]);
+    double err2 = 0, ref2 = 0, max_err = 0, max_err32 = 0, max_lse_err = 0;
+    int lse_bad = 0;
+    double *ref = malloc(sizeof(double) * (size_t)row_elems);
+    double *ref_lse = malloc(sizeof(double) * (size_t)c->hq);
+    float *o32 = malloc(sizeof(float) * (size_t)d);
+    const int every = c->check_every > 0 ? c->check_every : 1;
+    for (int b = 0; b < c->batch; b++) {
+        if (b % every != 0 && b != c->batch - 1)
+            continue;
+        fai_ref_problem rp = {c->hq, c->hk, d, 1, hp->lens[b], dp->p.attn.softmax_scale, 0,
+                              c->alibi != 0, c->alibi >= 2 ? hp->slopes : NULL};
+        if (fai_ref_attention(&rp, hp->q + b * row_elems, hp->k[b], hp->v[b], ref, ref_lse) != 0) {
+            printf("  reference failed\n");
+            return 1;
+        }
+        const float *ob_row = o + b * row_elems;
+        for (int64_t i = 0; i < row_elems; i++) {
+            const double e = fabs((double)ob_row[i] - ref[i]);
+            err2 += e * e;
+            ref2 += ref[i] * ref[i];
+            if (!(e <= max_err))
+                max_err = e; /* NaN sticks */
+        }
+        for (int h = 0; h < c->hq; h++) {
+            const float slope = c->alibi ? (float)hp->slopes[h] : 0.0f;
+            ref32_row(hp->q + b * row_elems + (int64_t)h * d, hp->k[b] + (int64_t)(h / group) * d,
+                      hp->v[b] + (int64_t)(h / group) * d, hp->lens[b], c->hk * d, d, dp->p.attn.softmax_scale,
+                      slope, o32);
+            for (int e = 0; e < d; e++)
+                max_err32 = fmax(max_err32, fabs((double)o32[e] - ref[(int64_t)h * d + e]));
+            const double got = lse[(int64_t)b * c->hq + h], want = ref_lse[h];
+            if (isinf(want)) {
+                lse_bad += !(isinf(got) && got < 0);
+            } else {
+                const double le = fabs(got - want);
+                if (!(le <= max_lse_err))
+                    max_lse_err = le;
+                lse_bad += !(le <= 1e-3 + 1e-4 * fabs(want));
+            }
+        }
+    }
+    const double rel = ref2 > 0 ? sqrt(err2 / ref2) : sqrt(err2);
+    const double bound = 2.0 * max_err32 + 1e-5;
+    const int ok = nonfinite == 0 && rel <= 2e-3 && max_err <= bound && lse_bad == 0;
+    printf("  %-5s %-40s rel_l2 %.2e  max_err %.2e (bound %.2e)  lse_err %.1e  %s\n", round, c->name, rel,
+           max_err, bound, max_lse_err, ok ? "ok" : "FAIL");
+    if (!ok) {
+        printf("        non-finite outputs %lld, bad lse %d\n", (long long)nonfinite, lse_bad);
+        fails++;
+    }
+    free(o); free(ob); free(lse); free(ref); free(ref_lse); free(o32);
+    return fails;
+}
+
+static void random_lens(fai_ref_rng *rng, const decode_case *c, int *lens)
+{
+    for (int b = 0; b < c->batch; b++)
+        lens[b] = c->lens ? c->lens[b] : (int)(fai_ref_rng_uniform(rng) * (c->capacity + 1));
+}
+
+static int run_case(const decode_case *c, int index)
+{
+    fai_ref_rng rng;
+    fai_ref_rng_seed(&rng, g_seed * 1000003u + (uint64_t)index);
+    device_problem dp;
+    memset(&dp, 0, sizeof dp);
+    host_problem hp;
+    memset(&hp, 0, sizeof hp);
+    const int d = c->d;
+
+    /* Q (and O) buffers: plain [batch, hq, d], or a fused [batch, hq + 2 hk, d] QKV buffer
+     * with O head-major. */
+    fai_decode_params *p = &dp.p;
+    *p = fai_decode_params_default();
+    p->attn.num_q_heads = c->hq;
+    p->attn.num_kv_heads = c->hk;
+    p->attn.head_dim = d;
+    p->attn.softmax_scale = 1.0f / sqrtf((float)d);
+    p->attn.alibi = c->alibi != 0;
+    p->batch = c->batch;
+    const int64_t q_row = c->fused ? (int64_t)(c->hq + 2 * c->hk) * d : (int64_t)c->hq * d;
+    CUDA_CHECK(cudaMalloc(&dp.q_buf, (size_t)(c->batch * q_row * 2 + 16)));
+    CUDA_CHECK(cudaMalloc(&dp.o_buf, (size_t)((int64_t)c->batch * c->hq * d * 2 + 16)));
+    p->q.data = dp.q_buf;
+    p->q.token_stride = q_row;
+    p->q.head_stride = d;
+    p->o.data = dp.o_buf;
+    p->o.token_stride = c->fused ? d : (int64_t)c->hq * d;
+    p->o.head_stride = c->fused ? (int64_t)c->batch * d : d;
+
+    /* The cache, NaN (or huge) everywhere but the valid rows. */
+    fai_kv_cache *kc = &p->cache;
+    dp.kv_elems = (int64_t)c->batch * c->capacity * c->hk * d;
+    CUDA_CHECK(cudaMalloc(&dp.k, (size_t)(dp.kv_elems * 2 + 16)));
+    CUDA_CHECK(cudaMalloc(&dp.v, (size_t)(dp.kv_elems * 2 + 16)));
+    CUDA_CHECK(cudaMemset(dp.k, c->huge_tail ? 0x5a : 0xff, (size_t)dp.kv_elems * 2)); /* 0x5a5a = 203.25 */
+    CUDA_CHECK(cudaMemset(dp.v, c->huge_tail ? 0x5a : 0xff, (size_t)dp.kv_elems * 2));
+    kc->k = dp.k;
+    kc->v = dp.v;
+    kc->capacity = c->capacity;
+    kc->max_seq_len = c->max_seq_len;
+    kc->seq_stride = (int64_t)c->capacity * c->hk * d;
+    kc->token_stride = c->hnd ? d : (int64_t)c->hk * d;
+    kc->head_stride = c->hnd ? (int64_t)c->capacity * d : d;
+    CUDA_CHECK(cudaMalloc((void **)&dp.lens_dev, sizeof(int32_t) * (size_t)(c->batch + 1)));
+    kc->seq_lens = dp.lens_dev;
+    CUDA_CHECK(cudaMalloc((void **)&dp.lse_dev, sizeof(float) * (size_t)(c->batch * c->hq + 1)));
+    p->lse = dp.lse_dev;
+
+    hp.slopes = malloc(sizeof(double) * (size_t)c->hq);
+    fai_ref_alibi_slopes(c->hq, hp.slopes);
+    if (c->alibi >= 2) {
+        float *fs = malloc(sizeof(float) * (size_t)c->hq);
+        for (int h = 0; h < c->hq; h++) {
+            fs[h] = c->alibi == 3 ? 8.0f : (float)(0.01 + 0.99 * fai_ref_rng_uniform(&rng));
+            hp.slopes[h] = fs[h];
+        }
+        CUDA_CHECK(cudaMalloc((void **)&dp.slopes_dev, sizeof(float) * (size_t)c->hq));
+        CUDA_CHECK(cudaMemcpy(dp.slopes_dev, fs, sizeof(float) * (size_t)c->hq, cudaMemcpyHostToDevice));
+        p->attn.alibi_slopes = dp.slopes_dev;
+        free(fs);
+    }
+
+    hp.q = malloc(sizeof(float) * (size_t)((int64_t)c->batch * c->hq * d + 1));
+    hp.k = calloc((size_t)c->batch + 1, sizeof(float *));
+    hp.v = calloc((size_t)c->batch + 1, sizeof(float *));
+    hp.lens = calloc((size_t)c->batch + 1, sizeof(int));
+    int *raw = calloc((size_t)c->batch + 1, sizeof(int));
+    random_lens(&rng, c, raw);
+    upload_inputs(c, &rng, &dp, &hp, raw);
+
+    int fails = 0;
+    fai_status s = fai_decode_workspace_size(p, &dp.ws_bytes);
+    if (s != FAI_SUCCESS) {
+        printf("  %s: workspace_size: %s: %s\n", c->name, fai_status_string(s), fai_last_error());
+        return 1;
+    }
+    if (dp.ws_bytes)
+        CUDA_CHECK(cudaMalloc(&dp.ws, dp.ws_bytes));
+    fai_decode_plan plan = {0};
+    const int planned_len = c->max_seq_len > 0 ? c->max_seq_len : c->capacity;
+    fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_num_sms, 0, 0, &plan);
+    printf("%s: batch %d, heads %d/%d, d %d, capacity %d; plan: %d heads/block, %d warps, %d splits\n", c->name,
+           c->batch, c->hq, c->hk, d, c->capacity, plan.heads_per_block, plan.warps_per_block, plan.num_splits);
+
+    cudaStream_t stream;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    poison_outputs(c, &dp);
+    if (!c->graph) {
+        s = fai_decode(p, dp.ws, dp.ws_bytes, stream);
+        if (s != FAI_SUCCESS) {
+            printf("  fai_decode: %s: %s\n", fai_status_string(s), fai_last_error());
+            return 1;
+        }
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        CUDA_CHECK(cudaGetLastError());
+        fails += check_outputs(c, "call", &dp, &hp);
+    } else {
+        /* Global capture mode fails on any device sync or allocation inside the call. */
+        cudaGraph_t graph;
+        cudaGraphExec_t exec;
+        CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+        s = fai_decode(p, dp.ws, dp.ws_bytes, stream);
+        CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+        if (s != FAI_SUCCESS) {
+            printf("  fai_decode under capture: %s: %s\n", fai_status_string(s), fai_last_error());
+            return 1;
+        }
+        CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+        CUDA_CHECK(cudaGraphLaunch(exec, stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        fails += check_outputs(c, "graph", &dp, &hp);
+        /* New Q, K, V values and new lengths (within the planned maximum), same graph. */
+        for (int b = 0; b < c->batch; b++)
+            raw[b] = (int)(fai_ref_rng_uniform(&rng) * (planned_len + 1));
+        upload_inputs(c, &rng, &dp, &hp, raw);
+        poison_outputs(c, &dp);
+        CUDA_CHECK(cudaGraphLaunch(exec, stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        fails += check_outputs(c, "graph2", &dp, &hp);
+        CUDA_CHECK(cudaGraphExecDestroy(exec));
+        CUDA_CHECK(cudaGraphDestroy(graph));
+    }
+    CUDA_CHECK(cudaStreamDestroy(stream));
+    for (int b = 0; b < c->batch; b++) {
+        free(hp.k[b]);
+        free(hp.v[b]);
+    }
+    free(hp.k); free(hp.v); free(hp.q); free(hp.lens); free(hp.slopes); free(raw);
+    cudaFree(dp.q_buf); cudaFree(dp.o_buf); cudaFree(dp.k); cudaFree(dp.v); cudaFree(dp.ws);
+    cudaFree(dp.lens_dev); cudaFree(dp.lse_dev); cudaFree(dp.slopes_dev);
+    return fails;
+}
+
+static const int lens_mixed[] = {1, 17, 127, 129, 1000, 0};
+static const int lens_guard[] = {-5, 300, 7, 0}; /* capacity 200: -5 -> 0, 300 -> 200 */
+static const int lens_long[] = {70000};
+static const int lens_split_var[] = {0, 5000, 1, 100000};
+static const int lens_empty[] = {0, 0, 0};
+
+int main(int argc, char **argv)
+{
+    gpu_require_device("test_decode");
+    const char *env = getenv("FAI_TEST_SEED");
+    g_seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
+    const int small = argc > 1 && strcmp(argv[1], "--small") == 0; /* for compute-sanitizer */
+    printf("test_decode: seed %llu (FAI_TEST_SEED=%llu reproduces)%s\n", (unsigned long long)g_seed,
+           (unsigned long long)g_seed, small ? ", small shapes" : "");
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&g_num_sms, cudaDevAttrMultiProcessorCount, dev));
+
+    static decode_case cases[128];
+    int n = 0;
+    static char names[128][64];
+    /* Every head dim x GQA ratio (1, 4, 7, 8, MQA 8 and 32), odd lengths, ALiBi alternating. */
+    const int dims[] = {64, 96, 128, 256};
+    const int heads[][2] = {{8, 8}, {16, 4}, {14, 2}, {16, 2}, {8, 1}, {32, 1}};
+    for (int di = 0; di < 4; di++)
+        for (int hi = 0; hi < 6; hi++) {
+            decode_case c = {0};
+            snprintf(names[n], sizeof names[n], "d%d h%d/%d mixed lens%s", dims[di], heads[hi][0], heads[hi][1],
+                     (di + hi) % 2 ? " alibi" : "");
+            c.name = names[n];
+            c.batch = 6; c.hq = heads[hi][0]; c.hk = heads[hi][1]; c.d = dims[di]; c.capacity = 1000;
+            c.lens = lens_mixed; c.alibi = (di + hi) % 2; c.q_std = 1.0f;
+            cases[n++] = c;
+        }
+    decode_case extra[] = {
+        {"HND cache, fused QKV view, head-major O", 5, 32, 8, 128, 700, NULL, 1, 1, 0, 1.0f, 0, 0, 1, 0},
+        {"ALiBi standard slopes, 12 heads", 4, 12, 4, 128, 900, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0},
+        {"ALiBi caller slopes", 4, 16, 16, 64, 900, NULL, 0, 0, 2, 1.0f, 0, 0, 1, 0},
+        {"very negative logits (slope 8)", 3, 8, 2, 128, 1000, NULL, 0, 0, 3, 1.0f, 0, 0, 1, 0},
+        {"logits to +-50", 4, 16, 4, 128, 1000, NULL, 0, 0, 0, 15.0f, 0, 0, 1, 0},
+        {"huge keys past the length", 6, 8, 8, 128, 1000, lens_mixed, 0, 0, 0, 1.0f, 1, 0, 1, 0},
+        {"length guard (-5, > capacity)", 4, 8, 4, 64, 200, lens_guard, 0, 0, 0, 1.0f, 0, 0, 1, 0},
+        {"all sequences empty", 3, 8, 8, 128, 64, lens_empty, 0, 0, 0, 1.0f, 0, 0, 1, 0},
+        {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0},
+        {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0},
+        {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0},
+        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 7, 0},
+        {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1},
+        {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        cases[n++] = extra[i];
+    if (!small) {
+        /* Offsets past 2^31 elements: 36 x 66000 x 8 x 128 = 2.43e9 elements per cache tensor. */
+        static int lens_big[36];
+        for (int b = 0; b < 36; b++)
+            lens_big[b] = (b * 37) % 61;
+        lens_big[34] = 3000;
+        lens_big[35] = 66000;
+        decode_case big = {"offsets past 2^31, 66000 keys", 36, 32, 8, 128, 66000, lens_big, 0, 0, 0, 1.0f, 0, 0, 1, 0};
+        cases[n++] = big;
+    }
+
+    int fails = 0, ran = 0;
+    for (int i = 0; i < n; i++) {
+        if (small && (cases[i].capacity > 2000 || cases[i].batch > 64))
+            continue;
+        fails += run_case(&cases[i], i);
+        ran++;
+    }
+
+    /* batch 0 launches nothing and succeeds. */
+    fai_decode_params p0 = fai_decode_params_default();
+    size_t ws = 1;
+    if (fai_decode_workspace_size(&p0, &ws) != FAI_SUCCESS || ws != 0 || fai_decode(&p0, NULL, 0, 0) != FAI_SUCCESS) {
+        printf("batch 0: FAIL (%s)\n", fai_last_error());
+        fails++;
+    }
+    printf("test_decode: %d cases, %d failed\n", ran, fails);
+    return fails ? 1 : 0;
+}

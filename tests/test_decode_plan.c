@@ -1,0 +1,98 @@
+/* CPU test of the decode planner: the split-KV and block-shape heuristics on the shapes of
+ * the benchmark suites, and the invariants every plan must keep. */
+#include <stdio.h>
+
+#include "decode_plan.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                          \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            failures++;                                                           \
+            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
+            printf(__VA_ARGS__);                                                  \
+            printf("\n");                                                         \
+        }                                                                         \
+    } while (0)
+
+static fai_decode_plan plan(int batch, int hq, int hk, int d, int len)
+{
+    fai_decode_plan p;
+    fai_status s = fai_decode_make_plan("test", batch, hq, hk, d, len, 132, 0, 0, &p);
+    CHECK(s == FAI_SUCCESS, "make_plan(%d,%d,%d,%d,%d) failed", batch, hq, hk, d, len);
+    return p;
+}
+
+/* Invariants: sizes in range, workspace exactly when split, shared memory within 48 KB. */
+static void check_invariants(int batch, int hq, int hk, int d, int len)
+{
+    const fai_decode_plan p = plan(batch, hq, hk, d, len);
+    const int group = hq / hk;
+    CHECK(p.heads_per_block >= 1 && p.heads_per_block <= 8, "hb %d", p.heads_per_block);
+    CHECK(p.head_blocks * p.heads_per_block >= group && (p.head_blocks - 1) * p.heads_per_block < group,
+          "head blocks %d x %d for group %d", p.head_blocks, p.heads_per_block, group);
+    CHECK(p.warps_per_block >= 1 && p.warps_per_block <= FAI_DECODE_MAX_WARPS, "warps %d", p.warps_per_block);
+    CHECK(p.num_splits >= 1 && p.num_splits <= FAI_DECODE_MAX_SPLITS, "splits %d", p.num_splits);
+    CHECK(p.smem_bytes <= FAI_DECODE_SMEM_LIMIT, "smem %zu", p.smem_bytes);
+    CHECK((p.num_splits > 1) == (p.workspace_bytes > 0), "splits %d workspace %zu", p.num_splits,
+          p.workspace_bytes);
+    if (p.num_splits > 1) {
+        const size_t need = (size_t)p.num_splits * batch * hq * (d + 1) * sizeof(float);
+        CHECK(p.workspace_bytes >= need, "workspace %zu < %zu", p.workspace_bytes, need);
+        CHECK(fai_decode_part_lse_offset(&p, batch, hq) % 256 == 0, "lse offset unaligned");
+        /* A split is never shorter than the minimum chunk when the heuristic chose it. */
+        CHECK((int64_t)p.num_splits * 256 <= (int64_t)len + 255, "splits %d for len %d", p.num_splits, len);
+    }
+}
+
+int main(void)
+{
+    /* Enough (sequence, head) items: no split, small blocks. */
+    fai_decode_plan p = plan(128, 32, 32, 128, 8192);
+    CHECK(p.num_splits == 1 && p.warps_per_block == 4, "b128 MHA: splits %d warps %d", p.num_splits,
+          p.warps_per_block);
+    /* GQA 32/8 at batch 1 x 128K: 8 items for 132 SMs must split (the seed's kernel did not). */
+    p = plan(1, 32, 8, 128, 131072);
+    CHECK(p.heads_per_block == 4 && p.head_blocks == 1, "GQA group of 4 in one block: %d x %d",
+          p.heads_per_block, p.head_blocks);
+    CHECK(p.num_splits * p.warps_per_block * 8 >= 132 * 8, "GQA b1 128K underfills: %d splits x %d warps",
+          p.num_splits, p.warps_per_block);
+    /* Short sequences are not split below the minimum chunk: batch 1 x 128 keys. */
+    p = plan(1, 32, 32, 128, 128);
+    CHECK(p.num_splits == 1 && p.workspace_bytes == 0, "b1 sk128 split %d", p.num_splits);
+    CHECK(p.warps_per_block == 8, "b1 sk128 should spread over 8 warps, got %d", p.warps_per_block);
+    /* A sequence of one key needs one warp. */
+    p = plan(4, 8, 8, 64, 1);
+    CHECK(p.warps_per_block == 1 && p.num_splits == 1, "len 1: warps %d splits %d", p.warps_per_block,
+          p.num_splits);
+    /* Group sizes: 7 -> one block of 8 heads, 32 (MQA) -> 4 blocks of 8, 2 -> 2. */
+    CHECK(plan(1, 7, 1, 128, 100).heads_per_block == 8, "group 7");
+    CHECK(plan(1, 32, 1, 128, 100).head_blocks == 4, "MQA 32");
+    CHECK(plan(1, 4, 2, 128, 100).heads_per_block == 2, "group 2");
+    /* Head dim 256 with 8 heads per block stays within 48 KB of shared memory. */
+    CHECK(plan(1, 64, 8, 256, 100000).smem_bytes <= FAI_DECODE_SMEM_LIMIT, "smem d256");
+    /* The grid limit is reported, not overflowed. */
+    fai_decode_plan big;
+    CHECK(fai_decode_make_plan("test", 1 << 30, 64, 8, 128, 1, 132, 0, 0, &big) == FAI_ERROR_BAD_PARAM_SHAPE,
+          "grid overflow accepted");
+    /* Forced plans (benchmark tuning) are honoured within limits. */
+    fai_decode_plan forced;
+    fai_decode_make_plan("test", 2, 8, 8, 128, 4096, 132, 7, 3, &forced);
+    CHECK(forced.num_splits == 7 && forced.warps_per_block == 3 && forced.workspace_bytes > 0, "forced plan");
+
+    const int dims[] = {64, 96, 128, 256};
+    const int heads[][2] = {{32, 32}, {32, 8}, {28, 4}, {64, 8}, {32, 1}, {7, 1}};
+    const int lens[] = {0, 1, 17, 129, 1000, 65536, 131072};
+    const int batches[] = {1, 3, 64, 2048};
+    for (int di = 0; di < 4; di++)
+        for (int hi = 0; hi < 6; hi++)
+            for (int li = 0; li < 7; li++)
+                for (int bi = 0; bi < 4; bi++)
+                    check_invariants(batches[bi], heads[hi][0], heads[hi][1], dims[di], lens[li]);
+    if (failures) {
+        printf("test_decode_plan: %d checks failed\n", failures);
+        return 1;
+    }
+    printf("test_decode_plan: all checks passed\n");
+    return 0;
+}

@@ -1,0 +1,25 @@
+/* fai-bench's GPU helpers (bench_util.cu): filling inputs with random values on the device
+ * and the streaming-read kernel that measures the read ceiling. */
+#ifndef FAI_BENCH_UTIL_H
+#define FAI_BENCH_UTIL_H
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* n FP16 values, roughly normal(0, stddev) (a sum of four uniforms), never all zero. */
+cudaError_t bench_fill_fp16(void *dst, int64_t n, uint64_t seed, float stddev, cudaStream_t s);
+/* n int32 values all equal to `value`. */
+cudaError_t bench_fill_i32(int32_t *dst, int64_t n, int32_t value, cudaStream_t s);
+/* Reads `bytes` (a multiple of 16) with 16-byte loads, grid-stride, and writes one word
+ * per block to sink (so the loads are not removed). */
+cudaError_t bench_read(const void *src, int64_t bytes, int blocks, uint32_t *sink, cudaStream_t s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
