@@ -23,7 +23,7 @@ status=0
 if has test; then
     stamp "ctest"
     ctest --test-dir build-gpu -V >"$OUT/ctest.log" 2>&1 || status=1
-    grep -E ": +(call|graph)|FAIL|tests passed|tests failed|Test +#" "$OUT/ctest.log" | sed -E 's/^[0-9]+: //' | tail -n 70
+    grep -E "FAIL|tests passed|tests failed|Test +#|test_decode:" "$OUT/ctest.log" | sed -E 's/^[0-9]+: //' | tail -n 40
 fi
 if has sanitize; then
     for tool in memcheck racecheck; do
@@ -39,10 +39,10 @@ if has bench; then
 fi
 if has tune; then
     stamp "fai-bench --tune"
-    for layout in hnd nhd; do
-        build-gpu/tools/fai-bench --suite decode --tune --reps 20 --layout $layout >"$OUT/tune-$layout.txt" 2>/dev/null
-    done
-    grep -v tune "$OUT/tune-nhd.txt" | tail -n +3
+    build-gpu/tools/fai-bench --suite decode --tune --reps 20 >"$OUT/tune.txt" 2>/dev/null
+    echo "best plan per row:"
+    awk 'NR>3' "$OUT/tune.txt" | sort -k1,1 -k2,2n -k3,3n -k9,9n |
+        awk '{k=$1" "$2" "$3; if (k!=p) {p=k; print $1, $2, $3, $4, $6, $7, $8, $9, $10}}'
 fi
 if has peers && [ -f .peers/sdpa_peers.py ]; then
     stamp "PyTorch SDPA peers"

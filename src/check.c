@@ -146,14 +146,17 @@ fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t bat
     return FAI_SUCCESS;
 }
 
-fai_status fai_current_device_sms(const char *fn, int *num_sms)
+fai_status fai_current_device(const char *fn, fai_device_info *info)
 {
     int dev = 0, major = 0;
     cudaError_t err = cudaGetDevice(&dev);
     if (err == cudaSuccess)
         err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
     if (err == cudaSuccess)
-        err = cudaDeviceGetAttribute(num_sms, cudaDevAttrMultiProcessorCount, dev);
+        err = cudaDeviceGetAttribute(&info->num_sms, cudaDevAttrMultiProcessorCount, dev);
+    info->cc_major = major;
+    if (err == cudaSuccess)
+        err = cudaDeviceGetAttribute(&info->smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev);
     if (err != cudaSuccess)
         return fai_error(FAI_ERROR_EXECUTION_FAILED, "%s: querying the current CUDA device failed: %s",
                          fn, cudaGetErrorString(err));

@@ -4,6 +4,7 @@
 #ifndef FAI_CHECK_H
 #define FAI_CHECK_H
 
+#include "decode_plan.h"
 #include "error.h"
 
 #ifdef __cplusplus
@@ -23,8 +24,8 @@ fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *
 fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t batch,
                               int32_t heads, int32_t head_dim);
 
-/* The current device: compute capability 8.0 or newer; returns its SM count. */
-fai_status fai_current_device_sms(const char *fn, int *num_sms);
+/* The current device: compute capability 8.0 or newer; returns what the planners need. */
+fai_status fai_current_device(const char *fn, fai_device_info *info);
 
 #ifdef __cplusplus
 }

@@ -35,31 +35,40 @@ size_t fai_decode_part_lse_offset(const fai_decode_plan *plan, int32_t batch, in
                     (size_t)plan->head_dim * sizeof(float));
 }
 
-fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_heads,
-                                int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
-                                int num_sms, int splits, int warps, fai_decode_plan *plan)
+/* Splits so that items x splits blocks fill about one wave of `resident` blocks (rounding
+ * down, so the last wave is full), no split shorter than MIN_KEYS_PER_SPLIT. */
+static int64_t wave_splits(int64_t items, int64_t resident, int32_t max_seq_len)
 {
-    const int32_t group = num_q_heads / num_kv_heads;
-    fai_decode_plan p = {0};
-    p.head_dim = head_dim;
-    p.heads_per_block = heads_per_block(group);
-    p.head_blocks = (int32_t)ceil_div(group, p.heads_per_block);
+    int64_t s = items > 0 ? resident / items : 1;
+    const int64_t by_length = ceil_div(max_seq_len, MIN_KEYS_PER_SPLIT);
+    if (s > by_length)
+        s = by_length;
+    return s < 1 ? 1 : s;
+}
 
-    const int64_t items = (int64_t)batch * num_kv_heads * p.head_blocks;
-    if (items > INT32_MAX)
-        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
-                         "%s: batch (%d) x num_kv_heads (%d) x head blocks (%d) exceeds the grid limit",
-                         fn, (int)batch, (int)num_kv_heads, (int)p.head_blocks);
+static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
+{
+    p->warps_per_block = FAI_DECODE_MMA_WARPS;
+    p->smem_bytes = FAI_DECODE_MMA_SMEM(p->head_dim);
+    int64_t per_sm = dev.smem_per_sm / (int64_t)(p->smem_bytes + 1024); /* 1 KB reserved per block */
+    if (per_sm < 1)
+        per_sm = 1;
+    p->num_splits = (int32_t)wave_splits(items, (int64_t)dev.num_sms * per_sm, max_seq_len);
+}
 
-    const int64_t smem_per_warp = (int64_t)p.heads_per_block * (head_dim + 2) * (int64_t)sizeof(float);
+static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
+{
+    const int64_t smem_per_warp = (int64_t)p->heads_per_block * (p->head_dim + 2) * (int64_t)sizeof(float);
     int64_t max_warps = FAI_DECODE_SMEM_LIMIT / smem_per_warp;
     if (max_warps > FAI_DECODE_MAX_WARPS)
         max_warps = FAI_DECODE_MAX_WARPS;
-
-    /* Warps each (sequence, KV head, head block) item should get to fill the GPU. */
-    const int64_t steps = max_seq_len > 0 ? ceil_div(max_seq_len, keys_per_step(head_dim, p.heads_per_block)) : 1;
-    const int64_t per_item = items > 0 ? ceil_div((int64_t)num_sms * TARGET_WARPS_PER_SM, items) : 1;
-    int64_t w = per_item < 4 ? 4 : per_item;
+    /* 4 warps per block measured best (fai-bench --tune, docs/perf/), 8 when there are too few
+     * items to fill the SMs otherwise; never more warps than steps of keys. Blocks of 4+
+     * heads hold ~175 registers a thread: 8 warps per SM is all they get, so they target that. */
+    const int64_t target = p->heads_per_block >= 4 ? 8 : TARGET_WARPS_PER_SM;
+    const int64_t steps = max_seq_len > 0 ? ceil_div(max_seq_len, keys_per_step(p->head_dim, p->heads_per_block)) : 1;
+    const int64_t per_item = items > 0 ? ceil_div((int64_t)dev.num_sms * target, items) : 1;
+    int64_t w = items <= dev.num_sms / 2 && p->heads_per_block < 4 ? 8 : 4;
     if (w > max_warps)
         w = max_warps;
     if (w > steps)
@@ -71,17 +80,73 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
         if (s > by_length)
             s = by_length;
     }
-    if (warps > 0)
-        w = warps < max_warps ? warps : max_warps;
+    p->warps_per_block = (int32_t)w;
+    p->num_splits = (int32_t)(s < 1 ? 1 : s);
+}
+
+static int32_t mma_rows(int32_t group) { return group < FAI_DECODE_MMA_ROWS ? group : FAI_DECODE_MMA_ROWS; }
+
+/* Which kernel streams a shape faster, from fai-bench --tune on an H100 (docs/perf/): the
+ * tensor-core kernel's cp.async ring wins once there is enough to stream (MHA with at least
+ * ~48K tiles of 16 keys in all, or so few items that one latency dominates) and for GQA,
+ * except when the splits it needs are short (< 2048 keys: its ring's ramp then costs more
+ * than the CUDA-core kernel's register prefetch). */
+static int prefer_mma(int32_t batch, int32_t num_kv_heads, int32_t group, int32_t head_dim, int32_t max_seq_len,
+                      fai_device_info dev)
+{
+    const int64_t tiles = ceil_div(max_seq_len, FAI_DECODE_MMA_KEYS);
+    if (group == 1) {
+        const int64_t items = (int64_t)batch * num_kv_heads;
+        return items * tiles >= 49152 || items <= dev.num_sms / 2;
+    }
+    fai_decode_plan p = {0};
+    p.head_dim = head_dim;
+    plan_mma(&p, (int64_t)batch * num_kv_heads * ceil_div(group, mma_rows(group)), max_seq_len, dev);
+    return p.num_splits == 1 || ceil_div(max_seq_len, p.num_splits) >= 2048;
+}
+
+fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_heads,
+                                int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
+                                fai_device_info dev, int kernel, int splits, int warps,
+                                fai_decode_plan *plan)
+{
+    const int32_t group = num_q_heads / num_kv_heads;
+    fai_decode_plan p = {0};
+    p.head_dim = head_dim;
+    /* Tensor cores pay off once a KV row serves several query heads; they hold up to 128
+     * dims of output per warp in registers. */
+    if (kernel == FAI_DECODE_MMA && head_dim > 128)
+        kernel = FAI_DECODE_SIMT;
+    if (kernel == FAI_DECODE_AUTO)
+        kernel = head_dim <= 128 && prefer_mma(batch, num_kv_heads, group, head_dim, max_seq_len, dev) ? FAI_DECODE_MMA
+                                                                                            : FAI_DECODE_SIMT;
+    p.kernel = kernel;
+    p.heads_per_block = kernel == FAI_DECODE_MMA ? mma_rows(group) : heads_per_block(group);
+    p.head_blocks = (int32_t)ceil_div(group, p.heads_per_block);
+    p.dependent_launch = dev.cc_major >= 9;
+
+    const int64_t items = (int64_t)batch * num_kv_heads * p.head_blocks;
+    if (items > INT32_MAX)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
+                         "%s: batch (%d) x num_kv_heads (%d) x head blocks (%d) exceeds the grid limit",
+                         fn, (int)batch, (int)num_kv_heads, (int)p.head_blocks);
+    if (kernel == FAI_DECODE_MMA) {
+        plan_mma(&p, items, max_seq_len, dev);
+    } else {
+        plan_simt(&p, items, max_seq_len, dev);
+        if (warps > 0) {
+            const int64_t smem_per_warp = (int64_t)p.heads_per_block * (head_dim + 2) * (int64_t)sizeof(float);
+            const int64_t max_warps = FAI_DECODE_SMEM_LIMIT / smem_per_warp;
+            p.warps_per_block = warps < max_warps ? warps : (int32_t)max_warps;
+            if (p.warps_per_block > FAI_DECODE_MAX_WARPS)
+                p.warps_per_block = FAI_DECODE_MAX_WARPS;
+        }
+        p.smem_bytes = (size_t)p.warps_per_block * p.heads_per_block * (size_t)(head_dim + 2) * sizeof(float);
+    }
     if (splits > 0)
-        s = splits;
-    if (s < 1)
-        s = 1;
-    if (s > FAI_DECODE_MAX_SPLITS)
-        s = FAI_DECODE_MAX_SPLITS;
-    p.warps_per_block = (int32_t)w;
-    p.num_splits = (int32_t)s;
-    p.smem_bytes = (size_t)(w * smem_per_warp);
+        p.num_splits = splits;
+    if (p.num_splits > FAI_DECODE_MAX_SPLITS)
+        p.num_splits = FAI_DECODE_MAX_SPLITS;
     if (p.num_splits > 1) {
         size_t lse_bytes = (size_t)p.num_splits * (size_t)batch * (size_t)num_q_heads * sizeof(float);
         p.workspace_bytes = fai_decode_part_lse_offset(&p, batch, num_q_heads) + align256(lse_bytes);

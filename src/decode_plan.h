@@ -11,15 +11,9 @@
 /* Lanes of a warp that share one key row, 8 FP16 (16 bytes) each; a power of two, so
  * head dim 96 uses 16 lanes of which 12 hold data. */
 #define FAI_DECODE_LANES_PER_KEY(d) ((d) <= 64 ? 8 : (d) <= 128 ? 16 : 32)
-/* Keys each lane loads before using any (more bytes in flight); fewer for more heads per
- * block, whose accumulators take the registers. Overridable at build time for tuning. */
-#ifndef FAI_DECODE_UNROLL_HB1
-#define FAI_DECODE_UNROLL_HB1 4
-#endif
-#ifndef FAI_DECODE_UNROLL_HB4
-#define FAI_DECODE_UNROLL_HB4 4
-#endif
-#define FAI_DECODE_UNROLL(hb) ((hb) >= 8 ? 2 : (hb) >= 4 ? FAI_DECODE_UNROLL_HB4 : FAI_DECODE_UNROLL_HB1)
+/* Keys each lane loads before using any (more bytes in flight); fewer for 8 heads per block,
+ * whose accumulators take the registers. (2 and 8 measured no better: docs/perf/.) */
+#define FAI_DECODE_UNROLL(hb) ((hb) >= 8 ? 2 : 4)
 /* Keys one warp covers per step. */
 #define FAI_DECODE_KEYS_PER_STEP(d, hb) ((32 / FAI_DECODE_LANES_PER_KEY(d)) * FAI_DECODE_UNROLL(hb))
 #define FAI_DECODE_MAX_WARPS 8
@@ -27,27 +21,54 @@
 /* Static shared memory of a block is at most 48 KB: W warps x HB heads x (D + 2) floats. */
 #define FAI_DECODE_SMEM_LIMIT 49152
 
+/* The tensor-core kernel (GQA groups): each warp streams tiles of 16 keys through its own
+ * ring of shared-memory stages; the group's query heads are the rows of an m16n8k16 tile. */
+#define FAI_DECODE_MMA_WARPS 4
+#define FAI_DECODE_MMA_KEYS 16
+#define FAI_DECODE_MMA_ROWS 16
+#define FAI_DECODE_MMA_STAGES(d) ((d) <= 64 ? 4 : 3)
+/* Shared-memory row in elements: a multiple of 64 so the 16-byte chunks can be swizzled. */
+#define FAI_DECODE_MMA_ROW(d) ((d) == 96 ? 128 : (d))
+#define FAI_DECODE_MMA_SMEM(d) \
+    ((size_t)FAI_DECODE_MMA_WARPS * FAI_DECODE_MMA_STAGES(d) * 2 * FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_ROW(d) * 2)
+
+typedef enum fai_decode_kernel {
+    FAI_DECODE_AUTO = -1,
+    FAI_DECODE_SIMT = 0, /* CUDA cores: MHA, small groups, head dim 256 */
+    FAI_DECODE_MMA = 1   /* tensor cores: GQA/MQA groups, head dims up to 128 */
+} fai_decode_kernel;
+
+/* What the planner needs to know of the device. */
+typedef struct fai_device_info {
+    int num_sms;
+    int smem_per_sm; /* bytes of shared memory a multiprocessor can give its blocks */
+    int cc_major;    /* compute capability; 9+ allows programmatic dependent launch */
+} fai_device_info;
+
 typedef struct fai_decode_plan {
+    int32_t kernel;          /* FAI_DECODE_SIMT or FAI_DECODE_MMA */
     int32_t head_dim;
-    int32_t heads_per_block; /* query heads one block serves: 1, 2, 4 or 8 */
+    int32_t heads_per_block; /* SIMT: heads each warp holds, 1, 2, 4 or 8; MMA: up to 16 rows */
     int32_t head_blocks;     /* blocks per KV head: ceil(group / heads_per_block) */
     int32_t warps_per_block; /* 1 .. FAI_DECODE_MAX_WARPS */
     int32_t num_splits;      /* blocks per (sequence, KV head, head block) along the KV */
     size_t smem_bytes;       /* dynamic shared memory of the decode kernel */
     size_t workspace_bytes;  /* partial outputs and LSEs when num_splits > 1, else 0 */
+    int32_t dependent_launch; /* launch the merge kernel as a programmatic dependent (sm_90+) */
 } fai_decode_plan;
 
 /* Workspace layout when split: part_o [splits][batch * num_q_heads][head_dim] floats, then
  * part_lse [splits][batch * num_q_heads] floats (log2 domain), each 256-byte aligned. */
 size_t fai_decode_part_lse_offset(const fai_decode_plan *plan, int32_t batch, int32_t num_q_heads);
 
-/* The plan for a validated problem on a GPU with `num_sms` multiprocessors. A pure function
- * of its arguments (tested on the CPU). max_seq_len: the host-side bound on the lengths.
- * `splits` > 0 forces that many splits (benchmark tuning), 0 lets the heuristic choose;
- * likewise `warps`. Returns FAI_ERROR_BAD_PARAM_SHAPE (with a message) when the grid would
- * exceed CUDA's limits. */
+/* The plan for a validated problem on a device. A pure function of its arguments (tested on
+ * the CPU). max_seq_len: the host-side bound on the lengths. `kernel` picks the kernel
+ * (FAI_DECODE_AUTO: the heuristic); `splits` or `warps` > 0 force those (benchmark tuning).
+ * Returns FAI_ERROR_BAD_PARAM_SHAPE (with a message) when the grid would exceed CUDA's
+ * limits. */
 fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_heads,
                                 int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
-                                int num_sms, int splits, int warps, fai_decode_plan *plan);
+                                fai_device_info dev, int kernel, int splits, int warps,
+                                fai_decode_plan *plan);
 
 #endif

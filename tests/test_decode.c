@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "decode_plan.h"
+#include "decode_args.h"
 #include "fai.h"
 #include "gpu_test_util.h"
 #include "reference.h"
@@ -31,7 +31,7 @@ typedef struct decode_case {
 } decode_case;
 
 static uint64_t g_seed;
-static int g_num_sms;
+static fai_device_info g_dev;
 
 /* Plain FP32 attention of one query row with an FP16-rounded output: the yardstick of the
  * reference-relative bound. */
@@ -221,7 +221,7 @@ static int check_outputs(const decode_case *c, const char *round, device_problem
     const double rel = ref2 > 0 ? sqrt(err2 / ref2) : sqrt(err2);
     const double bound = 2.0 * max_err32 + 1e-5;
     const int ok = nonfinite == 0 && rel <= 2e-3 && max_err <= bound && lse_bad == 0;
-    printf("  %-5s %-40s rel_l2 %.2e  max_err %.2e (bound %.2e)  lse_err %.1e  %s\n", round, c->name, rel,
+    printf("  %-9s %-40s rel_l2 %.2e  max_err %.2e (bound %.2e)  lse_err %.1e  %s\n", round, c->name, rel,
            max_err, bound, max_lse_err, ok ? "ok" : "FAIL");
     if (!ok) {
         printf("        non-finite outputs %lld, bad lse %d\n", (long long)nonfinite, lse_bad);
@@ -318,9 +318,10 @@ static int run_case(const decode_case *c, int index)
         CUDA_CHECK(cudaMalloc(&dp.ws, dp.ws_bytes));
     fai_decode_plan plan = {0};
     const int planned_len = c->max_seq_len > 0 ? c->max_seq_len : c->capacity;
-    fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_num_sms, 0, 0, &plan);
-    printf("%s: batch %d, heads %d/%d, d %d, capacity %d; plan: %d heads/block, %d warps, %d splits\n", c->name,
-           c->batch, c->hq, c->hk, d, c->capacity, plan.heads_per_block, plan.warps_per_block, plan.num_splits);
+    fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_dev, FAI_DECODE_AUTO, 0, 0, &plan);
+    printf("%s: batch %d, heads %d/%d, d %d, capacity %d; plan: %s, %d heads/block, %d warps, %d splits\n", c->name,
+           c->batch, c->hq, c->hk, d, c->capacity, plan.kernel == FAI_DECODE_MMA ? "tensor cores" : "CUDA cores",
+           plan.heads_per_block, plan.warps_per_block, plan.num_splits);
 
     cudaStream_t stream;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -334,6 +335,33 @@ static int run_case(const decode_case *c, int index)
         CUDA_CHECK(cudaStreamSynchronize(stream));
         CUDA_CHECK(cudaGetLastError());
         fails += check_outputs(c, "call", &dp, &hp);
+        /* The same problem under other plans than the heuristic's: the other kernel, more or
+         * fewer warps, forced splits. Every plan must compute the same function. */
+        const int forced[][3] = {{FAI_DECODE_SIMT, 8, 1}, {FAI_DECODE_SIMT, 1, 3}, {FAI_DECODE_MMA, 0, 1},
+                                 {FAI_DECODE_MMA, 0, 5}}; /* kernel, warps, splits */
+        for (int f = 0; f < 4; f++) {
+            fai_decode_plan alt;
+            fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_dev, forced[f][0], forced[f][2],
+                                 forced[f][1], &alt);
+            if (alt.kernel != forced[f][0])
+                continue; /* no tensor-core kernel for head dim 256 */
+            void *ws = NULL;
+            if (alt.workspace_bytes)
+                CUDA_CHECK(cudaMalloc(&ws, alt.workspace_bytes));
+            poison_outputs(c, &dp);
+            s = fai_decode_run_plan("test", p, &alt, ws, alt.workspace_bytes, stream);
+            if (s != FAI_SUCCESS) {
+                printf("  fai_decode_run_plan: %s: %s\n", fai_status_string(s), fai_last_error());
+                return 1;
+            }
+            CUDA_CHECK(cudaStreamSynchronize(stream));
+            CUDA_CHECK(cudaGetLastError());
+            char label[32];
+            snprintf(label, sizeof label, "%s%dw%ds", alt.kernel == FAI_DECODE_MMA ? "mma" : "simt",
+                     alt.warps_per_block, alt.num_splits);
+            fails += check_outputs(c, label, &dp, &hp);
+            cudaFree(ws);
+        }
     } else {
         /* Global capture mode fails on any device sync or allocation inside the call. */
         cudaGraph_t graph;
@@ -387,7 +415,9 @@ int main(int argc, char **argv)
            (unsigned long long)g_seed, small ? ", small shapes" : "");
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_num_sms, cudaDevAttrMultiProcessorCount, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.num_sms, cudaDevAttrMultiProcessorCount, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.cc_major, cudaDevAttrComputeCapabilityMajor, dev));
 
     static decode_case cases[128];
     int n = 0;

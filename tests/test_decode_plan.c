@@ -15,25 +15,47 @@ static int failures;
         }                                                                         \
     } while (0)
 
-static fai_decode_plan plan(int batch, int hq, int hk, int d, int len)
+/* An H100: 132 SMs, 228 KB of shared memory each. */
+static const fai_device_info h100 = {132, 233472, 9};
+
+static fai_decode_plan plan_kernel(int batch, int hq, int hk, int d, int len, int kernel)
 {
     fai_decode_plan p;
-    fai_status s = fai_decode_make_plan("test", batch, hq, hk, d, len, 132, 0, 0, &p);
+    fai_status s = fai_decode_make_plan("test", batch, hq, hk, d, len, h100, kernel, 0, 0, &p);
     CHECK(s == FAI_SUCCESS, "make_plan(%d,%d,%d,%d,%d) failed", batch, hq, hk, d, len);
     return p;
 }
 
-/* Invariants: sizes in range, workspace exactly when split, shared memory within 48 KB. */
-static void check_invariants(int batch, int hq, int hk, int d, int len)
+static fai_decode_plan plan(int batch, int hq, int hk, int d, int len)
 {
-    const fai_decode_plan p = plan(batch, hq, hk, d, len);
+    return plan_kernel(batch, hq, hk, d, len, FAI_DECODE_AUTO);
+}
+
+/* Invariants: sizes in range, workspace exactly when split, shared memory within 48 KB. */
+static void check_invariants(int batch, int hq, int hk, int d, int len, int kernel)
+{
+    const fai_decode_plan p = plan_kernel(batch, hq, hk, d, len, kernel);
     const int group = hq / hk;
-    CHECK(p.heads_per_block >= 1 && p.heads_per_block <= 8, "hb %d", p.heads_per_block);
+    CHECK(p.kernel == FAI_DECODE_SIMT || p.kernel == FAI_DECODE_MMA, "kernel %d", p.kernel);
+    CHECK(p.kernel == FAI_DECODE_SIMT || d <= 128, "tensor cores for head dim %d", d);
+    if (p.kernel == FAI_DECODE_SIMT) {
+        CHECK(p.heads_per_block == 1 || p.heads_per_block == 2 || p.heads_per_block == 4 || p.heads_per_block == 8,
+              "hb %d", p.heads_per_block);
+        CHECK(p.smem_bytes <= FAI_DECODE_SMEM_LIMIT, "smem %zu", p.smem_bytes);
+        CHECK(p.smem_bytes == (size_t)p.warps_per_block * p.heads_per_block * (d + 2) * sizeof(float), "smem %zu",
+              p.smem_bytes);
+    } else {
+        CHECK(p.heads_per_block >= 1 && p.heads_per_block <= FAI_DECODE_MMA_ROWS, "rows %d", p.heads_per_block);
+        CHECK(p.warps_per_block == FAI_DECODE_MMA_WARPS, "warps %d", p.warps_per_block);
+        /* The epilogue reuses the pipeline's shared memory. */
+        CHECK(p.smem_bytes >= (size_t)FAI_DECODE_MMA_WARPS * FAI_DECODE_MMA_ROWS * (d + 2) * sizeof(float) &&
+                  p.smem_bytes <= 227 * 1024,
+              "smem %zu", p.smem_bytes);
+    }
     CHECK(p.head_blocks * p.heads_per_block >= group && (p.head_blocks - 1) * p.heads_per_block < group,
           "head blocks %d x %d for group %d", p.head_blocks, p.heads_per_block, group);
     CHECK(p.warps_per_block >= 1 && p.warps_per_block <= FAI_DECODE_MAX_WARPS, "warps %d", p.warps_per_block);
     CHECK(p.num_splits >= 1 && p.num_splits <= FAI_DECODE_MAX_SPLITS, "splits %d", p.num_splits);
-    CHECK(p.smem_bytes <= FAI_DECODE_SMEM_LIMIT, "smem %zu", p.smem_bytes);
     CHECK((p.num_splits > 1) == (p.workspace_bytes > 0), "splits %d workspace %zu", p.num_splits,
           p.workspace_bytes);
     if (p.num_splits > 1) {
@@ -47,48 +69,62 @@ static void check_invariants(int batch, int hq, int hk, int d, int len)
 
 int main(void)
 {
-    /* Enough (sequence, head) items: no split, small blocks. */
-    fai_decode_plan p = plan(128, 32, 32, 128, 8192);
-    CHECK(p.num_splits == 1 && p.warps_per_block == 4, "b128 MHA: splits %d warps %d", p.num_splits,
-          p.warps_per_block);
-    /* GQA 32/8 at batch 1 x 128K: 8 items for 132 SMs must split (the seed's kernel did not). */
+    /* MHA, many items of short sequences: CUDA cores, no split, small blocks; long
+     * sequences: the tensor-core kernel's cp.async ring (measured faster, docs/perf/). */
+    fai_decode_plan p = plan(128, 32, 32, 128, 128);
+    CHECK(p.kernel == FAI_DECODE_SIMT && p.num_splits == 1 && p.warps_per_block == 4,
+          "b128 sk128 MHA: kernel %d splits %d warps %d", p.kernel, p.num_splits, p.warps_per_block);
+    CHECK(plan(128, 32, 32, 128, 8192).kernel == FAI_DECODE_MMA, "b128 sk8192 MHA");
+    CHECK(plan(1, 32, 32, 128, 128).kernel == FAI_DECODE_MMA, "b1 sk128 MHA (few items)");
+    CHECK(plan(8, 32, 32, 128, 128).kernel == FAI_DECODE_SIMT, "b8 sk128 MHA");
+    /* GQA with short splits stays on CUDA cores: batch 1 x 32K needs 33 splits of ~1K keys. */
+    CHECK(plan(1, 32, 8, 128, 32768).kernel == FAI_DECODE_SIMT, "GQA b1 32K");
+    /* GQA 32/8 at batch 1 x 128K: tensor cores, and 8 items for 132 SMs must split to about one
+     * full wave of resident blocks (the seed's kernel did not split at all). */
     p = plan(1, 32, 8, 128, 131072);
-    CHECK(p.heads_per_block == 4 && p.head_blocks == 1, "GQA group of 4 in one block: %d x %d",
-          p.heads_per_block, p.head_blocks);
-    CHECK(p.num_splits * p.warps_per_block * 8 >= 132 * 8, "GQA b1 128K underfills: %d splits x %d warps",
-          p.num_splits, p.warps_per_block);
+    CHECK(p.kernel == FAI_DECODE_MMA && p.heads_per_block == 4 && p.head_blocks == 1, "GQA: kernel %d, %d x %d",
+          p.kernel, p.heads_per_block, p.head_blocks);
+    CHECK(p.num_splits == 33, "GQA b1 128K: %d splits (2 blocks per SM x 132 SMs / 8 items = 33)", p.num_splits);
+    /* Head dim 256 stays on CUDA cores even for GQA (the accumulators would not fit). */
+    CHECK(plan(1, 32, 8, 256, 4096).kernel == FAI_DECODE_SIMT, "d256 GQA");
     /* Short sequences are not split below the minimum chunk: batch 1 x 128 keys. */
-    p = plan(1, 32, 32, 128, 128);
+    p = plan_kernel(1, 32, 32, 128, 128, FAI_DECODE_SIMT);
     CHECK(p.num_splits == 1 && p.workspace_bytes == 0, "b1 sk128 split %d", p.num_splits);
     CHECK(p.warps_per_block == 8, "b1 sk128 should spread over 8 warps, got %d", p.warps_per_block);
     /* A sequence of one key needs one warp. */
-    p = plan(4, 8, 8, 64, 1);
+    p = plan_kernel(4, 8, 8, 64, 1, FAI_DECODE_SIMT);
     CHECK(p.warps_per_block == 1 && p.num_splits == 1, "len 1: warps %d splits %d", p.warps_per_block,
           p.num_splits);
-    /* Group sizes: 7 -> one block of 8 heads, 32 (MQA) -> 4 blocks of 8, 2 -> 2. */
-    CHECK(plan(1, 7, 1, 128, 100).heads_per_block == 8, "group 7");
-    CHECK(plan(1, 32, 1, 128, 100).head_blocks == 4, "MQA 32");
-    CHECK(plan(1, 4, 2, 128, 100).heads_per_block == 2, "group 2");
+    /* Group sizes on CUDA cores: 7 -> one block of 8 heads, 32 (MQA) -> 4 blocks of 8, 2 -> 2;
+     * on tensor cores 32 (MQA) -> 2 blocks of 16 rows, 7 -> one block of 7 rows. */
+    CHECK(plan_kernel(1, 7, 1, 128, 100, FAI_DECODE_SIMT).heads_per_block == 8, "group 7");
+    CHECK(plan_kernel(1, 32, 1, 128, 100, FAI_DECODE_SIMT).head_blocks == 4, "MQA 32");
+    CHECK(plan_kernel(1, 4, 2, 128, 100, FAI_DECODE_SIMT).heads_per_block == 2, "group 2");
+    CHECK(plan(1, 32, 1, 128, 100).head_blocks == 2, "MQA 32 on tensor cores");
+    CHECK(plan(1, 7, 1, 128, 100).heads_per_block == 7, "group 7 on tensor cores");
     /* Head dim 256 with 8 heads per block stays within 48 KB of shared memory. */
     CHECK(plan(1, 64, 8, 256, 100000).smem_bytes <= FAI_DECODE_SMEM_LIMIT, "smem d256");
     /* The grid limit is reported, not overflowed. */
     fai_decode_plan big;
-    CHECK(fai_decode_make_plan("test", 1 << 30, 64, 8, 128, 1, 132, 0, 0, &big) == FAI_ERROR_BAD_PARAM_SHAPE,
+    CHECK(fai_decode_make_plan("test", 1 << 30, 64, 8, 128, 1, h100, FAI_DECODE_AUTO, 0, 0, &big) ==
+              FAI_ERROR_BAD_PARAM_SHAPE,
           "grid overflow accepted");
     /* Forced plans (benchmark tuning) are honoured within limits. */
     fai_decode_plan forced;
-    fai_decode_make_plan("test", 2, 8, 8, 128, 4096, 132, 7, 3, &forced);
+    fai_decode_make_plan("test", 2, 8, 8, 128, 4096, h100, FAI_DECODE_SIMT, 7, 3, &forced);
     CHECK(forced.num_splits == 7 && forced.warps_per_block == 3 && forced.workspace_bytes > 0, "forced plan");
 
     const int dims[] = {64, 96, 128, 256};
-    const int heads[][2] = {{32, 32}, {32, 8}, {28, 4}, {64, 8}, {32, 1}, {7, 1}};
+    const int heads[][2] = {{32, 32}, {32, 8}, {28, 4}, {64, 8}, {32, 1}, {7, 1}, {4, 2}};
     const int lens[] = {0, 1, 17, 129, 1000, 65536, 131072};
     const int batches[] = {1, 3, 64, 2048};
+    const int kernels[] = {FAI_DECODE_AUTO, FAI_DECODE_SIMT, FAI_DECODE_MMA};
     for (int di = 0; di < 4; di++)
-        for (int hi = 0; hi < 6; hi++)
+        for (int hi = 0; hi < 7; hi++)
             for (int li = 0; li < 7; li++)
                 for (int bi = 0; bi < 4; bi++)
-                    check_invariants(batches[bi], heads[hi][0], heads[hi][1], dims[di], lens[li]);
+                    for (int ki = 0; ki < 3; ki++)
+                        check_invariants(batches[bi], heads[hi][0], heads[hi][1], dims[di], lens[li], kernels[ki]);
     if (failures) {
         printf("test_decode_plan: %d checks failed\n", failures);
         return 1;

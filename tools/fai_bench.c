@@ -29,7 +29,7 @@ typedef struct shape {
 } shape;
 
 typedef struct options {
-    int reps, warmup, splits, warps, alibi, tune, nhd;
+    int reps, warmup, splits, warps, kernel, alibi, tune, nhd;
     const char *csv;
 } options;
 
@@ -150,7 +150,8 @@ static int run_decode(void *ctx, cudaStream_t s)
 static FILE *g_csv;
 static char g_device[256];
 
-static void bench_decode(const shape *sh, const options *o, int index, int total, cudaStream_t s, int num_sms)
+static void bench_decode(const shape *sh, const options *o, int index, int total, cudaStream_t s, fai_device_info dev,
+                         int report)
 {
     decode_ctx c;
     memset(&c, 0, sizeof c);
@@ -188,26 +189,34 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     p->cache.seq_lens = lens;
 
     const double bytes = 2.0 * (2.0 * q_elems + 2.0 * kv_elems);
-    /* Candidate plans: the heuristic's, or with --tune a grid of warps x splits. */
-    int cand_w[16], cand_s[16], nc = 0;
-    fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, num_sms, o->splits, o->warps, &c.plan);
+    /* Candidate plans: the heuristic's (or the forced one), and with --tune a grid of kernels x
+     * warps x splits. */
+    int cand_k[64], cand_w[64], cand_s[64], nc = 0;
+    fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, o->kernel, o->splits, o->warps,
+                         &c.plan);
+    cand_k[nc] = c.plan.kernel;
     cand_w[nc] = c.plan.warps_per_block;
     cand_s[nc++] = c.plan.num_splits;
     if (o->tune) {
         const int ws[] = {2, 4, 8}, ss[] = {1, 2, 4};
-        for (int i = 0; i < 3; i++)
-            for (int j = 0; j < 3; j++) {
-                int sp = ss[j] * c.plan.num_splits;
-                if (ws[i] != cand_w[0] || sp != cand_s[0]) {
-                    cand_w[nc] = ws[i];
+        for (int kind = 0; kind < 2; kind++)
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) {
+                    fai_decode_plan base;
+                    fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, kind, 0, 0, &base);
+                    const int sp = ss[j] * base.num_splits, w = kind == FAI_DECODE_MMA ? base.warps_per_block : ws[i];
+                    if (base.kernel != kind || (kind == FAI_DECODE_MMA && i > 0) ||
+                        (kind == cand_k[0] && w == cand_w[0] && sp == cand_s[0]))
+                        continue;
+                    cand_k[nc] = kind;
+                    cand_w[nc] = w;
                     cand_s[nc++] = sp;
                 }
-            }
     }
     for (int ci = 0; ci < nc; ci++) {
-        c.use_plan = o->tune || o->splits || o->warps;
-        fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, num_sms, ci ? cand_s[ci] : o->splits,
-                             ci ? cand_w[ci] : o->warps, &c.plan);
+        c.use_plan = o->tune || o->splits || o->warps || o->kernel != FAI_DECODE_AUTO;
+        fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, cand_k[ci], cand_s[ci],
+                             cand_w[ci], &c.plan);
         if (c.plan.workspace_bytes > c.ws_bytes) {
             cudaFree(c.ws);
             c.ws_bytes = c.plan.workspace_bytes;
@@ -216,18 +225,23 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
         const float ms = time_median(run_decode, &c, o->warmup, ci ? 10 : o->reps, s);
         if (ms < 0)
             exit(1);
+        if (!report)
+            break;
         const double gbps = bytes / (ms * 1e-3) / 1e9;
         const double tflops = 4.0 * sh->b * (double)sh->sk * sh->hq * sh->d / (ms * 1e-3) / 1e12;
-        printf("%-13s %5d %7d %3d/%-3d %4d  %2dw x %4ds  %9.4f  %8.1f  %5.1f%%  %5.1f%%%s\n", sh->suite, sh->b, sh->sk,
-               sh->hq, sh->hk, sh->d, c.plan.warps_per_block, c.plan.num_splits, ms, gbps, 100.0 * gbps / g_copy_gbps,
-               100.0 * gbps / g_read_gbps, ci ? "  (tune)" : "");
+        printf("%-13s %5d %7d %3d/%-3d %4d  %-4s %dw %4ds  %9.4f  %8.1f  %5.1f%%  %5.1f%%%s\n", sh->suite, sh->b,
+               sh->sk, sh->hq, sh->hk, sh->d, c.plan.kernel == FAI_DECODE_MMA ? "mma" : "simt", c.plan.warps_per_block,
+               c.plan.num_splits, ms, gbps, 100.0 * gbps / g_copy_gbps, 100.0 * gbps / g_read_gbps,
+               ci ? "  (tune)" : "");
         fflush(stdout);
         if (g_csv && ci == 0)
-            fprintf(g_csv, "%s,%s,fai,fp16,%d,1,%d,%d,%d,%d,0,,%.5f,%.2f,%.1f,%dw x %ds %s%s\n", g_device, sh->suite,
-                    sh->b, sh->sk, sh->hq, sh->hk, sh->d, ms, tflops, gbps, c.plan.warps_per_block, c.plan.num_splits,
+            fprintf(g_csv, "%s,%s,fai,fp16,%d,1,%d,%d,%d,%d,0,,%.5f,%.2f,%.1f,%s %dw %ds %s%s\n", g_device,
+                    sh->suite, sh->b, sh->sk, sh->hq, sh->hk, sh->d, ms, tflops, gbps,
+                    c.plan.kernel == FAI_DECODE_MMA ? "mma" : "simt", c.plan.warps_per_block, c.plan.num_splits,
                     o->nhd ? "nhd" : "hnd", o->alibi ? " alibi" : "");
     }
-    fprintf(stderr, "[%d/%d] %s b=%d sk=%d done\n", index + 1, total, sh->suite, sh->b, sh->sk);
+    if (report)
+        fprintf(stderr, "[%d/%d] %s b=%d sk=%d done\n", index + 1, total, sh->suite, sh->b, sh->sk);
     cudaFree(q); cudaFree(out); cudaFree(k); cudaFree(v); cudaFree(lens); cudaFree(c.ws);
 }
 
@@ -245,6 +259,7 @@ static void usage(void)
            "  --csv FILE      also write the rows as CSV (columns of shared/tools/sdpa_peers.py)\n"
            "  --splits N      force N split-KV parts (default: fai's plan)\n"
            "  --warps N       force N warps per block (default: fai's plan)\n"
+           "  --kernel K      force the decode kernel: simt (CUDA cores) or mma (tensor cores)\n"
            "  --tune          also time a grid of other plans per row (marked 'tune')\n"
            "  --help          this text\n"
            "Timing: 256 MB L2 flush before each run, CUDA events around the call, median.\n"
@@ -254,7 +269,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    options o = {50, 5, 0, 0, 0, 0, 0, NULL};
+    options o = {50, 5, 0, 0, FAI_DECODE_AUTO, 0, 0, 0, NULL};
     shape rows[256];
     int n = 0;
     static shape custom[64];
@@ -315,6 +330,13 @@ int main(int argc, char **argv)
             o.warmup = atoi(argv[++i]);
         } else if (!strcmp(a, "--splits") && next) {
             o.splits = atoi(argv[++i]);
+        } else if (!strcmp(a, "--kernel") && next) {
+            o.kernel = !strcmp(next, "simt") ? FAI_DECODE_SIMT : !strcmp(next, "mma") ? FAI_DECODE_MMA : -2;
+            if (o.kernel == -2) {
+                fprintf(stderr, "fai-bench: --kernel takes simt or mma\n");
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--warps") && next) {
             o.warps = atoi(argv[++i]);
         } else if (!strcmp(a, "--csv") && next) {
@@ -366,7 +388,7 @@ int main(int argc, char **argv)
            prop.multiProcessorCount, driver, runtime, date);
     printf("# ceilings: device-to-device copy %.0f GB/s (read + write), streaming read %.0f GB/s\n", g_copy_gbps,
            g_read_gbps);
-    printf("%-13s %5s %7s %7s %4s  %-12s  %9s  %8s  %6s  %6s\n", "suite", "b", "sk", "hq/hk", "d", "plan", "ms",
+    printf("%-13s %5s %7s %7s %4s  %-16s  %9s  %8s  %6s  %6s\n", "suite", "b", "sk", "hq/hk", "d", "plan", "ms",
            "GB/s", "%copy", "%read");
     if (o.csv) {
         g_csv = fopen(o.csv, "w");
@@ -379,8 +401,13 @@ int main(int argc, char **argv)
                 g_copy_gbps);
         fprintf(g_csv, "%s,ceiling,read,,0,0,0,0,0,0,0,,,,%.1f,streaming read 4 GiB\n", g_device, g_read_gbps);
     }
+    const fai_device_info dev = {prop.multiProcessorCount, (int)prop.sharedMemPerMultiprocessor, prop.major};
+    /* The first row timed in a process ran ~10% slow in every run (docs/perf/): run it once
+     * unreported first. */
+    if (n > 0)
+        bench_decode(&rows[0], &o, 0, n, s, dev, 0);
     for (int i = 0; i < n; i++)
-        bench_decode(&rows[i], &o, i, n, s, prop.multiProcessorCount);
+        bench_decode(&rows[i], &o, i, n, s, dev, 1);
     if (g_csv)
         fclose(g_csv);
     cudaFree(g_flush);

@@ -10,39 +10,12 @@
  * Softmax runs online in the exp2 domain (q is pre-multiplied by scale * log2 e): every
  * LPK-lane key group keeps its own running max m, sum l and accumulator; groups are merged
  * by shuffles, warps through shared memory, and splits by decode_merge_kernel using the
- * partial log-sum-exps, exactly like FlashAttention's split-KV. */
-#include <cuda_fp16.h>
-#include <math.h>
-
+ * partial log-sum-exps, exactly like FlashAttention's split-KV. This file also holds the
+ * merge kernel and the launcher that picks between this kernel and the tensor-core one
+ * (decode_mma.cu). */
 #include "../alibi.h"
-#include "../decode_args.h"
 #include "../error.h"
-#include "ptx.cuh"
-
-#define LOG2E 1.4426950408889634f
-#define LN2 0.6931471805599453f
-
-/* Eight FP16 values of one 16-byte load, as floats. */
-__device__ __forceinline__ void fp16x8_to_float(uint4 u, float f[8])
-{
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
-
-__device__ __forceinline__ uint32_t pack_half2(float a, float b)
-{
-    const __half2 h = __floats2half2_rn(a, b);
-    return *reinterpret_cast<const uint32_t *>(&h);
-}
-
-/* exp2 of (x - max) where an all-masked max of -inf stands for 0, so that empty rows give
- * weights of 0 rather than NaN. */
-__device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.0f : m; }
+#include "decode_common.cuh"
 
 /* The U keys of one warp step for this lane: key0 + u * KPW (zeros past kend). */
 template <int U, int KPW>
@@ -84,13 +57,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
     const int b = item / a.num_kv_heads;
     const int split = blockIdx.y;
 
-    /* Device-side guard: lengths outside [0, capacity] are clamped, never read past. */
-    const int len = max(0, min(a.seq_lens[b], a.capacity));
-    /* Splits cover whole warp steps; trailing splits may be empty (they report -inf). */
-    const int64_t chunk = ((int64_t)len + a.num_splits - 1) / a.num_splits;
-    const int64_t chunk_steps = (chunk + KS - 1) / KS * KS;
-    const int kbeg = (int)min((int64_t)len, (int64_t)split * chunk_steps);
-    const int kend = (int)min((int64_t)len, (int64_t)kbeg + chunk_steps);
+    int len, kbeg, kend;
+    split_range(a, b, split, KS, &len, &kbeg, &kend);
 
     const int h0 = kvh * a.group + hblk * HB; /* first query head of this block */
     const int nh = min(HB, a.group - hblk * HB);
@@ -111,7 +79,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
                     q[hh][e] *= a.scale_log2;
             }
             if (a.alibi)
-                slope[hh] = LOG2E * (a.alibi_slopes ? a.alibi_slopes[h0 + hh]
+                slope[hh] = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h0 + hh]
                                                     : fai_alibi_standard_slope(h0 + hh, a.num_q_heads));
         }
     }
@@ -201,6 +169,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
         }
     }
 
+    ptx_griddep_launch_dependents(); /* only the epilogue is left: let the merge kernel launch */
     /* Merge the key groups of the warp (lanes LPK apart), then the warps via shared memory. */
 #pragma unroll
     for (int off = LPK; off < 32; off *= 2)
@@ -232,40 +201,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
         }
     }
     __syncthreads();
-
-    /* One thread per (query head, 16-byte vector) of the output. */
-    for (int idx = threadIdx.x; idx < nh * VEC; idx += blockDim.x) {
-        const int hh = idx / VEC, c = idx % VEC;
-        float mx = -INFINITY;
-        for (int w = 0; w < nwarps; w++)
-            mx = fmaxf(mx, sm_m[w * HB + hh]);
-        float sum = 0.0f, o[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int w = 0; w < nwarps; w++) {
-            const float sc = ptx_exp2(sm_m[w * HB + hh] - safe_max(mx));
-            sum += sm_l[w * HB + hh] * sc;
-            const float4 *src = reinterpret_cast<const float4 *>(sm_acc + (w * HB + hh) * D + c * 8);
-            const float4 x0 = src[0], x1 = src[1];
-            o[0] += x0.x * sc; o[1] += x0.y * sc; o[2] += x0.z * sc; o[3] += x0.w * sc;
-            o[4] += x1.x * sc; o[5] += x1.y * sc; o[6] += x1.z * sc; o[7] += x1.w * sc;
-        }
-        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        const float lse2 = sum > 0.0f ? mx + __log2f(sum) : -INFINITY;
-        const int h = h0 + hh;
-        if (a.num_splits == 1) {
-            __half *op = (__half *)a.o + b * a.o_token_stride + (int64_t)h * a.o_head_stride + c * 8;
-            ptx_st_v4(op, make_uint4(pack_half2(o[0] * inv, o[1] * inv), pack_half2(o[2] * inv, o[3] * inv),
-                                     pack_half2(o[4] * inv, o[5] * inv), pack_half2(o[6] * inv, o[7] * inv)));
-            if (c == 0 && a.lse)
-                a.lse[(int64_t)b * a.num_q_heads + h] = lse2 * LN2;
-        } else {
-            const int64_t part = ((int64_t)split * a.batch + b) * a.num_q_heads + h;
-            float *po = a.part_o + part * D + c * 8;
-            ptx_st_v4_f32(po, o[0] * inv, o[1] * inv, o[2] * inv, o[3] * inv);
-            ptx_st_v4_f32(po + 4, o[4] * inv, o[5] * inv, o[6] * inv, o[7] * inv);
-            if (c == 0)
-                a.part_lse[part] = lse2;
-        }
-    }
+    combine_warps_and_store<D>(a, smem, nwarps, HB, max(nh, 0), b, h0, split);
 }
 
 /* Combines the splits of one (sequence, query head) row by their log-sum-exps:
@@ -275,6 +211,7 @@ __global__ void __launch_bounds__(MERGE_THREADS)
     decode_merge_kernel(const __grid_constant__ fai_decode_args a, int head_dim)
 {
     __shared__ float weight[FAI_DECODE_MAX_SPLITS];
+    ptx_griddep_wait(); /* the partials of the decode kernel */
     const int64_t rows = (int64_t)a.batch * a.num_q_heads;
     const int64_t row = blockIdx.x;
     const int splits = a.num_splits;
@@ -307,7 +244,7 @@ __global__ void __launch_bounds__(MERGE_THREADS)
         *reinterpret_cast<uint2 *>(op + c * 4) = packed;
     }
     if (threadIdx.x == 0 && a.lse)
-        a.lse[row] = sum > 0.0f ? (mx + __log2f(sum)) * LN2 : -INFINITY;
+        a.lse[row] = sum > 0.0f ? (mx + __log2f(sum)) * FAI_LN2 : -INFINITY;
 }
 
 typedef void (*decode_kernel_fn)(const fai_decode_args);
@@ -335,7 +272,7 @@ static decode_kernel_fn pick_kernel(int head_dim, int heads_per_block)
     return NULL;
 }
 
-static fai_status launch_error(const char *what)
+fai_status fai_decode_launch_error(const char *what)
 {
     const cudaError_t err = cudaGetLastError();
     if (err == cudaSuccess)
@@ -344,8 +281,7 @@ static fai_status launch_error(const char *what)
                      cudaGetErrorString(err), cudaGetErrorName(err));
 }
 
-extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan,
-                                        cudaStream_t stream)
+fai_status fai_decode_launch_simt(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
 {
     const decode_kernel_fn kernel = pick_kernel(plan->head_dim, plan->heads_per_block);
     if (!kernel)
@@ -353,11 +289,35 @@ extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_d
                          (int)plan->head_dim, (int)plan->heads_per_block);
     const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
     kernel<<<grid, plan->warps_per_block * 32, plan->smem_bytes, stream>>>(*args);
-    FAI_TRY(launch_error("decode kernel"));
+    return fai_decode_launch_error("decode kernel");
+}
+
+extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan,
+                                        cudaStream_t stream)
+{
+    if (plan->kernel == FAI_DECODE_MMA)
+        FAI_TRY(fai_decode_launch_mma(args, plan, stream));
+    else
+        FAI_TRY(fai_decode_launch_simt(args, plan, stream));
     if (plan->num_splits > 1) {
-        decode_merge_kernel<<<(unsigned)(args->batch * args->num_q_heads), MERGE_THREADS, 0, stream>>>(
-            *args, plan->head_dim);
-        FAI_TRY(launch_error("split-KV merge kernel"));
+        /* As a programmatic dependent on sm_90+, the merge kernel's launch overlaps the decode
+         * kernel's tail instead of waiting for it to drain (it waits in ptx_griddep_wait). */
+        cudaLaunchConfig_t cfg = {};
+        cudaLaunchAttribute attr = {};
+        attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr.val.programmaticStreamSerializationAllowed = 1;
+        cfg.gridDim = dim3((unsigned)(args->batch * args->num_q_heads));
+        cfg.blockDim = dim3(MERGE_THREADS);
+        cfg.stream = stream;
+        cfg.attrs = &attr;
+        cfg.numAttrs = plan->dependent_launch ? 1 : 0;
+        const cudaError_t err = cudaLaunchKernelEx(&cfg, decode_merge_kernel, *args, (int)plan->head_dim);
+        if (err != cudaSuccess)
+            cudaGetLastError(); /* reported below, with the sticky state cleared */
+        FAI_TRY(err == cudaSuccess ? fai_decode_launch_error("split-KV merge kernel")
+                                   : fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH,
+                                               "fai_decode: launching the split-KV merge kernel failed: %s",
+                                               cudaGetErrorString(err)));
     }
     return FAI_SUCCESS;
 }

@@ -1,0 +1,104 @@
+/* Device code shared by the decode kernels: FP16 packing, the online-softmax guard, and the
+ * epilogue that merges the warps of a block and writes the output (or the split's partial). */
+#ifndef FAI_DECODE_COMMON_CUH
+#define FAI_DECODE_COMMON_CUH
+
+#include <cuda_fp16.h>
+#include <math.h>
+
+#include "../decode_args.h"
+#include "ptx.cuh"
+
+#define FAI_LOG2E 1.4426950408889634f
+#define FAI_LN2 0.6931471805599453f
+
+/* Eight FP16 values of one 16-byte load, as floats. */
+__device__ __forceinline__ void fp16x8_to_float(uint4 u, float f[8])
+{
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float a, float b)
+{
+    const __half2 h = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const uint32_t *>(&h);
+}
+
+/* The running max as the exp2 offset, with an all-masked max of -inf standing for 0, so that
+ * empty rows give weights of 0 rather than NaN. */
+__device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.0f : m; }
+
+/* The epilogue of a decode block. Shared memory holds, for each of `nwarps` warps and each
+ * of `slots` head slots, an unnormalized accumulator (acc [nwarps][slots][D]), a running max
+ * m [nwarps][slots] and a sum l [nwarps][slots], all in the exp2 domain. Heads h_first ..
+ * h_first + nheads - 1 (slot j = head h_first + j) are merged over the warps and written:
+ * as FP16 output and LSE when the sequence is not split, else as this split's normalized
+ * partial output and log2-sum-exp for decode_merge_kernel. Call after __syncthreads(). */
+template <int D>
+__device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a, const float *smem, int nwarps,
+                                                        int slots, int nheads, int b, int h_first, int split)
+{
+    constexpr int VEC = D / 8;
+    const float *sm_acc = smem;
+    const float *sm_m = smem + nwarps * slots * D;
+    const float *sm_l = sm_m + nwarps * slots;
+    for (int idx = threadIdx.x; idx < nheads * VEC; idx += blockDim.x) {
+        const int j = idx / VEC, c = idx % VEC;
+        float mx = -INFINITY;
+        for (int w = 0; w < nwarps; w++)
+            mx = fmaxf(mx, sm_m[w * slots + j]);
+        float sum = 0.0f, o[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int w = 0; w < nwarps; w++) {
+            const float sc = ptx_exp2(sm_m[w * slots + j] - safe_max(mx));
+            sum += sm_l[w * slots + j] * sc;
+            const float4 *src = reinterpret_cast<const float4 *>(sm_acc + (w * slots + j) * D + c * 8);
+            const float4 x0 = src[0], x1 = src[1];
+            o[0] += x0.x * sc; o[1] += x0.y * sc; o[2] += x0.z * sc; o[3] += x0.w * sc;
+            o[4] += x1.x * sc; o[5] += x1.y * sc; o[6] += x1.z * sc; o[7] += x1.w * sc;
+        }
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        const float lse2 = sum > 0.0f ? mx + __log2f(sum) : -INFINITY;
+        const int h = h_first + j;
+        if (a.num_splits == 1) {
+            __half *op = (__half *)a.o + b * a.o_token_stride + (int64_t)h * a.o_head_stride + c * 8;
+            ptx_st_v4(op, make_uint4(pack_half2(o[0] * inv, o[1] * inv), pack_half2(o[2] * inv, o[3] * inv),
+                                     pack_half2(o[4] * inv, o[5] * inv), pack_half2(o[6] * inv, o[7] * inv)));
+            if (c == 0 && a.lse)
+                a.lse[(int64_t)b * a.num_q_heads + h] = lse2 * FAI_LN2;
+        } else {
+            const int64_t part = ((int64_t)split * a.batch + b) * a.num_q_heads + h;
+            float *po = a.part_o + part * D + c * 8;
+            ptx_st_v4_f32(po, o[0] * inv, o[1] * inv, o[2] * inv, o[3] * inv);
+            ptx_st_v4_f32(po + 4, o[4] * inv, o[5] * inv, o[6] * inv, o[7] * inv);
+            if (c == 0)
+                a.part_lse[part] = lse2;
+        }
+    }
+}
+
+/* This block's sequence length (device-side guard: clamped to [0, capacity]) and its split
+ * [kbeg, kend): splits cover whole multiples of `granule` keys, trailing ones may be empty. */
+__device__ __forceinline__ void split_range(const fai_decode_args &a, int b, int split, int granule, int *len,
+                                            int *kbeg, int *kend)
+{
+    const int n = max(0, min(a.seq_lens[b], a.capacity));
+    const int64_t chunk = ((int64_t)n + a.num_splits - 1) / a.num_splits;
+    const int64_t rounded = (chunk + granule - 1) / granule * granule;
+    *len = n;
+    *kbeg = (int)min((int64_t)n, (int64_t)split * rounded);
+    *kend = (int)min((int64_t)n, (int64_t)*kbeg + rounded);
+}
+
+/* Launches of the two decode kernels (decode.cu, decode_mma.cu). */
+fai_status fai_decode_launch_simt(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream);
+fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream);
+/* The CUDA error of the launch just made, as a status with a message naming `what`. */
+fai_status fai_decode_launch_error(const char *what);
+
+#endif

@@ -1,0 +1,253 @@
+/* Decoding attention on tensor cores, for GQA/MQA groups.
+ *
+ * When a KV row serves g query heads, CUDA cores would do g dot products per row; here the
+ * g heads are the rows of an m16n8k16 tile (padded to 16), so the arithmetic goes to the
+ * tensor cores, which have it to spare, and the kernel stays memory-bound (see
+ * shared/guides/decode-notes.md). The work split is the CUDA-core kernel's: a block per
+ * (sequence, KV head, up to 16 heads) item and split; its warps take interleaved tiles of
+ * 16 keys. Each warp streams its own tiles through a private ring of shared-memory stages
+ * with cp.async (no block-wide barrier in the loop), then per tile:
+ *   S = Q K^T      Q fragments held in registers, K by ldmatrix (rows = keys);
+ *   online softmax in the exp2 domain on the accumulators (each row's max over a quad);
+ *   O += P V       P re-packed from the S accumulators as the A operand, V by
+ *                  ldmatrix.trans.
+ * Rows of a tile are swizzled in 16-byte chunks (chunk ^ row % 8) so that ldmatrix reads
+ * are free of bank conflicts. Keys past the split's end are zero-filled by cp.async and
+ * masked to -inf, so they add exactly nothing. */
+#include "../alibi.h"
+#include "../error.h"
+#include "decode_common.cuh"
+
+#define KT FAI_DECODE_MMA_KEYS /* keys per tile */
+
+/* Byte offset of 16-byte chunk `chunk` of row `row` in a tile of rows of `row_elems` FP16. */
+__device__ __forceinline__ int swizzle(int row, int chunk, int row_elems)
+{
+    return row * row_elems * 2 + ((chunk ^ (row & 7)) << 4);
+}
+
+/* Issues the copies of one tile (keys key0 .. key0 + 15 of K and V) into a stage. */
+template <int D, int ROW>
+__device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, int64_t token_stride,
+                                          int key0, int kend, int lane)
+{
+    constexpr int CHUNKS = D / 8;
+    char *ks = stage, *vs = stage + KT * ROW * 2;
+#pragma unroll
+    for (int i = lane; i < KT * CHUNKS; i += 32) {
+        const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
+        const bool valid = key < kend;
+        const int64_t off = valid ? key * token_stride + chunk * 8 : 0;
+        ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + off, valid);
+        ptx_cp_async_16(vs + swizzle(row, chunk, ROW), vp + off, valid);
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
+    decode_mma_kernel(const __grid_constant__ fai_decode_args a)
+{
+    constexpr int ROW = FAI_DECODE_MMA_ROW(D);
+    constexpr int STAGES = FAI_DECODE_MMA_STAGES(D);
+    constexpr int KSTEPS = D / 16; /* k-steps of Q K^T */
+    constexpr int NT = D / 8;      /* n-tiles of the output */
+    constexpr int STAGE_BYTES = 2 * KT * ROW * 2;
+    constexpr int W = FAI_DECODE_MMA_WARPS;
+
+    extern __shared__ uint4 smem_raw[];
+    char *smem = reinterpret_cast<char *>(smem_raw);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int quad = lane & 3, row0 = lane >> 2, row1 = row0 + 8; /* this thread's tile rows */
+
+    int item = blockIdx.x;
+    const int hblk = item % a.head_blocks;
+    item /= a.head_blocks;
+    const int kvh = item % a.num_kv_heads;
+    const int b = item / a.num_kv_heads;
+    const int split = blockIdx.y;
+    int len, kbeg, kend;
+    split_range(a, b, split, KT, &len, &kbeg, &kend);
+
+    const int hb0 = hblk * FAI_DECODE_MMA_ROWS;                  /* first head of the block in its group */
+    const int nrows = min(FAI_DECODE_MMA_ROWS, a.group - hb0);   /* valid rows */
+    const int h_first = kvh * a.group + hb0;
+
+    /* Q as A fragments (row = head, 16 dims per k-step); padding rows are zeros. */
+    uint32_t qa[KSTEPS][4];
+    {
+        const __half *q0 = (const __half *)a.q + b * a.q_token_stride + (int64_t)(h_first + row0) * a.q_head_stride;
+        const __half *q1 = (const __half *)a.q + b * a.q_token_stride + (int64_t)(h_first + row1) * a.q_head_stride;
+#pragma unroll
+        for (int kk = 0; kk < KSTEPS; kk++) {
+            const int c = kk * 16 + quad * 2;
+            qa[kk][0] = row0 < nrows ? *reinterpret_cast<const uint32_t *>(q0 + c) : 0u;
+            qa[kk][1] = row1 < nrows ? *reinterpret_cast<const uint32_t *>(q1 + c) : 0u;
+            qa[kk][2] = row0 < nrows ? *reinterpret_cast<const uint32_t *>(q0 + c + 8) : 0u;
+            qa[kk][3] = row1 < nrows ? *reinterpret_cast<const uint32_t *>(q1 + c + 8) : 0u;
+        }
+    }
+    float slope0 = 0.0f, slope1 = 0.0f; /* ALiBi slopes of the two rows, exp2 domain */
+    if (a.alibi) {
+        if (row0 < nrows)
+            slope0 = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h_first + row0]
+                                                 : fai_alibi_standard_slope(h_first + row0, a.num_q_heads));
+        if (row1 < nrows)
+            slope1 = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h_first + row1]
+                                                 : fai_alibi_standard_slope(h_first + row1, a.num_q_heads));
+    }
+
+    const int64_t base = b * a.kv_seq_stride + kvh * a.kv_head_stride;
+    const __half *kp = (const __half *)a.k + base;
+    const __half *vp = (const __half *)a.v + base;
+    char *ring = smem + warp * STAGES * STAGE_BYTES;
+
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* l: this thread's partial sums */
+    float acc[NT][4];
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+
+    /* This warp's tiles: t = warp, warp + W, ...; the ring runs STAGES - 1 tiles ahead. */
+    const int ntiles = (kend - kbeg + KT - 1) / KT;
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        const int t = warp + s * W;
+        if (t < ntiles)
+            load_tile<D, ROW>(ring + s * STAGE_BYTES, kp, vp, a.kv_token_stride, kbeg + t * KT, kend, lane);
+        ptx_cp_async_commit();
+    }
+    for (int i = 0; warp + i * W < ntiles; i++) {
+        {
+            const int t = warp + (i + STAGES - 1) * W;
+            __syncwarp(); /* every lane is done reading the stage about to be refilled */
+            if (t < ntiles)
+                load_tile<D, ROW>(ring + ((i + STAGES - 1) % STAGES) * STAGE_BYTES, kp, vp, a.kv_token_stride,
+                                  kbeg + t * KT, kend, lane);
+            ptx_cp_async_commit();
+        }
+        ptx_cp_async_wait<STAGES - 1>();
+        __syncwarp(); /* the tile's copies by every lane are visible to the warp */
+        const char *ks = ring + (i % STAGES) * STAGE_BYTES;
+        const char *vs = ks + KT * ROW * 2;
+        const int key0 = kbeg + (warp + i * W) * KT;
+
+        /* S = Q K^T: two n-tiles of 8 keys. ldmatrix matrix mi = lane / 8 covers keys
+         * (mi / 2) * 8 .. + 7 and dims 16 kk + (mi % 2) * 8 .. + 7. */
+        float s[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+        {
+            const int mi = lane >> 3, krow = (mi >> 1) * 8 + (lane & 7);
+#pragma unroll
+            for (int kk = 0; kk < KSTEPS; kk++) {
+                uint32_t kb[4];
+                ptx_ldmatrix_x4(kb, ks + swizzle(krow, kk * 2 + (mi & 1), ROW));
+                ptx_mma_16816(s[0], qa[kk], kb[0], kb[1]);
+                ptx_mma_16816(s[1], qa[kk], kb[2], kb[3]);
+            }
+        }
+        /* Scale, bias, mask; elements [n][0..1] are row0, keys n * 8 + 2 quad + 0..1, and
+         * [n][2..3] the same keys of row1. */
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < 2; n++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int key = key0 + n * 8 + quad * 2 + e;
+                const float dist = (float)(len - 1 - key);
+                const bool valid = key < kend;
+                s[n][e] = valid ? s[n][e] * a.scale_log2 - slope0 * dist : -INFINITY;
+                s[n][2 + e] = valid ? s[n][2 + e] * a.scale_log2 - slope1 * dist : -INFINITY;
+                mx0 = fmaxf(mx0, s[n][e]);
+                mx1 = fmaxf(mx1, s[n][2 + e]);
+            }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float alpha0 = ptx_exp2(m0 - safe_max(mn0)), alpha1 = ptx_exp2(m1 - safe_max(mn1));
+        m0 = mn0;
+        m1 = mn1;
+#pragma unroll
+        for (int n = 0; n < 2; n++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                s[n][e] = ptx_exp2(s[n][e] - safe_max(mn0));
+                s[n][2 + e] = ptx_exp2(s[n][2 + e] - safe_max(mn1));
+            }
+        l0 = l0 * alpha0 + s[0][0] + s[0][1] + s[1][0] + s[1][1];
+        l1 = l1 * alpha1 + s[0][2] + s[0][3] + s[1][2] + s[1][3];
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            acc[n][0] *= alpha0;
+            acc[n][1] *= alpha0;
+            acc[n][2] *= alpha1;
+            acc[n][3] *= alpha1;
+        }
+        /* O += P V: P's accumulators are the A fragment of one 16-key k-step. ldmatrix.trans
+         * matrix mi covers keys (mi % 2) * 8 .. + 7 and dims 16 j + (mi / 2) * 8 .. + 7. */
+        const uint32_t pa[4] = {pack_half2(s[0][0], s[0][1]), pack_half2(s[0][2], s[0][3]),
+                                pack_half2(s[1][0], s[1][1]), pack_half2(s[1][2], s[1][3])};
+        {
+            const int mi = lane >> 3, vrow = (mi & 1) * 8 + (lane & 7);
+#pragma unroll
+            for (int j = 0; j < NT / 2; j++) {
+                uint32_t vb[4];
+                ptx_ldmatrix_x4_trans(vb, vs + swizzle(vrow, j * 2 + (mi >> 1), ROW));
+                ptx_mma_16816(acc[2 * j], pa, vb[0], vb[1]);
+                ptx_mma_16816(acc[2 * j + 1], pa, vb[2], vb[3]);
+            }
+        }
+    }
+    ptx_cp_async_wait<0>();
+    ptx_griddep_launch_dependents(); /* only the epilogue is left: let the merge kernel launch */
+
+    /* Row sums over the quad, then the warps' states into shared memory (the ring is free
+     * once every warp is past its loop) for the common epilogue. */
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    __syncthreads();
+    constexpr int SLOTS = FAI_DECODE_MMA_ROWS;
+    float *sm_acc = reinterpret_cast<float *>(smem);
+    float *sm_m = sm_acc + W * SLOTS * D;
+    float *sm_l = sm_m + W * SLOTS;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+        const int col = n * 8 + quad * 2;
+        *reinterpret_cast<float2 *>(sm_acc + (warp * SLOTS + row0) * D + col) = make_float2(acc[n][0], acc[n][1]);
+        *reinterpret_cast<float2 *>(sm_acc + (warp * SLOTS + row1) * D + col) = make_float2(acc[n][2], acc[n][3]);
+    }
+    if (quad == 0) {
+        sm_m[warp * SLOTS + row0] = m0;
+        sm_m[warp * SLOTS + row1] = m1;
+        sm_l[warp * SLOTS + row0] = l0;
+        sm_l[warp * SLOTS + row1] = l1;
+    }
+    __syncthreads();
+    combine_warps_and_store<D>(a, reinterpret_cast<const float *>(smem), W, SLOTS, nrows, b, h_first, split);
+}
+
+typedef void (*decode_mma_fn)(const fai_decode_args);
+
+fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
+{
+    decode_mma_fn kernel = NULL;
+    switch (plan->head_dim) {
+    case 64: kernel = decode_mma_kernel<64>; break;
+    case 96: kernel = decode_mma_kernel<96>; break;
+    case 128: kernel = decode_mma_kernel<128>; break;
+    }
+    if (!kernel || plan->warps_per_block != FAI_DECODE_MMA_WARPS)
+        return fai_error(FAI_ERROR_INTERNAL, "fai_decode: no tensor-core kernel for head_dim %d, %d warps",
+                         (int)plan->head_dim, (int)plan->warps_per_block);
+    /* More than 48 KB of dynamic shared memory must be asked for; the call is cheap, host-only
+     * and allowed during stream capture. */
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)plan->smem_bytes);
+    if (err != cudaSuccess)
+        return fai_error(FAI_ERROR_EXECUTION_FAILED, "fai_decode: cudaFuncSetAttribute (%zu bytes of shared memory): %s",
+                         plan->smem_bytes, cudaGetErrorString(err));
+    const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
+    kernel<<<grid, FAI_DECODE_MMA_WARPS * 32, plan->smem_bytes, stream>>>(*args);
+    return fai_decode_launch_error("tensor-core decode kernel");
+}
