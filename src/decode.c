@@ -50,7 +50,7 @@ static fai_status plan_for(const char *fn, const fai_decode_params *p, fai_decod
     FAI_TRY(fai_current_device(fn, &dev));
     const int32_t max_len = p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity;
     return fai_decode_make_plan(fn, p->batch, p->attn.num_q_heads, p->attn.num_kv_heads,
-                                p->attn.head_dim, max_len, dev, FAI_DECODE_AUTO, 0, 0, plan);
+                                p->attn.head_dim, max_len, dev, FAI_DECODE_AUTO, 0, 0, 0, plan);
 }
 
 fai_status fai_decode_workspace_size(const fai_decode_params *params, size_t *bytes)

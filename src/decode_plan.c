@@ -46,14 +46,43 @@ static int64_t wave_splits(int64_t items, int64_t resident, int32_t max_seq_len)
     return s < 1 ? 1 : s;
 }
 
-static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
+/* Splits for a ring of p->stages stages (shrunk to what the SM's shared memory holds). */
+static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
 {
-    p->warps_per_block = FAI_DECODE_MMA_WARPS;
-    p->smem_bytes = FAI_DECODE_MMA_SMEM(p->head_dim);
+    while (p->stages > 2 && FAI_DECODE_MMA_SMEM(p->head_dim, p->stages) + 1024 > (size_t)dev.smem_per_sm)
+        p->stages = p->stages == 6 ? 4 : p->stages - 1;
+    p->smem_bytes = FAI_DECODE_MMA_SMEM(p->head_dim, p->stages);
     int64_t per_sm = dev.smem_per_sm / (int64_t)(p->smem_bytes + 1024); /* 1 KB reserved per block */
     if (per_sm < 1)
         per_sm = 1;
     p->num_splits = (int32_t)wave_splits(items, (int64_t)dev.num_sms * per_sm, max_seq_len);
+}
+
+/* The ring's depth, measured (fai-bench --tune, docs/perf/): 4 stages (128 KB at head dim 128,
+ * one block per SM) when each warp streams 8 tiles or more, 6 when the sequence is split
+ * into one wave of blocks and 6 stages still fit as many blocks per SM; for shorter work 3
+ * stages let 2 or 3 blocks share an SM and overlap their starts and ends. */
+static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
+{
+    p->warps_per_block = FAI_DECODE_MMA_WARPS;
+    if (p->stages == 2 || p->stages == 3 || p->stages == 4 || p->stages == 6) {
+        plan_mma_ring(p, items, max_seq_len, dev);
+        return;
+    }
+    p->stages = FAI_DECODE_MMA_STAGES(p->head_dim);
+    plan_mma_ring(p, items, max_seq_len, dev);
+    const int64_t warp_tiles =
+        ceil_div(ceil_div(max_seq_len, p->num_splits), (int64_t)FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_WARPS);
+    if (warp_tiles < 8) {
+        p->stages = 3;
+        plan_mma_ring(p, items, max_seq_len, dev);
+    } else if (p->num_splits > 1) {
+        fai_decode_plan deep = *p;
+        deep.stages = 6;
+        plan_mma_ring(&deep, items, max_seq_len, dev);
+        if (deep.stages == 6 && deep.num_splits == p->num_splits)
+            *p = deep;
+    }
 }
 
 static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
@@ -107,7 +136,7 @@ static int prefer_mma(int32_t batch, int32_t num_kv_heads, int32_t group, int32_
 
 fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_heads,
                                 int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
-                                fai_device_info dev, int kernel, int splits, int warps,
+                                fai_device_info dev, int kernel, int splits, int warps, int stages,
                                 fai_decode_plan *plan)
 {
     const int32_t group = num_q_heads / num_kv_heads;
@@ -131,6 +160,7 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
                          "%s: batch (%d) x num_kv_heads (%d) x head blocks (%d) exceeds the grid limit",
                          fn, (int)batch, (int)num_kv_heads, (int)p.head_blocks);
     if (kernel == FAI_DECODE_MMA) {
+        p.stages = stages;
         plan_mma(&p, items, max_seq_len, dev);
     } else {
         plan_simt(&p, items, max_seq_len, dev);

@@ -26,11 +26,11 @@
 #define FAI_DECODE_MMA_WARPS 4
 #define FAI_DECODE_MMA_KEYS 16
 #define FAI_DECODE_MMA_ROWS 16
-#define FAI_DECODE_MMA_STAGES(d) ((d) <= 64 ? 4 : 3)
+#define FAI_DECODE_MMA_STAGES(d) 4 /* the default; 2, 3, 4 and 6 are compiled */
 /* Shared-memory row in elements: a multiple of 64 so the 16-byte chunks can be swizzled. */
 #define FAI_DECODE_MMA_ROW(d) ((d) == 96 ? 128 : (d))
-#define FAI_DECODE_MMA_SMEM(d) \
-    ((size_t)FAI_DECODE_MMA_WARPS * FAI_DECODE_MMA_STAGES(d) * 2 * FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_ROW(d) * 2)
+#define FAI_DECODE_MMA_SMEM(d, stages) \
+    ((size_t)FAI_DECODE_MMA_WARPS * (stages) * 2 * FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_ROW(d) * 2)
 
 typedef enum fai_decode_kernel {
     FAI_DECODE_AUTO = -1,
@@ -52,6 +52,7 @@ typedef struct fai_decode_plan {
     int32_t head_blocks;     /* blocks per KV head: ceil(group / heads_per_block) */
     int32_t warps_per_block; /* 1 .. FAI_DECODE_MAX_WARPS */
     int32_t num_splits;      /* blocks per (sequence, KV head, head block) along the KV */
+    int32_t stages;          /* MMA: shared-memory stages of each warp's ring */
     size_t smem_bytes;       /* dynamic shared memory of the decode kernel */
     size_t workspace_bytes;  /* partial outputs and LSEs when num_splits > 1, else 0 */
     int32_t dependent_launch; /* launch the merge kernel as a programmatic dependent (sm_90+) */
@@ -63,12 +64,13 @@ size_t fai_decode_part_lse_offset(const fai_decode_plan *plan, int32_t batch, in
 
 /* The plan for a validated problem on a device. A pure function of its arguments (tested on
  * the CPU). max_seq_len: the host-side bound on the lengths. `kernel` picks the kernel
- * (FAI_DECODE_AUTO: the heuristic); `splits` or `warps` > 0 force those (benchmark tuning).
+ * (FAI_DECODE_AUTO: the heuristic); `splits`, `warps` or `stages` > 0 force those (benchmark
+ * tuning; stages: 2, 3, 4 or 6, tensor-core kernel only; fewer when shared memory is short).
  * Returns FAI_ERROR_BAD_PARAM_SHAPE (with a message) when the grid would exceed CUDA's
  * limits. */
 fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_heads,
                                 int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
-                                fai_device_info dev, int kernel, int splits, int warps,
+                                fai_device_info dev, int kernel, int splits, int warps, int stages,
                                 fai_decode_plan *plan);
 
 #endif

@@ -318,7 +318,7 @@ static int run_case(const decode_case *c, int index)
         CUDA_CHECK(cudaMalloc(&dp.ws, dp.ws_bytes));
     fai_decode_plan plan = {0};
     const int planned_len = c->max_seq_len > 0 ? c->max_seq_len : c->capacity;
-    fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_dev, FAI_DECODE_AUTO, 0, 0, &plan);
+    fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_dev, FAI_DECODE_AUTO, 0, 0, 0, &plan);
     printf("%s: batch %d, heads %d/%d, d %d, capacity %d; plan: %s, %d heads/block, %d warps, %d splits\n", c->name,
            c->batch, c->hq, c->hk, d, c->capacity, plan.kernel == FAI_DECODE_MMA ? "tensor cores" : "CUDA cores",
            plan.heads_per_block, plan.warps_per_block, plan.num_splits);
@@ -337,12 +337,12 @@ static int run_case(const decode_case *c, int index)
         fails += check_outputs(c, "call", &dp, &hp);
         /* The same problem under other plans than the heuristic's: the other kernel, more or
          * fewer warps, forced splits. Every plan must compute the same function. */
-        const int forced[][3] = {{FAI_DECODE_SIMT, 8, 1}, {FAI_DECODE_SIMT, 1, 3}, {FAI_DECODE_MMA, 0, 1},
-                                 {FAI_DECODE_MMA, 0, 5}}; /* kernel, warps, splits */
+        const int forced[][4] = {{FAI_DECODE_SIMT, 8, 1, 0}, {FAI_DECODE_SIMT, 1, 3, 0}, {FAI_DECODE_MMA, 0, 1, 2},
+                                 {FAI_DECODE_MMA, 0, 5, 6}}; /* kernel, warps, splits, stages */
         for (int f = 0; f < 4; f++) {
             fai_decode_plan alt;
             fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_dev, forced[f][0], forced[f][2],
-                                 forced[f][1], &alt);
+                                 forced[f][1], forced[f][3], &alt);
             if (alt.kernel != forced[f][0])
                 continue; /* no tensor-core kernel for head dim 256 */
             void *ws = NULL;
@@ -358,7 +358,7 @@ static int run_case(const decode_case *c, int index)
             CUDA_CHECK(cudaGetLastError());
             char label[32];
             snprintf(label, sizeof label, "%s%dw%ds", alt.kernel == FAI_DECODE_MMA ? "mma" : "simt",
-                     alt.warps_per_block, alt.num_splits);
+                     alt.kernel == FAI_DECODE_MMA ? alt.stages : alt.warps_per_block, alt.num_splits);
             fails += check_outputs(c, label, &dp, &hp);
             cudaFree(ws);
         }

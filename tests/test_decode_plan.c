@@ -21,7 +21,7 @@ static const fai_device_info h100 = {132, 233472, 9};
 static fai_decode_plan plan_kernel(int batch, int hq, int hk, int d, int len, int kernel)
 {
     fai_decode_plan p;
-    fai_status s = fai_decode_make_plan("test", batch, hq, hk, d, len, h100, kernel, 0, 0, &p);
+    fai_status s = fai_decode_make_plan("test", batch, hq, hk, d, len, h100, kernel, 0, 0, 0, &p);
     CHECK(s == FAI_SUCCESS, "make_plan(%d,%d,%d,%d,%d) failed", batch, hq, hk, d, len);
     return p;
 }
@@ -77,14 +77,28 @@ int main(void)
     CHECK(plan(128, 32, 32, 128, 8192).kernel == FAI_DECODE_MMA, "b128 sk8192 MHA");
     CHECK(plan(1, 32, 32, 128, 128).kernel == FAI_DECODE_MMA, "b1 sk128 MHA (few items)");
     CHECK(plan(8, 32, 32, 128, 128).kernel == FAI_DECODE_SIMT, "b8 sk128 MHA");
-    /* GQA with short splits stays on CUDA cores: batch 1 x 32K needs 33 splits of ~1K keys. */
-    CHECK(plan(1, 32, 8, 128, 32768).kernel == FAI_DECODE_SIMT, "GQA b1 32K");
+    /* The ring's depth follows the work per warp: under 8 tiles -> 3 stages, 8+ -> 4, and 6
+     * for a split sequence when they fit as many blocks per SM. */
+    CHECK(plan(2048, 32, 32, 128, 128).stages == 3, "b2048 sk128: %d stages", plan(2048, 32, 32, 128, 128).stages);
+    CHECK(plan(128, 32, 32, 128, 256).stages == 3, "b128 sk256: %d stages", plan(128, 32, 32, 128, 256).stages);
+    CHECK(plan(128, 32, 32, 128, 512).stages == 4, "b128 sk512: %d stages", plan(128, 32, 32, 128, 512).stages);
+    /* GQA with short splits stays on CUDA cores: batch 1 x 8K would need 16 splits of 512 keys. */
+    CHECK(plan(1, 32, 8, 128, 8192).kernel == FAI_DECODE_SIMT, "GQA b1 8K");
+    CHECK(plan(1, 32, 8, 128, 32768).kernel == FAI_DECODE_MMA, "GQA b1 32K");
     /* GQA 32/8 at batch 1 x 128K: tensor cores, and 8 items for 132 SMs must split to about one
      * full wave of resident blocks (the seed's kernel did not split at all). */
     p = plan(1, 32, 8, 128, 131072);
     CHECK(p.kernel == FAI_DECODE_MMA && p.heads_per_block == 4 && p.head_blocks == 1, "GQA: kernel %d, %d x %d",
           p.kernel, p.heads_per_block, p.head_blocks);
-    CHECK(p.num_splits == 33, "GQA b1 128K: %d splits (2 blocks per SM x 132 SMs / 8 items = 33)", p.num_splits);
+    CHECK(p.stages == 6 && p.num_splits == 16, "GQA b1 128K: %d stages, %d splits (1 block per SM x 132 SMs / 8 items = 16)",
+          p.stages, p.num_splits);
+    CHECK(plan(16, 32, 8, 128, 8192).stages == 4, "GQA b16 8K: unsplit, 4 stages");
+    /* An A100's 164 KB per SM takes the 128 KB ring, not a 192 KB one. */
+    const fai_device_info a100 = {108, 167936, 8};
+    fai_decode_plan deep;
+    fai_decode_make_plan("test", 1, 32, 8, 128, 131072, a100, FAI_DECODE_MMA, 0, 0, 6, &deep);
+    CHECK(deep.stages == 4 && deep.smem_bytes + 1024 <= 167936 && deep.dependent_launch == 0, "A100 ring: %d stages",
+          deep.stages);
     /* Head dim 256 stays on CUDA cores even for GQA (the accumulators would not fit). */
     CHECK(plan(1, 32, 8, 256, 4096).kernel == FAI_DECODE_SIMT, "d256 GQA");
     /* Short sequences are not split below the minimum chunk: batch 1 x 128 keys. */
@@ -106,12 +120,12 @@ int main(void)
     CHECK(plan(1, 64, 8, 256, 100000).smem_bytes <= FAI_DECODE_SMEM_LIMIT, "smem d256");
     /* The grid limit is reported, not overflowed. */
     fai_decode_plan big;
-    CHECK(fai_decode_make_plan("test", 1 << 30, 64, 8, 128, 1, h100, FAI_DECODE_AUTO, 0, 0, &big) ==
+    CHECK(fai_decode_make_plan("test", 1 << 30, 64, 8, 128, 1, h100, FAI_DECODE_AUTO, 0, 0, 0, &big) ==
               FAI_ERROR_BAD_PARAM_SHAPE,
           "grid overflow accepted");
     /* Forced plans (benchmark tuning) are honoured within limits. */
     fai_decode_plan forced;
-    fai_decode_make_plan("test", 2, 8, 8, 128, 4096, h100, FAI_DECODE_SIMT, 7, 3, &forced);
+    fai_decode_make_plan("test", 2, 8, 8, 128, 4096, h100, FAI_DECODE_SIMT, 7, 3, 0, &forced);
     CHECK(forced.num_splits == 7 && forced.warps_per_block == 3 && forced.workspace_bytes > 0, "forced plan");
 
     const int dims[] = {64, 96, 128, 256};

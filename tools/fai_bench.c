@@ -190,33 +190,35 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
 
     const double bytes = 2.0 * (2.0 * q_elems + 2.0 * kv_elems);
     /* Candidate plans: the heuristic's (or the forced one), and with --tune a grid of kernels x
-     * warps x splits. */
-    int cand_k[64], cand_w[64], cand_s[64], nc = 0;
-    fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, o->kernel, o->splits, o->warps,
+     * warps (CUDA cores) or ring stages (tensor cores) x splits. */
+    int cand_k[64], cand_x[64], cand_s[64], nc = 0;
+    fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, o->kernel, o->splits, o->warps, 0,
                          &c.plan);
     cand_k[nc] = c.plan.kernel;
-    cand_w[nc] = c.plan.warps_per_block;
+    cand_x[nc] = c.plan.kernel == FAI_DECODE_MMA ? c.plan.stages : c.plan.warps_per_block;
     cand_s[nc++] = c.plan.num_splits;
     if (o->tune) {
-        const int ws[] = {2, 4, 8}, ss[] = {1, 2, 4};
+        const int xs[2][3] = {{2, 4, 8}, {3, 4, 6}}, ss[] = {1, 2, 4};
         for (int kind = 0; kind < 2; kind++)
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) {
                     fai_decode_plan base;
-                    fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, kind, 0, 0, &base);
-                    const int sp = ss[j] * base.num_splits, w = kind == FAI_DECODE_MMA ? base.warps_per_block : ws[i];
-                    if (base.kernel != kind || (kind == FAI_DECODE_MMA && i > 0) ||
-                        (kind == cand_k[0] && w == cand_w[0] && sp == cand_s[0]))
+                    const int x = xs[kind][i];
+                    fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, kind, 0,
+                                         kind == FAI_DECODE_MMA ? 0 : x, kind == FAI_DECODE_MMA ? x : 0, &base);
+                    const int sp = ss[j] * base.num_splits;
+                    if (base.kernel != kind || (kind == cand_k[0] && x == cand_x[0] && sp == cand_s[0]))
                         continue;
                     cand_k[nc] = kind;
-                    cand_w[nc] = w;
+                    cand_x[nc] = x;
                     cand_s[nc++] = sp;
                 }
     }
     for (int ci = 0; ci < nc; ci++) {
         c.use_plan = o->tune || o->splits || o->warps || o->kernel != FAI_DECODE_AUTO;
+        const int mma = cand_k[ci] == FAI_DECODE_MMA;
         fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, cand_k[ci], cand_s[ci],
-                             cand_w[ci], &c.plan);
+                             mma ? 0 : cand_x[ci], mma ? cand_x[ci] : 0, &c.plan);
         if (c.plan.workspace_bytes > c.ws_bytes) {
             cudaFree(c.ws);
             c.ws_bytes = c.plan.workspace_bytes;
@@ -229,8 +231,13 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
             break;
         const double gbps = bytes / (ms * 1e-3) / 1e9;
         const double tflops = 4.0 * sh->b * (double)sh->sk * sh->hq * sh->d / (ms * 1e-3) / 1e12;
-        printf("%-13s %5d %7d %3d/%-3d %4d  %-4s %dw %4ds  %9.4f  %8.1f  %5.1f%%  %5.1f%%%s\n", sh->suite, sh->b,
+        printf("%-13s %5d %7d %3d/%-3d %4d  %-4s %dw%s %4ds  %9.4f  %8.1f  %5.1f%%  %5.1f%%%s\n", sh->suite, sh->b,
                sh->sk, sh->hq, sh->hk, sh->d, c.plan.kernel == FAI_DECODE_MMA ? "mma" : "simt", c.plan.warps_per_block,
+               c.plan.kernel == FAI_DECODE_MMA ? (c.plan.stages == 2   ? "/2st"
+                                                : c.plan.stages == 3 ? "/3st"
+                                                : c.plan.stages == 4 ? "/4st"
+                                                                     : "/6st")
+                                               : "",
                c.plan.num_splits, ms, gbps, 100.0 * gbps / g_copy_gbps, 100.0 * gbps / g_read_gbps,
                ci ? "  (tune)" : "");
         fflush(stdout);

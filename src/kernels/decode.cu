@@ -205,16 +205,20 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
 }
 
 /* Combines the splits of one (sequence, query head) row by their log-sum-exps:
- * O = sum_s 2^(lse_s - lse) O_s with lse = log2 sum_s 2^lse_s. */
-#define MERGE_THREADS 64
+ * O = sum_s 2^(lse_s - lse) O_s with lse = log2 sum_s 2^lse_s. The eight warps of the block
+ * take every eighth split, so that many partial rows are read at once (one thread looping
+ * over the splits would wait for each load in turn), then add up through shared memory. */
+#define MERGE_THREADS 256
+#define MERGE_GROUPS (MERGE_THREADS / 32)
 __global__ void __launch_bounds__(MERGE_THREADS)
     decode_merge_kernel(const __grid_constant__ fai_decode_args a, int head_dim)
 {
     __shared__ float weight[FAI_DECODE_MAX_SPLITS];
+    __shared__ float4 part[MERGE_GROUPS][256 / 4];
     ptx_griddep_wait(); /* the partials of the decode kernel */
     const int64_t rows = (int64_t)a.batch * a.num_q_heads;
     const int64_t row = blockIdx.x;
-    const int splits = a.num_splits;
+    const int splits = a.num_splits, lane = threadIdx.x & 31, group = threadIdx.x >> 5;
     for (int s = threadIdx.x; s < splits; s += blockDim.x)
         weight[s] = a.part_lse[s * rows + row];
     __syncthreads();
@@ -230,17 +234,26 @@ __global__ void __launch_bounds__(MERGE_THREADS)
         sum += weight[s];
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
 
+    for (int c = lane; c < head_dim / 4; c += 32) {
+        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+        for (int s = group; s < splits; s += MERGE_GROUPS) {
+            const float w = weight[s];
+            const float4 x = *reinterpret_cast<const float4 *>(a.part_o + (s * rows + row) * head_dim + c * 4);
+            o.x += w * x.x; o.y += w * x.y; o.z += w * x.z; o.w += w * x.w;
+        }
+        part[group][c] = o;
+    }
+    __syncthreads();
     const int b = (int)(row / a.num_q_heads), h = (int)(row % a.num_q_heads);
     __half *op = (__half *)a.o + b * a.o_token_stride + (int64_t)h * a.o_head_stride;
     for (int c = threadIdx.x; c < head_dim / 4; c += blockDim.x) {
-        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        for (int s = 0; s < splits; s++) {
-            if (weight[s] == 0.0f)
-                continue; /* empty or negligible split */
-            const float4 x = *reinterpret_cast<const float4 *>(a.part_o + (s * rows + row) * head_dim + c * 4);
-            o.x += weight[s] * x.x; o.y += weight[s] * x.y; o.z += weight[s] * x.z; o.w += weight[s] * x.w;
+        float4 o = part[0][c];
+        for (int g = 1; g < MERGE_GROUPS; g++) {
+            const float4 x = part[g][c];
+            o.x += x.x; o.y += x.y; o.z += x.z; o.w += x.w;
         }
-        uint2 packed = make_uint2(pack_half2(o.x * inv, o.y * inv), pack_half2(o.z * inv, o.w * inv));
+        const uint2 packed = make_uint2(pack_half2(o.x * inv, o.y * inv), pack_half2(o.z * inv, o.w * inv));
         *reinterpret_cast<uint2 *>(op + c * 4) = packed;
     }
     if (threadIdx.x == 0 && a.lse)

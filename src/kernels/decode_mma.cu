@@ -43,12 +43,11 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
     }
 }
 
-template <int D>
+template <int D, int STAGES>
 __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     decode_mma_kernel(const __grid_constant__ fai_decode_args a)
 {
     constexpr int ROW = FAI_DECODE_MMA_ROW(D);
-    constexpr int STAGES = FAI_DECODE_MMA_STAGES(D);
     constexpr int KSTEPS = D / 16; /* k-steps of Q K^T */
     constexpr int NT = D / 8;      /* n-tiles of the output */
     constexpr int STAGE_BYTES = 2 * KT * ROW * 2;
@@ -233,11 +232,21 @@ typedef void (*decode_mma_fn)(const fai_decode_args);
 fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
 {
     decode_mma_fn kernel = NULL;
+#define FAI_MMA_CASE(d)                                                             \
+    case d:                                                                         \
+        kernel = plan->stages == 2   ? decode_mma_kernel<d, 2>                      \
+                 : plan->stages == 3 ? decode_mma_kernel<d, 3>                      \
+                 : plan->stages == 4 ? decode_mma_kernel<d, 4>                      \
+                                     : decode_mma_kernel<d, 6>;                     \
+        break;
     switch (plan->head_dim) {
-    case 64: kernel = decode_mma_kernel<64>; break;
-    case 96: kernel = decode_mma_kernel<96>; break;
-    case 128: kernel = decode_mma_kernel<128>; break;
+        FAI_MMA_CASE(64)
+        FAI_MMA_CASE(96)
+        FAI_MMA_CASE(128)
     }
+#undef FAI_MMA_CASE
+    if (plan->stages < 2 || plan->stages > 6 || plan->stages == 5)
+        kernel = NULL;
     if (!kernel || plan->warps_per_block != FAI_DECODE_MMA_WARPS)
         return fai_error(FAI_ERROR_INTERNAL, "fai_decode: no tensor-core kernel for head_dim %d, %d warps",
                          (int)plan->head_dim, (int)plan->warps_per_block);
