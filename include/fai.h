@@ -155,11 +155,12 @@ FAI_API fai_attention fai_attention_default(void);
  *   O[b, h] = softmax_j(scale * Q[b, h] . K[b, j, h / g] + bias) . V[b, j, h / g]
  *   for j < seq_lens[b], g = num_q_heads / num_kv_heads.
  *
- * Runs on CUDA cores at memory speed; one pass over each KV head serves every query head
- * of its group. When batch * num_kv_heads cannot fill the GPU, each sequence's KV is split
- * across blocks and the parts merged by their log-sum-exp; the split is planned on the
- * host from batch, heads and cache.max_seq_len (never from device values) and needs a
- * workspace of fai_decode_workspace_size() bytes on the current device.
+ * Runs at memory speed (CUDA cores, or tensor cores for GQA groups and long caches, picked
+ * on the host); one pass over each KV head serves every query head of its group. When
+ * batch * num_kv_heads cannot fill the GPU, each sequence's KV is split across blocks and
+ * the parts merged by their log-sum-exp; the split is planned on the host from batch, heads
+ * and cache.max_seq_len (never from device values) and needs a workspace of
+ * fai_decode_workspace_size() bytes on the current device.
  * ------------------------------------------------------------------------------------- */
 typedef struct fai_decode_params {
     fai_attention attn;
