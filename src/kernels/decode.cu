@@ -323,7 +323,12 @@ extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_d
         cfg.blockDim = dim3(MERGE_THREADS);
         cfg.stream = stream;
         cfg.attrs = &attr;
-        cfg.numAttrs = plan->dependent_launch ? 1 : 0;
+        /* Only when the merge kernel that runs is sm_90 code, whose ptx_griddep_wait() waits:
+         * an sm_80 binary running on a Hopper GPU launches the plain way. */
+        struct cudaFuncAttributes fattr;
+        const int pdl = plan->dependent_launch && cudaFuncGetAttributes(&fattr, decode_merge_kernel) == cudaSuccess &&
+                        fattr.binaryVersion >= 90;
+        cfg.numAttrs = pdl ? 1 : 0;
         const cudaError_t err = cudaLaunchKernelEx(&cfg, decode_merge_kernel, *args, (int)plan->head_dim);
         if (err != cudaSuccess)
             cudaGetLastError(); /* reported below, with the sticky state cleared */
