@@ -3,11 +3,11 @@
 # test (GPU tests included), compute-sanitizer on the kernels (small shapes), fai-bench on
 # the decode suites and PyTorch SDPA's flash and cuDNN backends on the same shapes, then a
 # compact side-by-side table last. Logs and CSVs go to $OUT (or ./gpu-out).
-#   scripts/gpu-check.sh [test] [sanitize] [bench] [peers] [tune]     (default: all but tune)
+#   scripts/gpu-check.sh [test] [test80] [sanitize] [bench] [peers] [tune]   (default: all but tune)
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
-phases=${*:-test sanitize bench peers}
+phases=${*:-test test80 sanitize bench peers}
 has() { [[ " $phases " == *" $1 "* ]]; }
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
 [ "$arch" = 90 ] && arch=90a
@@ -24,6 +24,14 @@ if has test; then
     stamp "ctest"
     ctest --test-dir build-gpu -V >"$OUT/ctest.log" 2>&1 || status=1
     grep -E "FAIL|tests passed|tests failed|Test +#|test_decode:" "$OUT/ctest.log" | sed -E 's/^[0-9]+: //' | tail -n 40
+fi
+if has test80; then
+    # The default build's other target: compute_80 code, JIT-compiled for this card.
+    stamp "test_decode, sm_80-only build"
+    cmake -S . -B build-80 -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=80 >"$OUT/build80.log" 2>&1 &&
+        cmake --build build-80 -j16 --target test_decode >>"$OUT/build80.log" 2>&1 || { tail -n 20 "$OUT/build80.log"; exit 1; }
+    build-80/tests/test_decode >"$OUT/test80.log" 2>&1 || status=1
+    grep -E "FAIL|test_decode:" "$OUT/test80.log" | tail -n 5
 fi
 if has sanitize; then
     for tool in memcheck racecheck; do

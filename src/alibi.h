@@ -15,7 +15,7 @@
 FAI_HOST_DEVICE float fai_alibi_standard_slope(int h, int n)
 {
     int m = 1;
-    while (m * 2 <= n)
+    while (m <= n / 2)
         m *= 2;
     float e = h < m ? (float)(h + 1) / (float)m : (float)(2 * (h - m) + 1) / (float)(2 * m);
     return exp2f(-8.0f * e);

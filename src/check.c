@@ -45,7 +45,8 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn)
         return fai_error(FAI_ERROR_NOT_SUPPORTED_HEAD_DIM,
                          "%s: attn.head_dim (%d) is not supported (64, 96, 128 or 256)", fn,
                          (int)attn->head_dim);
-    if (!isfinite(attn->softmax_scale) || !(attn->softmax_scale > 0.0f))
+    /* The kernels work in the exp2 domain: scale * log2(e) must stay finite too. */
+    if (!isfinite(attn->softmax_scale * 1.4426950408889634f) || !(attn->softmax_scale > 0.0f))
         return fai_error(FAI_ERROR_BAD_PARAM, "%s: attn.softmax_scale (%g) must be finite and > 0",
                          fn, (double)attn->softmax_scale);
     if (attn->alibi && attn->alibi_slopes && misaligned(attn->alibi_slopes, sizeof(float)))
@@ -157,6 +158,8 @@ fai_status fai_current_device(const char *fn, fai_device_info *info)
     info->cc_major = major;
     if (err == cudaSuccess)
         err = cudaDeviceGetAttribute(&info->smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev);
+    if (err == cudaSuccess)
+        err = cudaDeviceGetAttribute(&info->smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     if (err != cudaSuccess)
         return fai_error(FAI_ERROR_EXECUTION_FAILED, "%s: querying the current CUDA device failed: %s",
                          fn, cudaGetErrorString(err));

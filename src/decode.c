@@ -46,6 +46,11 @@ static fai_status validate(const char *fn, const fai_decode_params *p)
 static fai_status plan_for(const char *fn, const fai_decode_params *p, fai_decode_plan *plan)
 {
     FAI_TRY(validate(fn, p));
+    if (p->batch == 0) { /* nothing to launch: no device needed */
+        const fai_decode_plan empty = {0};
+        *plan = empty;
+        return FAI_SUCCESS;
+    }
     fai_device_info dev;
     FAI_TRY(fai_current_device(fn, &dev));
     const int32_t max_len = p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity;
@@ -104,6 +109,7 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
     args.kv_token_stride = p->cache.token_stride;
     args.kv_head_stride = p->cache.head_stride;
     args.capacity = p->cache.capacity;
+    args.head_dim = a->head_dim;
     args.batch = p->batch;
     args.num_q_heads = a->num_q_heads;
     args.num_kv_heads = a->num_kv_heads;

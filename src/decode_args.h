@@ -24,7 +24,7 @@ typedef struct fai_decode_args {
     int64_t q_token_stride, q_head_stride;
     int64_t o_token_stride, o_head_stride;
     int64_t kv_seq_stride, kv_token_stride, kv_head_stride;
-    int32_t capacity;
+    int32_t capacity, head_dim;
     int32_t batch, num_q_heads, num_kv_heads, group, head_blocks, num_splits;
     int32_t alibi;
     float scale_log2; /* softmax_scale * log2(e): scores live in the exp2 domain */

@@ -49,7 +49,8 @@ static int64_t wave_splits(int64_t items, int64_t resident, int32_t max_seq_len)
 /* Splits for a ring of p->stages stages (shrunk to what the SM's shared memory holds). */
 static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
 {
-    while (p->stages > 2 && FAI_DECODE_MMA_SMEM(p->head_dim, p->stages) + 1024 > (size_t)dev.smem_per_sm)
+    while (p->stages > 2 && (FAI_DECODE_MMA_SMEM(p->head_dim, p->stages) + 1024 > (size_t)dev.smem_per_sm ||
+                             FAI_DECODE_MMA_SMEM(p->head_dim, p->stages) > (size_t)dev.smem_per_block))
         p->stages = p->stages == 6 ? 4 : p->stages - 1;
     p->smem_bytes = FAI_DECODE_MMA_SMEM(p->head_dim, p->stages);
     int64_t per_sm = dev.smem_per_sm / (int64_t)(p->smem_bytes + 1024); /* 1 KB reserved per block */
@@ -144,10 +145,16 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
     p.head_dim = head_dim;
     /* Tensor cores pay off once a KV row serves several query heads; they hold up to 128
      * dims of output per warp in registers. */
-    if (kernel == FAI_DECODE_MMA && head_dim > 128)
+    /* The tensor-core kernel holds at most 128 dims of output per warp, and its ring needs
+     * at least 2 stages of shared memory. */
+    if (kernel == FAI_DECODE_MMA &&
+        (head_dim > 128 || FAI_DECODE_MMA_SMEM(head_dim, 2) > (size_t)dev.smem_per_block ||
+         FAI_DECODE_MMA_SMEM(head_dim, 2) + 1024 > (size_t)dev.smem_per_sm))
         kernel = FAI_DECODE_SIMT;
     if (kernel == FAI_DECODE_AUTO)
-        kernel = head_dim <= 128 && prefer_mma(batch, num_kv_heads, group, head_dim, max_seq_len, dev) ? FAI_DECODE_MMA
+        kernel = head_dim <= 128 && FAI_DECODE_MMA_SMEM(head_dim, 2) <= (size_t)dev.smem_per_block &&
+                         FAI_DECODE_MMA_SMEM(head_dim, 2) + 1024 <= (size_t)dev.smem_per_sm &&
+                         prefer_mma(batch, num_kv_heads, group, head_dim, max_seq_len, dev) ? FAI_DECODE_MMA
                                                                                             : FAI_DECODE_SIMT;
     p.kernel = kernel;
     p.heads_per_block = kernel == FAI_DECODE_MMA ? mma_rows(group) : heads_per_block(group);
@@ -177,6 +184,10 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
         p.num_splits = splits;
     if (p.num_splits > FAI_DECODE_MAX_SPLITS)
         p.num_splits = FAI_DECODE_MAX_SPLITS;
+    if (p.num_splits > 1 && (int64_t)batch * num_q_heads > INT32_MAX)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
+                         "%s: batch (%d) x num_q_heads (%d) exceeds the grid limit of the split merge", fn,
+                         (int)batch, (int)num_q_heads);
     if (p.num_splits > 1) {
         size_t lse_bytes = (size_t)p.num_splits * (size_t)batch * (size_t)num_q_heads * sizeof(float);
         p.workspace_bytes = fai_decode_part_lse_offset(&p, batch, num_q_heads) + align256(lse_bytes);

@@ -43,6 +43,7 @@ typedef struct fai_device_info {
     int num_sms;
     int smem_per_sm; /* bytes of shared memory a multiprocessor can give its blocks */
     int cc_major;    /* compute capability; 9+ allows programmatic dependent launch */
+    int smem_per_block; /* the most dynamic shared memory one block may opt in to */
 } fai_device_info;
 
 typedef struct fai_decode_plan {

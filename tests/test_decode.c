@@ -28,6 +28,7 @@ typedef struct decode_case {
     int max_seq_len;   /* planning hint (0: capacity) */
     int check_every;   /* reference for every k-th sequence (all outputs are still checked finite) */
     int graph;         /* capture into a CUDA graph, replay, then replay again on new Q and lengths */
+    int no_lse;        /* pass lse = NULL (the LSE buffer stays poisoned and is not checked) */
 } decode_case;
 
 static uint64_t g_seed;
@@ -208,7 +209,10 @@ static int check_outputs(const decode_case *c, const char *round, device_problem
             for (int e = 0; e < d; e++)
                 max_err32 = fmax(max_err32, fabs((double)o32[e] - ref[(int64_t)h * d + e]));
             const double got = lse[(int64_t)b * c->hq + h], want = ref_lse[h];
-            if (isinf(want)) {
+            if (c->no_lse) {
+                /* not requested: must stay untouched (still the NaN poison) */
+                lse_bad += !isnan(got);
+            } else if (isinf(want)) {
                 lse_bad += !(isinf(got) && got < 0);
             } else {
                 const double le = fabs(got - want);
@@ -284,7 +288,7 @@ static int run_case(const decode_case *c, int index)
     CUDA_CHECK(cudaMalloc((void **)&dp.lens_dev, sizeof(int32_t) * (size_t)(c->batch + 1)));
     kc->seq_lens = dp.lens_dev;
     CUDA_CHECK(cudaMalloc((void **)&dp.lse_dev, sizeof(float) * (size_t)(c->batch * c->hq + 1)));
-    p->lse = dp.lse_dev;
+    p->lse = c->no_lse ? NULL : dp.lse_dev;
 
     hp.slopes = malloc(sizeof(double) * (size_t)c->hq);
     fai_ref_alibi_slopes(c->hq, hp.slopes);
@@ -314,8 +318,10 @@ static int run_case(const decode_case *c, int index)
         printf("  %s: workspace_size: %s: %s\n", c->name, fai_status_string(s), fai_last_error());
         return 1;
     }
-    if (dp.ws_bytes)
+    if (dp.ws_bytes) { /* poisoned: the workspace needs no clearing */
         CUDA_CHECK(cudaMalloc(&dp.ws, dp.ws_bytes));
+        CUDA_CHECK(cudaMemset(dp.ws, 0xff, dp.ws_bytes));
+    }
     fai_decode_plan plan = {0};
     const int planned_len = c->max_seq_len > 0 ? c->max_seq_len : c->capacity;
     fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_dev, FAI_DECODE_AUTO, 0, 0, 0, &plan);
@@ -346,8 +352,10 @@ static int run_case(const decode_case *c, int index)
             if (alt.kernel != forced[f][0])
                 continue; /* no tensor-core kernel for head dim 256 */
             void *ws = NULL;
-            if (alt.workspace_bytes)
+            if (alt.workspace_bytes) {
                 CUDA_CHECK(cudaMalloc(&ws, alt.workspace_bytes));
+                CUDA_CHECK(cudaMemset(ws, 0xff, alt.workspace_bytes));
+            }
             poison_outputs(c, &dp);
             s = fai_decode_run_plan("test", p, &alt, ws, alt.workspace_bytes, stream);
             if (s != FAI_SUCCESS) {
@@ -418,6 +426,7 @@ int main(int argc, char **argv)
     CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.num_sms, cudaDevAttrMultiProcessorCount, dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.cc_major, cudaDevAttrComputeCapabilityMajor, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
 
     static decode_case cases[128];
     int n = 0;
@@ -436,20 +445,25 @@ int main(int argc, char **argv)
             cases[n++] = c;
         }
     decode_case extra[] = {
-        {"HND cache, fused QKV view, head-major O", 5, 32, 8, 128, 700, NULL, 1, 1, 0, 1.0f, 0, 0, 1, 0},
-        {"ALiBi standard slopes, 12 heads", 4, 12, 4, 128, 900, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0},
-        {"ALiBi caller slopes", 4, 16, 16, 64, 900, NULL, 0, 0, 2, 1.0f, 0, 0, 1, 0},
-        {"very negative logits (slope 8)", 3, 8, 2, 128, 1000, NULL, 0, 0, 3, 1.0f, 0, 0, 1, 0},
-        {"logits to +-50", 4, 16, 4, 128, 1000, NULL, 0, 0, 0, 15.0f, 0, 0, 1, 0},
-        {"huge keys past the length", 6, 8, 8, 128, 1000, lens_mixed, 0, 0, 0, 1.0f, 1, 0, 1, 0},
-        {"length guard (-5, > capacity)", 4, 8, 4, 64, 200, lens_guard, 0, 0, 0, 1.0f, 0, 0, 1, 0},
-        {"all sequences empty", 3, 8, 8, 128, 64, lens_empty, 0, 0, 0, 1.0f, 0, 0, 1, 0},
-        {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0},
-        {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0},
-        {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0},
-        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 7, 0},
-        {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1},
-        {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1},
+        {"HND cache, fused QKV view, head-major O", 5, 32, 8, 128, 700, NULL, 1, 1, 0, 1.0f, 0, 0, 1, 0, 0},
+        {"ALiBi standard slopes, 12 heads", 4, 12, 4, 128, 900, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0},
+        {"ALiBi caller slopes", 4, 16, 16, 64, 900, NULL, 0, 0, 2, 1.0f, 0, 0, 1, 0, 0},
+        {"very negative logits (slope 8)", 3, 8, 2, 128, 1000, NULL, 0, 0, 3, 1.0f, 0, 0, 1, 0, 0},
+        {"logits to +-50", 4, 16, 4, 128, 1000, NULL, 0, 0, 0, 15.0f, 0, 0, 1, 0, 0},
+        {"huge keys past the length", 6, 8, 8, 128, 1000, lens_mixed, 0, 0, 0, 1.0f, 1, 0, 1, 0, 0},
+        {"length guard (-5, > capacity)", 4, 8, 4, 64, 200, lens_guard, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0},
+        {"all sequences empty", 3, 8, 8, 128, 64, lens_empty, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0},
+        {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0},
+        {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0, 0},
+        {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0, 0},
+        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 7, 0, 0},
+        {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1, 0},
+        {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1, 0},
+        /* Partial trailing head blocks: 24 = 16 + 8 rows on tensor cores, 12 = 8 + 4 heads on
+         * CUDA cores (its forced plans); and no LSE requested, split and not. */
+        {"MQA 24/1, partial head block", 3, 24, 1, 128, 3000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0},
+        {"MQA 12/1, partial head block, d256", 3, 12, 1, 256, 3000, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0},
+        {"lse NULL, split", 1, 16, 4, 64, 40000, lens_long, 0, 0, 0, 1.0f, 0, 0, 1, 0, 1},
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         cases[n++] = extra[i];
@@ -460,7 +474,7 @@ int main(int argc, char **argv)
             lens_big[b] = (b * 37) % 61;
         lens_big[34] = 3000;
         lens_big[35] = 66000;
-        decode_case big = {"offsets past 2^31, 66000 keys", 36, 32, 8, 128, 66000, lens_big, 0, 0, 0, 1.0f, 0, 0, 1, 0};
+        decode_case big = {"offsets past 2^31, 66000 keys", 36, 32, 8, 128, 66000, lens_big, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0};
         cases[n++] = big;
     }
 

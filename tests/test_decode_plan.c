@@ -16,14 +16,21 @@ static int failures;
     } while (0)
 
 /* An H100: 132 SMs, 228 KB of shared memory each. */
-static const fai_device_info h100 = {132, 233472, 9};
+static const fai_device_info h100 = {132, 233472, 9, 232448};
+/* Devices of other sizes the invariants must hold on: an A100 and an RTX 3090-like sm_86. */
+static const fai_device_info devices[] = {{132, 233472, 9, 232448}, {108, 167936, 8, 166912}, {82, 102400, 8, 101376}};
+
+static fai_decode_plan plan_on(fai_device_info dev, int batch, int hq, int hk, int d, int len, int kernel)
+{
+    fai_decode_plan p;
+    fai_status s = fai_decode_make_plan("test", batch, hq, hk, d, len, dev, kernel, 0, 0, 0, &p);
+    CHECK(s == FAI_SUCCESS, "make_plan(%d,%d,%d,%d,%d) failed", batch, hq, hk, d, len);
+    return p;
+}
 
 static fai_decode_plan plan_kernel(int batch, int hq, int hk, int d, int len, int kernel)
 {
-    fai_decode_plan p;
-    fai_status s = fai_decode_make_plan("test", batch, hq, hk, d, len, h100, kernel, 0, 0, 0, &p);
-    CHECK(s == FAI_SUCCESS, "make_plan(%d,%d,%d,%d,%d) failed", batch, hq, hk, d, len);
-    return p;
+    return plan_on(h100, batch, hq, hk, d, len, kernel);
 }
 
 static fai_decode_plan plan(int batch, int hq, int hk, int d, int len)
@@ -32,9 +39,9 @@ static fai_decode_plan plan(int batch, int hq, int hk, int d, int len)
 }
 
 /* Invariants: sizes in range, workspace exactly when split, shared memory within 48 KB. */
-static void check_invariants(int batch, int hq, int hk, int d, int len, int kernel)
+static void check_invariants(fai_device_info dev, int batch, int hq, int hk, int d, int len, int kernel)
 {
-    const fai_decode_plan p = plan_kernel(batch, hq, hk, d, len, kernel);
+    const fai_decode_plan p = plan_on(dev, batch, hq, hk, d, len, kernel);
     const int group = hq / hk;
     CHECK(p.kernel == FAI_DECODE_SIMT || p.kernel == FAI_DECODE_MMA, "kernel %d", p.kernel);
     CHECK(p.kernel == FAI_DECODE_SIMT || d <= 128, "tensor cores for head dim %d", d);
@@ -47,10 +54,13 @@ static void check_invariants(int batch, int hq, int hk, int d, int len, int kern
     } else {
         CHECK(p.heads_per_block >= 1 && p.heads_per_block <= FAI_DECODE_MMA_ROWS, "rows %d", p.heads_per_block);
         CHECK(p.warps_per_block == FAI_DECODE_MMA_WARPS, "warps %d", p.warps_per_block);
-        /* The epilogue reuses the pipeline's shared memory. */
-        CHECK(p.smem_bytes >= (size_t)FAI_DECODE_MMA_WARPS * FAI_DECODE_MMA_ROWS * (d + 2) * sizeof(float) &&
-                  p.smem_bytes <= 227 * 1024,
+        /* The epilogue reuses the ring's shared memory; the ring fits the device; the
+         * launcher has kernels for 2, 3, 4 and 6 stages. */
+        CHECK(p.smem_bytes >= (size_t)FAI_DECODE_MMA_WARPS * FAI_DECODE_MMA_ROWS * (d + 2) * sizeof(float),
               "smem %zu", p.smem_bytes);
+        CHECK(p.smem_bytes <= (size_t)dev.smem_per_block && p.smem_bytes + 1024 <= (size_t)dev.smem_per_sm,
+              "smem %zu on a device of %d per block", p.smem_bytes, dev.smem_per_block);
+        CHECK(p.stages == 2 || p.stages == 3 || p.stages == 4 || p.stages == 6, "stages %d", p.stages);
     }
     CHECK(p.head_blocks * p.heads_per_block >= group && (p.head_blocks - 1) * p.heads_per_block < group,
           "head blocks %d x %d for group %d", p.head_blocks, p.heads_per_block, group);
@@ -94,7 +104,7 @@ int main(void)
           p.stages, p.num_splits);
     CHECK(plan(16, 32, 8, 128, 8192).stages == 4, "GQA b16 8K: unsplit, 4 stages");
     /* An A100's 164 KB per SM takes the 128 KB ring, not a 192 KB one. */
-    const fai_device_info a100 = {108, 167936, 8};
+    const fai_device_info a100 = devices[1];
     fai_decode_plan deep;
     fai_decode_make_plan("test", 1, 32, 8, 128, 131072, a100, FAI_DECODE_MMA, 0, 0, 6, &deep);
     CHECK(deep.stages == 4 && deep.smem_bytes + 1024 <= 167936 && deep.dependent_launch == 0, "A100 ring: %d stages",
@@ -129,16 +139,18 @@ int main(void)
     CHECK(forced.num_splits == 7 && forced.warps_per_block == 3 && forced.workspace_bytes > 0, "forced plan");
 
     const int dims[] = {64, 96, 128, 256};
-    const int heads[][2] = {{32, 32}, {32, 8}, {28, 4}, {64, 8}, {32, 1}, {7, 1}, {4, 2}};
+    const int heads[][2] = {{32, 32}, {32, 8}, {28, 4}, {64, 8}, {32, 1}, {7, 1}, {4, 2}, {24, 1}, {12, 1}};
     const int lens[] = {0, 1, 17, 129, 1000, 65536, 131072};
     const int batches[] = {1, 3, 64, 2048};
     const int kernels[] = {FAI_DECODE_AUTO, FAI_DECODE_SIMT, FAI_DECODE_MMA};
     for (int di = 0; di < 4; di++)
-        for (int hi = 0; hi < 7; hi++)
+        for (int hi = 0; hi < 9; hi++)
             for (int li = 0; li < 7; li++)
                 for (int bi = 0; bi < 4; bi++)
                     for (int ki = 0; ki < 3; ki++)
-                        check_invariants(batches[bi], heads[hi][0], heads[hi][1], dims[di], lens[li], kernels[ki]);
+                        for (int vi = 0; vi < 3; vi++)
+                            check_invariants(devices[vi], batches[bi], heads[hi][0], heads[hi][1], dims[di], lens[li],
+                                             kernels[ki]);
     if (failures) {
         printf("test_decode_plan: %d checks failed\n", failures);
         return 1;

@@ -622,6 +622,7 @@ static void test_rng(void)
     }
     CHECK(same, "the same seed gave different sequences");
     CHECK(in_range, "uniform left [0, 1)");
+    fai_ref_rng_seed(&a, 0);
     fai_ref_rng_seed(&b, 1);
     CHECK(fai_ref_rng_uniform(&a) != fai_ref_rng_uniform(&b), "seeds 0 and 1 agree");
 

@@ -50,15 +50,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
     const int tx = lane % LPK, sub = lane / LPK;
     const bool has_dims = tx < VEC;
 
-    int item = blockIdx.x;
-    const int hblk = item % a.head_blocks;
-    item /= a.head_blocks;
-    const int kvh = item % a.num_kv_heads;
-    const int b = item / a.num_kv_heads;
-    const int split = blockIdx.y;
-
-    int len, kbeg, kend;
-    split_range(a, b, split, KS, &len, &kbeg, &kend);
+    const decode_block blk = decode_block_of(a, KS);
+    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk, split = blk.split;
+    const int len = blk.len, kbeg = blk.kbeg, kend = blk.kend;
 
     const int h0 = kvh * a.group + hblk * HB; /* first query head of this block */
     const int nh = min(HB, a.group - hblk * HB);
@@ -211,8 +205,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
 #define MERGE_THREADS 256
 #define MERGE_GROUPS (MERGE_THREADS / 32)
 __global__ void __launch_bounds__(MERGE_THREADS)
-    decode_merge_kernel(const __grid_constant__ fai_decode_args a, int head_dim)
+    decode_merge_kernel(const __grid_constant__ fai_decode_args a)
 {
+    const int head_dim = a.head_dim;
     __shared__ float weight[FAI_DECODE_MAX_SPLITS];
     __shared__ float4 part[MERGE_GROUPS][256 / 4];
     ptx_griddep_wait(); /* the partials of the decode kernel */
@@ -260,7 +255,6 @@ __global__ void __launch_bounds__(MERGE_THREADS)
         a.lse[row] = sum > 0.0f ? (mx + __log2f(sum)) * FAI_LN2 : -INFINITY;
 }
 
-typedef void (*decode_kernel_fn)(const fai_decode_args);
 
 template <int D>
 static decode_kernel_fn pick_heads(int heads_per_block)
@@ -285,11 +279,23 @@ static decode_kernel_fn pick_kernel(int head_dim, int heads_per_block)
     return NULL;
 }
 
-fai_status fai_decode_launch_error(const char *what)
+fai_status fai_decode_launch_kernel(const char *what, decode_kernel_fn kernel, dim3 grid, dim3 block, size_t smem,
+                                    cudaStream_t stream, int dependent, const fai_decode_args *args)
 {
-    const cudaError_t err = cudaGetLastError();
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr = {};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cfg.attrs = &attr;
+    cfg.numAttrs = dependent ? 1 : 0;
+    const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, *args);
     if (err == cudaSuccess)
         return FAI_SUCCESS;
+    cudaGetLastError(); /* the launch error is reported here; do not leave it for the caller */
     return fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, "fai_decode: launching the %s failed: %s (%s)", what,
                      cudaGetErrorString(err), cudaGetErrorName(err));
 }
@@ -301,8 +307,8 @@ fai_status fai_decode_launch_simt(const fai_decode_args *args, const fai_decode_
         return fai_error(FAI_ERROR_INTERNAL, "fai_decode: no kernel for head_dim %d, %d heads per block",
                          (int)plan->head_dim, (int)plan->heads_per_block);
     const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
-    kernel<<<grid, plan->warps_per_block * 32, plan->smem_bytes, stream>>>(*args);
-    return fai_decode_launch_error("decode kernel");
+    return fai_decode_launch_kernel("decode kernel", kernel, grid, dim3(plan->warps_per_block * 32),
+                                    plan->smem_bytes, stream, 0, args);
 }
 
 extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan,
@@ -312,30 +318,16 @@ extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_d
         FAI_TRY(fai_decode_launch_mma(args, plan, stream));
     else
         FAI_TRY(fai_decode_launch_simt(args, plan, stream));
-    if (plan->num_splits > 1) {
-        /* As a programmatic dependent on sm_90+, the merge kernel's launch overlaps the decode
-         * kernel's tail instead of waiting for it to drain (it waits in ptx_griddep_wait). */
-        cudaLaunchConfig_t cfg = {};
-        cudaLaunchAttribute attr = {};
-        attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr.val.programmaticStreamSerializationAllowed = 1;
-        cfg.gridDim = dim3((unsigned)(args->batch * args->num_q_heads));
-        cfg.blockDim = dim3(MERGE_THREADS);
-        cfg.stream = stream;
-        cfg.attrs = &attr;
-        /* Only when the merge kernel that runs is sm_90 code, whose ptx_griddep_wait() waits:
-         * an sm_80 binary running on a Hopper GPU launches the plain way. */
-        struct cudaFuncAttributes fattr;
-        const int pdl = plan->dependent_launch && cudaFuncGetAttributes(&fattr, decode_merge_kernel) == cudaSuccess &&
-                        fattr.binaryVersion >= 90;
-        cfg.numAttrs = pdl ? 1 : 0;
-        const cudaError_t err = cudaLaunchKernelEx(&cfg, decode_merge_kernel, *args, (int)plan->head_dim);
-        if (err != cudaSuccess)
-            cudaGetLastError(); /* reported below, with the sticky state cleared */
-        FAI_TRY(err == cudaSuccess ? fai_decode_launch_error("split-KV merge kernel")
-                                   : fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH,
-                                               "fai_decode: launching the split-KV merge kernel failed: %s",
-                                               cudaGetErrorString(err)));
-    }
-    return FAI_SUCCESS;
+    if (plan->num_splits <= 1)
+        return FAI_SUCCESS;
+    /* As a programmatic dependent on sm_90+, the merge kernel's launch overlaps the decode
+     * kernel's tail instead of waiting for it to drain; only when the merge kernel that runs
+     * was compiled for sm_90+ (from PTX 9.0+), so that its ptx_griddep_wait() does wait: code
+     * JIT-compiled from compute_80 PTX launches the plain way. */
+    struct cudaFuncAttributes fattr;
+    const int dependent = plan->dependent_launch &&
+                          cudaFuncGetAttributes(&fattr, decode_merge_kernel) == cudaSuccess && fattr.ptxVersion >= 90;
+    return fai_decode_launch_kernel("split-KV merge kernel", decode_merge_kernel,
+                                    dim3((unsigned)(args->batch * args->num_q_heads)), dim3(MERGE_THREADS), 0, stream,
+                                    dependent, args);
 }

@@ -82,23 +82,42 @@ __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a
     }
 }
 
-/* This block's sequence length (device-side guard: clamped to [0, capacity]) and its split
- * [kbeg, kend): splits cover whole multiples of `granule` keys, trailing ones may be empty. */
-__device__ __forceinline__ void split_range(const fai_decode_args &a, int b, int split, int granule, int *len,
-                                            int *kbeg, int *kend)
+/* What a decode block works on: grid x enumerates (sequence b, KV head, head block), grid y
+ * the split; len is the sequence length (device-side guard: clamped to [0, capacity]) and
+ * [kbeg, kend) the split's keys, whole multiples of `granule`, trailing splits maybe empty. */
+typedef struct decode_block {
+    int b, kvh, hblk, split, len, kbeg, kend;
+} decode_block;
+
+__device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a, int granule)
 {
-    const int n = max(0, min(a.seq_lens[b], a.capacity));
+    decode_block w;
+    int item = blockIdx.x;
+    w.hblk = item % a.head_blocks;
+    item /= a.head_blocks;
+    w.kvh = item % a.num_kv_heads;
+    w.b = item / a.num_kv_heads;
+    w.split = blockIdx.y;
+    const int n = max(0, min(a.seq_lens[w.b], a.capacity));
     const int64_t chunk = ((int64_t)n + a.num_splits - 1) / a.num_splits;
     const int64_t rounded = (chunk + granule - 1) / granule * granule;
-    *len = n;
-    *kbeg = (int)min((int64_t)n, (int64_t)split * rounded);
-    *kend = (int)min((int64_t)n, (int64_t)*kbeg + rounded);
+    w.len = n;
+    w.kbeg = (int)min((int64_t)n, (int64_t)w.split * rounded);
+    w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
+    return w;
 }
 
 /* Launches of the two decode kernels (decode.cu, decode_mma.cu). */
 fai_status fai_decode_launch_simt(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream);
 fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream);
-/* The CUDA error of the launch just made, as a status with a message naming `what`. */
-fai_status fai_decode_launch_error(const char *what);
+
+/* Every decode kernel takes the one argument struct. */
+typedef void (*decode_kernel_fn)(const fai_decode_args);
+
+/* Launches `kernel` (optionally as a programmatic dependent of the previous one) and
+ * reports its own launch error as a status naming `what`; cudaLaunchKernelEx returns this
+ * launch's error, where cudaGetLastError after <<<>>> could also pick up an unrelated one. */
+fai_status fai_decode_launch_kernel(const char *what, decode_kernel_fn kernel, dim3 grid, dim3 block, size_t smem,
+                                    cudaStream_t stream, int dependent, const fai_decode_args *args);
 
 #endif

@@ -58,14 +58,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int quad = lane & 3, row0 = lane >> 2, row1 = row0 + 8; /* this thread's tile rows */
 
-    int item = blockIdx.x;
-    const int hblk = item % a.head_blocks;
-    item /= a.head_blocks;
-    const int kvh = item % a.num_kv_heads;
-    const int b = item / a.num_kv_heads;
-    const int split = blockIdx.y;
-    int len, kbeg, kend;
-    split_range(a, b, split, KT, &len, &kbeg, &kend);
+    const decode_block blk = decode_block_of(a, KT);
+    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk, split = blk.split;
+    const int len = blk.len, kbeg = blk.kbeg, kend = blk.kend;
 
     const int hb0 = hblk * FAI_DECODE_MMA_ROWS;                  /* first head of the block in its group */
     const int nrows = min(FAI_DECODE_MMA_ROWS, a.group - hb0);   /* valid rows */
@@ -227,11 +222,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     combine_warps_and_store<D>(a, reinterpret_cast<const float *>(smem), W, SLOTS, nrows, b, h_first, split);
 }
 
-typedef void (*decode_mma_fn)(const fai_decode_args);
-
 fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
 {
-    decode_mma_fn kernel = NULL;
+    decode_kernel_fn kernel = NULL;
 #define FAI_MMA_CASE(d)                                                             \
     case d:                                                                         \
         kernel = plan->stages == 2   ? decode_mma_kernel<d, 2>                      \
@@ -257,6 +250,6 @@ fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_p
         return fai_error(FAI_ERROR_EXECUTION_FAILED, "fai_decode: cudaFuncSetAttribute (%zu bytes of shared memory): %s",
                          plan->smem_bytes, cudaGetErrorString(err));
     const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
-    kernel<<<grid, FAI_DECODE_MMA_WARPS * 32, plan->smem_bytes, stream>>>(*args);
-    return fai_decode_launch_error("tensor-core decode kernel");
+    return fai_decode_launch_kernel("tensor-core decode kernel", kernel, grid, dim3(FAI_DECODE_MMA_WARPS * 32),
+                                    plan->smem_bytes, stream, 0, args);
 }
