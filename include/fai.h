@@ -187,6 +187,63 @@ FAI_API fai_status fai_decode_workspace_size(const fai_decode_params *params, si
 FAI_API fai_status fai_decode(const fai_decode_params *params, void *workspace,
                               size_t workspace_bytes, fai_stream_t stream);
 
+/* ---------------------------------------------------------------------------------------
+ * Attention over a variable-length batch: prefill, chunked prefill and hybrid batches.
+ *
+ * Sequences are packed (FlashAttention's varlen layout): sequence b owns query rows
+ * cu_seqlens_q[b] .. cu_seqlens_q[b + 1] - 1 of q and o (seq_q of them) and key rows
+ * cu_seqlens_k[b] .. cu_seqlens_k[b + 1] - 1 of k and v (seq_k of them):
+ *
+ *   O[i, h] = softmax_j(scale * Q[i, h] . K[j, h / g] + bias) . V[j, h / g]
+ *
+ * over keys j < seq_k, and with `causal` only j <= i + seq_k - seq_q (the mask aligned to
+ * the bottom-right corner, so seq_q < seq_k serves chunked prefill and prefix caching).
+ * Query rows that see no key (seq_k = 0, or rows above the causal diagonal when seq_q >
+ * seq_k) get zeros and an LSE of -inf.
+ *
+ * Prefill sequences (seq_q > 1) run on the tensor cores (FlashAttention-2 tiling). A
+ * sequence with seq_q = 1 is a decode step: in a hybrid batch it runs on the decoding
+ * kernels instead of as a one-row tile. Where those go is planned on the host: pass a host
+ * copy of cu_seqlens_q (cu_seqlens_q_host) and only the kernels needed are launched;
+ * without it both are launched and each takes its own sequences (correct either way).
+ * Everything read on the device is read only by the kernels, so calls are graph-capturable
+ * (a captured graph keeps the plan of the host values it was captured with).
+ * ------------------------------------------------------------------------------------- */
+typedef struct fai_prefill_params {
+    fai_attention attn;
+    int32_t batch;       /* sequences, >= 0 (0 launches nothing) */
+    int32_t causal;      /* nonzero: bottom-right aligned causal mask */
+    fai_tensor q;        /* [total_q, num_q_heads, head_dim] */
+    fai_tensor k;        /* [total_k, num_kv_heads, head_dim] */
+    fai_tensor v;        /* [total_k, num_kv_heads, head_dim] */
+    fai_tensor o;        /* [total_q, num_q_heads, head_dim], written */
+    const int32_t *cu_seqlens_q; /* device, [batch + 1], non-decreasing, last <= total_q */
+    const int32_t *cu_seqlens_k; /* device, [batch + 1], non-decreasing, last <= total_k */
+    int32_t total_q;     /* rows of q and o, >= 0 */
+    int32_t total_k;     /* rows of k and v, >= 0 */
+    int32_t max_seq_q;   /* host-side bound of seq_q, >= 1 when batch > 0: sizes the grid.
+                            A longer sequence is still computed in full, less evenly. */
+    int32_t max_seq_k;   /* host-side bound of seq_k for splitting decode rows; 0: total_k */
+    const int32_t *cu_seqlens_q_host; /* optional host copy of cu_seqlens_q ([batch + 1]):
+                            plans which kernels run; NULL: launch both kinds */
+    float *lse;          /* optional device [total_q, num_q_heads] FP32: natural log-sum-exp
+                            of each row's scaled, biased scores; NULL to skip */
+} fai_prefill_params;
+
+/* Defaults: fai_attention_default(), batch 0, not causal, FP16 tensors, NULL pointers. */
+FAI_API fai_prefill_params fai_prefill_params_default(void);
+
+/* Bytes of workspace fai_prefill() needs on the current device (for the decode rows' KV
+ * split; 0 when none is planned). Validates the parameters like fai_prefill() does. */
+FAI_API fai_status fai_prefill_workspace_size(const fai_prefill_params *params, size_t *bytes);
+
+/* Launches attention over the batch on `stream`; workspace as for fai_decode(). The values
+ * of cu_seqlens_q/k are not seen by the host: the kernels clamp them into [0, total_q] and
+ * [0, total_k] and treat a decreasing pair as an empty sequence (a guard against reading or
+ * writing out of bounds, not a feature: such a batch gets no meaningful output). */
+FAI_API fai_status fai_prefill(const fai_prefill_params *params, void *workspace,
+                              size_t workspace_bytes, fai_stream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,15 @@
 #!/usr/bin/env python3
 """Side-by-side table of fai-bench and sdpa_peers.py CSVs (same columns), joined on the
-shape. Usage: compare.py FAI_CSV [PEERS_CSV] [--markdown]. Standard library only."""
+shape. Usage: compare.py FAI_CSV [PEERS_CSV] [--markdown]. Standard library only.
+
+One table per kind of row present in FAI_CSV:
+  decode  (sq = 1)        GB/s of fai, flash and cudnn; fai/best = fai GB/s / best peer's
+  prefill (sq > 1)        TFLOP/s of fai, flash and cudnn; fai/flash and fai/cudnn are speed
+                          ratios (peer time / fai time; > 1: fai is faster)
+  hybrid  (prefill_frac)  times in us of fai (one call), fai-nohost, fai-separate, flash and
+                          cudnn; fai/best = best peer time / fai time, sep/fai = fai-separate
+                          time / fai time (> 1: the one call is faster)
+A ratio below 1 is marked '<'."""
 import csv
 import sys
 
@@ -14,6 +23,94 @@ def key(r):
     return (r["suite"], r["b"], r["sq"], r["sk"], r["hq"], r["hk"], r["d"], r.get("prefill_frac", ""))
 
 
+def emit(head, rows, md):
+    if md:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for row in rows:
+            print("| " + " | ".join(str(x) for x in row) + " |")
+    else:
+        w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+        for row in [head] + rows:
+            print("  ".join(str(x).rjust(n) for x, n in zip(row, w)))
+
+
+def ms_of(r):
+    """The row's time in ms, or None (a shape the backend refused)."""
+    return float(r["ms"]) if r and r.get("ms") else None
+
+
+def ratio(peer_ms, fai_ms):
+    """Speed of fai relative to a peer (peer time / fai time), as text with the '<' mark."""
+    if peer_ms is None or not fai_ms:
+        return ""
+    x = peer_ms / fai_ms
+    return f"{x:.3f}" + (" <" if x < 1 else "")
+
+
+def decode_table(fai, by_key, ceil):
+    head = ["suite", "b", "sk", "hq/hk", "fai GB/s", "%copy", "flash GB/s", "cudnn GB/s", "fai/best", "fai us"]
+    rows, behind = [], 0
+    for r in fai:
+        p = by_key.get(key(r), {})
+        g = float(r["gbps"])
+        best = max([float(x["gbps"]) for x in p.values()] or [0])
+        ratio_ = g / best if best else float("nan")
+        behind += best > 0 and ratio_ < 1
+        rows.append([r["suite"], r["b"], r["sk"], f'{r["hq"]}/{r["hk"]}', f"{g:.0f}",
+                     f'{100 * g / ceil["copy"]:.1f}' if "copy" in ceil else "",
+                     p.get("flash", {}).get("gbps", ""), p.get("cudnn", {}).get("gbps", ""),
+                     f"{ratio_:.3f}" + (" <" if best and ratio_ < 1 else ""), f'{1000 * float(r["ms"]):.1f}'])
+    return head, rows, behind
+
+
+def prefill_table(fai, by_key):
+    head = ["suite", "b", "sq", "sk", "hq/hk", "d", "fai TFLOP/s", "flash TFLOP/s", "cudnn TFLOP/s",
+            "fai/flash", "fai/cudnn", "fai GB/s", "fai ms"]
+    rows, behind = [], 0
+    for r in fai:
+        p = by_key.get(key(r), {})
+        t = ms_of(r)
+        peer = {b: ms_of(p.get(b)) for b in ("flash", "cudnn")}
+        known = [x for x in peer.values() if x is not None]
+        best = min(known) if known else None
+        behind += bool(t and best is not None and best < t)
+        rows.append([r["suite"], r["b"], r["sq"], r["sk"], f'{r["hq"]}/{r["hk"]}', r["d"],
+                     f'{float(r["tflops"]):.1f}' if t else "n/a",
+                     p.get("flash", {}).get("tflops", ""), p.get("cudnn", {}).get("tflops", ""),
+                     ratio(peer["flash"], t), ratio(peer["cudnn"], t),
+                     f'{float(r["gbps"]):.0f}' if t else "", f"{t:.4f}" if t else ""])
+    return head, rows, behind
+
+
+def hybrid_table(fai_all, by_key):
+    """One line per hybrid shape; fai's three backends come from FAI_CSV."""
+    mine, order = {}, []
+    for r in fai_all:
+        if r.get("prefill_frac"):
+            if key(r) not in mine:
+                order.append(key(r))
+            mine.setdefault(key(r), {})[r["backend"]] = r
+    head = ["suite", "b", "frac", "fai us", "nohost us", "sep us", "flash us", "cudnn us", "fai/best", "sep/fai"]
+    rows, behind = [], 0
+
+    def us(ms):
+        return f"{1000 * ms:.1f}" if ms is not None else "n/a"
+
+    for k in order:
+        f, p = mine[k], by_key.get(k, {})
+        t, nohost, sep = (ms_of(f.get(b)) for b in ("fai", "fai-nohost", "fai-separate"))
+        peer = [x for x in (ms_of(p.get("flash")), ms_of(p.get("cudnn"))) if x is not None]
+        best = min(peer) if peer else None
+        behind += bool(t and best is not None and best < t)
+        r = f.get("fai") or next(iter(f.values()))
+        rows.append([r["suite"], r["b"], r["prefill_frac"], us(t), us(nohost), us(sep),
+                     us(ms_of(p.get("flash"))) if "flash" in p else "",
+                     us(ms_of(p.get("cudnn"))) if "cudnn" in p else "",
+                     ratio(best, t), ratio(sep, t)])
+    return head, rows, behind
+
+
 def main(argv):
     md = "--markdown" in argv
     paths = [a for a in argv if not a.startswith("--")]
@@ -24,33 +121,30 @@ def main(argv):
     for r in peers:
         if r["ms"]:
             by_key.setdefault(key(r), {})[r["backend"]] = r
-    head = ["suite", "b", "sk", "hq/hk", "fai GB/s", "%copy", "flash GB/s", "cudnn GB/s", "fai/best", "fai us"]
-    rows, behind = [], 0
-    for r in fai:
-        if r["suite"] == "ceiling":
+    plain = [r for r in fai if r["suite"] != "ceiling" and not r.get("prefill_frac") and r["backend"] == "fai"]
+    decode = [r for r in plain if r["sq"] == "1"]
+    prefill = [r for r in plain if r["sq"] != "1"]
+    printed = False
+    if decode:
+        head, rows, behind = decode_table(decode, by_key, ceil)
+        emit(head, rows, md)
+        if ceil:
+            print(f'ceilings: copy {ceil.get("copy", 0):.0f} GB/s, read {ceil.get("read", 0):.0f} GB/s')
+        if peers:
+            print(f"rows behind the best peer: {behind} of {len(rows)}")
+        printed = True
+    for table, rows_in, what in ((prefill_table, prefill, "prefill"), (hybrid_table, fai, "hybrid")):
+        head, rows, behind = table(rows_in, by_key)
+        if not rows:
             continue
-        p = by_key.get(key(r), {})
-        g = float(r["gbps"])
-        best = max([float(x["gbps"]) for x in p.values()] or [0])
-        ratio = g / best if best else float("nan")
-        behind += best > 0 and ratio < 1
-        rows.append([r["suite"], r["b"], r["sk"], f'{r["hq"]}/{r["hk"]}', f"{g:.0f}",
-                     f'{100 * g / ceil["copy"]:.1f}' if "copy" in ceil else "",
-                     p.get("flash", {}).get("gbps", ""), p.get("cudnn", {}).get("gbps", ""),
-                     f"{ratio:.3f}" + (" <" if best and ratio < 1 else ""), f'{1000 * float(r["ms"]):.1f}'])
-    if md:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        for row in rows:
-            print("| " + " | ".join(str(x) for x in row) + " |")
-    else:
-        w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-        for row in [head] + rows:
-            print("  ".join(str(x).rjust(n) for x, n in zip(row, w)))
-    if ceil:
+        if printed:
+            print()
+        emit(head, rows, md)
+        if peers:
+            print(f"{what} rows behind the best peer: {behind} of {len(rows)}")
+        printed = True
+    if ceil and not decode:
         print(f'ceilings: copy {ceil.get("copy", 0):.0f} GB/s, read {ceil.get("read", 0):.0f} GB/s')
-    if peers:
-        print(f"rows behind the best peer: {behind} of {len(rows)}")
     return 0
 
 

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # One round on the GPU machine: configure, build (this card's architecture only), run every
 # test (GPU tests included), compute-sanitizer on the kernels (small shapes), fai-bench on
-# the decode suites and PyTorch SDPA's flash and cuDNN backends on the same shapes, then a
-# compact side-by-side table last. Logs and CSVs go to $OUT (or ./gpu-out).
-#   scripts/gpu-check.sh [test] [test80] [sanitize] [bench] [peers] [tune]   (default: all but tune)
+# the decode suites and PyTorch SDPA's flash and cuDNN backends on the same shapes, the same
+# for the prefill and hybrid suites, then compact side-by-side tables last. Logs and CSVs go
+# to $OUT (or ./gpu-out).
+#   scripts/gpu-check.sh [test] [test80] [sanitize] [bench] [peers] [tune]
+#                        [test-prefill] [bench-prefill] [peers-prefill]
+# Default: all but tune. test-prefill runs build-gpu/tests/test_prefill alone (for quick
+# rounds; skipped when test runs, whose ctest includes it). bench-prefill times
+# `fai-bench --suite prefill,hybrid`: ~58 calls a row, ~0.11 s for one call of every row at
+# FlashAttention-2's speed on an H100 (the seq 8192 row alone ~26 ms), so ~10 s in all;
+# fai-bench runs fewer reps (>= 10) of any row whose runs would take over 3 s.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
-phases=${*:-test test80 sanitize bench peers}
+phases=${*:-test test80 sanitize bench peers test-prefill bench-prefill peers-prefill}
 has() { [[ " $phases " == *" $1 "* ]]; }
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
 [ "$arch" = 90 ] && arch=90a
@@ -33,17 +40,39 @@ if has test80; then
     build-80/tests/test_decode >"$OUT/test80.log" 2>&1 || status=1
     grep -E "FAIL|test_decode:" "$OUT/test80.log" | tail -n 5
 fi
+if has test-prefill && ! has test; then
+    stamp "test_prefill"
+    if [ -x build-gpu/tests/test_prefill ]; then
+        build-gpu/tests/test_prefill >"$OUT/test-prefill.log" 2>&1 || status=1
+        grep -E "FAIL|test_prefill:" "$OUT/test-prefill.log" | tail -n 10
+    else
+        echo "build-gpu/tests/test_prefill not built"; status=1
+    fi
+fi
 if has sanitize; then
     for tool in memcheck racecheck; do
         stamp "compute-sanitizer $tool (small shapes)"
         compute-sanitizer --tool $tool --error-exitcode 9 build-gpu/tests/test_decode --small >"$OUT/sanitize-$tool.log" 2>&1 || status=1
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test_decode:" "$OUT/sanitize-$tool.log" | tail -n 3
+        if [ -x build-gpu/tests/test_prefill ]; then
+            stamp "compute-sanitizer $tool test_prefill (small shapes)"
+            compute-sanitizer --tool $tool --error-exitcode 9 build-gpu/tests/test_prefill --small >"$OUT/sanitize-$tool-prefill.log" 2>&1 || status=1
+            grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test_prefill:" "$OUT/sanitize-$tool-prefill.log" | tail -n 3
+        else
+            echo "build-gpu/tests/test_prefill not built"; status=1
+        fi
     done
 fi
 if has bench; then
     stamp "fai-bench decode suites"
     build-gpu/tools/fai-bench --suite decode --csv "$OUT/fai.csv" >"$OUT/bench.txt" 2>/dev/null || status=1
     head -n 2 "$OUT/bench.txt"
+fi
+if has bench-prefill; then
+    stamp "fai-bench prefill and hybrid suites"
+    build-gpu/tools/fai-bench --suite prefill,hybrid --csv "$OUT/fai-prefill.csv" >"$OUT/bench-prefill.txt" 2>"$OUT/bench-prefill.err" ||
+        { status=1; tail -n 5 "$OUT/bench-prefill.err"; }
+    head -n 2 "$OUT/bench-prefill.txt"
 fi
 if has tune; then
     stamp "fai-bench --tune"
@@ -57,9 +86,22 @@ if has peers && [ -f .peers/sdpa_peers.py ]; then
     PYTHONUNBUFFERED=1 python3 .peers/sdpa_peers.py --suite decode-seq,decode-batch,decode-gqa \
         --csv "$OUT/peers.csv" >"$OUT/peers.log" 2>&1 || tail -n 5 "$OUT/peers.log"
 fi
+if has peers-prefill && [ -f .peers/sdpa_peers.py ]; then
+    stamp "PyTorch SDPA peers, prefill and hybrid"
+    PYTHONUNBUFFERED=1 python3 .peers/sdpa_peers.py --suite prefill-seq,prefill-batch,hybrid,prefill-gqa,head-dims \
+        --csv "$OUT/peers-prefill.csv" >"$OUT/peers-prefill.log" 2>&1 || tail -n 5 "$OUT/peers-prefill.log"
+fi
 if [ -f "$OUT/fai.csv" ]; then
     stamp "side by side"
     python3 scripts/compare.py "$OUT/fai.csv" ${OUT:+$( [ -f "$OUT/peers.csv" ] && echo "$OUT/peers.csv")}
+fi
+if [ -f "$OUT/fai-prefill.csv" ]; then
+    stamp "side by side, prefill and hybrid"
+    if [ -f "$OUT/peers-prefill.csv" ]; then
+        python3 scripts/compare.py "$OUT/fai-prefill.csv" "$OUT/peers-prefill.csv"
+    else
+        python3 scripts/compare.py "$OUT/fai-prefill.csv"
+    fi
 fi
 stamp "done (status $status)"
 exit $status

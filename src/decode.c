@@ -108,6 +108,8 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
     args.kv_seq_stride = p->cache.seq_stride;
     args.kv_token_stride = p->cache.token_stride;
     args.kv_head_stride = p->cache.head_stride;
+    args.v_token_stride = p->cache.token_stride;
+    args.v_head_stride = p->cache.head_stride;
     args.capacity = p->cache.capacity;
     args.head_dim = a->head_dim;
     args.batch = p->batch;

@@ -17,13 +17,19 @@ typedef struct fai_decode_args {
     const void *k;
     const void *v;
     const int32_t *seq_lens;
+    const int32_t *cu_q, *cu_k; /* varlen mode (fai_prefill's decode rows): sequence b's query
+                                   is row cu_q[b] of q/o/lse and its keys rows cu_k[b] ..
+                                   cu_k[b + 1] - 1 of k/v; sequences with cu_q[b + 1] - cu_q[b]
+                                   != 1 are skipped. NULL: fai_decode's cache addressing. */
+    int32_t total_q, total_k;   /* varlen mode: the clamping bounds of cu_q and cu_k */
     const float *alibi_slopes; /* NULL: standard slopes (when alibi) */
     float *lse;                /* NULL: not written */
     float *part_o;             /* workspace, when num_splits > 1 */
     float *part_lse;
     int64_t q_token_stride, q_head_stride;
     int64_t o_token_stride, o_head_stride;
-    int64_t kv_seq_stride, kv_token_stride, kv_head_stride;
+    int64_t kv_seq_stride, kv_token_stride, kv_head_stride; /* K's (and V's in cache mode) */
+    int64_t v_token_stride, v_head_stride;                   /* V's */
     int32_t capacity, head_dim;
     int32_t batch, num_q_heads, num_kv_heads, group, head_blocks, num_splits;
     int32_t alibi;

@@ -1,6 +1,6 @@
 /* CPU test of the API surface: status strings, version, the per-thread last error, and
- * every argument check of the decode entry points (each bad input gives its status and a
- * message naming the argument). Runs without a GPU: checks come before any device query,
+ * every argument check of the decode and prefill entry points (each bad input gives its
+ * status and a message naming the argument). Runs without a GPU: checks come before any device query,
  * and no call here reaches a launch. */
 #include <pthread.h>
 #include <stdio.h>
@@ -201,6 +201,274 @@ static void test_decode_accepts(void)
         CHECK(strcmp(fai_last_error(), "") == 0, "success leaves message '%s'", fai_last_error());
 }
 
+/* A valid varlen problem: 4 sequences in 1000 query and 2000 key rows, 32/8 heads of 128,
+ * compact [tokens, heads, dim] tensors. */
+static int32_t fake_cu_q[8], fake_cu_k[8];
+static const int32_t host_cu_q[5] = {0, 100, 101, 600, 1000};
+
+static fai_prefill_params valid_prefill(void)
+{
+    fai_prefill_params p = fai_prefill_params_default();
+    p.attn.num_q_heads = 32;
+    p.attn.num_kv_heads = 8;
+    p.batch = 4;
+    p.causal = 1;
+    p.total_q = 1000;
+    p.total_k = 2000;
+    p.max_seq_q = 500;
+    p.q.data = FAKE(1);
+    p.q.token_stride = 32 * 128;
+    p.q.head_stride = 128;
+    p.o = p.q;
+    p.o.data = FAKE(2);
+    p.k.data = FAKE(3);
+    p.k.token_stride = 8 * 128;
+    p.k.head_stride = 128;
+    p.v = p.k;
+    p.v.data = FAKE(4);
+    p.cu_seqlens_q = fake_cu_q;
+    p.cu_seqlens_k = fake_cu_k;
+    return p;
+}
+
+/* Runs fai_prefill_workspace_size and fai_prefill on p; both must fail with `want` and a
+ * message that starts with the function's name and contains `needle`. */
+static void expect_prefill_reject(int line, const fai_prefill_params *p, fai_status want, const char *needle)
+{
+    static const char ws_fn[] = "fai_prefill_workspace_size: ", fn[] = "fai_prefill: ";
+    size_t bytes = 123;
+    fai_status s = fai_prefill_workspace_size(p, &bytes);
+    CHECK(s == want, "line %d: workspace_size gave %s, want %s (%s)", line, fai_status_string(s),
+          fai_status_string(want), fai_last_error());
+    CHECK(strstr(fai_last_error(), needle) != NULL, "line %d: message '%s' lacks '%s'", line,
+          fai_last_error(), needle);
+    CHECK(strncmp(fai_last_error(), ws_fn, strlen(ws_fn)) == 0, "line %d: '%s'", line, fai_last_error());
+    CHECK(bytes == 0, "line %d: bytes %zu left set on failure", line, bytes);
+    s = fai_prefill(p, NULL, 0, 0);
+    CHECK(s == want, "line %d: fai_prefill gave %s, want %s (%s)", line, fai_status_string(s),
+          fai_status_string(want), fai_last_error());
+    CHECK(strstr(fai_last_error(), needle) != NULL, "line %d: message '%s' lacks '%s'", line,
+          fai_last_error(), needle);
+    CHECK(strncmp(fai_last_error(), fn, strlen(fn)) == 0, "line %d: '%s'", line, fai_last_error());
+}
+#define PREFILL_REJECT(p, want, needle) expect_prefill_reject(__LINE__, &(p), want, needle)
+
+static void test_prefill_rejects(void)
+{
+    fai_prefill_params p;
+    size_t bytes = 123;
+    CHECK(fai_prefill(NULL, NULL, 0, 0) == FAI_ERROR_BAD_PARAM_NULL_POINTER, "NULL params");
+    CHECK(strstr(fai_last_error(), "fai_prefill: params is NULL") != NULL, "%s", fai_last_error());
+    CHECK(fai_prefill_workspace_size(NULL, &bytes) == FAI_ERROR_BAD_PARAM_NULL_POINTER, "NULL params");
+    CHECK(strstr(fai_last_error(), "fai_prefill_workspace_size: params is NULL") != NULL, "%s", fai_last_error());
+    CHECK(bytes == 0, "bytes %zu left set on failure", bytes);
+    p = valid_prefill();
+    CHECK(fai_prefill_workspace_size(&p, NULL) == FAI_ERROR_BAD_PARAM_NULL_POINTER, "NULL bytes");
+    CHECK(strstr(fai_last_error(), "fai_prefill_workspace_size: bytes is NULL") != NULL, "%s", fai_last_error());
+
+    /* The attention descriptor: checked as fai_decode checks it. */
+    p = valid_prefill(); p.attn.num_q_heads = 12;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "attn.num_q_heads (12) is not a multiple of attn.num_kv_heads (8)");
+    p = valid_prefill(); p.attn.num_kv_heads = 0;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "attn.num_kv_heads (0)");
+    p = valid_prefill(); p.attn.head_dim = 80;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "attn.head_dim (80)");
+    p = valid_prefill(); p.attn.head_dim = 512;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "attn.head_dim (512)");
+    p = valid_prefill(); p.attn.softmax_scale = -0.125f;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softmax_scale (-0.125)");
+    p = valid_prefill(); p.attn.softmax_scale = 0.0f / 0.0f;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softmax_scale");
+    p = valid_prefill(); p.attn.alibi = 1; p.attn.alibi_slopes = (const float *)((char *)FAKE(5) + 2);
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.alibi_slopes");
+    /* batch 0 launches nothing but its descriptor is still validated. */
+    p = fai_prefill_params_default(); p.attn.head_dim = 80;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "attn.head_dim (80)");
+
+    /* Sizes. */
+    p = valid_prefill(); p.batch = -1;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "batch (-1)");
+    p = valid_prefill(); p.total_q = -1;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "total_q (-1)");
+    p = valid_prefill(); p.total_k = -7;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "total_k (-7)");
+    p = valid_prefill(); p.max_seq_k = -1;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "max_seq_k (-1)");
+    p = valid_prefill(); p.max_seq_q = 0;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "max_seq_q (0)");
+    p = valid_prefill(); p.max_seq_q = -5;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "max_seq_q (-5)");
+
+    /* The offsets: required (device, 4-byte aligned) when batch > 0. */
+    p = valid_prefill(); p.cu_seqlens_q = NULL;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cu_seqlens_q is NULL");
+    p = valid_prefill(); p.cu_seqlens_k = NULL;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cu_seqlens_k is NULL");
+    p = valid_prefill(); p.cu_seqlens_q = (const int32_t *)((char *)fake_cu_q + 2);
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cu_seqlens_q");
+    p = valid_prefill(); p.cu_seqlens_k = (const int32_t *)((char *)fake_cu_k + 1);
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cu_seqlens_k");
+
+    /* Data types. */
+    p = valid_prefill(); p.q.dtype = (fai_dtype)7;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "q.dtype (7)");
+    p = valid_prefill(); p.k.dtype = (fai_dtype)1;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "k.dtype (1)");
+    p = valid_prefill(); p.v.dtype = (fai_dtype)2;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "v.dtype (2)");
+    p = valid_prefill(); p.o.dtype = (fai_dtype)3;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "o.dtype (3)");
+
+    /* Null and misaligned tensor pointers. */
+    p = valid_prefill(); p.q.data = NULL;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "q.data is NULL");
+    p = valid_prefill(); p.k.data = NULL;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "k.data is NULL");
+    p = valid_prefill(); p.v.data = NULL;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "v.data is NULL");
+    p = valid_prefill(); p.o.data = NULL;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "o.data is NULL");
+    p = valid_prefill(); p.q.data = (char *)FAKE(1) + 8;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "q.data");
+    p = valid_prefill(); p.k.data = (char *)FAKE(3) + 2;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "k.data");
+    p = valid_prefill(); p.v.data = (char *)FAKE(4) + 4;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "v.data");
+    p = valid_prefill(); p.o.data = (char *)FAKE(2) + 2;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "o.data");
+    p = valid_prefill(); p.lse = (float *)((char *)FAKE(6) + 2);
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "lse");
+
+    /* Strides: negative, not a multiple of 8 elements, overlapping outputs, overflow. */
+    p = valid_prefill(); p.q.token_stride = -4096;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "q.token_stride (-4096)");
+    p = valid_prefill(); p.k.head_stride = 100;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "k.head_stride (100)");
+    p = valid_prefill(); p.v.token_stride = 1028;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "v.token_stride (1028)");
+    p = valid_prefill(); p.o.head_stride = -128;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "o.head_stride (-128)");
+    p = valid_prefill(); p.o.head_stride = 64; /* heads of 128 dims overlap */
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "o strides");
+    p = valid_prefill(); p.o.token_stride = 128; /* tokens land on the next token's heads */
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "overlap");
+    p = valid_prefill(); p.o.head_stride = 128 * 1000; p.o.token_stride = 256; /* head-major, rows overlap */
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "overlap");
+    p = valid_prefill(); p.k.token_stride = (int64_t)1 << 62;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "k spans more than 2^63 elements");
+
+    /* The host copy of cu_seqlens_q, when given, is checked: from >= 0, non-decreasing, to
+     * <= total_q. */
+    static const int32_t neg[5] = {-1, 100, 101, 600, 1000}, dec[5] = {0, 100, 99, 600, 1000},
+                         over[5] = {0, 100, 101, 600, 1001};
+    p = valid_prefill(); p.cu_seqlens_q_host = neg;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cu_seqlens_q_host");
+    p = valid_prefill(); p.cu_seqlens_q_host = dec;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cu_seqlens_q_host");
+    p = valid_prefill(); p.cu_seqlens_q_host = over;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cu_seqlens_q_host");
+
+    /* The workspace check comes last; with no GPU it is never reached here. */
+}
+
+/* Valid inputs the checks must accept (they then fail only at the device query on a
+ * machine without a GPU, or pass on one: so only the status category is compared; only
+ * the size query runs, since the pointers are fake). */
+static void expect_prefill_accept(int line, const fai_prefill_params *p)
+{
+    size_t bytes = 0;
+    const fai_status s = fai_prefill_workspace_size(p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "line %d: valid parameters rejected: %s", line,
+          fai_last_error());
+    if (s == FAI_SUCCESS)
+        CHECK(strcmp(fai_last_error(), "") == 0, "line %d: success leaves message '%s'", line, fai_last_error());
+}
+#define PREFILL_ACCEPT(p) expect_prefill_accept(__LINE__, &(p))
+
+static void test_prefill_accepts(void)
+{
+    fai_prefill_params p = valid_prefill();
+    PREFILL_ACCEPT(p);
+    /* Q/K/V as views into a fused [tokens, 32 + 2 x 8 heads, 128] buffer (k = v = total_q
+     * tokens), O head-major [heads, tokens, dim]. */
+    p = valid_prefill();
+    p.total_k = p.total_q;
+    p.q.token_stride = p.k.token_stride = p.v.token_stride = (32 + 2 * 8) * 128;
+    p.k.data = (uint16_t *)FAKE(1) + 32 * 128;
+    p.v.data = (uint16_t *)FAKE(1) + 40 * 128;
+    p.o.token_stride = 128;
+    p.o.head_stride = 1000 * 128;
+    PREFILL_ACCEPT(p);
+    /* Non-causal, standard ALiBi slopes (NULL), no LSE, max_seq_k given. */
+    p = valid_prefill();
+    p.causal = 0;
+    p.attn.alibi = 1;
+    p.max_seq_k = 1500;
+    PREFILL_ACCEPT(p);
+    /* The LSE and the offsets need only 4-byte alignment. */
+    p = valid_prefill();
+    p.lse = (float *)((char *)FAKE(6) + 4);
+    p.cu_seqlens_q = fake_cu_q + 1;
+    p.cu_seqlens_k = fake_cu_k + 3;
+    PREFILL_ACCEPT(p);
+    /* A host copy of cu_seqlens_q: equal neighbours (empty sequences), a first offset past
+     * 0, a last one below total_q. */
+    static const int32_t host_cu_gaps[5] = {3, 3, 101, 101, 990};
+    p = valid_prefill();
+    p.cu_seqlens_q_host = host_cu_q;
+    PREFILL_ACCEPT(p);
+    p.cu_seqlens_q_host = host_cu_gaps;
+    PREFILL_ACCEPT(p);
+    /* A tensor of 0 rows is never read or written: its pointer may be NULL. */
+    p = valid_prefill();
+    p.total_k = 0;
+    p.k.data = p.v.data = NULL;
+    PREFILL_ACCEPT(p);
+    p = valid_prefill();
+    p.total_q = 0;
+    p.q.data = p.o.data = NULL;
+    PREFILL_ACCEPT(p);
+    /* Spans count each tensor's own rows and heads: K/V over total_k rows of num_kv_heads,
+     * Q/O over total_q rows (either limit is just under 2^63 elements here). */
+    p = valid_prefill();
+    p.k.head_stride = (int64_t)1 << 59; /* 7 x 2^59 fits, 31 x 2^59 would not */
+    PREFILL_ACCEPT(p);
+    p = valid_prefill();
+    p.q.token_stride = (INT64_MAX / 1500) & ~(int64_t)7; /* 999 rows fit, 1999 would not */
+    PREFILL_ACCEPT(p);
+    /* A max_seq_q below the longest sequence is allowed (only a grid-sizing hint). */
+    p = valid_prefill();
+    p.max_seq_q = 1;
+    p.cu_seqlens_q_host = host_cu_q;
+    PREFILL_ACCEPT(p);
+
+    /* batch 0 needs no pointer and no device: success, no workspace. */
+    size_t bytes = 123;
+    p = fai_prefill_params_default();
+    fai_status s = fai_prefill_workspace_size(&p, &bytes);
+    CHECK(s == FAI_SUCCESS && bytes == 0, "batch 0: %s, %zu bytes (%s)", fai_status_string(s), bytes,
+          fai_last_error());
+    CHECK(strcmp(fai_last_error(), "") == 0, "batch 0 leaves message '%s'", fai_last_error());
+    s = fai_prefill(&p, NULL, 0, 0);
+    CHECK(s == FAI_SUCCESS, "batch 0: fai_prefill gave %s (%s)", fai_status_string(s), fai_last_error());
+    /* ... with tensors, and a max_seq_q of 0 (only required when batch > 0). */
+    p = valid_prefill();
+    p.batch = 0;
+    p.max_seq_q = 0;
+    p.cu_seqlens_q = p.cu_seqlens_k = NULL;
+    bytes = 123;
+    s = fai_prefill_workspace_size(&p, &bytes);
+    CHECK(s == FAI_SUCCESS && bytes == 0, "batch 0 with tensors: %s, %zu bytes (%s)", fai_status_string(s), bytes,
+          fai_last_error());
+    /* The previous failure's message is cleared by a successful call. */
+    p = valid_prefill();
+    p.batch = -1;
+    fai_prefill(&p, NULL, 0, 0);
+    p = fai_prefill_params_default();
+    CHECK(fai_prefill(&p, NULL, 0, 0) == FAI_SUCCESS && strcmp(fai_last_error(), "") == 0,
+          "message '%s' kept after a successful call", fai_last_error());
+}
+
 /* fai_last_error() is per thread: threads failing differently at once keep their own. */
 static void *thread_main(void *arg)
 {
@@ -234,6 +502,8 @@ int main(void)
     test_status_strings();
     test_decode_rejects();
     test_decode_accepts();
+    test_prefill_rejects();
+    test_prefill_accepts();
     test_thread_local_errors();
     if (failures) {
         printf("test_api: %d checks failed\n", failures);

@@ -1,57 +1,59 @@
 /* fai-bench: the benchmark driver. Measures the device's ceilings first (device-to-device
- * copy, streaming read), then times fai on the standard decode sweeps of
- * shared/guides/benchmarks.md or on one shape, the way triton.testing.do_bench times the
+ * copy, streaming read), then times fai on the standard decode, prefill and hybrid sweeps of
+ * shared/guides/benchmarks.md or on given shapes, the way triton.testing.do_bench times the
  * peers: L2 flushed (a 256 MB memset) before every run, CUDA events around the call alone,
  * warm-up first, median of many runs. Prints a table (progress on stderr) and optionally a
- * CSV whose columns match shared/tools/sdpa_peers.py, so the two can be joined. */
+ * CSV whose columns match shared/tools/sdpa_peers.py, so the two can be joined. The decode
+ * rows live here, the prefill and hybrid rows in bench_prefill.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bench_prefill.h"
 #include "bench_util.h"
 #include "decode_args.h"
 #include "fai.h"
 
-#define CK(call)                                                                              \
-    do {                                                                                      \
-        cudaError_t e_ = (call);                                                              \
-        if (e_ != cudaSuccess) {                                                              \
-            fprintf(stderr, "fai-bench: %s: %s\n", #call, cudaGetErrorString(e_));            \
-            exit(1);                                                                          \
-        }                                                                                     \
-    } while (0)
-
-typedef struct shape {
-    const char *suite;
-    int b, sk, hq, hk, d;
-} shape;
-
-typedef struct options {
-    int reps, warmup, splits, warps, kernel, alibi, tune, nhd;
-    const char *csv;
-} options;
-
+#define DEC(suite, b, sk, hq, hk, d) {suite, ROW_DECODE, b, 1, sk, hq, hk, d, 0, 0.0}
 static const shape decode_seq[] = {
-    {"decode-seq", 128, 128, 32, 32, 128},  {"decode-seq", 128, 256, 32, 32, 128},
-    {"decode-seq", 128, 512, 32, 32, 128},  {"decode-seq", 128, 1024, 32, 32, 128},
-    {"decode-seq", 128, 2048, 32, 32, 128}, {"decode-seq", 128, 4096, 32, 32, 128},
-    {"decode-seq", 128, 8192, 32, 32, 128},
+    DEC("decode-seq", 128, 128, 32, 32, 128),  DEC("decode-seq", 128, 256, 32, 32, 128),
+    DEC("decode-seq", 128, 512, 32, 32, 128),  DEC("decode-seq", 128, 1024, 32, 32, 128),
+    DEC("decode-seq", 128, 2048, 32, 32, 128), DEC("decode-seq", 128, 4096, 32, 32, 128),
+    DEC("decode-seq", 128, 8192, 32, 32, 128),
 };
 static const shape decode_batch[] = {
-    {"decode-batch", 1, 128, 32, 32, 128},    {"decode-batch", 8, 128, 32, 32, 128},
-    {"decode-batch", 16, 128, 32, 32, 128},   {"decode-batch", 32, 128, 32, 32, 128},
-    {"decode-batch", 64, 128, 32, 32, 128},   {"decode-batch", 128, 128, 32, 32, 128},
-    {"decode-batch", 256, 128, 32, 32, 128},  {"decode-batch", 512, 128, 32, 32, 128},
-    {"decode-batch", 1024, 128, 32, 32, 128}, {"decode-batch", 2048, 128, 32, 32, 128},
+    DEC("decode-batch", 1, 128, 32, 32, 128),    DEC("decode-batch", 8, 128, 32, 32, 128),
+    DEC("decode-batch", 16, 128, 32, 32, 128),   DEC("decode-batch", 32, 128, 32, 32, 128),
+    DEC("decode-batch", 64, 128, 32, 32, 128),   DEC("decode-batch", 128, 128, 32, 32, 128),
+    DEC("decode-batch", 256, 128, 32, 32, 128),  DEC("decode-batch", 512, 128, 32, 32, 128),
+    DEC("decode-batch", 1024, 128, 32, 32, 128), DEC("decode-batch", 2048, 128, 32, 32, 128),
 };
 static const shape decode_gqa[] = {
-    {"decode-gqa", 1, 32768, 32, 8, 128},
-    {"decode-gqa", 1, 131072, 32, 8, 128},
-    {"decode-gqa", 16, 8192, 32, 8, 128},
-    {"decode-gqa", 64, 4096, 32, 8, 128},
+    DEC("decode-gqa", 1, 32768, 32, 8, 128),
+    DEC("decode-gqa", 1, 131072, 32, 8, 128),
+    DEC("decode-gqa", 16, 8192, 32, 8, 128),
+    DEC("decode-gqa", 64, 4096, 32, 8, 128),
 };
+
+/* What --suite names, in this order: a group name stands for its members. */
+static const char *const suite_names[] = {"decode-seq",  "decode-batch", "decode-gqa", "prefill-seq",
+                                          "prefill-batch", "prefill-gqa", "head-dims",  "hybrid"};
+#define N_SUITES (int)(sizeof suite_names / sizeof *suite_names)
+static const shape *suite_rows(const char *name, int *count)
+{
+#define SUITE_(n, rows)                                                                       \
+    if (!strcmp(name, n)) {                                                                   \
+        *count = (int)(sizeof rows / sizeof *rows);                                           \
+        return rows;                                                                          \
+    }
+    SUITE_("decode-seq", decode_seq)
+    SUITE_("decode-batch", decode_batch)
+    SUITE_("decode-gqa", decode_gqa)
+#undef SUITE_
+    return prefill_suite(name, count);
+}
 
 #define FLUSH_BYTES ((size_t)256 << 20)
 static void *g_flush;
@@ -64,8 +66,7 @@ static int cmp_float(const void *a, const void *b)
 }
 
 /* Median time in ms of fn(ctx) over `reps` runs, each after an L2 flush. */
-typedef int (*timed_fn)(void *ctx, cudaStream_t s);
-static float time_median(timed_fn fn, void *ctx, int warmup, int reps, cudaStream_t s)
+float time_median(timed_fn fn, void *ctx, int warmup, int reps, cudaStream_t s)
 {
     for (int i = 0; i < warmup; i++)
         if (fn(ctx, s))
@@ -155,11 +156,18 @@ static size_t g_arena_size, g_arena_used;
 
 static size_t row_bytes(const shape *sh)
 {
+    if (sh->kind != ROW_DECODE)
+        return prefill_row_bytes(sh);
     const size_t q = (size_t)sh->b * sh->hq * sh->d * 2, kv = (size_t)sh->b * sh->sk * sh->hk * sh->d * 2;
     return 2 * q + 2 * kv + sizeof(int32_t) * (size_t)sh->b + 5 * 256;
 }
 
-static void *arena_take(size_t bytes)
+void arena_reset(void)
+{
+    g_arena_used = 0;
+}
+
+void *arena_take(size_t bytes)
 {
     const size_t off = (g_arena_used + 255) & ~(size_t)255;
     if (off + bytes > g_arena_size) {
@@ -170,8 +178,8 @@ static void *arena_take(size_t bytes)
     return g_arena + off;
 }
 
-static FILE *g_csv;
-static char g_device[256];
+FILE *g_csv;
+char g_device[256];
 
 static void bench_decode(const shape *sh, const options *o, int index, int total, cudaStream_t s, fai_device_info dev,
                          int report)
@@ -190,7 +198,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     const int64_t kv_elems = (int64_t)sh->b * sh->sk * sh->hk * sh->d;
     void *q, *out, *k, *v;
     int32_t *lens;
-    g_arena_used = 0;
+    arena_reset();
     q = arena_take((size_t)q_elems * 2);
     out = arena_take((size_t)q_elems * 2);
     k = arena_take((size_t)kv_elems * 2);
@@ -283,35 +291,139 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     cudaFree(c.ws);
 }
 
+static void bench_row(const shape *sh, const options *o, int index, int total, cudaStream_t s, fai_device_info dev,
+                      int report)
+{
+    if (sh->kind == ROW_DECODE)
+        bench_decode(sh, o, index, total, s, dev, report);
+    else
+        bench_prefill(sh, o, index, total, s, report);
+}
+
+/* A table header whenever the kind of row changes (decode, prefill, hybrid). */
+static void table_header(int kind)
+{
+    static int last = -1;
+    if (kind == last)
+        return;
+    if (last >= 0)
+        printf("\n");
+    last = kind;
+    if (kind == ROW_DECODE)
+        printf("%-13s %5s %7s %7s %4s  %-16s  %9s  %8s  %6s  %6s\n", "suite", "b", "sk", "hq/hk", "d", "plan", "ms",
+               "GB/s", "%copy", "%read");
+    else
+        prefill_print_header(kind);
+}
+
+/* Whether --suite's word `t` names suite `name`: itself, its group, or all. */
+static int suite_selected(const char *t, const char *name)
+{
+    if (!strcmp(t, name) || !strcmp(t, "all"))
+        return 1;
+    const int decode = !strncmp(name, "decode-", 7), hybrid = !strcmp(name, "hybrid");
+    return (!strcmp(t, "decode") && decode) || (!strcmp(t, "prefill") && !decode && !hybrid);
+}
+
+/* --shape b=..,sq=..,sk=..,hq=..,hk=..,d=..,causal=..[,prefill_frac=..]; 0 on success. */
+static int parse_shape(const char *spec, shape *sh)
+{
+    const shape def = {"shape", ROW_DECODE, 1, 1, 128, 32, 32, 128, 0, 0.0};
+    *sh = def;
+    int hybrid = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        char *eq = strchr(t, '='), *end = NULL;
+        if (!eq || eq == t || !eq[1]) {
+            fprintf(stderr, "fai-bench: bad --shape item '%s' (want key=value)\n", t);
+            return -1;
+        }
+        *eq = '\0';
+        const char *key = t, *val = eq + 1;
+        if (!strcmp(key, "prefill_frac")) {
+            sh->frac = strtod(val, &end);
+            if (*end || !(sh->frac >= 0.0 && sh->frac <= 1.0)) {
+                fprintf(stderr, "fai-bench: --shape prefill_frac=%s is not in [0, 1]\n", val);
+                return -1;
+            }
+            hybrid = 1;
+            continue;
+        }
+        const long x = strtol(val, &end, 10);
+        if (*end || x < 0 || x > INT32_MAX) {
+            fprintf(stderr, "fai-bench: bad --shape value %s=%s\n", key, val);
+            return -1;
+        }
+        int *field = !strcmp(key, "b")        ? &sh->b
+                     : !strcmp(key, "sq")     ? &sh->sq
+                     : !strcmp(key, "sk")     ? &sh->sk
+                     : !strcmp(key, "hq")     ? &sh->hq
+                     : !strcmp(key, "hk")     ? &sh->hk
+                     : !strcmp(key, "d")      ? &sh->d
+                     : !strcmp(key, "causal") ? &sh->causal
+                                              : NULL;
+        if (!field) {
+            fprintf(stderr, "fai-bench: unknown --shape key '%s'\n", key);
+            return -1;
+        }
+        *field = (int)x;
+    }
+    if (sh->b < 1 || sh->sq < 1 || sh->sk < 1 || sh->hq < 1 || sh->hk < 1 || sh->d < 1) {
+        fprintf(stderr, "fai-bench: --shape %s: b, sq, sk, hq, hk and d must be >= 1\n", spec);
+        return -1;
+    }
+    sh->causal = sh->causal != 0;
+    /* Hybrid rows are causal, as sdpa_peers.py's: its prefill part always is. */
+    sh->kind = hybrid ? ROW_HYBRID : sh->sq > 1 ? ROW_PREFILL : ROW_DECODE;
+    if (hybrid)
+        sh->causal = 1;
+    return 0;
+}
+
 static void usage(void)
 {
     printf("usage: fai-bench [options]\n"
-           "  --suite LIST    comma-separated: decode-seq, decode-batch, decode-gqa, decode (all three)\n"
-           "  --shape SPEC    one decode shape, b=..,sk=..,hq=..,hk=..,d=.. (defaults 1,128,32,32,128);\n"
-           "                  may be repeated\n"
+           "  --suite LIST    comma-separated: decode-seq, decode-batch, decode-gqa, prefill-seq,\n"
+           "                  prefill-batch, prefill-gqa, head-dims, hybrid; or decode (the three\n"
+           "                  decode suites), prefill (the four prefill suites), all (every suite)\n"
+           "  --shape SPEC    one shape, b=..,sq=..,sk=..,hq=..,hk=..,d=..,causal=0|1 (defaults\n"
+           "                  1,1,128,32,32,128,0); may be repeated. sq=1: a decode row (fai_decode);\n"
+           "                  sq>1: a prefill row (fai_prefill on b packed sequences of sq x sk);\n"
+           "                  prefill_frac=F: a hybrid row (round(b*F) sequences sq x sk, the rest\n"
+           "                  1 x sk, always causal)\n"
+           "  --list          print the rows as CSV (suite,b,sq,sk,hq,hk,d,causal,prefill_frac), exit\n"
            "  --alibi         add the ALiBi bias (standard slopes)\n"
-           "  --layout L      KV cache layout: hnd [batch, heads, seq, dim] (default, as the peers)\n"
-           "                  or nhd [batch, seq, heads, dim]\n"
-           "  --reps N        timed runs per row, median reported (default 50)\n"
+           "  --layout L      decode KV cache layout: hnd [batch, heads, seq, dim] (default, as the\n"
+           "                  peers) or nhd [batch, seq, heads, dim]\n"
+           "  --reps N        timed runs per row, median reported (default 50; prefill rows run\n"
+           "                  fewer, at least 10, where N would take over 3 s)\n"
            "  --warmup N      untimed runs first (default 5)\n"
            "  --csv FILE      also write the rows as CSV (columns of shared/tools/sdpa_peers.py)\n"
-           "  --splits N      force N split-KV parts (default: fai's plan)\n"
-           "  --warps N       force N warps per block (default: fai's plan)\n"
-           "  --kernel K      force the decode kernel: simt (CUDA cores) or mma (tensor cores)\n"
-           "  --tune          also time a grid of other plans per row (marked 'tune')\n"
+           "  --splits N      decode: force N split-KV parts (default: fai's plan)\n"
+           "  --warps N       decode: force N warps per block (default: fai's plan)\n"
+           "  --kernel K      decode: force the kernel, simt (CUDA cores) or mma (tensor cores)\n"
+           "  --tune          decode: also time a grid of other plans per row (marked 'tune')\n"
            "  --help          this text\n"
-           "Timing: 256 MB L2 flush before each run, CUDA events around the call, median.\n"
+           "Timing: 256 MB L2 flush before each run, CUDA events around the call(s), median.\n"
            "GB/s counts Q, K, V and O once; %%copy and %%read are fractions of the measured\n"
-           "device-to-device copy (read + write bytes) and streaming-read ceilings.\n");
+           "device-to-device copy (read + write bytes) and streaming-read ceilings.\n"
+           "Prefill: TFLOP/s = 4*b*sq*sk*hq*d, halved for causal with sq == sk (causal sq != sk:\n"
+           "the unmasked pairs); Q/K/V packed [tokens, heads, dim], cu_seqlens on the device and\n"
+           "cu_seqlens_q_host set.\n"
+           "Hybrid: 'fai us' one fai_prefill call on the mixed batch (CSV backend fai), 'nohost us'\n"
+           "the same without cu_seqlens_q_host (fai-nohost), 'sep us' fai_prefill on the prefill\n"
+           "sequences plus fai_decode on the decode ones, one timed region (fai-separate);\n"
+           "fai/sep is the time ratio; TFLOP/s and GB/s are fai's, counted as sdpa_peers.py does.\n");
 }
+
+#define MAX_ROWS 256
 
 int main(int argc, char **argv)
 {
     options o = {50, 5, 0, 0, FAI_DECODE_AUTO, 0, 0, 0, NULL};
-    shape rows[256];
-    int n = 0;
-    static shape custom[64];
-    int ncustom = 0;
+    shape rows[MAX_ROWS];
+    int n = 0, list = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -323,45 +435,34 @@ int main(int argc, char **argv)
             snprintf(buf, sizeof buf, "%s", next);
             i++;
             for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-                int all = !strcmp(t, "decode");
-                if (all || !strcmp(t, "decode-seq"))
-                    for (size_t j = 0; j < sizeof decode_seq / sizeof *decode_seq; j++)
-                        rows[n++] = decode_seq[j];
-                if (all || !strcmp(t, "decode-batch"))
-                    for (size_t j = 0; j < sizeof decode_batch / sizeof *decode_batch; j++)
-                        rows[n++] = decode_batch[j];
-                if (all || !strcmp(t, "decode-gqa"))
-                    for (size_t j = 0; j < sizeof decode_gqa / sizeof *decode_gqa; j++)
-                        rows[n++] = decode_gqa[j];
-                if (!all && strcmp(t, "decode-seq") && strcmp(t, "decode-batch") && strcmp(t, "decode-gqa")) {
+                int matched = 0;
+                for (int j = 0; j < N_SUITES; j++) {
+                    if (!suite_selected(t, suite_names[j]))
+                        continue;
+                    int count = 0;
+                    const shape *r = suite_rows(suite_names[j], &count);
+                    if (n + count > MAX_ROWS) {
+                        fprintf(stderr, "fai-bench: more than %d rows\n", MAX_ROWS);
+                        return 2;
+                    }
+                    for (int k = 0; k < count; k++)
+                        rows[n++] = r[k];
+                    matched = 1;
+                }
+                if (!matched) {
                     fprintf(stderr, "fai-bench: unknown suite '%s' (see --help)\n", t);
                     return 2;
                 }
             }
-        } else if (!strcmp(a, "--shape") && next && ncustom < 64) {
-            shape sh = {"shape", 1, 128, 32, 32, 128};
-            char buf[256];
-            snprintf(buf, sizeof buf, "%s", next);
-            i++;
-            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-                int val = 0;
-                char key[16];
-                if (sscanf(t, "%15[a-z]=%d", key, &val) != 2) {
-                    fprintf(stderr, "fai-bench: bad --shape item '%s'\n", t);
-                    return 2;
-                }
-                if (!strcmp(key, "b")) sh.b = val;
-                else if (!strcmp(key, "sk")) sh.sk = val;
-                else if (!strcmp(key, "hq")) sh.hq = val;
-                else if (!strcmp(key, "hk")) sh.hk = val;
-                else if (!strcmp(key, "d")) sh.d = val;
-                else {
-                    fprintf(stderr, "fai-bench: unknown --shape key '%s'\n", key);
-                    return 2;
-                }
+        } else if (!strcmp(a, "--shape") && next) {
+            if (n >= MAX_ROWS) {
+                fprintf(stderr, "fai-bench: more than %d rows\n", MAX_ROWS);
+                return 2;
             }
-            custom[ncustom] = sh;
-            rows[n++] = custom[ncustom++];
+            if (parse_shape(next, &rows[n]))
+                return 2;
+            n++;
+            i++;
         } else if (!strcmp(a, "--reps") && next) {
             o.reps = atoi(argv[++i]);
         } else if (!strcmp(a, "--warmup") && next) {
@@ -390,6 +491,8 @@ int main(int argc, char **argv)
             o.alibi = 1;
         } else if (!strcmp(a, "--tune")) {
             o.tune = 1;
+        } else if (!strcmp(a, "--list")) {
+            list = 1;
         } else {
             fprintf(stderr, "fai-bench: unknown or incomplete option '%s' (see --help)\n", a);
             return 2;
@@ -397,9 +500,22 @@ int main(int argc, char **argv)
     }
     if (o.reps < 1)
         o.reps = 1;
+    if (o.warmup < 0)
+        o.warmup = 0;
     if (n == 0)
         for (size_t j = 0; j < sizeof decode_seq / sizeof *decode_seq; j++)
             rows[n++] = decode_seq[j];
+    if (list) {
+        printf("suite,b,sq,sk,hq,hk,d,causal,prefill_frac\n");
+        for (int i = 0; i < n; i++) {
+            char frac[32] = "";
+            if (rows[i].kind == ROW_HYBRID)
+                format_frac(frac, sizeof frac, rows[i].frac);
+            printf("%s,%d,%d,%d,%d,%d,%d,%d,%s\n", rows[i].suite, rows[i].b, rows[i].sq, rows[i].sk, rows[i].hq,
+                   rows[i].hk, rows[i].d, rows[i].causal, frac);
+        }
+        return 0;
+    }
 
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
@@ -426,8 +542,6 @@ int main(int argc, char **argv)
            prop.multiProcessorCount, driver, runtime, date);
     printf("# ceilings: device-to-device copy %.0f GB/s (read + write), streaming read %.0f GB/s\n", g_copy_gbps,
            g_read_gbps);
-    printf("%-13s %5s %7s %7s %4s  %-16s  %9s  %8s  %6s  %6s\n", "suite", "b", "sk", "hq/hk", "d", "plan", "ms",
-           "GB/s", "%copy", "%read");
     if (o.csv) {
         g_csv = fopen(o.csv, "w");
         if (!g_csv) {
@@ -448,9 +562,11 @@ int main(int argc, char **argv)
     /* The first row timed in a process ran ~10% slow in every run (docs/perf/): run it once
      * unreported first. */
     if (n > 0)
-        bench_decode(&rows[0], &o, 0, n, s, dev, 0);
-    for (int i = 0; i < n; i++)
-        bench_decode(&rows[i], &o, i, n, s, dev, 1);
+        bench_row(&rows[0], &o, 0, n, s, dev, 0);
+    for (int i = 0; i < n; i++) {
+        table_header(rows[i].kind);
+        bench_row(&rows[i], &o, i, n, s, dev, 1);
+    }
     if (g_csv)
         fclose(g_csv);
     cudaFree(g_flush);

@@ -20,14 +20,14 @@
 /* The U keys of one warp step for this lane: key0 + u * KPW (zeros past kend). */
 template <int U, int KPW>
 __device__ __forceinline__ void load_step(uint4 kr[U], uint4 vr[U], const __half *kp, const __half *vp,
-                                          int64_t token_stride, int key0, int kend, bool has_dims)
+                                          int64_t k_stride, int64_t v_stride, int key0, int kend, bool has_dims)
 {
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int key = key0 + u * KPW;
         if (has_dims && key < kend) {
-            kr[u] = ptx_ld_stream_v4(kp + key * token_stride);
-            vr[u] = ptx_ld_stream_v4(vp + key * token_stride);
+            kr[u] = ptx_ld_stream_v4(kp + key * k_stride);
+            vr[u] = ptx_ld_stream_v4(vp + key * v_stride);
         } else {
             kr[u] = make_uint4(0, 0, 0, 0);
             vr[u] = make_uint4(0, 0, 0, 0);
@@ -51,6 +51,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
     const bool has_dims = tx < VEC;
 
     const decode_block blk = decode_block_of(a, KS);
+    if (blk.skip)
+        return;
     const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk, split = blk.split;
     const int len = blk.len, kbeg = blk.kbeg, kend = blk.kend;
 
@@ -66,7 +68,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
         slope[hh] = 0.0f;
         if (hh < nh) {
             if (has_dims) {
-                const __half *qp = (const __half *)a.q + b * a.q_token_stride + (int64_t)(h0 + hh) * a.q_head_stride;
+                const __half *qp = (const __half *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h0 + hh) * a.q_head_stride;
                 fp16x8_to_float(ptx_ld_nc_v4(qp + tx * 8), q[hh]);
 #pragma unroll
                 for (int e = 0; e < 8; e++)
@@ -78,9 +80,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
         }
     }
 
-    const int64_t base = b * a.kv_seq_stride + kvh * a.kv_head_stride + tx * 8;
-    const __half *kp = (const __half *)a.k + base;
-    const __half *vp = (const __half *)a.v + base;
+    const __half *kp = (const __half *)a.k + blk.k_off + kvh * a.kv_head_stride + tx * 8;
+    const __half *vp = (const __half *)a.v + blk.v_off + kvh * a.v_head_stride + tx * 8;
 
     float m[HB], l[HB], acc[HB][8];
 #pragma unroll
@@ -94,10 +95,10 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
 
     uint4 kc[U], vc[U];
     int key0 = kbeg + warp * KS;
-    load_step<U, KPW>(kc, vc, kp, vp, a.kv_token_stride, key0 + sub, kend, has_dims);
+    load_step<U, KPW>(kc, vc, kp, vp, a.kv_token_stride, a.v_token_stride, key0 + sub, kend, has_dims);
     for (; key0 < kend; key0 += nwarps * KS) {
         uint4 kn[U], vn[U];
-        load_step<U, KPW>(kn, vn, kp, vp, a.kv_token_stride, key0 + nwarps * KS + sub, kend, has_dims);
+        load_step<U, KPW>(kn, vn, kp, vp, a.kv_token_stride, a.v_token_stride, key0 + nwarps * KS + sub, kend, has_dims);
 
         /* Scores of this lane's U keys: partial dot products, summed over the LPK lanes. */
         float s[HB][U];
@@ -195,7 +196,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
         }
     }
     __syncthreads();
-    combine_warps_and_store<D>(a, smem, nwarps, HB, max(nh, 0), b, h0, split);
+    combine_warps_and_store<D>(a, smem, nwarps, HB, max(nh, 0), b, blk.qrow, h0, split);
 }
 
 /* Combines the splits of one (sequence, query head) row by their log-sum-exps:
@@ -213,6 +214,14 @@ __global__ void __launch_bounds__(MERGE_THREADS)
     ptx_griddep_wait(); /* the partials of the decode kernel */
     const int64_t rows = (int64_t)a.batch * a.num_q_heads;
     const int64_t row = blockIdx.x;
+    const int b = (int)(row / a.num_q_heads), h = (int)(row % a.num_q_heads);
+    int64_t qrow = b; /* the query's row in o and lse */
+    if (a.cu_q) {
+        const int2 qr = cu_range(a.cu_q, b, a.total_q);
+        if (qr.y - qr.x != 1)
+            return; /* not a decode row: no partials were written for it */
+        qrow = qr.x;
+    }
     const int splits = a.num_splits, lane = threadIdx.x & 31, group = threadIdx.x >> 5;
     for (int s = threadIdx.x; s < splits; s += blockDim.x)
         weight[s] = a.part_lse[s * rows + row];
@@ -240,8 +249,7 @@ __global__ void __launch_bounds__(MERGE_THREADS)
         part[group][c] = o;
     }
     __syncthreads();
-    const int b = (int)(row / a.num_q_heads), h = (int)(row % a.num_q_heads);
-    __half *op = (__half *)a.o + b * a.o_token_stride + (int64_t)h * a.o_head_stride;
+    __half *op = (__half *)a.o + qrow * a.o_token_stride + (int64_t)h * a.o_head_stride;
     for (int c = threadIdx.x; c < head_dim / 4; c += blockDim.x) {
         float4 o = part[0][c];
         for (int g = 1; g < MERGE_GROUPS; g++) {
@@ -252,7 +260,7 @@ __global__ void __launch_bounds__(MERGE_THREADS)
         *reinterpret_cast<uint2 *>(op + c * 4) = packed;
     }
     if (threadIdx.x == 0 && a.lse)
-        a.lse[row] = sum > 0.0f ? (mx + __log2f(sum)) * FAI_LN2 : -INFINITY;
+        a.lse[qrow * a.num_q_heads + h] = sum > 0.0f ? (mx + __log2f(sum)) * FAI_LN2 : -INFINITY;
 }
 
 

@@ -38,11 +38,13 @@ __device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.0
  * of `slots` head slots, an unnormalized accumulator (acc [nwarps][slots][D]), a running max
  * m [nwarps][slots] and a sum l [nwarps][slots], all in the exp2 domain. Heads h_first ..
  * h_first + nheads - 1 (slot j = head h_first + j) are merged over the warps and written:
- * as FP16 output and LSE when the sequence is not split, else as this split's normalized
- * partial output and log2-sum-exp for decode_merge_kernel. Call after __syncthreads(). */
+ * as FP16 output and LSE (at query row qrow) when the sequence is not split, else as this
+ * split's normalized partial output and log2-sum-exp for decode_merge_kernel (at sequence
+ * b). Call after __syncthreads(). */
 template <int D>
 __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a, const float *smem, int nwarps,
-                                                        int slots, int nheads, int b, int h_first, int split)
+                                                        int slots, int nheads, int b, int64_t qrow, int h_first,
+                                                        int split)
 {
     constexpr int VEC = D / 8;
     const float *sm_acc = smem;
@@ -66,11 +68,11 @@ __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a
         const float lse2 = sum > 0.0f ? mx + __log2f(sum) : -INFINITY;
         const int h = h_first + j;
         if (a.num_splits == 1) {
-            __half *op = (__half *)a.o + b * a.o_token_stride + (int64_t)h * a.o_head_stride + c * 8;
+            __half *op = (__half *)a.o + qrow * a.o_token_stride + (int64_t)h * a.o_head_stride + c * 8;
             ptx_st_v4(op, make_uint4(pack_half2(o[0] * inv, o[1] * inv), pack_half2(o[2] * inv, o[3] * inv),
                                      pack_half2(o[4] * inv, o[5] * inv), pack_half2(o[6] * inv, o[7] * inv)));
             if (c == 0 && a.lse)
-                a.lse[(int64_t)b * a.num_q_heads + h] = lse2 * FAI_LN2;
+                a.lse[qrow * a.num_q_heads + h] = lse2 * FAI_LN2;
         } else {
             const int64_t part = ((int64_t)split * a.batch + b) * a.num_q_heads + h;
             float *po = a.part_o + part * D + c * 8;
@@ -82,11 +84,24 @@ __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a
     }
 }
 
+/* [lo, hi) of sequence b in a cumulative-offset array, clamped into [0, total]; a
+ * decreasing pair reads as an empty sequence. */
+__device__ __forceinline__ int2 cu_range(const int32_t *cu, int b, int total)
+{
+    const int lo = min(max(cu[b], 0), total);
+    const int hi = max(lo, min(cu[b + 1], total));
+    return make_int2(lo, hi);
+}
+
 /* What a decode block works on: grid x enumerates (sequence b, KV head, head block), grid y
- * the split; len is the sequence length (device-side guard: clamped to [0, capacity]) and
- * [kbeg, kend) the split's keys, whole multiples of `granule`, trailing splits maybe empty. */
+ * the split; len is the sequence length (device-side guard: clamped to [0, capacity], or to
+ * the cumulative offsets' bounds in varlen mode) and [kbeg, kend) the split's keys, whole
+ * multiples of `granule`, trailing splits maybe empty. qrow is the query's row in q, o and
+ * lse; k_off and v_off the element offsets of the sequence's first key; skip is set for a
+ * varlen sequence that is not a decode row (the prefill kernel owns it). */
 typedef struct decode_block {
-    int b, kvh, hblk, split, len, kbeg, kend;
+    int b, kvh, hblk, split, len, kbeg, kend, skip;
+    int64_t qrow, k_off, v_off;
 } decode_block;
 
 __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a, int granule)
@@ -98,7 +113,20 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     w.kvh = item % a.num_kv_heads;
     w.b = item / a.num_kv_heads;
     w.split = blockIdx.y;
-    const int n = max(0, min(a.seq_lens[w.b], a.capacity));
+    int n;
+    if (a.cu_q) {
+        const int2 qr = cu_range(a.cu_q, w.b, a.total_q), kr = cu_range(a.cu_k, w.b, a.total_k);
+        n = kr.y - kr.x;
+        w.skip = qr.y - qr.x != 1;
+        w.qrow = qr.x;
+        w.k_off = (int64_t)kr.x * a.kv_token_stride;
+        w.v_off = (int64_t)kr.x * a.v_token_stride;
+    } else {
+        n = max(0, min(a.seq_lens[w.b], a.capacity));
+        w.skip = 0;
+        w.qrow = w.b;
+        w.k_off = w.v_off = (int64_t)w.b * a.kv_seq_stride;
+    }
     const int64_t chunk = ((int64_t)n + a.num_splits - 1) / a.num_splits;
     const int64_t rounded = (chunk + granule - 1) / granule * granule;
     w.len = n;

@@ -28,8 +28,8 @@ __device__ __forceinline__ int swizzle(int row, int chunk, int row_elems)
 
 /* Issues the copies of one tile (keys key0 .. key0 + 15 of K and V) into a stage. */
 template <int D, int ROW>
-__device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, int64_t token_stride,
-                                          int key0, int kend, int lane)
+__device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, int64_t k_stride,
+                                          int64_t v_stride, int key0, int kend, int lane)
 {
     constexpr int CHUNKS = D / 8;
     char *ks = stage, *vs = stage + KT * ROW * 2;
@@ -37,9 +37,8 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
     for (int i = lane; i < KT * CHUNKS; i += 32) {
         const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
         const bool valid = key < kend;
-        const int64_t off = valid ? key * token_stride + chunk * 8 : 0;
-        ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + off, valid);
-        ptx_cp_async_16(vs + swizzle(row, chunk, ROW), vp + off, valid);
+        ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + (valid ? key * k_stride + chunk * 8 : 0), valid);
+        ptx_cp_async_16(vs + swizzle(row, chunk, ROW), vp + (valid ? key * v_stride + chunk * 8 : 0), valid);
     }
 }
 
@@ -59,6 +58,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const int quad = lane & 3, row0 = lane >> 2, row1 = row0 + 8; /* this thread's tile rows */
 
     const decode_block blk = decode_block_of(a, KT);
+    if (blk.skip)
+        return;
     const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk, split = blk.split;
     const int len = blk.len, kbeg = blk.kbeg, kend = blk.kend;
 
@@ -69,8 +70,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     /* Q as A fragments (row = head, 16 dims per k-step); padding rows are zeros. */
     uint32_t qa[KSTEPS][4];
     {
-        const __half *q0 = (const __half *)a.q + b * a.q_token_stride + (int64_t)(h_first + row0) * a.q_head_stride;
-        const __half *q1 = (const __half *)a.q + b * a.q_token_stride + (int64_t)(h_first + row1) * a.q_head_stride;
+        const __half *q0 = (const __half *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h_first + row0) * a.q_head_stride;
+        const __half *q1 = (const __half *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h_first + row1) * a.q_head_stride;
 #pragma unroll
         for (int kk = 0; kk < KSTEPS; kk++) {
             const int c = kk * 16 + quad * 2;
@@ -90,9 +91,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                                                  : fai_alibi_standard_slope(h_first + row1, a.num_q_heads));
     }
 
-    const int64_t base = b * a.kv_seq_stride + kvh * a.kv_head_stride;
-    const __half *kp = (const __half *)a.k + base;
-    const __half *vp = (const __half *)a.v + base;
+    const __half *kp = (const __half *)a.k + blk.k_off + kvh * a.kv_head_stride;
+    const __half *vp = (const __half *)a.v + blk.v_off + kvh * a.v_head_stride;
     char *ring = smem + warp * STAGES * STAGE_BYTES;
 
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* l: this thread's partial sums */
@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     for (int s = 0; s < STAGES - 1; s++) {
         const int t = warp + s * W;
         if (t < ntiles)
-            load_tile<D, ROW>(ring + s * STAGE_BYTES, kp, vp, a.kv_token_stride, kbeg + t * KT, kend, lane);
+            load_tile<D, ROW>(ring + s * STAGE_BYTES, kp, vp, a.kv_token_stride, a.v_token_stride, kbeg + t * KT, kend, lane);
         ptx_cp_async_commit();
     }
     for (int i = 0; warp + i * W < ntiles; i++) {
@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
             __syncwarp(); /* every lane is done reading the stage about to be refilled */
             if (t < ntiles)
                 load_tile<D, ROW>(ring + ((i + STAGES - 1) % STAGES) * STAGE_BYTES, kp, vp, a.kv_token_stride,
-                                  kbeg + t * KT, kend, lane);
+                                  a.v_token_stride, kbeg + t * KT, kend, lane);
             ptx_cp_async_commit();
         }
         ptx_cp_async_wait<STAGES - 1>();
@@ -219,7 +219,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         sm_l[warp * SLOTS + row1] = l1;
     }
     __syncthreads();
-    combine_warps_and_store<D>(a, reinterpret_cast<const float *>(smem), W, SLOTS, nrows, b, h_first, split);
+    combine_warps_and_store<D>(a, reinterpret_cast<const float *>(smem), W, SLOTS, nrows, b, blk.qrow, h_first,
+                               split);
 }
 
 fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)

@@ -1,0 +1,56 @@
+/* Internal: the prefill kernel's parameters (one plain struct passed by value as a
+ * __grid_constant__ argument), its tile shapes, and the launcher the host code calls. */
+#ifndef FAI_PREFILL_ARGS_H
+#define FAI_PREFILL_ARGS_H
+
+#include <cuda_runtime_api.h>
+
+#include "fai.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Tile shape per head dim: each of FAI_PREFILL_WARPS warps owns 16 * MT query rows, so a
+ * block owns BM = 64 * MT rows and streams K/V tiles of BN keys. Two m16 tiles per warp let
+ * every K/V fragment loaded from shared memory feed two MMAs (one tile per warp would make
+ * the kernel shared-memory bound on Hopper); head dim 256 keeps one for its registers. */
+#define FAI_PREFILL_WARPS 4
+#define FAI_PREFILL_MT(d) ((d) == 256 ? 1 : 2)
+#define FAI_PREFILL_BM(d) (FAI_PREFILL_WARPS * 16 * FAI_PREFILL_MT(d))
+#define FAI_PREFILL_BN(d) ((d) == 64 ? 64 : 32)
+/* Shared-memory row in elements: a multiple of 64 so 16-byte chunks can be swizzled. */
+#define FAI_PREFILL_ROW(d) ((d) == 96 ? 128 : (d))
+/* K/V tiles in flight: a ring of STAGES (K tile, V tile) pairs behind the Q tile, sized so
+ * two blocks fit an H100 multiprocessor (one an A100's). */
+#define FAI_PREFILL_STAGES(d) ((d) == 256 ? 2 : 4)
+#define FAI_PREFILL_SMEM(d) \
+    ((size_t)(FAI_PREFILL_BM(d) + 2 * FAI_PREFILL_BN(d) * FAI_PREFILL_STAGES(d)) * FAI_PREFILL_ROW(d) * 2)
+
+typedef struct fai_prefill_args {
+    const void *q, *k, *v;
+    void *o;
+    const int32_t *cu_q, *cu_k;
+    const float *alibi_slopes; /* NULL: standard slopes (when alibi) */
+    float *lse;                /* NULL: not written */
+    int64_t q_token_stride, q_head_stride;
+    int64_t k_token_stride, k_head_stride;
+    int64_t v_token_stride, v_head_stride;
+    int64_t o_token_stride, o_head_stride;
+    int32_t total_q, total_k;
+    int32_t batch, num_q_heads, num_kv_heads, group, head_dim;
+    int32_t causal, alibi;
+    int32_t skip_decode_rows; /* sequences with seq_q == 1 are left to the decode kernels */
+    int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also
+                                 takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */
+    float scale_log2;         /* softmax_scale * log2(e) */
+} fai_prefill_args;
+
+/* Launches the prefill kernel over batch * num_q_heads * m_tiles blocks. */
+fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

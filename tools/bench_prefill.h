@@ -1,0 +1,64 @@
+/* fai-bench's shared pieces: the row descriptor, the timer and arena that fai_bench.c owns,
+ * and the prefill / hybrid rows that bench_prefill.c times. */
+#ifndef FAI_BENCH_PREFILL_H
+#define FAI_BENCH_PREFILL_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fai.h"
+
+#define CK(call)                                                                              \
+    do {                                                                                      \
+        cudaError_t e_ = (call);                                                              \
+        if (e_ != cudaSuccess) {                                                              \
+            fprintf(stderr, "fai-bench: %s: %s\n", #call, cudaGetErrorString(e_));            \
+            exit(1);                                                                          \
+        }                                                                                     \
+    } while (0)
+
+typedef enum row_kind {
+    ROW_DECODE = 0,  /* fai_decode, one query token per sequence */
+    ROW_PREFILL = 1, /* fai_prefill, every sequence seq_q x seq_k */
+    ROW_HYBRID = 2   /* fai_prefill on a mix of prefill (sq x sk) and decode (1 x sk) sequences */
+} row_kind;
+
+/* One row of a table: the columns of shared/tools/sdpa_peers.py. */
+typedef struct shape {
+    const char *suite;
+    int kind; /* row_kind */
+    int b, sq, sk, hq, hk, d, causal;
+    double frac; /* ROW_HYBRID: fraction of the b sequences that are prefill */
+} shape;
+
+typedef struct options {
+    int reps, warmup, splits, warps, kernel, alibi, tune, nhd;
+    const char *csv;
+} options;
+
+/* fai_bench.c: median time in ms of fn(ctx) over `reps` runs, each after an L2 flush, CUDA
+ * events around fn alone, `warmup` untimed runs first; -1 when fn returned nonzero. */
+typedef int (*timed_fn)(void *ctx, cudaStream_t s);
+float time_median(timed_fn fn, void *ctx, int warmup, int reps, cudaStream_t s);
+/* fai_bench.c: the one input arena, sized for the largest row; reset before every row. */
+void arena_reset(void);
+void *arena_take(size_t bytes);
+extern FILE *g_csv;       /* NULL without --csv */
+extern char g_device[256];
+
+/* bench_prefill.c */
+/* The rows of a prefill suite (prefill-seq, prefill-batch, prefill-gqa, head-dims, hybrid);
+ * NULL for an unknown name. */
+const shape *prefill_suite(const char *name, int *count);
+/* Arena bytes a prefill or hybrid row takes. */
+size_t prefill_row_bytes(const shape *sh);
+/* The table header of prefill or hybrid rows. */
+void prefill_print_header(int kind);
+/* Times one prefill or hybrid row; prints it (table, CSV) when `report`. */
+void bench_prefill(const shape *sh, const options *o, int index, int total, cudaStream_t s, int report);
+/* prefill_frac as Python's repr() writes it ("0.0", "0.1", "0.25"), so CSVs join. */
+void format_frac(char *buf, size_t size, double frac);
+
+#endif
