@@ -22,6 +22,8 @@ typedef struct fai_decode_args {
                                    cu_k[b + 1] - 1 of k/v; sequences with cu_q[b + 1] - cu_q[b]
                                    != 1 are skipped. NULL: fai_decode's cache addressing. */
     int32_t total_q, total_k;   /* varlen mode: the clamping bounds of cu_q and cu_k */
+    int32_t batch_offset;       /* varlen mode: grid sequence b is sequence batch_offset + b
+                                   of cu_q/cu_k (the grid spans only the decode rows' range) */
     const float *alibi_slopes; /* NULL: standard slopes (when alibi) */
     float *lse;                /* NULL: not written */
     float *part_o;             /* workspace, when num_splits > 1 */

@@ -77,10 +77,13 @@ static fai_status validate(const char *fn, const fai_prefill_params *p)
     return FAI_SUCCESS;
 }
 
-/* What a call launches. */
+/* What a call launches: each kernel's grid spans a range of the batch (the whole batch
+ * without host lengths; with them, from the first to the last sequence of its kind, so a
+ * batch that keeps its decode rows together launches no idle blocks). */
 typedef struct prefill_plan {
     int run_prefill, run_decode;
-    int32_t m_tiles;
+    int32_t prefill_first, prefill_count, m_tiles;
+    int32_t decode_first, decode_count;
     fai_decode_plan decode;
 } prefill_plan;
 
@@ -91,43 +94,57 @@ static fai_status plan_for(const char *fn, const fai_prefill_params *p, prefill_
     FAI_TRY(validate(fn, p));
     if (p->batch == 0 || p->total_q == 0)
         return FAI_SUCCESS; /* no query row: nothing to write, no device needed */
-    int has_prefill = 1;
-    int32_t decode_rows = p->batch; /* without host lengths: plan as if all were */
+    int32_t p_first = 0, p_last = p->batch - 1, d_first = 0, d_last = p->batch - 1;
+    int32_t decode_rows = p->batch, max_q = p->max_seq_q;
     if (p->cu_seqlens_q_host) {
-        has_prefill = 0;
+        p_first = d_first = p->batch;
+        p_last = d_last = -1;
         decode_rows = 0;
+        max_q = 1;
         for (int32_t b = 0; b < p->batch; b++) {
             const int32_t n = p->cu_seqlens_q_host[b + 1] - p->cu_seqlens_q_host[b];
-            has_prefill |= n > 1;
-            decode_rows += n == 1;
+            if (n > 1) {
+                p_first = p_first < b ? p_first : b;
+                p_last = b;
+                max_q = max_q > n ? max_q : n;
+            } else if (n == 1) {
+                d_first = d_first < b ? d_first : b;
+                d_last = b;
+                decode_rows++;
+            }
         }
     }
     fai_device_info dev;
     FAI_TRY(fai_current_device(fn, &dev));
     const fai_attention *a = &p->attn;
-    if (has_prefill) {
-        const int64_t per_tile = (int64_t)p->batch * a->num_q_heads;
-        int64_t tiles = ((int64_t)p->max_seq_q + FAI_PREFILL_BM(a->head_dim) - 1) / FAI_PREFILL_BM(a->head_dim);
+    if (p_last >= p_first) {
+        const int64_t per_tile = (int64_t)(p_last - p_first + 1) * a->num_q_heads;
+        int64_t tiles = ((int64_t)max_q + FAI_PREFILL_BM(a->head_dim) - 1) / FAI_PREFILL_BM(a->head_dim);
         if (per_tile > INT_MAX)
             return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: batch (%d) x num_q_heads (%d) exceeds the grid limit",
                              fn, (int)p->batch, (int)a->num_q_heads);
         if (tiles * per_tile > INT_MAX) /* fewer blocks, each looping over more tiles */
             tiles = INT_MAX / per_tile;
         plan->run_prefill = 1;
+        plan->prefill_first = p_first;
+        plan->prefill_count = p_last - p_first + 1;
         plan->m_tiles = (int32_t)tiles;
     }
     if (decode_rows > 0) {
-        /* The kernel, split and warps suit the decode rows there are; the grid still spans
-         * the whole batch (blocks of other sequences exit at once), so plan it again with
-         * those choices for the whole batch. */
+        /* The kernel, split and warps suit the decode rows there are; the grid spans their
+         * range (other sequences' blocks exit at once), so plan it again for the range with
+         * those choices. */
         const int32_t max_k = p->max_seq_k > 0 ? p->max_seq_k : p->total_k;
+        const int32_t count = d_last - d_first + 1;
         fai_decode_plan rows;
         FAI_TRY(fai_decode_make_plan(fn, decode_rows, a->num_q_heads, a->num_kv_heads, a->head_dim, max_k, dev,
                                      FAI_DECODE_AUTO, 0, 0, 0, &rows));
-        FAI_TRY(fai_decode_make_plan(fn, p->batch, a->num_q_heads, a->num_kv_heads, a->head_dim, max_k, dev,
+        FAI_TRY(fai_decode_make_plan(fn, count, a->num_q_heads, a->num_kv_heads, a->head_dim, max_k, dev,
                                      rows.kernel, rows.num_splits, rows.warps_per_block,
                                      rows.kernel == FAI_DECODE_MMA ? rows.stages : 0, &plan->decode));
         plan->run_decode = 1;
+        plan->decode_first = d_first;
+        plan->decode_count = count;
     }
     return FAI_SUCCESS;
 }
@@ -162,9 +179,10 @@ static fai_status check_workspace(const char *fn, const fai_decode_plan *plan, c
 }
 
 /* The decode rows (seq_q == 1) through the decode kernels' varlen mode. */
-static fai_status launch_decode_rows(const fai_prefill_params *p, const fai_decode_plan *plan, void *workspace,
+static fai_status launch_decode_rows(const fai_prefill_params *p, const prefill_plan *pp, void *workspace,
                                      cudaStream_t stream)
 {
+    const fai_decode_plan *plan = &pp->decode;
     const fai_attention *a = &p->attn;
     fai_decode_args args = {0};
     args.q = p->q.data;
@@ -179,7 +197,7 @@ static fai_status launch_decode_rows(const fai_prefill_params *p, const fai_deco
     args.lse = p->lse;
     if (plan->num_splits > 1) {
         args.part_o = (float *)workspace;
-        args.part_lse = (float *)((char *)workspace + fai_decode_part_lse_offset(plan, p->batch, a->num_q_heads));
+        args.part_lse = (float *)((char *)workspace + fai_decode_part_lse_offset(plan, pp->decode_count, a->num_q_heads));
     }
     args.q_token_stride = p->q.token_stride;
     args.q_head_stride = p->q.head_stride;
@@ -190,7 +208,8 @@ static fai_status launch_decode_rows(const fai_prefill_params *p, const fai_deco
     args.v_token_stride = p->v.token_stride;
     args.v_head_stride = p->v.head_stride;
     args.head_dim = a->head_dim;
-    args.batch = p->batch;
+    args.batch = pp->decode_count;
+    args.batch_offset = pp->decode_first;
     args.num_q_heads = a->num_q_heads;
     args.num_kv_heads = a->num_kv_heads;
     args.group = a->num_q_heads / a->num_kv_heads;
@@ -232,7 +251,8 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.o_head_stride = p->o.head_stride;
         args.total_q = p->total_q;
         args.total_k = p->total_k;
-        args.batch = p->batch;
+        args.batch = plan.prefill_count;
+        args.batch_offset = plan.prefill_first;
         args.num_q_heads = a->num_q_heads;
         args.num_kv_heads = a->num_kv_heads;
         args.group = a->num_q_heads / a->num_kv_heads;
@@ -245,6 +265,6 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         FAI_TRY(fai_prefill_launch(&args, stream));
     }
     if (plan.run_decode)
-        FAI_TRY(launch_decode_rows(p, &plan.decode, workspace, stream));
+        FAI_TRY(launch_decode_rows(p, &plan, workspace, stream));
     return FAI_SUCCESS;
 }

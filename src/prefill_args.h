@@ -12,18 +12,76 @@ extern "C" {
 #endif
 
 /* Tile shape per head dim: each of FAI_PREFILL_WARPS warps owns 16 * MT query rows, so a
- * block owns BM = 64 * MT rows and streams K/V tiles of BN keys. Two m16 tiles per warp let
- * every K/V fragment loaded from shared memory feed two MMAs (one tile per warp would make
- * the kernel shared-memory bound on Hopper); head dim 256 keeps one for its registers. */
+ * block owns BM = 64 * MT rows and streams K/V tiles of BN keys through a ring of STAGES
+ * shared-memory stages. Two m16 tiles per warp let every K/V fragment loaded from shared
+ * memory feed two MMAs (one tile per warp would make the kernel shared-memory bound on
+ * Hopper); head dim 256 keeps one for its registers. MINB is the blocks per multiprocessor
+ * the register budget is cut for. The per-dim values can be overridden at build time
+ * (-DFAI_PREFILL_BN_128=64 ...) to try other shapes: scripts/prefill-tune.sh. */
 #define FAI_PREFILL_WARPS 4
-#define FAI_PREFILL_MT(d) ((d) == 256 ? 1 : 2)
+#ifndef FAI_PREFILL_MT_64
+#define FAI_PREFILL_MT_64 2
+#endif
+#ifndef FAI_PREFILL_MT_96
+#define FAI_PREFILL_MT_96 2
+#endif
+#ifndef FAI_PREFILL_MT_128
+#define FAI_PREFILL_MT_128 2
+#endif
+#ifndef FAI_PREFILL_MT_256
+#define FAI_PREFILL_MT_256 1
+#endif
+#ifndef FAI_PREFILL_BN_64
+#define FAI_PREFILL_BN_64 64
+#endif
+#ifndef FAI_PREFILL_BN_96
+#define FAI_PREFILL_BN_96 32
+#endif
+#ifndef FAI_PREFILL_BN_128
+#define FAI_PREFILL_BN_128 32
+#endif
+#ifndef FAI_PREFILL_BN_256
+#define FAI_PREFILL_BN_256 32
+#endif
+#ifndef FAI_PREFILL_STAGES_64
+#define FAI_PREFILL_STAGES_64 4
+#endif
+#ifndef FAI_PREFILL_STAGES_96
+#define FAI_PREFILL_STAGES_96 4
+#endif
+#ifndef FAI_PREFILL_STAGES_128
+#define FAI_PREFILL_STAGES_128 4
+#endif
+#ifndef FAI_PREFILL_STAGES_256
+#define FAI_PREFILL_STAGES_256 2
+#endif
+#ifndef FAI_PREFILL_MINB_64
+#define FAI_PREFILL_MINB_64 1
+#endif
+#ifndef FAI_PREFILL_MINB_96
+#define FAI_PREFILL_MINB_96 1
+#endif
+#ifndef FAI_PREFILL_MINB_128
+#define FAI_PREFILL_MINB_128 1
+#endif
+#ifndef FAI_PREFILL_MINB_256
+#define FAI_PREFILL_MINB_256 1
+#endif
+/* Warps skip the K/V tiles wholly above their rows' causal diagonal (0: they compute and
+ * mask them like the rest of the block). */
+#ifndef FAI_PREFILL_WARP_SKIP
+#define FAI_PREFILL_WARP_SKIP 0
+#endif
+#define FAI_PREFILL_PICK_(what, d) \
+    ((d) == 64 ? what##_64 : (d) == 96 ? what##_96 : (d) == 128 ? what##_128 : what##_256)
+#define FAI_PREFILL_MT(d) FAI_PREFILL_PICK_(FAI_PREFILL_MT, d)
+#define FAI_PREFILL_BN(d) FAI_PREFILL_PICK_(FAI_PREFILL_BN, d)
+#define FAI_PREFILL_STAGES(d) FAI_PREFILL_PICK_(FAI_PREFILL_STAGES, d)
+#define FAI_PREFILL_MINB(d) FAI_PREFILL_PICK_(FAI_PREFILL_MINB, d)
 #define FAI_PREFILL_BM(d) (FAI_PREFILL_WARPS * 16 * FAI_PREFILL_MT(d))
-#define FAI_PREFILL_BN(d) ((d) == 64 ? 64 : 32)
 /* Shared-memory row in elements: a multiple of 64 so 16-byte chunks can be swizzled. */
 #define FAI_PREFILL_ROW(d) ((d) == 96 ? 128 : (d))
-/* K/V tiles in flight: a ring of STAGES (K tile, V tile) pairs behind the Q tile, sized so
- * two blocks fit an H100 multiprocessor (one an A100's). */
-#define FAI_PREFILL_STAGES(d) ((d) == 256 ? 2 : 4)
+/* The Q tile, then the ring of (K tile, V tile) stages. */
 #define FAI_PREFILL_SMEM(d) \
     ((size_t)(FAI_PREFILL_BM(d) + 2 * FAI_PREFILL_BN(d) * FAI_PREFILL_STAGES(d)) * FAI_PREFILL_ROW(d) * 2)
 
@@ -38,7 +96,9 @@ typedef struct fai_prefill_args {
     int64_t v_token_stride, v_head_stride;
     int64_t o_token_stride, o_head_stride;
     int32_t total_q, total_k;
-    int32_t batch, num_q_heads, num_kv_heads, group, head_dim;
+    int32_t batch;            /* sequences in the grid: batch_offset .. batch_offset + batch - 1 */
+    int32_t batch_offset;
+    int32_t num_q_heads, num_kv_heads, group, head_dim;
     int32_t causal, alibi;
     int32_t skip_decode_rows; /* sequences with seq_q == 1 are left to the decode kernels */
     int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also

@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(MERGE_THREADS)
     const int b = (int)(row / a.num_q_heads), h = (int)(row % a.num_q_heads);
     int64_t qrow = b; /* the query's row in o and lse */
     if (a.cu_q) {
-        const int2 qr = cu_range(a.cu_q, b, a.total_q);
+        const int2 qr = cu_range(a.cu_q, a.batch_offset + b, a.total_q);
         if (qr.y - qr.x != 1)
             return; /* not a decode row: no partials were written for it */
         qrow = qr.x;

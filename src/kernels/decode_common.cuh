@@ -115,7 +115,8 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     w.split = blockIdx.y;
     int n;
     if (a.cu_q) {
-        const int2 qr = cu_range(a.cu_q, w.b, a.total_q), kr = cu_range(a.cu_k, w.b, a.total_k);
+        const int bg = a.batch_offset + w.b;
+        const int2 qr = cu_range(a.cu_q, bg, a.total_q), kr = cu_range(a.cu_k, bg, a.total_k);
         n = kr.y - kr.x;
         w.skip = qr.y - qr.x != 1;
         w.qrow = qr.x;

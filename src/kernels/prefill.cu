@@ -31,22 +31,31 @@ __device__ __forceinline__ int tile_offset(int row, int chunk)
 }
 
 /* Copies rows row0 .. row0 + ROWS - 1 of a [rows, D] view into a swizzled tile; rows at or
- * past `nrows` are zero-filled (finite values: masked keys must not turn into NaN). */
+ * past `nrows` are zero-filled (finite values: masked keys must not turn into NaN). Thread
+ * t copies chunk t % (ROW / 8) of rows t / (ROW / 8) + k * RSTEP, so its addresses advance
+ * by constants (head dim 96 leaves the padding chunks' threads idle). */
 template <int D, int ROW, int ROWS, int THREADS>
 __device__ __forceinline__ void load_rows(char *tile, const __half *src, int64_t stride, int row0, int nrows)
 {
-    constexpr int CH = D / 8;
+    constexpr int CPR = ROW / 8, RSTEP = THREADS / CPR;
+    static_assert(THREADS % CPR == 0 && ROWS % RSTEP == 0, "tile rows must split evenly over the threads");
+    const int c = threadIdx.x % CPR, r = threadIdx.x / CPR;
+    if (c >= D / 8)
+        return;
+    const __half *p = src + (int64_t)(row0 + r) * stride + c * 8;
+    char *dst = tile + tile_offset<ROW>(r, c);
 #pragma unroll
-    for (int i = threadIdx.x; i < ROWS * CH; i += THREADS) {
-        const int r = i / CH, c = i % CH;
-        const bool valid = row0 + r < nrows;
-        ptx_cp_async_16(tile + tile_offset<ROW>(r, c), src + (valid ? (int64_t)(row0 + r) * stride + c * 8 : 0),
-                        valid);
+    for (int k = 0; k < ROWS / RSTEP; k++) {
+        const bool valid = row0 + r + k * RSTEP < nrows;
+        /* rows r + k RSTEP share r's swizzle when RSTEP is a multiple of 8 */
+        char *d = RSTEP % 8 == 0 ? dst + k * RSTEP * ROW * 2 : tile + tile_offset<ROW>(r + k * RSTEP, c);
+        ptx_cp_async_16(d, valid ? p : src, valid);
+        p += RSTEP * stride;
     }
 }
 
 template <int D>
-__global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32)
+__global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     prefill_kernel(const __grid_constant__ fai_prefill_args a)
 {
     constexpr int W = FAI_PREFILL_WARPS, THREADS = W * 32;
@@ -67,7 +76,7 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, quad = lane & 3;
     const int T = a.m_tiles;
     const int bh = blockIdx.x / T;
-    const int h = bh % a.num_q_heads, b = bh / a.num_q_heads, kvh = h / a.group;
+    const int h = bh % a.num_q_heads, b = a.batch_offset + bh / a.num_q_heads, kvh = h / a.group;
     const int2 qr = cu_range(a.cu_q, b, a.total_q), kr = cu_range(a.cu_k, b, a.total_k);
     const int seq_q = qr.y - qr.x, seq_k = kr.y - kr.x;
     if (a.skip_decode_rows && seq_q == 1)
@@ -129,6 +138,10 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32)
             l[mt][0] = l[mt][1] = 0.0f;
         }
 
+#if FAI_PREFILL_WARP_SKIP
+        /* Tiles before i_first lie wholly above this warp's causal diagonal: it skips them. */
+        const int i_first = a.causal ? max(0, ntiles - 1 - (m0 + wrow + 16 * MT - 1 + off) / BN) : 0;
+#endif
         for (int i = 0; i < ntiles; i++) {
             const int n0 = (ntiles - 1 - i) * BN;
             ptx_cp_async_wait<STAGES - 2>();
@@ -145,6 +158,13 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32)
             }
             const char *sk = stages + (i % STAGES) * STAGE_BYTES;
             const char *sv = sk + BN * ROW * 2;
+
+            /* A warp whose rows all lie above this tile's causal diagonal has nothing to add
+             * (the diagonal tiles of short sequences are mostly such work). */
+#if FAI_PREFILL_WARP_SKIP
+            if (i < i_first)
+                continue;
+#endif
 
             /* S = Q K^T over k-steps of 16 dims. */
             float s[MT][NS][4];
@@ -174,8 +194,9 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32)
             }
 
             /* Scale, bias, mask. s[mt][n][e] is row r0 (e < 2) or r0 + 8 (e >= 2) and key
-             * n0 + 8 n + 2 quad + e % 2. Only the diagonal and ragged tiles need the mask. */
-            const bool need_mask = n0 + BN > seq_k || (a.causal && n0 + BN - 1 > m0 + off);
+             * n0 + 8 n + 2 quad + e % 2. Only the diagonal and ragged tiles need the mask (and
+             * of the diagonal, only the warps whose first row does not see the whole tile). */
+            const bool need_mask = n0 + BN > seq_k || (a.causal && n0 + BN - 1 > m0 + wrow + off);
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
                 const int r0 = m0 + wrow + mt * 16 + (lane >> 2);
