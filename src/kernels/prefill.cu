@@ -200,7 +200,11 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
                 const int r0 = m0 + wrow + mt * 16 + (lane >> 2);
+                /* The masked or biased path scales first (sc = 1 after); the plain path folds
+                 * the scale into the exponent's FFMA (the max commutes with a positive scale). */
+                float sc = a.scale_log2;
                 if (need_mask || a.alibi) {
+                    sc = 1.0f;
 #pragma unroll
                     for (int n = 0; n < NS; n++)
 #pragma unroll
@@ -211,14 +215,10 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                                 x = -INFINITY;
                             s[mt][n][e] = x;
                         }
-                } else {
-#pragma unroll
-                    for (int n = 0; n < NS; n++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++)
-                            s[mt][n][e] *= a.scale_log2;
                 }
                 /* Online softmax per row (two rows per thread per m-tile). */
+                float alpha[2];
+                bool grew = false;
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     float mx = -INFINITY;
@@ -227,22 +227,29 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                         mx = fmaxf(mx, fmaxf(s[mt][n][2 * hr], s[mt][n][2 * hr + 1]));
                     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                    const float mnew = fmaxf(m[mt][hr], mx);
+                    const float mnew = fmaxf(m[mt][hr], mx * sc);
                     const float base = safe_max(mnew);
-                    const float alpha = ptx_exp2(m[mt][hr] - base);
+                    alpha[hr] = ptx_exp2(m[mt][hr] - base);
+                    grew |= mnew != m[mt][hr];
                     m[mt][hr] = mnew;
                     float sum = 0.0f;
 #pragma unroll
                     for (int n = 0; n < NS; n++) {
-                        s[mt][n][2 * hr] = ptx_exp2(s[mt][n][2 * hr] - base);
-                        s[mt][n][2 * hr + 1] = ptx_exp2(s[mt][n][2 * hr + 1] - base);
+                        s[mt][n][2 * hr] = ptx_exp2(fmaf(s[mt][n][2 * hr], sc, -base));
+                        s[mt][n][2 * hr + 1] = ptx_exp2(fmaf(s[mt][n][2 * hr + 1], sc, -base));
                         sum += s[mt][n][2 * hr] + s[mt][n][2 * hr + 1];
                     }
-                    l[mt][hr] = l[mt][hr] * alpha + sum;
+                    l[mt][hr] = l[mt][hr] * alpha[hr] + sum;
+                }
+                /* Rescale the accumulators only when some row of the warp has a new max (past
+                 * the first tiles, most tiles leave every max where it was). */
+                if (__any_sync(0xffffffffu, grew)) {
 #pragma unroll
                     for (int n = 0; n < NT; n++) {
-                        acc[mt][n][2 * hr] *= alpha;
-                        acc[mt][n][2 * hr + 1] *= alpha;
+                        acc[mt][n][0] *= alpha[0];
+                        acc[mt][n][1] *= alpha[0];
+                        acc[mt][n][2] *= alpha[1];
+                        acc[mt][n][3] *= alpha[1];
                     }
                 }
             }
