@@ -35,10 +35,10 @@ extern "C" {
 #define FAI_PREFILL_BN_64 64
 #endif
 #ifndef FAI_PREFILL_BN_96
-#define FAI_PREFILL_BN_96 32
+#define FAI_PREFILL_BN_96 64
 #endif
 #ifndef FAI_PREFILL_BN_128
-#define FAI_PREFILL_BN_128 32
+#define FAI_PREFILL_BN_128 64
 #endif
 #ifndef FAI_PREFILL_BN_256
 #define FAI_PREFILL_BN_256 32
@@ -47,10 +47,10 @@ extern "C" {
 #define FAI_PREFILL_STAGES_64 4
 #endif
 #ifndef FAI_PREFILL_STAGES_96
-#define FAI_PREFILL_STAGES_96 4
+#define FAI_PREFILL_STAGES_96 2
 #endif
 #ifndef FAI_PREFILL_STAGES_128
-#define FAI_PREFILL_STAGES_128 4
+#define FAI_PREFILL_STAGES_128 2
 #endif
 #ifndef FAI_PREFILL_STAGES_256
 #define FAI_PREFILL_STAGES_256 2
