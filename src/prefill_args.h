@@ -78,12 +78,16 @@ extern "C" {
 #define FAI_PREFILL_BN(d) FAI_PREFILL_PICK_(FAI_PREFILL_BN, d)
 #define FAI_PREFILL_STAGES(d) FAI_PREFILL_PICK_(FAI_PREFILL_STAGES, d)
 #define FAI_PREFILL_MINB(d) FAI_PREFILL_PICK_(FAI_PREFILL_MINB, d)
-#define FAI_PREFILL_BM(d) (FAI_PREFILL_WARPS * 16 * FAI_PREFILL_MT(d))
+/* Query rows of a block with mt m16 tiles per warp. Head dims up to 128 also have a
+ * one-tile (64-row) kernel, for grids too small to fill the GPU with 128-row blocks
+ * (twice the blocks, each with half the latency to wait out). */
+#define FAI_PREFILL_BM_OF(mt) (FAI_PREFILL_WARPS * 16 * (mt))
+#define FAI_PREFILL_BM(d) FAI_PREFILL_BM_OF(FAI_PREFILL_MT(d))
 /* Shared-memory row in elements: a multiple of 64 so 16-byte chunks can be swizzled. */
 #define FAI_PREFILL_ROW(d) ((d) == 96 ? 128 : (d))
 /* The Q tile, then the ring of (K tile, V tile) stages. */
-#define FAI_PREFILL_SMEM(d) \
-    ((size_t)(FAI_PREFILL_BM(d) + 2 * FAI_PREFILL_BN(d) * FAI_PREFILL_STAGES(d)) * FAI_PREFILL_ROW(d) * 2)
+#define FAI_PREFILL_SMEM(d, mt) \
+    ((size_t)(FAI_PREFILL_BM_OF(mt) + 2 * FAI_PREFILL_BN(d) * FAI_PREFILL_STAGES(d)) * FAI_PREFILL_ROW(d) * 2)
 
 typedef struct fai_prefill_args {
     const void *q, *k, *v;
@@ -101,6 +105,7 @@ typedef struct fai_prefill_args {
     int32_t num_q_heads, num_kv_heads, group, head_dim;
     int32_t causal, alibi;
     int32_t skip_decode_rows; /* sequences with seq_q == 1 are left to the decode kernels */
+    int32_t mt;               /* m16 tiles per warp: FAI_PREFILL_MT(head_dim), or 1 */
     int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also
                                  takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */
     float scale_log2;         /* softmax_scale * log2(e) */

@@ -54,12 +54,12 @@ __device__ __forceinline__ void load_rows(char *tile, const __half *src, int64_t
     }
 }
 
-template <int D>
+template <int D, int MT>
 __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     prefill_kernel(const __grid_constant__ fai_prefill_args a)
 {
     constexpr int W = FAI_PREFILL_WARPS, THREADS = W * 32;
-    constexpr int MT = FAI_PREFILL_MT(D), BM = FAI_PREFILL_BM(D), BN = FAI_PREFILL_BN(D);
+    constexpr int BM = FAI_PREFILL_BM_OF(MT), BN = FAI_PREFILL_BN(D);
     constexpr int ROW = FAI_PREFILL_ROW(D);
     constexpr int KS = D / 16;  /* k-steps of Q K^T */
     constexpr int NS = BN / 8;  /* n-tiles of S */
@@ -321,14 +321,24 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
 {
     prefill_kernel_fn kernel = NULL;
     size_t smem = 0;
+#define FAI_PREFILL_CASE(d)                                                                 \
+    case d:                                                                                 \
+        if (args->mt == FAI_PREFILL_MT(d))                                                  \
+            kernel = prefill_kernel<d, FAI_PREFILL_MT(d)>;                                  \
+        else if (args->mt == 1)                                                             \
+            kernel = prefill_kernel<d, 1>;                                                  \
+        smem = FAI_PREFILL_SMEM(d, args->mt);                                               \
+        break;
     switch (args->head_dim) {
-    case 64: kernel = prefill_kernel<64>; smem = FAI_PREFILL_SMEM(64); break;
-    case 96: kernel = prefill_kernel<96>; smem = FAI_PREFILL_SMEM(96); break;
-    case 128: kernel = prefill_kernel<128>; smem = FAI_PREFILL_SMEM(128); break;
-    case 256: kernel = prefill_kernel<256>; smem = FAI_PREFILL_SMEM(256); break;
+        FAI_PREFILL_CASE(64)
+        FAI_PREFILL_CASE(96)
+        FAI_PREFILL_CASE(128)
+        FAI_PREFILL_CASE(256)
     }
+#undef FAI_PREFILL_CASE
     if (!kernel)
-        return fai_error(FAI_ERROR_INTERNAL, "fai_prefill: no prefill kernel for head_dim %d", (int)args->head_dim);
+        return fai_error(FAI_ERROR_INTERNAL, "fai_prefill: no prefill kernel for head_dim %d, %d m-tiles per warp",
+                         (int)args->head_dim, (int)args->mt);
     /* Over 48 KB of dynamic shared memory must be asked for (host-only, capture-safe). */
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (err != cudaSuccess)
