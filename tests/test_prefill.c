@@ -775,11 +775,13 @@ int main(int argc, char **argv)
             cases[n++] = c;
         }
     const prefill_case extra[] = {
-        /* Length 1000 on every head dim; 16 rows around each multiple of 256 checked. */
-        {.name = "seq 1000, d64 8/8 causal", .hq = 8, .hk = 8, .d = 64, SEQS({1000, 1000}), .causal = 1,
+        /* Length 1000 on every head dim; 16 rows around each multiple of 256 checked. With
+         * 28-32 query heads the grid has over 132 blocks of 128 rows, so these take the
+         * two-tiles-per-warp kernels (the small cases take the 64-row ones). */
+        {.name = "seq 1000, d64 32/32 causal", .hq = 32, .hk = 32, .d = 64, SEQS({1000, 1000}), .causal = 1,
          .block = 16, .stride = 256},
-        {.name = "seq 1000, d96 14/2", .hq = 14, .hk = 2, .d = 96, SEQS({1000, 1000}), .block = 16, .stride = 256},
-        {.name = "seq 1000, d128 16/4 causal alibi", .hq = 16, .hk = 4, .d = 128, SEQS({1000, 1000}), .causal = 1,
+        {.name = "seq 1000, d96 28/4", .hq = 28, .hk = 4, .d = 96, SEQS({1000, 1000}), .block = 16, .stride = 256},
+        {.name = "seq 1000, d128 32/8 causal alibi", .hq = 32, .hk = 8, .d = 128, SEQS({1000, 1000}), .causal = 1,
          .alibi = 1, .block = 16, .stride = 256},
         {.name = "seq 1000, d256 8/1 (MQA)", .hq = 8, .hk = 1, .d = 256, SEQS({1000, 1000}), .block = 16,
          .stride = 256},
