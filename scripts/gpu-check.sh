@@ -36,8 +36,9 @@ if has test80; then
     # The default build's other target: compute_80 code, JIT-compiled for this card.
     stamp "test_prefill and test_decode, sm_80-only build"
     cmake -S . -B build-80 -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=80 >"$OUT/build80.log" 2>&1 &&
-        cmake --build build-80 -j16 --target test_decode test_prefill >>"$OUT/build80.log" 2>&1 ||
+        cmake --build build-80 -j16 --target test_decode test_prefill test_codec_device >>"$OUT/build80.log" 2>&1 ||
         { tail -n 20 "$OUT/build80.log"; exit 1; }
+    build-80/tests/test_codec_device 2>&1 | tail -n 3 || status=1
     build-80/tests/test_prefill >"$OUT/test80-prefill.log" 2>&1 || status=1
     grep -E "FAIL|test_prefill:" "$OUT/test80-prefill.log" | tail -n 5
     build-80/tests/test_decode ${FAI_TEST80_DECODE_ARGS:-} >"$OUT/test80.log" 2>&1 || status=1

@@ -10,6 +10,10 @@
 
 #define GPU_TEST_SKIP 77
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Exits 77 (ctest: skipped) when no usable GPU is present. */
 void gpu_require_device(const char *test_name);
 
@@ -30,5 +34,9 @@ float host_half_to_float(uint16_t h);
 
 /* Rounds x through FP16 in place (what the GPU will see) and returns the FP16 bits too. */
 void round_to_half(float *x, uint16_t *bits, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

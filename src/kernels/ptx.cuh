@@ -122,4 +122,59 @@ __device__ __forceinline__ void ptx_mma_16816(float d[4], const uint32_t a[4], u
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+
+/* ---- FP8 conversions (sm_89+; FAI_HAS_FP8_CVT says whether this compilation has them) ----
+ * Round to nearest even, saturating to the largest finite value (.satfinite), NaN to 0x7F:
+ * the policy of src/kv_codec.h, whose software versions serve older targets. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+#define FAI_HAS_FP8_CVT 1
+
+/* Two floats to two E4M3 / E5M2 codes: hi in the upper byte, lo in the lower. */
+__device__ __forceinline__ uint16_t ptx_cvt_e4m3x2_f32(float hi, float lo)
+{
+    uint16_t d;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+
+__device__ __forceinline__ uint16_t ptx_cvt_e5m2x2_f32(float hi, float lo)
+{
+    uint16_t d;
+    asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+
+/* Two FP16 (a half2's bits, upper half to the upper byte) to two E4M3 / E5M2 codes. */
+__device__ __forceinline__ uint16_t ptx_cvt_e4m3x2_f16x2(uint32_t h2)
+{
+    uint16_t d;
+    asm("cvt.rn.satfinite.e4m3x2.f16x2 %0, %1;" : "=h"(d) : "r"(h2));
+    return d;
+}
+
+__device__ __forceinline__ uint16_t ptx_cvt_e5m2x2_f16x2(uint32_t h2)
+{
+    uint16_t d;
+    asm("cvt.rn.satfinite.e5m2x2.f16x2 %0, %1;" : "=h"(d) : "r"(h2));
+    return d;
+}
+
+/* Two E4M3 / E5M2 codes to a half2 (exact). */
+__device__ __forceinline__ uint32_t ptx_cvt_f16x2_e4m3x2(uint16_t c2)
+{
+    uint32_t d;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(d) : "h"(c2));
+    return d;
+}
+
+__device__ __forceinline__ uint32_t ptx_cvt_f16x2_e5m2x2(uint16_t c2)
+{
+    uint32_t d;
+    asm("cvt.rn.f16x2.e5m2x2 %0, %1;" : "=r"(d) : "h"(c2));
+    return d;
+}
+#else
+#define FAI_HAS_FP8_CVT 0
+#endif
+
 #endif

@@ -1,0 +1,133 @@
+/* Internal: the KV-cache number formats, one set of inline functions for host and device, so
+ * the CPU tests (exhaustive, tests/test_codec.c) check the very code the kernels run.
+ *
+ * FP8 E4M3 (OCP "E4M3FN": bias 7, no infinities, NaN = S.1111.111, max finite 448) and FP8
+ * E5M2 (bias 15, IEEE-like with infinities, max finite 57344).
+ * Encoding policy, both formats, matching PTX cvt.rn.satfinite (sm_89+):
+ *  - round to nearest, ties to even, from the exact input value;
+ *  - saturate: any finite or infinite input whose magnitude rounds above the largest finite
+ *    value gives that value with the input's sign (so E5M2 never produces infinity);
+ *  - NaN gives the canonical NaN 0x7F;
+ *  - -0 gives 0x80.
+ * Decoding is exact (every FP8 value is an FP16 and an FP32 value).
+ *
+ * int8 per head: for one (token, KV head) row of d values, scale = max|x| / 127 (FP32) and
+ * q = round-half-even(x / scale) clamped to [-127, 127]; a row of zeros gets scale 0 and
+ * q = 0. Dequantized value: q * scale. The division is IEEE (correctly rounded) in FP32 on
+ * both sides, so host and device agree bit for bit. */
+#ifndef FAI_KV_CODEC_H
+#define FAI_KV_CODEC_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __CUDACC__
+#define FAI_CODEC_FN __host__ __device__ __forceinline__
+#else
+#define FAI_CODEC_FN static inline
+#endif
+
+#define FAI_FP8_E4M3_MAX 448.0f
+#define FAI_FP8_E5M2_MAX 57344.0f
+#define FAI_FP8_NAN 0x7Fu
+
+FAI_CODEC_FN uint32_t fai_float_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+/* Round to nearest integer, ties to even (the default rounding mode on the host; rintf
+ * compiles to cvt.rni on the device). */
+FAI_CODEC_FN float fai_rne(float x) { return rintf(x); }
+
+/* Shared by both FP8 formats: M mantissa bits, exponent bias B, the largest finite value
+ * `max` and its code `max_code`. */
+FAI_CODEC_FN uint8_t fai_fp8_encode(float x, int M, int B, float max, uint32_t max_code)
+{
+    const uint32_t sign = (fai_float_bits(x) >> 24) & 0x80u;
+    if (x != x)
+        return (uint8_t)FAI_FP8_NAN;
+    const float a = fabsf(x);
+    if (a >= max)
+        return (uint8_t)(sign | max_code);
+    const int emin = 1 - B; /* exponent of the smallest normal */
+    const float min_normal = ldexpf(1.0f, emin);
+    if (a < min_normal) {
+        /* Subnormal: a multiple of 2^(emin - M); a quotient of 2^M is the smallest normal,
+         * whose code is exactly 2^M too. */
+        const float q = fai_rne(ldexpf(a, M - emin));
+        return (uint8_t)(sign | (uint32_t)q);
+    }
+    int e = (int)((fai_float_bits(a) >> 23) & 0xFFu) - 127; /* a is a normal float here */
+    const float frac = ldexpf(a, -e) - 1.0f;                  /* exact, in [0, 1) */
+    uint32_t q = (uint32_t)fai_rne(ldexpf(frac, M));
+    if (q == (1u << M)) { /* rounded up to the next power of two */
+        q = 0;
+        e += 1;
+    }
+    return (uint8_t)(sign | ((uint32_t)(e + B) << M) | q);
+}
+
+FAI_CODEC_FN uint8_t fai_fp8_e4m3_from_float(float x) { return fai_fp8_encode(x, 3, 7, FAI_FP8_E4M3_MAX, 0x7Eu); }
+FAI_CODEC_FN uint8_t fai_fp8_e5m2_from_float(float x) { return fai_fp8_encode(x, 2, 15, FAI_FP8_E5M2_MAX, 0x7Bu); }
+
+FAI_CODEC_FN float fai_fp8_e4m3_to_float(uint8_t c)
+{
+    const uint32_t e = (c >> 3) & 0xFu, m = c & 7u;
+    float v;
+    if (e == 15 && m == 7)
+        v = NAN;
+    else if (e == 0)
+        v = ldexpf((float)m, -9);
+    else
+        v = ldexpf((float)(8u + m), (int)e - 10); /* (1 + m/8) 2^(e-7) */
+    return (c & 0x80u) ? -v : v;
+}
+
+FAI_CODEC_FN float fai_fp8_e5m2_to_float(uint8_t c)
+{
+    const uint32_t e = (c >> 2) & 0x1Fu, m = c & 3u;
+    float v;
+    if (e == 31)
+        v = m == 0 ? INFINITY : NAN;
+    else if (e == 0)
+        v = ldexpf((float)m, -16);
+    else
+        v = ldexpf((float)(4u + m), (int)e - 17); /* (1 + m/4) 2^(e-15) */
+    return (c & 0x80u) ? -v : v;
+}
+
+/* FP16 (IEEE binary16 bits) to float, exactly; FP16 inputs encode through it (one rounding,
+ * from the exact value). */
+FAI_CODEC_FN float fai_half_bits_to_float(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
+    float v;
+    if (e == 31)
+        v = m ? NAN : INFINITY;
+    else if (e == 0)
+        v = ldexpf((float)m, -24);
+    else
+        v = ldexpf((float)(1024u + m), (int)e - 25);
+    return sign ? -v : v;
+}
+
+/* int8 per-head quantization of one value, given the row's scale (see above). */
+FAI_CODEC_FN int8_t fai_int8_quantize(float x, float scale)
+{
+    if (!(scale > 0.0f))
+        return 0;
+    float q = fai_rne(x / scale);
+    q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
+    return (int8_t)q;
+}
+
+/* The scale of a row whose largest magnitude is amax. */
+FAI_CODEC_FN float fai_int8_scale(float amax) { return amax / 127.0f; }
+
+FAI_CODEC_FN float fai_int8_dequantize(int8_t q, float scale) { return (float)q * scale; }
+
+#endif

@@ -1,0 +1,202 @@
+/* CPU test of the KV-cache codecs (src/kv_codec.h), exhaustive where the domain allows:
+ *  - every FP8 code of both formats decodes to the value an independent double-precision
+ *    formula gives (and NaN / infinity where the format has them);
+ *  - every one of the 65536 FP16 values, and every midpoint between adjacent FP8 values
+ *    (with its neighbours one float ulp away), encodes to the code a brute-force search in
+ *    double picks: the nearest finite value, ties to the even code, saturation to the
+ *    largest finite value, NaN to 0x7F;
+ *  - int8 per-head: codes within [-127, 127], every value within half a step of its
+ *    original (plus the FP32 rounding of x / scale and q * scale), the row maximum at
+ *    +-127, ties to even, zero rows guarded. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gpu_test_util.h"
+#include "kv_codec.h"
+
+static int failures;
+
+#define EXPECT(cond, ...)                                                                   \
+    do {                                                                                    \
+        if (!(cond)) {                                                                      \
+            if (failures < 20) {                                                            \
+                fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                             \
+                fprintf(stderr, __VA_ARGS__);                                               \
+                fputc('\n', stderr);                                                        \
+            }                                                                               \
+            failures++;                                                                     \
+        }                                                                                   \
+    } while (0)
+
+typedef struct fp8_format {
+    const char *name;
+    int mant, bias;
+    int has_inf;       /* E5M2: exponent all ones is inf (mantissa 0) or NaN */
+    uint8_t (*encode)(float);
+    float (*decode)(uint8_t);
+    double value[256]; /* independent decoding, NAN for NaN codes */
+    double max;
+    int max_code;
+} fp8_format;
+
+static uint8_t enc43(float x) { return fai_fp8_e4m3_from_float(x); }
+static uint8_t enc52(float x) { return fai_fp8_e5m2_from_float(x); }
+static float dec43(uint8_t c) { return fai_fp8_e4m3_to_float(c); }
+static float dec52(uint8_t c) { return fai_fp8_e5m2_to_float(c); }
+
+/* The value of each code by the textbook formula, in double. */
+static void tabulate(fp8_format *f)
+{
+    const int emax_field = (1 << (7 - f->mant)) - 1;
+    f->max = 0.0;
+    for (int c = 0; c < 256; c++) {
+        const int s = c >> 7, e = (c >> f->mant) & emax_field, m = c & ((1 << f->mant) - 1);
+        double v;
+        if (e == emax_field && (f->has_inf || m == (1 << f->mant) - 1))
+            v = f->has_inf ? (m == 0 ? INFINITY : NAN) : NAN;
+        else if (e == 0)
+            v = pow(2.0, 1 - f->bias) * ((double)m / (1 << f->mant));
+        else
+            v = pow(2.0, e - f->bias) * (1.0 + (double)m / (1 << f->mant));
+        f->value[c] = s ? -v : v;
+        if (!s && isfinite(v) && v > f->max) {
+            f->max = v;
+            f->max_code = c;
+        }
+    }
+}
+
+/* The code a correctly rounded, saturating conversion gives for x (double search). */
+static int reference_encode(const fp8_format *f, double x)
+{
+    if (isnan(x))
+        return 0x7F;
+    const int sign = signbit(x) ? 0x80 : 0;
+    const double a = fabs(x);
+    if (a >= f->max)
+        return sign | f->max_code;
+    int best = -1;
+    double best_err = INFINITY;
+    for (int c = 0; c < 128; c++) { /* non-negative codes */
+        const double v = f->value[c];
+        if (!isfinite(v))
+            continue;
+        const double err = fabs(v - a);
+        if (err < best_err || (err == best_err && (c & 1) == 0)) {
+            best = c;
+            best_err = err;
+        }
+    }
+    return sign | best;
+}
+
+static int same_value(double a, float b)
+{
+    if (isnan(a))
+        return isnan(b);
+    return a == (double)b && !signbit(a) == !signbit(b);
+}
+
+static void test_format(fp8_format *f)
+{
+    tabulate(f);
+    /* Every code decodes. */
+    for (int c = 0; c < 256; c++)
+        EXPECT(same_value(f->value[c], f->decode((uint8_t)c)), "%s: code 0x%02x decodes to %.9g, expected %.9g",
+               f->name, c, (double)f->decode((uint8_t)c), f->value[c]);
+    /* Every decodable finite value re-encodes to its own code (codes are unique values). */
+    for (int c = 0; c < 256; c++)
+        if (isfinite(f->value[c]))
+            EXPECT(f->encode((float)f->value[c]) == c, "%s: %.9g re-encodes to 0x%02x, not 0x%02x", f->name,
+                   f->value[c], f->encode((float)f->value[c]), c);
+    /* Every FP16 value. */
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float x = host_half_to_float((uint16_t)h);
+        const int want = reference_encode(f, (double)x);
+        const int got = f->encode(x);
+        EXPECT(got == want, "%s: fp16 0x%04x (%.9g) encodes to 0x%02x, expected 0x%02x", f->name, h, (double)x, got,
+               want);
+        EXPECT(fai_half_bits_to_float((uint16_t)h) == x || (isnan(x) && isnan(fai_half_bits_to_float((uint16_t)h))),
+               "fai_half_bits_to_float(0x%04x) differs from the test's conversion", h);
+    }
+    /* Midpoints between adjacent non-negative finite values, and one float ulp either side;
+     * also past the largest value, and huge / infinite / NaN inputs. */
+    for (int c = 0; c + 1 < 128; c++) {
+        if (!isfinite(f->value[c + 1]))
+            break;
+        const float mid = (float)((f->value[c] + f->value[c + 1]) / 2); /* exact in float */
+        const float xs[3] = {nextafterf(mid, 0.0f), mid, nextafterf(mid, INFINITY)};
+        for (int i = 0; i < 3; i++)
+            for (int s = 0; s < 2; s++) {
+                const float x = s ? -xs[i] : xs[i];
+                EXPECT(f->encode(x) == reference_encode(f, (double)x), "%s: %.9g encodes to 0x%02x, expected 0x%02x",
+                       f->name, (double)x, f->encode(x), reference_encode(f, (double)x));
+            }
+    }
+    const float edge[] = {(float)f->max, nextafterf((float)f->max, INFINITY), (float)(f->max * 1.0625),
+                          (float)(f->max * 1.5), 1e30f, INFINITY, 1e-30f, 1e-45f, 0.0f};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+        for (int s = 0; s < 2; s++) {
+            const float x = s ? -edge[i] : edge[i];
+            EXPECT(f->encode(x) == reference_encode(f, (double)x), "%s: %.9g encodes to 0x%02x, expected 0x%02x",
+                   f->name, (double)x, f->encode(x), reference_encode(f, (double)x));
+        }
+    EXPECT(f->encode(NAN) == 0x7F && f->encode(-NAN) == 0x7F, "%s: NaN must encode to 0x7F", f->name);
+    EXPECT(f->encode(-0.0f) == 0x80 && f->encode(0.0f) == 0x00, "%s: signed zeros", f->name);
+    EXPECT(f->encode(INFINITY) == f->max_code && f->encode(-INFINITY) == (0x80 | f->max_code),
+           "%s: infinities saturate", f->name);
+}
+
+static void test_int8(void)
+{
+    /* A zero row: scale 0, codes 0, dequantized 0. */
+    EXPECT(fai_int8_scale(0.0f) == 0.0f && fai_int8_quantize(0.0f, 0.0f) == 0 && fai_int8_quantize(1.0f, 0.0f) == 0,
+           "int8: zero row");
+    /* Ties go to even: with scale 1/8 (amax 127/8), x = (k + 1/2) / 8 is an exact tie. */
+    const float sc = fai_int8_scale(127.0f / 8.0f);
+    EXPECT(sc == 0.125f, "int8: scale of 127/8 is %.9g", (double)sc);
+    for (int k = -127; k < 127; k++) {
+        const float x = ((float)k + 0.5f) * 0.125f;
+        const int want = (k % 2 == 0) ? k : k + 1;
+        EXPECT(fai_int8_quantize(x, sc) == want, "int8: tie %.9g -> %d, expected %d", (double)x,
+               fai_int8_quantize(x, sc), want);
+    }
+    /* Random rows: the row maximum maps to +-127, every value within half a step. */
+    uint64_t state = 0x9E3779B97F4A7C15ull;
+    for (int row = 0; row < 20000; row++) {
+        float x[128], amax = 0.0f;
+        const float range = powf(10.0f, (float)(row % 13) - 6.0f);
+        for (int i = 0; i < 128; i++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = range * ((float)(state >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+            amax = fmaxf(amax, fabsf(x[i]));
+        }
+        const float scale = fai_int8_scale(amax);
+        for (int i = 0; i < 128; i++) {
+            const int8_t q = fai_int8_quantize(x[i], scale);
+            EXPECT(q != -128, "int8: code %d out of range", q);
+            const double err = fabs((double)fai_int8_dequantize(q, scale) - (double)x[i]);
+            /* Half a step, plus what the FP32 quotient x / scale (up to 127, so within
+             * 127 * 2^-24 of exact) and the FP32 product q * scale can add. */
+            const double bound = (0.5 + 127.0 * 0x1p-24) * scale + fabs((double)x[i]) * 0x1p-24;
+            EXPECT(err <= bound, "int8: %.9g -> %d * %.9g, error %.3g over half a step",
+                   (double)x[i], q, (double)scale, err);
+            if (fabsf(x[i]) == amax)
+                EXPECT(q == (x[i] > 0 ? 127 : -127), "int8: row max %.9g -> %d", (double)x[i], q);
+        }
+    }
+}
+
+int main(void)
+{
+    fp8_format e4m3 = {"e4m3", 3, 7, 0, enc43, dec43, {0}, 0, 0};
+    fp8_format e5m2 = {"e5m2", 2, 15, 1, enc52, dec52, {0}, 0, 0};
+    test_format(&e4m3);
+    EXPECT(e4m3.max == 448.0 && e4m3.max_code == 0x7E, "e4m3: max %.9g code 0x%02x", e4m3.max, e4m3.max_code);
+    test_format(&e5m2);
+    EXPECT(e5m2.max == 57344.0 && e5m2.max_code == 0x7B, "e5m2: max %.9g code 0x%02x", e5m2.max, e5m2.max_code);
+    test_int8();
+    printf("test_codec: %d failures\n", failures);
+    return failures ? 1 : 0;
+}
