@@ -119,10 +119,11 @@ static fai_status plan_for(const char *fn, const fai_prefill_params *p, prefill_
     const fai_attention *a = &p->attn;
     if (p_last >= p_first) {
         const int64_t per_tile = (int64_t)(p_last - p_first + 1) * a->num_q_heads;
-        /* Too few 128-row blocks to fill the GPU once: 64-row blocks (measured on H100:
-         * batch 1 x seq 128 takes 11.0 us instead of 14.2; from 256 blocks on, 128 rows win). */
+        /* Too few 128-row blocks to fill the GPU once: 64-row blocks (FAI_PREFILL_SMALL_GRID;
+         * measured on H100: batch 1 x seq 128 takes 11.0 us instead of 14.2; from 256 blocks
+         * on, 128 rows win). */
         int32_t mt = FAI_PREFILL_MT(a->head_dim);
-        if (mt > 1 && per_tile * ((max_q + FAI_PREFILL_BM_OF(mt) - 1) / FAI_PREFILL_BM_OF(mt)) < dev.num_sms)
+        if (FAI_PREFILL_SMALL_GRID && mt > 1 && per_tile * ((max_q + FAI_PREFILL_BM_OF(mt) - 1) / FAI_PREFILL_BM_OF(mt)) < dev.num_sms)
             mt = 1;
         int64_t tiles = ((int64_t)max_q + FAI_PREFILL_BM_OF(mt) - 1) / FAI_PREFILL_BM_OF(mt);
         if (per_tile > INT_MAX)

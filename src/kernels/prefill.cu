@@ -325,8 +325,8 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
     case d:                                                                                 \
         if (args->mt == FAI_PREFILL_MT(d))                                                  \
             kernel = prefill_kernel<d, FAI_PREFILL_MT(d)>;                                  \
-        else if (args->mt == 1)                                                             \
-            kernel = prefill_kernel<d, 1>;                                                  \
+        else if (FAI_PREFILL_SMALL_GRID && args->mt == 1)                                   \
+            kernel = prefill_kernel<d, FAI_PREFILL_SMALL_GRID ? 1 : FAI_PREFILL_MT(d)>;        \
         smem = FAI_PREFILL_SMEM(d, args->mt);                                               \
         break;
     switch (args->head_dim) {
