@@ -26,7 +26,7 @@ fai_decode_params fai_decode_params_default(void)
 }
 
 /* Every check that needs no device: shapes, pointers, strides, alignment. */
-static fai_status validate(const char *fn, const fai_decode_params *p)
+fai_status fai_decode_validate(const char *fn, const fai_decode_params *p)
 {
     if (!p)
         return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: params is NULL", fn);
@@ -43,9 +43,17 @@ static fai_status validate(const char *fn, const fai_decode_params *p)
     return FAI_SUCCESS;
 }
 
+fai_status fai_decode_plan_params(const char *fn, const fai_decode_params *p, fai_device_info dev,
+                                  fai_decode_plan *plan)
+{
+    const int32_t max_len = p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity;
+    return fai_decode_make_plan(fn, p->batch, p->attn.num_q_heads, p->attn.num_kv_heads,
+                                p->attn.head_dim, max_len, dev, FAI_DECODE_AUTO, 0, 0, 0, plan);
+}
+
 static fai_status plan_for(const char *fn, const fai_decode_params *p, fai_decode_plan *plan)
 {
-    FAI_TRY(validate(fn, p));
+    FAI_TRY(fai_decode_validate(fn, p));
     if (p->batch == 0) { /* nothing to launch: no device needed */
         const fai_decode_plan empty = {0};
         *plan = empty;
@@ -53,9 +61,7 @@ static fai_status plan_for(const char *fn, const fai_decode_params *p, fai_decod
     }
     fai_device_info dev;
     FAI_TRY(fai_current_device(fn, &dev));
-    const int32_t max_len = p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity;
-    return fai_decode_make_plan(fn, p->batch, p->attn.num_q_heads, p->attn.num_kv_heads,
-                                p->attn.head_dim, max_len, dev, FAI_DECODE_AUTO, 0, 0, 0, plan);
+    return fai_decode_plan_params(fn, p, dev, plan);
 }
 
 fai_status fai_decode_workspace_size(const fai_decode_params *params, size_t *bytes)

@@ -8,6 +8,10 @@
 
 #include "fai.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Lanes of a warp that share one key row, 8 FP16 (16 bytes) each; a power of two, so
  * head dim 96 uses 16 lanes of which 12 hold data. */
 #define FAI_DECODE_LANES_PER_KEY(d) ((d) <= 64 ? 8 : (d) <= 128 ? 16 : 32)
@@ -73,5 +77,15 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
                                 int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
                                 fai_device_info dev, int kernel, int splits, int warps, int stages,
                                 fai_decode_plan *plan);
+
+/* The host half of fai_decode, without a device (tests, fuzzer): the argument checks, and
+ * the plan of validated parameters with batch > 0 on the given device. */
+fai_status fai_decode_validate(const char *fn, const fai_decode_params *p);
+fai_status fai_decode_plan_params(const char *fn, const fai_decode_params *p, fai_device_info dev,
+                                  fai_decode_plan *plan);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

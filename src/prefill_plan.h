@@ -1,0 +1,38 @@
+/* Internal: the host half of fai_prefill (validation and planning), separate from the launch
+ * so that it can be tested and fuzzed without a GPU. */
+#ifndef FAI_PREFILL_PLAN_H
+#define FAI_PREFILL_PLAN_H
+
+#include "decode_plan.h"
+#include "fai.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a call launches: each kernel's grid spans a range of the batch (the whole batch
+ * without host lengths; with them, from the first to the last sequence of its kind, so a
+ * batch that keeps its decode rows together launches no idle blocks). */
+typedef struct fai_prefill_plan {
+    int32_t run_prefill, run_decode;
+    int32_t prefill_first, prefill_count; /* the prefill kernel's range of sequences */
+    int32_t m_tiles;                      /* query tiles per (sequence, head) in its grid */
+    int32_t mt;                           /* m16 tiles per warp of the kernel that runs */
+    int32_t decode_first, decode_count;   /* the decode kernels' range */
+    fai_decode_plan decode;               /* their plan, for decode_count sequences */
+    size_t workspace_bytes;
+} fai_prefill_plan;
+
+/* Every check that needs no device: shapes, pointers, strides, alignment, and the host copy
+ * of cu_seqlens_q when given. */
+fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p);
+
+/* The plan of validated parameters on a device (nothing to launch for an empty batch). */
+fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fai_device_info dev,
+                                 fai_prefill_plan *plan);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
