@@ -225,7 +225,10 @@ typedef struct fai_prefill_params {
                             A longer sequence is still computed in full, less evenly. */
     int32_t max_seq_k;   /* host-side bound of seq_k for splitting decode rows; 0: total_k */
     const int32_t *cu_seqlens_q_host; /* optional host copy of cu_seqlens_q ([batch + 1]):
-                            plans which kernels run; NULL: launch both kinds */
+                            plans which kernels run over which sequences, so it must
+                            equal the device values when the work runs (a mismatch can
+                            leave rows unwritten, never out of bounds); NULL: launch
+                            both kinds over the whole batch */
     float *lse;          /* optional device [total_q, num_q_heads] FP32: natural log-sum-exp
                             of each row's scaled, biased scores; NULL to skip */
 } fai_prefill_params;

@@ -127,7 +127,8 @@ static int prefer_mma(int32_t batch, int32_t num_kv_heads, int32_t group, int32_
     const int64_t tiles = ceil_div(max_seq_len, FAI_DECODE_MMA_KEYS);
     if (group == 1) {
         const int64_t items = (int64_t)batch * num_kv_heads;
-        return items * tiles >= 49152 || items <= dev.num_sms / 2;
+        /* items * tiles >= 49152, without the product (it can pass 2^63 for absurd sizes) */
+        return (items > 0 && tiles >= ceil_div(49152, items)) || items <= dev.num_sms / 2;
     }
     fai_decode_plan p = {0};
     p.head_dim = head_dim;

@@ -69,7 +69,9 @@ extern "C" {
 #endif
 /* 64-row blocks (one m16 tile per warp) for grids that 128-row blocks cannot fill once.
  * Measured on H100 (batch 1 x seq 128: 11.0 us instead of 14.2) but not yet through the GPU
- * tests, so off by default; scripts/gpu-check.sh with -DFAI_PREFILL_SMALL_GRID=1 to try. */
+ * tests, so off by default. The flag must reach both the C (planner) and the CUDA (launcher)
+ * compiles: scripts/prefill-tune.sh passes a variant's flags to both; for the tests, a fresh
+ * build directory with CFLAGS and CUDAFLAGS set to -DFAI_PREFILL_SMALL_GRID=1. */
 #ifndef FAI_PREFILL_SMALL_GRID
 #define FAI_PREFILL_SMALL_GRID 0
 #endif

@@ -93,9 +93,11 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
          * measured on H100: batch 1 x seq 128 takes 11.0 us instead of 14.2; from 256 blocks
          * on, 128 rows win). */
         int32_t mt = FAI_PREFILL_MT(a->head_dim);
-        if (FAI_PREFILL_SMALL_GRID && mt > 1 && per_tile * ((max_q + FAI_PREFILL_BM_OF(mt) - 1) / FAI_PREFILL_BM_OF(mt)) < dev.num_sms)
-            mt = 1;
         int64_t tiles = ((int64_t)max_q + FAI_PREFILL_BM_OF(mt) - 1) / FAI_PREFILL_BM_OF(mt);
+        if (FAI_PREFILL_SMALL_GRID && mt > 1 && per_tile * tiles < dev.num_sms) {
+            mt = 1;
+            tiles = ((int64_t)max_q + FAI_PREFILL_BM_OF(mt) - 1) / FAI_PREFILL_BM_OF(mt);
+        }
         if (per_tile > INT_MAX)
             return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: batch (%d) x num_q_heads (%d) exceeds the grid limit",
                              fn, (int)p->batch, (int)a->num_q_heads);

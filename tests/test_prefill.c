@@ -776,8 +776,9 @@ int main(int argc, char **argv)
         }
     const prefill_case extra[] = {
         /* Length 1000 on every head dim; 16 rows around each multiple of 256 checked. With
-         * 28-32 query heads the grid has over 132 blocks of 128 rows, so these take the
-         * two-tiles-per-warp kernels (the small cases take the 64-row ones). */
+         * 28-32 query heads the grid has over 132 blocks of 128 rows, so these keep the
+         * two-tiles-per-warp kernels even in a FAI_PREFILL_SMALL_GRID build (where the small
+         * cases take the 64-row ones). */
         {.name = "seq 1000, d64 32/32 causal", .hq = 32, .hk = 32, .d = 64, SEQS({1000, 1000}), .causal = 1,
          .block = 16, .stride = 256},
         {.name = "seq 1000, d96 28/4", .hq = 28, .hk = 4, .d = 96, SEQS({1000, 1000}), .block = 16, .stride = 256},

@@ -74,6 +74,8 @@ const shape *prefill_suite(const char *name, int *count)
 void format_frac(char *buf, size_t size, double frac)
 {
     /* Python's repr: the shortest digits that read back as the same double. */
+    if (!buf || size == 0)
+        return;
     for (int p = 1; p <= 17; p++) {
         snprintf(buf, size, "%.*g", p, frac);
         if (strtod(buf, NULL) == frac)

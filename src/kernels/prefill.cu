@@ -65,8 +65,10 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     constexpr int NS = BN / 8;  /* n-tiles of S */
     constexpr int NT = D / 8;   /* n-tiles of O */
     constexpr int CH = D / 8;   /* 16-byte chunks per row */
+    static_assert(BN % 16 == 0 && BN >= 16 && MT >= 1, "K/V tiles are whole k-steps of 16 keys");
 
     constexpr int STAGES = FAI_PREFILL_STAGES(D);
+    static_assert(STAGES >= 2, "the ring needs a stage in use and one in flight");
     constexpr int STAGE_BYTES = 2 * BN * ROW * 2; /* a K tile, then a V tile */
 
     extern __shared__ uint4 smem_raw[];

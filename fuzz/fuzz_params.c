@@ -1,0 +1,325 @@
+/* libFuzzer target: the host-side validation and planning of every entry point (fai_decode,
+ * fai_prefill and their workspace-size queries) on random parameters: shapes, strides, head
+ * counts, lengths, flags, NULL and misaligned pointers, host cu_seqlens arrays. Pointers are
+ * never dereferenced by these functions (except the host cu_seqlens copy, which the target
+ * allocates for real), so fake device addresses are fine.
+ *
+ * Properties checked (abort on violation):
+ *  - every call returns a known status; every rejection leaves a non-empty message that
+ *    names the function; the public size queries agree with the internal validation;
+ *  - every accepted problem plans on three devices (H100, A100, an sm_86 card) or is
+ *    rejected as a grid-limit shape; every plan keeps its invariants: splits, warps and
+ *    shared memory within bounds, grids within CUDA's limits, the workspace large enough for
+ *    the partial outputs and LSEs the kernels will write, prefill/decode ranges inside the
+ *    batch.
+ * Build: fuzz/CMakeLists.txt (clang, -fsanitize=fuzzer,address,undefined). */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode_plan.h"
+#include "error.h"
+#include "fai.h"
+#include "prefill_args.h"
+#include "prefill_plan.h"
+
+#define REQUIRE(cond)                                                                             \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "fuzz_params: %s:%d: property violated: %s (last error: \"%s\")\n",    \
+                    __FILE__, __LINE__, #cond, fai_last_error());                                 \
+            abort();                                                                              \
+        }                                                                                         \
+    } while (0)
+
+typedef struct reader {
+    const uint8_t *p;
+    size_t n;
+} reader;
+
+static uint64_t take(reader *r, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) {
+        v = v << 8 | (r->n ? *r->p : 0);
+        if (r->n) {
+            r->p++;
+            r->n--;
+        }
+    }
+    return v;
+}
+
+static int64_t pick_i64(reader *r)
+{
+    switch (take(r, 1) % 12) {
+    case 0: return 0;
+    case 1: return 1;
+    case 2: return -1;
+    case 3: return (int64_t)(take(r, 1));               /* small */
+    case 4: return (int64_t)(take(r, 2));               /* up to 64K */
+    case 5: return (int64_t)(take(r, 2)) * 8;           /* stride-like */
+    case 6: return INT32_MAX;
+    case 7: return INT64_MAX / (int64_t)(1 + take(r, 1));
+    case 8: return INT64_MIN;
+    case 9: return (int64_t)take(r, 8);
+    case 10: return (int64_t)take(r, 3) * 128;
+    default: return -(int64_t)take(r, 2);
+    }
+}
+
+static int32_t pick_i32(reader *r)
+{
+    switch (take(r, 1) % 10) {
+    case 0: return 0;
+    case 1: return 1;
+    case 2: return -1;
+    case 3: return (int32_t)take(r, 1);
+    case 4: return (int32_t)take(r, 2);
+    case 5: return INT32_MAX;
+    case 6: return INT32_MIN;
+    case 7: return (int32_t)take(r, 4);
+    case 8: return (int32_t)take(r, 3);
+    default: return 1 << (take(r, 1) % 31);
+    }
+}
+
+static int32_t pick_head_dim(reader *r)
+{
+    static const int32_t dims[] = {64, 96, 128, 256, 0, 32, 80, 512, -128};
+    return dims[take(r, 1) % (sizeof dims / sizeof dims[0])];
+}
+
+static float pick_scale(reader *r)
+{
+    switch (take(r, 1) % 8) {
+    case 0: return 0.08838834764831845f;
+    case 1: return 0.0f;
+    case 2: return -1.0f;
+    case 3: return 1e30f;
+    case 4: return 3e38f;
+    case 5: {
+        const uint32_t bits = (uint32_t)take(r, 4);
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        return f;
+    }
+    default: return 1.0f / (float)(1 + take(r, 1));
+    }
+}
+
+/* A fake device address: NULL, 16-byte aligned, 4-byte aligned, or odd. */
+static void *pick_ptr(reader *r)
+{
+    switch (take(r, 1) % 6) {
+    case 0: return NULL;
+    case 1: return (void *)(uintptr_t)0x10004;
+    case 2: return (void *)(uintptr_t)0x10001;
+    default: return (void *)(uintptr_t)(0x100000 + 16 * take(r, 1));
+    }
+}
+
+static fai_dtype pick_dtype(reader *r) { return (take(r, 1) % 8) ? FAI_DTYPE_FP16 : (fai_dtype)(int)take(r, 1); }
+
+static fai_tensor pick_tensor(reader *r)
+{
+    fai_tensor t;
+    t.data = pick_ptr(r);
+    t.dtype = pick_dtype(r);
+    t.token_stride = pick_i64(r);
+    t.head_stride = pick_i64(r);
+    return t;
+}
+
+static fai_attention pick_attention(reader *r)
+{
+    fai_attention a = fai_attention_default();
+    a.num_kv_heads = (take(r, 1) % 4) ? (int32_t)(1 + take(r, 1) % 16) : pick_i32(r);
+    const int64_t hq = (int64_t)a.num_kv_heads * (int64_t)(1 + take(r, 1) % 9);
+    a.num_q_heads = (take(r, 1) % 4 && hq >= INT32_MIN && hq <= INT32_MAX) ? (int32_t)hq : pick_i32(r);
+    a.head_dim = pick_head_dim(r);
+    a.softmax_scale = pick_scale(r);
+    a.alibi = (int32_t)(take(r, 1) % 3 == 0);
+    a.alibi_slopes = (const float *)pick_ptr(r);
+    return a;
+}
+
+static const fai_device_info devices[] = {{132, 233472, 9, 232448}, {108, 167936, 8, 166912}, {82, 102400, 8, 101376}};
+
+static int known_status(fai_status s) { return strncmp(fai_status_string(s), "FAI_UNKNOWN", 11) != 0; }
+
+/* A rejection: a known, non-success status and a message naming the function. */
+static void check_rejection(fai_status s, const char *fn)
+{
+    REQUIRE(known_status(s) && s != FAI_SUCCESS);
+    REQUIRE(strncmp(fai_last_error(), fn, strlen(fn)) == 0);
+}
+
+static void check_decode_plan(const fai_decode_plan *p, int32_t batch, const fai_attention *a, fai_device_info dev)
+{
+    const int32_t group = a->num_q_heads / a->num_kv_heads;
+    REQUIRE(p->kernel == FAI_DECODE_SIMT || p->kernel == FAI_DECODE_MMA);
+    REQUIRE(p->num_splits >= 1 && p->num_splits <= FAI_DECODE_MAX_SPLITS);
+    REQUIRE(p->warps_per_block >= 1 && p->warps_per_block <= FAI_DECODE_MAX_WARPS);
+    REQUIRE(p->heads_per_block >= 1 && (int64_t)p->head_blocks * p->heads_per_block >= group);
+    REQUIRE((int64_t)batch * a->num_kv_heads * p->head_blocks <= INT32_MAX);
+    if (p->kernel == FAI_DECODE_MMA) {
+        REQUIRE(a->head_dim <= 128);
+        REQUIRE(p->smem_bytes <= (size_t)dev.smem_per_block);
+    } else {
+        REQUIRE(p->smem_bytes <= FAI_DECODE_SMEM_LIMIT);
+    }
+    if (p->num_splits > 1) {
+        const size_t rows = (size_t)batch * (size_t)a->num_q_heads * (size_t)p->num_splits;
+        const size_t lse_off = fai_decode_part_lse_offset(p, batch, a->num_q_heads);
+        REQUIRE((int64_t)batch * a->num_q_heads <= INT32_MAX);
+        REQUIRE(lse_off >= rows * (size_t)a->head_dim * sizeof(float));
+        REQUIRE(p->workspace_bytes >= lse_off + rows * sizeof(float));
+    } else {
+        REQUIRE(p->workspace_bytes == 0);
+    }
+}
+
+static void fuzz_decode(reader *r)
+{
+    static const char fn[] = "fuzz_decode";
+    fai_decode_params p = fai_decode_params_default();
+    p.attn = pick_attention(r);
+    p.batch = (take(r, 1) % 3) ? (int32_t)(take(r, 1) % 64) : pick_i32(r);
+    p.q = pick_tensor(r);
+    p.o = pick_tensor(r);
+    p.cache.dtype = pick_dtype(r);
+    p.cache.k = pick_ptr(r);
+    p.cache.v = pick_ptr(r);
+    p.cache.seq_stride = pick_i64(r);
+    p.cache.token_stride = pick_i64(r);
+    p.cache.head_stride = pick_i64(r);
+    p.cache.capacity = pick_i32(r);
+    p.cache.seq_lens = (const int32_t *)pick_ptr(r);
+    p.cache.max_seq_len = pick_i32(r);
+    p.lse = (float *)pick_ptr(r);
+    const int null_params = take(r, 1) % 32 == 0;
+
+    fai_error_clear();
+    const fai_status v = fai_decode_validate(fn, null_params ? NULL : &p);
+    if (v != FAI_SUCCESS)
+        check_rejection(v, fn);
+    size_t bytes = 12345;
+    const fai_status pub = fai_decode_workspace_size(null_params ? NULL : &p, &bytes);
+    REQUIRE(known_status(pub));
+    if (v != FAI_SUCCESS) { /* the public call rejects it the same way */
+        REQUIRE(pub == v && bytes == 0);
+        check_rejection(pub, "fai_decode_workspace_size");
+        return;
+    }
+    if (pub != FAI_SUCCESS) /* no GPU here: only the device query may fail */
+        REQUIRE(pub == FAI_ERROR_EXECUTION_FAILED || pub == FAI_ERROR_NOT_SUPPORTED_DEVICE);
+    if (p.batch == 0)
+        return;
+    for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
+        fai_decode_plan plan;
+        fai_error_clear();
+        const fai_status s = fai_decode_plan_params(fn, &p, devices[i], &plan);
+        if (s != FAI_SUCCESS) {
+            REQUIRE(s == FAI_ERROR_BAD_PARAM_SHAPE);
+            check_rejection(s, fn);
+            continue;
+        }
+        check_decode_plan(&plan, p.batch, &p.attn, devices[i]);
+    }
+}
+
+static void fuzz_prefill(reader *r)
+{
+    static const char fn[] = "fuzz_prefill";
+    fai_prefill_params p = fai_prefill_params_default();
+    p.attn = pick_attention(r);
+    p.batch = (take(r, 1) % 3) ? (int32_t)(take(r, 1) % 64) : pick_i32(r);
+    p.causal = (int32_t)(take(r, 1) % 2);
+    p.q = pick_tensor(r);
+    p.k = pick_tensor(r);
+    p.v = pick_tensor(r);
+    p.o = pick_tensor(r);
+    p.cu_seqlens_q = (const int32_t *)pick_ptr(r);
+    p.cu_seqlens_k = (const int32_t *)pick_ptr(r);
+    p.total_q = (take(r, 1) % 2) ? (int32_t)take(r, 2) : pick_i32(r);
+    p.total_k = (take(r, 1) % 2) ? (int32_t)take(r, 2) : pick_i32(r);
+    p.max_seq_q = (take(r, 1) % 2) ? (int32_t)take(r, 2) : pick_i32(r);
+    p.max_seq_k = (take(r, 1) % 2) ? (int32_t)take(r, 2) : pick_i32(r);
+    p.lse = (float *)pick_ptr(r);
+    int32_t *host = NULL;
+    if (take(r, 1) % 2 && p.batch >= 0 && p.batch <= 4096) {
+        /* Mostly valid offsets (steps of 0, 1 or a few), sometimes not. */
+        host = malloc(sizeof(int32_t) * ((size_t)p.batch + 1));
+        host[0] = (take(r, 1) % 8) ? 0 : (int32_t)take(r, 1) - 8;
+        for (int32_t b = 0; b < p.batch; b++) {
+            const uint64_t kind = take(r, 1) % 16;
+            const int32_t step = kind < 4 ? 1 : kind < 6 ? 0 : kind < 15 ? (int32_t)(take(r, 1) % 200) : -1;
+            host[b + 1] = host[b] + step;
+        }
+        p.cu_seqlens_q_host = host;
+    }
+    const int null_params = take(r, 1) % 32 == 0;
+
+    fai_error_clear();
+    const fai_status v = fai_prefill_validate(fn, null_params ? NULL : &p);
+    if (v != FAI_SUCCESS)
+        check_rejection(v, fn);
+    size_t bytes = 12345;
+    const fai_status pub = fai_prefill_workspace_size(null_params ? NULL : &p, &bytes);
+    REQUIRE(known_status(pub));
+    if (v != FAI_SUCCESS) {
+        REQUIRE(pub == v && bytes == 0);
+        check_rejection(pub, "fai_prefill_workspace_size");
+        free(host);
+        return;
+    }
+    if (pub != FAI_SUCCESS)
+        REQUIRE(pub == FAI_ERROR_EXECUTION_FAILED || pub == FAI_ERROR_NOT_SUPPORTED_DEVICE);
+    for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
+        fai_prefill_plan plan;
+        fai_error_clear();
+        const fai_status s = fai_prefill_make_plan(fn, &p, devices[i], &plan);
+        if (s != FAI_SUCCESS) {
+            REQUIRE(s == FAI_ERROR_BAD_PARAM_SHAPE);
+            check_rejection(s, fn);
+            continue;
+        }
+        if (p.batch == 0 || p.total_q == 0) {
+            REQUIRE(!plan.run_prefill && !plan.run_decode && plan.workspace_bytes == 0);
+            continue;
+        }
+        REQUIRE(plan.run_prefill || plan.run_decode || host); /* without host lengths both run */
+        if (!host)
+            REQUIRE(plan.run_prefill && plan.run_decode);
+        if (plan.run_prefill) {
+            REQUIRE(plan.prefill_first >= 0 && plan.prefill_count >= 1);
+            REQUIRE((int64_t)plan.prefill_first + plan.prefill_count <= p.batch);
+            REQUIRE(plan.m_tiles >= 1);
+            REQUIRE(plan.mt == FAI_PREFILL_MT(p.attn.head_dim) || plan.mt == 1);
+            REQUIRE((int64_t)plan.prefill_count * p.attn.num_q_heads * plan.m_tiles <= INT_MAX);
+        }
+        if (plan.run_decode) {
+            REQUIRE(plan.decode_first >= 0 && plan.decode_count >= 1);
+            REQUIRE((int64_t)plan.decode_first + plan.decode_count <= p.batch);
+            check_decode_plan(&plan.decode, plan.decode_count, &p.attn, devices[i]);
+            REQUIRE(plan.workspace_bytes == plan.decode.workspace_bytes);
+        } else {
+            REQUIRE(plan.workspace_bytes == 0);
+        }
+    }
+    free(host);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    reader r = {data, size};
+    if (take(&r, 1) % 2)
+        fuzz_decode(&r);
+    else
+        fuzz_prefill(&r);
+    return 0;
+}

@@ -1,0 +1,22 @@
+/* The fuzzer links the host sources only (clang, sanitizers); the kernel launchers live in
+ * the CUDA sources, so they are stubbed. The fuzzer never calls an entry point that
+ * launches (only validation, planning and the workspace-size queries). */
+#include <stdlib.h>
+
+#include "decode_args.h"
+#include "prefill_args.h"
+
+fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
+{
+    (void)args;
+    (void)plan;
+    (void)stream;
+    abort();
+}
+
+fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream)
+{
+    (void)args;
+    (void)stream;
+    abort();
+}
