@@ -188,7 +188,7 @@ static int check_outputs(const decode_case *c, const char *round, device_problem
         if (b % every != 0 && b != c->batch - 1)
             continue;
         fai_ref_problem rp = {c->hq, c->hk, d, 1, hp->lens[b], dp->p.attn.softmax_scale, 0,
-                              c->alibi != 0, c->alibi >= 2 ? hp->slopes : NULL};
+                              c->alibi != 0, c->alibi >= 2 ? hp->slopes : NULL, 0, 0, 0, 0.0, NULL};
         if (fai_ref_attention(&rp, hp->q + b * row_elems, hp->k[b], hp->v[b], ref, ref_lse) != 0) {
             printf("  reference failed\n");
             return 1;

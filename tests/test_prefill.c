@@ -451,7 +451,7 @@ static int compute_reference(const problem *pb, reference *ref)
              * ALiBi, whose distances would move). */
             const int sub_k = c->causal ? imax(0, imin(sk, sk - sq + r1[j])) : sk;
             fai_ref_problem rp = {hq, hk, d, r1[j] - r0[j], sub_k, scale, c->causal, c->alibi != 0,
-                                  c->alibi >= 2 ? pb->slopes : NULL};
+                                  c->alibi >= 2 ? pb->slopes : NULL, 0, 0, 0, 0.0, NULL};
             if (fai_ref_attention(&rp, qs + (int64_t)r0[j] * row_elems, ks, vs, ref->o + idx * row_elems,
                                   ref->lse + idx * hq) != 0) {
                 printf("  %s: reference failed\n", c->name);

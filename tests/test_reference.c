@@ -49,7 +49,7 @@ static void test_hand_two_keys(void)
        v = [2, 6]: o = 2/4 + 18/4 = 5; lse = ln(1 + 3) = ln 4. */
     const float q[] = {1}, k[] = {0, 1}, v[] = {2, 6};
     double o[1], lse[1];
-    fai_ref_problem p = {1, 1, 1, 1, 2, log(3.0), 0, 0, NULL};
+    fai_ref_problem p = {1, 1, 1, 1, 2, log(3.0), 0, 0, NULL, 0, 0, 0, 0.0, NULL};
     CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
     CHECK_NEAR("o", o[0], 5.0, 1e-15);
     CHECK_NEAR("lse", lse[0], log(4.0), 1e-15);
@@ -61,7 +61,7 @@ static void test_hand_three_keys_dim2(void)
        1/7, 2/7, 4/7. v = (7,0), (0,7), (7,14): o = (1 + 0 + 4, 0 + 2 + 8) = (5, 10); lse = ln 7. */
     const float q[] = {1, 1}, k[] = {0, 0, 2, -1, 1, 1}, v[] = {7, 0, 0, 7, 7, 14};
     double o[2], lse[1];
-    fai_ref_problem p = {1, 1, 2, 1, 3, log(2.0), 0, 0, NULL};
+    fai_ref_problem p = {1, 1, 2, 1, 3, log(2.0), 0, 0, NULL, 0, 0, 0, 0.0, NULL};
     CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
     CHECK_NEAR("o[0]", o[0], 5.0, 1e-14);
     CHECK_NEAR("o[1]", o[1], 10.0, 1e-14);
@@ -76,7 +76,7 @@ static void test_hand_causal_bottom_right(void)
        Row 1: weights 1/7, 2/7, 4/7: o = (3 + 12 + 48) / 7 = 9, lse = ln 7. */
     const float q[] = {1, 1}, k[] = {0, 1, 2}, v[] = {3, 6, 12};
     double o[2], lse[2];
-    fai_ref_problem p = {1, 1, 1, 2, 3, log(2.0), 1, 0, NULL};
+    fai_ref_problem p = {1, 1, 1, 2, 3, log(2.0), 1, 0, NULL, 0, 0, 0, 0.0, NULL};
     CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
     CHECK_NEAR("o row 0", o[0], 5.0, 1e-14);
     CHECK_NEAR("lse row 0", lse[0], log(3.0), 1e-15);
@@ -90,7 +90,7 @@ static void test_hand_causal_fully_masked(void)
        and row 2 sees key 0: o = v0 = 5, lse = 0.5 * 2 * 3 = 3. */
     const float q[] = {1, 1, 2}, k[] = {3}, v[] = {5};
     double o[3] = {NAN, NAN, NAN}, lse[3] = {NAN, NAN, NAN};
-    fai_ref_problem p = {1, 1, 1, 3, 1, 0.5, 1, 0, NULL};
+    fai_ref_problem p = {1, 1, 1, 3, 1, 0.5, 1, 0, NULL, 0, 0, 0, 0.0, NULL};
     CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
     for (int i = 0; i < 2; i++) {
         CHECK(o[i] == 0.0, "row %d sees no key: o = %g, want 0", i, o[i]);
@@ -113,7 +113,7 @@ static void test_hand_alibi(void)
     const float q[] = {0, 0, 0}, k[] = {1, 2, 3}, v[] = {7, 14, 21};
     const double slope[] = {log(2.0)};
     double o[3], lse[3];
-    fai_ref_problem p = {1, 1, 1, 3, 3, 1.0, 0, 1, slope};
+    fai_ref_problem p = {1, 1, 1, 3, 3, 1.0, 0, 1, slope, 0, 0, 0, 0.0, NULL};
     CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
     const double want_o[] = {11, 14, 17}, want_lse[] = {log(1.75), log(2.0), log(1.75)};
     for (int i = 0; i < 3; i++) {
@@ -144,7 +144,7 @@ static void test_hand_alibi_standard_slopes(void)
        head 0: 1 / (1 + e^-0.0625) = 0.515619..., head 1: 1 / (1 + e^-0.00390625) = 0.500976... */
     const float q[] = {0, 0}, k[] = {1, 1}, v[] = {0, 1};
     double o[2], lse[2];
-    fai_ref_problem p = {2, 1, 1, 1, 2, 1.0, 0, 1, NULL};
+    fai_ref_problem p = {2, 1, 1, 1, 2, 1.0, 0, 1, NULL, 0, 0, 0, 0.0, NULL};
     CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
     const double slopes[] = {0.0625, 0.00390625};
     for (int h = 0; h < 2; h++) {
@@ -165,7 +165,7 @@ static void test_hand_gqa(void)
     const float q[] = {0, 1, 0, 1};
     const float k[] = {0, 1, /* key 1: */ 1, 0}, v[] = {2, 10, /* key 1: */ 6, 20};
     double o[4], lse[4];
-    fai_ref_problem p = {4, 2, 1, 1, 2, log(3.0), 0, 0, NULL};
+    fai_ref_problem p = {4, 2, 1, 1, 2, log(3.0), 0, 0, NULL, 0, 0, 0, 0.0, NULL};
     CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
     const double want_o[] = {4, 5, 15, 12.5}, want_lse[] = {log(2.0), log(4.0), log(2.0), log(4.0)};
     for (int h = 0; h < 4; h++) {
@@ -322,9 +322,9 @@ static void test_random_against_definition(fai_ref_rng *rng)
 {
     /* GQA, causal, ALiBi, both seq_q < seq_k and seq_q > seq_k. */
     const fai_ref_problem cases[] = {
-        {4, 4, 16, 7, 13, 0.25, 0, 0, NULL}, {8, 2, 8, 13, 7, 0.35, 1, 0, NULL},
-        {7, 1, 5, 9, 20, 0.45, 1, 1, NULL},  {12, 3, 4, 20, 9, 0.5, 0, 1, NULL},
-        {6, 3, 3, 11, 11, 0.6, 1, 1, NULL},
+        {4, 4, 16, 7, 13, 0.25, 0, 0, NULL, 0, 0, 0, 0.0, NULL}, {8, 2, 8, 13, 7, 0.35, 1, 0, NULL, 0, 0, 0, 0.0, NULL},
+        {7, 1, 5, 9, 20, 0.45, 1, 1, NULL, 0, 0, 0, 0.0, NULL},  {12, 3, 4, 20, 9, 0.5, 0, 1, NULL, 0, 0, 0, 0.0, NULL},
+        {6, 3, 3, 11, 11, 0.6, 1, 1, NULL, 0, 0, 0, 0.0, NULL},
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         problem_data d = make_problem(cases[t], rng);
@@ -339,8 +339,8 @@ static void test_weights_sum_to_one(fai_ref_rng *rng)
     /* V = 1 everywhere: every row that sees a key averages ones, so o = 1 exactly up to
        rounding; rows that see no key (causal, seq_q > seq_k) stay 0. */
     const fai_ref_problem cases[] = {
-        {4, 2, 8, 9, 23, 0.3, 0, 0, NULL}, {4, 2, 8, 23, 9, 0.3, 1, 1, NULL},
-        {3, 1, 5, 6, 6, 2.0, 1, 0, NULL},  {5, 5, 7, 17, 4, 0.5, 0, 1, NULL},
+        {4, 2, 8, 9, 23, 0.3, 0, 0, NULL, 0, 0, 0, 0.0, NULL}, {4, 2, 8, 23, 9, 0.3, 1, 1, NULL, 0, 0, 0, 0.0, NULL},
+        {3, 1, 5, 6, 6, 2.0, 1, 0, NULL, 0, 0, 0, 0.0, NULL},  {5, 5, 7, 17, 4, 0.5, 0, 1, NULL, 0, 0, 0, 0.0, NULL},
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         problem_data d = make_problem(cases[t], rng);
@@ -364,7 +364,7 @@ static void test_key_permutation(fai_ref_rng *rng)
 {
     /* Without causal masking and ALiBi the keys form a set: permuting keys together with
        their values changes nothing but rounding. */
-    problem_data a = make_problem((fai_ref_problem){6, 2, 16, 5, 31, 0.25, 0, 0, NULL}, rng);
+    problem_data a = make_problem((fai_ref_problem){6, 2, 16, 5, 31, 0.25, 0, 0, NULL, 0, 0, 0, 0.0, NULL}, rng);
     problem_data b = make_problem(a.p, rng);
     const int64_t row = (int64_t)a.p.num_kv_heads * a.p.head_dim;
     int perm[31];
@@ -396,7 +396,7 @@ static void test_gqa_equals_repeated_mha(fai_ref_rng *rng)
     for (int t = 0; t < 3; t++) {
         for (int variant = 0; variant < 2; variant++) { /* plain, then causal + ALiBi */
             const int hk = kv_heads[t], hq = hk * ratios[t], dim = 8;
-            fai_ref_problem p = {hq, hk, dim, 11, 17, 0.4, variant, variant, NULL};
+            fai_ref_problem p = {hq, hk, dim, 11, 17, 0.4, variant, variant, NULL, 0, 0, 0, 0.0, NULL};
             problem_data g = make_problem(p, rng);
             p.num_kv_heads = hq;
             problem_data m = make_problem(p, rng);
@@ -429,7 +429,7 @@ static void test_causal_row_equals_its_prefix(fai_ref_rng *rng)
        a masked key leaking into an early row would show. */
     const int shapes[][2] = {{5, 9}, {9, 5}, {6, 6}};
     for (int t = 0; t < 3; t++) {
-        fai_ref_problem p = {4, 2, 8, shapes[t][0], shapes[t][1], 0.35, 1, 1, NULL};
+        fai_ref_problem p = {4, 2, 8, shapes[t][0], shapes[t][1], 0.35, 1, 1, NULL, 0, 0, 0, 0.0, NULL};
         problem_data d = make_problem(p, rng);
         const int64_t krow = (int64_t)p.num_kv_heads * p.head_dim;
         for (int64_t x = 3 * krow; x < d.nkv; x++)
@@ -466,7 +466,7 @@ static void test_empty_sequences(fai_ref_rng *rng)
     /* seq_k = 0: every row sees nothing -> zeros and -inf (also with causal + ALiBi, and
        with k = v = NULL since they hold no elements). */
     for (int variant = 0; variant < 2; variant++) {
-        const fai_ref_problem p = {4, 2, 8, 3, 0, 0.3, variant, variant, NULL};
+        const fai_ref_problem p = {4, 2, 8, 3, 0, 0.3, variant, variant, NULL, 0, 0, 0, 0.0, NULL};
         problem_data d = make_problem(p, rng);
         CHECK(fai_ref_attention(&d.p, d.q, NULL, NULL, d.o, d.lse) == 0, "NULL k, v for seq_k 0");
         CHECK(run(&d) == 0, "returned non-zero");
@@ -479,7 +479,7 @@ static void test_empty_sequences(fai_ref_rng *rng)
         free_problem(&d);
     }
     /* seq_q = 0 is fine, with or without buffers. */
-    problem_data d = make_problem((fai_ref_problem){4, 2, 8, 0, 5, 0.3, 1, 1, NULL}, rng);
+    problem_data d = make_problem((fai_ref_problem){4, 2, 8, 0, 5, 0.3, 1, 1, NULL, 0, 0, 0, 0.0, NULL}, rng);
     CHECK(run(&d) == 0, "seq_q 0 returned non-zero");
     CHECK(fai_ref_attention(&d.p, NULL, d.k, d.v, NULL, NULL) == 0, "seq_q 0 with NULL q, o");
     d.p.seq_k = 0;
@@ -490,7 +490,7 @@ static void test_empty_sequences(fai_ref_rng *rng)
 static void test_fully_masked_rows(fai_ref_rng *rng)
 {
     /* Causal with seq_q 12 > seq_k 5: rows 0..6 see no key (zeros, -inf); row 7 sees key 0. */
-    problem_data d = make_problem((fai_ref_problem){2, 1, 4, 12, 5, 0.5, 1, 0, NULL}, rng);
+    problem_data d = make_problem((fai_ref_problem){2, 1, 4, 12, 5, 0.5, 1, 0, NULL, 0, 0, 0, 0.0, NULL}, rng);
     CHECK(run(&d) == 0, "returned non-zero");
     const int64_t qrow = 2 * 4;
     for (int i = 0; i < 7; i++) {
@@ -516,7 +516,7 @@ static void test_large_logits(fai_ref_rng *rng)
     for (int t = 0; t < 3; t++) {
         for (int variant = 0; variant < 2; variant++) {
             /* Measure max |q.k| over all pairs with scale 1, no mask and no bias... */
-            const fai_ref_problem p = {4, 2, 16, 13, 29, 1.0, 0, 0, NULL};
+            const fai_ref_problem p = {4, 2, 16, 13, 29, 1.0, 0, 0, NULL, 0, 0, 0, 0.0, NULL};
             problem_data d = make_problem(p, rng);
             double max_dot = 0;
             for (int i = 0; i < d.p.seq_q; i++)
@@ -539,7 +539,7 @@ static void test_large_logits(fai_ref_rng *rng)
         }
     }
     /* All-negative logits: q = 1s, k = -(1 + u) * 1s, so every dot is in [-2d, -d]. */
-    problem_data d = make_problem((fai_ref_problem){2, 1, 8, 3, 40, 0.0, 0, 0, NULL}, rng);
+    problem_data d = make_problem((fai_ref_problem){2, 1, 8, 3, 40, 0.0, 0, 0, NULL, 0, 0, 0, 0.0, NULL}, rng);
     for (int64_t x = 0; x < d.nq; x++)
         d.q[x] = 1.0f;
     for (int j = 0; j < d.p.seq_k; j++) {
@@ -584,7 +584,7 @@ static void test_bad_arguments(void)
 {
     const float x[8] = {0};
     double o[8], lse[8];
-    const fai_ref_problem good = {2, 1, 2, 2, 2, 1.0, 0, 0, NULL};
+    const fai_ref_problem good = {2, 1, 2, 2, 2, 1.0, 0, 0, NULL, 0, 0, 0, 0.0, NULL};
     CHECK(fai_ref_attention(&good, x, x, x, o, lse) == 0, "good problem rejected");
     CHECK(fai_ref_attention(NULL, x, x, x, o, lse) == -1, "NULL problem accepted");
     fai_ref_problem p;
@@ -641,6 +641,139 @@ static void test_rng(void)
     free(x);
 }
 
+/* ---- the variants: sliding window, logit soft-cap, attention sinks ------------------- */
+
+static void test_hand_window(void)
+{
+    /* One query, 5 keys: diagonal 4, window left 1 keeps keys 3 and 4 (the huge scores of
+       keys 0..2 must not leak). Keys 3, 4 give scores 0 and ln 3 as in test_hand_two_keys. */
+    const float q[] = {1}, k[] = {5, 5, 5, 0, 1}, v[] = {100, 100, 100, 2, 6};
+    double o[1], lse[1];
+    fai_ref_problem p = {1, 1, 1, 1, 5, log(3.0), 0, 0, NULL, 1, 1, -1, 0.0, NULL};
+    CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
+    CHECK_NEAR("o", o[0], 5.0, 1e-15);
+    CHECK_NEAR("lse", lse[0], log(4.0), 1e-15);
+    /* left 0, right 0: the diagonal key alone. */
+    p.window_left = 0;
+    CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
+    CHECK_NEAR("diagonal only", o[0], 6.0, 1e-15);
+    /* A window wholly before the keys (seq_q > seq_k, right 0): no key, zeros, -inf. */
+    fai_ref_problem none = {1, 1, 1, 3, 1, 1.0, 0, 0, NULL, 1, 0, 0, 0.0, NULL};
+    const float q3[] = {1, 1, 1};
+    double o3[3], lse3[3];
+    CHECK(fai_ref_attention(&none, q3, k, v, o3, lse3) == 0, "returned non-zero");
+    CHECK(o3[0] == 0.0 && isinf(lse3[0]) && lse3[0] < 0, "row 0 sees no key: o %g lse %g", o3[0], lse3[0]);
+    CHECK_NEAR("row 2 sees key 0", o3[2], 100.0, 1e-15);
+}
+
+static void test_hand_softcap(void)
+{
+    /* Scores 0 and 10 capped at 5: 5 tanh(2); weights 1 : e^(5 tanh 2). */
+    const float q[] = {1}, k[] = {0, 1}, v[] = {2, 6};
+    double o[1], lse[1];
+    fai_ref_problem p = {1, 1, 1, 1, 2, 10.0, 0, 0, NULL, 0, 0, 0, 5.0, NULL};
+    CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
+    const double e = exp(5.0 * tanh(2.0));
+    CHECK_NEAR("o", o[0], (2.0 + 6.0 * e) / (1.0 + e), 1e-14);
+    CHECK_NEAR("lse", lse[0], log(1.0 + e), 1e-14);
+    p.softcap = -1.0;
+    CHECK(fai_ref_attention(&p, q, k, v, o, lse) == -1, "a negative softcap must be rejected");
+}
+
+static void test_hand_sinks(void)
+{
+    /* One key with score ln 3 and a sink of 0: weight 3 / (1 + 3) on v = 4, o = 3; lse ln 4. */
+    const float q[] = {1}, k[] = {1}, v[] = {4};
+    const double sink[] = {0.0};
+    double o[2], lse[2];
+    fai_ref_problem p = {1, 1, 1, 1, 1, log(3.0), 0, 0, NULL, 0, 0, 0, 0.0, sink};
+    CHECK(fai_ref_attention(&p, q, k, v, o, lse) == 0, "returned non-zero");
+    CHECK_NEAR("o", o[0], 3.0, 1e-15);
+    CHECK_NEAR("lse", lse[0], log(4.0), 1e-15);
+    /* Causal, seq_q 2 > seq_k 1: row 0 sees nothing: zeros and the sink as its LSE. */
+    const float q2[] = {1, 1};
+    fai_ref_problem c = {1, 1, 1, 2, 1, log(3.0), 1, 0, NULL, 0, 0, 0, 0.0, sink};
+    CHECK(fai_ref_attention(&c, q2, k, v, o, lse) == 0, "returned non-zero");
+    CHECK(o[0] == 0.0 && lse[0] == 0.0, "row 0: o %g, lse %g (want 0, the sink)", o[0], lse[0]);
+    CHECK_NEAR("row 1", o[1], 3.0, 1e-15);
+}
+
+/* Variants that must reduce to the plain function, on random GQA problems. */
+static void test_variant_identities(fai_ref_rng *rng)
+{
+    const fai_ref_problem base = {6, 2, 8, 9, 21, 0.4, 0, 1, NULL, 0, 0, 0, 0.0, NULL};
+    problem_data a = make_problem(base, rng), b = make_problem(base, rng);
+    memcpy(b.q, a.q, sizeof(float) * (size_t)a.nq);
+    memcpy(b.k, a.k, sizeof(float) * (size_t)a.nkv);
+    memcpy(b.v, a.v, sizeof(float) * (size_t)a.nkv);
+    double sinks[6];
+    for (int h = 0; h < 6; h++)
+        sinks[h] = -1e300; /* exp(sink - m) is exactly 0 */
+    struct {
+        const char *name;
+        int causal_a, window, left, right;
+        double cap;
+        const double *sinks;
+    } cases[] = {
+        {"window (-1, -1) = none", 0, 1, -1, -1, 0.0, NULL},
+        {"window (-1, 0) = causal", 1, 1, -1, 0, 0.0, NULL},
+        {"window (big, big) = none", 0, 1, 1000, 1000, 0.0, NULL},
+        {"causal + window (-1, 5) = causal", 1, 1, -1, 5, 0.0, NULL},
+        {"softcap 1e12 = none", 0, 0, 0, 0, 1e12, NULL},
+        {"sinks of -1e300 = none", 0, 0, 0, 0, 0.0, sinks},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        a.p.causal = cases[t].causal_a;
+        b.p.causal = t == 3 ? 1 : 0;
+        b.p.window = cases[t].window;
+        b.p.window_left = cases[t].left;
+        b.p.window_right = cases[t].right;
+        b.p.softcap = cases[t].cap;
+        b.p.sinks = cases[t].sinks;
+        CHECK(run(&a) == 0 && run(&b) == 0, "%s: returned non-zero", cases[t].name);
+        double worst = 0.0;
+        for (int64_t i = 0; i < a.nq; i++)
+            worst = fmax(worst, fabs(a.o[i] - b.o[i]));
+        for (int64_t i = 0; i < a.nlse; i++)
+            if (!(isinf(a.lse[i]) && a.lse[i] == b.lse[i]))
+                worst = fmax(worst, fabs(a.lse[i] - b.lse[i]));
+        CHECK(worst <= 1e-12, "%s: differs by %g", cases[t].name, worst);
+    }
+    /* A window of left 2, right 1 against the definition: each row's visible keys by hand. */
+    b.p.causal = 0, b.p.window = 1, b.p.window_left = 2, b.p.window_right = 1, b.p.softcap = 0.0, b.p.sinks = NULL;
+    b.p.alibi = 0;
+    CHECK(run(&b) == 0, "returned non-zero");
+    const int diag0 = b.p.seq_k - b.p.seq_q;
+    for (int i = 0; i < b.p.seq_q; i++)
+        for (int h = 0; h < b.p.num_q_heads; h++) {
+            const int kvh = h / (b.p.num_q_heads / b.p.num_kv_heads), dg = i + diag0;
+            double m = -INFINITY, sc[32];
+            for (int j = dg - 2; j <= dg + 1; j++) {
+                if (j < 0 || j >= b.p.seq_k)
+                    continue;
+                double dot = 0;
+                for (int c = 0; c < b.p.head_dim; c++)
+                    dot += (double)b.q[((int64_t)i * b.p.num_q_heads + h) * b.p.head_dim + c] *
+                           (double)b.k[((int64_t)j * b.p.num_kv_heads + kvh) * b.p.head_dim + c];
+                sc[j - dg + 2] = b.p.softmax_scale * dot;
+                m = fmax(m, sc[j - dg + 2]);
+            }
+            double sum = 0, out0 = 0;
+            for (int j = dg - 2; j <= dg + 1; j++) {
+                if (j < 0 || j >= b.p.seq_k)
+                    continue;
+                const double w = exp(sc[j - dg + 2] - m);
+                sum += w;
+                out0 += w * (double)b.v[((int64_t)j * b.p.num_kv_heads + kvh) * b.p.head_dim];
+            }
+            const double got = b.o[((int64_t)i * b.p.num_q_heads + h) * b.p.head_dim];
+            CHECK(near(got, sum > 0 ? out0 / sum : 0.0, 1e-12), "window row %d head %d: %g vs %g", i, h, got,
+                  sum > 0 ? out0 / sum : 0.0);
+        }
+    free_problem(&a);
+    free_problem(&b);
+}
+
 int main(void)
 {
     fai_ref_rng rng;
@@ -664,6 +797,10 @@ int main(void)
     test_error_measures();
     test_bad_arguments();
     test_rng();
+    test_hand_window();
+    test_hand_softcap();
+    test_hand_sinks();
+    test_variant_identities(&rng);
     if (failures) {
         printf("test_reference: %d check(s) failed\n", failures);
         return 1;

@@ -153,7 +153,7 @@ int main(int argc, char **argv)
                 q[i] = to_half(q[i]);
             /* nq independent decode queries: seq_q = nq without a causal mask is exactly nq
              * decode rows against the same keys. */
-            fai_ref_problem p = {hq, hk, d, nq, n, scale, 0, 0, NULL};
+            fai_ref_problem p = {hq, hk, d, nq, n, scale, 0, 0, NULL, 0, 0, 0, 0.0, NULL};
             fai_ref_attention(&p, q, k, v, o_base, NULL);
             for (int s = 1; s < NSCHEMES; s++) {
                 memcpy(kq, k, sizeof(float) * kv);

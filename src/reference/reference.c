@@ -12,7 +12,7 @@ int fai_ref_attention(const fai_ref_problem *p, const float *q, const float *k, 
 {
     if (p == NULL || p->num_q_heads <= 0 || p->num_kv_heads <= 0 ||
         p->num_q_heads % p->num_kv_heads != 0 || p->head_dim < 0 || p->seq_q < 0 ||
-        p->seq_k < 0 || !isfinite(p->softmax_scale))
+        p->seq_k < 0 || !isfinite(p->softmax_scale) || !(p->softcap >= 0.0) || !isfinite(p->softcap))
         return -1;
     const int hq = p->num_q_heads, hk = p->num_kv_heads, d = p->head_dim;
     const int sq = p->seq_q, sk = p->seq_k, group = hq / hk;
@@ -35,19 +35,30 @@ int fai_ref_attention(const fai_ref_problem *p, const float *q, const float *k, 
         /* Row i's diagonal is key i + sk - sq (bottom-right alignment); causal rows see keys
            0..diag, which is none when diag < 0. */
         const int64_t diag = (int64_t)i + sk - sq;
-        const int64_t n_vis = p->causal ? (diag + 1 > 0 ? diag + 1 : 0) : sk;
+        /* Visible keys lo .. hi - 1: the causal and window limits around the diagonal. */
+        int64_t lo = 0, hi = sk;
+        if (p->causal && diag + 1 < hi)
+            hi = diag + 1;
+        if (p->window && p->window_right >= 0 && diag + p->window_right + 1 < hi)
+            hi = diag + p->window_right + 1;
+        if (p->window && p->window_left >= 0 && diag - p->window_left > lo)
+            lo = diag - p->window_left;
+        if (hi < lo)
+            hi = lo;
         for (int h = 0; h < hq; h++) {
             const float *qr = q + ((int64_t)i * hq + h) * d;
             double *orow = o + ((int64_t)i * hq + h) * d;
             const int kvh = h / group;
 
-            double m = -INFINITY;
-            for (int64_t j = 0; j < n_vis; j++) {
+            double m = p->sinks ? p->sinks[h] : -INFINITY;
+            for (int64_t j = lo; j < hi; j++) {
                 const float *kr = k + (j * hk + kvh) * d;
                 double dot = 0.0;
                 for (int c = 0; c < d; c++)
                     dot += (double)qr[c] * (double)kr[c];
                 s[j] = p->softmax_scale * dot;
+                if (p->softcap > 0.0)
+                    s[j] = p->softcap * tanh(s[j] / p->softcap);
                 if (p->alibi)
                     s[j] -= slopes[h] * fabs((double)(diag - j));
                 if (s[j] > m)
@@ -56,14 +67,14 @@ int fai_ref_attention(const fai_ref_problem *p, const float *q, const float *k, 
 
             for (int c = 0; c < d; c++)
                 orow[c] = 0.0;
-            if (n_vis == 0) { /* no visible key: zeros, and an empty sum's log */
+            if (hi == lo) { /* no visible key: zeros, and the log of the sink or of an empty sum */
                 if (lse != NULL)
-                    lse[(int64_t)i * hq + h] = -INFINITY;
+                    lse[(int64_t)i * hq + h] = p->sinks ? p->sinks[h] : -INFINITY;
                 continue;
             }
             /* Subtracting the max keeps every exp() in (0, 1], so no logit overflows. */
-            double sum = 0.0;
-            for (int64_t j = 0; j < n_vis; j++) {
+            double sum = p->sinks ? exp(p->sinks[h] - m) : 0.0;
+            for (int64_t j = lo; j < hi; j++) {
                 const double w = exp(s[j] - m);
                 const float *vr = v + (j * hk + kvh) * d;
                 sum += w;

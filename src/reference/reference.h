@@ -22,11 +22,22 @@ typedef struct fai_ref_problem {
     int causal;                /* bottom-right aligned: row i sees keys j <= i + seq_k - seq_q */
     int alibi;                 /* nonzero: bias = -slope_h * |i + seq_k - seq_q - j| */
     const double *alibi_slopes;/* [num_q_heads], or NULL for the standard slopes */
+    /* The variants of shared/guides/correctness.md; zero-initialized means off. */
+    int window;                /* nonzero: sliding window; with d = i + seq_k - seq_q, row i
+                                  sees keys d - window_left <= j <= d + window_right (-1:
+                                  unbounded on that side); combines with causal */
+    int window_left, window_right;
+    double softcap;            /* > 0: s = softcap * tanh(s / softcap) on the scaled logit,
+                                  before the ALiBi bias and the mask */
+    const double *sinks;       /* [num_q_heads] or NULL: a logit per query head that joins the
+                                  softmax denominator with no value; a row with no visible
+                                  key then gives zeros and an LSE of sinks[h] */
 } fai_ref_problem;
 
 /* Writes o (double, [seq_q, num_q_heads, head_dim]) and, if lse != NULL, lse[seq_q * num_q_heads]
-   ([seq_q, num_q_heads] order) = natural log of sum_j exp(score_ij) over visible keys,
-   -INFINITY for a row that sees no key (its o row is all zeros). Returns 0, or -1 on bad
+   ([seq_q, num_q_heads] order) = natural log of sum_j exp(score_ij) over visible keys (plus
+   exp(sinks[h]) with sinks), -INFINITY for a row that sees no key without a sink (its o row
+   is all zeros). A softcap that is not finite and >= 0 is an error (-1). Returns 0, or -1 on bad
    arguments (num_q_heads not a positive multiple of num_kv_heads, negative sizes, a
    non-finite softmax_scale, NULL p, or a NULL q/k/v/o whose tensor has elements) or when
    the scratch allocation fails. Numerically stable (subtract the row max), any logits up to
