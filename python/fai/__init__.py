@@ -1,0 +1,281 @@
+"""fai: attention for LLM inference (prefill, decode and hybrid batches) on NVIDIA GPUs.
+
+A thin ctypes layer over libfai (no compiled extension): it takes CUDA arrays that offer
+``__cuda_array_interface__`` or DLPack (torch tensors do), checks dtype, shape and strides
+before calling, runs on the current CUDA stream (torch's, when the inputs are torch
+tensors), and turns a failing fai status into :class:`FaiError` carrying
+``fai_last_error()``. The library is found through ``$FAI_LIBRARY``, next to this package,
+or on the system's search path.
+
+    import fai
+    out = fai.decode(q, k_cache, v_cache, seq_lens)                  # one token per sequence
+    out = fai.prefill(q, k, v, cu_q, cu_k, max_seq_q, causal=True)   # packed varlen batch
+"""
+import ctypes
+import math
+
+from . import _lib
+from ._tensor import View, view
+
+__all__ = ["FaiError", "LibraryNotFound", "decode", "prefill", "hybrid", "version", "library"]
+
+LibraryNotFound = _lib.LibraryNotFound
+_handle = None
+
+
+def library():
+    """The loaded libfai (ctypes.CDLL), loading it on first use."""
+    global _handle
+    if _handle is None:
+        _handle = _lib.load()
+    return _handle
+
+
+def version():
+    """libfai's version as MAJOR * 10000 + MINOR * 100 + PATCH."""
+    return library().fai_version()
+
+
+class FaiError(RuntimeError):
+    """A fai call failed: ``status`` is the fai_status value, ``message`` fai_last_error()."""
+
+    def __init__(self, status, message):
+        lib = library()
+        self.status = status
+        self.status_name = lib.fai_status_string(status).decode()
+        self.message = message
+        super().__init__(f"{self.status_name}\n  {message}")
+
+
+def _check(status):
+    if status != 0:
+        raise FaiError(status, library().fai_last_error().decode())
+
+
+# ---- argument checks (raise before anything reaches the library) -------------------------
+
+def _rank(v, n, what):
+    if len(v.shape) != n:
+        raise ValueError(f"fai: {v.name} must be {what} (rank {n}); got shape {v.shape}")
+
+
+def _fp16_rows(v):
+    if v.dtype != "float16":
+        raise TypeError(f"fai: {v.name} must be float16; got {v.dtype}")
+    if v.shape[-1] > 1 and v.strides[-1] != 1:
+        raise ValueError(f"fai: {v.name}'s last (head_dim) dimension must be contiguous; strides {v.strides}")
+    if v.ptr % 16:
+        raise ValueError(f"fai: {v.name} is not 16-byte aligned (address {v.ptr:#x})")
+    for s in v.strides[:-1]:
+        if s % 8:
+            raise ValueError(f"fai: {v.name}'s strides {v.strides} must be multiples of 8 elements (16 bytes)")
+
+
+def _int32_vector(v, n):
+    if v.dtype != "int32":
+        raise TypeError(f"fai: {v.name} must be int32; got {v.dtype}")
+    if len(v.shape) != 1 or v.shape[0] != n:
+        raise ValueError(f"fai: {v.name} must have shape ({n},); got {v.shape}")
+    if v.shape[0] > 1 and v.strides[0] != 1:
+        raise ValueError(f"fai: {v.name} must be contiguous; strides {v.strides}")
+
+
+def _float32_vector(v, n):
+    if v.dtype != "float32":
+        raise TypeError(f"fai: {v.name} must be float32; got {v.dtype}")
+    if len(v.shape) != 1 or v.shape[0] != n or (n > 1 and v.strides[0] != 1):
+        raise ValueError(f"fai: {v.name} must be a contiguous ({n},) vector; got shape {v.shape}")
+
+
+def _same(name, got, want):
+    if got != want:
+        raise ValueError(f"fai: {name} is {got}, expected {want}")
+
+
+def _fai_tensor(v):
+    return _lib.Tensor(v.ptr, _lib.FAI_DTYPE_FP16, v.strides[0], v.strides[1])
+
+
+# ---- torch conveniences (only when the caller's arrays are torch tensors) ------------------
+
+def _torch_of(obj):
+    mod = type(obj).__module__
+    if mod.startswith("torch"):
+        import torch
+        return torch
+    return None
+
+
+def _stream(stream, like):
+    if stream is not None:
+        return int(getattr(stream, "cuda_stream", stream))
+    torch = _torch_of(like)
+    if torch is not None:
+        return torch.cuda.current_stream(like.device).cuda_stream
+    return 0  # the legacy default stream
+
+
+def _alloc_like(obj, shape, dtype_name, name):
+    torch = _torch_of(obj)
+    if torch is None:
+        raise TypeError(f"fai: pass {name}= (fai allocates it only for torch tensors)")
+    dt = {"float16": torch.float16, "float32": torch.float32, "uint8": torch.uint8}[dtype_name]
+    return torch.empty(shape, dtype=dt, device=obj.device)
+
+
+def _workspace(lib_size, params, workspace, like, fn):
+    size = ctypes.c_size_t(0)
+    _check(lib_size(ctypes.byref(params), ctypes.byref(size)))
+    if size.value == 0:
+        return None, 0
+    if workspace is None:
+        workspace = _alloc_like(like, (size.value,), "uint8", "workspace")
+    w = view("workspace", workspace)
+    nbytes = math.prod(w.shape) * {"uint8": 1, "float16": 2, "float32": 4, "int32": 4}[w.dtype]
+    if nbytes < size.value:
+        raise ValueError(f"fai: {fn} needs a workspace of {size.value} bytes; got {nbytes}")
+    return w, nbytes
+
+
+def _slopes(alibi_slopes, hq):
+    if alibi_slopes is None:
+        return None
+    s = view("alibi_slopes", alibi_slopes)
+    _float32_vector(s, hq)
+    return s
+
+
+def _attention(hq, hk, d, softmax_scale, alibi, slopes):
+    a = library().fai_attention_default()
+    a.num_q_heads, a.num_kv_heads, a.head_dim = hq, hk, d
+    a.softmax_scale = 1.0 / math.sqrt(d) if softmax_scale is None else float(softmax_scale)
+    a.alibi = 1 if (alibi or slopes is not None) else 0
+    if slopes is not None:
+        a.alibi_slopes = slopes.ptr
+    return a
+
+
+def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, alibi_slopes=None, max_seq_len=0,
+           out=None, lse=None, workspace=None, stream=None):
+    """Decoding attention: one query token per sequence against that sequence's KV cache.
+
+    q: float16 [batch, num_q_heads, head_dim]. k_cache, v_cache: float16
+    [batch, capacity, num_kv_heads, head_dim] views (any strides with a contiguous head_dim:
+    an HND cache is passed permuted to this order). seq_lens: int32 [batch], valid tokens per
+    sequence. softmax_scale defaults to 1/sqrt(head_dim); alibi=True uses the standard slopes,
+    alibi_slopes (float32 [num_q_heads]) the caller's. max_seq_len: host bound of seq_lens
+    for planning the split (0: capacity). out (same shape as q), lse (float32
+    [batch, num_q_heads]) and workspace are allocated when omitted and the inputs are torch
+    tensors. Runs on `stream` (default: torch's current stream, else the legacy stream).
+    Returns out (and lse, when given or requested with lse=True)."""
+    qv = view("q", q)
+    kv, vv, lv = view("k_cache", k_cache), view("v_cache", v_cache), view("seq_lens", seq_lens)
+    _rank(qv, 3, "[batch, num_q_heads, head_dim]")
+    _rank(kv, 4, "[batch, capacity, num_kv_heads, head_dim]")
+    _rank(vv, 4, "[batch, capacity, num_kv_heads, head_dim]")
+    for v in (qv, kv, vv):
+        _fp16_rows(v)
+    batch, hq, d = qv.shape
+    _same("k_cache's batch and head_dim", (kv.shape[0], kv.shape[3]), (batch, d))
+    _same("v_cache's shape", vv.shape, kv.shape)
+    _same("v_cache's strides", vv.strides, kv.strides)
+    _int32_vector(lv, batch)
+    hk = kv.shape[2]
+    if hk == 0 or hq % hk:
+        raise ValueError(f"fai: num_q_heads ({hq}) must be a multiple of num_kv_heads ({hk})")
+    want_lse = lse is True
+    if out is None:
+        out = _alloc_like(q, qv.shape, "float16", "out")
+    ov = view("out", out)
+    _same("out's shape", ov.shape, qv.shape)
+    _fp16_rows(ov)
+    if want_lse:
+        lse = _alloc_like(q, (batch, hq), "float32", "lse")
+    lse_v = view("lse", lse) if lse is not None else None
+    if lse_v is not None and (lse_v.dtype != "float32" or lse_v.shape != (batch, hq)):
+        raise ValueError(f"fai: lse must be float32 ({batch}, {hq}); got {lse_v.dtype} {lse_v.shape}")
+    slopes = _slopes(alibi_slopes, hq)
+
+    lib = library()
+    p = lib.fai_decode_params_default()
+    p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes)
+    p.batch = batch
+    p.q, p.o = _fai_tensor(qv), _fai_tensor(ov)
+    p.cache.k, p.cache.v = kv.ptr, vv.ptr
+    p.cache.seq_stride, p.cache.token_stride, p.cache.head_stride = kv.strides[0], kv.strides[1], kv.strides[2]
+    p.cache.capacity = kv.shape[1]
+    p.cache.seq_lens = lv.ptr
+    p.cache.max_seq_len = int(max_seq_len)
+    p.lse = lse_v.ptr if lse_v is not None else None
+    w, wbytes = _workspace(lib.fai_decode_workspace_size, p, workspace, q, "decode")
+    _check(lib.fai_decode(ctypes.byref(p), w.ptr if w else None, wbytes, _stream(stream, q)))
+    return (out, lse) if lse is not None else out
+
+
+def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, causal=False, softmax_scale=None,
+            alibi=False, alibi_slopes=None, cu_seqlens_q_host=None, out=None, lse=None, workspace=None,
+            stream=None):
+    """Attention over a packed variable-length batch (prefill, chunked prefill, hybrid).
+
+    q: float16 [total_q, num_q_heads, head_dim]; k, v: float16 [total_k, num_kv_heads,
+    head_dim] (views into a fused QKV buffer work). cu_seqlens_q / cu_seqlens_k: int32
+    [batch + 1] device offsets: sequence b owns rows cu[b] .. cu[b + 1] - 1. max_seq_q: host
+    bound of the query lengths (sizes the grid). causal: mask aligned to the bottom-right
+    corner. Sequences with one query row are decode steps and run on the decoding kernels;
+    pass cu_seqlens_q_host (a list of ints equal to cu_seqlens_q) to launch only the kernels
+    the batch needs. out, lse (float32 [total_q, num_q_heads]) and workspace as in decode().
+    Returns out (and lse when given or lse=True)."""
+    qv, kv, vv = view("q", q), view("k", k), view("v", v)
+    cq, ck = view("cu_seqlens_q", cu_seqlens_q), view("cu_seqlens_k", cu_seqlens_k)
+    for x in (qv, kv, vv):
+        _rank(x, 3, "[tokens, heads, head_dim]")
+        _fp16_rows(x)
+    total_q, hq, d = qv.shape
+    total_k, hk, dk = kv.shape
+    _same("k's head_dim", dk, d)
+    _same("v's shape", vv.shape, kv.shape)
+    if hk == 0 or hq % hk:
+        raise ValueError(f"fai: num_q_heads ({hq}) must be a multiple of num_kv_heads ({hk})")
+    if len(cq.shape) != 1 or cq.shape[0] < 1:
+        raise ValueError(f"fai: cu_seqlens_q must have shape (batch + 1,); got {cq.shape}")
+    batch = cq.shape[0] - 1
+    _int32_vector(cq, batch + 1)
+    _int32_vector(ck, batch + 1)
+    if batch > 0 and int(max_seq_q) < 1:
+        raise ValueError(f"fai: max_seq_q ({max_seq_q}) must be >= 1")
+    host = None
+    if cu_seqlens_q_host is not None:
+        host_list = [int(x) for x in cu_seqlens_q_host]
+        if len(host_list) != batch + 1:
+            raise ValueError(f"fai: cu_seqlens_q_host has {len(host_list)} entries, expected {batch + 1}")
+        host = (ctypes.c_int32 * (batch + 1))(*host_list)
+    want_lse = lse is True
+    if out is None:
+        out = _alloc_like(q, qv.shape, "float16", "out")
+    ov = view("out", out)
+    _same("out's shape", ov.shape, qv.shape)
+    _fp16_rows(ov)
+    if want_lse:
+        lse = _alloc_like(q, (total_q, hq), "float32", "lse")
+    lse_v = view("lse", lse) if lse is not None else None
+    if lse_v is not None and (lse_v.dtype != "float32" or lse_v.shape != (total_q, hq)):
+        raise ValueError(f"fai: lse must be float32 ({total_q}, {hq}); got {lse_v.dtype} {lse_v.shape}")
+    slopes = _slopes(alibi_slopes, hq)
+
+    lib = library()
+    p = lib.fai_prefill_params_default()
+    p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes)
+    p.batch, p.causal = batch, 1 if causal else 0
+    p.q, p.k, p.v, p.o = _fai_tensor(qv), _fai_tensor(kv), _fai_tensor(vv), _fai_tensor(ov)
+    p.cu_seqlens_q, p.cu_seqlens_k = cq.ptr, ck.ptr
+    p.total_q, p.total_k = total_q, total_k
+    p.max_seq_q, p.max_seq_k = int(max_seq_q), int(max_seq_k)
+    if host is not None:
+        p.cu_seqlens_q_host = ctypes.cast(host, ctypes.POINTER(ctypes.c_int32))
+    p.lse = lse_v.ptr if lse_v is not None else None
+    w, wbytes = _workspace(lib.fai_prefill_workspace_size, p, workspace, q, "prefill")
+    _check(lib.fai_prefill(ctypes.byref(p), w.ptr if w else None, wbytes, _stream(stream, q)))
+    return (out, lse) if lse is not None else out
+
+
+hybrid = prefill  # a batch mixing prefill sequences and decode steps is a prefill call

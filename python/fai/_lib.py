@@ -1,0 +1,97 @@
+"""ctypes bindings of libfai: the structs of include/fai.h, field for field, and the library
+loader. Kept in one place so tests/abi can compare these layouts with the C compiler's."""
+import ctypes
+import os
+from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_void_p
+
+FAI_DTYPE_FP16 = 0
+
+
+class Tensor(Structure):
+    """fai_tensor: a [tokens, heads, head_dim] view, strides in elements."""
+    _fields_ = [("data", c_void_p), ("dtype", c_int), ("token_stride", c_int64), ("head_stride", c_int64)]
+
+
+class KVCache(Structure):
+    """fai_kv_cache: one contiguous slot per sequence."""
+    _fields_ = [("dtype", c_int), ("k", c_void_p), ("v", c_void_p), ("seq_stride", c_int64),
+                ("token_stride", c_int64), ("head_stride", c_int64), ("capacity", c_int32),
+                ("seq_lens", c_void_p), ("max_seq_len", c_int32)]
+
+
+class Attention(Structure):
+    """fai_attention: head layout, scale, ALiBi."""
+    _fields_ = [("num_q_heads", c_int32), ("num_kv_heads", c_int32), ("head_dim", c_int32),
+                ("softmax_scale", c_float), ("alibi", c_int32), ("alibi_slopes", c_void_p)]
+
+
+class DecodeParams(Structure):
+    """fai_decode_params."""
+    _fields_ = [("attn", Attention), ("batch", c_int32), ("q", Tensor), ("o", Tensor), ("cache", KVCache),
+                ("lse", c_void_p)]
+
+
+class PrefillParams(Structure):
+    """fai_prefill_params."""
+    _fields_ = [("attn", Attention), ("batch", c_int32), ("causal", c_int32), ("q", Tensor), ("k", Tensor),
+                ("v", Tensor), ("o", Tensor), ("cu_seqlens_q", c_void_p), ("cu_seqlens_k", c_void_p),
+                ("total_q", c_int32), ("total_k", c_int32), ("max_seq_q", c_int32), ("max_seq_k", c_int32),
+                ("cu_seqlens_q_host", POINTER(c_int32)), ("lse", c_void_p)]
+
+
+STRUCTS = {"fai_tensor": Tensor, "fai_kv_cache": KVCache, "fai_attention": Attention,
+           "fai_decode_params": DecodeParams, "fai_prefill_params": PrefillParams}
+
+
+class LibraryNotFound(OSError):
+    """libfai could not be loaded; the message lists every place that was tried."""
+
+
+def _candidates():
+    env = os.environ.get("FAI_LIBRARY")
+    if env:
+        return [env]  # an explicit choice is the only one tried
+    here = os.path.dirname(os.path.abspath(__file__))
+    names = ["libfai.so", "libfai.so.0", "libfai.dylib", "fai.dll"]
+    found = [os.path.join(here, n) for n in names]
+    import ctypes.util
+    system = ctypes.util.find_library("fai")
+    return found + ([system] if system else []) + ["libfai.so"]
+
+
+def load():
+    """Loads libfai: $FAI_LIBRARY, else next to this package, else the system's search path."""
+    tried = []
+    for path in _candidates():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            tried.append(f"{path}: {e}")
+            continue
+        _declare(lib)
+        return lib
+    raise LibraryNotFound("fai: could not load libfai; tried:\n  " + "\n  ".join(tried) +
+                          "\nSet FAI_LIBRARY to the path of libfai.so.")
+
+
+def _declare(lib):
+    lib.fai_status_string.restype = c_char_p
+    lib.fai_status_string.argtypes = [c_int]
+    lib.fai_last_error.restype = c_char_p
+    lib.fai_last_error.argtypes = []
+    lib.fai_version.restype = c_int
+    lib.fai_version.argtypes = []
+    lib.fai_attention_default.restype = Attention
+    lib.fai_attention_default.argtypes = []
+    lib.fai_decode_params_default.restype = DecodeParams
+    lib.fai_decode_params_default.argtypes = []
+    lib.fai_decode_workspace_size.restype = c_int
+    lib.fai_decode_workspace_size.argtypes = [POINTER(DecodeParams), POINTER(c_size_t)]
+    lib.fai_decode.restype = c_int
+    lib.fai_decode.argtypes = [POINTER(DecodeParams), c_void_p, c_size_t, c_void_p]
+    lib.fai_prefill_params_default.restype = PrefillParams
+    lib.fai_prefill_params_default.argtypes = []
+    lib.fai_prefill_workspace_size.restype = c_int
+    lib.fai_prefill_workspace_size.argtypes = [POINTER(PrefillParams), POINTER(c_size_t)]
+    lib.fai_prefill.restype = c_int
+    lib.fai_prefill.argtypes = [POINTER(PrefillParams), c_void_p, c_size_t, c_void_p]

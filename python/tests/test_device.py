@@ -1,0 +1,87 @@
+"""Device tests of the Python package: fai against torch's scaled_dot_product_attention in
+float32 (an independent reference) on random inputs, across shapes. Skipped without torch
+or a GPU (so in CI); scripts/gpu-check.sh runs them on the device."""
+import math
+import unittest
+
+try:
+    import torch
+    import torch.nn.functional as F
+    HAVE_GPU = torch.cuda.is_available()
+except ImportError:  # CI: no torch
+    HAVE_GPU = False
+
+import fai
+
+
+def sdpa(q, k, v, causal):
+    """q [sq, hq, d], k/v [sk, hk, d], float32, bottom-right causal, GQA by repetition."""
+    hq, hk = q.shape[1], k.shape[1]
+    k = k.repeat_interleave(hq // hk, dim=1)
+    v = v.repeat_interleave(hq // hk, dim=1)
+    sq, sk = q.shape[0], k.shape[0]
+    mask = None
+    if causal:
+        i = torch.arange(sq, device=q.device)[:, None]
+        j = torch.arange(sk, device=q.device)[None, :]
+        mask = j <= i + (sk - sq)
+    o = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), attn_mask=mask)
+    o = o.transpose(0, 1)
+    if causal and sq > sk:  # rows that see no key: fai gives zeros (SDPA gives NaN)
+        o[: sq - sk] = 0
+    return o
+
+
+def rel_l2(a, b):
+    return (torch.linalg.vector_norm(a.float() - b) / torch.linalg.vector_norm(b)).item()
+
+
+@unittest.skipUnless(HAVE_GPU, "needs torch with a CUDA device")
+class AgainstSDPA(unittest.TestCase):
+    def test_prefill_varlen(self):
+        torch.manual_seed(0)
+        for d, hq, hk in ((64, 8, 8), (128, 16, 4), (256, 4, 1), (96, 14, 2)):
+            for causal in (False, True):
+                lens = [(1, 200), (17, 17), (130, 300), (0, 5), (64, 20)]
+                cu_q = [0]
+                cu_k = [0]
+                for sq, sk in lens:
+                    cu_q.append(cu_q[-1] + sq)
+                    cu_k.append(cu_k[-1] + sk)
+                q = torch.randn(cu_q[-1], hq, d, device="cuda", dtype=torch.float16)
+                k = torch.randn(cu_k[-1], hk, d, device="cuda", dtype=torch.float16)
+                v = torch.randn(cu_k[-1], hk, d, device="cuda", dtype=torch.float16)
+                cq = torch.tensor(cu_q, dtype=torch.int32, device="cuda")
+                ck = torch.tensor(cu_k, dtype=torch.int32, device="cuda")
+                out = fai.prefill(q, k, v, cq, ck, max(s for s, _ in lens), causal=causal, cu_seqlens_q_host=cu_q)
+                torch.cuda.synchronize()
+                for b, (sq, sk) in enumerate(lens):
+                    if sq == 0:
+                        continue
+                    ref = sdpa(q[cu_q[b]:cu_q[b + 1]].float(), k[cu_k[b]:cu_k[b + 1]].float(),
+                               v[cu_k[b]:cu_k[b + 1]].float(), causal)
+                    self.assertLess(rel_l2(out[cu_q[b]:cu_q[b + 1]], ref), 2e-3, f"d{d} {hq}/{hk} causal {causal} seq {b}")
+
+    def test_decode(self):
+        torch.manual_seed(1)
+        batch, hq, hk, d, cap = 5, 32, 8, 128, 700
+        q = torch.randn(batch, hq, d, device="cuda", dtype=torch.float16)
+        kc = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.float16)
+        vc = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.float16)
+        lens = [1, 700, 129, 0, 333]
+        seq_lens = torch.tensor(lens, dtype=torch.int32, device="cuda")
+        out, lse = fai.decode(q, kc, vc, seq_lens, lse=True)
+        torch.cuda.synchronize()
+        for b, n in enumerate(lens):
+            if n == 0:
+                self.assertEqual(out[b].abs().max().item(), 0.0)
+                self.assertTrue(torch.isinf(lse[b]).all())
+                continue
+            ref = sdpa(q[b:b + 1].float(), kc[b, :n].float(), vc[b, :n].float(), False)
+            self.assertLess(rel_l2(out[b:b + 1], ref), 2e-3, f"sequence {b}")
+            s = torch.einsum("hd,khd->hk", q[b].float(), kc[b, :n].repeat_interleave(hq // hk, 1).float())
+            self.assertLess((lse[b] - torch.logsumexp(s / math.sqrt(d), dim=1)).abs().max().item(), 1e-3)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,217 @@
+"""CPU tests of the Python package: no torch, no GPU. Device arrays are faked with objects
+offering __cuda_array_interface__ (and a hand-made DLPack capsule); nothing here makes the
+library touch device memory: every call that reaches libfai is one it rejects during its
+host-side validation (or one with nothing to launch).
+
+Environment (ctest sets them): FAI_LIBRARY, the built libfai.so; FAI_ABI_LAYOUT, the
+tests/abi_layout program that prints the C layout of the public structs."""
+import ctypes
+import json
+import os
+import subprocess
+import unittest
+
+import fai
+from fai import _lib, _tensor
+
+
+class FakeArray:
+    """A CUDA array as far as __cuda_array_interface__ goes (the address is never used)."""
+
+    def __init__(self, shape, typestr="<f2", strides=None, ptr=0x7F0000000000):
+        self.__cuda_array_interface__ = {"shape": tuple(shape), "typestr": typestr, "data": (ptr, False),
+                                         "strides": strides, "version": 3}
+
+
+def f16(*shape, **kw):
+    return FakeArray(shape, "<f2", **kw)
+
+
+def i32(*shape, **kw):
+    return FakeArray(shape, "<i4", **kw)
+
+
+def decode_args(batch=2, hq=8, hk=2, d=128, cap=64):
+    return dict(q=f16(batch, hq, d), k_cache=f16(batch, cap, hk, d), v_cache=f16(batch, cap, hk, d),
+                seq_lens=i32(batch), out=f16(batch, hq, d))
+
+
+def prefill_args(batch=3, tq=40, tk=50, hq=8, hk=2, d=64):
+    return dict(q=f16(tq, hq, d), k=f16(tk, hk, d), v=f16(tk, hk, d), cu_seqlens_q=i32(batch + 1),
+                cu_seqlens_k=i32(batch + 1), max_seq_q=16, out=f16(tq, hq, d))
+
+
+class ArgumentChecks(unittest.TestCase):
+    def assertRaisesNaming(self, exc, needle, fn, **kw):
+        with self.assertRaises(exc) as cm:
+            fn(**kw)
+        self.assertIn(needle, str(cm.exception))
+
+    def test_decode_dtype(self):
+        a = decode_args()
+        a["q"] = FakeArray((2, 8, 128), "<f4")
+        self.assertRaisesNaming(TypeError, "q must be float16", fai.decode, **a)
+
+    def test_decode_rank(self):
+        a = decode_args()
+        a["k_cache"] = f16(2, 64, 256)
+        self.assertRaisesNaming(ValueError, "k_cache must be", fai.decode, **a)
+
+    def test_head_dim_contiguous(self):
+        a = decode_args()
+        a["q"] = f16(2, 8, 128, strides=(8 * 128 * 2, 128 * 2, 4))
+        self.assertRaisesNaming(ValueError, "q's last (head_dim) dimension must be contiguous", fai.decode, **a)
+
+    def test_misaligned(self):
+        a = decode_args()
+        a["v_cache"] = f16(2, 64, 2, 128, ptr=0x7F0000000008)
+        self.assertRaisesNaming(ValueError, "v_cache is not 16-byte aligned", fai.decode, **a)
+
+    def test_stride_multiple_of_8(self):
+        a = decode_args()
+        a["k_cache"] = f16(2, 64, 2, 128, strides=(64 * 2 * 128 * 2, 2 * 128 * 2, 132 * 2, 2))
+        self.assertRaisesNaming(ValueError, "multiples of 8 elements", fai.decode, **a)
+
+    def test_gqa_ratio(self):
+        a = decode_args(hq=12, hk=8)
+        self.assertRaisesNaming(ValueError, "num_q_heads (12) must be a multiple of num_kv_heads (8)", fai.decode,
+                                **a)
+
+    def test_seq_lens(self):
+        a = decode_args()
+        a["seq_lens"] = i32(3)
+        self.assertRaisesNaming(ValueError, "seq_lens must have shape (2,)", fai.decode, **a)
+        a["seq_lens"] = FakeArray((2,), "<f4")
+        self.assertRaisesNaming(TypeError, "seq_lens must be int32", fai.decode, **a)
+
+    def test_out_needed_without_torch(self):
+        a = decode_args()
+        del a["out"]
+        self.assertRaisesNaming(TypeError, "pass out=", fai.decode, **a)
+
+    def test_not_a_device_array(self):
+        class HostArray:
+            device = "cpu"
+        a = decode_args()
+        a["q"] = HostArray()
+        self.assertRaisesNaming(ValueError, "q is in host memory", fai.decode, **a)
+        a["q"] = [1, 2, 3]
+        self.assertRaisesNaming(TypeError, "neither __cuda_array_interface__ nor __dlpack__", fai.decode, **a)
+
+    def test_prefill_shapes(self):
+        a = prefill_args()
+        a["v"] = f16(49, 2, 64)
+        self.assertRaisesNaming(ValueError, "v's shape", fai.prefill, **a)
+        a = prefill_args()
+        a["cu_seqlens_k"] = i32(3)
+        self.assertRaisesNaming(ValueError, "cu_seqlens_k must have shape (4,)", fai.prefill, **a)
+        a = prefill_args()
+        a["max_seq_q"] = 0
+        self.assertRaisesNaming(ValueError, "max_seq_q (0) must be >= 1", fai.prefill, **a)
+        a = prefill_args()
+        a["cu_seqlens_q_host"] = [0, 1]
+        self.assertRaisesNaming(ValueError, "cu_seqlens_q_host has 2 entries, expected 4", fai.prefill, **a)
+
+    def test_alibi_slopes(self):
+        a = decode_args()
+        a["alibi_slopes"] = FakeArray((4,), "<f4")
+        self.assertRaisesNaming(ValueError, "alibi_slopes must be a contiguous (8,) vector", fai.decode, **a)
+
+
+class DLPack(unittest.TestCase):
+    """A DLPack capsule made by hand: the package reads shape, strides, dtype and device."""
+
+    def capsule_of(self, device_type, code, bits, shape, strides):
+        t = _tensor._DLTensor()
+        t.data = 0x7F0000000000
+        t.device = _tensor._DLDevice(device_type, 0)
+        t.ndim = len(shape)
+        t.dtype = _tensor._DLDataType(code, bits, 1)
+        self.shape = (ctypes.c_int64 * len(shape))(*shape)
+        self.strides = (ctypes.c_int64 * len(shape))(*strides)
+        t.shape = ctypes.cast(self.shape, ctypes.POINTER(ctypes.c_int64))
+        t.strides = ctypes.cast(self.strides, ctypes.POINTER(ctypes.c_int64))
+        t.byte_offset = 32
+        self.managed = (ctypes.c_char * (ctypes.sizeof(t) + 16))()  # DLTensor, manager_ctx, deleter (NULL)
+        ctypes.memmove(self.managed, ctypes.addressof(t), ctypes.sizeof(t))
+        new = ctypes.pythonapi.PyCapsule_New
+        new.restype = ctypes.py_object
+        new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+        capsule = new(ctypes.addressof(self.managed), b"dltensor", None)
+
+        class Producer:
+            def __dlpack__(self, stream=None):
+                return capsule
+        return Producer()
+
+    def test_cuda_fp16(self):
+        v = _tensor.view("x", self.capsule_of(2, 2, 16, (3, 4, 64), (512, 128, 1)))
+        self.assertEqual((v.shape, v.strides, v.dtype, v.ptr), ((3, 4, 64), (512, 128, 1), "float16",
+                                                                 0x7F0000000000 + 32))
+
+    def test_host_memory(self):
+        with self.assertRaises(ValueError) as cm:
+            _tensor.view("x", self.capsule_of(1, 2, 16, (3,), (1,)))
+        self.assertIn("not in CUDA device memory", str(cm.exception))
+
+    def test_dtype(self):
+        with self.assertRaises(TypeError):
+            _tensor.view("x", self.capsule_of(2, 2, 64, (3,), (1,)))
+
+
+@unittest.skipUnless(os.environ.get("FAI_LIBRARY"), "FAI_LIBRARY is not set")
+class Library(unittest.TestCase):
+    def test_version(self):
+        self.assertEqual(fai.version(), 100)
+
+    def test_errors_carry_the_library_message(self):
+        # Reaches libfai, which rejects it during validation (before any device query):
+        # proves that the fields marshal where the C code reads them.
+        a = decode_args()
+        with self.assertRaises(fai.FaiError) as cm:
+            fai.decode(**a, softmax_scale=float("nan"))
+        self.assertEqual(cm.exception.status, 1000)
+        self.assertIn("attn.softmax_scale (nan)", cm.exception.message)
+        with self.assertRaises(fai.FaiError) as cm:
+            fai.decode(**a, max_seq_len=65)
+        self.assertIn("cache.max_seq_len (65) must be in [0, cache.capacity (64)]", cm.exception.message)
+        p = prefill_args()
+        with self.assertRaises(fai.FaiError) as cm:
+            fai.prefill(**p, cu_seqlens_q_host=[0, 10, 5, 20])
+        self.assertIn("cu_seqlens_q_host[2] (5) is less than cu_seqlens_q_host[1] (10)", cm.exception.message)
+        self.assertTrue(cm.exception.status_name.startswith("FAI_ERROR_BAD_PARAM_SHAPE"))
+
+    def test_empty_batch_launches_nothing(self):
+        a = decode_args(batch=0)
+        self.assertIs(fai.decode(**a), a["out"])
+
+    @unittest.skipUnless(os.environ.get("FAI_ABI_LAYOUT"), "FAI_ABI_LAYOUT is not set")
+    def test_struct_layout_matches_c(self):
+        layout = json.loads(subprocess.run([os.environ["FAI_ABI_LAYOUT"]], check=True, capture_output=True,
+                                           text=True).stdout)
+        for name, cls in _lib.STRUCTS.items():
+            self.assertEqual(ctypes.sizeof(cls), layout[name]["size"], f"sizeof({name})")
+            offsets = {f: getattr(cls, f).offset for f, _ in cls._fields_}
+            self.assertEqual(offsets, layout[name]["fields"], f"field offsets of {name}")
+
+
+class Loading(unittest.TestCase):
+    def test_missing_library(self):
+        saved, saved_handle = os.environ.get("FAI_LIBRARY"), fai._handle
+        try:
+            os.environ["FAI_LIBRARY"] = "/nonexistent/libfai.so"
+            fai._handle = None
+            with self.assertRaises(fai.LibraryNotFound) as cm:
+                fai.version()
+            self.assertIn("/nonexistent/libfai.so", str(cm.exception))
+            self.assertIn("FAI_LIBRARY", str(cm.exception))
+        finally:
+            fai._handle = saved_handle
+            if saved is None:
+                del os.environ["FAI_LIBRARY"]
+            else:
+                os.environ["FAI_LIBRARY"] = saved
+
+
+if __name__ == "__main__":
+    unittest.main()
