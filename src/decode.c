@@ -77,48 +77,39 @@ fai_status fai_decode_workspace_size(const fai_decode_params *params, size_t *by
     return FAI_SUCCESS;
 }
 
-/* Runs a validated problem with a given plan; fai-bench calls it to try other plans. */
-fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const fai_decode_plan *plan,
-                               void *workspace, size_t workspace_bytes, cudaStream_t stream)
+fai_status fai_decode_check_workspace(const char *fn, const char *size_fn, const fai_decode_plan *plan,
+                                      const void *workspace, size_t workspace_bytes)
 {
-    if (p->batch == 0)
+    if (plan->workspace_bytes == 0)
         return FAI_SUCCESS;
-    if (plan->workspace_bytes > 0) {
-        if (!workspace || workspace_bytes < plan->workspace_bytes)
-            return fai_error(FAI_ERROR_BAD_PARAM_WORKSPACE,
-                             "%s: workspace (%p, %zu bytes) is smaller than the %zu bytes needed "
-                             "(see fai_decode_workspace_size)",
-                             fn, workspace, workspace_bytes, plan->workspace_bytes);
-        if ((uintptr_t)workspace % 16 != 0)
-            return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: workspace (%p) is not 16-byte aligned",
-                             fn, workspace);
-    }
-    const fai_attention *a = &p->attn;
+    if (!workspace || workspace_bytes < plan->workspace_bytes)
+        return fai_error(FAI_ERROR_BAD_PARAM_WORKSPACE,
+                         "%s: workspace (%p, %zu bytes) is smaller than the %zu bytes needed (see %s)", fn,
+                         workspace, workspace_bytes, plan->workspace_bytes, size_fn);
+    if ((uintptr_t)workspace % 16 != 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: workspace (%p) is not 16-byte aligned", fn,
+                         workspace);
+    return FAI_SUCCESS;
+}
+
+fai_decode_args fai_decode_args_common(const fai_attention *a, const fai_decode_plan *plan, int32_t batch,
+                                       const fai_tensor *q, const fai_tensor *o, float *lse, void *workspace)
+{
     fai_decode_args args = {0};
-    args.q = p->q.data;
-    args.o = p->o.data;
-    args.k = p->cache.k;
-    args.v = p->cache.v;
-    args.seq_lens = p->cache.seq_lens;
+    args.q = q->data;
+    args.o = o->data;
     args.alibi_slopes = a->alibi ? a->alibi_slopes : NULL;
-    args.lse = p->lse;
+    args.lse = lse;
     if (plan->num_splits > 1) {
         args.part_o = (float *)workspace;
-        args.part_lse = (float *)((char *)workspace +
-                                  fai_decode_part_lse_offset(plan, p->batch, a->num_q_heads));
+        args.part_lse = (float *)((char *)workspace + fai_decode_part_lse_offset(plan, batch, a->num_q_heads));
     }
-    args.q_token_stride = p->q.token_stride;
-    args.q_head_stride = p->q.head_stride;
-    args.o_token_stride = p->o.token_stride;
-    args.o_head_stride = p->o.head_stride;
-    args.kv_seq_stride = p->cache.seq_stride;
-    args.kv_token_stride = p->cache.token_stride;
-    args.kv_head_stride = p->cache.head_stride;
-    args.v_token_stride = p->cache.token_stride;
-    args.v_head_stride = p->cache.head_stride;
-    args.capacity = p->cache.capacity;
+    args.q_token_stride = q->token_stride;
+    args.q_head_stride = q->head_stride;
+    args.o_token_stride = o->token_stride;
+    args.o_head_stride = o->head_stride;
     args.head_dim = a->head_dim;
-    args.batch = p->batch;
+    args.batch = batch;
     args.num_q_heads = a->num_q_heads;
     args.num_kv_heads = a->num_kv_heads;
     args.group = a->num_q_heads / a->num_kv_heads;
@@ -126,6 +117,26 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
     args.num_splits = plan->num_splits;
     args.alibi = a->alibi != 0;
     args.scale_log2 = a->softmax_scale * 1.4426950408889634f;
+    return args;
+}
+
+/* Runs a validated problem with a given plan; fai-bench calls it to try other plans. */
+fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const fai_decode_plan *plan,
+                               void *workspace, size_t workspace_bytes, cudaStream_t stream)
+{
+    if (p->batch == 0)
+        return FAI_SUCCESS;
+    FAI_TRY(fai_decode_check_workspace(fn, "fai_decode_workspace_size", plan, workspace, workspace_bytes));
+    fai_decode_args args = fai_decode_args_common(&p->attn, plan, p->batch, &p->q, &p->o, p->lse, workspace);
+    args.k = p->cache.k;
+    args.v = p->cache.v;
+    args.seq_lens = p->cache.seq_lens;
+    args.capacity = p->cache.capacity;
+    args.kv_seq_stride = p->cache.seq_stride;
+    args.kv_token_stride = p->cache.token_stride;
+    args.kv_head_stride = p->cache.head_stride;
+    args.v_token_stride = p->cache.token_stride;
+    args.v_head_stride = p->cache.head_stride;
     return fai_decode_launch(&args, plan, stream);
 }
 

@@ -42,6 +42,16 @@ typedef struct fai_decode_args {
 fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan,
                              cudaStream_t stream);
 
+/* The workspace a plan needs (none, or at least plan->workspace_bytes, 16-byte aligned);
+ * size_fn names the query the message points to. */
+fai_status fai_decode_check_workspace(const char *fn, const char *size_fn, const fai_decode_plan *plan,
+                                      const void *workspace, size_t workspace_bytes);
+
+/* The decode kernels' arguments that do not depend on where K and V come from (a cache for
+ * fai_decode, packed varlen K/V for fai_prefill's decode rows): the caller adds those. */
+fai_decode_args fai_decode_args_common(const fai_attention *a, const fai_decode_plan *plan, int32_t batch,
+                                       const fai_tensor *q, const fai_tensor *o, float *lse, void *workspace);
+
 /* Runs a validated problem with a given plan (fai_decode() plans, then calls this; fai-bench
  * calls it directly to compare plans). Checks the workspace against the plan. */
 fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const fai_decode_plan *plan,

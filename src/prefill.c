@@ -49,62 +49,24 @@ fai_status fai_prefill_workspace_size(const fai_prefill_params *params, size_t *
     return FAI_SUCCESS;
 }
 
-static fai_status check_workspace(const char *fn, const fai_decode_plan *plan, const void *workspace,
-                                  size_t workspace_bytes)
-{
-    if (plan->workspace_bytes > 0) {
-        if (!workspace || workspace_bytes < plan->workspace_bytes)
-            return fai_error(FAI_ERROR_BAD_PARAM_WORKSPACE,
-                             "%s: workspace (%p, %zu bytes) is smaller than the %zu bytes needed "
-                             "(see fai_prefill_workspace_size)",
-                             fn, workspace, workspace_bytes, plan->workspace_bytes);
-        if ((uintptr_t)workspace % 16 != 0)
-            return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: workspace (%p) is not 16-byte aligned", fn,
-                             workspace);
-    }
-    return FAI_SUCCESS;
-}
-
 /* The decode rows (seq_q == 1) through the decode kernels' varlen mode. */
 static fai_status launch_decode_rows(const fai_prefill_params *p, const fai_prefill_plan *pp, void *workspace,
                                      cudaStream_t stream)
 {
-    const fai_decode_plan *plan = &pp->decode;
-    const fai_attention *a = &p->attn;
-    fai_decode_args args = {0};
-    args.q = p->q.data;
-    args.o = p->o.data;
+    fai_decode_args args =
+        fai_decode_args_common(&p->attn, &pp->decode, pp->decode_count, &p->q, &p->o, p->lse, workspace);
+    args.batch_offset = pp->decode_first;
     args.k = p->k.data;
     args.v = p->v.data;
     args.cu_q = p->cu_seqlens_q;
     args.cu_k = p->cu_seqlens_k;
     args.total_q = p->total_q;
     args.total_k = p->total_k;
-    args.alibi_slopes = a->alibi ? a->alibi_slopes : NULL;
-    args.lse = p->lse;
-    if (plan->num_splits > 1) {
-        args.part_o = (float *)workspace;
-        args.part_lse = (float *)((char *)workspace + fai_decode_part_lse_offset(plan, pp->decode_count, a->num_q_heads));
-    }
-    args.q_token_stride = p->q.token_stride;
-    args.q_head_stride = p->q.head_stride;
-    args.o_token_stride = p->o.token_stride;
-    args.o_head_stride = p->o.head_stride;
     args.kv_token_stride = p->k.token_stride;
     args.kv_head_stride = p->k.head_stride;
     args.v_token_stride = p->v.token_stride;
     args.v_head_stride = p->v.head_stride;
-    args.head_dim = a->head_dim;
-    args.batch = pp->decode_count;
-    args.batch_offset = pp->decode_first;
-    args.num_q_heads = a->num_q_heads;
-    args.num_kv_heads = a->num_kv_heads;
-    args.group = a->num_q_heads / a->num_kv_heads;
-    args.head_blocks = plan->head_blocks;
-    args.num_splits = plan->num_splits;
-    args.alibi = a->alibi != 0;
-    args.scale_log2 = a->softmax_scale * 1.4426950408889634f;
-    return fai_decode_launch(&args, plan, stream);
+    return fai_decode_launch(&args, &pp->decode, stream);
 }
 
 fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t workspace_bytes,
@@ -117,7 +79,8 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
     const fai_prefill_params *p = params;
     const fai_attention *a = &p->attn;
     if (plan.run_decode) /* before anything launches: a failed call launches nothing */
-        FAI_TRY(check_workspace(fn, &plan.decode, workspace, workspace_bytes));
+        FAI_TRY(fai_decode_check_workspace(fn, "fai_prefill_workspace_size", &plan.decode, workspace,
+                                           workspace_bytes));
     if (plan.run_prefill) {
         fai_prefill_args args = {0};
         args.q = p->q.data;

@@ -15,7 +15,7 @@ import ctypes
 import math
 
 from . import _lib
-from ._tensor import View, view
+from ._tensor import view
 
 __all__ = ["FaiError", "LibraryNotFound", "decode", "prefill", "hybrid", "version", "library"]
 
@@ -123,6 +123,23 @@ def _alloc_like(obj, shape, dtype_name, name):
     return torch.empty(shape, dtype=dt, device=obj.device)
 
 
+def _outputs(q, qv, out, lse):
+    """out (like q) and the optional lse (float32 [rows, heads]), allocated when asked for
+    (out=None, lse=True) and the inputs are torch tensors, and checked."""
+    rows, hq = qv.shape[0], qv.shape[1]
+    if out is None:
+        out = _alloc_like(q, qv.shape, "float16", "out")
+    ov = view("out", out)
+    _same("out's shape", ov.shape, qv.shape)
+    _fp16_rows(ov)
+    if lse is True:
+        lse = _alloc_like(q, (rows, hq), "float32", "lse")
+    lse_v = view("lse", lse) if lse is not None else None
+    if lse_v is not None and (lse_v.dtype != "float32" or lse_v.shape != (rows, hq)):
+        raise ValueError(f"fai: lse must be float32 ({rows}, {hq}); got {lse_v.dtype} {lse_v.shape}")
+    return out, ov, lse, lse_v
+
+
 def _workspace(lib_size, params, workspace, like, fn):
     size = ctypes.c_size_t(0)
     _check(lib_size(ctypes.byref(params), ctypes.byref(size)))
@@ -183,17 +200,7 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
     hk = kv.shape[2]
     if hk == 0 or hq % hk:
         raise ValueError(f"fai: num_q_heads ({hq}) must be a multiple of num_kv_heads ({hk})")
-    want_lse = lse is True
-    if out is None:
-        out = _alloc_like(q, qv.shape, "float16", "out")
-    ov = view("out", out)
-    _same("out's shape", ov.shape, qv.shape)
-    _fp16_rows(ov)
-    if want_lse:
-        lse = _alloc_like(q, (batch, hq), "float32", "lse")
-    lse_v = view("lse", lse) if lse is not None else None
-    if lse_v is not None and (lse_v.dtype != "float32" or lse_v.shape != (batch, hq)):
-        raise ValueError(f"fai: lse must be float32 ({batch}, {hq}); got {lse_v.dtype} {lse_v.shape}")
+    out, ov, lse, lse_v = _outputs(q, qv, out, lse)
     slopes = _slopes(alibi_slopes, hq)
 
     lib = library()
@@ -249,17 +256,7 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         if len(host_list) != batch + 1:
             raise ValueError(f"fai: cu_seqlens_q_host has {len(host_list)} entries, expected {batch + 1}")
         host = (ctypes.c_int32 * (batch + 1))(*host_list)
-    want_lse = lse is True
-    if out is None:
-        out = _alloc_like(q, qv.shape, "float16", "out")
-    ov = view("out", out)
-    _same("out's shape", ov.shape, qv.shape)
-    _fp16_rows(ov)
-    if want_lse:
-        lse = _alloc_like(q, (total_q, hq), "float32", "lse")
-    lse_v = view("lse", lse) if lse is not None else None
-    if lse_v is not None and (lse_v.dtype != "float32" or lse_v.shape != (total_q, hq)):
-        raise ValueError(f"fai: lse must be float32 ({total_q}, {hq}); got {lse_v.dtype} {lse_v.shape}")
+    out, ov, lse, lse_v = _outputs(q, qv, out, lse)
     slopes = _slopes(alibi_slopes, hq)
 
     lib = library()
