@@ -54,7 +54,7 @@ if has test-prefill && ! has test; then
     fi
 fi
 if has sanitize; then
-    for tool in memcheck racecheck; do
+    for tool in ${FAI_SANITIZERS:-memcheck racecheck initcheck synccheck}; do
         stamp "compute-sanitizer $tool (small shapes)"
         compute-sanitizer --tool $tool --error-exitcode 9 build-gpu/tests/test_decode --small >"$OUT/sanitize-$tool.log" 2>&1 || status=1
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test_decode:" "$OUT/sanitize-$tool.log" | tail -n 3
