@@ -5,8 +5,9 @@
 # for the prefill and hybrid suites, then compact side-by-side tables last. Logs and CSVs go
 # to $OUT (or ./gpu-out).
 #   scripts/gpu-check.sh [test] [test80] [sanitize] [bench] [peers] [tune]
-#                        [test-prefill] [bench-prefill] [peers-prefill]
-# Default: all but tune. test-prefill runs build-gpu/tests/test_prefill alone (for quick
+#                        [test-prefill] [bench-prefill] [peers-prefill] [compare]
+# Default: all but tune and compare (bench/compare.py: the Python package against SDPA on
+# every suite, with charts). test-prefill runs build-gpu/tests/test_prefill alone (for quick
 # rounds; skipped when test runs, whose ctest includes it). bench-prefill times
 # `fai-bench --suite prefill,hybrid`: ~58 calls a row, ~0.11 s for one call of every row at
 # FlashAttention-2's speed on an H100 (the seq 8192 row alone ~26 ms), so ~10 s in all;
@@ -94,6 +95,13 @@ if has peers-prefill && [ -f .peers/sdpa_peers.py ]; then
     stamp "PyTorch SDPA peers, prefill and hybrid"
     PYTHONUNBUFFERED=1 python3 .peers/sdpa_peers.py --suite prefill-seq,prefill-batch,hybrid,prefill-gqa,head-dims \
         --csv "$OUT/peers-prefill.csv" >"$OUT/peers-prefill.log" 2>&1 || tail -n 5 "$OUT/peers-prefill.log"
+fi
+if has compare; then
+    # fai through the Python package and SDPA's flash/cuDNN on the same tensors, every suite.
+    stamp "bench/compare.py (Python package vs SDPA)"
+    FAI_LIBRARY="$PWD/build-gpu/libfai.so" PYTHONPATH="$PWD/python" PYTHONUNBUFFERED=1 \
+        python3 bench/compare.py --csv "$OUT/compare.csv" >"$OUT/compare.log" 2>&1 || { status=1; tail -n 5 "$OUT/compare.log"; }
+    [ -f "$OUT/compare.csv" ] && python3 scripts/plot_perf.py --out "$OUT/charts" "$OUT/compare.csv" | tail -n 1
 fi
 if [ -f "$OUT/fai.csv" ]; then
     stamp "side by side"

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""The side-by-side run: fai (through the Python package) and PyTorch SDPA's FlashAttention-2
+and cuDNN backends on the same tensors, every standard sweep of shared/guides/benchmarks.md,
+one timer (triton.testing.do_bench: median, L2 flushed before each run), one CSV with
+fai-bench's columns (so scripts/compare.py and scripts/plot_perf.py read it).
+
+  FAI_LIBRARY=build-gpu/libfai.so PYTHONPATH=python python3 bench/compare.py --csv out.csv
+  python3 bench/compare.py --suite decode-seq,prefill-seq --csv out.csv
+  python3 bench/compare.py --list            # the rows, no GPU needed
+
+Shapes: prefill rows hold every sequence at the same length; fai gets them packed
+([b * s, h, d] with cu_seqlens), SDPA gets the very same storage viewed as [b, h, s, d].
+Decode rows keep the cache as [b, hk, sk, d] (SDPA's layout); fai reads it through a
+permuted view. Hybrid rows: fai in one call on the mixed batch, SDPA as two calls (it has
+no mixed batch). Metrics as benchmarks.md: TFLOP/s = 4 sq sk hq d per sequence (halved for
+causal with sq == sk), GB/s of Q, K, V and O moved once."""
+import argparse
+import csv
+import sys
+
+STANDARD = {
+    "prefill-seq": [dict(b=min(128, 131072 // s), sq=s, sk=s, causal=1) for s in (128, 256, 512, 1024, 2048, 4096, 8192)],
+    "prefill-batch": [dict(b=b, sq=128, sk=128, causal=1) for b in (1, 8, 32, 128, 512, 2048)],
+    "decode-seq": [dict(b=128, sq=1, sk=s) for s in (128, 256, 512, 1024, 2048, 4096, 8192)],
+    "decode-batch": [dict(b=b, sq=1, sk=128) for b in (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)],
+    "hybrid": [dict(b=100, sq=128, sk=128, causal=1, frac=f) for f in (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)],
+    "decode-gqa": [dict(b=b, sq=1, sk=s, hq=32, hk=8) for b, s in ((1, 32768), (1, 131072), (16, 8192), (64, 4096))],
+    "prefill-gqa": [dict(b=32768 // s, sq=s, sk=s, hq=32, hk=8, causal=1) for s in (2048, 4096, 8192, 16384)],
+    "head-dims": [dict(b=32768 // s, sq=s, sk=s, hq=h, hk=h, d=d, causal=1)
+                  for s in (4096, 16384) for (d, h) in ((64, 32), (256, 16))],
+}
+BASE = dict(b=1, sq=1, sk=128, hq=32, hk=32, d=128, causal=0, frac=None)
+
+
+def rows_of(suites):
+    out = []
+    for s in suites:
+        if s not in STANDARD:
+            raise SystemExit(f"compare.py: unknown suite {s!r} (known: {', '.join(STANDARD)})")
+        out += [(s, {**BASE, **r}) for r in STANDARD[s]]
+    return out
+
+
+def parts_of(r):
+    """(batch, sq, sk, causal) of each part: one, or the prefill and decode parts of a hybrid."""
+    if r["frac"] is None:
+        return [(r["b"], r["sq"], r["sk"], r["causal"])]
+    npre = round(r["b"] * r["frac"])
+    return [p for p in ((npre, r["sq"], r["sk"], 1), (r["b"] - npre, 1, r["sk"], 0)) if p[0] > 0]
+
+
+def work_of(r):
+    """FLOPs and bytes that must move, summed over the parts."""
+    flops = nbytes = 0.0
+    for b, sq, sk, causal in parts_of(r):
+        flops += 4.0 * b * sq * sk * r["hq"] * r["d"] / (2 if causal and sq == sk else 1)
+        nbytes += 2.0 * (2 * b * sq * r["hq"] * r["d"] + 2 * b * sk * r["hk"] * r["d"])
+    return flops, nbytes
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", default=",".join(STANDARD))
+    ap.add_argument("--backends", default="fai,flash,cudnn")
+    ap.add_argument("--csv", default="")
+    ap.add_argument("--list", action="store_true")
+    a = ap.parse_args()
+    work = rows_of(filter(None, a.suite.split(",")))
+    if a.list:
+        for suite, r in work:
+            print(suite, {k: v for k, v in r.items() if v is not None})
+        return 0
+
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from triton.testing import do_bench
+
+    import fai
+
+    if not torch.cuda.is_available():
+        print("compare.py: no CUDA device", file=sys.stderr)
+        return 2
+    dev = torch.device("cuda")
+    device_name = torch.cuda.get_device_name(0)
+    sdpa_backend = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+
+    def tensors(b, sq, sk, hq, hk, d):
+        """Q [b*sq, hq, d], K/V as [b, hk, sk, d], O like Q; SDPA views of the same storage."""
+        q = torch.randn(b * sq, hq, d, dtype=torch.float16, device=dev)
+        k = torch.randn(b, hk, sk, d, dtype=torch.float16, device=dev)
+        v = torch.randn(b, hk, sk, d, dtype=torch.float16, device=dev)
+        return q, k, v, torch.empty_like(q)
+
+    def fai_part(b, sq, sk, hq, hk, d, causal):
+        q, k, v, o = tensors(b, sq, sk, hq, hk, d)
+        if sq == 1:  # decode: the cache through a permuted view [b, sk, hk, d]
+            lens = torch.full((b,), sk, dtype=torch.int32, device=dev)
+            qd, od = q.view(b, hq, d), o.view(b, hq, d)
+            kc, vc = k.transpose(1, 2), v.transpose(1, 2)
+            ws = torch.empty(1 << 26, dtype=torch.uint8, device=dev)
+            return lambda: fai.decode(qd, kc, vc, lens, out=od, max_seq_len=sk, workspace=ws)
+        kp = k.transpose(1, 2).reshape(b * sk, hk, d)  # packed copy for the varlen layout
+        vp = v.transpose(1, 2).reshape(b * sk, hk, d)
+        cu_q = list(range(0, b * sq + 1, sq))
+        cq = torch.tensor(cu_q, dtype=torch.int32, device=dev)
+        ck = torch.tensor(list(range(0, b * sk + 1, sk)), dtype=torch.int32, device=dev)
+        return lambda: fai.prefill(q, kp, vp, cq, ck, sq, max_seq_k=sk, causal=bool(causal), cu_seqlens_q_host=cu_q,
+                                   out=o)
+
+    def fai_hybrid(r):
+        """One fai call on the mixed batch: prefill sequences first, then decode steps."""
+        hq, hk, d, sk = r["hq"], r["hk"], r["d"], r["sk"]
+        lens_q = [sq for b, sq, _, _ in parts_of(r) for _ in range(b)]
+        total_q, total_k = sum(lens_q), len(lens_q) * sk
+        q = torch.randn(total_q, hq, d, dtype=torch.float16, device=dev)
+        k = torch.randn(total_k, hk, d, dtype=torch.float16, device=dev)
+        v = torch.randn(total_k, hk, d, dtype=torch.float16, device=dev)
+        o = torch.empty_like(q)
+        cu_q = [0]
+        for n in lens_q:
+            cu_q.append(cu_q[-1] + n)
+        cq = torch.tensor(cu_q, dtype=torch.int32, device=dev)
+        ck = torch.tensor(list(range(0, total_k + 1, sk)), dtype=torch.int32, device=dev)
+        ws = torch.empty(1 << 26, dtype=torch.uint8, device=dev)
+        return lambda: fai.prefill(q, k, v, cq, ck, max(lens_q), max_seq_k=sk, causal=True, cu_seqlens_q_host=cu_q,
+                                   out=o, workspace=ws)
+
+    def sdpa_part(b, sq, sk, hq, hk, d, causal, backend):
+        q, k, v, _ = tensors(b, sq, sk, hq, hk, d)
+        qs = q.view(b, sq, hq, d).transpose(1, 2)
+
+        def run():
+            with sdpa_kernel([sdpa_backend[backend]]):
+                return F.scaled_dot_product_attention(qs, k, v, is_causal=bool(causal) and sq > 1, enable_gqa=hq != hk)
+        return run
+
+    out_rows = []
+    for i, (suite, r) in enumerate(work):
+        flops, nbytes = work_of(r)
+        for backend in a.backends.split(","):
+            ms, note = 0.0, ""
+            try:
+                if backend == "fai" and r["frac"] is not None:
+                    fns = [fai_hybrid(r)]
+                elif backend == "fai":
+                    fns = [fai_part(b, sq, sk, r["hq"], r["hk"], r["d"], c) for b, sq, sk, c in parts_of(r)]
+                else:
+                    fns = [sdpa_part(b, sq, sk, r["hq"], r["hk"], r["d"], c, backend) for b, sq, sk, c in parts_of(r)]
+                    note = "two calls" if len(fns) > 1 else ""
+                for fn in fns:
+                    fn()
+                    torch.cuda.synchronize()
+                    ms += do_bench(fn, warmup=25, rep=100, return_mode="median")
+            except Exception as e:  # a backend that refuses the shape
+                ms, note = None, str(e).splitlines()[0][:100].replace(",", ";")
+            torch.cuda.empty_cache()
+            row = dict(device=device_name, suite=suite, backend=backend, dtype="fp16", b=r["b"], sq=r["sq"], sk=r["sk"],
+                       hq=r["hq"], hk=r["hk"], d=r["d"], causal=r["causal"],
+                       prefill_frac="" if r["frac"] is None else r["frac"],
+                       ms="" if ms is None else round(ms, 5),
+                       tflops="" if ms is None else round(flops / (ms * 1e-3) / 1e12, 2),
+                       gbps="" if ms is None else round(nbytes / (ms * 1e-3) / 1e9, 1), note=note)
+            out_rows.append(row)
+            print(f"[{i + 1}/{len(work)}] {suite:13s} {backend:5s} b={r['b']:<5d} sq={r['sq']:<6d} sk={r['sk']:<7d} "
+                  f"hq={r['hq']} hk={r['hk']} d={r['d']} " +
+                  (f"n/a: {note}" if ms is None else f"{ms:.4f} ms {row['tflops']:8.1f} TFLOP/s {row['gbps']:7.0f} GB/s"),
+                  flush=True)
+    if a.csv and out_rows:
+        with open(a.csv, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(out_rows[0]))
+            w.writeheader()
+            w.writerows(out_rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
