@@ -298,7 +298,27 @@ static void fuzz_prefill(reader *r)
             REQUIRE((int64_t)plan.prefill_first + plan.prefill_count <= p.batch);
             REQUIRE(plan.m_tiles >= 1);
             REQUIRE(plan.mt == FAI_PREFILL_MT(p.attn.head_dim) || plan.mt == 1);
-            REQUIRE((int64_t)plan.prefill_count * p.attn.num_q_heads * plan.m_tiles <= INT_MAX);
+            const int64_t grid = (int64_t)plan.prefill_count * p.attn.num_q_heads * plan.m_tiles;
+            REQUIRE(grid <= INT_MAX);
+            /* The grid covers the longest sequence's tiles, unless capped by the grid limit
+             * (blocks then loop over the rest). */
+            int64_t max_q = p.max_seq_q;
+            if (host) {
+                max_q = 1;
+                for (int32_t b = 0; b < p.batch; b++)
+                    max_q = host[b + 1] - host[b] > max_q ? host[b + 1] - host[b] : max_q;
+            }
+            REQUIRE((int64_t)plan.m_tiles * FAI_PREFILL_BM_OF(plan.mt) >= max_q ||
+                    grid + (int64_t)plan.prefill_count * p.attn.num_q_heads > INT_MAX);
+        }
+        if (host) { /* every sequence lies in the range of the kernel that serves its kind */
+            for (int32_t b = 0; b < p.batch; b++) {
+                const int32_t n = host[b + 1] - host[b];
+                if (n > 1)
+                    REQUIRE(plan.run_prefill && b >= plan.prefill_first && b < plan.prefill_first + plan.prefill_count);
+                if (n == 1)
+                    REQUIRE(plan.run_decode && b >= plan.decode_first && b < plan.decode_first + plan.decode_count);
+            }
         }
         if (plan.run_decode) {
             REQUIRE(plan.decode_first >= 0 && plan.decode_count >= 1);

@@ -59,7 +59,7 @@ def read(paths):
 
 
 def key(r):
-    return (r["suite"], r["b"], r["sq"], r["sk"], r["hq"], r["hk"], r["d"], r["prefill_frac"])
+    return (r["suite"], r["b"], r["sq"], r["sk"], r["hq"], r["hk"], r["d"], r["prefill_frac"], r["causal"])
 
 
 def chart(suite, rows, ceilings, out, device):
@@ -122,7 +122,7 @@ def ratio_chart(rows, out, device):
     ax.bar(range(len(items)), [v for _, v, _ in items], color=colors)
     ax.axhline(1.0, color="black", linewidth=1)
     labels = []
-    for (suite, b, sq, sk, hq, hk, d, frac), _, peer in items:
+    for (suite, b, sq, sk, hq, hk, d, frac, causal), _, peer in items:
         labels.append(f"{suite} b{b} " + (f"sk{sk}" if sq == 1 else f"s{sq} d{d}") + (f" {hq}/{hk}" if hq != hk else ""))
     ax.set_xticks(range(len(items)))
     ax.set_xticklabels(labels, rotation=75, fontsize=7)

@@ -115,12 +115,18 @@ FAI_CODEC_FN float fai_half_bits_to_float(uint16_t h)
     return sign ? -v : v;
 }
 
-/* int8 per-head quantization of one value, given the row's scale (see above). */
+/* int8 per-head quantization of one value, given the row's scale (see above). Inputs are
+ * meant to be finite; a NaN quantizes to 0 rather than reaching an undefined float-to-int
+ * conversion (an infinite value gives an infinite scale, and the row dequantizes to NaN). A
+ * row whose max|x| is below 127 times the smallest float (about 1.8e-43) gets scale 0 and
+ * codes 0. */
 FAI_CODEC_FN int8_t fai_int8_quantize(float x, float scale)
 {
     if (!(scale > 0.0f))
         return 0;
     float q = fai_rne(x / scale);
+    if (q != q)
+        return 0;
     q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
     return (int8_t)q;
 }

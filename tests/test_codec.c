@@ -150,6 +150,10 @@ static void test_format(fp8_format *f)
 
 static void test_int8(void)
 {
+    /* NaN never reaches the float-to-int conversion; a NaN from inf / inf neither. */
+    EXPECT(fai_int8_quantize(NAN, 1.0f) == 0 && fai_int8_quantize(INFINITY, INFINITY) == 0 &&
+               fai_int8_quantize(INFINITY, 1.0f) == 127 && fai_int8_quantize(-INFINITY, 1.0f) == -127,
+           "int8: NaN and infinities");
     /* A zero row: scale 0, codes 0, dequantized 0. */
     EXPECT(fai_int8_scale(0.0f) == 0.0f && fai_int8_quantize(0.0f, 0.0f) == 0 && fai_int8_quantize(1.0f, 0.0f) == 0,
            "int8: zero row");

@@ -4,6 +4,7 @@
  * the output of the same call made alone before the threads start (the kernels are
  * deterministic). Also checks that no call leaves an error message behind on another
  * thread. Exits 77 without a GPU. */
+#define _POSIX_C_SOURCE 200809L /* pthread barriers under -std=c11 */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,9 @@
 #include "gpu_test_util.h"
 #include "reference.h"
 
-enum { ROUNDS = 25 };
+enum { ROUNDS = 25, THREADS = 4 };
+
+static pthread_barrier_t start; /* the threads begin together, so their calls overlap */
 
 typedef struct job {
     const char *name;
@@ -134,6 +137,7 @@ static void *worker(void *arg)
     cudaStream_t s;
     CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     uint16_t *got = malloc(j->out_bytes);
+    pthread_barrier_wait(&start);
     for (int r = 0; r < ROUNDS; r++) {
         CUDA_CHECK(cudaMemsetAsync(j->out, 0xFF, j->out_bytes, s)); /* NaN poison */
         const fai_status st = call(j, s);
@@ -176,11 +180,15 @@ int main(void)
         }
         CUDA_CHECK(cudaMemcpy(jobs[i].expected, jobs[i].out, jobs[i].out_bytes, cudaMemcpyDeviceToHost));
     }
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++)
-        pthread_create(&t[i], NULL, worker, &jobs[i]);
+    pthread_t t[THREADS];
+    pthread_barrier_init(&start, NULL, THREADS);
+    for (int i = 0; i < THREADS; i++)
+        if (pthread_create(&t[i], NULL, worker, &jobs[i]) != 0) {
+            fprintf(stderr, "test_concurrency: pthread_create failed\n");
+            return 2;
+        }
     int failures = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < THREADS; i++) {
         pthread_join(t[i], NULL);
         failures += jobs[i].failures;
     }

@@ -11,11 +11,12 @@ or on the system's search path.
     out = fai.decode(q, k_cache, v_cache, seq_lens)                  # one token per sequence
     out = fai.prefill(q, k, v, cu_q, cu_k, max_seq_q, causal=True)   # packed varlen batch
 """
+import contextlib
 import ctypes
 import math
 
 from . import _lib
-from ._tensor import view
+from ._tensor import _ITEMSIZE, view
 
 __all__ = ["FaiError", "LibraryNotFound", "decode", "prefill", "hybrid", "version", "library"]
 
@@ -87,6 +88,12 @@ def _float32_vector(v, n):
         raise ValueError(f"fai: {v.name} must be a contiguous ({n},) vector; got shape {v.shape}")
 
 
+def _int32(name, value):
+    if not -2**31 <= value < 2**31:
+        raise ValueError(f"fai: {name} ({value}) does not fit fai's 32-bit sizes")
+    return value
+
+
 def _same(name, got, want):
     if got != want:
         raise ValueError(f"fai: {name} is {got}, expected {want}")
@@ -107,12 +114,35 @@ def _torch_of(obj):
 
 
 def _stream(stream, like):
+    """The stream handle: the caller's (a torch or CuPy stream, or a raw cudaStream_t as an
+    int), else torch's current stream when `like` is a torch tensor, else the legacy stream."""
     if stream is not None:
-        return int(getattr(stream, "cuda_stream", stream))
+        for attr in ("cuda_stream", "ptr"):  # torch, CuPy
+            if hasattr(stream, attr):
+                return int(getattr(stream, attr))
+        return int(stream)
     torch = _torch_of(like)
     if torch is not None:
         return torch.cuda.current_stream(like.device).cuda_stream
     return 0  # the legacy default stream
+
+
+@contextlib.contextmanager
+def _on_device_and_stream(like, handle, arrays):
+    """For torch tensors: all on one device, that device current while fai plans and launches
+    (fai uses the current device), and torch's allocations (out, lse, workspace) made for the
+    stream the work runs on, so that the caching allocator does not hand them out again
+    while fai still uses them. Nothing for other arrays."""
+    torch = _torch_of(like)
+    if torch is None:
+        yield
+        return
+    for name, a in arrays:
+        if a is not None and _torch_of(a) is not None and a.device != like.device:
+            raise ValueError(f"fai: {name} is on {a.device}, q on {like.device}; all must be on one device")
+    with torch.cuda.device(like.device):
+        with torch.cuda.stream(torch.cuda.ExternalStream(handle, device=like.device)):
+            yield
 
 
 def _alloc_like(obj, shape, dtype_name, name):
@@ -132,11 +162,16 @@ def _outputs(q, qv, out, lse):
     ov = view("out", out)
     _same("out's shape", ov.shape, qv.shape)
     _fp16_rows(ov)
+    if lse is False:
+        lse = None
     if lse is True:
         lse = _alloc_like(q, (rows, hq), "float32", "lse")
     lse_v = view("lse", lse) if lse is not None else None
-    if lse_v is not None and (lse_v.dtype != "float32" or lse_v.shape != (rows, hq)):
-        raise ValueError(f"fai: lse must be float32 ({rows}, {hq}); got {lse_v.dtype} {lse_v.shape}")
+    if lse_v is not None:
+        if lse_v.dtype != "float32" or lse_v.shape != (rows, hq):
+            raise ValueError(f"fai: lse must be float32 ({rows}, {hq}); got {lse_v.dtype} {lse_v.shape}")
+        if (hq > 1 and lse_v.strides[1] != 1) or (rows > 1 and lse_v.strides[0] != hq) or lse_v.ptr % 4:
+            raise ValueError(f"fai: lse must be contiguous and 4-byte aligned; strides {lse_v.strides}")
     return out, ov, lse, lse_v
 
 
@@ -148,7 +183,13 @@ def _workspace(lib_size, params, workspace, like, fn):
     if workspace is None:
         workspace = _alloc_like(like, (size.value,), "uint8", "workspace")
     w = view("workspace", workspace)
-    nbytes = math.prod(w.shape) * {"uint8": 1, "float16": 2, "float32": 4, "int32": 4}[w.dtype]
+    expected, acc = [], 1
+    for s in reversed(w.shape):
+        expected.append(acc)
+        acc *= s
+    if any(n > 1 and st != e for n, st, e in zip(w.shape, w.strides, reversed(expected))):
+        raise ValueError(f"fai: workspace must be contiguous; strides {w.strides}")
+    nbytes = math.prod(w.shape) * _ITEMSIZE[w.dtype]
     if nbytes < size.value:
         raise ValueError(f"fai: {fn} needs a workspace of {size.value} bytes; got {nbytes}")
     return w, nbytes
@@ -163,6 +204,8 @@ def _slopes(alibi_slopes, hq):
 
 
 def _attention(hq, hk, d, softmax_scale, alibi, slopes):
+    if d <= 0:
+        raise ValueError(f"fai: head_dim ({d}) must be positive")
     a = library().fai_attention_default()
     a.num_q_heads, a.num_kv_heads, a.head_dim = hq, hk, d
     a.softmax_scale = 1.0 / math.sqrt(d) if softmax_scale is None else float(softmax_scale)
@@ -200,22 +243,26 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
     hk = kv.shape[2]
     if hk == 0 or hq % hk:
         raise ValueError(f"fai: num_q_heads ({hq}) must be a multiple of num_kv_heads ({hk})")
-    out, ov, lse, lse_v = _outputs(q, qv, out, lse)
-    slopes = _slopes(alibi_slopes, hq)
+    handle = _stream(stream, q)
+    arrays = [("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens), ("out", out), ("lse", lse)]
+    with _on_device_and_stream(q, handle, arrays):
+        out, ov, lse, lse_v = _outputs(q, qv, out, lse)
+        slopes = _slopes(alibi_slopes, hq)
 
-    lib = library()
-    p = lib.fai_decode_params_default()
-    p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes)
-    p.batch = batch
-    p.q, p.o = _fai_tensor(qv), _fai_tensor(ov)
-    p.cache.k, p.cache.v = kv.ptr, vv.ptr
-    p.cache.seq_stride, p.cache.token_stride, p.cache.head_stride = kv.strides[0], kv.strides[1], kv.strides[2]
-    p.cache.capacity = kv.shape[1]
-    p.cache.seq_lens = lv.ptr
-    p.cache.max_seq_len = int(max_seq_len)
-    p.lse = lse_v.ptr if lse_v is not None else None
-    w, wbytes = _workspace(lib.fai_decode_workspace_size, p, workspace, q, "decode")
-    _check(lib.fai_decode(ctypes.byref(p), w.ptr if w else None, wbytes, _stream(stream, q)))
+        lib = library()
+        p = lib.fai_decode_params_default()
+        p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes)
+        p.batch = batch
+        p.q, p.o = _fai_tensor(qv), _fai_tensor(ov)
+        p.cache.k, p.cache.v = kv.ptr, vv.ptr
+        p.cache.seq_stride, p.cache.token_stride, p.cache.head_stride = kv.strides[0], kv.strides[1], kv.strides[2]
+        p.batch = _int32("batch", batch)
+        p.cache.capacity = _int32("k_cache's capacity", kv.shape[1])
+        p.cache.seq_lens = lv.ptr
+        p.cache.max_seq_len = int(max_seq_len)
+        p.lse = lse_v.ptr if lse_v is not None else None
+        w, wbytes = _workspace(lib.fai_decode_workspace_size, p, workspace, q, "decode")
+        _check(lib.fai_decode(ctypes.byref(p), w.ptr if w else None, wbytes, handle))
     return (out, lse) if lse is not None else out
 
 
@@ -256,22 +303,26 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         if len(host_list) != batch + 1:
             raise ValueError(f"fai: cu_seqlens_q_host has {len(host_list)} entries, expected {batch + 1}")
         host = (ctypes.c_int32 * (batch + 1))(*host_list)
-    out, ov, lse, lse_v = _outputs(q, qv, out, lse)
-    slopes = _slopes(alibi_slopes, hq)
+    handle = _stream(stream, q)
+    arrays = [("k", k), ("v", v), ("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k), ("out", out),
+              ("lse", lse)]
+    with _on_device_and_stream(q, handle, arrays):
+        out, ov, lse, lse_v = _outputs(q, qv, out, lse)
+        slopes = _slopes(alibi_slopes, hq)
 
-    lib = library()
-    p = lib.fai_prefill_params_default()
-    p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes)
-    p.batch, p.causal = batch, 1 if causal else 0
-    p.q, p.k, p.v, p.o = _fai_tensor(qv), _fai_tensor(kv), _fai_tensor(vv), _fai_tensor(ov)
-    p.cu_seqlens_q, p.cu_seqlens_k = cq.ptr, ck.ptr
-    p.total_q, p.total_k = total_q, total_k
-    p.max_seq_q, p.max_seq_k = int(max_seq_q), int(max_seq_k)
-    if host is not None:
-        p.cu_seqlens_q_host = ctypes.cast(host, ctypes.POINTER(ctypes.c_int32))
-    p.lse = lse_v.ptr if lse_v is not None else None
-    w, wbytes = _workspace(lib.fai_prefill_workspace_size, p, workspace, q, "prefill")
-    _check(lib.fai_prefill(ctypes.byref(p), w.ptr if w else None, wbytes, _stream(stream, q)))
+        lib = library()
+        p = lib.fai_prefill_params_default()
+        p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes)
+        p.batch, p.causal = batch, 1 if causal else 0
+        p.q, p.k, p.v, p.o = _fai_tensor(qv), _fai_tensor(kv), _fai_tensor(vv), _fai_tensor(ov)
+        p.cu_seqlens_q, p.cu_seqlens_k = cq.ptr, ck.ptr
+        p.total_q, p.total_k = _int32("total_q", total_q), _int32("total_k", total_k)
+        p.max_seq_q, p.max_seq_k = int(max_seq_q), int(max_seq_k)
+        if host is not None:
+            p.cu_seqlens_q_host = ctypes.cast(host, ctypes.POINTER(ctypes.c_int32))
+        p.lse = lse_v.ptr if lse_v is not None else None
+        w, wbytes = _workspace(lib.fai_prefill_workspace_size, p, workspace, q, "prefill")
+        _check(lib.fai_prefill(ctypes.byref(p), w.ptr if w else None, wbytes, handle))
     return (out, lse) if lse is not None else out
 
 

@@ -112,6 +112,15 @@ class ArgumentChecks(unittest.TestCase):
         a["cu_seqlens_q_host"] = [0, 1]
         self.assertRaisesNaming(ValueError, "cu_seqlens_q_host has 2 entries, expected 4", fai.prefill, **a)
 
+    def test_lse(self):
+        a = decode_args()
+        a["lse"] = FakeArray((2, 8), "<f4", strides=(4, 8))  # column-major
+        self.assertRaisesNaming(ValueError, "lse must be contiguous", fai.decode, **a)
+        a["lse"] = FakeArray((2, 8), "<f4", ptr=0x7F0000000002)
+        self.assertRaisesNaming(ValueError, "4-byte aligned", fai.decode, **a)
+        a["lse"] = FakeArray((8, 2), "<f4")
+        self.assertRaisesNaming(ValueError, "lse must be float32 (2, 8)", fai.decode, **a)
+
     def test_alibi_slopes(self):
         a = decode_args()
         a["alibi_slopes"] = FakeArray((4,), "<f4")
@@ -162,7 +171,19 @@ class DLPack(unittest.TestCase):
 @unittest.skipUnless(os.environ.get("FAI_LIBRARY"), "FAI_LIBRARY is not set")
 class Library(unittest.TestCase):
     def test_version(self):
-        self.assertEqual(fai.version(), 100)
+        # FAI_VERSION of the header next to this checkout.
+        header = os.path.join(os.path.dirname(__file__), "..", "..", "include", "fai.h")
+        parts = {}
+        with open(header) as f:
+            for line in f:
+                for k in ("MAJOR", "MINOR", "PATCH"):
+                    if line.startswith(f"#define FAI_VERSION_{k} "):
+                        parts[k] = int(line.split()[2])
+        self.assertEqual(fai.version(), parts["MAJOR"] * 10000 + parts["MINOR"] * 100 + parts["PATCH"])
+
+    def test_lse_false_means_none(self):
+        a = decode_args(batch=0)
+        self.assertIs(fai.decode(**a, lse=False), a["out"])
 
     def test_errors_carry_the_library_message(self):
         # Reaches libfai, which rejects it during validation (before any device query):
