@@ -5,7 +5,7 @@
 # for the prefill and hybrid suites, then compact side-by-side tables last. Logs and CSVs go
 # to $OUT (or ./gpu-out).
 #   scripts/gpu-check.sh [test] [test80] [sanitize] [bench] [peers] [tune]
-#                        [test-prefill] [bench-prefill] [peers-prefill] [compare]
+#                        [test-prefill] [test-variants] [bench-prefill] [peers-prefill] [compare]
 # Default: all but tune and compare (bench/compare.py: the Python package against SDPA on
 # every suite, with charts). test-prefill runs build-gpu/tests/test_prefill alone (for quick
 # rounds; skipped when test runs, whose ctest includes it). bench-prefill times
@@ -15,7 +15,7 @@
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
-phases=${*:-test test80 sanitize bench peers test-prefill bench-prefill peers-prefill}
+phases=${*:-test test80 test-variants sanitize bench peers test-prefill bench-prefill peers-prefill}
 has() { [[ " $phases " == *" $1 "* ]]; }
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
 [ "$arch" = 90 ] && arch=90a
@@ -53,6 +53,21 @@ if has test-prefill && ! has test; then
     else
         echo "build-gpu/tests/test_prefill not built"; status=1
     fi
+fi
+if has test-variants; then
+    # The prefill tile shapes measured faster but not yet the default (src/prefill_args.h):
+    # the tests (and memcheck) on a build with them, flags in both the C and CUDA compiles.
+    flags=${FAI_VARIANT_FLAGS:--DFAI_PREFILL_BN_128=64 -DFAI_PREFILL_STAGES_128=2 -DFAI_PREFILL_SMALL_GRID=1}
+    stamp "test_prefill with $flags"
+    cmake -S . -B build-variant -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${arch:-90a}" \
+        -DFAI_BUILD_TOOLS=OFF -DCMAKE_C_FLAGS="$flags" -DCMAKE_CUDA_FLAGS="$flags" >"$OUT/build-variant.log" 2>&1 &&
+        cmake --build build-variant -j16 --target test_prefill >>"$OUT/build-variant.log" 2>&1 ||
+        { tail -n 20 "$OUT/build-variant.log"; exit 1; }
+    build-variant/tests/test_prefill >"$OUT/test-variant.log" 2>&1 || status=1
+    grep -E "FAIL|test_prefill:" "$OUT/test-variant.log" | tail -n 5
+    compute-sanitizer --tool memcheck --error-exitcode 9 build-variant/tests/test_prefill --small \
+        >"$OUT/sanitize-variant.log" 2>&1 || status=1
+    grep -E "ERROR SUMMARY|test_prefill:" "$OUT/sanitize-variant.log" | tail -n 2
 fi
 if has sanitize; then
     for tool in ${FAI_SANITIZERS:-memcheck racecheck initcheck synccheck}; do
