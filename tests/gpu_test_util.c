@@ -58,3 +58,23 @@ void round_to_half(float *x, uint16_t *bits, int64_t n)
         x[i] = host_half_to_float(h);
     }
 }
+
+uint16_t host_float_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) /* NaN: keep the sign, make it quiet */
+        return (uint16_t)((x >> 16) | 0x40u);
+    const uint32_t rest = x & 0xffffu, keep = x >> 16;
+    /* round to nearest even on the 16 dropped bits; a carry into the exponent is right,
+       and past the largest finite value it gives infinity */
+    return (uint16_t)(keep + (rest > 0x8000u || (rest == 0x8000u && (keep & 1u))));
+}
+
+float host_bf16_to_float(uint16_t b)
+{
+    const uint32_t x = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}

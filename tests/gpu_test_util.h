@@ -32,6 +32,12 @@ uint16_t host_float_to_half(float f);
 float host_half_to_float(uint16_t h);
 #define HALF_NAN 0x7fffu
 
+/* IEEE-style bfloat16 <-> float on the host: round to nearest even, NaN kept quiet (0x7fc0
+ * with the sign), overflow to infinity (checked against cuda_bf16.h's own conversion by
+ * test_codec_emulation). */
+uint16_t host_float_to_bf16(float f);
+float host_bf16_to_float(uint16_t b);
+
 /* Rounds x through FP16 in place (what the GPU will see) and returns the FP16 bits too. */
 void round_to_half(float *x, uint16_t *bits, int64_t n);
 
