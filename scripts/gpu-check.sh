@@ -6,16 +6,26 @@
 # to $OUT (or ./gpu-out).
 #   scripts/gpu-check.sh [test] [test80] [sanitize] [bench] [peers] [tune]
 #                        [test-prefill] [test-variants] [bench-prefill] [peers-prefill] [compare]
-# Default: all but tune and compare (bench/compare.py: the Python package against SDPA on
+# Default: all but test-variants, tune and compare (bench/compare.py: the Python package against SDPA on
 # every suite, with charts). test-prefill runs build-gpu/tests/test_prefill alone (for quick
 # rounds; skipped when test runs, whose ctest includes it). bench-prefill times
 # `fai-bench --suite prefill,hybrid`: ~58 calls a row, ~0.11 s for one call of every row at
 # FlashAttention-2's speed on an H100 (the seq 8192 row alone ~26 ms), so ~10 s in all;
 # fai-bench runs fewer reps (>= 10) of any row whose runs would take over 3 s.
 set -uo pipefail
-OUT=${OUT:-$PWD/gpu-out}
-mkdir -p "$OUT"
-phases=${*:-test test80 test-variants sanitize bench peers test-prefill bench-prefill peers-prefill}
+# The device tool brings back at most 8 files: everything is written to a scratch folder, and
+# at exit the CSVs, this output (summary.txt) and a tarball of the logs go to $OUT.
+FINAL=${OUT:-$PWD/gpu-out}
+mkdir -p "$FINAL"
+OUT=$(mktemp -d)
+finish() {
+    cp "$OUT"/*.csv "$FINAL"/ 2>/dev/null
+    tar -C "$OUT" --exclude='*.csv' -czf "$FINAL/logs.tar.gz" . 2>/dev/null
+    cp "$OUT/summary.txt" "$FINAL"/ 2>/dev/null
+}
+trap finish EXIT
+exec > >(tee "$OUT/summary.txt") 2>&1
+phases=${*:-test test80 sanitize bench peers test-prefill bench-prefill peers-prefill}
 has() { [[ " $phases " == *" $1 "* ]]; }
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
 [ "$arch" = 90 ] && arch=90a
@@ -55,9 +65,9 @@ if has test-prefill && ! has test; then
     fi
 fi
 if has test-variants; then
-    # The prefill tile shapes measured faster but not yet the default (src/prefill_args.h):
-    # the tests (and memcheck) on a build with them, flags in both the C and CUDA compiles.
-    flags=${FAI_VARIANT_FLAGS:--DFAI_PREFILL_BN_128=64 -DFAI_PREFILL_STAGES_128=2 -DFAI_PREFILL_SMALL_GRID=1}
+    # Prefill tile shapes that are not the default (src/prefill_args.h): the tests (and
+    # memcheck) on a build with them, flags in both the C and CUDA compiles.
+    flags=${FAI_VARIANT_FLAGS:--DFAI_PREFILL_BN_96=64 -DFAI_PREFILL_STAGES_96=2}
     stamp "test_prefill with $flags"
     cmake -S . -B build-variant -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${arch:-90a}" \
         -DFAI_BUILD_TOOLS=OFF -DCMAKE_C_FLAGS="$flags" -DCMAKE_CUDA_FLAGS="$flags" >"$OUT/build-variant.log" 2>&1 &&

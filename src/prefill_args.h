@@ -38,7 +38,7 @@ extern "C" {
 #define FAI_PREFILL_BN_96 32
 #endif
 #ifndef FAI_PREFILL_BN_128
-#define FAI_PREFILL_BN_128 32
+#define FAI_PREFILL_BN_128 64
 #endif
 #ifndef FAI_PREFILL_BN_256
 #define FAI_PREFILL_BN_256 32
@@ -50,7 +50,7 @@ extern "C" {
 #define FAI_PREFILL_STAGES_96 4
 #endif
 #ifndef FAI_PREFILL_STAGES_128
-#define FAI_PREFILL_STAGES_128 4
+#define FAI_PREFILL_STAGES_128 2
 #endif
 #ifndef FAI_PREFILL_STAGES_256
 #define FAI_PREFILL_STAGES_256 2
@@ -68,12 +68,11 @@ extern "C" {
 #define FAI_PREFILL_MINB_256 1
 #endif
 /* 64-row blocks (one m16 tile per warp) for grids that 128-row blocks cannot fill once.
- * Measured on H100 (batch 1 x seq 128: 11.0 us instead of 14.2) but not yet through the GPU
- * tests, so off by default. The flag must reach both the C (planner) and the CUDA (launcher)
- * compiles: scripts/prefill-tune.sh passes a variant's flags to both; for the tests, a fresh
- * build directory with CFLAGS and CUDAFLAGS set to -DFAI_PREFILL_SMALL_GRID=1. */
+ * Measured on H100: batch 1 x seq 128 in 10.7 us instead of 14.2 (docs/perf/README.md). The
+ * flag must reach both the C (planner) and the CUDA (launcher) compiles: scripts/prefill-tune.sh
+ * passes a variant's flags to both. */
 #ifndef FAI_PREFILL_SMALL_GRID
-#define FAI_PREFILL_SMALL_GRID 0
+#define FAI_PREFILL_SMALL_GRID 1
 #endif
 /* Warps skip the K/V tiles wholly above their rows' causal diagonal (0: they compute and
  * mask them like the rest of the block). */
