@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_check.h"
 #include "bench_prefill.h"
+#include "bench_report.h"
 #include "bench_util.h"
 
 #define PF(suite, b, s, hq, hk, d) {suite, ROW_PREFILL, b, s, s, hq, hk, d, 1, 0.0}
@@ -241,27 +243,36 @@ static void note_add(char *buf, size_t size, const char *word)
 }
 
 static void csv_row(const shape *sh, const char *backend, const char *frac, float ms, double flops, double bytes,
-                    const char *note)
+                    const char *note, const char *check)
 {
-    if (!g_csv)
-        return;
-    fprintf(g_csv, "%s,%s,%s,fp16,%d,%d,%d,%d,%d,%d,%d,%s,", g_device, sh->suite, backend, sh->b, sh->sq, sh->sk,
-            sh->hq, sh->hk, sh->d, sh->causal, frac);
-    if (ms >= 0)
-        fprintf(g_csv, "%.5f,%.2f,%.1f,", ms, flops / (ms * 1e-3) / 1e12, bytes / (ms * 1e-3) / 1e9);
-    else
-        fprintf(g_csv, ",,,");
-    fprintf(g_csv, "%s\n", note);
+    const int timed = ms >= 0;
+    const report_row row = {sh->suite,
+                            backend,
+                            "fp16",
+                            sh->b,
+                            sh->sq,
+                            sh->sk,
+                            sh->hq,
+                            sh->hk,
+                            sh->d,
+                            sh->causal,
+                            frac,
+                            timed ? ms : -1.0,
+                            timed ? flops / (ms * 1e-3) / 1e12 : -1.0,
+                            timed ? bytes / (ms * 1e-3) / 1e9 : -1.0,
+                            note,
+                            check};
+    report_row_write(&row);
 }
 
-void prefill_print_header(int kind)
+void prefill_print_header(int kind, int check)
 {
     if (kind == ROW_HYBRID)
-        printf("%-13s %5s %6s %6s %5s %7s  %9s  %9s  %9s  %7s  %8s  %7s\n", "suite", "b", "sq", "sk", "frac",
-               "pre/dec", "fai us", "nohost us", "sep us", "fai/sep", "TFLOP/s", "GB/s");
+        printf("%-13s %5s %6s %6s %5s %7s  %9s  %9s  %9s  %7s  %8s  %7s%s\n", "suite", "b", "sq", "sk", "frac",
+               "pre/dec", "fai us", "nohost us", "sep us", "fai/sep", "TFLOP/s", "GB/s", check ? "  check" : "");
     else
-        printf("%-13s %5s %6s %6s %7s %4s %2s  %9s  %8s  %7s\n", "suite", "b", "sq", "sk", "hq/hk", "d", "c", "ms",
-               "TFLOP/s", "GB/s");
+        printf("%-13s %5s %6s %6s %7s %4s %2s  %9s  %8s  %7s  %6s%s\n", "suite", "b", "sq", "sk", "hq/hk", "d", "c",
+               "ms", "TFLOP/s", "GB/s", "%gemm", check ? "  check" : "");
 }
 
 void bench_prefill(const shape *sh, const options *o, int index, int total, cudaStream_t s, int report)
@@ -395,6 +406,69 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
     for (int i = 0; i < nvar; i++)
         if (st[i] == FAI_SUCCESS && (ms[i] = time_row(&c, i, o, report, &reps[i], s)) < 0)
             exit(1);
+
+    /* --check: every variant that ran, against one reference of the sampled rows. */
+    char check[VARS][300] = {"", "", ""}, verdict[VARS][8] = {"", "", ""};
+    int all_pass = 1;
+    if (o->check && report) {
+        int64_t *q_start = malloc(sizeof(int64_t) * (size_t)sh->b), *k_start = malloc(sizeof(int64_t) * (size_t)sh->b);
+        int *seq_q = malloc(sizeof(int) * (size_t)sh->b), *seq_k = malloc(sizeof(int) * (size_t)sh->b);
+        for (int b = 0; b < sh->b; b++) {
+            q_start[b] = cu_q[b];
+            seq_q[b] = cu_q[b + 1] - cu_q[b];
+            k_start[b] = (int64_t)cu_k[b] * krow;
+            seq_k[b] = cu_k[b + 1] - cu_k[b];
+        }
+        check_problem cp;
+        memset(&cp, 0, sizeof cp);
+        cp.batch = sh->b;
+        cp.hq = sh->hq;
+        cp.hk = sh->hk;
+        cp.d = sh->d;
+        cp.causal = sh->causal;
+        cp.alibi = o->alibi;
+        cp.scale = attn.softmax_scale;
+        cp.q = q;
+        cp.k = k;
+        cp.v = v;
+        cp.o = out;
+        cp.q_token_stride = qrow;
+        cp.k_token_stride = krow;
+        cp.k_head_stride = sh->d;
+        cp.q_start = q_start;
+        cp.k_start = k_start;
+        cp.seq_q = seq_q;
+        cp.seq_k = seq_k;
+        cp.total_q = r.total_q;
+        fprintf(stderr, "[%d/%d] computing the reference (%.1f s)\n", index + 1, total, bench_elapsed());
+        check_ref *ref = check_prepare(&cp, s);
+        for (int i = 0; i < nvar; i++) {
+            if (st[i] != FAI_SUCCESS) {
+                snprintf(verdict[i], sizeof verdict[i], "n/a");
+                continue;
+            }
+            int pass = 0;
+            if (!ref) {
+                snprintf(check[i], sizeof check[i], "FAIL: no reference");
+            } else {
+                CK(check_poison(&cp, s));
+                c.var = i;
+                if (run_prefill(&c, s))
+                    exit(1);
+                pass = check_compare(ref, &cp, s, check[i], sizeof check[i]);
+            }
+            g_check_failed += !pass;
+            g_check_passed += pass;
+            all_pass &= pass;
+            snprintf(verdict[i], sizeof verdict[i], "%s", pass ? "pass" : "FAIL");
+            fprintf(stderr, "[%d/%d] check %s: %s\n", index + 1, total, var_backend[i], check[i]);
+        }
+        check_free(ref);
+        free(q_start);
+        free(k_start);
+        free(seq_q);
+        free(seq_k);
+    }
     cudaFree(c.ws);
     free(cu_q);
     free(cu_k);
@@ -423,7 +497,16 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
                 note_add(note[i], sizeof note[i], w);
             }
         }
-        csv_row(sh, var_backend[i], frac, ms[i], flops, bytes, note[i]);
+        csv_row(sh, var_backend[i], frac, ms[i], flops, bytes, note[i], verdict[i]);
+    }
+    /* The table's check column: the one call's summary, and which variants failed if any. */
+    char check_col[400] = "";
+    if (o->check) {
+        snprintf(check_col, sizeof check_col, "  %s", *check[0] ? check[0] : "n/a");
+        if (hyb && !all_pass)
+            for (int i = 1; i < nvar; i++)
+                if (!strcmp(verdict[i], "FAIL"))
+                    note_add(check_col, sizeof check_col, i == VAR_NOHOST ? "(nohost FAIL)" : "(sep FAIL)");
     }
     if (hyb) {
         char t[VARS][16];
@@ -440,20 +523,26 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
         else
             printf("%7s", "n/a");
         if (ms[VAR_HOST] >= 0)
-            printf("  %8.1f  %7.0f\n", flops / (ms[0] * 1e-3) / 1e12, bytes / (ms[0] * 1e-3) / 1e9);
+            printf("  %8.1f  %7.0f%s\n", flops / (ms[0] * 1e-3) / 1e12, bytes / (ms[0] * 1e-3) / 1e9, check_col);
         else
-            printf("  %8s  %7s  %s\n", "", "", why[VAR_HOST]);
+            printf("  %8s  %7s  %s%s\n", "", "", why[VAR_HOST], check_col);
     } else if (ms[0] >= 0) {
-        printf("%-13s %5d %6d %6d %3d/%-3d %4d %2d  %9.4f  %8.1f  %7.0f", sh->suite, sh->b, sh->sq, sh->sk, sh->hq,
-               sh->hk, sh->d, sh->causal, ms[0], flops / (ms[0] * 1e-3) / 1e12, bytes / (ms[0] * 1e-3) / 1e9);
+        const double tflops = flops / (ms[0] * 1e-3) / 1e12;
+        char gemm[16];
+        if (g_gemm_tflops > 0)
+            snprintf(gemm, sizeof gemm, "%5.1f%%", 100.0 * tflops / g_gemm_tflops);
+        else
+            snprintf(gemm, sizeof gemm, "%6s", "n/a");
+        printf("%-13s %5d %6d %6d %3d/%-3d %4d %2d  %9.4f  %8.1f  %7.0f  %s", sh->suite, sh->b, sh->sq, sh->sk,
+               sh->hq, sh->hk, sh->d, sh->causal, ms[0], tflops, bytes / (ms[0] * 1e-3) / 1e9, gemm);
         if (reps[0] < o->reps)
             printf("  (%d reps)", reps[0]);
-        printf("\n");
+        printf("%s\n", check_col);
     } else {
         printf("%-13s %5d %6d %6d %3d/%-3d %4d %2d  n/a: %s\n", sh->suite, sh->b, sh->sq, sh->sk, sh->hq, sh->hk, sh->d,
                sh->causal, why[0]);
     }
     fflush(stdout);
-    fprintf(stderr, "[%d/%d] %s b=%d sq=%d sk=%d%s%s done\n", index + 1, total, sh->suite, sh->b, sh->sq, sh->sk,
-            hyb ? " frac=" : "", frac);
+    fprintf(stderr, "[%d/%d] %s b=%d sq=%d sk=%d%s%s done (%.1f s)\n", index + 1, total, sh->suite, sh->b, sh->sq,
+            sh->sk, hyb ? " frac=" : "", frac, bench_elapsed());
 }

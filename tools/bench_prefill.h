@@ -36,6 +36,8 @@ typedef struct shape {
 typedef struct options {
     int reps, warmup, splits, warps, kernel, alibi, tune, nhd;
     const char *csv;
+    int check;        /* --check: compare every row's output with the CPU reference */
+    const char *json; /* --json FILE */
 } options;
 
 /* fai_bench.c: median time in ms of fn(ctx) over `reps` runs, each after an L2 flush, CUDA
@@ -45,8 +47,16 @@ float time_median(timed_fn fn, void *ctx, int warmup, int reps, cudaStream_t s);
 /* fai_bench.c: the one input arena, sized for the largest row; reset before every row. */
 void arena_reset(void);
 void *arena_take(size_t bytes);
-extern FILE *g_csv;       /* NULL without --csv */
 extern char g_device[256];
+/* fai_bench.c: the cuBLAS FP16 GEMM rate in TFLOP/s (<= 0: not measured), the count of rows
+ * whose --check failed, and seconds since the start (for the progress lines). */
+extern double g_gemm_tflops;
+extern int g_check_failed, g_check_passed;
+double bench_elapsed(void);
+
+/* bench_gemm.c: median TFLOP/s (and ms) of an n x n x n FP16 GEMM with FP32 accumulation
+ * through cuBLAS; 0, or -1 with a message on stderr. */
+int bench_gemm_ceiling(int n, int warmup, int reps, cudaStream_t s, double *tflops, double *ms);
 
 /* bench_prefill.c */
 /* The rows of a prefill suite (prefill-seq, prefill-batch, prefill-gqa, head-dims, hybrid);
@@ -54,8 +64,8 @@ extern char g_device[256];
 const shape *prefill_suite(const char *name, int *count);
 /* Arena bytes a prefill or hybrid row takes. */
 size_t prefill_row_bytes(const shape *sh);
-/* The table header of prefill or hybrid rows. */
-void prefill_print_header(int kind);
+/* The table header of prefill or hybrid rows (with a check column under --check). */
+void prefill_print_header(int kind, int check);
 /* Times one prefill or hybrid row; prints it (table, CSV) when `report`. */
 void bench_prefill(const shape *sh, const options *o, int index, int total, cudaStream_t s, int report);
 /* prefill_frac as Python's repr() writes it ("0.0", "0.1", "0.25"), so CSVs join. */

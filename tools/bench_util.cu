@@ -47,6 +47,34 @@ __global__ void read_kernel(const uint4 *src, int64_t n, uint32_t *sink)
         sink[blockIdx.x] = acc;
 }
 
+/* An FP16 value is NaN or Inf when its five exponent bits are all ones. */
+__device__ __forceinline__ unsigned nonfinite_halves(uint32_t w)
+{
+    return ((w & 0x7c00u) == 0x7c00u) + ((w & 0x7c000000u) == 0x7c000000u);
+}
+
+__global__ void count_nonfinite_kernel(const uint16_t *src, int64_t n, unsigned long long *count)
+{
+    unsigned long long c = 0;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x, start = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    /* 16-byte loads over the aligned part, single halves around it. */
+    const int64_t head = (int64_t)((16 - ((uintptr_t)src & 15)) & 15) / 2;
+    const int64_t lead = head < n ? head : n, vecs = (n - lead) / 8;
+    const uint4 *v = (const uint4 *)(src + lead);
+    for (int64_t i = start; i < vecs; i += stride) {
+        const uint4 x = v[i];
+        c += nonfinite_halves(x.x) + nonfinite_halves(x.y) + nonfinite_halves(x.z) + nonfinite_halves(x.w);
+    }
+    for (int64_t i = start; i < lead; i += stride)
+        c += (src[i] & 0x7c00u) == 0x7c00u;
+    for (int64_t i = lead + vecs * 8 + start; i < n; i += stride)
+        c += (src[i] & 0x7c00u) == 0x7c00u;
+    for (int off = 16; off > 0; off /= 2)
+        c += __shfl_down_sync(0xffffffffu, c, off);
+    if ((threadIdx.x & 31) == 0 && c)
+        atomicAdd(count, c);
+}
+
 extern "C" cudaError_t bench_fill_fp16(void *dst, int64_t n, uint64_t seed, float stddev, cudaStream_t s)
 {
     fill_fp16_kernel<<<4096, 256, 0, s>>>((__half *)dst, n, seed, stddev);
@@ -62,5 +90,14 @@ extern "C" cudaError_t bench_fill_i32(int32_t *dst, int64_t n, int32_t value, cu
 extern "C" cudaError_t bench_read(const void *src, int64_t bytes, int blocks, uint32_t *sink, cudaStream_t s)
 {
     read_kernel<<<blocks, 512, 0, s>>>((const uint4 *)src, bytes / 16, sink);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t bench_count_nonfinite_fp16(const void *src, int64_t n, unsigned long long *count, cudaStream_t s)
+{
+    cudaError_t e = cudaMemsetAsync(count, 0, sizeof *count, s);
+    if (e != cudaSuccess || n <= 0)
+        return e;
+    count_nonfinite_kernel<<<1024, 256, 0, s>>>((const uint16_t *)src, n, count);
     return cudaGetLastError();
 }

@@ -1,5 +1,5 @@
-/* fai-bench's GPU helpers (bench_util.cu): filling inputs with random values on the device
- * and the streaming-read kernel that measures the read ceiling. */
+/* fai-bench's GPU helpers (bench_util.cu): filling inputs with random values on the device,
+ * the streaming-read kernel that measures the read ceiling, and the NaN/Inf count of --check. */
 #ifndef FAI_BENCH_UTIL_H
 #define FAI_BENCH_UTIL_H
 
@@ -17,6 +17,9 @@ cudaError_t bench_fill_i32(int32_t *dst, int64_t n, int32_t value, cudaStream_t 
 /* Reads `bytes` (a multiple of 16) with 16-byte loads, grid-stride, and writes one word
  * per block to sink (so the loads are not removed). */
 cudaError_t bench_read(const void *src, int64_t bytes, int blocks, uint32_t *sink, cudaStream_t s);
+
+/* Sets *count (device memory) to the number of NaN or Inf among n FP16 values. */
+cudaError_t bench_count_nonfinite_fp16(const void *src, int64_t n, unsigned long long *count, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -1,17 +1,21 @@
 /* fai-bench: the benchmark driver. Measures the device's ceilings first (device-to-device
- * copy, streaming read), then times fai on the standard decode, prefill and hybrid sweeps of
- * shared/guides/benchmarks.md or on given shapes, the way triton.testing.do_bench times the
- * peers: L2 flushed (a 256 MB memset) before every run, CUDA events around the call alone,
- * warm-up first, median of many runs. Prints a table (progress on stderr) and optionally a
- * CSV whose columns match shared/tools/sdpa_peers.py, so the two can be joined. The decode
- * rows live here, the prefill and hybrid rows in bench_prefill.c. */
+ * copy, streaming read, and an FP16 matrix product through cuBLAS for the tensor cores), then
+ * times fai on the standard decode, prefill and hybrid sweeps of shared/guides/benchmarks.md or
+ * on given shapes, the way triton.testing.do_bench times the peers: L2 flushed (a 256 MB
+ * memset) before every run, CUDA events around the call alone, warm-up first, median of many
+ * runs. Prints a table (progress on stderr) and optionally a CSV whose columns match
+ * shared/tools/sdpa_peers.py (so the two can be joined) and a JSON file of the same rows.
+ * With --check every row's output is also compared with the CPU reference (bench_check.c).
+ * The decode rows live here, the prefill and hybrid rows in bench_prefill.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bench_check.h"
 #include "bench_prefill.h"
+#include "bench_report.h"
 #include "bench_util.h"
 #include "decode_args.h"
 #include "fai.h"
@@ -55,9 +59,24 @@ static const shape *suite_rows(const char *name, int *count)
     return prefill_suite(name, count);
 }
 
+#ifndef FAI_BENCH_GIT
+#define FAI_BENCH_GIT "unknown"
+#endif
+
 #define FLUSH_BYTES ((size_t)256 << 20)
+#define GEMM_N 8192
 static void *g_flush;
-static double g_copy_gbps, g_read_gbps;
+static double g_copy_gbps, g_read_gbps, g_gemm_ms = -1.0;
+double g_gemm_tflops = -1.0;
+int g_check_failed, g_check_passed;
+static struct timespec g_t0;
+
+double bench_elapsed(void)
+{
+    struct timespec t;
+    timespec_get(&t, TIME_UTC);
+    return (double)(t.tv_sec - g_t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - g_t0.tv_nsec);
+}
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -178,7 +197,6 @@ void *arena_take(size_t bytes)
     return g_arena + off;
 }
 
-FILE *g_csv;
 char g_device[256];
 
 static void bench_decode(const shape *sh, const options *o, int index, int total, cudaStream_t s, fai_device_info dev,
@@ -253,6 +271,44 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
                     cand_s[nc++] = sp;
                 }
     }
+    /* --check: the reference of the sampled rows once, then every candidate's output. */
+    check_ref *ref = NULL;
+    check_problem cp;
+    int64_t *q_start = NULL, *k_start = NULL;
+    int *seq_q = NULL, *seq_k = NULL;
+    if (o->check && report) {
+        q_start = malloc(sizeof(int64_t) * (size_t)sh->b);
+        k_start = malloc(sizeof(int64_t) * (size_t)sh->b);
+        seq_q = malloc(sizeof(int) * (size_t)sh->b);
+        seq_k = malloc(sizeof(int) * (size_t)sh->b);
+        for (int b = 0; b < sh->b; b++) {
+            q_start[b] = b;
+            k_start[b] = (int64_t)b * p->cache.seq_stride;
+            seq_q[b] = 1;
+            seq_k[b] = sh->sk;
+        }
+        memset(&cp, 0, sizeof cp);
+        cp.batch = sh->b;
+        cp.hq = sh->hq;
+        cp.hk = sh->hk;
+        cp.d = sh->d;
+        cp.alibi = o->alibi;
+        cp.scale = p->attn.softmax_scale;
+        cp.q = q;
+        cp.k = k;
+        cp.v = v;
+        cp.o = out;
+        cp.q_token_stride = (int64_t)sh->hq * sh->d;
+        cp.k_token_stride = p->cache.token_stride;
+        cp.k_head_stride = p->cache.head_stride;
+        cp.q_start = q_start;
+        cp.k_start = k_start;
+        cp.seq_q = seq_q;
+        cp.seq_k = seq_k;
+        cp.total_q = sh->b;
+        fprintf(stderr, "[%d/%d] computing the reference (%.1f s)\n", index + 1, total, bench_elapsed());
+        ref = check_prepare(&cp, s);
+    }
     for (int ci = 0; ci < nc; ci++) {
         c.use_plan = o->tune || o->splits || o->warps || o->kernel != FAI_DECODE_AUTO;
         const int mma = cand_k[ci] == FAI_DECODE_MMA;
@@ -268,32 +324,62 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
             exit(1);
         if (!report)
             break;
+        char check[300] = "", verdict[8] = "";
+        if (o->check) {
+            int pass = 0;
+            if (!ref) {
+                snprintf(check, sizeof check, "FAIL: no reference");
+            } else {
+                CK(check_poison(&cp, s));
+                if (run_decode(&c, s))
+                    exit(1);
+                pass = check_compare(ref, &cp, s, check, sizeof check);
+            }
+            g_check_failed += !pass;
+            g_check_passed += pass;
+            snprintf(verdict, sizeof verdict, "%s", pass ? "pass" : "FAIL");
+            fprintf(stderr, "[%d/%d] check %s\n", index + 1, total, check);
+        }
         const double gbps = bytes / (ms * 1e-3) / 1e9;
         const double tflops = 4.0 * sh->b * (double)sh->sk * sh->hq * sh->d / (ms * 1e-3) / 1e12;
-        printf("%-13s %5d %7d %3d/%-3d %4d  %-4s %dw%s %4ds  %9.4f  %8.1f  %5.1f%%  %5.1f%%%s\n", sh->suite, sh->b,
-               sh->sk, sh->hq, sh->hk, sh->d, c.plan.kernel == FAI_DECODE_MMA ? "mma" : "simt", c.plan.warps_per_block,
-               c.plan.kernel == FAI_DECODE_MMA ? (c.plan.stages == 2   ? "/2st"
-                                                : c.plan.stages == 3 ? "/3st"
-                                                : c.plan.stages == 4 ? "/4st"
-                                                                     : "/6st")
-                                               : "",
-               c.plan.num_splits, ms, gbps, 100.0 * gbps / g_copy_gbps, 100.0 * gbps / g_read_gbps,
-               ci ? "  (tune)" : "");
+        const int is_mma = c.plan.kernel == FAI_DECODE_MMA;
+        char plan[32];
+        snprintf(plan, sizeof plan, "%-4s %dw%s %4ds", is_mma ? "mma" : "simt", c.plan.warps_per_block,
+                 !is_mma ? "" : c.plan.stages == 2 ? "/2st" : c.plan.stages == 3 ? "/3st" : c.plan.stages == 4 ? "/4st" : "/6st",
+                 c.plan.num_splits);
+        printf("%-13s %5d %7d %3d/%-3d %4d  %s  %9.4f  %8.1f  %5.1f%%  %5.1f%%%s%s%s\n", sh->suite, sh->b, sh->sk,
+               sh->hq, sh->hk, sh->d, plan, ms, gbps, 100.0 * gbps / g_copy_gbps, 100.0 * gbps / g_read_gbps,
+               ci ? "  (tune)" : "", *check ? "  " : "", check);
         fflush(stdout);
-        if (g_csv && ci == 0)
-            fprintf(g_csv, "%s,%s,fai,fp16,%d,1,%d,%d,%d,%d,0,,%.5f,%.2f,%.1f,%s %dw %ds %s%s\n", g_device,
-                    sh->suite, sh->b, sh->sk, sh->hq, sh->hk, sh->d, ms, tflops, gbps,
-                    c.plan.kernel == FAI_DECODE_MMA ? "mma" : "simt", c.plan.warps_per_block, c.plan.num_splits,
-                    o->nhd ? "nhd" : "hnd", o->alibi ? " alibi" : "");
+        if (ci == 0) {
+            char note[64];
+            snprintf(note, sizeof note, "%s %dw %ds %s%s", is_mma ? "mma" : "simt", c.plan.warps_per_block,
+                     c.plan.num_splits, o->nhd ? "nhd" : "hnd", o->alibi ? " alibi" : "");
+            const report_row row = {sh->suite, "fai", "fp16", sh->b, 1, sh->sk, sh->hq, sh->hk, sh->d, 0, "",
+                                    ms, tflops, gbps, note, verdict};
+            report_row_write(&row);
+        }
     }
+    check_free(ref);
+    free(q_start);
+    free(k_start);
+    free(seq_q);
+    free(seq_k);
     if (report)
-        fprintf(stderr, "[%d/%d] %s b=%d sk=%d done\n", index + 1, total, sh->suite, sh->b, sh->sk);
+        fprintf(stderr, "[%d/%d] %s b=%d sk=%d done (%.1f s)\n", index + 1, total, sh->suite, sh->b, sh->sk,
+                bench_elapsed());
     cudaFree(c.ws);
 }
 
 static void bench_row(const shape *sh, const options *o, int index, int total, cudaStream_t s, fai_device_info dev,
                       int report)
 {
+    char frac[32] = "";
+    if (sh->kind == ROW_HYBRID)
+        format_frac(frac, sizeof frac, sh->frac);
+    fprintf(stderr, "[%d/%d] %s%s b=%d sq=%d sk=%d hq=%d hk=%d d=%d%s%s (%.1f s)\n", index + 1, total,
+            report ? "" : "warm-up run of ", sh->suite, sh->b, sh->sq, sh->sk, sh->hq, sh->hk, sh->d,
+            *frac ? " frac=" : "", frac, bench_elapsed());
     if (sh->kind == ROW_DECODE)
         bench_decode(sh, o, index, total, s, dev, report);
     else
@@ -301,7 +387,7 @@ static void bench_row(const shape *sh, const options *o, int index, int total, c
 }
 
 /* A table header whenever the kind of row changes (decode, prefill, hybrid). */
-static void table_header(int kind)
+static void table_header(int kind, int check)
 {
     static int last = -1;
     if (kind == last)
@@ -310,10 +396,10 @@ static void table_header(int kind)
         printf("\n");
     last = kind;
     if (kind == ROW_DECODE)
-        printf("%-13s %5s %7s %7s %4s  %-16s  %9s  %8s  %6s  %6s\n", "suite", "b", "sk", "hq/hk", "d", "plan", "ms",
-               "GB/s", "%copy", "%read");
+        printf("%-13s %5s %7s %7s %4s  %-16s  %9s  %8s  %6s  %6s%s\n", "suite", "b", "sk", "hq/hk", "d", "plan", "ms",
+               "GB/s", "%copy", "%read", check ? "  check" : "");
     else
-        prefill_print_header(kind);
+        prefill_print_header(kind, check);
 }
 
 /* Whether --suite's word `t` names suite `name`: itself, its group, or all. */
@@ -387,27 +473,51 @@ static void usage(void)
            "  --suite LIST    comma-separated: decode-seq, decode-batch, decode-gqa, prefill-seq,\n"
            "                  prefill-batch, prefill-gqa, head-dims, hybrid; or decode (the three\n"
            "                  decode suites), prefill (the four prefill suites), all (every suite)\n"
+           "                  (default, with no --suite or --shape: decode-seq)\n"
            "  --shape SPEC    one shape, b=..,sq=..,sk=..,hq=..,hk=..,d=..,causal=0|1 (defaults\n"
            "                  1,1,128,32,32,128,0); may be repeated. sq=1: a decode row (fai_decode);\n"
            "                  sq>1: a prefill row (fai_prefill on b packed sequences of sq x sk);\n"
            "                  prefill_frac=F: a hybrid row (round(b*F) sequences sq x sk, the rest\n"
            "                  1 x sk, always causal)\n"
            "  --list          print the rows as CSV (suite,b,sq,sk,hq,hk,d,causal,prefill_frac), exit\n"
+           "                  (needs no GPU)\n"
            "  --alibi         add the ALiBi bias (standard slopes)\n"
            "  --layout L      decode KV cache layout: hnd [batch, heads, seq, dim] (default, as the\n"
            "                  peers) or nhd [batch, seq, heads, dim]\n"
            "  --reps N        timed runs per row, median reported (default 50; prefill rows run\n"
-           "                  fewer, at least 10, where N would take over 3 s)\n"
+           "                  fewer, at least 10, where N would take over 3 s); also the runs of\n"
+           "                  each ceiling\n"
            "  --warmup N      untimed runs first (default 5)\n"
-           "  --csv FILE      also write the rows as CSV (columns of shared/tools/sdpa_peers.py)\n"
-           "  --splits N      decode: force N split-KV parts (default: fai's plan)\n"
+           "  --csv FILE      also write the rows as CSV: the columns of shared/tools/sdpa_peers.py\n"
+           "                  (device,suite,backend,dtype,b,sq,sk,hq,hk,d,causal,prefill_frac,ms,\n"
+           "                  tflops,gbps,note), then check (pass/FAIL/n/a with --check, else\n"
+           "                  empty) and commit; the ceilings are rows of suite 'ceiling' (backends\n"
+           "                  copy, read: gbps; cublas: ms, tflops, and gbps of A, B, C once)\n"
+           "  --json FILE     also write the same rows as JSON, under a header object (device,\n"
+           "                  SMs, compute capability, driver and runtime versions, git commit,\n"
+           "                  UTC date, the command line, the ceilings); \"complete\": false if the\n"
+           "                  run stopped early\n");
+    printf("  --check         after timing each row, fill its output with NaN, run it once more\n"
+           "                  and compare with the double-precision CPU reference (src/reference)\n"
+           "                  on up to %d query rows spread over the batch (first and last\n"
+           "                  included) and as many KV heads as ~%.0f million multiply-adds allow\n"
+           "                  per row (at least one; they rotate between sequences); pass = rel L2\n"
+           "                  <= 2e-3, max error <= 2x a plain FP32 reference's (+1e-5), no NaN\n"
+           "                  or Inf anywhere in the output. Every timed variant is checked\n"
+           "                  (hybrid: all three; --tune: every plan). Exit status 3 if any fails\n",
+           CHECK_ROWS, CHECK_MACS / 1e6);
+    printf("  --splits N      decode: force N split-KV parts (default: fai's plan)\n"
            "  --warps N       decode: force N warps per block (default: fai's plan)\n"
            "  --kernel K      decode: force the kernel, simt (CUDA cores) or mma (tensor cores)\n"
            "  --tune          decode: also time a grid of other plans per row (marked 'tune')\n"
-           "  --help          this text\n"
-           "Timing: 256 MB L2 flush before each run, CUDA events around the call(s), median.\n"
-           "GB/s counts Q, K, V and O once; %%copy and %%read are fractions of the measured\n"
-           "device-to-device copy (read + write bytes) and streaming-read ceilings.\n"
+           "  --help, -h      this text\n");
+    printf("Ceilings, measured first: device-to-device copy of 1 GiB (read + write bytes),\n"
+           "streaming read of 4 GiB, and an FP16 %d^3 matrix product with FP32 accumulation through\n"
+           "cuBLAS (cublasGemmEx: the tensor-core rate a vendor kernel reaches on this card).\n",
+           GEMM_N);
+    printf("Timing: 256 MB L2 flush before each run, CUDA events around the call(s), median.\n"
+           "GB/s counts Q, K, V and O once; %%copy and %%read are fractions of the copy and\n"
+           "streaming-read ceilings, %%gemm (prefill) of the cuBLAS one.\n"
            "Prefill: TFLOP/s = 4*b*sq*sk*hq*d, halved for causal with sq == sk (causal sq != sk:\n"
            "the unmasked pairs); Q/K/V packed [tokens, heads, dim], cu_seqlens on the device and\n"
            "cu_seqlens_q_host set.\n"
@@ -415,13 +525,19 @@ static void usage(void)
            "the same without cu_seqlens_q_host (fai-nohost), 'sep us' fai_prefill on the prefill\n"
            "sequences plus fai_decode on the decode ones, one timed region (fai-separate);\n"
            "fai/sep is the time ratio; TFLOP/s and GB/s are fai's, counted as sdpa_peers.py does.\n");
+    printf("Output: the table on stdout (two '#' header lines: version, device, driver, runtime,\n"
+           "git commit, date; the ceilings), progress on stderr (row i/n, seconds since start).\n"
+           "The commit is `git describe --always --dirty` when CMake configured the build.\n"
+           "Exit status: 0 done, 1 no GPU or a CUDA/fai failure, 2 bad arguments, 3 a --check\n"
+           "failed.\n");
 }
 
 #define MAX_ROWS 256
 
 int main(int argc, char **argv)
 {
-    options o = {50, 5, 0, 0, FAI_DECODE_AUTO, 0, 0, 0, NULL};
+    options o = {50, 5, 0, 0, FAI_DECODE_AUTO, 0, 0, 0, NULL, 0, NULL};
+    timespec_get(&g_t0, TIME_UTC);
     shape rows[MAX_ROWS];
     int n = 0, list = 0;
     for (int i = 1; i < argc; i++) {
@@ -480,6 +596,10 @@ int main(int argc, char **argv)
             o.warps = atoi(argv[++i]);
         } else if (!strcmp(a, "--csv") && next) {
             o.csv = argv[++i];
+        } else if (!strcmp(a, "--json") && next) {
+            o.json = argv[++i];
+        } else if (!strcmp(a, "--check")) {
+            o.check = 1;
         } else if (!strcmp(a, "--layout") && next) {
             o.nhd = !strcmp(next, "nhd");
             if (!o.nhd && strcmp(next, "hnd")) {
@@ -518,12 +638,20 @@ int main(int argc, char **argv)
     }
 
     int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-        fprintf(stderr, "fai-bench: no CUDA device found; fai-bench needs an NVIDIA GPU\n");
+    const cudaError_t no_dev = cudaGetDeviceCount(&count);
+    if (no_dev != cudaSuccess || count == 0) {
+        fprintf(stderr, "fai-bench: no usable CUDA device (CUDA runtime: %s); fai-bench needs an NVIDIA GPU of "
+                        "compute capability 8.0 or newer (--help and --list run without one)\n",
+                no_dev != cudaSuccess ? cudaGetErrorString(no_dev) : "no device");
         return 1;
     }
     struct cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
+    if (prop.major < 8) {
+        fprintf(stderr, "fai-bench: %s is compute capability %d.%d; fai needs 8.0 or newer\n", prop.name, prop.major,
+                prop.minor);
+        return 1;
+    }
     snprintf(g_device, sizeof g_device, "%s", prop.name);
     int driver = 0, runtime = 0;
     cudaDriverGetVersion(&driver);
@@ -531,27 +659,44 @@ int main(int argc, char **argv)
     cudaStream_t s;
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     CK(cudaMalloc(&g_flush, FLUSH_BYTES));
+    fprintf(stderr, "fai-bench: measuring the ceilings (%.1f s)\n", bench_elapsed());
     /* Half a second of memsets first, so clocks have ramped up before anything is timed. */
     for (int i = 0; i < 2000; i++)
         CK(cudaMemsetAsync(g_flush, i & 0xff, FLUSH_BYTES, s));
     measure_ceilings(s, o.reps);
-    time_t now = time(NULL);
-    char date[32];
+    bench_gemm_ceiling(GEMM_N, o.warmup, o.reps, s, &g_gemm_tflops, &g_gemm_ms);
+    const time_t now = time(NULL);
+    char date[32], iso[32];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-    printf("# fai-bench %d, %s (%d SMs), driver %d, runtime %d, %s\n", fai_version(), prop.name,
-           prop.multiProcessorCount, driver, runtime, date);
-    printf("# ceilings: device-to-device copy %.0f GB/s (read + write), streaming read %.0f GB/s\n", g_copy_gbps,
+    strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    printf("# fai-bench %d, %s (%d SMs), driver %d, runtime %d, git %s, %s\n", fai_version(), prop.name,
+           prop.multiProcessorCount, driver, runtime, FAI_BENCH_GIT, date);
+    printf("# ceilings: device-to-device copy %.0f GB/s (read + write), streaming read %.0f GB/s, ", g_copy_gbps,
            g_read_gbps);
-    if (o.csv) {
-        g_csv = fopen(o.csv, "w");
-        if (!g_csv) {
-            fprintf(stderr, "fai-bench: cannot write %s\n", o.csv);
-            return 1;
+    if (g_gemm_tflops > 0)
+        printf("cuBLAS FP16 GEMM %d^3 %.0f TFLOP/s\n", GEMM_N, g_gemm_tflops);
+    else
+        printf("cuBLAS FP16 GEMM n/a\n");
+    fflush(stdout);
+    const report_info info = {prop.name, prop.multiProcessorCount, prop.major, prop.minor, driver, runtime,
+                              fai_version(), FAI_BENCH_GIT, iso, g_copy_gbps, g_read_gbps, g_gemm_tflops, g_gemm_ms,
+                              GEMM_N, o.check, o.reps, o.warmup, argc, argv};
+    if (report_open(o.csv, o.json, &info))
+        return 1;
+    {
+        const report_row copy = {"ceiling", "copy", "", 0, 0, 0, 0, 0, 0, 0, "", -1, -1, g_copy_gbps,
+                                 "device-to-device copy read+write", ""};
+        const report_row read = {"ceiling", "read", "", 0, 0, 0, 0, 0, 0, 0, "", -1, -1, g_read_gbps,
+                                 "streaming read 4 GiB", ""};
+        report_row_write(&copy);
+        report_row_write(&read);
+        if (g_gemm_tflops > 0) {
+            char note[96];
+            snprintf(note, sizeof note, "cublasGemmEx FP16 %d^3 FP32 accumulate; gbps = A+B+C once", GEMM_N);
+            const report_row gemm = {"ceiling", "cublas", "fp16", 0, 0, 0, 0, 0, 0, 0, "", g_gemm_ms, g_gemm_tflops,
+                                     3.0 * 2.0 * GEMM_N * GEMM_N / (g_gemm_ms * 1e-3) / 1e9, note, ""};
+            report_row_write(&gemm);
         }
-        fprintf(g_csv, "device,suite,backend,dtype,b,sq,sk,hq,hk,d,causal,prefill_frac,ms,tflops,gbps,note\n");
-        fprintf(g_csv, "%s,ceiling,copy,,0,0,0,0,0,0,0,,,,%.1f,device-to-device copy read+write\n", g_device,
-                g_copy_gbps);
-        fprintf(g_csv, "%s,ceiling,read,,0,0,0,0,0,0,0,,,,%.1f,streaming read 4 GiB\n", g_device, g_read_gbps);
     }
     const fai_device_info dev = {prop.multiProcessorCount, (int)prop.sharedMemPerMultiprocessor, prop.major,
                                  (int)prop.sharedMemPerBlockOptin};
@@ -564,12 +709,20 @@ int main(int argc, char **argv)
     if (n > 0)
         bench_row(&rows[0], &o, 0, n, s, dev, 0);
     for (int i = 0; i < n; i++) {
-        table_header(rows[i].kind);
+        table_header(rows[i].kind, o.check);
         bench_row(&rows[i], &o, i, n, s, dev, 1);
     }
-    if (g_csv)
-        fclose(g_csv);
+    report_close();
     cudaFree(g_flush);
     cudaFree(g_arena);
+    fprintf(stderr, "fai-bench: %d rows in %.1f s\n", n, bench_elapsed());
+    if (o.check) {
+        if (g_check_failed) {
+            fprintf(stderr, "fai-bench: --check: %d of %d checked calls FAILED\n", g_check_failed,
+                    g_check_failed + g_check_passed);
+            return 3;
+        }
+        fprintf(stderr, "fai-bench: --check: all %d checked calls pass\n", g_check_passed);
+    }
     return 0;
 }
