@@ -97,7 +97,13 @@ FAI_API int fai_version(void);
  * Data types and tensor descriptors
  * ------------------------------------------------------------------------------------- */
 typedef enum fai_dtype {
-    FAI_DTYPE_FP16 = 0 /* IEEE binary16 */
+    FAI_DTYPE_FP16 = 0,     /* IEEE binary16 */
+    /* KV-cache element types (fai_kv_cache.dtype; queries and outputs stay FP16). The cache
+     * layout is the same as for FP16 with one-byte elements (docs/api.md, "Quantized KV
+     * caches"); the codecs round to nearest even and saturate (docs/kv-quant.md). */
+    FAI_DTYPE_INT8 = 2,     /* int8 codes, one FP32 scale per (token, KV head): x = code * scale */
+    FAI_DTYPE_FP8_E4M3 = 3, /* OCP FP8 E4M3 ("e4m3fn": max 448, no infinities), no scale */
+    FAI_DTYPE_FP8_E5M2 = 4  /* OCP FP8 E5M2 (max 57344), no scale */
 } fai_dtype;
 
 /* A [tokens, heads, head_dim] view: element (t, h, d) lives at
@@ -116,7 +122,12 @@ typedef struct fai_tensor {
  * A slot holds up to `capacity` tokens (seq_stride is usually capacity * token_stride, but
  * any non-overlapping strides work: [batch, capacity, heads, dim] and
  * [batch, heads, capacity, dim] are both fine). seq_lens[b] tokens of slot b are valid.
- * Alignment: k and v 16-byte aligned, all three strides multiples of 8 elements. */
+ * Alignment: k and v 16-byte aligned, all three strides multiples of 16 bytes (8 FP16
+ * elements, 16 one-byte elements). Strides count elements of `dtype`.
+ * An int8 cache (FAI_DTYPE_INT8) also has a scale per token and KV head, for K and for V:
+ *   k_scale[b * scale_seq_stride + t * scale_token_stride + h * scale_head_stride]
+ * (FP32; the natural layout is [batch, capacity, kv_heads], 4 bytes per head_dim codes).
+ * FP8 caches and FP16 caches have no scales (leave the pointers NULL). */
 typedef struct fai_kv_cache {
     fai_dtype dtype;          /* element type of k and v */
     void *k;                  /* device */
@@ -131,6 +142,12 @@ typedef struct fai_kv_cache {
     int32_t max_seq_len;      /* host-side upper bound of seq_lens used to plan the work
                                  (split-KV). 0 means capacity. A larger seq_len is still
                                  computed correctly, only less evenly spread. */
+    /* int8 caches only (NULL and 0 otherwise); strides in floats, >= 0. */
+    float *k_scale;           /* device, 4-byte aligned (written by fai_kv_append) */
+    float *v_scale;           /* device, 4-byte aligned, same strides as k_scale */
+    int64_t scale_seq_stride;
+    int64_t scale_token_stride;
+    int64_t scale_head_stride;
 } fai_kv_cache;
 
 /* What every attention call shares: the head layout, the scale and the score bias. */
@@ -246,6 +263,37 @@ FAI_API fai_status fai_prefill_workspace_size(const fai_prefill_params *params, 
  * writing out of bounds, not a feature: such a batch gets no meaningful output). */
 FAI_API fai_status fai_prefill(const fai_prefill_params *params, void *workspace,
                               size_t workspace_bytes, fai_stream_t stream);
+
+/* ---------------------------------------------------------------------------------------
+ * Writing new tokens into a KV cache, quantizing on the way.
+ *
+ * Row i of k_new and v_new ([num_tokens, num_kv_heads, head_dim], FP16) goes to cache slot
+ * slots[i]: sequence b = slots[i] / cache.capacity, position t = slots[i] % cache.capacity
+ * (vLLM's slot mapping), for every KV head. One call serves a whole prompt (consecutive
+ * slots) and a decode step (one token per sequence) alike. Rows are written in the cache's
+ * dtype: FP16 copied, FP8 rounded to nearest even with saturation, int8 quantized per
+ * (token, KV head) with scale = max|x| / 127, written to cache.k_scale / v_scale. A negative
+ * slot skips its row (padding); a slot >= cache_batch * cache.capacity is skipped as well (a
+ * device-side guard: the host never sees the slots). The sequence lengths are the caller's to
+ * update (cache.seq_lens and cache.max_seq_len are not used). Slots of one call must be
+ * distinct. Needs no workspace.
+ * ------------------------------------------------------------------------------------- */
+typedef struct fai_kv_append_params {
+    int32_t num_kv_heads;  /* >= 1 */
+    int32_t head_dim;      /* 64, 96, 128 or 256 */
+    int32_t num_tokens;    /* rows of k_new/v_new, >= 0 (0 launches nothing) */
+    fai_tensor k_new;      /* [num_tokens, num_kv_heads, head_dim] FP16 */
+    fai_tensor v_new;      /* [num_tokens, num_kv_heads, head_dim] FP16 */
+    const int64_t *slots;  /* device, [num_tokens] */
+    int32_t cache_batch;   /* sequence slots the cache holds (its first dimension), >= 1 */
+    fai_kv_cache cache;    /* destination: dtype, k, v, strides, capacity, scales */
+} fai_kv_append_params;
+
+/* Defaults: 32 KV heads of 128, 0 tokens, FP16 tensors and cache, NULL pointers. */
+FAI_API fai_kv_append_params fai_kv_append_params_default(void);
+
+/* Launches the append on `stream` (memory-bound; graph-capturable). */
+FAI_API fai_status fai_kv_append(const fai_kv_append_params *params, fai_stream_t stream);
 
 #ifdef __cplusplus
 }

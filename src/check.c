@@ -9,14 +9,27 @@
 
 static int is_supported_head_dim(int32_t d) { return d == 64 || d == 96 || d == 128 || d == 256; }
 
-static const char *dtype_name(fai_dtype t)
+const char *fai_dtype_name(fai_dtype t)
 {
     switch (t) {
     case FAI_DTYPE_FP16:
         return "FAI_DTYPE_FP16";
+    case FAI_DTYPE_INT8:
+        return "FAI_DTYPE_INT8";
+    case FAI_DTYPE_FP8_E4M3:
+        return "FAI_DTYPE_FP8_E4M3";
+    case FAI_DTYPE_FP8_E5M2:
+        return "FAI_DTYPE_FP8_E5M2";
     }
     return "unknown";
 }
+
+int fai_is_cache_dtype(fai_dtype t)
+{
+    return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_INT8 || t == FAI_DTYPE_FP8_E4M3 || t == FAI_DTYPE_FP8_E5M2;
+}
+
+int fai_dtype_bytes(fai_dtype t) { return t == FAI_DTYPE_FP16 ? 2 : 1; }
 
 static int misaligned(const void *p, uintptr_t bytes) { return ((uintptr_t)p % bytes) != 0; }
 
@@ -56,14 +69,21 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn)
     return FAI_SUCCESS;
 }
 
-/* Strides in elements; checks shared by tensors and caches. */
+/* Strides in elements of `elem_bytes` bytes: >= 0 and whole multiples of 16 bytes. */
+static fai_status check_stride_of(const char *fn, const char *name, const char *field, int64_t stride,
+                                  int elem_bytes)
+{
+    const int unit = 16 / elem_bytes;
+    if (stride < 0 || stride % unit != 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_STRIDE,
+                         "%s: %s.%s (%lld) must be >= 0 and a multiple of %d elements (16 bytes)", fn,
+                         name, field, (long long)stride, unit);
+    return FAI_SUCCESS;
+}
+
 static fai_status check_stride(const char *fn, const char *name, const char *field, int64_t stride)
 {
-    if (stride < 0 || stride % 8 != 0)
-        return fai_error(FAI_ERROR_BAD_PARAM_STRIDE,
-                         "%s: %s.%s (%lld) must be >= 0 and a multiple of 8 elements (16 bytes)", fn,
-                         name, field, (long long)stride);
-    return FAI_SUCCESS;
+    return check_stride_of(fn, name, field, stride, 2);
 }
 
 static fai_status check_pointer(const char *fn, const char *name, const void *p)
@@ -90,7 +110,7 @@ fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *
 {
     if (t->dtype != FAI_DTYPE_FP16)
         return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: %s.dtype (%d) is not supported (%s)", fn,
-                         name, (int)t->dtype, dtype_name(FAI_DTYPE_FP16));
+                         name, (int)t->dtype, fai_dtype_name(FAI_DTYPE_FP16));
     if (tokens == 0)
         return FAI_SUCCESS;
     char field[64];
@@ -112,12 +132,52 @@ fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *
     return FAI_SUCCESS;
 }
 
+/* The int8 cache's scales (or their absence for the other dtypes). */
+static fai_status check_scales(const char *fn, const fai_kv_cache *c, int32_t batch, int32_t heads)
+{
+    if (c->dtype != FAI_DTYPE_INT8) {
+        if (c->k_scale || c->v_scale)
+            return fai_error(FAI_ERROR_BAD_PARAM,
+                             "%s: cache.k_scale/v_scale are set, but a %s cache has no scales (leave them NULL)",
+                             fn, fai_dtype_name(c->dtype));
+        return FAI_SUCCESS;
+    }
+    if (batch == 0 || c->capacity == 0)
+        return FAI_SUCCESS;
+    const float *ptrs[2] = {c->k_scale, c->v_scale};
+    const char *names[2] = {"cache.k_scale", "cache.v_scale"};
+    for (int i = 0; i < 2; i++) {
+        if (!ptrs[i])
+            return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: %s is NULL (an int8 cache needs its scales)",
+                             fn, names[i]);
+        if (misaligned(ptrs[i], sizeof(float)))
+            return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: %s (%p) is not 4-byte aligned", fn, names[i],
+                             (const void *)ptrs[i]);
+    }
+    if (c->scale_seq_stride < 0 || c->scale_token_stride < 0 || c->scale_head_stride < 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_STRIDE,
+                         "%s: cache scale strides (seq %lld, token %lld, head %lld) must be >= 0", fn,
+                         (long long)c->scale_seq_stride, (long long)c->scale_token_stride,
+                         (long long)c->scale_head_stride);
+    int64_t last;
+    if (!mul_add_fits(batch - 1, c->scale_seq_stride, 1, &last) ||
+        !mul_add_fits(c->capacity - 1, c->scale_token_stride, last, &last) ||
+        !mul_add_fits(heads - 1, c->scale_head_stride, last, &last))
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache scales span more than 2^63 elements", fn);
+    return FAI_SUCCESS;
+}
+
 fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t batch, int32_t heads,
                               int32_t head_dim)
 {
-    if (c->dtype != FAI_DTYPE_FP16)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: cache.dtype (%d) is not supported (%s)",
-                         fn, (int)c->dtype, dtype_name(FAI_DTYPE_FP16));
+    if (!fai_is_cache_dtype(c->dtype))
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
+                         "%s: cache.dtype (%d) is not supported (FAI_DTYPE_FP16, FAI_DTYPE_INT8, "
+                         "FAI_DTYPE_FP8_E4M3 or FAI_DTYPE_FP8_E5M2)",
+                         fn, (int)c->dtype);
+    const int eb = fai_dtype_bytes(c->dtype);
+    if (c->dtype != FAI_DTYPE_INT8)
+        FAI_TRY(check_scales(fn, c, 0, heads));
     if (c->capacity < 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.capacity (%d) is negative", fn,
                          (int)c->capacity);
@@ -136,15 +196,15 @@ fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t bat
         return FAI_SUCCESS; /* every sequence is empty: k and v are never read */
     FAI_TRY(check_pointer(fn, "cache.k", c->k));
     FAI_TRY(check_pointer(fn, "cache.v", c->v));
-    FAI_TRY(check_stride(fn, "cache", "seq_stride", c->seq_stride));
-    FAI_TRY(check_stride(fn, "cache", "token_stride", c->token_stride));
-    FAI_TRY(check_stride(fn, "cache", "head_stride", c->head_stride));
+    FAI_TRY(check_stride_of(fn, "cache", "seq_stride", c->seq_stride, eb));
+    FAI_TRY(check_stride_of(fn, "cache", "token_stride", c->token_stride, eb));
+    FAI_TRY(check_stride_of(fn, "cache", "head_stride", c->head_stride, eb));
     int64_t last;
     if (!mul_add_fits(batch - 1, c->seq_stride, head_dim, &last) ||
         !mul_add_fits(c->capacity - 1, c->token_stride, last, &last) ||
         !mul_add_fits(heads - 1, c->head_stride, last, &last))
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache spans more than 2^63 elements", fn);
-    return FAI_SUCCESS;
+    return check_scales(fn, c, batch, heads);
 }
 
 fai_status fai_current_device(const char *fn, fai_device_info *info)

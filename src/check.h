@@ -24,6 +24,11 @@ fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *
 fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t batch,
                               int32_t heads, int32_t head_dim);
 
+/* "FAI_DTYPE_FP16", ...; whether a dtype can be a KV cache's; bytes per element. */
+const char *fai_dtype_name(fai_dtype t);
+int fai_is_cache_dtype(fai_dtype t);
+int fai_dtype_bytes(fai_dtype t);
+
 /* The current device: compute capability 8.0 or newer; returns what the planners need. */
 fai_status fai_current_device(const char *fn, fai_device_info *info);
 

@@ -47,8 +47,8 @@ fai_status fai_decode_plan_params(const char *fn, const fai_decode_params *p, fa
                                   fai_decode_plan *plan)
 {
     const int32_t max_len = p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity;
-    return fai_decode_make_plan(fn, p->batch, p->attn.num_q_heads, p->attn.num_kv_heads,
-                                p->attn.head_dim, max_len, dev, FAI_DECODE_AUTO, 0, 0, 0, plan);
+    return fai_decode_make_plan_kv(fn, p->cache.dtype, p->batch, p->attn.num_q_heads, p->attn.num_kv_heads,
+                                   p->attn.head_dim, max_len, dev, FAI_DECODE_AUTO, 0, 0, 0, plan);
 }
 
 static fai_status plan_for(const char *fn, const fai_decode_params *p, fai_decode_plan *plan)
@@ -137,6 +137,14 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
     args.kv_head_stride = p->cache.head_stride;
     args.v_token_stride = p->cache.token_stride;
     args.v_head_stride = p->cache.head_stride;
+    args.kv_dtype = p->cache.dtype;
+    args.k_scale = p->cache.k_scale;
+    args.v_scale = p->cache.v_scale;
+    args.scale_seq_stride = p->cache.scale_seq_stride;
+    args.scale_token_stride = p->cache.scale_token_stride;
+    args.scale_head_stride = p->cache.scale_head_stride;
+    if (plan->kernel == FAI_DECODE_MMA && p->cache.dtype != FAI_DTYPE_FP16)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: the tensor-core decode kernel reads FP16 caches only", fn);
     return fai_decode_launch(&args, plan, stream);
 }
 

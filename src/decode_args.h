@@ -36,6 +36,9 @@ typedef struct fai_decode_args {
     int32_t batch, num_q_heads, num_kv_heads, group, head_blocks, num_splits;
     int32_t alibi;
     float scale_log2; /* softmax_scale * log2(e): scores live in the exp2 domain */
+    int32_t kv_dtype;  /* fai_dtype of k and v (cache mode; varlen mode is FP16) */
+    const float *k_scale, *v_scale;  /* int8 cache: per (sequence, token, KV head) */
+    int64_t scale_seq_stride, scale_token_stride, scale_head_stride;
 } fai_decode_args;
 
 /* Launches the decode kernel (and the merge kernel when split) as planned. */

@@ -19,13 +19,13 @@ static int32_t heads_per_block(int32_t group)
     return group <= 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8;
 }
 
-static int32_t keys_per_step(int32_t d, int32_t hb)
+static int32_t keys_per_step(int32_t d, int32_t hb, int eb)
 {
     switch (hb) {
-    case 1: return FAI_DECODE_KEYS_PER_STEP(d, 1);
-    case 2: return FAI_DECODE_KEYS_PER_STEP(d, 2);
-    case 4: return FAI_DECODE_KEYS_PER_STEP(d, 4);
-    default: return FAI_DECODE_KEYS_PER_STEP(d, 8);
+    case 1: return FAI_DECODE_KEYS_PER_STEP_KV(d, 1, eb);
+    case 2: return FAI_DECODE_KEYS_PER_STEP_KV(d, 2, eb);
+    case 4: return FAI_DECODE_KEYS_PER_STEP_KV(d, 4, eb);
+    default: return FAI_DECODE_KEYS_PER_STEP_KV(d, 8, eb);
     }
 }
 
@@ -86,7 +86,7 @@ static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai
     }
 }
 
-static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
+static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb)
 {
     const int64_t smem_per_warp = (int64_t)p->heads_per_block * (p->head_dim + 2) * (int64_t)sizeof(float);
     int64_t max_warps = FAI_DECODE_SMEM_LIMIT / smem_per_warp;
@@ -96,7 +96,7 @@ static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fa
      * items to fill the SMs otherwise; never more warps than steps of keys. Blocks of 4+
      * heads hold ~175 registers a thread: 8 warps per SM is all they get, so they target that. */
     const int64_t target = p->heads_per_block >= 4 ? 8 : TARGET_WARPS_PER_SM;
-    const int64_t steps = max_seq_len > 0 ? ceil_div(max_seq_len, keys_per_step(p->head_dim, p->heads_per_block)) : 1;
+    const int64_t steps = max_seq_len > 0 ? ceil_div(max_seq_len, keys_per_step(p->head_dim, p->heads_per_block, eb)) : 1;
     const int64_t per_item = items > 0 ? ceil_div((int64_t)dev.num_sms * target, items) : 1;
     int64_t w = items <= dev.num_sms / 2 && p->heads_per_block < 4 ? 8 : 4;
     if (w > max_warps)
@@ -141,9 +141,21 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
                                 fai_device_info dev, int kernel, int splits, int warps, int stages,
                                 fai_decode_plan *plan)
 {
+    return fai_decode_make_plan_kv(fn, FAI_DTYPE_FP16, batch, num_q_heads, num_kv_heads, head_dim, max_seq_len,
+                                   dev, kernel, splits, warps, stages, plan);
+}
+
+fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int32_t batch, int32_t num_q_heads,
+                                   int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
+                                   fai_device_info dev, int kernel, int splits, int warps, int stages,
+                                   fai_decode_plan *plan)
+{
     const int32_t group = num_q_heads / num_kv_heads;
+    const int eb = kv_dtype == FAI_DTYPE_FP16 ? 2 : 1;
     fai_decode_plan p = {0};
     p.head_dim = head_dim;
+    if (eb == 1) /* quantized caches: the CUDA-core kernel dequantizes in registers */
+        kernel = FAI_DECODE_SIMT;
     /* Tensor cores pay off once a KV row serves several query heads; they hold up to 128
      * dims of output per warp in registers. */
     /* The tensor-core kernel holds at most 128 dims of output per warp, and its ring needs
@@ -171,7 +183,7 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
         p.stages = stages;
         plan_mma(&p, items, max_seq_len, dev);
     } else {
-        plan_simt(&p, items, max_seq_len, dev);
+        plan_simt(&p, items, max_seq_len, dev, eb);
         if (warps > 0) {
             const int64_t smem_per_warp = (int64_t)p.heads_per_block * (head_dim + 2) * (int64_t)sizeof(float);
             const int64_t max_warps = FAI_DECODE_SMEM_LIMIT / smem_per_warp;

@@ -20,6 +20,10 @@ extern "C" {
 #define FAI_DECODE_UNROLL(hb) ((hb) >= 8 ? 2 : 4)
 /* Keys one warp covers per step. */
 #define FAI_DECODE_KEYS_PER_STEP(d, hb) ((32 / FAI_DECODE_LANES_PER_KEY(d)) * FAI_DECODE_UNROLL(hb))
+/* With one-byte cache elements (eb = 1) a lane's load is 8 bytes, so it loads twice the keys
+ * for the same bytes in flight (except at 8 heads per block, for the registers). */
+#define FAI_DECODE_UNROLL_KV(hb, eb) ((eb) == 1 && (hb) < 8 ? 2 * FAI_DECODE_UNROLL(hb) : FAI_DECODE_UNROLL(hb))
+#define FAI_DECODE_KEYS_PER_STEP_KV(d, hb, eb) ((32 / FAI_DECODE_LANES_PER_KEY(d)) * FAI_DECODE_UNROLL_KV(hb, eb))
 #define FAI_DECODE_MAX_WARPS 8
 #define FAI_DECODE_MAX_SPLITS 1024
 /* Static shared memory of a block is at most 48 KB: W warps x HB heads x (D + 2) floats. */
@@ -77,6 +81,12 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
                                 int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
                                 fai_device_info dev, int kernel, int splits, int warps, int stages,
                                 fai_decode_plan *plan);
+
+/* The same for a cache of kv_dtype: quantized caches are read by the CUDA-core kernel. */
+fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int32_t batch, int32_t num_q_heads,
+                                   int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
+                                   fai_device_info dev, int kernel, int splits, int warps, int stages,
+                                   fai_decode_plan *plan);
 
 /* The host half of fai_decode, without a device (tests, fuzzer): the argument checks, and
  * the plan of validated parameters with batch > 0 on the given device. */

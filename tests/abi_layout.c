@@ -19,7 +19,15 @@ int main(void)
     BEGIN(fai_kv_cache);
     FIELD(fai_kv_cache, dtype, 0), FIELD(fai_kv_cache, k, 0), FIELD(fai_kv_cache, v, 0);
     FIELD(fai_kv_cache, seq_stride, 0), FIELD(fai_kv_cache, token_stride, 0), FIELD(fai_kv_cache, head_stride, 0);
-    FIELD(fai_kv_cache, capacity, 0), FIELD(fai_kv_cache, seq_lens, 0), FIELD(fai_kv_cache, max_seq_len, 1);
+    FIELD(fai_kv_cache, capacity, 0), FIELD(fai_kv_cache, seq_lens, 0), FIELD(fai_kv_cache, max_seq_len, 0);
+    FIELD(fai_kv_cache, k_scale, 0), FIELD(fai_kv_cache, v_scale, 0), FIELD(fai_kv_cache, scale_seq_stride, 0);
+    FIELD(fai_kv_cache, scale_token_stride, 0), FIELD(fai_kv_cache, scale_head_stride, 1);
+    END(0);
+    BEGIN(fai_kv_append_params);
+    FIELD(fai_kv_append_params, num_kv_heads, 0), FIELD(fai_kv_append_params, head_dim, 0);
+    FIELD(fai_kv_append_params, num_tokens, 0), FIELD(fai_kv_append_params, k_new, 0);
+    FIELD(fai_kv_append_params, v_new, 0), FIELD(fai_kv_append_params, slots, 0);
+    FIELD(fai_kv_append_params, cache_batch, 0), FIELD(fai_kv_append_params, cache, 1);
     END(0);
     BEGIN(fai_attention);
     FIELD(fai_attention, num_q_heads, 0), FIELD(fai_attention, num_kv_heads, 0), FIELD(fai_attention, head_dim, 0);

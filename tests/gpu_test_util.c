@@ -78,3 +78,42 @@ float host_bf16_to_float(uint16_t b)
     memcpy(&f, &x, 4);
     return f;
 }
+
+void host_encode_row(fai_dtype dtype, const float *x, int d, uint8_t *out, float *scale, float *deq)
+{
+    *scale = 0.0f;
+    if (dtype == FAI_DTYPE_FP16) {
+        for (int e = 0; e < d; e++) {
+            const uint16_t h = host_float_to_half(x[e]);
+            memcpy(out + 2 * e, &h, 2);
+            deq[e] = host_half_to_float(h);
+        }
+    } else if (dtype == FAI_DTYPE_INT8) {
+        float amax = 0.0f;
+        for (int e = 0; e < d; e++)
+            amax = fmaxf(amax, fabsf(x[e]));
+        *scale = fai_int8_scale(amax);
+        for (int e = 0; e < d; e++) {
+            const int8_t q = fai_int8_quantize(x[e], *scale);
+            out[e] = (uint8_t)q;
+            deq[e] = fai_int8_dequantize(q, *scale);
+        }
+    } else {
+        const int e4m3 = dtype == FAI_DTYPE_FP8_E4M3;
+        for (int e = 0; e < d; e++) {
+            out[e] = e4m3 ? fai_fp8_e4m3_from_float(x[e]) : fai_fp8_e5m2_from_float(x[e]);
+            deq[e] = e4m3 ? fai_fp8_e4m3_to_float(out[e]) : fai_fp8_e5m2_to_float(out[e]);
+        }
+    }
+}
+
+const char *dtype_short(fai_dtype dtype)
+{
+    switch (dtype) {
+    case FAI_DTYPE_FP16: return "fp16";
+    case FAI_DTYPE_INT8: return "int8";
+    case FAI_DTYPE_FP8_E4M3: return "e4m3";
+    case FAI_DTYPE_FP8_E5M2: return "e5m2";
+    }
+    return "?";
+}

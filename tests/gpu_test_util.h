@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fai.h"
+#include "kv_codec.h"
+
 #define GPU_TEST_SKIP 77
 
 #ifdef __cplusplus
@@ -40,6 +43,14 @@ float host_bf16_to_float(uint16_t b);
 
 /* Rounds x through FP16 in place (what the GPU will see) and returns the FP16 bits too. */
 void round_to_half(float *x, uint16_t *bits, int64_t n);
+
+/* One row of d FP16-exact values as a cache of `dtype` holds it (src/kv_codec.h, the code
+ * fai_kv_append runs): FP16 bits (2d bytes) or codes (d bytes) into out, the int8 scale into
+ * *scale (0 otherwise), and the values the cache stands for into deq. */
+void host_encode_row(fai_dtype dtype, const float *x, int d, uint8_t *out, float *scale, float *deq);
+
+/* "fp16", "int8", "e4m3", "e5m2". */
+const char *dtype_short(fai_dtype dtype);
 
 #ifdef __cplusplus
 }

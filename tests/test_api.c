@@ -129,8 +129,30 @@ static void test_decode_rejects(void)
     REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "q.dtype (7)");
     p = valid_params(); p.o.dtype = (fai_dtype)1;
     REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "o.dtype (1)");
-    p = valid_params(); p.cache.dtype = (fai_dtype)2;
-    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "cache.dtype (2)");
+    p = valid_params(); p.cache.dtype = (fai_dtype)1;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "cache.dtype (1)");
+    p = valid_params(); p.cache.dtype = (fai_dtype)9;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "cache.dtype (9)");
+    p = valid_params(); p.q.dtype = FAI_DTYPE_INT8; /* quantized types are for caches only */
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "q.dtype (2)");
+
+    /* Quantized caches: int8 needs its scales; FP8 takes none; one-byte strides. */
+    p = valid_params(); p.cache.dtype = FAI_DTYPE_INT8;
+    REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.k_scale is NULL");
+    p.cache.k_scale = (float *)FAKE(7);
+    REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.v_scale is NULL");
+    p.cache.v_scale = (float *)((char *)FAKE(8) + 2);
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cache.v_scale");
+    p.cache.v_scale = (float *)FAKE(8);
+    p.cache.scale_token_stride = -8;
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "scale strides (seq 0, token -8, head 0)");
+    p.cache.scale_token_stride = 8;
+    p.cache.scale_seq_stride = (int64_t)1 << 62;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache scales span more than 2^63");
+    p = valid_params(); p.cache.dtype = FAI_DTYPE_FP8_E4M3; p.cache.k_scale = (float *)FAKE(7);
+    REJECT(p, FAI_ERROR_BAD_PARAM, "a FAI_DTYPE_FP8_E4M3 cache has no scales");
+    p = valid_params(); p.cache.dtype = FAI_DTYPE_FP8_E5M2; p.cache.token_stride = 8 * 128 + 8;
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "must be >= 0 and a multiple of 16 elements");
 
     /* Null pointers. */
     p = valid_params(); p.q.data = NULL;
@@ -199,6 +221,104 @@ static void test_decode_accepts(void)
     CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "capacity 0 rejected: %s", fai_last_error());
     if (s == FAI_SUCCESS)
         CHECK(strcmp(fai_last_error(), "") == 0, "success leaves message '%s'", fai_last_error());
+    /* Quantized caches with their own strides: an int8 [batch, heads, capacity, dim] cache
+     * with scales [batch, heads, capacity]; an FP8 cache with a 16-byte token stride. */
+    p = valid_params();
+    p.cache.dtype = FAI_DTYPE_INT8;
+    p.cache.token_stride = 128;
+    p.cache.head_stride = 1024 * 128;
+    p.cache.k_scale = (float *)FAKE(7);
+    p.cache.v_scale = (float *)FAKE(8);
+    p.cache.scale_seq_stride = 8 * 1024;
+    p.cache.scale_token_stride = 1;
+    p.cache.scale_head_stride = 1024;
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "int8 cache rejected: %s", fai_last_error());
+    p = valid_params();
+    p.cache.dtype = FAI_DTYPE_FP8_E4M3;
+    p.cache.token_stride = 8 * 128 + 16;
+    p.cache.seq_stride = 1024 * (8 * 128 + 16);
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "fp8 cache rejected: %s", fai_last_error());
+}
+
+/* A valid append: 10 new tokens of 8 heads of 128 into an int8 cache of 4 x 1024 slots. */
+static fai_kv_append_params valid_append(void)
+{
+    fai_kv_append_params p = fai_kv_append_params_default();
+    p.num_kv_heads = 8;
+    p.head_dim = 128;
+    p.num_tokens = 10;
+    p.k_new.data = FAKE(1);
+    p.k_new.token_stride = 8 * 128;
+    p.k_new.head_stride = 128;
+    p.v_new = p.k_new;
+    p.v_new.data = FAKE(2);
+    p.slots = (const int64_t *)FAKE(3);
+    p.cache_batch = 4;
+    p.cache.dtype = FAI_DTYPE_INT8;
+    p.cache.k = FAKE(4);
+    p.cache.v = FAKE(5);
+    p.cache.token_stride = 8 * 128;
+    p.cache.head_stride = 128;
+    p.cache.capacity = 1024;
+    p.cache.seq_stride = 1024 * 8 * 128;
+    p.cache.k_scale = (float *)FAKE(6);
+    p.cache.v_scale = (float *)FAKE(7);
+    p.cache.scale_seq_stride = 1024 * 8;
+    p.cache.scale_token_stride = 8;
+    p.cache.scale_head_stride = 1;
+    return p;
+}
+
+static void expect_append_reject(int line, const fai_kv_append_params *p, fai_status want, const char *needle)
+{
+    const fai_status s = fai_kv_append(p, 0);
+    CHECK(s == want, "line %d: fai_kv_append gave %s, want %s (%s)", line, fai_status_string(s),
+          fai_status_string(want), fai_last_error());
+    CHECK(strstr(fai_last_error(), needle) != NULL, "line %d: message '%s' lacks '%s'", line, fai_last_error(),
+          needle);
+    CHECK(strstr(fai_last_error(), "fai_kv_append") != NULL, "line %d: '%s'", line, fai_last_error());
+}
+#define REJECT_APPEND(p, want, needle) expect_append_reject(__LINE__, &(p), want, needle)
+
+static void test_append_checks(void)
+{
+    fai_kv_append_params p;
+    CHECK(fai_kv_append(NULL, 0) == FAI_ERROR_BAD_PARAM_NULL_POINTER, "NULL params");
+    p = valid_append(); p.num_kv_heads = 0;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_SHAPE, "num_kv_heads (0)");
+    p = valid_append(); p.head_dim = 80;
+    REJECT_APPEND(p, FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "head_dim (80)");
+    p = valid_append(); p.num_tokens = -1;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_SHAPE, "num_tokens (-1)");
+    p = valid_append(); p.cache_batch = 0;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache_batch (0)");
+    p = valid_append(); p.k_new.data = NULL;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "k_new.data is NULL");
+    p = valid_append(); p.v_new.dtype = FAI_DTYPE_INT8;
+    REJECT_APPEND(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "v_new.dtype (2)");
+    p = valid_append(); p.v_new.head_stride = 100;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_STRIDE, "v_new.head_stride (100)");
+    p = valid_append(); p.slots = NULL;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "slots is NULL");
+    p = valid_append(); p.slots = (const int64_t *)((char *)FAKE(3) + 4);
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "slots");
+    p = valid_append(); p.cache.k_scale = NULL;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.k_scale is NULL");
+    p = valid_append(); p.cache.dtype = FAI_DTYPE_FP8_E5M2;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM, "has no scales");
+    p = valid_append(); p.cache.dtype = (fai_dtype)11;
+    REJECT_APPEND(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "cache.dtype (11)");
+    p = valid_append(); p.cache.k = NULL;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.k is NULL");
+    p = valid_append(); p.cache.head_stride = 120;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_STRIDE, "cache.head_stride (120)");
+    /* Nothing to write: succeeds without a device. */
+    p = valid_append(); p.num_tokens = 0;
+    CHECK(fai_kv_append(&p, 0) == FAI_SUCCESS, "0 tokens: %s", fai_last_error());
+    p = valid_append(); p.cache.capacity = 0; p.slots = NULL;
+    CHECK(fai_kv_append(&p, 0) == FAI_SUCCESS, "capacity 0: %s", fai_last_error());
 }
 
 /* A valid varlen problem: 4 sequences in 1000 query and 2000 key rows, 32/8 heads of 128,
@@ -502,6 +622,7 @@ int main(void)
     test_status_strings();
     test_decode_rejects();
     test_decode_accepts();
+    test_append_checks();
     test_prefill_rejects();
     test_prefill_accepts();
     test_thread_local_errors();

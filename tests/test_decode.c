@@ -29,6 +29,8 @@ typedef struct decode_case {
     int check_every;   /* reference for every k-th sequence (all outputs are still checked finite) */
     int graph;         /* capture into a CUDA graph, replay, then replay again on new Q and lengths */
     int no_lse;        /* pass lse = NULL (the LSE buffer stays poisoned and is not checked) */
+    fai_dtype kv_dtype; /* cache element type: FP16, or quantized (written by fai_kv_append,
+                           its codes checked bit for bit against the host codecs) */
 } decode_case;
 
 static uint64_t g_seed;
@@ -75,7 +77,8 @@ typedef struct device_problem {
  * [len_b, hk, d]. */
 typedef struct host_problem {
     float *q;      /* [batch, hq, d] */
-    float **k, **v;
+    float **k, **v; /* what the cache holds (dequantized values for a quantized cache) */
+    float **k16, **v16; /* quantized caches: the FP16 rows they were written from */
     int *lens;     /* clamped to [0, capacity] */
     double *slopes;
 } host_problem;
@@ -110,6 +113,97 @@ static void upload_rows(void *dst, const uint16_t *src, int64_t rows, int heads,
                                   cudaMemcpyHostToDevice));
 }
 
+static int64_t g_append_mismatches;
+
+/* Rows [0, len) of sequence b of a strided [batch][capacity][hk] array of `row` elements
+ * of eb bytes, downloaded in one copy of the span they cover, as compact [len, hk, row]. */
+static void download_rows(const void *base, int64_t seq_stride, int64_t token_stride, int64_t head_stride, int b,
+                          int len, int hk, int row, int eb, uint8_t *out)
+{
+    const int64_t span = (int64_t)(len - 1) * token_stride + (int64_t)(hk - 1) * head_stride + row;
+    uint8_t *tmp = malloc((size_t)(span * eb));
+    CUDA_CHECK(cudaMemcpy(tmp, (const char *)base + b * seq_stride * eb, (size_t)(span * eb), cudaMemcpyDeviceToHost));
+    for (int t = 0; t < len; t++)
+        for (int h = 0; h < hk; h++)
+            memcpy(out + ((int64_t)t * hk + h) * row * eb, tmp + (t * token_stride + h * head_stride) * eb,
+                   (size_t)(row * eb));
+    free(tmp);
+}
+
+/* Writes sequence b's FP16 rows kb/vb into the quantized cache through fai_kv_append (slots
+ * b * capacity + t), checks the codes and scales it wrote against the host codecs bit for
+ * bit, and turns hp->k[b]/v[b] into the values the cache now stands for (the FP16 rows are
+ * kept in k16/v16). Returns the number of mismatching codes and scales. */
+static int64_t append_quantized(const decode_case *c, device_problem *dp, host_problem *hp, int b, int len,
+                                const uint16_t *kb, const uint16_t *vb)
+{
+    if (len == 0)
+        return 0;
+    const int d = c->d, hk = c->hk;
+    const int64_t n = (int64_t)len * hk * d;
+    fai_kv_cache *kc = &dp->p.cache;
+    void *new_k, *new_v;
+    int64_t *slots_dev;
+    CUDA_CHECK(cudaMalloc(&new_k, (size_t)n * 2));
+    CUDA_CHECK(cudaMalloc(&new_v, (size_t)n * 2));
+    CUDA_CHECK(cudaMalloc((void **)&slots_dev, sizeof(int64_t) * (size_t)len));
+    CUDA_CHECK(cudaMemcpy(new_k, kb, (size_t)n * 2, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(new_v, vb, (size_t)n * 2, cudaMemcpyHostToDevice));
+    int64_t *slots = malloc(sizeof(int64_t) * (size_t)len);
+    for (int t = 0; t < len; t++)
+        slots[t] = (int64_t)b * c->capacity + t;
+    CUDA_CHECK(cudaMemcpy(slots_dev, slots, sizeof(int64_t) * (size_t)len, cudaMemcpyHostToDevice));
+    fai_kv_append_params ap = fai_kv_append_params_default();
+    ap.num_kv_heads = hk;
+    ap.head_dim = d;
+    ap.num_tokens = len;
+    ap.k_new.data = new_k;
+    ap.k_new.token_stride = (int64_t)hk * d;
+    ap.k_new.head_stride = d;
+    ap.v_new = ap.k_new;
+    ap.v_new.data = new_v;
+    ap.slots = slots_dev;
+    ap.cache_batch = c->batch;
+    ap.cache = *kc;
+    const fai_status st = fai_kv_append(&ap, 0);
+    if (st != FAI_SUCCESS) {
+        printf("  fai_kv_append: %s: %s\n", fai_status_string(st), fai_last_error());
+        exit(1);
+    }
+    CUDA_CHECK(cudaDeviceSynchronize());
+
+    /* What the host codecs make of the same rows, against what the kernel wrote. */
+    free(hp->k16[b]);
+    free(hp->v16[b]);
+    hp->k16[b] = hp->k[b];
+    hp->v16[b] = hp->v[b];
+    hp->k[b] = malloc(sizeof(float) * (size_t)n);
+    hp->v[b] = malloc(sizeof(float) * (size_t)n);
+    uint8_t *want = malloc((size_t)d * 2), *got = malloc((size_t)n);
+    float *got_scale = malloc(sizeof(float) * (size_t)len * hk);
+    int64_t bad = 0;
+    for (int which = 0; which < 2; which++) {
+        const float *src = which ? hp->v16[b] : hp->k16[b];
+        float *deq = which ? hp->v[b] : hp->k[b];
+        download_rows(which ? kc->v : kc->k, kc->seq_stride, kc->token_stride, kc->head_stride, b, len, hk, d, 1,
+                      got);
+        const float *sc = which ? kc->v_scale : kc->k_scale;
+        if (sc)
+            download_rows(sc, kc->scale_seq_stride, kc->scale_token_stride, kc->scale_head_stride, b, len, hk, 1, 4,
+                          (uint8_t *)got_scale);
+        for (int64_t r = 0; r < (int64_t)len * hk; r++) {
+            float scale;
+            host_encode_row(c->kv_dtype, src + r * d, d, want, &scale, deq + r * d);
+            bad += memcmp(want, got + r * d, (size_t)d) != 0;
+            if (sc)
+                bad += memcmp(&scale, got_scale + r, sizeof(float)) != 0;
+        }
+    }
+    free(want); free(got); free(got_scale); free(slots);
+    cudaFree(new_k); cudaFree(new_v); cudaFree(slots_dev);
+    return bad;
+}
+
 /* Fills q and the valid cache rows with fresh random values, uploads them, and writes the
  * raw (unclamped) lengths. */
 static void upload_inputs(const decode_case *c, fai_ref_rng *rng, device_problem *dp, host_problem *hp,
@@ -138,8 +232,14 @@ static void upload_inputs(const decode_case *c, fai_ref_rng *rng, device_problem
         fai_ref_fill_normal(rng, hp->v[b], n, 1.0);
         round_to_half(hp->k[b], kb, n);
         round_to_half(hp->v[b], vb, n);
-        upload_rows((uint16_t *)kc->k + b * kc->seq_stride, kb, len, c->hk, c->d, kc->token_stride, kc->head_stride);
-        upload_rows((uint16_t *)kc->v + b * kc->seq_stride, vb, len, c->hk, c->d, kc->token_stride, kc->head_stride);
+        if (c->kv_dtype == FAI_DTYPE_FP16) {
+            upload_rows((uint16_t *)kc->k + b * kc->seq_stride, kb, len, c->hk, c->d, kc->token_stride,
+                        kc->head_stride);
+            upload_rows((uint16_t *)kc->v + b * kc->seq_stride, vb, len, c->hk, c->d, kc->token_stride,
+                        kc->head_stride);
+        } else {
+            g_append_mismatches += append_quantized(c, dp, hp, b, len, kb, vb);
+        }
         free(kb);
         free(vb);
     }
@@ -224,9 +324,35 @@ static int check_outputs(const decode_case *c, const char *round, device_problem
     }
     const double rel = ref2 > 0 ? sqrt(err2 / ref2) : sqrt(err2);
     const double bound = 2.0 * max_err32 + 1e-5;
-    const int ok = nonfinite == 0 && rel <= 2e-3 && max_err <= bound && lse_bad == 0;
-    printf("  %-9s %-40s rel_l2 %.2e  max_err %.2e (bound %.2e)  lse_err %.1e  %s\n", round, c->name, rel,
-           max_err, bound, max_lse_err, ok ? "ok" : "FAIL");
+    /* A quantized cache: the tight check above is against the values the cache holds; the
+     * error against the FP16 rows it was written from is the quantization's own
+     * (docs/kv-quant.md), bounded loosely where the logits are moderate. */
+    double rel16 = 0.0;
+    int loose_ok = 1;
+    if (c->kv_dtype != FAI_DTYPE_FP16) {
+        double e2 = 0, r2 = 0;
+        for (int b = 0; b < c->batch; b++) {
+            if ((b % every != 0 && b != c->batch - 1) || hp->lens[b] == 0)
+                continue;
+            fai_ref_problem rp = {c->hq, c->hk, d, 1, hp->lens[b], dp->p.attn.softmax_scale, 0,
+                                  c->alibi != 0, c->alibi >= 2 ? hp->slopes : NULL, 0, 0, 0, 0.0, NULL};
+            fai_ref_attention(&rp, hp->q + b * row_elems, hp->k16[b], hp->v16[b], ref, ref_lse);
+            for (int64_t i = 0; i < row_elems; i++) {
+                const double e = (double)o[b * row_elems + i] - ref[i];
+                e2 += e * e;
+                r2 += ref[i] * ref[i];
+            }
+        }
+        rel16 = r2 > 0 ? sqrt(e2 / r2) : 0.0;
+        const double loose = c->kv_dtype == FAI_DTYPE_INT8 ? 0.03 : c->kv_dtype == FAI_DTYPE_FP8_E4M3 ? 0.08 : 0.16;
+        loose_ok = c->q_std > 1.0f || rel16 <= loose;
+    }
+    const int ok = nonfinite == 0 && rel <= 2e-3 && max_err <= bound && lse_bad == 0 && loose_ok;
+    printf("  %-9s %-40s rel_l2 %.2e  max_err %.2e (bound %.2e)  lse_err %.1e", round, c->name, rel, max_err, bound,
+           max_lse_err);
+    if (c->kv_dtype != FAI_DTYPE_FP16)
+        printf("  vs fp16 %.2e", rel16);
+    printf("  %s\n", ok ? "ok" : "FAIL");
     if (!ok) {
         printf("        non-finite outputs %lld, bad lse %d\n", (long long)nonfinite, lse_bad);
         fails++;
@@ -271,13 +397,28 @@ static int run_case(const decode_case *c, int index)
     p->o.token_stride = c->fused ? d : (int64_t)c->hq * d;
     p->o.head_stride = c->fused ? (int64_t)c->batch * d : d;
 
-    /* The cache, NaN (or huge) everywhere but the valid rows. */
+    /* The cache, NaN (or huge) everywhere but the valid rows: FP16 0xffff is NaN, 0x5a5a is
+     * 203.25; as codes 0xff is int8 -1 with a NaN scale (0xffffffff), FP8 NaN; 0x5a is int8
+     * 90 with a scale of 1.5e16, E4M3 20, E5M2 192. */
     fai_kv_cache *kc = &p->cache;
+    kc->dtype = c->kv_dtype;
+    const int eb = c->kv_dtype == FAI_DTYPE_FP16 ? 2 : 1;
     dp.kv_elems = (int64_t)c->batch * c->capacity * c->hk * d;
-    CUDA_CHECK(cudaMalloc(&dp.k, (size_t)(dp.kv_elems * 2 + 16)));
-    CUDA_CHECK(cudaMalloc(&dp.v, (size_t)(dp.kv_elems * 2 + 16)));
-    CUDA_CHECK(cudaMemset(dp.k, c->huge_tail ? 0x5a : 0xff, (size_t)dp.kv_elems * 2)); /* 0x5a5a = 203.25 */
-    CUDA_CHECK(cudaMemset(dp.v, c->huge_tail ? 0x5a : 0xff, (size_t)dp.kv_elems * 2));
+    CUDA_CHECK(cudaMalloc(&dp.k, (size_t)(dp.kv_elems * eb + 16)));
+    CUDA_CHECK(cudaMalloc(&dp.v, (size_t)(dp.kv_elems * eb + 16)));
+    CUDA_CHECK(cudaMemset(dp.k, c->huge_tail ? 0x5a : 0xff, (size_t)dp.kv_elems * eb));
+    CUDA_CHECK(cudaMemset(dp.v, c->huge_tail ? 0x5a : 0xff, (size_t)dp.kv_elems * eb));
+    if (c->kv_dtype == FAI_DTYPE_INT8) {
+        const int64_t ns = (int64_t)c->batch * c->capacity * c->hk;
+        CUDA_CHECK(cudaMalloc((void **)&kc->k_scale, sizeof(float) * (size_t)(ns + 1)));
+        CUDA_CHECK(cudaMalloc((void **)&kc->v_scale, sizeof(float) * (size_t)(ns + 1)));
+        CUDA_CHECK(cudaMemset(kc->k_scale, c->huge_tail ? 0x5a : 0xff, sizeof(float) * (size_t)ns));
+        CUDA_CHECK(cudaMemset(kc->v_scale, c->huge_tail ? 0x5a : 0xff, sizeof(float) * (size_t)ns));
+        /* the scales in the cache's own order: [batch, capacity, hk] or [batch, hk, capacity] */
+        kc->scale_seq_stride = (int64_t)c->capacity * c->hk;
+        kc->scale_token_stride = c->hnd ? 1 : c->hk;
+        kc->scale_head_stride = c->hnd ? c->capacity : 1;
+    }
     kc->k = dp.k;
     kc->v = dp.v;
     kc->capacity = c->capacity;
@@ -307,6 +448,9 @@ static int run_case(const decode_case *c, int index)
     hp.q = malloc(sizeof(float) * (size_t)((int64_t)c->batch * c->hq * d + 1));
     hp.k = calloc((size_t)c->batch + 1, sizeof(float *));
     hp.v = calloc((size_t)c->batch + 1, sizeof(float *));
+    hp.k16 = calloc((size_t)c->batch + 1, sizeof(float *));
+    hp.v16 = calloc((size_t)c->batch + 1, sizeof(float *));
+    g_append_mismatches = 0;
     hp.lens = calloc((size_t)c->batch + 1, sizeof(int));
     int *raw = calloc((size_t)c->batch + 1, sizeof(int));
     random_lens(&rng, c, raw);
@@ -324,10 +468,17 @@ static int run_case(const decode_case *c, int index)
     }
     fai_decode_plan plan = {0};
     const int planned_len = c->max_seq_len > 0 ? c->max_seq_len : c->capacity;
-    fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_dev, FAI_DECODE_AUTO, 0, 0, 0, &plan);
-    printf("%s: batch %d, heads %d/%d, d %d, capacity %d; plan: %s, %d heads/block, %d warps, %d splits\n", c->name,
-           c->batch, c->hq, c->hk, d, c->capacity, plan.kernel == FAI_DECODE_MMA ? "tensor cores" : "CUDA cores",
-           plan.heads_per_block, plan.warps_per_block, plan.num_splits);
+    fai_decode_make_plan_kv("test", c->kv_dtype, c->batch, c->hq, c->hk, d, planned_len, g_dev, FAI_DECODE_AUTO, 0,
+                            0, 0, &plan);
+    printf("%s [%s]: batch %d, heads %d/%d, d %d, capacity %d; plan: %s, %d heads/block, %d warps, %d splits\n",
+           c->name, dtype_short(c->kv_dtype), c->batch, c->hq, c->hk, d, c->capacity,
+           plan.kernel == FAI_DECODE_MMA ? "tensor cores" : "CUDA cores", plan.heads_per_block, plan.warps_per_block,
+           plan.num_splits);
+    if (g_append_mismatches) {
+        printf("  fai_kv_append: %lld rows or scales differ from the host codec: FAIL\n",
+               (long long)g_append_mismatches);
+        fails++;
+    }
 
     cudaStream_t stream;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -347,8 +498,8 @@ static int run_case(const decode_case *c, int index)
                                  {FAI_DECODE_MMA, 0, 5, 6}}; /* kernel, warps, splits, stages */
         for (int f = 0; f < 4; f++) {
             fai_decode_plan alt;
-            fai_decode_make_plan("test", c->batch, c->hq, c->hk, d, planned_len, g_dev, forced[f][0], forced[f][2],
-                                 forced[f][1], forced[f][3], &alt);
+            fai_decode_make_plan_kv("test", c->kv_dtype, c->batch, c->hq, c->hk, d, planned_len, g_dev, forced[f][0],
+                                    forced[f][2], forced[f][1], forced[f][3], &alt);
             if (alt.kernel != forced[f][0])
                 continue; /* no tensor-core kernel for head dim 256 */
             void *ws = NULL;
@@ -389,6 +540,10 @@ static int run_case(const decode_case *c, int index)
         for (int b = 0; b < c->batch; b++)
             raw[b] = (int)(fai_ref_rng_uniform(&rng) * (planned_len + 1));
         upload_inputs(c, &rng, &dp, &hp, raw);
+        if (g_append_mismatches) {
+            printf("  fai_kv_append (new values): %lld rows or scales differ: FAIL\n", (long long)g_append_mismatches);
+            fails++;
+        }
         poison_outputs(c, &dp);
         CUDA_CHECK(cudaGraphLaunch(exec, stream));
         CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -400,9 +555,12 @@ static int run_case(const decode_case *c, int index)
     for (int b = 0; b < c->batch; b++) {
         free(hp.k[b]);
         free(hp.v[b]);
+        free(hp.k16[b]);
+        free(hp.v16[b]);
     }
-    free(hp.k); free(hp.v); free(hp.q); free(hp.lens); free(hp.slopes); free(raw);
+    free(hp.k); free(hp.v); free(hp.k16); free(hp.v16); free(hp.q); free(hp.lens); free(hp.slopes); free(raw);
     cudaFree(dp.q_buf); cudaFree(dp.o_buf); cudaFree(dp.k); cudaFree(dp.v); cudaFree(dp.ws);
+    cudaFree(kc->k_scale); cudaFree(kc->v_scale);
     cudaFree(dp.lens_dev); cudaFree(dp.lse_dev); cudaFree(dp.slopes_dev);
     return fails;
 }
@@ -445,28 +603,58 @@ int main(int argc, char **argv)
             cases[n++] = c;
         }
     decode_case extra[] = {
-        {"HND cache, fused QKV view, head-major O", 5, 32, 8, 128, 700, NULL, 1, 1, 0, 1.0f, 0, 0, 1, 0, 0},
-        {"ALiBi standard slopes, 12 heads", 4, 12, 4, 128, 900, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0},
-        {"ALiBi caller slopes", 4, 16, 16, 64, 900, NULL, 0, 0, 2, 1.0f, 0, 0, 1, 0, 0},
-        {"very negative logits (slope 8)", 3, 8, 2, 128, 1000, NULL, 0, 0, 3, 1.0f, 0, 0, 1, 0, 0},
-        {"logits to +-50", 4, 16, 4, 128, 1000, NULL, 0, 0, 0, 15.0f, 0, 0, 1, 0, 0},
-        {"huge keys past the length", 6, 8, 8, 128, 1000, lens_mixed, 0, 0, 0, 1.0f, 1, 0, 1, 0, 0},
-        {"length guard (-5, > capacity)", 4, 8, 4, 64, 200, lens_guard, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0},
-        {"all sequences empty", 3, 8, 8, 128, 64, lens_empty, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0},
-        {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0},
-        {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0, 0},
-        {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0, 0},
-        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 7, 0, 0},
-        {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1, 0},
-        {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1, 0},
+        {"HND cache, fused QKV view, head-major O", 5, 32, 8, 128, 700, NULL, 1, 1, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"ALiBi standard slopes, 12 heads", 4, 12, 4, 128, 900, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"ALiBi caller slopes", 4, 16, 16, 64, 900, NULL, 0, 0, 2, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"very negative logits (slope 8)", 3, 8, 2, 128, 1000, NULL, 0, 0, 3, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"logits to +-50", 4, 16, 4, 128, 1000, NULL, 0, 0, 0, 15.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"huge keys past the length", 6, 8, 8, 128, 1000, lens_mixed, 0, 0, 0, 1.0f, 1, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"length guard (-5, > capacity)", 4, 8, 4, 64, 200, lens_guard, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"all sequences empty", 3, 8, 8, 128, 64, lens_empty, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0, 0, FAI_DTYPE_FP16},
+        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 7, 0, 0, FAI_DTYPE_FP16},
+        {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16},
+        {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16},
         /* Partial trailing head blocks: 24 = 16 + 8 rows on tensor cores, 12 = 8 + 4 heads on
          * CUDA cores (its forced plans); and no LSE requested, split and not. */
-        {"MQA 24/1, partial head block", 3, 24, 1, 128, 3000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0},
-        {"MQA 12/1, partial head block, d256", 3, 12, 1, 256, 3000, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0},
-        {"lse NULL, split", 1, 16, 4, 64, 40000, lens_long, 0, 0, 0, 1.0f, 0, 0, 1, 0, 1},
+        {"MQA 24/1, partial head block", 3, 24, 1, 128, 3000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"MQA 12/1, partial head block, d256", 3, 12, 1, 256, 3000, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16},
+        {"lse NULL, split", 1, 16, 4, 64, 40000, lens_long, 0, 0, 0, 1.0f, 0, 0, 1, 0, 1, FAI_DTYPE_FP16},
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         cases[n++] = extra[i];
+    /* Quantized caches, written by fai_kv_append: every head dim with a rotating head layout,
+     * and the cases above that stress the cache walk (HND order, the guard on lengths, NaN
+     * and huge values past the length, > 64K keys with splits, graphs, partial head blocks). */
+    static char qnames[64][80];
+    int nq = 0;
+    const fai_dtype qtypes[] = {FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2};
+    const int qextra[] = {0, 2, 4, 5, 6, 8, 9, 12, 14}; /* indexes into extra[] */
+    for (int ti = 0; ti < 3; ti++) {
+        for (int di = 0; di < 4; di++) {
+            const int hi = (di + 2 * ti) % 6;
+            decode_case c = {0};
+            snprintf(qnames[nq], sizeof qnames[nq], "d%d h%d/%d mixed lens%s", dims[di], heads[hi][0], heads[hi][1],
+                     (di + ti) % 2 ? " alibi" : "");
+            c.name = qnames[nq++];
+            c.batch = 6; c.hq = heads[hi][0]; c.hk = heads[hi][1]; c.d = dims[di]; c.capacity = 1000;
+            c.lens = lens_mixed; c.alibi = (di + ti) % 2; c.q_std = 1.0f;
+            c.kv_dtype = qtypes[ti];
+            cases[n++] = c;
+        }
+        for (size_t i = 0; i < sizeof qextra / sizeof qextra[0]; i++) {
+            decode_case c = extra[qextra[i]];
+            c.kv_dtype = qtypes[ti];
+            cases[n++] = c;
+        }
+    }
+    {
+        decode_case c = extra[11]; /* batch 2048 */
+        c.kv_dtype = FAI_DTYPE_INT8;
+        cases[n++] = c;
+    }
     if (!small) {
         /* Offsets past 2^31 elements: 36 x 66000 x 8 x 128 = 2.43e9 elements per cache tensor. */
         static int lens_big[36];
@@ -474,7 +662,9 @@ int main(int argc, char **argv)
             lens_big[b] = (b * 37) % 61;
         lens_big[34] = 3000;
         lens_big[35] = 66000;
-        decode_case big = {"offsets past 2^31, 66000 keys", 36, 32, 8, 128, 66000, lens_big, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0};
+        decode_case big = {"offsets past 2^31, 66000 keys", 36, 32, 8, 128, 66000, lens_big, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16};
+        cases[n++] = big;
+        big.kv_dtype = FAI_DTYPE_INT8; /* 2.4e9 bytes per cache tensor: byte offsets past 2^31 */
         cases[n++] = big;
     }
 

@@ -16,7 +16,14 @@ class KVCache(Structure):
     """fai_kv_cache: one contiguous slot per sequence."""
     _fields_ = [("dtype", c_int), ("k", c_void_p), ("v", c_void_p), ("seq_stride", c_int64),
                 ("token_stride", c_int64), ("head_stride", c_int64), ("capacity", c_int32),
-                ("seq_lens", c_void_p), ("max_seq_len", c_int32)]
+                ("seq_lens", c_void_p), ("max_seq_len", c_int32), ("k_scale", c_void_p), ("v_scale", c_void_p),
+                ("scale_seq_stride", c_int64), ("scale_token_stride", c_int64), ("scale_head_stride", c_int64)]
+
+
+class AppendParams(Structure):
+    """fai_kv_append_params."""
+    _fields_ = [("num_kv_heads", c_int32), ("head_dim", c_int32), ("num_tokens", c_int32), ("k_new", Tensor),
+                ("v_new", Tensor), ("slots", c_void_p), ("cache_batch", c_int32), ("cache", KVCache)]
 
 
 class Attention(Structure):
@@ -40,7 +47,8 @@ class PrefillParams(Structure):
 
 
 STRUCTS = {"fai_tensor": Tensor, "fai_kv_cache": KVCache, "fai_attention": Attention,
-           "fai_decode_params": DecodeParams, "fai_prefill_params": PrefillParams}
+           "fai_decode_params": DecodeParams, "fai_prefill_params": PrefillParams,
+           "fai_kv_append_params": AppendParams}
 
 
 class LibraryNotFound(OSError):

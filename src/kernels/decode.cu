@@ -16,34 +16,48 @@
 #include "../alibi.h"
 #include "../error.h"
 #include "decode_common.cuh"
+#include "kv_dequant.cuh"
 
-/* The U keys of one warp step for this lane: key0 + u * KPW (zeros past kend). */
-template <int U, int KPW>
-__device__ __forceinline__ void load_step(uint4 kr[U], uint4 vr[U], const __half *kp, const __half *vp,
-                                          int64_t k_stride, int64_t v_stride, int key0, int kend, bool has_dims)
+/* The U keys of one warp step for this lane: key0 + u * KPW (zeros past kend), and with an
+ * int8 cache their K and V scales. kp/vp point at this lane's 8 values of key 0; strides in
+ * bytes. */
+template <int KT, int U, int KPW>
+__device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typename kv_vec<KT>::type vr[U],
+                                          float ks[U], float vs[U], const char *kp, const char *vp,
+                                          int64_t k_stride, int64_t v_stride, const float *ksp, const float *vsp,
+                                          int64_t s_stride, int key0, int kend, bool has_dims)
 {
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int key = key0 + u * KPW;
         if (has_dims && key < kend) {
-            kr[u] = ptx_ld_stream_v4(kp + key * k_stride);
-            vr[u] = ptx_ld_stream_v4(vp + key * v_stride);
+            kr[u] = kv_load<KT>(kp + key * k_stride);
+            vr[u] = kv_load<KT>(vp + key * v_stride);
+            if (KT == FAI_KV_INT8) {
+                ks[u] = ptx_ld_stream_f32(ksp + key * s_stride);
+                vs[u] = ptx_ld_stream_f32(vsp + key * s_stride);
+            }
         } else {
-            kr[u] = make_uint4(0, 0, 0, 0);
-            vr[u] = make_uint4(0, 0, 0, 0);
+            kr[u] = kv_zero<KT>();
+            vr[u] = kv_zero<KT>();
+            if (KT == FAI_KV_INT8)
+                ks[u] = vs[u] = 0.0f;
         }
     }
 }
 
-template <int D, int HB>
+/* KT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh). */
+template <int D, int HB, int KT>
 __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
     decode_kernel(const __grid_constant__ fai_decode_args a)
 {
+    typedef typename kv_vec<KT>::type vec_t;
+    constexpr int EB = KT == FAI_KV_FP16 ? 2 : 1; /* bytes per element */
     constexpr int LPK = FAI_DECODE_LANES_PER_KEY(D);
     constexpr int KPW = 32 / LPK;
-    constexpr int U = FAI_DECODE_UNROLL(HB);
-    constexpr int KS = FAI_DECODE_KEYS_PER_STEP(D, HB);
-    constexpr int VEC = D / 8; /* 16-byte vectors per row */
+    constexpr int U = FAI_DECODE_UNROLL_KV(HB, EB);
+    constexpr int KS = FAI_DECODE_KEYS_PER_STEP_KV(D, HB, EB);
+    constexpr int VEC = D / 8; /* 8-value vectors per row */
 
     extern __shared__ float smem[]; /* acc [W][HB][D], then m [W][HB], then l [W][HB] */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
@@ -80,8 +94,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
         }
     }
 
-    const __half *kp = (const __half *)a.k + blk.k_off + kvh * a.kv_head_stride + tx * 8;
-    const __half *vp = (const __half *)a.v + blk.v_off + kvh * a.v_head_stride + tx * 8;
+    const char *kp = (const char *)a.k + (blk.k_off + kvh * a.kv_head_stride + tx * 8) * EB;
+    const char *vp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride + tx * 8) * EB;
+    const int64_t k_stride = a.kv_token_stride * EB, v_stride = a.v_token_stride * EB;
+    /* int8: the scales of this sequence and KV head (unused otherwise) */
+    const int64_t s_off = (int64_t)b * a.scale_seq_stride + (int64_t)kvh * a.scale_head_stride;
+    const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off;
 
     float m[HB], l[HB], acc[HB][8];
 #pragma unroll
@@ -93,19 +111,23 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
             acc[hh][e] = 0.0f;
     }
 
-    uint4 kc[U], vc[U];
+    vec_t kc[U], vc[U];
+    float ksc[U], vsc[U];
     int key0 = kbeg + warp * KS;
-    load_step<U, KPW>(kc, vc, kp, vp, a.kv_token_stride, a.v_token_stride, key0 + sub, kend, has_dims);
+    load_step<KT, U, KPW>(kc, vc, ksc, vsc, kp, vp, k_stride, v_stride, ksp, vsp, a.scale_token_stride, key0 + sub,
+                          kend, has_dims);
     for (; key0 < kend; key0 += nwarps * KS) {
-        uint4 kn[U], vn[U];
-        load_step<U, KPW>(kn, vn, kp, vp, a.kv_token_stride, a.v_token_stride, key0 + nwarps * KS + sub, kend, has_dims);
+        vec_t kn[U], vn[U];
+        float ksn[U], vsn[U];
+        load_step<KT, U, KPW>(kn, vn, ksn, vsn, kp, vp, k_stride, v_stride, ksp, vsp, a.scale_token_stride,
+                              key0 + nwarps * KS + sub, kend, has_dims);
 
         /* Scores of this lane's U keys: partial dot products, summed over the LPK lanes. */
         float s[HB][U];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             float kf[8];
-            fp16x8_to_float(kc[u], kf);
+            kv_to_float<KT>(kc[u], kf);
 #pragma unroll
             for (int hh = 0; hh < HB; hh++) {
                 float dot = 0.0f;
@@ -122,6 +144,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
 #pragma unroll
                 for (int u = 0; u < U; u++)
                     s[hh][u] += __shfl_xor_sync(0xffffffffu, s[hh][u], off);
+        if (KT == FAI_KV_INT8) /* the dot products were of codes: scale them once per key */
+#pragma unroll
+            for (int hh = 0; hh < HB; hh++)
+#pragma unroll
+                for (int u = 0; u < U; u++)
+                    s[hh][u] *= ksc[u];
 
         /* Bias, mask, online softmax: s becomes the weight p of each key. */
 #pragma unroll
@@ -150,17 +178,21 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
 #pragma unroll
         for (int u = 0; u < U; u++) {
             float vf[8];
-            fp16x8_to_float(vc[u], vf);
+            kv_to_float<KT>(vc[u], vf);
 #pragma unroll
-            for (int hh = 0; hh < HB; hh++)
+            for (int hh = 0; hh < HB; hh++) {
+                const float p = KT == FAI_KV_INT8 ? s[hh][u] * vsc[u] : s[hh][u]; /* V's scale with the weight */
 #pragma unroll
                 for (int e = 0; e < 8; e++)
-                    acc[hh][e] = fmaf(s[hh][u], vf[e], acc[hh][e]);
+                    acc[hh][e] = fmaf(p, vf[e], acc[hh][e]);
+            }
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
             kc[u] = kn[u];
             vc[u] = vn[u];
+            ksc[u] = ksn[u];
+            vsc[u] = vsn[u];
         }
     }
 
@@ -264,25 +296,37 @@ __global__ void __launch_bounds__(MERGE_THREADS)
 }
 
 
-template <int D>
+template <int D, int KT>
 static decode_kernel_fn pick_heads(int heads_per_block)
 {
     switch (heads_per_block) {
-    case 1: return decode_kernel<D, 1>;
-    case 2: return decode_kernel<D, 2>;
-    case 4: return decode_kernel<D, 4>;
-    case 8: return decode_kernel<D, 8>;
+    case 1: return decode_kernel<D, 1, KT>;
+    case 2: return decode_kernel<D, 2, KT>;
+    case 4: return decode_kernel<D, 4, KT>;
+    case 8: return decode_kernel<D, 8, KT>;
     }
     return NULL;
 }
 
-static decode_kernel_fn pick_kernel(int head_dim, int heads_per_block)
+template <int KT>
+static decode_kernel_fn pick_dim(int head_dim, int heads_per_block)
 {
     switch (head_dim) {
-    case 64: return pick_heads<64>(heads_per_block);
-    case 96: return pick_heads<96>(heads_per_block);
-    case 128: return pick_heads<128>(heads_per_block);
-    case 256: return pick_heads<256>(heads_per_block);
+    case 64: return pick_heads<64, KT>(heads_per_block);
+    case 96: return pick_heads<96, KT>(heads_per_block);
+    case 128: return pick_heads<128, KT>(heads_per_block);
+    case 256: return pick_heads<256, KT>(heads_per_block);
+    }
+    return NULL;
+}
+
+static decode_kernel_fn pick_kernel(int kv_dtype, int head_dim, int heads_per_block)
+{
+    switch (kv_dtype) {
+    case FAI_DTYPE_FP16: return pick_dim<FAI_KV_FP16>(head_dim, heads_per_block);
+    case FAI_DTYPE_INT8: return pick_dim<FAI_KV_INT8>(head_dim, heads_per_block);
+    case FAI_DTYPE_FP8_E4M3: return pick_dim<FAI_KV_E4M3>(head_dim, heads_per_block);
+    case FAI_DTYPE_FP8_E5M2: return pick_dim<FAI_KV_E5M2>(head_dim, heads_per_block);
     }
     return NULL;
 }
@@ -310,10 +354,10 @@ fai_status fai_decode_launch_kernel(const char *what, decode_kernel_fn kernel, d
 
 fai_status fai_decode_launch_simt(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
 {
-    const decode_kernel_fn kernel = pick_kernel(plan->head_dim, plan->heads_per_block);
+    const decode_kernel_fn kernel = pick_kernel(args->kv_dtype, plan->head_dim, plan->heads_per_block);
     if (!kernel)
-        return fai_error(FAI_ERROR_INTERNAL, "fai_decode: no kernel for head_dim %d, %d heads per block",
-                         (int)plan->head_dim, (int)plan->heads_per_block);
+        return fai_error(FAI_ERROR_INTERNAL, "fai_decode: no kernel for cache dtype %d, head_dim %d, %d heads per block",
+                         (int)args->kv_dtype, (int)plan->head_dim, (int)plan->heads_per_block);
     const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
     return fai_decode_launch_kernel("decode kernel", kernel, grid, dim3(plan->warps_per_block * 32),
                                     plan->smem_bytes, stream, 0, args);

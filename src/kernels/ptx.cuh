@@ -16,6 +16,22 @@ __device__ __forceinline__ uint4 ptx_ld_stream_v4(const void *p)
     return r;
 }
 
+/* 8-byte streaming read (a quantized cache: 8 one-byte codes), same policy as above. */
+__device__ __forceinline__ uint2 ptx_ld_stream_v2(const void *p)
+{
+    uint2 r;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v2.u32 {%0, %1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
+    return r;
+}
+
+/* 4-byte streaming read of a float (the int8 cache's scales). */
+__device__ __forceinline__ float ptx_ld_stream_f32(const void *p)
+{
+    float r;
+    asm volatile("ld.global.nc.L1::no_allocate.f32 %0, [%1];" : "=f"(r) : "l"(p));
+    return r;
+}
+
 /* 16-byte read-only load through the non-coherent cache (small inputs read by many). */
 __device__ __forceinline__ uint4 ptx_ld_nc_v4(const void *p)
 {
@@ -32,6 +48,17 @@ __device__ __forceinline__ void ptx_st_v4(void *p, uint4 v)
     asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z),
                  "r"(v.w)
                  : "memory");
+}
+
+/* 8-byte and 4-byte stores. */
+__device__ __forceinline__ void ptx_st_v2(void *p, uint2 v)
+{
+    asm volatile("st.global.v2.u32 [%0], {%1, %2};" ::"l"(p), "r"(v.x), "r"(v.y) : "memory");
+}
+
+__device__ __forceinline__ void ptx_st_u32(void *p, uint32_t v)
+{
+    asm volatile("st.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
 /* 16-byte store of four floats. */

@@ -1,0 +1,123 @@
+/* Writing new K/V rows into a cache, quantizing on the way (fai_kv_append).
+ *
+ * Memory-bound: a row of head_dim FP16 values (one token, one KV head, K or V) is read by a
+ * group of L lanes with one 16-byte load each (L = head_dim / 8 rounded up to a power of
+ * two, so a warp holds 32 / L rows) and written as FP16, FP8 or int8 codes with one store
+ * per lane. int8 rows first find max|x| by shuffles within the group and write the scale.
+ * The encoders are the ones the CPU tests check exhaustively (src/kv_codec.h); on sm_89+
+ * FP8 uses the cvt instructions, bit-identical to them (tests/test_codec_device.cu). */
+#include <cuda_fp16.h>
+
+#include "../error.h"
+#include "../kv_append_args.h"
+#include "../kv_codec.h"
+#include "ptx.cuh"
+
+#define APPEND_THREADS 256
+
+__device__ __forceinline__ uint32_t fp8x2_from_half2(uint32_t h2, int e4m3)
+{
+#if FAI_HAS_FP8_CVT
+    return e4m3 ? ptx_cvt_e4m3x2_f16x2(h2) : ptx_cvt_e5m2x2_f16x2(h2);
+#else
+    const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&h2));
+    const uint32_t lo = e4m3 ? fai_fp8_e4m3_from_float(f.x) : fai_fp8_e5m2_from_float(f.x);
+    const uint32_t hi = e4m3 ? fai_fp8_e4m3_from_float(f.y) : fai_fp8_e5m2_from_float(f.y);
+    return lo | hi << 8;
+#endif
+}
+
+__global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_constant__ fai_kv_append_args a)
+{
+    const int lanes = a.head_dim <= 64 ? 8 : a.head_dim <= 128 ? 16 : 32; /* per row */
+    const int lane = threadIdx.x & 31, c = lane % lanes;                    /* c: 8-value chunk */
+    const bool has_data = c * 8 < a.head_dim;
+    const int64_t rows = (int64_t)a.num_tokens * a.num_kv_heads * 2;
+    const int64_t rows_per_block = APPEND_THREADS / lanes;
+    /* Grid-stride over rows; all lanes of a warp take the same trip count (the shuffles). */
+    for (int64_t base = (int64_t)blockIdx.x * rows_per_block; base < rows; base += (int64_t)gridDim.x * rows_per_block) {
+        const int64_t row = base + threadIdx.x / lanes;
+        const bool valid_row = row < rows;
+        const int kv = (int)(row & 1); /* 0: K, 1: V */
+        const int64_t th = row >> 1;
+        const int h = (int)(th % a.num_kv_heads);
+        const int64_t t = th / a.num_kv_heads;
+
+        uint4 x = make_uint4(0, 0, 0, 0);
+        int64_t slot = -1;
+        if (valid_row) {
+            slot = a.slots[t];
+            if (has_data) {
+                const __half *src = (const __half *)(kv ? a.v_new : a.k_new) + t * a.new_token_stride[kv] +
+                                    (int64_t)h * a.new_head_stride[kv] + c * 8;
+                x = ptx_ld_stream_v4(src);
+            }
+        }
+        float f[8];
+        {
+            const uint32_t w[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float2 p = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
+                f[2 * i] = p.x;
+                f[2 * i + 1] = p.y;
+            }
+        }
+        float scale = 0.0f;
+        if (a.dtype == FAI_DTYPE_INT8) {
+            float amax = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                amax = fmaxf(amax, fabsf(f[i]));
+            for (int off = lanes / 2; off >= 1; off /= 2)
+                amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+            scale = fai_int8_scale(amax);
+        }
+        if (!valid_row || slot < 0 || slot >= a.num_slots)
+            continue; /* padding, or a slot outside the cache (device-side guard) */
+        const int64_t b = slot / a.capacity, pos = slot % a.capacity;
+        const int64_t off = b * a.seq_stride + pos * a.token_stride + (int64_t)h * a.head_stride + c * 8;
+        char *dst = (char *)(kv ? a.v : a.k);
+        if (a.dtype == FAI_DTYPE_INT8 && c == 0) {
+            float *sp = kv ? a.v_scale : a.k_scale;
+            sp[b * a.scale_seq_stride + pos * a.scale_token_stride + (int64_t)h * a.scale_head_stride] = scale;
+        }
+        if (!has_data)
+            continue;
+        if (a.dtype == FAI_DTYPE_FP16) {
+            ptx_st_v4(dst + off * 2, x);
+        } else if (a.dtype == FAI_DTYPE_INT8) {
+            uint32_t w[2] = {0, 0};
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                w[i / 4] |= (uint32_t)(uint8_t)fai_int8_quantize(f[i], scale) << (8 * (i % 4));
+            ptx_st_v2(dst + off, make_uint2(w[0], w[1]));
+        } else {
+            const int e4m3 = a.dtype == FAI_DTYPE_FP8_E4M3;
+            const uint32_t c01 = fp8x2_from_half2(x.x, e4m3), c23 = fp8x2_from_half2(x.y, e4m3);
+            const uint32_t c45 = fp8x2_from_half2(x.z, e4m3), c67 = fp8x2_from_half2(x.w, e4m3);
+            ptx_st_v2(dst + off, make_uint2(c01 | c23 << 16, c45 | c67 << 16));
+        }
+    }
+}
+
+extern "C" fai_status fai_kv_append_launch(const fai_kv_append_args *args, cudaStream_t stream)
+{
+    const int lanes = args->head_dim <= 64 ? 8 : args->head_dim <= 128 ? 16 : 32;
+    const int64_t rows = (int64_t)args->num_tokens * args->num_kv_heads * 2;
+    const int64_t rows_per_block = APPEND_THREADS / lanes;
+    int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+    if (blocks > 65535 * 32)
+        blocks = 65535 * 32; /* the grid-stride loop covers the rest */
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)blocks);
+    cfg.blockDim = dim3(APPEND_THREADS);
+    cfg.stream = stream;
+    /* cudaLaunchKernelEx returns this launch's own error (cudaGetLastError could report an
+     * earlier, unrelated one) */
+    const cudaError_t err = cudaLaunchKernelEx(&cfg, kv_append_kernel, *args);
+    if (err != cudaSuccess && (cudaGetLastError(), 1))
+        return fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, "fai_kv_append: launching the append kernel failed: %s (%s)",
+                         cudaGetErrorString(err), cudaGetErrorName(err));
+    return FAI_SUCCESS;
+}
