@@ -143,8 +143,6 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
     args.scale_seq_stride = p->cache.scale_seq_stride;
     args.scale_token_stride = p->cache.scale_token_stride;
     args.scale_head_stride = p->cache.scale_head_stride;
-    if (plan->kernel == FAI_DECODE_MMA && p->cache.dtype != FAI_DTYPE_FP16)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: the tensor-core decode kernel reads FP16 caches only", fn);
     return fai_decode_launch(&args, plan, stream);
 }
 

@@ -46,13 +46,16 @@ static int64_t wave_splits(int64_t items, int64_t resident, int32_t max_seq_len)
     return s < 1 ? 1 : s;
 }
 
-/* Splits for a ring of p->stages stages (shrunk to what the SM's shared memory holds). */
-static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
+/* Splits for a ring of p->stages stages (shrunk to what the SM's shared memory holds). eb:
+ * bytes per cache element (one-byte caches have rings of 3 or 6 stages). */
+static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb)
 {
-    while (p->stages > 2 && (FAI_DECODE_MMA_SMEM(p->head_dim, p->stages) + 1024 > (size_t)dev.smem_per_sm ||
-                             FAI_DECODE_MMA_SMEM(p->head_dim, p->stages) > (size_t)dev.smem_per_block))
-        p->stages = p->stages == 6 ? 4 : p->stages - 1;
-    p->smem_bytes = FAI_DECODE_MMA_SMEM(p->head_dim, p->stages);
+    const int min_stages = eb == 1 ? 3 : 2;
+    while (p->stages > min_stages &&
+           (FAI_DECODE_MMA_SMEM_KV(p->head_dim, p->stages, eb) + 1024 > (size_t)dev.smem_per_sm ||
+            FAI_DECODE_MMA_SMEM_KV(p->head_dim, p->stages, eb) > (size_t)dev.smem_per_block))
+        p->stages = eb == 1 ? 3 : p->stages == 6 ? 4 : p->stages - 1;
+    p->smem_bytes = FAI_DECODE_MMA_SMEM_KV(p->head_dim, p->stages, eb);
     int64_t per_sm = dev.smem_per_sm / (int64_t)(p->smem_bytes + 1024); /* 1 KB reserved per block */
     if (per_sm < 1)
         per_sm = 1;
@@ -63,24 +66,26 @@ static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len
  * one block per SM) when each warp streams 8 tiles or more, 6 when the sequence is split
  * into one wave of blocks and 6 stages still fit as many blocks per SM; for shorter work 3
  * stages let 2 or 3 blocks share an SM and overlap their starts and ends. */
-static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev)
+static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb)
 {
     p->warps_per_block = FAI_DECODE_MMA_WARPS;
+    if (eb == 1 && p->stages > 0) /* forced: one-byte caches have 3 or 6 */
+        p->stages = p->stages <= 3 ? 3 : 6;
     if (p->stages == 2 || p->stages == 3 || p->stages == 4 || p->stages == 6) {
-        plan_mma_ring(p, items, max_seq_len, dev);
+        plan_mma_ring(p, items, max_seq_len, dev, eb);
         return;
     }
-    p->stages = FAI_DECODE_MMA_STAGES(p->head_dim);
-    plan_mma_ring(p, items, max_seq_len, dev);
+    p->stages = eb == 1 ? 6 : FAI_DECODE_MMA_STAGES(p->head_dim);
+    plan_mma_ring(p, items, max_seq_len, dev, eb);
     const int64_t warp_tiles =
         ceil_div(ceil_div(max_seq_len, p->num_splits), (int64_t)FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_WARPS);
     if (warp_tiles < 8) {
         p->stages = 3;
-        plan_mma_ring(p, items, max_seq_len, dev);
-    } else if (p->num_splits > 1) {
+        plan_mma_ring(p, items, max_seq_len, dev, eb);
+    } else if (p->num_splits > 1 && eb == 2) {
         fai_decode_plan deep = *p;
         deep.stages = 6;
-        plan_mma_ring(&deep, items, max_seq_len, dev);
+        plan_mma_ring(&deep, items, max_seq_len, dev, eb);
         if (deep.stages == 6 && deep.num_splits == p->num_splits)
             *p = deep;
     }
@@ -122,9 +127,11 @@ static int32_t mma_rows(int32_t group) { return group < FAI_DECODE_MMA_ROWS ? gr
  * except when the splits it needs are short (< 2048 keys: its ring's ramp then costs more
  * than the CUDA-core kernel's register prefetch). */
 static int prefer_mma(int32_t batch, int32_t num_kv_heads, int32_t group, int32_t head_dim, int32_t max_seq_len,
-                      fai_device_info dev)
+                      fai_device_info dev, int eb)
 {
     const int64_t tiles = ceil_div(max_seq_len, FAI_DECODE_MMA_KEYS);
+    if (group == 1 && eb == 1)
+        return 0; /* one-byte MHA caches: the CUDA-core kernel measured 1.4x faster (docs/perf/) */
     if (group == 1) {
         const int64_t items = (int64_t)batch * num_kv_heads;
         /* items * tiles >= 49152, without the product (it can pass 2^63 for absurd sizes) */
@@ -132,7 +139,7 @@ static int prefer_mma(int32_t batch, int32_t num_kv_heads, int32_t group, int32_
     }
     fai_decode_plan p = {0};
     p.head_dim = head_dim;
-    plan_mma(&p, (int64_t)batch * num_kv_heads * ceil_div(group, mma_rows(group)), max_seq_len, dev);
+    plan_mma(&p, (int64_t)batch * num_kv_heads * ceil_div(group, mma_rows(group)), max_seq_len, dev, eb);
     return p.num_splits == 1 || ceil_div(max_seq_len, p.num_splits) >= 2048;
 }
 
@@ -154,21 +161,18 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int32_t b
     const int eb = kv_dtype == FAI_DTYPE_FP16 ? 2 : 1;
     fai_decode_plan p = {0};
     p.head_dim = head_dim;
-    if (eb == 1) /* quantized caches: the CUDA-core kernel dequantizes in registers */
-        kernel = FAI_DECODE_SIMT;
     /* Tensor cores pay off once a KV row serves several query heads; they hold up to 128
      * dims of output per warp in registers. */
     /* The tensor-core kernel holds at most 128 dims of output per warp, and its ring needs
      * at least 2 stages of shared memory. */
+    const size_t min_smem = FAI_DECODE_MMA_SMEM_KV(head_dim, eb == 1 ? 3 : 2, eb);
     if (kernel == FAI_DECODE_MMA &&
-        (head_dim > 128 || FAI_DECODE_MMA_SMEM(head_dim, 2) > (size_t)dev.smem_per_block ||
-         FAI_DECODE_MMA_SMEM(head_dim, 2) + 1024 > (size_t)dev.smem_per_sm))
+        (head_dim > 128 || min_smem > (size_t)dev.smem_per_block || min_smem + 1024 > (size_t)dev.smem_per_sm))
         kernel = FAI_DECODE_SIMT;
     if (kernel == FAI_DECODE_AUTO)
-        kernel = head_dim <= 128 && FAI_DECODE_MMA_SMEM(head_dim, 2) <= (size_t)dev.smem_per_block &&
-                         FAI_DECODE_MMA_SMEM(head_dim, 2) + 1024 <= (size_t)dev.smem_per_sm &&
-                         prefer_mma(batch, num_kv_heads, group, head_dim, max_seq_len, dev) ? FAI_DECODE_MMA
-                                                                                            : FAI_DECODE_SIMT;
+        kernel = head_dim <= 128 && min_smem <= (size_t)dev.smem_per_block && min_smem + 1024 <= (size_t)dev.smem_per_sm &&
+                         prefer_mma(batch, num_kv_heads, group, head_dim, max_seq_len, dev, eb) ? FAI_DECODE_MMA
+                                                                                                : FAI_DECODE_SIMT;
     p.kernel = kernel;
     p.heads_per_block = kernel == FAI_DECODE_MMA ? mma_rows(group) : heads_per_block(group);
     p.head_blocks = (int32_t)ceil_div(group, p.heads_per_block);
@@ -181,7 +185,7 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int32_t b
                          fn, (int)batch, (int)num_kv_heads, (int)p.head_blocks);
     if (kernel == FAI_DECODE_MMA) {
         p.stages = stages;
-        plan_mma(&p, items, max_seq_len, dev);
+        plan_mma(&p, items, max_seq_len, dev, eb);
     } else {
         plan_simt(&p, items, max_seq_len, dev, eb);
         if (warps > 0) {

@@ -39,6 +39,15 @@ extern "C" {
 #define FAI_DECODE_MMA_ROW(d) ((d) == 96 ? 128 : (d))
 #define FAI_DECODE_MMA_SMEM(d, stages) \
     ((size_t)FAI_DECODE_MMA_WARPS * (stages) * 2 * FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_ROW(d) * 2)
+/* One-byte caches (eb = 1): each warp's ring holds codes (K and V rows of d bytes, then 16 K
+ * and 16 V scales of 4 bytes) and the warp converts the tile it is on into one FP16 tile of
+ * the layout above (its ldmatrix source). Stages: 3 or 6 (twice the FP16 ring's tiles for
+ * the same bytes in flight). */
+#define FAI_DECODE_MMA_CODE_STAGE(d) (2 * FAI_DECODE_MMA_KEYS * (d) + 2 * FAI_DECODE_MMA_KEYS * 4)
+#define FAI_DECODE_MMA_SMEM_KV(d, stages, eb)                                                             \
+    ((eb) == 2 ? FAI_DECODE_MMA_SMEM(d, stages)                                                            \
+               : (size_t)FAI_DECODE_MMA_WARPS * (2 * FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_ROW(d) * 2 +        \
+                                                 (size_t)(stages) * FAI_DECODE_MMA_CODE_STAGE(d)))
 
 typedef enum fai_decode_kernel {
     FAI_DECODE_AUTO = -1,

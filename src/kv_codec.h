@@ -12,9 +12,11 @@
  * Decoding is exact (every FP8 value is an FP16 and an FP32 value).
  *
  * int8 per head: for one (token, KV head) row of d values, scale = max|x| / 127 (FP32) and
- * q = round-half-even(x / scale) clamped to [-127, 127]; a row of zeros gets scale 0 and
- * q = 0. Dequantized value: q * scale. The division is IEEE (correctly rounded) in FP32 on
- * both sides, so host and device agree bit for bit. */
+ * q = round-half-even(x * (1 / scale)) clamped to [-127, 127]; a row of zeros gets scale 0
+ * and q = 0. Dequantized value: q * scale. The reciprocal and the product are IEEE
+ * (correctly rounded) FP32 operations on both sides, so host and device agree bit for bit;
+ * the reciprocal is one per row (the compiler hoists it), where a division per value made the
+ * append kernel compute-bound. */
 #ifndef FAI_KV_CODEC_H
 #define FAI_KV_CODEC_H
 
@@ -124,7 +126,7 @@ FAI_CODEC_FN int8_t fai_int8_quantize(float x, float scale)
 {
     if (!(scale > 0.0f))
         return 0;
-    float q = fai_rne(x / scale);
+    float q = fai_rne(x * (1.0f / scale));
     if (q != q)
         return 0;
     q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;

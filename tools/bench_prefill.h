@@ -38,6 +38,7 @@ typedef struct options {
     const char *csv;
     int check;        /* --check: compare every row's output with the CPU reference */
     const char *json; /* --json FILE */
+    int kv_quant;     /* --suite kv-quant (or all): bench_quant.c's rows after the others */
 } options;
 
 /* fai_bench.c: median time in ms of fn(ctx) over `reps` runs, each after an L2 flush, CUDA

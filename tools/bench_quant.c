@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_report.h"
 #include "bench_util.h"
+#include "decode_args.h"
 
 #define QCK(call)                                                                              \
     do {                                                                                       \
@@ -63,6 +65,7 @@ static float median_ms(timed_fn fn, void *ctx, void *flush, int reps, cudaStream
 
 typedef struct decode_ctx {
     fai_decode_params p;
+    const fai_decode_plan *plan; /* NULL: fai_decode's own */
     void *ws;
     size_t ws_bytes;
 } decode_ctx;
@@ -70,6 +73,8 @@ typedef struct decode_ctx {
 static fai_status run_decode(void *ctx, cudaStream_t s)
 {
     decode_ctx *c = ctx;
+    if (c->plan)
+        return fai_decode_run_plan("fai-bench", &c->p, c->plan, c->ws, c->ws_bytes, s);
     return fai_decode(&c->p, c->ws, c->ws_bytes, s);
 }
 
@@ -146,19 +151,33 @@ static double cache_bytes(fai_dtype dtype, int64_t tokens, int hk, int d)
     return 2.0 * (double)tokens * hk * per_row; /* K and V */
 }
 
-void bench_quant(const char *device, double copy_gbps, int reps, FILE *csv)
+static void write_row(const char *suite, const char *dtype, int b, int sq, int sk, int hq, int hk, int d, double ms,
+                      double gbps, const char *note)
+{
+    const report_row r = {suite, "fai", dtype, b, sq, sk, hq, hk, d, 0, "", ms, -1, gbps, note, ""};
+    report_row_write(&r);
+}
+
+void bench_quant(double copy_gbps, int reps, cudaStream_t s)
 {
     void *flush;
     QCK(cudaMalloc(&flush, FLUSH_BYTES));
-    cudaStream_t s;
-    QCK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    /* The two decode rows, plus a middle one. */
-    const int rows[][5] = {{128, 8192, 32, 32, 128}, {1, 131072, 32, 8, 128}, {16, 8192, 32, 8, 128}};
-    printf("\nkv-quant: decoding attention over each cache dtype (copy ceiling %.0f GB/s)\n", copy_gbps);
-    printf("%-14s %5s %7s %6s %4s %9s %9s %7s %8s\n", "dtype", "b", "sk", "hq/hk", "d", "us", "GB/s", "%copy",
-           "x fp16");
-    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-        const int b = rows[r][0], sk = rows[r][1], hq = rows[r][2], hk = rows[r][3], d = rows[r][4];
+    struct cudaDeviceProp prop;
+    int dev_id = 0;
+    QCK(cudaGetDevice(&dev_id));
+    QCK(cudaGetDeviceProperties(&prop, dev_id));
+    const fai_device_info dev = {prop.multiProcessorCount, (int)prop.sharedMemPerMultiprocessor, prop.major,
+                                 (int)prop.sharedMemPerBlockOptin};
+    /* The issue's two decode rows (MHA batch 128 x 8K, GQA 32/8 batch 1 x 128K), and GQA at
+     * batch 16 x 8K and MHA at batch 32 x 2K. */
+    const int shapes[][5] = {{128, 8192, 32, 32, 128}, {1, 131072, 32, 8, 128}, {16, 8192, 32, 8, 128},
+                           {32, 2048, 32, 32, 128}};
+    printf("\nkv-quant: decoding attention over each cache dtype (copy ceiling %.0f GB/s); 'other' = the\n"
+           "other kernel's time (tensor cores vs CUDA cores) for the same call\n", copy_gbps);
+    printf("%-10s %5s %7s %6s %4s %5s %9s %9s %7s %8s %9s\n", "dtype", "b", "sk", "hq/hk", "d", "plan", "us", "GB/s",
+           "%copy", "x fp16", "other us");
+    for (size_t r = 0; r < sizeof shapes / sizeof shapes[0]; r++) {
+        const int b = shapes[r][0], sk = shapes[r][1], hq = shapes[r][2], hk = shapes[r][3], d = shapes[r][4];
         float fp16_ms = 0;
         for (int t = 0; t < 4; t++) {
             decode_ctx c;
@@ -181,22 +200,26 @@ void bench_quant(const char *device, double copy_gbps, int reps, FILE *csv)
             c.p.o.data = (char *)qo + (size_t)b * hq * d * 2;
             make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, 1234);
             c.p.cache.seq_lens = lens;
-            if (fai_decode_workspace_size(&c.p, &c.ws_bytes) != FAI_SUCCESS) {
-                fprintf(stderr, "fai-bench: kv-quant: %s\n", fai_last_error());
-                exit(1);
-            }
+            fai_decode_plan plan, other;
+            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0, 0, 0, &plan);
+            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], b, hq, hk, d, sk, dev,
+                                    plan.kernel == FAI_DECODE_MMA ? FAI_DECODE_SIMT : FAI_DECODE_MMA, 0, 0, 0, &other);
+            c.ws_bytes = plan.workspace_bytes > other.workspace_bytes ? plan.workspace_bytes : other.workspace_bytes;
             if (c.ws_bytes)
                 QCK(cudaMalloc(&c.ws, c.ws_bytes));
             const float ms = median_ms(run_decode, &c, flush, reps, s);
+            c.plan = &other;
+            const float other_ms = other.kernel != plan.kernel ? median_ms(run_decode, &c, flush, reps, s) : -1.0f;
             if (t == 0)
                 fp16_ms = ms;
             const double bytes = cache_bytes(k_dtypes[t], (int64_t)b * sk, hk, d) + 2.0 * b * hq * d * 2;
             const double gbps = bytes / (ms * 1e-3) / 1e9;
-            printf("%-14s %5d %7d %3d/%-2d %4d %9.1f %9.0f %7.1f %8.2f\n", k_names[t], b, sk, hq, hk, d, ms * 1e3,
-                   gbps, 100.0 * gbps / copy_gbps, fp16_ms / ms);
-            if (csv)
-                fprintf(csv, "%s,kv-quant,fai,%s,%d,1,%d,%d,%d,%d,0,,%.5f,,%.1f,x_fp16=%.3f\n", device, k_names[t], b,
-                        sk, hq, hk, d, ms, gbps, fp16_ms / ms);
+            const char *kname = plan.kernel == FAI_DECODE_MMA ? "mma" : "simt";
+            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f %9.0f %7.1f %8.2f %9.1f\n", k_names[t], b, sk, hq, hk, d, kname,
+                   ms * 1e3, gbps, 100.0 * gbps / copy_gbps, fp16_ms / ms, other_ms * 1e3);
+            char note[128];
+            snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms", kname, fp16_ms / ms, other_ms);
+            write_row("kv-quant", k_names[t], b, 1, sk, hq, hk, d, ms, gbps, note);
             free_cache(&c.p.cache);
             cudaFree(qo);
             cudaFree(lens);
@@ -238,50 +261,11 @@ void bench_quant(const char *device, double copy_gbps, int reps, FILE *csv)
         const double bytes = 2.0 * tokens * hk * d * 2 + cache_bytes(k_dtypes[t], tokens, hk, d) + 8.0 * tokens;
         const double gbps = bytes / (ms * 1e-3) / 1e9;
         printf("%-14s %9.1f %9.0f %7.1f\n", k_names[t], ms * 1e3, gbps, 100.0 * gbps / copy_gbps);
-        if (csv)
-            fprintf(csv, "%s,kv-append,fai,%s,1,%d,%d,0,%d,%d,0,,%.5f,,%.1f,\n", device, k_names[t], tokens, tokens, hk,
-                    d, ms, gbps);
+        write_row("kv-append", k_names[t], 1, tokens, tokens, 0, hk, d, ms, gbps, "rows read + codes/scales written");
         free_cache(&c);
         cudaFree(rows);
         cudaFree(slots_dev);
     }
-    cudaStreamDestroy(s);
     cudaFree(flush);
 }
 
-#ifdef FAI_BENCH_QUANT_STANDALONE
-/* A stand-alone driver for quick device rounds: bench_quant [reps] [csv]. */
-int main(int argc, char **argv)
-{
-    struct cudaDeviceProp prop;
-    QCK(cudaGetDeviceProperties(&prop, 0));
-    void *a, *b;
-    const size_t n = (size_t)1 << 30;
-    QCK(cudaMalloc(&a, n));
-    QCK(cudaMalloc(&b, n));
-    cudaEvent_t e0, e1;
-    QCK(cudaEventCreate(&e0));
-    QCK(cudaEventCreate(&e1));
-    float best = 1e30f;
-    for (int i = 0; i < 10; i++) {
-        QCK(cudaEventRecord(e0, 0));
-        QCK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, 0));
-        QCK(cudaEventRecord(e1, 0));
-        QCK(cudaEventSynchronize(e1));
-        float ms;
-        QCK(cudaEventElapsedTime(&ms, e0, e1));
-        best = ms < best ? ms : best;
-    }
-    cudaFree(a);
-    cudaFree(b);
-    const double copy = 2.0 * n / (best * 1e-3) / 1e9;
-    FILE *csv = argc > 2 ? fopen(argv[2], "w") : NULL;
-    if (csv)
-        fprintf(csv, "device,suite,backend,dtype,b,sq,sk,hq,hk,d,causal,prefill_frac,ms,tflops,gbps,note\n");
-    printf("%s, copy ceiling %.0f GB/s\n", prop.name, copy);
-    bench_quant(prop.name, copy, argc > 1 ? atoi(argv[1]) : 30, csv);
-    if (csv)
-        fclose(csv);
-    return 0;
-}
-#endif

@@ -2,13 +2,13 @@
 #ifndef FAI_BENCH_QUANT_H
 #define FAI_BENCH_QUANT_H
 
-#include <stdio.h>
+#include <cuda_runtime_api.h>
 
 #include "fai.h"
 
-/* Times decode over each cache dtype and the append of a prompt; prints a table and, with
- * csv, rows in fai-bench's CSV columns (suites kv-quant and kv-append). copy_gbps: the
- * measured copy ceiling. */
-void bench_quant(const char *device, double copy_gbps, int reps, FILE *csv);
+/* Times decode over each cache dtype and the append of a prompt; prints a table and writes
+ * rows (suites kv-quant and kv-append) through bench_report.h. copy_gbps: the measured copy
+ * ceiling. */
+void bench_quant(double copy_gbps, int reps, cudaStream_t s);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "bench_check.h"
 #include "bench_prefill.h"
+#include "bench_quant.h"
 #include "bench_report.h"
 #include "bench_util.h"
 #include "decode_args.h"
@@ -471,7 +472,8 @@ static void usage(void)
 {
     printf("usage: fai-bench [options]\n"
            "  --suite LIST    comma-separated: decode-seq, decode-batch, decode-gqa, prefill-seq,\n"
-           "                  prefill-batch, prefill-gqa, head-dims, hybrid; or decode (the three\n"
+           "                  prefill-batch, prefill-gqa, head-dims, hybrid, kv-quant (decode over\n"
+           "                  FP16/int8/FP8 caches and fai_kv_append); or decode (the three\n"
            "                  decode suites), prefill (the four prefill suites), all (every suite)\n"
            "                  (default, with no --suite or --shape: decode-seq)\n"
            "  --shape SPEC    one shape, b=..,sq=..,sk=..,hq=..,hk=..,d=..,causal=0|1 (defaults\n"
@@ -536,7 +538,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    options o = {50, 5, 0, 0, FAI_DECODE_AUTO, 0, 0, 0, NULL, 0, NULL};
+    options o = {50, 5, 0, 0, FAI_DECODE_AUTO, 0, 0, 0, NULL, 0, NULL, 0};
     timespec_get(&g_t0, TIME_UTC);
     shape rows[MAX_ROWS];
     int n = 0, list = 0;
@@ -552,6 +554,12 @@ int main(int argc, char **argv)
             i++;
             for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
                 int matched = 0;
+                if (!strcmp(t, "kv-quant") || !strcmp(t, "all")) {
+                    o.kv_quant = 1; /* its own rows (bench_quant.c), after the others */
+                    matched = 1;
+                    if (!strcmp(t, "kv-quant"))
+                        continue;
+                }
                 for (int j = 0; j < N_SUITES; j++) {
                     if (!suite_selected(t, suite_names[j]))
                         continue;
@@ -712,6 +720,8 @@ int main(int argc, char **argv)
         table_header(rows[i].kind, o.check);
         bench_row(&rows[i], &o, i, n, s, dev, 1);
     }
+    if (o.kv_quant)
+        bench_quant(g_copy_gbps, o.reps, s);
     report_close();
     cudaFree(g_flush);
     cudaFree(g_arena);

@@ -17,6 +17,7 @@
 #include "../alibi.h"
 #include "../error.h"
 #include "decode_common.cuh"
+#include "kv_dequant.cuh"
 
 #define KT FAI_DECODE_MMA_KEYS /* keys per tile */
 
@@ -42,14 +43,58 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
     }
 }
 
-template <int D, int STAGES>
+/* One-byte caches: the copies of a tile's codes (16 rows of D bytes for K, then for V) and,
+ * for int8, its 16 K and 16 V scales (zeros past kend, so masked keys add nothing). */
+template <int D, int CT>
+__device__ __forceinline__ void load_code_tile(char *stage, const char *kp, const char *vp, int64_t k_stride,
+                                               int64_t v_stride, const float *ksp, const float *vsp, int64_t s_stride,
+                                               int key0, int kend, int lane)
+{
+    constexpr int CHUNKS = D / 16; /* 16-byte chunks per row */
+    char *ks = stage, *vs = stage + KT * D;
+#pragma unroll
+    for (int i = lane; i < KT * CHUNKS; i += 32) {
+        const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
+        const bool valid = key < kend;
+        ptx_cp_async_16(ks + row * D + chunk * 16, kp + (valid ? key * k_stride + chunk * 16 : 0), valid);
+        ptx_cp_async_16(vs + row * D + chunk * 16, vp + (valid ? key * v_stride + chunk * 16 : 0), valid);
+    }
+    if (CT == FAI_KV_INT8) {
+        float *sc = reinterpret_cast<float *>(stage + 2 * KT * D); /* [K 16][V 16] */
+        const int r = lane & 15, key = key0 + r;
+        const bool valid = key < kend;
+        ptx_cp_async_4(sc + lane, (lane < 16 ? ksp : vsp) + (valid ? key * s_stride : 0), valid);
+    }
+}
+
+/* Converts a stage's codes into the warp's FP16 tile (the swizzled layout load_tile writes). */
+template <int D, int ROW, int CT>
+__device__ __forceinline__ void convert_code_tile(char *conv, const char *stage, int lane)
+{
+    constexpr int C8 = D / 8; /* 8-code chunks per row */
+#pragma unroll
+    for (int t = 0; t < 2; t++) /* K, then V */
+#pragma unroll
+        for (int i = lane; i < KT * C8; i += 32) {
+            const int row = i / C8, c8 = i % C8;
+            const uint2 c = *reinterpret_cast<const uint2 *>(stage + t * KT * D + row * D + c8 * 8);
+            *reinterpret_cast<uint4 *>(conv + t * KT * ROW * 2 + swizzle(row, c8, ROW)) = codes8_to_half8<CT>(c);
+        }
+}
+
+/* CT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh). */
+template <int D, int STAGES, int CT>
 __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     decode_mma_kernel(const __grid_constant__ fai_decode_args a)
 {
     constexpr int ROW = FAI_DECODE_MMA_ROW(D);
     constexpr int KSTEPS = D / 16; /* k-steps of Q K^T */
     constexpr int NT = D / 8;      /* n-tiles of the output */
-    constexpr int STAGE_BYTES = 2 * KT * ROW * 2;
+    constexpr bool CODES = CT != FAI_KV_FP16;
+    constexpr int EB = CODES ? 1 : 2;
+    constexpr int TILE_BYTES = 2 * KT * ROW * 2; /* an FP16 K and V tile */
+    constexpr int STAGE_BYTES = CODES ? FAI_DECODE_MMA_CODE_STAGE(D) : TILE_BYTES;
+    constexpr int CONV_BYTES = CODES ? TILE_BYTES : 0; /* the converted tile */
     constexpr int W = FAI_DECODE_MMA_WARPS;
 
     extern __shared__ uint4 smem_raw[];
@@ -93,7 +138,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
 
     const __half *kp = (const __half *)a.k + blk.k_off + kvh * a.kv_head_stride;
     const __half *vp = (const __half *)a.v + blk.v_off + kvh * a.v_head_stride;
-    char *ring = smem + warp * STAGES * STAGE_BYTES;
+    const char *kcp = (const char *)a.k + (blk.k_off + kvh * a.kv_head_stride) * EB; /* codes */
+    const char *vcp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride) * EB;
+    const int64_t s_off = (int64_t)b * a.scale_seq_stride + (int64_t)kvh * a.scale_head_stride;
+    const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off; /* int8 only */
+    char *conv = smem + warp * (CONV_BYTES + STAGES * STAGE_BYTES);
+    char *ring = conv + CONV_BYTES;
 
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* l: this thread's partial sums */
     float acc[NT][4];
@@ -106,22 +156,39 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
         const int t = warp + s * W;
-        if (t < ntiles)
-            load_tile<D, ROW>(ring + s * STAGE_BYTES, kp, vp, a.kv_token_stride, a.v_token_stride, kbeg + t * KT, kend, lane);
+        if (t < ntiles) {
+            if (CODES)
+                load_code_tile<D, CT>(ring + s * STAGE_BYTES, kcp, vcp, a.kv_token_stride, a.v_token_stride, ksp, vsp,
+                                      a.scale_token_stride, kbeg + t * KT, kend, lane);
+            else
+                load_tile<D, ROW>(ring + s * STAGE_BYTES, kp, vp, a.kv_token_stride, a.v_token_stride, kbeg + t * KT,
+                                  kend, lane);
+        }
         ptx_cp_async_commit();
     }
     for (int i = 0; warp + i * W < ntiles; i++) {
         {
             const int t = warp + (i + STAGES - 1) * W;
             __syncwarp(); /* every lane is done reading the stage about to be refilled */
-            if (t < ntiles)
-                load_tile<D, ROW>(ring + ((i + STAGES - 1) % STAGES) * STAGE_BYTES, kp, vp, a.kv_token_stride,
-                                  a.v_token_stride, kbeg + t * KT, kend, lane);
+            if (t < ntiles) {
+                char *stage = ring + ((i + STAGES - 1) % STAGES) * STAGE_BYTES;
+                if (CODES)
+                    load_code_tile<D, CT>(stage, kcp, vcp, a.kv_token_stride, a.v_token_stride, ksp, vsp,
+                                          a.scale_token_stride, kbeg + t * KT, kend, lane);
+                else
+                    load_tile<D, ROW>(stage, kp, vp, a.kv_token_stride, a.v_token_stride, kbeg + t * KT, kend, lane);
+            }
             ptx_cp_async_commit();
         }
         ptx_cp_async_wait<STAGES - 1>();
         __syncwarp(); /* the tile's copies by every lane are visible to the warp */
-        const char *ks = ring + (i % STAGES) * STAGE_BYTES;
+        const char *stage = ring + (i % STAGES) * STAGE_BYTES;
+        const char *ks = stage;
+        if constexpr (CODES) { /* codes to the FP16 tile (the warp finished reading the last one above) */
+            convert_code_tile<D, ROW, CT>(conv, stage, lane);
+            __syncwarp();
+            ks = conv;
+        }
         const char *vs = ks + KT * ROW * 2;
         const int key0 = kbeg + (warp + i * W) * KT;
 
@@ -136,6 +203,20 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                 ptx_ldmatrix_x4(kb, ks + swizzle(krow, kk * 2 + (mi & 1), ROW));
                 ptx_mma_16816(s[0], qa[kk], kb[0], kb[1]);
                 ptx_mma_16816(s[1], qa[kk], kb[2], kb[3]);
+            }
+        }
+        /* int8: the dot products were of codes; each key's scale multiplies its column. */
+        float2 vsc[2] = {make_float2(1.0f, 1.0f), make_float2(1.0f, 1.0f)};
+        if (CT == FAI_KV_INT8) {
+            const float *sc = reinterpret_cast<const float *>(stage + 2 * KT * D);
+#pragma unroll
+            for (int n = 0; n < 2; n++) {
+                const float2 k2 = *reinterpret_cast<const float2 *>(sc + n * 8 + quad * 2);
+                vsc[n] = *reinterpret_cast<const float2 *>(sc + KT + n * 8 + quad * 2);
+                s[n][0] *= k2.x;
+                s[n][1] *= k2.y;
+                s[n][2] *= k2.x;
+                s[n][3] *= k2.y;
             }
         }
         /* Scale, bias, mask; elements [n][0..1] are row0, keys n * 8 + 2 quad + 0..1, and
@@ -179,8 +260,20 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         }
         /* O += P V: P's accumulators are the A fragment of one 16-key k-step. ldmatrix.trans
          * matrix mi covers keys (mi % 2) * 8 .. + 7 and dims 16 j + (mi / 2) * 8 .. + 7. */
-        const uint32_t pa[4] = {pack_half2(s[0][0], s[0][1]), pack_half2(s[0][2], s[0][3]),
-                                pack_half2(s[1][0], s[1][1]), pack_half2(s[1][2], s[1][3])};
+        /* int8: each key's V scale joins its weight here (after the sums l took the weights),
+         * times 127 so that the FP16 weight p * scale * 127 = p * max|v| stays as far from FP16's
+         * subnormals as FP16 caches' p does (p * scale alone lost precision there); the output
+         * is divided by 127 at the end. */
+        if (CT == FAI_KV_INT8)
+#pragma unroll
+            for (int n = 0; n < 2; n++) {
+                vsc[n].x *= 127.0f;
+                vsc[n].y *= 127.0f;
+            }
+        const uint32_t pa[4] = {pack_half2(s[0][0] * vsc[0].x, s[0][1] * vsc[0].y),
+                                pack_half2(s[0][2] * vsc[0].x, s[0][3] * vsc[0].y),
+                                pack_half2(s[1][0] * vsc[1].x, s[1][1] * vsc[1].y),
+                                pack_half2(s[1][2] * vsc[1].x, s[1][3] * vsc[1].y)};
         {
             const int mi = lane >> 3, vrow = (mi & 1) * 8 + (lane & 7);
 #pragma unroll
@@ -194,6 +287,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     }
     ptx_cp_async_wait<0>();
     ptx_griddep_launch_dependents(); /* only the epilogue is left: let the merge kernel launch */
+    if (CT == FAI_KV_INT8) /* the weights carried a factor of 127 (above) */
+#pragma unroll
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                acc[n][e] *= 1.0f / 127.0f;
 
     /* Row sums over the quad, then the warps' states into shared memory (the ring is free
      * once every warp is past its loop) for the common epilogue. */
@@ -226,12 +325,23 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
 fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
 {
     decode_kernel_fn kernel = NULL;
-#define FAI_MMA_CASE(d)                                                             \
-    case d:                                                                         \
-        kernel = plan->stages == 2   ? decode_mma_kernel<d, 2>                      \
-                 : plan->stages == 3 ? decode_mma_kernel<d, 3>                      \
-                 : plan->stages == 4 ? decode_mma_kernel<d, 4>                      \
-                                     : decode_mma_kernel<d, 6>;                     \
+    const int st = plan->stages;
+    /* FP16 caches: rings of 2, 3, 4 or 6 stages; one-byte caches: 3 or 6. */
+#define FAI_MMA_CODES(d, ct) (st == 3 ? decode_mma_kernel<d, 3, ct> : st == 6 ? decode_mma_kernel<d, 6, ct> : NULL)
+#define FAI_MMA_CASE(d)                                                                               \
+    case d:                                                                                           \
+        switch (args->kv_dtype) {                                                                     \
+        case FAI_DTYPE_FP16:                                                                          \
+            kernel = st == 2   ? decode_mma_kernel<d, 2, FAI_KV_FP16>                                 \
+                     : st == 3 ? decode_mma_kernel<d, 3, FAI_KV_FP16>                                 \
+                     : st == 4 ? decode_mma_kernel<d, 4, FAI_KV_FP16>                                 \
+                     : st == 6 ? decode_mma_kernel<d, 6, FAI_KV_FP16>                                 \
+                               : NULL;                                                                \
+            break;                                                                                    \
+        case FAI_DTYPE_INT8: kernel = FAI_MMA_CODES(d, FAI_KV_INT8); break;                           \
+        case FAI_DTYPE_FP8_E4M3: kernel = FAI_MMA_CODES(d, FAI_KV_E4M3); break;                       \
+        case FAI_DTYPE_FP8_E5M2: kernel = FAI_MMA_CODES(d, FAI_KV_E5M2); break;                       \
+        }                                                                                             \
         break;
     switch (plan->head_dim) {
         FAI_MMA_CASE(64)
@@ -239,11 +349,11 @@ fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_p
         FAI_MMA_CASE(128)
     }
 #undef FAI_MMA_CASE
-    if (plan->stages < 2 || plan->stages > 6 || plan->stages == 5)
-        kernel = NULL;
+#undef FAI_MMA_CODES
     if (!kernel || plan->warps_per_block != FAI_DECODE_MMA_WARPS)
-        return fai_error(FAI_ERROR_INTERNAL, "fai_decode: no tensor-core kernel for head_dim %d, %d warps",
-                         (int)plan->head_dim, (int)plan->warps_per_block);
+        return fai_error(FAI_ERROR_INTERNAL,
+                         "fai_decode: no tensor-core kernel for cache dtype %d, head_dim %d, %d stages, %d warps",
+                         (int)args->kv_dtype, (int)plan->head_dim, st, (int)plan->warps_per_block);
     /* More than 48 KB of dynamic shared memory must be asked for; the call is cheap, host-only
      * and allowed during stream capture. */
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)plan->smem_bytes);

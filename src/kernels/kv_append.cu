@@ -27,6 +27,9 @@ __device__ __forceinline__ uint32_t fp8x2_from_half2(uint32_t h2, int e4m3)
 #endif
 }
 
+/* Rows a lane group loads before it converts any (more loads in flight per thread). */
+#define APPEND_UNROLL 4
+
 __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_constant__ fai_kv_append_args a)
 {
     const int lanes = a.head_dim <= 64 ? 8 : a.head_dim <= 128 ? 16 : 32; /* per row */
@@ -34,69 +37,80 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
     const bool has_data = c * 8 < a.head_dim;
     const int64_t rows = (int64_t)a.num_tokens * a.num_kv_heads * 2;
     const int64_t rows_per_block = APPEND_THREADS / lanes;
-    /* Grid-stride over rows; all lanes of a warp take the same trip count (the shuffles). */
-    for (int64_t base = (int64_t)blockIdx.x * rows_per_block; base < rows; base += (int64_t)gridDim.x * rows_per_block) {
-        const int64_t row = base + threadIdx.x / lanes;
-        const bool valid_row = row < rows;
-        const int kv = (int)(row & 1); /* 0: K, 1: V */
-        const int64_t th = row >> 1;
-        const int h = (int)(th % a.num_kv_heads);
-        const int64_t t = th / a.num_kv_heads;
-
-        uint4 x = make_uint4(0, 0, 0, 0);
-        int64_t slot = -1;
-        if (valid_row) {
-            slot = a.slots[t];
-            if (has_data) {
-                const __half *src = (const __half *)(kv ? a.v_new : a.k_new) + t * a.new_token_stride[kv] +
-                                    (int64_t)h * a.new_head_stride[kv] + c * 8;
-                x = ptx_ld_stream_v4(src);
+    const int64_t step = (int64_t)gridDim.x * rows_per_block * APPEND_UNROLL;
+    /* Grid-stride over groups of APPEND_UNROLL rows; all lanes of a warp take the same trip
+     * count (the shuffles). */
+    for (int64_t base = (int64_t)blockIdx.x * rows_per_block * APPEND_UNROLL; base < rows; base += step) {
+        uint4 x[APPEND_UNROLL];
+        int64_t slot[APPEND_UNROLL];
+#pragma unroll
+        for (int r = 0; r < APPEND_UNROLL; r++) {
+            const int64_t row = base + r * rows_per_block + threadIdx.x / lanes;
+            x[r] = make_uint4(0, 0, 0, 0);
+            slot[r] = -1;
+            if (row < rows) {
+                const int kv = (int)(row & 1); /* 0: K, 1: V */
+                const int64_t th = row >> 1;
+                const int h = (int)(th % a.num_kv_heads);
+                const int64_t t = th / a.num_kv_heads;
+                slot[r] = a.slots[t];
+                if (has_data) {
+                    const __half *src = (const __half *)(kv ? a.v_new : a.k_new) + t * a.new_token_stride[kv] +
+                                        (int64_t)h * a.new_head_stride[kv] + c * 8;
+                    x[r] = ptx_ld_stream_v4(src);
+                }
             }
         }
-        float f[8];
-        {
-            const uint32_t w[4] = {x.x, x.y, x.z, x.w};
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const float2 p = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
-                f[2 * i] = p.x;
-                f[2 * i + 1] = p.y;
+        for (int r = 0; r < APPEND_UNROLL; r++) {
+            const int64_t row = base + r * rows_per_block + threadIdx.x / lanes;
+            float f[8];
+            {
+                const uint32_t w[4] = {x[r].x, x[r].y, x[r].z, x[r].w};
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const float2 p = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
+                    f[2 * i] = p.x;
+                    f[2 * i + 1] = p.y;
+                }
             }
-        }
-        float scale = 0.0f;
-        if (a.dtype == FAI_DTYPE_INT8) {
-            float amax = 0.0f;
+            float scale = 0.0f;
+            if (a.dtype == FAI_DTYPE_INT8) {
+                float amax = 0.0f;
 #pragma unroll
-            for (int i = 0; i < 8; i++)
-                amax = fmaxf(amax, fabsf(f[i]));
-            for (int off = lanes / 2; off >= 1; off /= 2)
-                amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-            scale = fai_int8_scale(amax);
-        }
-        if (!valid_row || slot < 0 || slot >= a.num_slots)
-            continue; /* padding, or a slot outside the cache (device-side guard) */
-        const int64_t b = slot / a.capacity, pos = slot % a.capacity;
-        const int64_t off = b * a.seq_stride + pos * a.token_stride + (int64_t)h * a.head_stride + c * 8;
-        char *dst = (char *)(kv ? a.v : a.k);
-        if (a.dtype == FAI_DTYPE_INT8 && c == 0) {
-            float *sp = kv ? a.v_scale : a.k_scale;
-            sp[b * a.scale_seq_stride + pos * a.scale_token_stride + (int64_t)h * a.scale_head_stride] = scale;
-        }
-        if (!has_data)
-            continue;
-        if (a.dtype == FAI_DTYPE_FP16) {
-            ptx_st_v4(dst + off * 2, x);
-        } else if (a.dtype == FAI_DTYPE_INT8) {
-            uint32_t w[2] = {0, 0};
+                for (int i = 0; i < 8; i++)
+                    amax = fmaxf(amax, fabsf(f[i]));
+                for (int off = lanes / 2; off >= 1; off /= 2)
+                    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+                scale = fai_int8_scale(amax);
+            }
+            if (row >= rows || slot[r] < 0 || slot[r] >= a.num_slots)
+                continue; /* padding, or a slot outside the cache (device-side guard) */
+            const int kv = (int)(row & 1);
+            const int h = (int)((row >> 1) % a.num_kv_heads);
+            const int64_t b = slot[r] / a.capacity, pos = slot[r] % a.capacity;
+            const int64_t off = b * a.seq_stride + pos * a.token_stride + (int64_t)h * a.head_stride + c * 8;
+            char *dst = (char *)(kv ? a.v : a.k);
+            if (a.dtype == FAI_DTYPE_INT8 && c == 0) {
+                float *sp = kv ? a.v_scale : a.k_scale;
+                sp[b * a.scale_seq_stride + pos * a.scale_token_stride + (int64_t)h * a.scale_head_stride] = scale;
+            }
+            if (!has_data)
+                continue;
+            if (a.dtype == FAI_DTYPE_FP16) {
+                ptx_st_v4(dst + off * 2, x[r]);
+            } else if (a.dtype == FAI_DTYPE_INT8) {
+                uint32_t w[2] = {0, 0};
 #pragma unroll
-            for (int i = 0; i < 8; i++)
-                w[i / 4] |= (uint32_t)(uint8_t)fai_int8_quantize(f[i], scale) << (8 * (i % 4));
-            ptx_st_v2(dst + off, make_uint2(w[0], w[1]));
-        } else {
-            const int e4m3 = a.dtype == FAI_DTYPE_FP8_E4M3;
-            const uint32_t c01 = fp8x2_from_half2(x.x, e4m3), c23 = fp8x2_from_half2(x.y, e4m3);
-            const uint32_t c45 = fp8x2_from_half2(x.z, e4m3), c67 = fp8x2_from_half2(x.w, e4m3);
-            ptx_st_v2(dst + off, make_uint2(c01 | c23 << 16, c45 | c67 << 16));
+                for (int i = 0; i < 8; i++)
+                    w[i / 4] |= (uint32_t)(uint8_t)fai_int8_quantize(f[i], scale) << (8 * (i % 4));
+                ptx_st_v2(dst + off, make_uint2(w[0], w[1]));
+            } else {
+                const int e4m3 = a.dtype == FAI_DTYPE_FP8_E4M3;
+                const uint32_t c01 = fp8x2_from_half2(x[r].x, e4m3), c23 = fp8x2_from_half2(x[r].y, e4m3);
+                const uint32_t c45 = fp8x2_from_half2(x[r].z, e4m3), c67 = fp8x2_from_half2(x[r].w, e4m3);
+                ptx_st_v2(dst + off, make_uint2(c01 | c23 << 16, c45 | c67 << 16));
+            }
         }
     }
 }
@@ -105,7 +119,7 @@ extern "C" fai_status fai_kv_append_launch(const fai_kv_append_args *args, cudaS
 {
     const int lanes = args->head_dim <= 64 ? 8 : args->head_dim <= 128 ? 16 : 32;
     const int64_t rows = (int64_t)args->num_tokens * args->num_kv_heads * 2;
-    const int64_t rows_per_block = APPEND_THREADS / lanes;
+    const int64_t rows_per_block = APPEND_THREADS / lanes * APPEND_UNROLL;
     int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
     if (blocks > 65535 * 32)
         blocks = 65535 * 32; /* the grid-stride loop covers the rest */

@@ -111,4 +111,33 @@ template <> __device__ __forceinline__ void kv_to_float<FAI_KV_E5M2>(uint2 u, fl
     e5m2x4_to_float(u.y, f + 4);
 }
 
+/* Eight codes (one 8-byte load) as eight FP16 values (16 bytes, element i in half i), for
+ * the tensor-core kernel, which converts a tile in shared memory before its ldmatrix reads.
+ * int8: the code, offset by 128, becomes the low byte of FP16 1024 (0x6400), and 1152 is
+ * subtracted: exact, as FP16 holds every integer up to 2048. */
+__device__ __forceinline__ uint32_t int8x2_to_half2_bits(uint32_t u, int pair)
+{
+    const uint32_t h = __byte_perm(u, 0x64646464u, pair == 0 ? 0x4140u : 0x4342u);
+    const __half2 x = __hsub2(*reinterpret_cast<const __half2 *>(&h), __float2half2_rn(1152.0f));
+    return *reinterpret_cast<const uint32_t *>(&x);
+}
+
+template <int KT> __device__ __forceinline__ uint4 codes8_to_half8(uint2 c);
+template <> __device__ __forceinline__ uint4 codes8_to_half8<FAI_KV_INT8>(uint2 c)
+{
+    const uint32_t x = c.x ^ 0x80808080u, y = c.y ^ 0x80808080u;
+    return make_uint4(int8x2_to_half2_bits(x, 0), int8x2_to_half2_bits(x, 1), int8x2_to_half2_bits(y, 0),
+                      int8x2_to_half2_bits(y, 1));
+}
+template <> __device__ __forceinline__ uint4 codes8_to_half8<FAI_KV_E4M3>(uint2 c)
+{
+    return make_uint4(e4m3x2_to_half2_bits(c.x, 0), e4m3x2_to_half2_bits(c.x, 1), e4m3x2_to_half2_bits(c.y, 0),
+                      e4m3x2_to_half2_bits(c.y, 1));
+}
+template <> __device__ __forceinline__ uint4 codes8_to_half8<FAI_KV_E5M2>(uint2 c)
+{
+    return make_uint4(fp8x2_high_bytes(c.x, 0), fp8x2_high_bytes(c.x, 1), fp8x2_high_bytes(c.y, 0),
+                      fp8x2_high_bytes(c.y, 1));
+}
+
 #endif

@@ -112,6 +112,14 @@ __device__ __forceinline__ void ptx_cp_async_16(void *smem_dst, const void *gmem
                  : "memory");
 }
 
+/* 4-byte asynchronous copy (the int8 cache's scales), zero-filled when !valid. */
+__device__ __forceinline__ void ptx_cp_async_4(void *smem_dst, const void *gmem_src, bool valid)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(ptx_smem_addr(smem_dst)), "l"(gmem_src),
+                 "r"(valid ? 4 : 0)
+                 : "memory");
+}
+
 __device__ __forceinline__ void ptx_cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 
 /* Waits until at most N of this thread's committed copy groups are still in flight. */
