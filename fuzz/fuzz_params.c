@@ -21,6 +21,7 @@
 #include "decode_plan.h"
 #include "error.h"
 #include "fai.h"
+#include "kv_append_args.h"
 #include "prefill_args.h"
 #include "prefill_plan.h"
 
@@ -122,6 +123,23 @@ static void *pick_ptr(reader *r)
 
 static fai_dtype pick_dtype(reader *r) { return (take(r, 1) % 8) ? FAI_DTYPE_FP16 : (fai_dtype)(int)take(r, 1); }
 
+/* Mostly FP16, sometimes one of the quantized cache types, sometimes anything. */
+static fai_dtype pick_cache_dtype(reader *r)
+{
+    const uint64_t k = take(r, 1) % 8;
+    return k < 4 ? FAI_DTYPE_FP16 : k < 7 ? (fai_dtype)(int)(2 + k - 4) : (fai_dtype)(int)take(r, 1);
+}
+
+/* The int8 scales (or stray ones on other dtypes). */
+static void pick_scales(reader *r, fai_kv_cache *c)
+{
+    c->k_scale = (float *)pick_ptr(r);
+    c->v_scale = (float *)pick_ptr(r);
+    c->scale_seq_stride = pick_i64(r);
+    c->scale_token_stride = pick_i64(r);
+    c->scale_head_stride = pick_i64(r);
+}
+
 static fai_tensor pick_tensor(reader *r)
 {
     fai_tensor t;
@@ -156,8 +174,11 @@ static void check_rejection(fai_status s, const char *fn)
     REQUIRE(strncmp(fai_last_error(), fn, strlen(fn)) == 0);
 }
 
-static void check_decode_plan(const fai_decode_plan *p, int32_t batch, const fai_attention *a, fai_device_info dev)
+static void check_decode_plan(const fai_decode_plan *p, int32_t batch, const fai_attention *a, fai_device_info dev,
+                              fai_dtype kv_dtype)
 {
+    if (p->kernel == FAI_DECODE_MMA && kv_dtype != FAI_DTYPE_FP16) /* one-byte caches: rings of 3 or 6 */
+        REQUIRE(p->stages == 3 || p->stages == 6);
     const int32_t group = a->num_q_heads / a->num_kv_heads;
     REQUIRE(p->kernel == FAI_DECODE_SIMT || p->kernel == FAI_DECODE_MMA);
     REQUIRE(p->num_splits >= 1 && p->num_splits <= FAI_DECODE_MAX_SPLITS);
@@ -200,6 +221,10 @@ static void fuzz_decode(reader *r)
     p.cache.max_seq_len = pick_i32(r);
     p.lse = (float *)pick_ptr(r);
     const int null_params = take(r, 1) % 32 == 0;
+    if (take(r, 1) % 2) { /* a quantized cache (appended picks: older corpus inputs keep their meaning) */
+        p.cache.dtype = pick_cache_dtype(r);
+        pick_scales(r, &p.cache);
+    }
 
     fai_error_clear();
     const fai_status v = fai_decode_validate(fn, null_params ? NULL : &p);
@@ -226,7 +251,7 @@ static void fuzz_decode(reader *r)
             check_rejection(s, fn);
             continue;
         }
-        check_decode_plan(&plan, p.batch, &p.attn, devices[i]);
+        check_decode_plan(&plan, p.batch, &p.attn, devices[i], p.cache.dtype);
     }
 }
 
@@ -323,7 +348,7 @@ static void fuzz_prefill(reader *r)
         if (plan.run_decode) {
             REQUIRE(plan.decode_first >= 0 && plan.decode_count >= 1);
             REQUIRE((int64_t)plan.decode_first + plan.decode_count <= p.batch);
-            check_decode_plan(&plan.decode, plan.decode_count, &p.attn, devices[i]);
+            check_decode_plan(&plan.decode, plan.decode_count, &p.attn, devices[i], FAI_DTYPE_FP16);
             REQUIRE(plan.workspace_bytes == plan.decode.workspace_bytes);
         } else {
             REQUIRE(plan.workspace_bytes == 0);
@@ -332,14 +357,57 @@ static void fuzz_prefill(reader *r)
     free(host);
 }
 
+/* fai_kv_append's checks: the same properties (a known status and a message naming the
+ * function on rejection; the public call agrees). Accepted calls are not made (they would
+ * launch on a machine with a GPU), except those with nothing to write. */
+static void fuzz_append(reader *r)
+{
+    static const char fn[] = "fuzz_append";
+    fai_kv_append_params p = fai_kv_append_params_default();
+    p.num_kv_heads = (take(r, 1) % 4) ? (int32_t)(1 + take(r, 1) % 16) : pick_i32(r);
+    p.head_dim = pick_head_dim(r);
+    p.num_tokens = (take(r, 1) % 3) ? (int32_t)(take(r, 1) % 64) : pick_i32(r);
+    p.k_new = pick_tensor(r);
+    p.v_new = pick_tensor(r);
+    p.slots = (const int64_t *)pick_ptr(r);
+    p.cache_batch = (take(r, 1) % 3) ? (int32_t)(take(r, 1) % 64) : pick_i32(r);
+    p.cache.dtype = pick_cache_dtype(r);
+    p.cache.k = pick_ptr(r);
+    p.cache.v = pick_ptr(r);
+    p.cache.seq_stride = pick_i64(r);
+    p.cache.token_stride = pick_i64(r);
+    p.cache.head_stride = pick_i64(r);
+    p.cache.capacity = (take(r, 1) % 3) ? (int32_t)take(r, 2) : pick_i32(r);
+    if (take(r, 1) % 2)
+        pick_scales(r, &p.cache);
+    const int null_params = take(r, 1) % 32 == 0;
+
+    fai_error_clear();
+    const fai_status v = fai_kv_append_validate(fn, null_params ? NULL : &p);
+    if (v != FAI_SUCCESS) {
+        check_rejection(v, fn);
+        const fai_status pub = fai_kv_append(null_params ? NULL : &p, 0);
+        REQUIRE(pub == v);
+        check_rejection(pub, "fai_kv_append");
+        return;
+    }
+    /* Accepted: the views it will touch fit in int64 offsets (the checks promise it). */
+    REQUIRE(p.num_tokens >= 0 && p.cache_batch >= 1 && p.cache.capacity >= 0);
+    if (p.num_tokens == 0 || p.cache.capacity == 0)
+        REQUIRE(fai_kv_append(&p, 0) == FAI_SUCCESS);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     reader r = {data, size};
-    if (take(&r, 1) % 2)
+    const uint64_t which = take(&r, 1);
+    if (which % 2)
         fuzz_decode(&r);
-    else
+    else if (which % 8 != 6)
         fuzz_prefill(&r);
+    else
+        fuzz_append(&r);
     return 0;
 }

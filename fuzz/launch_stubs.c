@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "decode_args.h"
+#include "kv_append_args.h"
 #include "prefill_args.h"
 
 fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
@@ -15,6 +16,13 @@ fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan 
 }
 
 fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream)
+{
+    (void)args;
+    (void)stream;
+    abort();
+}
+
+fai_status fai_kv_append_launch(const fai_kv_append_args *args, cudaStream_t stream)
 {
     (void)args;
     (void)stream;

@@ -668,13 +668,14 @@ int main(int argc, char **argv)
         cases[n++] = big;
     }
 
-    /* FAI_TEST_DTYPES=int8,e4m3 runs only the cases of those cache dtypes (quick rounds). */
-    const char *dtypes = getenv("FAI_TEST_DTYPES");
+    /* FAI_TEST_DTYPES=int8,e4m3 runs only the cases of those cache dtypes, FAI_TEST_NAME=text
+     * only those whose name contains text (quick rounds). */
+    const char *dtypes = getenv("FAI_TEST_DTYPES"), *name = getenv("FAI_TEST_NAME");
     int fails = 0, ran = 0;
     for (int i = 0; i < n; i++) {
         if (small && (cases[i].capacity > 2000 || cases[i].batch > 64))
             continue;
-        if (dtypes && !strstr(dtypes, dtype_short(cases[i].kv_dtype)))
+        if ((dtypes && !strstr(dtypes, dtype_short(cases[i].kv_dtype))) || (name && !strstr(cases[i].name, name)))
             continue;
         const clock_t t0 = clock();
         fails += run_case(&cases[i], i);

@@ -10,6 +10,11 @@ or on the system's search path.
     import fai
     out = fai.decode(q, k_cache, v_cache, seq_lens)                  # one token per sequence
     out = fai.prefill(q, k, v, cu_q, cu_k, max_seq_q, causal=True)   # packed varlen batch
+    fai.kv_append(k_new, v_new, slots, k_cache, v_cache)             # write (and quantize) rows
+
+Quantized KV caches: int8 (torch.int8, with float32 scales [batch, capacity, num_kv_heads]
+as k_scale / v_scale) or FP8 (torch.float8_e4m3fn / torch.float8_e5m2, or uint8 with
+cache_dtype="fp8_e4m3" / "fp8_e5m2"); fai.kv_append writes them, fai.decode reads them.
 """
 import contextlib
 import ctypes
@@ -18,7 +23,7 @@ import math
 from . import _lib
 from ._tensor import _ITEMSIZE, view
 
-__all__ = ["FaiError", "LibraryNotFound", "decode", "prefill", "hybrid", "version", "library"]
+__all__ = ["FaiError", "LibraryNotFound", "decode", "prefill", "hybrid", "kv_append", "version", "library"]
 
 LibraryNotFound = _lib.LibraryNotFound
 _handle = None
@@ -70,6 +75,64 @@ def _fp16_rows(v):
     for s in v.strides[:-1]:
         if s % 8:
             raise ValueError(f"fai: {v.name}'s strides {v.strides} must be multiples of 8 elements (16 bytes)")
+
+
+_CACHE_DTYPES = {"float16": _lib.FAI_DTYPE_FP16, "int8": _lib.FAI_DTYPE_INT8,
+                 "float8_e4m3fn": _lib.FAI_DTYPE_FP8_E4M3, "float8_e5m2": _lib.FAI_DTYPE_FP8_E5M2}
+_CACHE_NAMES = {"fp16": "float16", "int8": "int8", "fp8_e4m3": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+
+
+def _cache_dtype(kv, vv, cache_dtype):
+    """The fai_dtype of a cache from its arrays' element type (uint8 arrays need cache_dtype)."""
+    _same("v_cache's element type", vv.dtype, kv.dtype)
+    name = kv.dtype
+    if cache_dtype is not None:
+        if cache_dtype not in _CACHE_NAMES:
+            raise ValueError(f"fai: cache_dtype {cache_dtype!r} is not one of {sorted(_CACHE_NAMES)}")
+        want = _CACHE_NAMES[cache_dtype]
+        if name not in (want, "uint8") or (want == "float16") != (name == "float16"):
+            raise TypeError(f"fai: cache_dtype {cache_dtype!r} does not match k_cache's element type {name}")
+        name = want
+    if name not in _CACHE_DTYPES:
+        raise TypeError(f"fai: k_cache has element type {name}; expected float16, int8, float8_e4m3fn or "
+                        f"float8_e5m2 (uint8 with cache_dtype=)")
+    return name, _CACHE_DTYPES[name]
+
+
+def _cache_rows(v):
+    """A cache array: contiguous head_dim, 16-byte aligned, strides of whole 16 bytes."""
+    item = _ITEMSIZE[v.dtype]
+    if v.shape[-1] > 1 and v.strides[-1] != 1:
+        raise ValueError(f"fai: {v.name}'s last (head_dim) dimension must be contiguous; strides {v.strides}")
+    if v.ptr % 16:
+        raise ValueError(f"fai: {v.name} is not 16-byte aligned (address {v.ptr:#x})")
+    for s in v.strides[:-1]:
+        if (s * item) % 16:
+            raise ValueError(f"fai: {v.name}'s strides {v.strides} must be multiples of 16 bytes")
+
+
+def _scales(name, scale, shape):
+    """An int8 cache's float32 scales [batch, capacity, num_kv_heads] (any strides)."""
+    if scale is None:
+        raise TypeError(f"fai: {name} is required for an int8 cache")
+    s = view(name, scale)
+    if s.dtype != "float32":
+        raise TypeError(f"fai: {name} must be float32; got {s.dtype}")
+    _same(f"{name}'s shape", s.shape, shape)
+    if s.ptr % 4:
+        raise ValueError(f"fai: {name} is not 4-byte aligned")
+    return s
+
+
+def _fill_cache(c, kv, vv, dtype, ks, vs):
+    c.dtype = dtype
+    c.k, c.v = kv.ptr, vv.ptr
+    c.seq_stride, c.token_stride, c.head_stride = kv.strides[0], kv.strides[1], kv.strides[2]
+    c.capacity = _int32("k_cache's capacity", kv.shape[1])
+    if ks is not None:
+        _same("v_scale's strides", vs.strides, ks.strides)
+        c.k_scale, c.v_scale = ks.ptr, vs.ptr
+        c.scale_seq_stride, c.scale_token_stride, c.scale_head_stride = ks.strides
 
 
 def _int32_vector(v, n):
@@ -216,7 +279,7 @@ def _attention(hq, hk, d, softmax_scale, alibi, slopes):
 
 
 def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, alibi_slopes=None, max_seq_len=0,
-           out=None, lse=None, workspace=None, stream=None):
+           out=None, lse=None, workspace=None, stream=None, k_scale=None, v_scale=None, cache_dtype=None):
     """Decoding attention: one query token per sequence against that sequence's KV cache.
 
     q: float16 [batch, num_q_heads, head_dim]. k_cache, v_cache: float16
@@ -227,14 +290,23 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
     for planning the split (0: capacity). out (same shape as q), lse (float32
     [batch, num_q_heads]) and workspace are allocated when omitted and the inputs are torch
     tensors. Runs on `stream` (default: torch's current stream, else the legacy stream).
+    A quantized cache (module docstring) takes its scales as k_scale / v_scale (int8) and
+    its element type from the arrays (or cache_dtype for uint8 arrays).
     Returns out (and lse, when given or requested with lse=True)."""
     qv = view("q", q)
     kv, vv, lv = view("k_cache", k_cache), view("v_cache", v_cache), view("seq_lens", seq_lens)
     _rank(qv, 3, "[batch, num_q_heads, head_dim]")
     _rank(kv, 4, "[batch, capacity, num_kv_heads, head_dim]")
     _rank(vv, 4, "[batch, capacity, num_kv_heads, head_dim]")
-    for v in (qv, kv, vv):
-        _fp16_rows(v)
+    _fp16_rows(qv)
+    cname, cdtype = _cache_dtype(kv, vv, cache_dtype)
+    for v in (kv, vv):
+        _cache_rows(v)
+    ks = vs = None
+    if cname == "int8":
+        ks, vs = _scales("k_scale", k_scale, kv.shape[:3]), _scales("v_scale", v_scale, kv.shape[:3])
+    elif k_scale is not None or v_scale is not None:
+        raise ValueError(f"fai: k_scale / v_scale are for int8 caches; this cache is {cname}")
     batch, hq, d = qv.shape
     _same("k_cache's batch and head_dim", (kv.shape[0], kv.shape[3]), (batch, d))
     _same("v_cache's shape", vv.shape, kv.shape)
@@ -244,7 +316,8 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
     if hk == 0 or hq % hk:
         raise ValueError(f"fai: num_q_heads ({hq}) must be a multiple of num_kv_heads ({hk})")
     handle = _stream(stream, q)
-    arrays = [("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens), ("out", out), ("lse", lse)]
+    arrays = [("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens), ("out", out), ("lse", lse),
+              ("k_scale", k_scale), ("v_scale", v_scale)]
     with _on_device_and_stream(q, handle, arrays):
         out, ov, lse, lse_v = _outputs(q, qv, out, lse)
         slopes = _slopes(alibi_slopes, hq)
@@ -254,10 +327,8 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
         p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes)
         p.batch = batch
         p.q, p.o = _fai_tensor(qv), _fai_tensor(ov)
-        p.cache.k, p.cache.v = kv.ptr, vv.ptr
-        p.cache.seq_stride, p.cache.token_stride, p.cache.head_stride = kv.strides[0], kv.strides[1], kv.strides[2]
+        _fill_cache(p.cache, kv, vv, cdtype, ks, vs)
         p.batch = _int32("batch", batch)
-        p.cache.capacity = _int32("k_cache's capacity", kv.shape[1])
         p.cache.seq_lens = lv.ptr
         p.cache.max_seq_len = int(max_seq_len)
         p.lse = lse_v.ptr if lse_v is not None else None
@@ -327,3 +398,51 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
 
 
 hybrid = prefill  # a batch mixing prefill sequences and decode steps is a prefill call
+
+
+def kv_append(k_new, v_new, slots, k_cache, v_cache, *, k_scale=None, v_scale=None, cache_dtype=None, stream=None):
+    """Writes new rows into a KV cache, quantizing them to the cache's element type.
+
+    k_new, v_new: float16 [tokens, num_kv_heads, head_dim] (views work). slots: int64
+    [tokens] device array: row i goes to sequence slots[i] // capacity, position
+    slots[i] % capacity (vLLM's slot mapping); a negative slot skips the row. k_cache,
+    v_cache: [batch, capacity, num_kv_heads, head_dim] of float16, int8 (with float32
+    k_scale / v_scale [batch, capacity, num_kv_heads], written too), float8_e4m3fn or
+    float8_e5m2 (uint8 arrays with cache_dtype=). Runs on `stream` (default: torch's current
+    stream). Returns None; the sequence lengths are the caller's to update."""
+    kn, vn, sv = view("k_new", k_new), view("v_new", v_new), view("slots", slots)
+    kv, vv = view("k_cache", k_cache), view("v_cache", v_cache)
+    _rank(kn, 3, "[tokens, num_kv_heads, head_dim]")
+    _rank(vn, 3, "[tokens, num_kv_heads, head_dim]")
+    _rank(kv, 4, "[batch, capacity, num_kv_heads, head_dim]")
+    _rank(vv, 4, "[batch, capacity, num_kv_heads, head_dim]")
+    for v in (kn, vn):
+        _fp16_rows(v)
+    _same("v_new's shape", vn.shape, kn.shape)
+    tokens, hk, d = kn.shape
+    _same("k_cache's num_kv_heads and head_dim", kv.shape[2:], (hk, d))
+    _same("v_cache's shape", vv.shape, kv.shape)
+    _same("v_cache's strides", vv.strides, kv.strides)
+    cname, cdtype = _cache_dtype(kv, vv, cache_dtype)
+    for v in (kv, vv):
+        _cache_rows(v)
+    if sv.dtype != "int64" or sv.shape != (tokens,) or (tokens > 1 and sv.strides[0] != 1):
+        raise ValueError(f"fai: slots must be a contiguous int64 ({tokens},) array; got {sv.dtype} {sv.shape}")
+    ks = vs = None
+    if cname == "int8":
+        ks, vs = _scales("k_scale", k_scale, kv.shape[:3]), _scales("v_scale", v_scale, kv.shape[:3])
+    elif k_scale is not None or v_scale is not None:
+        raise ValueError(f"fai: k_scale / v_scale are for int8 caches; this cache is {cname}")
+    handle = _stream(stream, k_new)
+    arrays = [("v_new", v_new), ("slots", slots), ("k_cache", k_cache), ("v_cache", v_cache), ("k_scale", k_scale),
+              ("v_scale", v_scale)]
+    with _on_device_and_stream(k_new, handle, arrays):
+        lib = library()
+        p = lib.fai_kv_append_params_default()
+        p.num_kv_heads, p.head_dim = hk, d
+        p.num_tokens = _int32("tokens", tokens)
+        p.k_new, p.v_new = _fai_tensor(kn), _fai_tensor(vn)
+        p.slots = sv.ptr
+        p.cache_batch = _int32("k_cache's batch", kv.shape[0])
+        _fill_cache(p.cache, kv, vv, cdtype, ks, vs)
+        _check(lib.fai_kv_append(ctypes.byref(p), handle))

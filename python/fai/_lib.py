@@ -5,6 +5,7 @@ import os
 from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_void_p
 
 FAI_DTYPE_FP16 = 0
+FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2 = 2, 3, 4
 
 
 class Tensor(Structure):
@@ -101,5 +102,9 @@ def _declare(lib):
     lib.fai_prefill_params_default.argtypes = []
     lib.fai_prefill_workspace_size.restype = c_int
     lib.fai_prefill_workspace_size.argtypes = [POINTER(PrefillParams), POINTER(c_size_t)]
+    lib.fai_kv_append_params_default.restype = AppendParams
+    lib.fai_kv_append_params_default.argtypes = []
+    lib.fai_kv_append.restype = c_int
+    lib.fai_kv_append.argtypes = [POINTER(AppendParams), c_void_p]
     lib.fai_prefill.restype = c_int
     lib.fai_prefill.argtypes = [POINTER(PrefillParams), c_void_p, c_size_t, c_void_p]

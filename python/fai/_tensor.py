@@ -2,8 +2,12 @@
 CuPy, Numba, ...) or DLPack (any producer of a CUDA DLPack capsule)."""
 import ctypes
 
-_TYPESTR = {"<f2": "float16", "<f4": "float32", "<i4": "int32", "|u1": "uint8"}
-_ITEMSIZE = {"float16": 2, "float32": 4, "int32": 4, "uint8": 1, "bfloat16": 2}
+_TYPESTR = {"<f2": "float16", "<f4": "float32", "<i4": "int32", "|u1": "uint8", "|i1": "int8", "<i8": "int64"}
+_ITEMSIZE = {"float16": 2, "float32": 4, "int32": 4, "uint8": 1, "bfloat16": 2, "int8": 1, "int64": 8,
+             "float8_e4m3fn": 1, "float8_e5m2": 1}
+# torch's FP8 tensors offer neither interface for their dtype: they are read as uint8 views
+# and keep their FP8 name.
+_TORCH_FP8 = ("float8_e4m3fn", "float8_e5m2")
 
 
 class View:
@@ -53,7 +57,8 @@ class _DLTensor(ctypes.Structure):
 
 
 _DL_CUDA, _DL_CUDA_MANAGED = 2, 13
-_DL_DTYPES = {(2, 16): "float16", (2, 32): "float32", (0, 32): "int32", (4, 16): "bfloat16", (1, 8): "uint8"}
+_DL_DTYPES = {(2, 16): "float16", (2, 32): "float32", (0, 32): "int32", (4, 16): "bfloat16", (1, 8): "uint8",
+              (0, 8): "int8", (0, 64): "int64"}
 
 
 def _from_dlpack(name, obj):
@@ -86,6 +91,12 @@ def view(name, obj):
         raise TypeError(f"fai: {name} is required")
     if isinstance(obj, View):
         return obj
+    fp8 = str(getattr(obj, "dtype", "")).replace("torch.", "")
+    if fp8 in _TORCH_FP8 and type(obj).__module__.startswith("torch"):
+        import torch
+        v = view(name, obj.view(torch.uint8))
+        v.dtype = fp8
+        return v
     cai = getattr(obj, "__cuda_array_interface__", None)
     if cai is not None:
         return _from_cai(name, cai)

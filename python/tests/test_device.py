@@ -82,6 +82,42 @@ class AgainstSDPA(unittest.TestCase):
             s = torch.einsum("hd,khd->hk", q[b].float(), kc[b, :n].repeat_interleave(hq // hk, 1).float())
             self.assertLess((lse[b] - torch.logsumexp(s / math.sqrt(d), dim=1)).abs().max().item(), 1e-3)
 
+    def test_quantized_cache(self):
+        """kv_append's codes against torch's own conversions, then decode over the quantized
+        cache against SDPA on the values the cache stands for."""
+        torch.manual_seed(2)
+        batch, cap, hq, hk, d = 3, 300, 16, 4, 128
+        lens = [1, 150, 300]
+        seq_lens = torch.tensor(lens, dtype=torch.int32, device="cuda")
+        q = torch.randn(batch, hq, d, device="cuda", dtype=torch.float16)
+        k16 = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.float16)
+        v16 = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.float16)
+        slots = torch.arange(batch * cap, device="cuda", dtype=torch.int64)
+        for tdt in (torch.int8, torch.float8_e4m3fn, torch.float8_e5m2):
+            kc = torch.zeros(batch, cap, hk, d, dtype=tdt, device="cuda")
+            vc = torch.zeros_like(kc)
+            ks = vs = None
+            if tdt == torch.int8:
+                ks = torch.zeros(batch, cap, hk, device="cuda")
+                vs = torch.zeros_like(ks)
+            fai.kv_append(k16.reshape(-1, hk, d), v16.reshape(-1, hk, d), slots, kc, vc, k_scale=ks, v_scale=vs)
+            torch.cuda.synchronize()
+            for x16, xc, xs in ((k16, kc, ks), (v16, vc, vs)):
+                if tdt == torch.int8:  # scale = max|x| / 127, codes = round-half-even(x * (1 / scale))
+                    scale = x16.float().abs().amax(-1) / 127
+                    codes = torch.round(x16.float() * (1 / scale)[..., None]).clamp(-127, 127).to(torch.int8)
+                    self.assertTrue(torch.equal(xs, scale), "int8 scales")
+                    self.assertTrue(torch.equal(xc, codes), "int8 codes")
+                else:
+                    self.assertTrue(torch.equal(xc.view(torch.uint8), x16.to(tdt).view(torch.uint8)), f"{tdt} codes")
+            kd = kc.float() * ks[..., None] if ks is not None else kc.float()
+            vd = vc.float() * vs[..., None] if vs is not None else vc.float()
+            out = fai.decode(q, kc, vc, seq_lens, k_scale=ks, v_scale=vs)
+            torch.cuda.synchronize()
+            for b, n in enumerate(lens):
+                ref = sdpa(q[b:b + 1].float(), kd[b, :n], vd[b, :n], False)
+                self.assertLess(rel_l2(out[b:b + 1], ref), 2e-3, f"{tdt} sequence {b}")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -70,6 +70,9 @@ class ArgumentChecks(unittest.TestCase):
     def test_stride_multiple_of_8(self):
         a = decode_args()
         a["k_cache"] = f16(2, 64, 2, 128, strides=(64 * 2 * 128 * 2, 2 * 128 * 2, 132 * 2, 2))
+        self.assertRaisesNaming(ValueError, "multiples of 16 bytes", fai.decode, **a)
+        a = decode_args()
+        a["q"] = f16(2, 8, 128, strides=(8 * 132 * 2, 132 * 2, 2))
         self.assertRaisesNaming(ValueError, "multiples of 8 elements", fai.decode, **a)
 
     def test_gqa_ratio(self):
@@ -125,6 +128,76 @@ class ArgumentChecks(unittest.TestCase):
         a = decode_args()
         a["alibi_slopes"] = FakeArray((4,), "<f4")
         self.assertRaisesNaming(ValueError, "alibi_slopes must be a contiguous (8,) vector", fai.decode, **a)
+
+
+def append_args(tokens=5, batch=2, cap=64, hk=2, d=128, typestr="|i1", scales=True):
+    a = dict(k_new=f16(tokens, hk, d), v_new=f16(tokens, hk, d), slots=FakeArray((tokens,), "<i8"),
+             k_cache=FakeArray((batch, cap, hk, d), typestr), v_cache=FakeArray((batch, cap, hk, d), typestr))
+    if scales:
+        a["k_scale"] = FakeArray((batch, cap, hk), "<f4")
+        a["v_scale"] = FakeArray((batch, cap, hk), "<f4")
+    return a
+
+
+class QuantizedCaches(unittest.TestCase):
+    def assertRaisesNaming(self, exc, needle, fn, **kw):
+        with self.assertRaises(exc) as cm:
+            fn(**kw)
+        self.assertIn(needle, str(cm.exception))
+
+    def test_int8_needs_scales(self):
+        a = append_args(scales=False)
+        self.assertRaisesNaming(TypeError, "k_scale is required for an int8 cache", fai.kv_append, **a)
+        d = decode_args()
+        d["k_cache"] = FakeArray((2, 64, 2, 128), "|i1")
+        d["v_cache"] = FakeArray((2, 64, 2, 128), "|i1")
+        self.assertRaisesNaming(TypeError, "k_scale is required", fai.decode, **d)
+
+    def test_scales_only_for_int8(self):
+        a = append_args(typestr="|u1")
+        self.assertRaisesNaming(ValueError, "k_scale / v_scale are for int8 caches", fai.kv_append,
+                                cache_dtype="fp8_e4m3", **a)
+
+    def test_uint8_needs_cache_dtype(self):
+        a = append_args(typestr="|u1", scales=False)
+        self.assertRaisesNaming(TypeError, "uint8 with cache_dtype=", fai.kv_append, **a)
+        self.assertRaisesNaming(ValueError, "cache_dtype 'fp4'", fai.kv_append, cache_dtype="fp4", **a)
+        a = append_args(typestr="<f2", scales=False)
+        self.assertRaisesNaming(TypeError, "does not match", fai.kv_append, cache_dtype="fp8_e5m2", **a)
+
+    def test_slots(self):
+        a = append_args()
+        a["slots"] = FakeArray((5,), "<i4")
+        self.assertRaisesNaming(ValueError, "slots must be a contiguous int64 (5,)", fai.kv_append, **a)
+
+    def test_cache_shape_and_strides(self):
+        a = append_args()
+        a["v_cache"] = FakeArray((2, 64, 2, 64), "|i1")
+        self.assertRaisesNaming(ValueError, "v_cache's shape", fai.kv_append, **a)
+        a = append_args()
+        a["k_scale"] = FakeArray((2, 64, 3), "<f4")
+        self.assertRaisesNaming(ValueError, "k_scale's shape", fai.kv_append, **a)
+        a = append_args(hk=1, d=64)
+        a["k_cache"] = FakeArray((2, 64, 1, 64), "|i1", strides=(64 * 72, 72, 64, 1))
+        a["v_cache"] = a["k_cache"]
+        self.assertRaisesNaming(ValueError, "multiples of 16 bytes", fai.kv_append, **a)
+
+    def test_reaches_the_library(self):
+        # Nothing to write: libfai validates every field (fake pointers) and returns success
+        # without a device, so the struct marshals where the C code reads it.
+        fai.kv_append(**append_args(tokens=0))
+        fai.kv_append(**append_args(tokens=0, typestr="|u1", scales=False), cache_dtype="fp8_e5m2")
+        # A library-side rejection: a cache of 0 sequences.
+        a = append_args(batch=0)
+        with self.assertRaises(fai.FaiError) as cm:
+            fai.kv_append(**a)
+        self.assertIn("cache_batch (0) must be >= 1", cm.exception.message)
+        # int8 decode of an empty batch marshals the scales too.
+        d = decode_args(batch=0)
+        d["k_cache"] = FakeArray((0, 64, 2, 128), "|i1")
+        d["v_cache"] = FakeArray((0, 64, 2, 128), "|i1")
+        self.assertIs(fai.decode(**d, k_scale=FakeArray((0, 64, 2), "<f4"), v_scale=FakeArray((0, 64, 2), "<f4")),
+                      d["out"])
 
 
 class DLPack(unittest.TestCase):
