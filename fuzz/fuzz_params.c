@@ -11,7 +11,13 @@
  *    rejected as a grid-limit shape; every plan keeps its invariants: splits, warps and
  *    shared memory within bounds, grids within CUDA's limits, the workspace large enough for
  *    the partial outputs and LSEs the kernels will write, prefill/decode ranges inside the
- *    batch.
+ *    batch;
+ *  - fai_prefill with BF16 tensors or a variant (window, soft-cap, sinks), which the decode
+ *    kernels do not take yet, plans every sequence that has rows on the prefill kernel (no
+ *    decode launch, no workspace); an accepted call has one activation dtype (FP16 or BF16)
+ *    and sane variant fields.
+ * The variants' fields and the shared BF16 dtype are read from bytes after all the others,
+ * so the inputs of the corpus keep their meaning for the rest.
  * Build: fuzz/CMakeLists.txt (clang, -fsanitize=fuzzer,address,undefined). */
 #include <limits.h>
 #include <stdio.h>
@@ -163,6 +169,25 @@ static fai_attention pick_attention(reader *r)
     return a;
 }
 
+/* The variants and the activations' dtype, from the input's last bytes (none left: off). */
+static void pick_variants(reader *r, fai_attention *a)
+{
+    static const int32_t sides[] = {0, -1, 1, 127, 4095, INT32_MAX, -2, INT32_MIN};
+    static const float caps[] = {0.0f, 50.0f, 30.0f, 1e-3f, -1.0f, 1e-40f, 3e38f};
+    const uint64_t k = take(r, 1);
+    a->window = (int32_t)(k & 1);
+    a->window_left = (k & 2) ? pick_i32(r) : sides[take(r, 1) % 8];
+    a->window_right = (k & 4) ? pick_i32(r) : sides[take(r, 1) % 8];
+    a->softcap = (k & 8) ? caps[take(r, 1) % 7] : (k & 16) ? pick_scale(r) : 0.0f;
+    a->sinks = (k & 32) ? (const float *)pick_ptr(r) : NULL;
+}
+
+static fai_dtype pick_io_dtype(reader *r)
+{
+    const uint64_t k = take(r, 1) % 8;
+    return k == 0 ? FAI_DTYPE_BF16 : k == 1 ? (fai_dtype)(int)take(r, 1) : FAI_DTYPE_FP16;
+}
+
 static const fai_device_info devices[] = {{132, 233472, 9, 232448}, {108, 167936, 8, 166912}, {82, 102400, 8, 101376}};
 
 static int known_status(fai_status s) { return strncmp(fai_status_string(s), "FAI_UNKNOWN", 11) != 0; }
@@ -225,6 +250,10 @@ static void fuzz_decode(reader *r)
         p.cache.dtype = pick_cache_dtype(r);
         pick_scales(r, &p.cache);
     }
+    pick_variants(r, &p.attn);
+    const fai_dtype io = pick_io_dtype(r);
+    if (io != FAI_DTYPE_FP16)
+        p.q.dtype = p.o.dtype = io;
 
     fai_error_clear();
     const fai_status v = fai_decode_validate(fn, null_params ? NULL : &p);
@@ -286,9 +315,23 @@ static void fuzz_prefill(reader *r)
         p.cu_seqlens_q_host = host;
     }
     const int null_params = take(r, 1) % 32 == 0;
+    pick_variants(r, &p.attn);
+    const fai_dtype io = pick_io_dtype(r);
+    if (io != FAI_DTYPE_FP16) /* mostly all four, sometimes q alone (mixed: refused) */
+        p.q.dtype = p.k.dtype = p.v.dtype = p.o.dtype = io;
+    if (take(r, 1) % 16 == 1)
+        p.q.dtype = p.q.dtype == FAI_DTYPE_BF16 ? FAI_DTYPE_FP16 : FAI_DTYPE_BF16;
 
     fai_error_clear();
     const fai_status v = fai_prefill_validate(fn, null_params ? NULL : &p);
+    if (!null_params && v == FAI_SUCCESS) { /* one activation dtype, FP16 or BF16; sane variants */
+        REQUIRE(p.q.dtype == FAI_DTYPE_FP16 || p.q.dtype == FAI_DTYPE_BF16);
+        REQUIRE(p.k.dtype == p.q.dtype && p.v.dtype == p.q.dtype && p.o.dtype == p.q.dtype);
+        REQUIRE(p.attn.window_left >= -1 && p.attn.window_right >= -1);
+        REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap > 0.0f && p.attn.softcap < 1e38f));
+    }
+    /* The decode kernels take the decode rows only in FP16 without the variants. */
+    const int decode_kernels = !null_params && fai_prefill_decode_kernels_serve(&p);
     if (v != FAI_SUCCESS)
         check_rejection(v, fn);
     size_t bytes = 12345;
@@ -316,8 +359,10 @@ static void fuzz_prefill(reader *r)
             continue;
         }
         REQUIRE(plan.run_prefill || plan.run_decode || host); /* without host lengths both run */
-        if (!host)
-            REQUIRE(plan.run_prefill && plan.run_decode);
+        if (!host) /* (the decode kernels only when they can take the decode rows) */
+            REQUIRE(plan.run_prefill && plan.run_decode == decode_kernels);
+        if (!decode_kernels) /* BF16 or a variant: no decode launch, no workspace */
+            REQUIRE(!plan.run_decode && plan.workspace_bytes == 0);
         if (plan.run_prefill) {
             REQUIRE(plan.prefill_first >= 0 && plan.prefill_count >= 1);
             REQUIRE((int64_t)plan.prefill_first + plan.prefill_count <= p.batch);
@@ -339,9 +384,9 @@ static void fuzz_prefill(reader *r)
         if (host) { /* every sequence lies in the range of the kernel that serves its kind */
             for (int32_t b = 0; b < p.batch; b++) {
                 const int32_t n = host[b + 1] - host[b];
-                if (n > 1)
+                if (n > 1 || (n == 1 && !decode_kernels))
                     REQUIRE(plan.run_prefill && b >= plan.prefill_first && b < plan.prefill_first + plan.prefill_count);
-                if (n == 1)
+                else if (n == 1)
                     REQUIRE(plan.run_decode && b >= plan.decode_first && b < plan.decode_first + plan.decode_count);
             }
         }

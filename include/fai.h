@@ -98,6 +98,9 @@ FAI_API int fai_version(void);
  * ------------------------------------------------------------------------------------- */
 typedef enum fai_dtype {
     FAI_DTYPE_FP16 = 0,     /* IEEE binary16 */
+    FAI_DTYPE_BF16 = 1,     /* bfloat16 (8-bit exponent, 8-bit significand): fai_prefill's q, k, v
+                               and o, all four of one type (FP16 or BF16, not mixed); not yet
+                               fai_decode or the KV cache */
     /* KV-cache element types (fai_kv_cache.dtype; queries and outputs stay FP16). The cache
      * layout is the same as for FP16 with one-byte elements (docs/api.md, "Quantized KV
      * caches"); the codecs round to nearest even and saturate (docs/kv-quant.md). */
@@ -150,7 +153,14 @@ typedef struct fai_kv_cache {
     int64_t scale_head_stride;
 } fai_kv_cache;
 
-/* What every attention call shares: the head layout, the scale and the score bias. */
+/* What every attention call shares: the head layout, the scale, the score bias, and the
+ * variants of today's models (sliding window, logit soft-cap, attention sinks), each off when
+ * zero. Row i of a sequence with seq_q queries and seq_k keys has its diagonal at key
+ * d = i + seq_k - seq_q (the causal mask and ALiBi are aligned to it). The logit of key j is
+ *   s = softmax_scale * q.k;  s = softcap * tanh(s / softcap) (softcap > 0);  s += ALiBi bias;
+ * then keys outside the mask and the window are dropped, and the softmax runs over the rest
+ * and the sink: O = sum_j e^(s_j - m) v_j / (e^(sink - m) + sum_j e^(s_j - m)).
+ * The variants are fai_prefill's for now; fai_decode returns FAI_ERROR_NOT_SUPPORTED for them. */
 typedef struct fai_attention {
     int32_t num_q_heads;       /* >= 1, a multiple of num_kv_heads */
     int32_t num_kv_heads;      /* >= 1 */
@@ -160,9 +170,21 @@ typedef struct fai_attention {
                                   bottom-right diagonal| (FlashAttention-2's convention) */
     const float *alibi_slopes; /* device, [num_q_heads] FP32, or NULL for the standard
                                   geometric slopes of the ALiBi paper for num_q_heads heads */
+    int32_t window;            /* nonzero: sliding window; row i sees only the keys j with
+                                  d - window_left <= j <= d + window_right. Combines with
+                                  causal (which is the same as window_right = 0) */
+    int32_t window_left;       /* >= 0, or -1: unbounded on that side */
+    int32_t window_right;      /* >= 0, or -1: unbounded on that side */
+    float softcap;             /* > 0 (finite): logit soft-cap s = softcap * tanh(s / softcap),
+                                  before the ALiBi bias and the mask; 0: off */
+    const float *sinks;        /* device, [num_q_heads] FP32 (natural-log units, finite), or NULL:
+                                  a logit per query head that joins the softmax denominator
+                                  with no value (gpt-oss). A row with no visible key then gets
+                                  zeros and an LSE of sinks[h] */
 } fai_attention;
 
-/* Default values: 32 heads of 128, scale 1/sqrt(128), no ALiBi, everything else zero/NULL.
+/* Default values: 32 heads of 128, scale 1/sqrt(128), no ALiBi, no variant, everything else
+ * zero/NULL.
  * Start from it so that fields added in later versions get their defaults. */
 FAI_API fai_attention fai_attention_default(void);
 
@@ -214,15 +236,20 @@ FAI_API fai_status fai_decode(const fai_decode_params *params, void *workspace,
  *   O[i, h] = softmax_j(scale * Q[i, h] . K[j, h / g] + bias) . V[j, h / g]
  *
  * over keys j < seq_k, and with `causal` only j <= i + seq_k - seq_q (the mask aligned to
- * the bottom-right corner, so seq_q < seq_k serves chunked prefill and prefix caching).
- * Query rows that see no key (seq_k = 0, or rows above the causal diagonal when seq_q >
- * seq_k) get zeros and an LSE of -inf.
+ * the bottom-right corner, so seq_q < seq_k serves chunked prefill and prefix caching), and
+ * with attn.window only the keys inside the window (KV tiles wholly outside it are never
+ * read, so the cost follows the window, not seq_k). Q, K, V and O are FP16 or BF16 (one type
+ * for all four). Query rows that see no key (seq_k = 0, rows above the causal diagonal when
+ * seq_q > seq_k, rows whose window holds no key) get zeros and an LSE of -inf (sinks[h] with
+ * attn.sinks).
  *
  * Prefill sequences (seq_q > 1) run on the tensor cores (FlashAttention-2 tiling). A
  * sequence with seq_q = 1 is a decode step: in a hybrid batch it runs on the decoding
- * kernels instead of as a one-row tile. Where those go is planned on the host: pass a host
- * copy of cu_seqlens_q (cu_seqlens_q_host) and only the kernels needed are launched;
- * without it both are launched and each takes its own sequences (correct either way).
+ * kernels instead of as a one-row tile (for now only in FP16 without the variants: a BF16
+ * call or one with a window, soft-cap or sinks runs every row on the tensor-core kernel).
+ * Where those go is planned on the host: pass a host copy of cu_seqlens_q
+ * (cu_seqlens_q_host) and only the kernels needed are launched; without it both are
+ * launched and each takes its own sequences (correct either way).
  * Everything read on the device is read only by the kernels, so calls are graph-capturable
  * (a captured graph keeps the plan of the host values it was captured with).
  * ------------------------------------------------------------------------------------- */
@@ -247,7 +274,8 @@ typedef struct fai_prefill_params {
                             leave rows unwritten, never out of bounds); NULL: launch
                             both kinds over the whole batch */
     float *lse;          /* optional device [total_q, num_q_heads] FP32: natural log-sum-exp
-                            of each row's scaled, biased scores; NULL to skip */
+                            of each row's scaled, capped, biased scores (and its sink); NULL
+                            to skip */
 } fai_prefill_params;
 
 /* Defaults: fai_attention_default(), batch 0, not causal, FP16 tensors, NULL pointers. */

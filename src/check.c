@@ -14,6 +14,8 @@ const char *fai_dtype_name(fai_dtype t)
     switch (t) {
     case FAI_DTYPE_FP16:
         return "FAI_DTYPE_FP16";
+    case FAI_DTYPE_BF16:
+        return "FAI_DTYPE_BF16";
     case FAI_DTYPE_INT8:
         return "FAI_DTYPE_INT8";
     case FAI_DTYPE_FP8_E4M3:
@@ -29,7 +31,12 @@ int fai_is_cache_dtype(fai_dtype t)
     return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_INT8 || t == FAI_DTYPE_FP8_E4M3 || t == FAI_DTYPE_FP8_E5M2;
 }
 
-int fai_dtype_bytes(fai_dtype t) { return t == FAI_DTYPE_FP16 ? 2 : 1; }
+int fai_dtype_bytes(fai_dtype t) { return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_BF16 ? 2 : 1; }
+
+int fai_attention_has_variant(const fai_attention *a)
+{
+    return a->window != 0 || a->softcap != 0.0f || a->sinks != NULL;
+}
 
 static int misaligned(const void *p, uintptr_t bytes) { return ((uintptr_t)p % bytes) != 0; }
 
@@ -66,6 +73,29 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn)
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED,
                          "%s: attn.alibi_slopes (%p) is not 4-byte aligned", fn,
                          (const void *)attn->alibi_slopes);
+    /* The variants. The window's sides are checked even while attn.window is 0 (a side below
+     * -1 is a mistake either way). */
+    if (attn->window_left < -1)
+        return fai_error(FAI_ERROR_BAD_PARAM, "%s: attn.window_left (%d) must be -1 (unbounded) or >= 0", fn,
+                         (int)attn->window_left);
+    if (attn->window_right < -1)
+        return fai_error(FAI_ERROR_BAD_PARAM, "%s: attn.window_right (%d) must be -1 (unbounded) or >= 0", fn,
+                         (int)attn->window_right);
+    if (attn->softcap != 0.0f) {
+        /* The kernels take tanh of q.k * (softmax_scale / softcap) and scale the result by
+         * softcap * log2(e): both must be finite. */
+        if (!isfinite(attn->softcap) || !(attn->softcap > 0.0f))
+            return fai_error(FAI_ERROR_BAD_PARAM, "%s: attn.softcap (%g) must be 0 (off) or finite and > 0", fn,
+                             (double)attn->softcap);
+        if (!isfinite(attn->softmax_scale / attn->softcap) || !isfinite(attn->softcap * 1.4426950408889634f))
+            return fai_error(FAI_ERROR_BAD_PARAM,
+                             "%s: attn.softcap (%g) is out of range for attn.softmax_scale (%g): "
+                             "softmax_scale / softcap and softcap * log2(e) must be finite",
+                             fn, (double)attn->softcap, (double)attn->softmax_scale);
+    }
+    if (attn->sinks && misaligned(attn->sinks, sizeof(float)))
+        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: attn.sinks (%p) is not 4-byte aligned", fn,
+                         (const void *)attn->sinks);
     return FAI_SUCCESS;
 }
 
@@ -105,12 +135,35 @@ static int nested(int64_t n_a, int64_t s_a, int64_t n_b, int64_t s_b, int64_t d)
     return n_b == 1 || s_b >= (n_a - 1) * s_a + d;
 }
 
+/* Everything but the dtype: pointer, strides, span, and for outputs no overlap. */
+static fai_status check_tensor_layout(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
+                                      int32_t heads, int32_t head_dim, int is_output);
+
 fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
                             int32_t heads, int32_t head_dim, int is_output)
 {
     if (t->dtype != FAI_DTYPE_FP16)
         return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: %s.dtype (%d) is not supported (%s)", fn,
                          name, (int)t->dtype, fai_dtype_name(FAI_DTYPE_FP16));
+    return check_tensor_layout(fn, name, t, tokens, heads, head_dim, is_output);
+}
+
+fai_status fai_check_io_tensor(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
+                               int32_t heads, int32_t head_dim, int is_output, fai_dtype dtype)
+{
+    if (t->dtype != FAI_DTYPE_FP16 && t->dtype != FAI_DTYPE_BF16)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: %s.dtype (%d) is not supported (%s or %s)", fn, name,
+                         (int)t->dtype, fai_dtype_name(FAI_DTYPE_FP16), fai_dtype_name(FAI_DTYPE_BF16));
+    if (t->dtype != dtype)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
+                         "%s: %s.dtype (%d) is %s but q.dtype is %s: q, k, v and o must share one dtype", fn,
+                         name, (int)t->dtype, fai_dtype_name(t->dtype), fai_dtype_name(dtype));
+    return check_tensor_layout(fn, name, t, tokens, heads, head_dim, is_output);
+}
+
+static fai_status check_tensor_layout(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
+                                      int32_t heads, int32_t head_dim, int is_output)
+{
     if (tokens == 0)
         return FAI_SUCCESS;
     char field[64];

@@ -11,14 +11,23 @@
 extern "C" {
 #endif
 
-/* Head counts, head dim, softmax scale, ALiBi slopes pointer. */
+/* Head counts, head dim, softmax scale, ALiBi slopes pointer, and the variants' fields
+ * (window sides, soft-cap, sinks pointer). */
 fai_status fai_check_attention(const char *fn, const fai_attention *attn);
 
-/* A [tokens, heads, head_dim] tensor: dtype, NULL (when tokens > 0), 16-byte alignment,
+/* Whether any variant (sliding window, soft-cap, sinks) is on. */
+int fai_attention_has_variant(const fai_attention *a);
+
+/* A [tokens, heads, head_dim] FP16 tensor: dtype, NULL (when tokens > 0), 16-byte alignment,
  * strides (>= 0, multiples of 8 elements), offsets that fit in int64, and for outputs
  * that no two elements share an address. */
 fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *t,
                             int64_t tokens, int32_t heads, int32_t head_dim, int is_output);
+
+/* The same for an attention input or output that may be FP16 or BF16: `dtype` is the call's
+ * element type (q's), which t must share (pass q's own dtype when checking q). */
+fai_status fai_check_io_tensor(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
+                               int32_t heads, int32_t head_dim, int is_output, fai_dtype dtype);
 
 /* A contiguous-slot KV cache read by `batch` sequences of `heads` KV heads. */
 fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t batch,

@@ -32,6 +32,9 @@ fai_status fai_decode_validate(const char *fn, const fai_decode_params *p)
         return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: params is NULL", fn);
     const fai_attention *a = &p->attn;
     FAI_TRY(fai_check_attention(fn, a));
+    if (a->window || a->softcap != 0.0f || a->sinks) /* (BF16 q/o: rejected by fai_check_tensor) */
+        return fai_error(FAI_ERROR_NOT_SUPPORTED, "%s: attn.%s is not supported by the decode kernels yet", fn,
+                         a->window ? "window" : a->softcap != 0.0f ? "softcap" : "sinks");
     if (p->batch < 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: batch (%d) is negative", fn, (int)p->batch);
     FAI_TRY(fai_check_tensor(fn, "q", &p->q, p->batch, a->num_q_heads, a->head_dim, 0));

@@ -5,7 +5,9 @@
  * varlen mode) for sequences with seq_q == 1, so that decode rows of a hybrid batch move at
  * memory speed instead of filling 1/128 of a tensor-core tile. With a host copy of
  * cu_seqlens_q the plan launches only the kernels that have work; without one both run
- * and each skips the other's sequences. */
+ * and each skips the other's sequences. A call with BF16 tensors or a variant (window,
+ * soft-cap, sinks) runs every row on the prefill kernel, which alone has them for now
+ * (prefill_plan.c). */
 #include "check.h"
 #include "decode_args.h"
 #include "error.h"
@@ -90,6 +92,7 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.cu_q = p->cu_seqlens_q;
         args.cu_k = p->cu_seqlens_k;
         args.alibi_slopes = a->alibi ? a->alibi_slopes : NULL;
+        args.sinks = a->sinks;
         args.lse = p->lse;
         args.q_token_stride = p->q.token_stride;
         args.q_head_stride = p->q.head_stride;
@@ -107,12 +110,20 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.num_kv_heads = a->num_kv_heads;
         args.group = a->num_q_heads / a->num_kv_heads;
         args.head_dim = a->head_dim;
-        args.causal = p->causal != 0;
+        args.dtype = p->q.dtype;
         args.alibi = a->alibi != 0;
+        /* The causal mask is a window bounded by the diagonal on the right: with both, the
+         * right side stays 0 (window_right is >= 0 or unbounded). */
+        args.win_left = a->window ? a->window_left : -1;
+        args.win_right = p->causal ? 0 : a->window ? a->window_right : -1;
         args.skip_decode_rows = plan.run_decode;
         args.m_tiles = plan.m_tiles;
         args.mt = plan.mt;
         args.scale_log2 = a->softmax_scale * 1.4426950408889634f;
+        if (a->softcap > 0.0f) { /* s = cap tanh(scale q.k / cap): tanh(q.k * scale / cap) * cap log2(e) */
+            args.scale_log2 = a->softcap * 1.4426950408889634f;
+            args.softcap_scale = a->softmax_scale / a->softcap;
+        }
         FAI_TRY(fai_prefill_launch(&args, stream));
     }
     if (plan.run_decode)

@@ -79,6 +79,12 @@ extern "C" {
 #ifndef FAI_PREFILL_WARP_SKIP
 #define FAI_PREFILL_WARP_SKIP 0
 #endif
+/* The soft-cap's tanh: 0 computes it as 1 - 2 / (1 + e^2x) (two special-function ops,
+ * absolute error about 1e-6, so the capped logit is off by about cap * 1e-6); 1 takes
+ * tanh.approx.f32 (one op, relative error about 2^-11: up to cap * 2^-11 on the logit). */
+#ifndef FAI_PREFILL_FAST_TANH
+#define FAI_PREFILL_FAST_TANH 0
+#endif
 #define FAI_PREFILL_PICK_(what, d) \
     ((d) == 64 ? what##_64 : (d) == 96 ? what##_96 : (d) == 128 ? what##_128 : what##_256)
 #define FAI_PREFILL_MT(d) FAI_PREFILL_PICK_(FAI_PREFILL_MT, d)
@@ -97,10 +103,11 @@ extern "C" {
     ((size_t)(FAI_PREFILL_BM_OF(mt) + 2 * FAI_PREFILL_BN(d) * FAI_PREFILL_STAGES(d)) * FAI_PREFILL_ROW(d) * 2)
 
 typedef struct fai_prefill_args {
-    const void *q, *k, *v;
+    const void *q, *k, *v;     /* FP16 or BF16 (dtype), as o */
     void *o;
     const int32_t *cu_q, *cu_k;
     const float *alibi_slopes; /* NULL: standard slopes (when alibi) */
+    const float *sinks;        /* NULL: no sinks; else one natural-log logit per query head */
     float *lse;                /* NULL: not written */
     int64_t q_token_stride, q_head_stride;
     int64_t k_token_stride, k_head_stride;
@@ -110,12 +117,20 @@ typedef struct fai_prefill_args {
     int32_t batch;            /* sequences in the grid: batch_offset .. batch_offset + batch - 1 */
     int32_t batch_offset;
     int32_t num_q_heads, num_kv_heads, group, head_dim;
-    int32_t causal, alibi;
+    int32_t dtype;            /* FAI_DTYPE_FP16 or FAI_DTYPE_BF16: picks the kernel */
+    int32_t alibi;
+    /* The mask: row i of a sequence sees key j when
+     *   i + off - win_left <= j <= i + off + win_right,   off = seq_k - seq_q,
+     * each side -1 for unbounded. The causal mask is win_right = 0 (and a causal window keeps
+     * win_right 0); no mask and no window is -1, -1. */
+    int32_t win_left, win_right;
     int32_t skip_decode_rows; /* sequences with seq_q == 1 are left to the decode kernels */
     int32_t mt;               /* m16 tiles per warp: FAI_PREFILL_MT(head_dim), or 1 */
     int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also
                                  takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */
-    float scale_log2;         /* softmax_scale * log2(e) */
+    float scale_log2;         /* q.k (or its soft-capped tanh) into the exp2 domain:
+                                 softmax_scale * log2(e), or softcap * log2(e) with a soft-cap */
+    float softcap_scale;      /* softmax_scale / softcap: q.k into tanh's argument; 0: no cap */
 } fai_prefill_args;
 
 /* Launches the prefill kernel over batch * num_q_heads * m_tiles blocks. */

@@ -34,10 +34,12 @@ fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p)
     if (p->batch > 0 && p->max_seq_q < 1)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: max_seq_q (%d) must be >= 1 when batch (%d) > 0", fn,
                          (int)p->max_seq_q, (int)p->batch);
-    FAI_TRY(fai_check_tensor(fn, "q", &p->q, p->total_q, a->num_q_heads, a->head_dim, 0));
-    FAI_TRY(fai_check_tensor(fn, "k", &p->k, p->total_k, a->num_kv_heads, a->head_dim, 0));
-    FAI_TRY(fai_check_tensor(fn, "v", &p->v, p->total_k, a->num_kv_heads, a->head_dim, 0));
-    FAI_TRY(fai_check_tensor(fn, "o", &p->o, p->total_q, a->num_q_heads, a->head_dim, 1));
+    /* FP16 or BF16, one type for all four (q's). */
+    const fai_dtype dt = p->q.dtype;
+    FAI_TRY(fai_check_io_tensor(fn, "q", &p->q, p->total_q, a->num_q_heads, a->head_dim, 0, dt));
+    FAI_TRY(fai_check_io_tensor(fn, "k", &p->k, p->total_k, a->num_kv_heads, a->head_dim, 0, dt));
+    FAI_TRY(fai_check_io_tensor(fn, "v", &p->v, p->total_k, a->num_kv_heads, a->head_dim, 0, dt));
+    FAI_TRY(fai_check_io_tensor(fn, "o", &p->o, p->total_q, a->num_q_heads, a->head_dim, 1, dt));
     if (p->lse && ((uintptr_t)p->lse % sizeof(float)) != 0)
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: lse (%p) is not 4-byte aligned", fn, (void *)p->lse);
     if (p->batch == 0)
@@ -59,6 +61,11 @@ fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p)
     return FAI_SUCCESS;
 }
 
+int fai_prefill_decode_kernels_serve(const fai_prefill_params *p)
+{
+    return p->q.dtype == FAI_DTYPE_FP16 && !fai_attention_has_variant(&p->attn);
+}
+
 fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fai_device_info dev,
                                  fai_prefill_plan *plan)
 {
@@ -66,8 +73,14 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
     *plan = empty;
     if (p->batch == 0 || p->total_q == 0)
         return FAI_SUCCESS; /* no query row: nothing to launch */
+    /* Decode rows (seq_q == 1) go to the decode kernels, which move them at memory speed. Those
+     * kernels do not have BF16 or the variants (window, soft-cap, sinks) yet, so a call that
+     * uses any of them runs every row on the prefill kernel, decode rows as one-row tiles:
+     * slower for them, but the one kernel that computes what was asked. */
+    const int decode_kernels = fai_prefill_decode_kernels_serve(p);
+    const int32_t min_prefill_q = decode_kernels ? 2 : 1;
     int32_t p_first = 0, p_last = p->batch - 1, d_first = 0, d_last = p->batch - 1;
-    int32_t decode_rows = p->batch, max_q = p->max_seq_q;
+    int32_t decode_rows = decode_kernels ? p->batch : 0, max_q = p->max_seq_q;
     if (p->cu_seqlens_q_host) {
         p_first = d_first = p->batch;
         p_last = d_last = -1;
@@ -75,7 +88,7 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         max_q = 1;
         for (int32_t b = 0; b < p->batch; b++) {
             const int32_t n = p->cu_seqlens_q_host[b + 1] - p->cu_seqlens_q_host[b];
-            if (n > 1) {
+            if (n >= min_prefill_q) {
                 p_first = p_first < b ? p_first : b;
                 p_last = b;
                 max_q = max_q > n ? max_q : n;

@@ -31,7 +31,9 @@ int main(void)
     END(0);
     BEGIN(fai_attention);
     FIELD(fai_attention, num_q_heads, 0), FIELD(fai_attention, num_kv_heads, 0), FIELD(fai_attention, head_dim, 0);
-    FIELD(fai_attention, softmax_scale, 0), FIELD(fai_attention, alibi, 0), FIELD(fai_attention, alibi_slopes, 1);
+    FIELD(fai_attention, softmax_scale, 0), FIELD(fai_attention, alibi, 0), FIELD(fai_attention, alibi_slopes, 0);
+    FIELD(fai_attention, window, 0), FIELD(fai_attention, window_left, 0), FIELD(fai_attention, window_right, 0);
+    FIELD(fai_attention, softcap, 0), FIELD(fai_attention, sinks, 1);
     END(0);
     BEGIN(fai_decode_params);
     FIELD(fai_decode_params, attn, 0), FIELD(fai_decode_params, batch, 0), FIELD(fai_decode_params, q, 0);

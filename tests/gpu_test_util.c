@@ -111,6 +111,7 @@ const char *dtype_short(fai_dtype dtype)
 {
     switch (dtype) {
     case FAI_DTYPE_FP16: return "fp16";
+    case FAI_DTYPE_BF16: return "bf16";
     case FAI_DTYPE_INT8: return "int8";
     case FAI_DTYPE_FP8_E4M3: return "e4m3";
     case FAI_DTYPE_FP8_E5M2: return "e5m2";

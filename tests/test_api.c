@@ -589,6 +589,80 @@ static void test_prefill_accepts(void)
           "message '%s' kept after a successful call", fai_last_error());
 }
 
+/* The variants' fields (attn.window, window_left, window_right, softcap, sinks) and BF16
+ * tensors in fai_prefill: bad values give their statuses and messages naming the field, and
+ * valid settings (BF16 alone, each variant, gpt-oss's and Gemma 2's) are accepted. */
+static void test_variant_checks(void)
+{
+    fai_prefill_params p;
+    /* Window sides: -1 (unbounded) or >= 0, checked even while attn.window is 0. */
+    p = valid_prefill(); p.attn.window = 1; p.attn.window_left = -2;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.window_left (-2) must be -1 (unbounded) or >= 0");
+    p = valid_prefill(); p.attn.window = 1; p.attn.window_right = -100;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.window_right (-100)");
+    p = valid_prefill(); p.attn.window_left = INT32_MIN;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.window_left (-2147483648)");
+    /* Soft-cap: 0 (off) or finite and > 0, and within range of the scale. */
+    p = valid_prefill(); p.attn.softcap = -1.0f;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (-1) must be 0 (off) or finite and > 0");
+    p = valid_prefill(); p.attn.softcap = 1.0f / 0.0f;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (inf)");
+    p = valid_prefill(); p.attn.softcap = 0.0f / 0.0f;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (");
+    p = valid_prefill(); p.attn.softcap = 1e-40f; /* softmax_scale / softcap overflows */
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (9.99995e-41) is out of range");
+    p = valid_prefill(); p.attn.softcap = 3e38f; /* softcap * log2(e) overflows */
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "is out of range for attn.softmax_scale");
+    /* Sinks: a device [num_q_heads] FP32 array, 4-byte aligned. */
+    p = valid_prefill(); p.attn.sinks = (const float *)((char *)FAKE(9) + 2);
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.sinks");
+    /* BF16: q, k, v and o of one type (FP16 or BF16), no mixing, nothing else. */
+    p = valid_prefill(); p.k.dtype = FAI_DTYPE_BF16;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "k.dtype (1) is FAI_DTYPE_BF16 but q.dtype is FAI_DTYPE_FP16");
+    p = valid_prefill(); p.q.dtype = p.k.dtype = p.v.dtype = FAI_DTYPE_BF16;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "o.dtype (0) is FAI_DTYPE_FP16 but q.dtype is FAI_DTYPE_BF16");
+    p = valid_prefill(); p.q.dtype = p.k.dtype = p.o.dtype = FAI_DTYPE_BF16;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "v.dtype (0) is FAI_DTYPE_FP16 but q.dtype is FAI_DTYPE_BF16");
+    p = valid_prefill(); p.q.dtype = FAI_DTYPE_BF16; p.k.dtype = p.v.dtype = p.o.dtype = FAI_DTYPE_INT8;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "k.dtype (2) is not supported (FAI_DTYPE_FP16 or FAI_DTYPE_BF16)");
+    p = valid_prefill(); p.q.dtype = p.k.dtype = p.v.dtype = p.o.dtype = FAI_DTYPE_FP8_E4M3;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "q.dtype (3) is not supported");
+    /* Valid: BF16; BF16 with gpt-oss's window 128 and sinks; Gemma 2's window and soft-cap;
+     * a window unbounded on both sides; windows wider than any sequence. */
+    p = valid_prefill(); p.q.dtype = p.k.dtype = p.v.dtype = p.o.dtype = FAI_DTYPE_BF16;
+    PREFILL_ACCEPT(p);
+    p.attn.window = 1; p.attn.window_left = 127; p.attn.window_right = 0;
+    p.attn.sinks = (const float *)((char *)FAKE(9) + 4);
+    PREFILL_ACCEPT(p);
+    p = valid_prefill(); p.attn.window = 1; p.attn.window_left = 4095; p.attn.window_right = -1; p.attn.softcap = 50.0f;
+    PREFILL_ACCEPT(p);
+    p = valid_prefill(); p.causal = 0; p.attn.window = 1; p.attn.window_left = -1; p.attn.window_right = -1;
+    PREFILL_ACCEPT(p);
+    p.attn.window_left = INT32_MAX; p.attn.window_right = INT32_MAX; p.attn.softcap = 1e-3f;
+    PREFILL_ACCEPT(p);
+}
+
+/* fai_decode checks the variants' fields as fai_prefill does, then refuses them and BF16: the
+ * decode kernels do not have them yet. (Remove with the decode side of the variants.) */
+static void test_decode_variant_refusals(void)
+{
+    fai_decode_params p;
+    p = valid_params(); p.attn.window_left = -3;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "attn.window_left (-3)");
+    p = valid_params(); p.attn.softcap = -2.0f;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (-2)");
+    p = valid_params(); p.attn.sinks = (const float *)((char *)FAKE(9) + 1);
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.sinks");
+    p = valid_params(); p.attn.window = 1; p.attn.window_left = 128;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED, "attn.window is not supported by the decode kernels yet");
+    p = valid_params(); p.attn.softcap = 30.0f;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED, "attn.softcap is not supported by the decode kernels yet");
+    p = valid_params(); p.attn.sinks = (const float *)FAKE(9);
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED, "attn.sinks is not supported by the decode kernels yet");
+    p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_BF16;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "q.dtype (1) is not supported");
+}
+
 /* fai_last_error() is per thread: threads failing differently at once keep their own. */
 static void *thread_main(void *arg)
 {
@@ -625,6 +699,8 @@ int main(void)
     test_append_checks();
     test_prefill_rejects();
     test_prefill_accepts();
+    test_variant_checks();
+    test_decode_variant_refusals();
     test_thread_local_errors();
     if (failures) {
         printf("test_api: %d checks failed\n", failures);

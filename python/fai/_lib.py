@@ -30,7 +30,8 @@ class AppendParams(Structure):
 class Attention(Structure):
     """fai_attention: head layout, scale, ALiBi."""
     _fields_ = [("num_q_heads", c_int32), ("num_kv_heads", c_int32), ("head_dim", c_int32),
-                ("softmax_scale", c_float), ("alibi", c_int32), ("alibi_slopes", c_void_p)]
+                ("softmax_scale", c_float), ("alibi", c_int32), ("alibi_slopes", c_void_p), ("window", c_int32),
+                ("window_left", c_int32), ("window_right", c_int32), ("softcap", c_float), ("sinks", c_void_p)]
 
 
 class DecodeParams(Structure):

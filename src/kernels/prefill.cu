@@ -10,20 +10,60 @@
  *   O += P V         P re-packed from S's accumulators as the A operand (no shared memory),
  *                    V by ldmatrix.trans.
  * Key tiles run from the last to the first, so the tiles that need masking (the causal
- * diagonal, the ragged end) come first; tiles wholly above the causal diagonal are never
- * visited. Rows are swizzled in 16-byte chunks (chunk ^ row % 8): ldmatrix and the copies
+ * diagonal, the ragged end) come first; tiles wholly above the causal diagonal or wholly
+ * outside the sliding window are never visited (the loop's bounds, not the mask, leave them
+ * out). Rows are swizzled in 16-byte chunks (chunk ^ row % 8): ldmatrix and the copies
  * are free of bank conflicts. The output goes through the warp's own Q rows in shared
  * memory so that it leaves in 16-byte stores.
+ *
+ * One kernel per element type (FP16 or BF16: the MMA and the packing of P and O differ);
+ * the variants are run-time parameters: the window moves the loop's bounds and the mask, the
+ * soft-cap is a uniform branch over the scores, the sinks join each row's sum at the end.
  *
  * Work order: block L takes query tile m_tiles - 1 - L % m_tiles of (sequence, head)
  * L / m_tiles, so the heaviest causal tiles start first while the blocks of one head run
  * side by side and share its K/V in L2. */
+#include <cuda_bf16.h>
+
 #include "../alibi.h"
 #include "../error.h"
 #include "../prefill_args.h"
 #include "decode_common.cuh"
 
-/* Byte offset of 16-byte chunk `chunk` of row `row` in a tile of rows of ROW FP16. */
+/* What differs between FP16 and BF16: the MMA and the packing of two floats. */
+template <typename T>
+struct prefill_elem;
+
+template <>
+struct prefill_elem<__half> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) { return pack_half2(lo, hi); }
+    static __device__ __forceinline__ void mma(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+    {
+        ptx_mma_16816(d, a, b0, b1);
+    }
+};
+
+template <>
+struct prefill_elem<__nv_bfloat16> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) { return ptx_cvt_bf16x2_f32(lo, hi); }
+    static __device__ __forceinline__ void mma(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+    {
+        ptx_mma_16816_bf16(d, a, b0, b1);
+    }
+};
+
+/* The soft-cap's tanh (FAI_PREFILL_FAST_TANH in prefill_args.h): 1 - 2 / (1 + e^(2x)), which
+ * gives 1 for e^(2x) = inf and -1 for 0, or tanh.approx.f32. */
+__device__ __forceinline__ float softcap_tanh(float x)
+{
+#if FAI_PREFILL_FAST_TANH
+    return ptx_tanh(x);
+#else
+    return fmaf(-2.0f, ptx_rcp(1.0f + ptx_exp2(x * (2.0f * FAI_LOG2E))), 1.0f);
+#endif
+}
+
+/* Byte offset of 16-byte chunk `chunk` of row `row` in a tile of rows of ROW 2-byte elements. */
 template <int ROW>
 __device__ __forceinline__ int tile_offset(int row, int chunk)
 {
@@ -34,15 +74,15 @@ __device__ __forceinline__ int tile_offset(int row, int chunk)
  * past `nrows` are zero-filled (finite values: masked keys must not turn into NaN). Thread
  * t copies chunk t % (ROW / 8) of rows t / (ROW / 8) + k * RSTEP, so its addresses advance
  * by constants (head dim 96 leaves the padding chunks' threads idle). */
-template <int D, int ROW, int ROWS, int THREADS>
-__device__ __forceinline__ void load_rows(char *tile, const __half *src, int64_t stride, int row0, int nrows)
+template <int D, int ROW, int ROWS, int THREADS, typename T>
+__device__ __forceinline__ void load_rows(char *tile, const T *src, int64_t stride, int row0, int nrows)
 {
     constexpr int CPR = ROW / 8, RSTEP = THREADS / CPR;
     static_assert(THREADS % CPR == 0 && ROWS % RSTEP == 0, "tile rows must split evenly over the threads");
     const int c = threadIdx.x % CPR, r = threadIdx.x / CPR;
     if (c >= D / 8)
         return;
-    const __half *p = src + (int64_t)(row0 + r) * stride + c * 8;
+    const T *p = src + (int64_t)(row0 + r) * stride + c * 8;
     char *dst = tile + tile_offset<ROW>(r, c);
 #pragma unroll
     for (int k = 0; k < ROWS / RSTEP; k++) {
@@ -54,10 +94,11 @@ __device__ __forceinline__ void load_rows(char *tile, const __half *src, int64_t
     }
 }
 
-template <int D, int MT>
+template <typename Elem, int D, int MT>
 __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     prefill_kernel(const __grid_constant__ fai_prefill_args a)
 {
+    using E = prefill_elem<Elem>;
     constexpr int W = FAI_PREFILL_WARPS, THREADS = W * 32;
     constexpr int BM = FAI_PREFILL_BM_OF(MT), BN = FAI_PREFILL_BN(D);
     constexpr int ROW = FAI_PREFILL_ROW(D);
@@ -84,14 +125,31 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     if (a.skip_decode_rows && seq_q == 1)
         return; /* a decode row: the decode kernel of the same call writes it */
     const int off = seq_k - seq_q; /* row i's diagonal key is i + off */
+    /* The mask relative to the row: row i sees key j when dl <= j - i <= dr (causal: dr = off;
+     * the window: dl = off - left, dr = off + right). Clamped to [-seq_q, seq_k], past which
+     * nothing changes (j - i lies in (-seq_q, seq_k)), so the sums below cannot overflow. */
+    int dl = -seq_q, dr = seq_k;
+    if (a.win_left >= 0)
+        dl = (int)max((int64_t)-seq_q, min((int64_t)seq_k, (int64_t)off - a.win_left));
+    if (a.win_right >= 0)
+        dr = (int)max((int64_t)-seq_q, min((int64_t)seq_k, (int64_t)off + a.win_right));
+    /* The masks' bounds and what the epilogue needs of the sequence wait in shared memory and
+     * are read where they are used: at head dim 128 no register is left to hold them across
+     * the tile loop (with them in registers, ptxas spilled). */
+    __shared__ int blk[4];
+    if (threadIdx.x == 0) {
+        blk[0] = dl;
+        blk[1] = dr;
+        blk[2] = qr.x;
+        blk[3] = seq_q;
+    }
 
     float slope = 0.0f; /* ALiBi slope in the exp2 domain */
     if (a.alibi)
         slope = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h] : fai_alibi_standard_slope(h, a.num_q_heads));
-    const __half *qg = (const __half *)a.q + (int64_t)qr.x * a.q_token_stride + (int64_t)h * a.q_head_stride;
-    const __half *kg = (const __half *)a.k + (int64_t)kr.x * a.k_token_stride + (int64_t)kvh * a.k_head_stride;
-    const __half *vg = (const __half *)a.v + (int64_t)kr.x * a.v_token_stride + (int64_t)kvh * a.v_head_stride;
-    __half *og = (__half *)a.o + (int64_t)qr.x * a.o_token_stride + (int64_t)h * a.o_head_stride;
+    const Elem *qg = (const Elem *)a.q + (int64_t)qr.x * a.q_token_stride + (int64_t)h * a.q_head_stride;
+    const Elem *kg = (const Elem *)a.k + (int64_t)kr.x * a.k_token_stride + (int64_t)kvh * a.k_head_stride;
+    const Elem *vg = (const Elem *)a.v + (int64_t)kr.x * a.v_token_stride + (int64_t)kvh * a.v_head_stride;
 
     const int wrow = warp * 16 * MT; /* this warp's first row in the tile */
 
@@ -108,23 +166,30 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
 
     for (int t = T - 1 - (int)(blockIdx.x % T); (int64_t)t * BM < seq_q; t += T) {
         const int m0 = t * BM;
-        /* Keys any row of the tile sees: the causal limit of its last valid row. */
-        int nkeys = seq_k;
-        if (a.causal)
-            nkeys = max(0, min(seq_k, min(seq_q, m0 + BM) + off));
-        const int ntiles = (nkeys + BN - 1) / BN;
+        __syncthreads(); /* blk is written; the previous tile's output staging is read out */
+        /* Keys any row of the tile sees: up to the right bound of its last valid row (rl),
+         * from the left bound of its first. Key tiles before the first such key's tile are
+         * never visited: with a window, the loop runs over about (window + BM) / BN tiles
+         * whatever seq_k is. */
+        const int rl = min(seq_q, m0 + BM) - 1;
+        const int nkeys = dr >= seq_k - 1 - rl ? seq_k : max(0, rl + 1 + dr);
+        const int64_t first_key = max((int64_t)0, (int64_t)m0 + dl);
+        /* The key tiles (their first keys n0, multiples of BN) run from n_last down to n_first;
+         * none when n_first > n_last. */
+        const int n_last = ((nkeys + BN - 1) / BN - 1) * BN;
+        const int n_first = first_key >= nkeys ? n_last + BN : (int)(first_key / BN) * BN;
 
-        /* Key tiles are visited from the last (j = ntiles - 1, i = 0) to the first; tile i
-         * sits in stage i % STAGES, and STAGES - 1 tiles are in flight ahead of the one in
-         * use. Q travels in the first tile's copy group. */
-        __syncthreads(); /* the previous tile's output staging is read out */
+        /* Key tiles are visited from the last to the first; tile n0 sits in stage
+         * (n0 / BN) % STAGES, and STAGES - 1 tiles are in flight ahead of the one in use. Q
+         * travels in the first tile's copy group. */
         load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
 #pragma unroll
         for (int i = 0; i < STAGES - 1; i++) {
-            if (i < ntiles) {
-                char *st = stages + i * STAGE_BYTES;
-                load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, (ntiles - 1 - i) * BN, seq_k);
-                load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, (ntiles - 1 - i) * BN, seq_k);
+            const int n = n_last - i * BN;
+            if (n >= n_first) {
+                char *st = stages + ((unsigned)n / BN % STAGES) * STAGE_BYTES;
+                load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, n, seq_k);
+                load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, n, seq_k);
             }
             ptx_cp_async_commit();
         }
@@ -140,31 +205,26 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
             l[mt][0] = l[mt][1] = 0.0f;
         }
 
-#if FAI_PREFILL_WARP_SKIP
-        /* Tiles before i_first lie wholly above this warp's causal diagonal: it skips them. */
-        const int i_first = a.causal ? max(0, ntiles - 1 - (m0 + wrow + 16 * MT - 1 + off) / BN) : 0;
-#endif
-        for (int i = 0; i < ntiles; i++) {
-            const int n0 = (ntiles - 1 - i) * BN;
+        for (int n0 = n_last; n0 >= n_first; n0 -= BN) {
             ptx_cp_async_wait<STAGES - 2>();
-            __syncthreads(); /* tile i is in; every warp is done with tile i - 1's stage */
+            __syncthreads(); /* tile n0 is in; every warp is done with tile n0 + BN's stage */
             {
-                const int ip = i + STAGES - 1;
-                if (ip < ntiles) {
-                    char *st = stages + (ip % STAGES) * STAGE_BYTES;
-                    load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, (ntiles - 1 - ip) * BN, seq_k);
-                    load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, (ntiles - 1 - ip) * BN,
-                                                   seq_k);
+                const int np = n0 - (STAGES - 1) * BN;
+                if (np >= n_first) {
+                    char *st = stages + ((unsigned)np / BN % STAGES) * STAGE_BYTES;
+                    load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, np, seq_k);
+                    load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, np, seq_k);
                 }
                 ptx_cp_async_commit();
             }
-            const char *sk = stages + (i % STAGES) * STAGE_BYTES;
+            const char *sk = stages + ((unsigned)n0 / BN % STAGES) * STAGE_BYTES;
             const char *sv = sk + BN * ROW * 2;
 
-            /* A warp whose rows all lie above this tile's causal diagonal has nothing to add
-             * (the diagonal tiles of short sequences are mostly such work). */
+            /* A warp whose rows all lie left of this tile's right mask bound (above the causal
+             * diagonal) has nothing to add (the diagonal tiles of short sequences are mostly
+             * such work). */
 #if FAI_PREFILL_WARP_SKIP
-            if (i < i_first)
+            if (n0 - (m0 + wrow + 16 * MT - 1) > dr)
                 continue;
 #endif
 
@@ -188,20 +248,32 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                         ptx_ldmatrix_x4(kb, sk + ((k_frag + np * 16 * ROW * 2) ^ (kk << 5)));
 #pragma unroll
                         for (int mt = 0; mt < MT; mt++) {
-                            ptx_mma_16816(s[mt][2 * np], qa[mt], kb[0], kb[1]);
-                            ptx_mma_16816(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
+                            E::mma(s[mt][2 * np], qa[mt], kb[0], kb[1]);
+                            E::mma(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
                         }
                     }
                 }
             }
 
             /* Scale, bias, mask. s[mt][n][e] is row r0 (e < 2) or r0 + 8 (e >= 2) and key
-             * n0 + 8 n + 2 quad + e % 2. Only the diagonal and ragged tiles need the mask (and
-             * of the diagonal, only the warps whose first row does not see the whole tile). */
-            const bool need_mask = n0 + BN > seq_k || (a.causal && n0 + BN - 1 > m0 + wrow + off);
+             * n0 + 8 n + 2 quad + e % 2. Only the tiles on the causal diagonal or the window's
+             * edges and the ragged end need the mask, and of those only the warps whose rows do
+             * not all see the whole tile: the first row sees its last key, the last its first. */
+            const int wr0 = m0 + wrow; /* the warp's first row */
+            const int dl = blk[0], dr = blk[1];
+            const bool need_mask = n0 + BN > seq_k || n0 + BN - 1 - wr0 > dr || n0 - (wr0 + 16 * MT - 1) < dl;
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
                 const int r0 = m0 + wrow + mt * 16 + (lane >> 2);
+                /* Soft-cap: s = tanh(q.k * scale / cap); scale_log2 is then cap * log2(e). (Here
+                 * per m-tile rather than over all of S at once: that spilled at head dim 128.) */
+                if (a.softcap_scale != 0.0f) {
+#pragma unroll
+                    for (int n = 0; n < NS; n++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                            s[mt][n][e] = softcap_tanh(s[mt][n][e] * a.softcap_scale);
+                }
                 /* The masked or biased path scales first (sc = 1 after); the plain path folds
                  * the scale into the exponent's FFMA (the max commutes with a positive scale). */
                 float sc = a.scale_log2;
@@ -213,7 +285,7 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                         for (int e = 0; e < 4; e++) {
                             const int row = r0 + (e >> 1) * 8, key = n0 + n * 8 + quad * 2 + (e & 1);
                             float x = s[mt][n][e] * a.scale_log2 - slope * fabsf((float)(row + off - key));
-                            if (key >= seq_k || (a.causal && key > row + off))
+                            if (key >= seq_k || key - row > dr || key - row < dl)
                                 x = -INFINITY;
                             s[mt][n][e] = x;
                         }
@@ -256,16 +328,17 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                 }
             }
 
-            /* P as A fragments of the k-steps of P V (FP16), so the FP32 scores die here. */
+            /* P as A fragments of the k-steps of P V (FP16 or BF16, as V), so the FP32 scores
+             * die here. */
             uint32_t pa[MT][BN / 16][4];
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
                 for (int kk = 0; kk < BN / 16; kk++) {
-                    pa[mt][kk][0] = pack_half2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                    pa[mt][kk][1] = pack_half2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                    pa[mt][kk][2] = pack_half2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                    pa[mt][kk][3] = pack_half2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                    pa[mt][kk][0] = E::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                    pa[mt][kk][1] = E::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                    pa[mt][kk][2] = E::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                    pa[mt][kk][3] = E::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
                 }
 
             /* O += P V: k-steps of 16 keys, pairs of output n-tiles (16 dims) per ldmatrix. */
@@ -277,8 +350,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                     ptx_ldmatrix_x4_trans(vb, sv + ((v_frag + kk * 16 * ROW * 2) ^ (jd << 5)));
 #pragma unroll
                     for (int mt = 0; mt < MT; mt++) {
-                        ptx_mma_16816(acc[mt][2 * jd], pa[mt][kk], vb[0], vb[1]);
-                        ptx_mma_16816(acc[mt][2 * jd + 1], pa[mt][kk], vb[2], vb[3]);
+                        E::mma(acc[mt][2 * jd], pa[mt][kk], vb[0], vb[1]);
+                        E::mma(acc[mt][2 * jd + 1], pa[mt][kk], vb[2], vb[3]);
                     }
                 }
             }
@@ -289,6 +362,11 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
          * last ldmatrix of Q before any row is overwritten. */
         ptx_cp_async_wait<0>();
         __syncthreads();
+        /* The sink (exp2 domain) joins each row's sum; the row's max moves up to it if it is
+         * larger, so that neither term overflows. Read here so that it holds no register in
+         * the loop above; -inf without sinks. */
+        const float sink = a.sinks ? a.sinks[h] * FAI_LOG2E : -INFINITY;
+        const int q0 = blk[2], rows = blk[3]; /* qr.x and seq_q */
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -296,21 +374,29 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                 float sum = l[mt][hr];
                 sum += __shfl_xor_sync(0xffffffffu, sum, 1);
                 sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+                float mx = m[mt][hr], keep = 1.0f; /* keep: the accumulators' share after the sink */
+                if (a.sinks) {
+                    const float mnew = fmaxf(mx, sink), base = safe_max(mnew);
+                    keep = ptx_exp2(mx - base); /* 0 for a row that saw no key */
+                    sum = sum * keep + ptx_exp2(sink - base);
+                    mx = mnew;
+                }
+                const float inv = sum > 0.0f ? keep / sum : 0.0f;
                 const int lrow = wrow + mt * 16 + (lane >> 2) + hr * 8;
 #pragma unroll
                 for (int n = 0; n < NT; n++)
                     *reinterpret_cast<uint32_t *>(sq + tile_offset<ROW>(lrow, n) + quad * 4) =
-                        pack_half2(acc[mt][n][2 * hr] * inv, acc[mt][n][2 * hr + 1] * inv);
+                        E::pack(acc[mt][n][2 * hr] * inv, acc[mt][n][2 * hr + 1] * inv);
                 const int row = m0 + lrow;
-                if (a.lse && quad == 0 && row < seq_q)
-                    a.lse[((int64_t)qr.x + row) * a.num_q_heads + h] =
-                        sum > 0.0f ? (safe_max(m[mt][hr]) + __log2f(sum)) * FAI_LN2 : -INFINITY;
+                if (a.lse && quad == 0 && row < rows)
+                    a.lse[((int64_t)q0 + row) * a.num_q_heads + h] =
+                        sum > 0.0f ? (safe_max(mx) + __log2f(sum)) * FAI_LN2 : -INFINITY;
             }
         __syncwarp();
+        Elem *og = (Elem *)a.o + (int64_t)q0 * a.o_token_stride + (int64_t)h * a.o_head_stride;
         for (int i = lane; i < 16 * MT * CH; i += 32) {
             const int lrow = wrow + i / CH, c = i % CH, row = m0 + lrow;
-            if (row < seq_q)
+            if (row < rows)
                 ptx_st_v4(og + (int64_t)row * a.o_token_stride + c * 8,
                           *reinterpret_cast<const uint4 *>(sq + tile_offset<ROW>(lrow, c)));
         }
@@ -319,19 +405,28 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
 
 typedef void (*prefill_kernel_fn)(const fai_prefill_args);
 
+/* The kernel of head dim D for mt m16 tiles per warp (the default, or 1 for small grids). */
+template <typename T, int D>
+static prefill_kernel_fn pick_kernel(int mt)
+{
+    if (mt == FAI_PREFILL_MT(D))
+        return prefill_kernel<T, D, FAI_PREFILL_MT(D)>;
+    if (FAI_PREFILL_SMALL_GRID && mt == 1)
+        return prefill_kernel<T, D, FAI_PREFILL_SMALL_GRID ? 1 : FAI_PREFILL_MT(D)>;
+    return NULL;
+}
+
 extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream)
 {
     prefill_kernel_fn kernel = NULL;
     size_t smem = 0;
+    const bool bf16 = args->dtype == FAI_DTYPE_BF16;
 #define FAI_PREFILL_CASE(d)                                                                 \
     case d:                                                                                 \
-        if (args->mt == FAI_PREFILL_MT(d))                                                  \
-            kernel = prefill_kernel<d, FAI_PREFILL_MT(d)>;                                  \
-        else if (FAI_PREFILL_SMALL_GRID && args->mt == 1)                                   \
-            kernel = prefill_kernel<d, FAI_PREFILL_SMALL_GRID ? 1 : FAI_PREFILL_MT(d)>;        \
+        kernel = bf16 ? pick_kernel<__nv_bfloat16, d>(args->mt) : pick_kernel<__half, d>(args->mt); \
         smem = FAI_PREFILL_SMEM(d, args->mt);                                               \
         break;
-    switch (args->head_dim) {
+    switch (args->dtype == FAI_DTYPE_FP16 || bf16 ? args->head_dim : 0) {
         FAI_PREFILL_CASE(64)
         FAI_PREFILL_CASE(96)
         FAI_PREFILL_CASE(128)
@@ -339,8 +434,9 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
     }
 #undef FAI_PREFILL_CASE
     if (!kernel)
-        return fai_error(FAI_ERROR_INTERNAL, "fai_prefill: no prefill kernel for head_dim %d, %d m-tiles per warp",
-                         (int)args->head_dim, (int)args->mt);
+        return fai_error(FAI_ERROR_INTERNAL,
+                         "fai_prefill: no prefill kernel for head_dim %d, %d m-tiles per warp, dtype %d",
+                         (int)args->head_dim, (int)args->mt, (int)args->dtype);
     /* Over 48 KB of dynamic shared memory must be asked for (host-only, capture-safe). */
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (err != cudaSuccess)

@@ -212,4 +212,41 @@ __device__ __forceinline__ uint32_t ptx_cvt_f16x2_e5m2x2(uint16_t c2)
 #define FAI_HAS_FP8_CVT 0
 #endif
 
+/* ---- BF16 tensor cores and conversions, fast tanh and reciprocal (the prefill variants) ---- */
+
+/* D = A (16x16, row-major) * B (16x8, column-major) + D, BF16 inputs, FP32 accumulators; the
+ * fragments are laid out as ptx_mma_16816's (ldmatrix reads BF16 rows as it reads FP16). */
+__device__ __forceinline__ void ptx_mma_16816_bf16(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* Two floats to two BF16 (lo in the lower half, as __floats2bfloat162_rn(lo, hi)), rounded to
+ * nearest even. */
+__device__ __forceinline__ uint32_t ptx_cvt_bf16x2_f32(float lo, float hi)
+{
+    uint32_t d;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+
+/* tanh on the special-function unit (sm_75+): one instruction, relative error about 2^-11. */
+__device__ __forceinline__ float ptx_tanh(float x)
+{
+    float y;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* 1/x on the special-function unit (rcp.approx: about 1 ulp; 1/inf = +0, 1/0 = inf). */
+__device__ __forceinline__ float ptx_rcp(float x)
+{
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 #endif

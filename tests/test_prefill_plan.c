@@ -1,0 +1,201 @@
+/* CPU test of fai_prefill's planner (fai_prefill_make_plan): which kernels run over which
+ * range of the batch. Decode rows (seq_q == 1) go to the decode kernels, except in a call
+ * with BF16 tensors or any variant (window, soft-cap, sinks), which the decode kernels do not
+ * have yet: then every row runs on the prefill kernel. */
+#include <stdio.h>
+#include <string.h>
+
+#include "prefill_args.h"
+#include "prefill_plan.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                          \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            failures++;                                                           \
+            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
+            printf(__VA_ARGS__);                                                  \
+            printf("\n");                                                         \
+        }                                                                         \
+    } while (0)
+
+/* An H100: 132 SMs, 228 KB of shared memory each. */
+static const fai_device_info h100 = {132, 233472, 9, 232448};
+
+/* A hybrid batch in 1000 query rows: prefill 100, decode, empty, prefill 499, decode,
+ * decode, prefill 398 (32/8 heads of 128, 2000 key rows). */
+static const int32_t hybrid_cu[8] = {0, 100, 101, 101, 600, 601, 602, 1000};
+
+static fai_prefill_params params(int32_t batch, const int32_t *cu_host)
+{
+    fai_prefill_params p = fai_prefill_params_default();
+    p.attn.num_q_heads = 32;
+    p.attn.num_kv_heads = 8;
+    p.batch = batch;
+    p.causal = 1;
+    p.total_q = 1000;
+    p.total_k = 2000;
+    p.max_seq_q = 499;
+    p.cu_seqlens_q_host = cu_host;
+    return p;
+}
+
+static void set_dtype(fai_prefill_params *p, fai_dtype t)
+{
+    p->q.dtype = p->k.dtype = p->v.dtype = p->o.dtype = t;
+}
+
+static fai_prefill_plan plan_of(int line, const fai_prefill_params *p)
+{
+    fai_prefill_plan plan;
+    memset(&plan, 0x5a, sizeof plan);
+    const fai_status s = fai_prefill_make_plan("test", p, h100, &plan);
+    CHECK(s == FAI_SUCCESS, "line %d: make_plan gave %s", line, fai_status_string(s));
+    return plan;
+}
+#define PLAN(p) plan_of(__LINE__, &(p))
+
+/* The variants (and BF16) one at a time: each sends the decode rows to the prefill kernel. */
+enum { V_NONE, V_BF16, V_WINDOW, V_WINDOW_UNBOUNDED, V_SOFTCAP, V_SINKS, V_ALL, V_COUNT };
+static const char *const variant_names[V_COUNT] = {"none", "bf16", "window", "window -1/-1", "softcap",
+                                                   "sinks", "all"};
+
+static void set_variant(fai_prefill_params *p, int v)
+{
+    static const float sinks[32];
+    if (v == V_BF16 || v == V_ALL)
+        set_dtype(p, FAI_DTYPE_BF16);
+    if (v == V_WINDOW || v == V_ALL) {
+        p->attn.window = 1;
+        p->attn.window_left = 127;
+        p->attn.window_right = 0;
+    }
+    if (v == V_WINDOW_UNBOUNDED) { /* a no-op window still counts as one: not for decode yet */
+        p->attn.window = 1;
+        p->attn.window_left = -1;
+        p->attn.window_right = -1;
+    }
+    if (v == V_SOFTCAP || v == V_ALL)
+        p->attn.softcap = 50.0f;
+    if (v == V_SINKS || v == V_ALL)
+        p->attn.sinks = sinks;
+}
+
+static void test_decode_kernels_serve(void)
+{
+    for (int v = 0; v < V_COUNT; v++) {
+        fai_prefill_params p = params(7, hybrid_cu);
+        set_variant(&p, v);
+        CHECK(fai_prefill_decode_kernels_serve(&p) == (v == V_NONE), "variant %s", variant_names[v]);
+    }
+}
+
+/* With the host lengths: FP16 without variants splits the batch between the kernels; with
+ * BF16 or a variant, the prefill kernel takes every sequence that has rows. */
+static void test_hybrid_host_plan(void)
+{
+    fai_prefill_params p = params(7, hybrid_cu);
+    fai_prefill_plan plan = PLAN(p);
+    CHECK(plan.run_prefill && plan.run_decode, "FP16 hybrid: prefill %d, decode %d", plan.run_prefill,
+          plan.run_decode);
+    CHECK(plan.prefill_first == 0 && plan.prefill_count == 7, "prefill range %d + %d", plan.prefill_first,
+          plan.prefill_count);
+    CHECK(plan.decode_first == 1 && plan.decode_count == 5, "decode range %d + %d", plan.decode_first,
+          plan.decode_count);
+    CHECK(plan.mt == FAI_PREFILL_MT(128) && plan.m_tiles * FAI_PREFILL_BM_OF(plan.mt) >= 499, "mt %d, m_tiles %d",
+          plan.mt, plan.m_tiles);
+    for (int v = 1; v < V_COUNT; v++) {
+        p = params(7, hybrid_cu);
+        set_variant(&p, v);
+        plan = PLAN(p);
+        CHECK(plan.run_prefill && !plan.run_decode, "%s: prefill %d, decode %d", variant_names[v], plan.run_prefill,
+              plan.run_decode);
+        CHECK(plan.prefill_first == 0 && plan.prefill_count == 7, "%s: prefill range %d + %d", variant_names[v],
+              plan.prefill_first, plan.prefill_count);
+        CHECK(plan.workspace_bytes == 0, "%s: workspace %zu", variant_names[v], plan.workspace_bytes);
+        CHECK(plan.m_tiles * FAI_PREFILL_BM_OF(plan.mt) >= 499, "%s: m_tiles %d", variant_names[v], plan.m_tiles);
+    }
+}
+
+/* Decode rows only (and empty sequences): FP16 runs the decode kernels alone; with a variant
+ * the prefill kernel alone, one query tile per (sequence, head), over the range that has rows. */
+static void test_decode_rows_only(void)
+{
+    static const int32_t cu[6] = {10, 10, 11, 12, 12, 13}; /* empty, 1, 1, empty, 1 */
+    fai_prefill_params p = params(5, cu);
+    p.total_q = 13;
+    p.max_seq_k = 100000; /* long keys: the decode rows' plan splits them */
+    fai_prefill_plan plan = PLAN(p);
+    CHECK(!plan.run_prefill && plan.run_decode, "FP16: prefill %d, decode %d", plan.run_prefill, plan.run_decode);
+    CHECK(plan.decode_first == 1 && plan.decode_count == 4, "decode range %d + %d", plan.decode_first,
+          plan.decode_count);
+    CHECK(plan.workspace_bytes == plan.decode.workspace_bytes, "workspace %zu", plan.workspace_bytes);
+    for (int v = 1; v < V_COUNT; v++) {
+        p = params(5, cu);
+        p.total_q = 13;
+        p.max_seq_k = 100000;
+        set_variant(&p, v);
+        plan = PLAN(p);
+        CHECK(plan.run_prefill && !plan.run_decode, "%s: prefill %d, decode %d", variant_names[v], plan.run_prefill,
+              plan.run_decode);
+        CHECK(plan.prefill_first == 1 && plan.prefill_count == 4, "%s: prefill range %d + %d", variant_names[v],
+              plan.prefill_first, plan.prefill_count);
+        CHECK(plan.m_tiles == 1 && plan.workspace_bytes == 0, "%s: m_tiles %d, workspace %zu", variant_names[v],
+              plan.m_tiles, plan.workspace_bytes);
+        /* 4 sequences x 32 heads cannot fill 132 SMs with 128-row blocks: the 64-row kernel */
+        CHECK(plan.mt == (FAI_PREFILL_SMALL_GRID ? 1 : FAI_PREFILL_MT(128)), "%s: mt %d", variant_names[v], plan.mt);
+    }
+}
+
+/* Without the host lengths both kernels run over the whole batch in FP16 (each skips the
+ * other's sequences); with a variant only the prefill kernel runs, and takes every row. */
+static void test_no_host_plan(void)
+{
+    fai_prefill_params p = params(7, NULL);
+    fai_prefill_plan plan = PLAN(p);
+    CHECK(plan.run_prefill && plan.run_decode, "FP16: prefill %d, decode %d", plan.run_prefill, plan.run_decode);
+    CHECK(plan.prefill_count == 7 && plan.decode_count == 7, "ranges %d, %d", plan.prefill_count, plan.decode_count);
+    for (int v = 1; v < V_COUNT; v++) {
+        p = params(7, NULL);
+        set_variant(&p, v);
+        plan = PLAN(p);
+        CHECK(plan.run_prefill && !plan.run_decode, "%s: prefill %d, decode %d", variant_names[v], plan.run_prefill,
+              plan.run_decode);
+        CHECK(plan.prefill_first == 0 && plan.prefill_count == 7 && plan.workspace_bytes == 0,
+              "%s: range %d + %d, workspace %zu", variant_names[v], plan.prefill_first, plan.prefill_count,
+              plan.workspace_bytes);
+        CHECK(plan.m_tiles * FAI_PREFILL_BM_OF(plan.mt) >= 499, "%s: m_tiles %d", variant_names[v], plan.m_tiles);
+    }
+}
+
+/* An empty batch or no query rows: nothing runs, whatever the variants. */
+static void test_nothing_to_run(void)
+{
+    static const int32_t empty_cu[3] = {0, 0, 0};
+    for (int v = 0; v < V_COUNT; v++) {
+        fai_prefill_params p = params(2, empty_cu);
+        set_variant(&p, v);
+        fai_prefill_plan plan = PLAN(p);
+        CHECK(!plan.run_prefill && !plan.run_decode && plan.workspace_bytes == 0, "%s: empty sequences run",
+              variant_names[v]);
+        p.total_q = 0;
+        p.cu_seqlens_q_host = NULL;
+        plan = PLAN(p);
+        CHECK(!plan.run_prefill && !plan.run_decode, "%s: total_q 0 runs", variant_names[v]);
+    }
+}
+
+int main(void)
+{
+    test_decode_kernels_serve();
+    test_hybrid_host_plan();
+    test_decode_rows_only();
+    test_no_host_plan();
+    test_nothing_to_run();
+    if (failures) {
+        printf("test_prefill_plan: %d checks failed\n", failures);
+        return 1;
+    }
+    printf("test_prefill_plan: all checks passed\n");
+    return 0;
+}
