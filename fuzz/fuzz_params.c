@@ -136,6 +136,15 @@ static fai_dtype pick_cache_dtype(reader *r)
     return k < 4 ? FAI_DTYPE_FP16 : k < 7 ? (fai_dtype)(int)(2 + k - 4) : (fai_dtype)(int)take(r, 1);
 }
 
+/* A page table (sizes mostly powers of two, sometimes anything). */
+static void pick_pages(reader *r, fai_kv_cache *c)
+{
+    c->page_table = (const int32_t *)pick_ptr(r);
+    c->page_table_stride = (take(r, 1) % 2) ? (int64_t)take(r, 2) : pick_i64(r);
+    c->page_size = (take(r, 1) % 4) ? (int32_t)1 << (take(r, 1) % 10) : pick_i32(r);
+    c->num_pages = (take(r, 1) % 2) ? (int32_t)take(r, 2) : pick_i32(r);
+}
+
 /* The int8 scales (or stray ones on other dtypes). */
 static void pick_scales(reader *r, fai_kv_cache *c)
 {
@@ -249,6 +258,8 @@ static void fuzz_decode(reader *r)
     if (take(r, 1) % 2) { /* a quantized cache (appended picks: older corpus inputs keep their meaning) */
         p.cache.dtype = pick_cache_dtype(r);
         pick_scales(r, &p.cache);
+        if (take(r, 1) % 2)
+            pick_pages(r, &p.cache);
     }
     pick_variants(r, &p.attn);
     const fai_dtype io = pick_io_dtype(r);
@@ -425,6 +436,8 @@ static void fuzz_append(reader *r)
     p.cache.capacity = (take(r, 1) % 3) ? (int32_t)take(r, 2) : pick_i32(r);
     if (take(r, 1) % 2)
         pick_scales(r, &p.cache);
+    if (take(r, 1) % 2)
+        pick_pages(r, &p.cache);
     const int null_params = take(r, 1) % 32 == 0;
 
     fai_error_clear();
@@ -438,8 +451,10 @@ static void fuzz_append(reader *r)
     }
     /* Accepted: the views it will touch fit in int64 offsets (the checks promise it). */
     REQUIRE(p.num_tokens >= 0 && p.cache_batch >= 1 && p.cache.capacity >= 0);
-    if (p.num_tokens == 0 || p.cache.capacity == 0)
+    if (p.num_tokens == 0 || (p.cache.capacity == 0 && !p.cache.page_table))
         REQUIRE(fai_kv_append(&p, 0) == FAI_SUCCESS);
+    if (p.cache.page_table && p.num_tokens > 0) /* a valid pool */
+        REQUIRE(p.cache.page_size >= 1 && p.cache.page_size <= 256 && p.cache.num_pages >= 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

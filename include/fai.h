@@ -151,6 +151,18 @@ typedef struct fai_kv_cache {
     int64_t scale_seq_stride;
     int64_t scale_token_stride;
     int64_t scale_head_stride;
+    /* Paged caches (vLLM's block tables; docs/api.md "Paged caches"). With a page table, k
+     * and v (and the int8 scales) are a pool of num_pages pages of page_size tokens: token t
+     * of page p, KV head h is at k + p * seq_stride + t * token_stride + h * head_stride
+     * (seq_stride is the page stride), and token j of sequence b lives in page
+     * page_table[b * page_table_stride + j / page_size], slot j % page_size. capacity is the
+     * tokens a sequence can hold (at most page_table_stride * page_size). NULL: the
+     * contiguous slots above. */
+    const int32_t *page_table;  /* device, 4-byte aligned, or NULL */
+    int64_t page_table_stride;  /* entries per sequence's row, >= ceil(capacity / page_size) */
+    int32_t page_size;          /* a power of two, 1 .. 256 */
+    int32_t num_pages;          /* pages in the pool, >= 1; a page number outside [0, num_pages)
+                                   is clamped into it on the device (a guard, not a feature) */
 } fai_kv_cache;
 
 /* What every attention call shares: the head layout, the scale, the score bias, and the
@@ -160,7 +172,8 @@ typedef struct fai_kv_cache {
  *   s = softmax_scale * q.k;  s = softcap * tanh(s / softcap) (softcap > 0);  s += ALiBi bias;
  * then keys outside the mask and the window are dropped, and the softmax runs over the rest
  * and the sink: O = sum_j e^(s_j - m) v_j / (e^(sink - m) + sum_j e^(s_j - m)).
- * The variants are fai_prefill's for now; fai_decode returns FAI_ERROR_NOT_SUPPORTED for them. */
+ * Every entry point honors them (fai_prefill, fai_decode, hybrid batches; FP16 and quantized
+ * caches, contiguous and paged). */
 typedef struct fai_attention {
     int32_t num_q_heads;       /* >= 1, a multiple of num_kv_heads */
     int32_t num_kv_heads;      /* >= 1 */
@@ -245,8 +258,8 @@ FAI_API fai_status fai_decode(const fai_decode_params *params, void *workspace,
  *
  * Prefill sequences (seq_q > 1) run on the tensor cores (FlashAttention-2 tiling). A
  * sequence with seq_q = 1 is a decode step: in a hybrid batch it runs on the decoding
- * kernels instead of as a one-row tile (for now only in FP16 without the variants: a BF16
- * call or one with a window, soft-cap or sinks runs every row on the tensor-core kernel).
+ * kernels instead of as a one-row tile (in FP16; a BF16 call runs every row on the
+ * tensor-core kernel, as the decode kernels do not have BF16 yet).
  * Where those go is planned on the host: pass a host copy of cu_seqlens_q
  * (cu_seqlens_q_host) and only the kernels needed are launched; without it both are
  * launched and each takes its own sequences (correct either way).
@@ -297,12 +310,13 @@ FAI_API fai_status fai_prefill(const fai_prefill_params *params, void *workspace
  *
  * Row i of k_new and v_new ([num_tokens, num_kv_heads, head_dim], FP16) goes to cache slot
  * slots[i]: sequence b = slots[i] / cache.capacity, position t = slots[i] % cache.capacity
- * (vLLM's slot mapping), for every KV head. One call serves a whole prompt (consecutive
+ * (vLLM's slot mapping), for every KV head; in a paged cache page slots[i] / page_size,
+ * position slots[i] % page_size (cache_batch is then not used). One call serves a whole prompt (consecutive
  * slots) and a decode step (one token per sequence) alike. Rows are written in the cache's
  * dtype: FP16 copied, FP8 rounded to nearest even with saturation, int8 quantized per
  * (token, KV head) with scale = max|x| / 127, written to cache.k_scale / v_scale. A negative
  * slot skips its row (padding); a slot >= cache_batch * cache.capacity is skipped as well (a
- * device-side guard: the host never sees the slots). The sequence lengths are the caller's to
+ * device-side guard: the host never sees the slots; paged: >= num_pages * page_size). The sequence lengths are the caller's to
  * update (cache.seq_lens and cache.max_seq_len are not used). Slots of one call must be
  * distinct. Needs no workspace.
  * ------------------------------------------------------------------------------------- */

@@ -186,7 +186,7 @@ static fai_status check_tensor_layout(const char *fn, const char *name, const fa
 }
 
 /* The int8 cache's scales (or their absence for the other dtypes). */
-static fai_status check_scales(const char *fn, const fai_kv_cache *c, int32_t batch, int32_t heads)
+static fai_status check_scales(const char *fn, const fai_kv_cache *c, int32_t batch, int32_t capacity, int32_t heads)
 {
     if (c->dtype != FAI_DTYPE_INT8) {
         if (c->k_scale || c->v_scale)
@@ -195,7 +195,7 @@ static fai_status check_scales(const char *fn, const fai_kv_cache *c, int32_t ba
                              fn, fai_dtype_name(c->dtype));
         return FAI_SUCCESS;
     }
-    if (batch == 0 || c->capacity == 0)
+    if (batch == 0 || capacity == 0)
         return FAI_SUCCESS;
     const float *ptrs[2] = {c->k_scale, c->v_scale};
     const char *names[2] = {"cache.k_scale", "cache.v_scale"};
@@ -214,7 +214,7 @@ static fai_status check_scales(const char *fn, const fai_kv_cache *c, int32_t ba
                          (long long)c->scale_head_stride);
     int64_t last;
     if (!mul_add_fits(batch - 1, c->scale_seq_stride, 1, &last) ||
-        !mul_add_fits(c->capacity - 1, c->scale_token_stride, last, &last) ||
+        !mul_add_fits(capacity - 1, c->scale_token_stride, last, &last) ||
         !mul_add_fits(heads - 1, c->scale_head_stride, last, &last))
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache scales span more than 2^63 elements", fn);
     return FAI_SUCCESS;
@@ -230,7 +230,7 @@ fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t bat
                          fn, (int)c->dtype);
     const int eb = fai_dtype_bytes(c->dtype);
     if (c->dtype != FAI_DTYPE_INT8)
-        FAI_TRY(check_scales(fn, c, 0, heads));
+        FAI_TRY(check_scales(fn, c, 0, 0, heads));
     if (c->capacity < 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.capacity (%d) is negative", fn,
                          (int)c->capacity);
@@ -245,19 +245,44 @@ fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t bat
     if (misaligned(c->seq_lens, sizeof(int32_t)))
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: cache.seq_lens (%p) is not 4-byte aligned",
                          fn, (const void *)c->seq_lens);
-    if (c->capacity == 0)
+    if (c->capacity == 0 && !c->page_table)
         return FAI_SUCCESS; /* every sequence is empty: k and v are never read */
     FAI_TRY(check_pointer(fn, "cache.k", c->k));
     FAI_TRY(check_pointer(fn, "cache.v", c->v));
     FAI_TRY(check_stride_of(fn, "cache", "seq_stride", c->seq_stride, eb));
     FAI_TRY(check_stride_of(fn, "cache", "token_stride", c->token_stride, eb));
     FAI_TRY(check_stride_of(fn, "cache", "head_stride", c->head_stride, eb));
+    /* What the strides span: batch slots of capacity tokens, or num_pages pages of page_size. */
+    int32_t slots = batch, rows = c->capacity;
+    if (c->page_table) {
+        if (c->page_size < 1 || c->page_size > 256 || (c->page_size & (c->page_size - 1)))
+            return fai_error(FAI_ERROR_BAD_PARAM, "%s: cache.page_size (%d) must be a power of two in [1, 256]", fn,
+                             (int)c->page_size);
+        if (c->num_pages < 1)
+            return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.num_pages (%d) must be >= 1 with a page table",
+                             fn, (int)c->num_pages);
+        if (misaligned(c->page_table, sizeof(int32_t)))
+            return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: cache.page_table (%p) is not 4-byte aligned", fn,
+                             (const void *)c->page_table);
+        const int64_t pages_per_seq = ((int64_t)c->capacity + c->page_size - 1) / c->page_size;
+        if (c->page_table_stride < pages_per_seq)
+            return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
+                             "%s: cache.page_table_stride (%lld) is less than the %lld pages cache.capacity (%d) "
+                             "needs at cache.page_size %d",
+                             fn, (long long)c->page_table_stride, (long long)pages_per_seq, (int)c->capacity,
+                             (int)c->page_size);
+        int64_t table_last;
+        if (!mul_add_fits(batch - 1, c->page_table_stride, pages_per_seq, &table_last))
+            return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.page_table spans more than 2^63 entries", fn);
+        slots = c->num_pages;
+        rows = c->page_size;
+    }
     int64_t last;
-    if (!mul_add_fits(batch - 1, c->seq_stride, head_dim, &last) ||
-        !mul_add_fits(c->capacity - 1, c->token_stride, last, &last) ||
+    if (!mul_add_fits(slots - 1, c->seq_stride, head_dim, &last) ||
+        !mul_add_fits(rows - 1, c->token_stride, last, &last) ||
         !mul_add_fits(heads - 1, c->head_stride, last, &last))
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache spans more than 2^63 elements", fn);
-    return check_scales(fn, c, batch, heads);
+    return check_scales(fn, c, slots, rows, heads);
 }
 
 fai_status fai_current_device(const char *fn, fai_device_info *info)

@@ -32,9 +32,6 @@ fai_status fai_decode_validate(const char *fn, const fai_decode_params *p)
         return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: params is NULL", fn);
     const fai_attention *a = &p->attn;
     FAI_TRY(fai_check_attention(fn, a));
-    if (a->window || a->softcap != 0.0f || a->sinks) /* (BF16 q/o: rejected by fai_check_tensor) */
-        return fai_error(FAI_ERROR_NOT_SUPPORTED, "%s: attn.%s is not supported by the decode kernels yet", fn,
-                         a->window ? "window" : a->softcap != 0.0f ? "softcap" : "sinks");
     if (p->batch < 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: batch (%d) is negative", fn, (int)p->batch);
     FAI_TRY(fai_check_tensor(fn, "q", &p->q, p->batch, a->num_q_heads, a->head_dim, 0));
@@ -49,7 +46,9 @@ fai_status fai_decode_validate(const char *fn, const fai_decode_params *p)
 fai_status fai_decode_plan_params(const char *fn, const fai_decode_params *p, fai_device_info dev,
                                   fai_decode_plan *plan)
 {
-    const int32_t max_len = p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity;
+    int32_t max_len = p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity;
+    if (p->attn.window && p->attn.window_left >= 0 && p->attn.window_left < max_len)
+        max_len = p->attn.window_left + 1; /* the keys a row can see: plan the split for those */
     return fai_decode_make_plan_kv(fn, p->cache.dtype, p->batch, p->attn.num_q_heads, p->attn.num_kv_heads,
                                    p->attn.head_dim, max_len, dev, FAI_DECODE_AUTO, 0, 0, 0, plan);
 }
@@ -120,6 +119,14 @@ fai_decode_args fai_decode_args_common(const fai_attention *a, const fai_decode_
     args.num_splits = plan->num_splits;
     args.alibi = a->alibi != 0;
     args.scale_log2 = a->softmax_scale * 1.4426950408889634f;
+    /* The variants. A decode row's diagonal is its last key, so only the window's left side
+     * matters (keys past the diagonal do not exist). */
+    args.window_left = a->window && a->window_left >= 0 ? a->window_left : -1;
+    if (a->softcap > 0.0f) {
+        args.softcap2 = a->softcap * 1.4426950408889634f;
+        args.inv_softcap2 = 1.0f / args.softcap2;
+    }
+    args.sinks = a->sinks;
     return args;
 }
 
@@ -146,6 +153,13 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
     args.scale_seq_stride = p->cache.scale_seq_stride;
     args.scale_token_stride = p->cache.scale_token_stride;
     args.scale_head_stride = p->cache.scale_head_stride;
+    if (p->cache.page_table) {
+        args.page_table = p->cache.page_table;
+        args.page_table_stride = p->cache.page_table_stride;
+        args.num_pages = p->cache.num_pages;
+        while ((1 << args.page_shift) < p->cache.page_size)
+            args.page_shift++;
+    }
     return fai_decode_launch(&args, plan, stream);
 }
 

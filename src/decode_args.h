@@ -36,7 +36,14 @@ typedef struct fai_decode_args {
     int32_t batch, num_q_heads, num_kv_heads, group, head_blocks, num_splits;
     int32_t alibi;
     float scale_log2; /* softmax_scale * log2(e): scores live in the exp2 domain */
+    int32_t window_left; /* sliding window: keys len - 1 - window_left .. len - 1 (-1: all) */
+    float softcap2;      /* logit soft-cap in the exp2 domain (softcap * log2 e), 0: off */
+    float inv_softcap2;
+    const float *sinks;  /* [num_q_heads] natural-log sink logits, or NULL */
     int32_t kv_dtype;  /* fai_dtype of k and v (cache mode; varlen mode is FP16) */
+    const int32_t *page_table; /* paged cache (cache mode), or NULL */
+    int64_t page_table_stride;
+    int32_t page_shift, num_pages; /* log2(page_size); pages in the pool */
     const float *k_scale, *v_scale;  /* int8 cache: per (sequence, token, KV head) */
     int64_t scale_seq_stride, scale_token_stride, scale_head_stride;
 } fai_decode_args;

@@ -36,7 +36,7 @@ fai_status fai_kv_append_validate(const char *fn, const fai_kv_append_params *p)
     c.seq_lens = (const int32_t *)&p->cache_batch;
     c.max_seq_len = 0;
     FAI_TRY(fai_check_kv_cache(fn, &c, p->cache_batch, p->num_kv_heads, p->head_dim));
-    if (p->num_tokens > 0 && p->cache.capacity > 0 && !p->slots)
+    if (p->num_tokens > 0 && (p->cache.capacity > 0 || p->cache.page_table) && !p->slots)
         return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: slots is NULL", fn);
     if (p->slots && ((uintptr_t)p->slots % sizeof(int64_t)) != 0)
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: slots (%p) is not 8-byte aligned", fn,
@@ -50,7 +50,7 @@ fai_status fai_kv_append(const fai_kv_append_params *params, cudaStream_t stream
     fai_error_clear();
     FAI_TRY(fai_kv_append_validate(fn, params));
     const fai_kv_append_params *p = params;
-    if (p->num_tokens == 0 || p->cache.capacity == 0)
+    if (p->num_tokens == 0 || (p->cache.capacity == 0 && !p->cache.page_table))
         return FAI_SUCCESS; /* nothing to write (a zero-capacity cache has no slot) */
     fai_device_info dev;
     FAI_TRY(fai_current_device(fn, &dev));
@@ -74,6 +74,10 @@ fai_status fai_kv_append(const fai_kv_append_params *params, cudaStream_t stream
     a.scale_head_stride = p->cache.scale_head_stride;
     a.num_slots = (int64_t)p->cache_batch * p->cache.capacity;
     a.capacity = p->cache.capacity;
+    if (p->cache.page_table) { /* slots address the page pool directly: page * page_size + row */
+        a.num_slots = (int64_t)p->cache.num_pages * p->cache.page_size;
+        a.capacity = p->cache.page_size;
+    }
     a.num_tokens = p->num_tokens;
     a.num_kv_heads = p->num_kv_heads;
     a.head_dim = p->head_dim;

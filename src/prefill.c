@@ -5,9 +5,9 @@
  * varlen mode) for sequences with seq_q == 1, so that decode rows of a hybrid batch move at
  * memory speed instead of filling 1/128 of a tensor-core tile. With a host copy of
  * cu_seqlens_q the plan launches only the kernels that have work; without one both run
- * and each skips the other's sequences. A call with BF16 tensors or a variant (window,
- * soft-cap, sinks) runs every row on the prefill kernel, which alone has them for now
- * (prefill_plan.c). */
+ * and each skips the other's sequences. A call with BF16 tensors runs every row on the
+ * prefill kernel, which alone has BF16 for now (prefill_plan.c); the variants (window,
+ * soft-cap, sinks) run on both kinds. Plain FP16 prefill goes to prefill_plain.cu's kernel. */
 #include "check.h"
 #include "decode_args.h"
 #include "error.h"

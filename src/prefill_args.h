@@ -135,6 +135,9 @@ typedef struct fai_prefill_args {
 
 /* Launches the prefill kernel over batch * num_q_heads * m_tiles blocks. */
 fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream);
+/* The plain FP16 kernel (prefill_plain.cu), which fai_prefill_launch picks for FP16 calls
+ * without window, soft-cap or sinks. */
+fai_status fai_prefill_launch_plain(const fai_prefill_args *args, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -21,7 +21,9 @@ int main(void)
     FIELD(fai_kv_cache, seq_stride, 0), FIELD(fai_kv_cache, token_stride, 0), FIELD(fai_kv_cache, head_stride, 0);
     FIELD(fai_kv_cache, capacity, 0), FIELD(fai_kv_cache, seq_lens, 0), FIELD(fai_kv_cache, max_seq_len, 0);
     FIELD(fai_kv_cache, k_scale, 0), FIELD(fai_kv_cache, v_scale, 0), FIELD(fai_kv_cache, scale_seq_stride, 0);
-    FIELD(fai_kv_cache, scale_token_stride, 0), FIELD(fai_kv_cache, scale_head_stride, 1);
+    FIELD(fai_kv_cache, scale_token_stride, 0), FIELD(fai_kv_cache, scale_head_stride, 0);
+    FIELD(fai_kv_cache, page_table, 0), FIELD(fai_kv_cache, page_table_stride, 0);
+    FIELD(fai_kv_cache, page_size, 0), FIELD(fai_kv_cache, num_pages, 1);
     END(0);
     BEGIN(fai_kv_append_params);
     FIELD(fai_kv_append_params, num_kv_heads, 0), FIELD(fai_kv_append_params, head_dim, 0);

@@ -154,6 +154,27 @@ static void test_decode_rejects(void)
     p = valid_params(); p.cache.dtype = FAI_DTYPE_FP8_E5M2; p.cache.token_stride = 8 * 128 + 8;
     REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "must be >= 0 and a multiple of 16 elements");
 
+    /* Paged caches: page size, pool, table alignment and width. */
+    static const int32_t table[4 * 65];
+    p = valid_params(); p.cache.page_table = table; p.cache.page_table_stride = 64; p.cache.num_pages = 256;
+    p.cache.seq_stride = 16 * 8 * 128;
+    p.cache.page_size = 12;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "cache.page_size (12) must be a power of two in [1, 256]");
+    p.cache.page_size = 512;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "cache.page_size (512)");
+    p.cache.page_size = 16;
+    p.cache.num_pages = 0;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.num_pages (0) must be >= 1");
+    p.cache.num_pages = 256;
+    p.cache.page_table_stride = 63; /* capacity 1024 needs 64 pages of 16 */
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.page_table_stride (63) is less than the 64 pages");
+    p.cache.page_table_stride = 64;
+    p.cache.page_table = (const int32_t *)((const char *)table + 2);
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cache.page_table");
+    p.cache.page_table = table;
+    p.cache.seq_stride = (int64_t)1 << 56;
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache spans more than 2^63 elements");
+
     /* Null pointers. */
     p = valid_params(); p.q.data = NULL;
     REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "q.data is NULL");
@@ -240,6 +261,23 @@ static void test_decode_accepts(void)
     p.cache.seq_stride = 1024 * (8 * 128 + 16);
     s = fai_decode_workspace_size(&p, &bytes);
     CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "fp8 cache rejected: %s", fai_last_error());
+    /* A paged int8 cache: 300 pages of 16 tokens (the pool spans pages, not sequences), a
+     * table row of 64 pages plus padding. */
+    static const int32_t table2[4 * 70];
+    p = valid_params();
+    p.cache.dtype = FAI_DTYPE_INT8;
+    p.cache.page_table = table2;
+    p.cache.page_table_stride = 70;
+    p.cache.page_size = 16;
+    p.cache.num_pages = 300;
+    p.cache.seq_stride = 16 * 8 * 128;
+    p.cache.k_scale = (float *)FAKE(7);
+    p.cache.v_scale = (float *)FAKE(8);
+    p.cache.scale_seq_stride = 16 * 8;
+    p.cache.scale_token_stride = 8;
+    p.cache.scale_head_stride = 1;
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "paged cache rejected: %s", fai_last_error());
 }
 
 /* A valid append: 10 new tokens of 8 heads of 128 into an int8 cache of 4 x 1024 slots. */
@@ -642,8 +680,8 @@ static void test_variant_checks(void)
     PREFILL_ACCEPT(p);
 }
 
-/* fai_decode checks the variants' fields as fai_prefill does, then refuses them and BF16: the
- * decode kernels do not have them yet. (Remove with the decode side of the variants.) */
+/* fai_decode checks the variants' fields as fai_prefill does and runs them (window, soft-cap,
+ * sinks); BF16 it refuses (the decode kernels do not have it yet). */
 static void test_decode_variant_refusals(void)
 {
     fai_decode_params p;
@@ -653,12 +691,13 @@ static void test_decode_variant_refusals(void)
     REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (-2)");
     p = valid_params(); p.attn.sinks = (const float *)((char *)FAKE(9) + 1);
     REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.sinks");
+    size_t bytes = 0;
     p = valid_params(); p.attn.window = 1; p.attn.window_left = 128;
-    REJECT(p, FAI_ERROR_NOT_SUPPORTED, "attn.window is not supported by the decode kernels yet");
-    p = valid_params(); p.attn.softcap = 30.0f;
-    REJECT(p, FAI_ERROR_NOT_SUPPORTED, "attn.softcap is not supported by the decode kernels yet");
-    p = valid_params(); p.attn.sinks = (const float *)FAKE(9);
-    REJECT(p, FAI_ERROR_NOT_SUPPORTED, "attn.sinks is not supported by the decode kernels yet");
+    p.attn.softcap = 30.0f;
+    p.attn.sinks = (const float *)FAKE(9);
+    const fai_status s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED,
+          "decode variants rejected: %s", fai_last_error());
     p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_BF16;
     REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "q.dtype (1) is not supported");
 }

@@ -80,7 +80,7 @@ static fai_status run_decode(void *ctx, cudaStream_t s)
 
 static fai_status run_append(void *ctx, cudaStream_t s) { return fai_kv_append((fai_kv_append_params *)ctx, s); }
 
-/* A [batch, capacity, hk, d] cache of `dtype` (scales [batch, capacity, hk]) filled through
+/* A [batch, capacity, hk, d] cache of `dtype` (scales [batch, hk, capacity]) filled through
  * fai_kv_append from random FP16 rows, `chunk` tokens at a time. */
 static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity, int hk, int d, uint64_t seed)
 {
@@ -95,11 +95,14 @@ static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity
     c->head_stride = d;
     c->seq_stride = (int64_t)capacity * hk * d;
     if (dtype == FAI_DTYPE_INT8) {
+        /* Scales [batch, hk, capacity]: a decode block (one sequence and KV head) reads its
+         * scales contiguously ([batch, capacity, hk] puts them hk floats apart, a 32-byte
+         * sector for every 4 bytes used). */
         QCK(cudaMalloc((void **)&c->k_scale, sizeof(float) * (size_t)batch * capacity * hk));
         QCK(cudaMalloc((void **)&c->v_scale, sizeof(float) * (size_t)batch * capacity * hk));
         c->scale_seq_stride = (int64_t)capacity * hk;
-        c->scale_token_stride = hk;
-        c->scale_head_stride = 1;
+        c->scale_token_stride = 1;
+        c->scale_head_stride = capacity;
     }
     const int64_t total = (int64_t)batch * capacity;
     const int chunk = (int)(total < 65536 ? total : 65536);

@@ -65,9 +65,9 @@ def _rank(v, n, what):
         raise ValueError(f"fai: {v.name} must be {what} (rank {n}); got shape {v.shape}")
 
 
-def _fp16_rows(v):
-    if v.dtype != "float16":
-        raise TypeError(f"fai: {v.name} must be float16; got {v.dtype}")
+def _fp16_rows(v, bf16=False):
+    if v.dtype != "float16" and not (bf16 and v.dtype == "bfloat16"):
+        raise TypeError(f"fai: {v.name} must be float16{' or bfloat16' if bf16 else ''}; got {v.dtype}")
     if v.shape[-1] > 1 and v.strides[-1] != 1:
         raise ValueError(f"fai: {v.name}'s last (head_dim) dimension must be contiguous; strides {v.strides}")
     if v.ptr % 16:
@@ -163,7 +163,8 @@ def _same(name, got, want):
 
 
 def _fai_tensor(v):
-    return _lib.Tensor(v.ptr, _lib.FAI_DTYPE_FP16, v.strides[0], v.strides[1])
+    dtype = _lib.FAI_DTYPE_BF16 if v.dtype == "bfloat16" else _lib.FAI_DTYPE_FP16
+    return _lib.Tensor(v.ptr, dtype, v.strides[0], v.strides[1])
 
 
 # ---- torch conveniences (only when the caller's arrays are torch tensors) ------------------
@@ -212,7 +213,8 @@ def _alloc_like(obj, shape, dtype_name, name):
     torch = _torch_of(obj)
     if torch is None:
         raise TypeError(f"fai: pass {name}= (fai allocates it only for torch tensors)")
-    dt = {"float16": torch.float16, "float32": torch.float32, "uint8": torch.uint8}[dtype_name]
+    dt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+          "uint8": torch.uint8}[dtype_name]
     return torch.empty(shape, dtype=dt, device=obj.device)
 
 
@@ -221,10 +223,11 @@ def _outputs(q, qv, out, lse):
     (out=None, lse=True) and the inputs are torch tensors, and checked."""
     rows, hq = qv.shape[0], qv.shape[1]
     if out is None:
-        out = _alloc_like(q, qv.shape, "float16", "out")
+        out = _alloc_like(q, qv.shape, qv.dtype, "out")
     ov = view("out", out)
     _same("out's shape", ov.shape, qv.shape)
-    _fp16_rows(ov)
+    _fp16_rows(ov, bf16=True)
+    _same("out's element type", ov.dtype, qv.dtype)
     if lse is False:
         lse = None
     if lse is True:
@@ -266,7 +269,9 @@ def _slopes(alibi_slopes, hq):
     return s
 
 
-def _attention(hq, hk, d, softmax_scale, alibi, slopes):
+def _attention(hq, hk, d, softmax_scale, alibi, slopes, window=None, softcap=0.0, sinks=None):
+    """fai_attention, variants included: window = (left, right) keys around each row's
+    diagonal (-1: unbounded on that side), softcap (0: off), sinks (float32 [num_q_heads])."""
     if d <= 0:
         raise ValueError(f"fai: head_dim ({d}) must be positive")
     a = library().fai_attention_default()
@@ -275,11 +280,25 @@ def _attention(hq, hk, d, softmax_scale, alibi, slopes):
     a.alibi = 1 if (alibi or slopes is not None) else 0
     if slopes is not None:
         a.alibi_slopes = slopes.ptr
+    if window is not None:
+        try:
+            left, right = (int(x) for x in window)
+        except (TypeError, ValueError):
+            raise ValueError(f"fai: window must be a (left, right) pair of ints; got {window!r}") from None
+        if left < -1 or right < -1:
+            raise ValueError(f"fai: window ({left}, {right}): each side must be -1 (unbounded) or >= 0")
+        a.window, a.window_left, a.window_right = 1, left, right
+    a.softcap = float(softcap)
+    if sinks is not None:
+        sv = view("sinks", sinks)
+        _float32_vector(sv, hq)
+        a.sinks = sv.ptr
     return a
 
 
 def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, alibi_slopes=None, max_seq_len=0,
-           out=None, lse=None, workspace=None, stream=None, k_scale=None, v_scale=None, cache_dtype=None):
+           out=None, lse=None, workspace=None, stream=None, k_scale=None, v_scale=None, cache_dtype=None,
+           window=None, softcap=0.0, sinks=None):
     """Decoding attention: one query token per sequence against that sequence's KV cache.
 
     q: float16 [batch, num_q_heads, head_dim]. k_cache, v_cache: float16
@@ -291,7 +310,9 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
     [batch, num_q_heads]) and workspace are allocated when omitted and the inputs are torch
     tensors. Runs on `stream` (default: torch's current stream, else the legacy stream).
     A quantized cache (module docstring) takes its scales as k_scale / v_scale (int8) and
-    its element type from the arrays (or cache_dtype for uint8 arrays).
+    its element type from the arrays (or cache_dtype for uint8 arrays). The variants:
+    window=(left, right) (a decode row's diagonal is its last key, so only left matters),
+    softcap (logit soft-cap, 0: off), sinks (float32 [num_q_heads] sink logits).
     Returns out (and lse, when given or requested with lse=True)."""
     qv = view("q", q)
     kv, vv, lv = view("k_cache", k_cache), view("v_cache", v_cache), view("seq_lens", seq_lens)
@@ -317,14 +338,14 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
         raise ValueError(f"fai: num_q_heads ({hq}) must be a multiple of num_kv_heads ({hk})")
     handle = _stream(stream, q)
     arrays = [("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens), ("out", out), ("lse", lse),
-              ("k_scale", k_scale), ("v_scale", v_scale)]
+              ("k_scale", k_scale), ("v_scale", v_scale), ("sinks", sinks)]
     with _on_device_and_stream(q, handle, arrays):
         out, ov, lse, lse_v = _outputs(q, qv, out, lse)
         slopes = _slopes(alibi_slopes, hq)
 
         lib = library()
         p = lib.fai_decode_params_default()
-        p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes)
+        p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes, window, softcap, sinks)
         p.batch = batch
         p.q, p.o = _fai_tensor(qv), _fai_tensor(ov)
         _fill_cache(p.cache, kv, vv, cdtype, ks, vs)
@@ -339,7 +360,7 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
 
 def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, causal=False, softmax_scale=None,
             alibi=False, alibi_slopes=None, cu_seqlens_q_host=None, out=None, lse=None, workspace=None,
-            stream=None):
+            stream=None, window=None, softcap=0.0, sinks=None):
     """Attention over a packed variable-length batch (prefill, chunked prefill, hybrid).
 
     q: float16 [total_q, num_q_heads, head_dim]; k, v: float16 [total_k, num_kv_heads,
@@ -349,12 +370,15 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
     corner. Sequences with one query row are decode steps and run on the decoding kernels;
     pass cu_seqlens_q_host (a list of ints equal to cu_seqlens_q) to launch only the kernels
     the batch needs. out, lse (float32 [total_q, num_q_heads]) and workspace as in decode().
-    Returns out (and lse when given or lse=True)."""
+    q, k, v (and out) may all be bfloat16 instead. The variants: window=(left, right) keys
+    around each row's bottom-right-aligned diagonal (-1: unbounded), softcap, sinks (float32
+    [num_q_heads]). Returns out (and lse when given or lse=True)."""
     qv, kv, vv = view("q", q), view("k", k), view("v", v)
     cq, ck = view("cu_seqlens_q", cu_seqlens_q), view("cu_seqlens_k", cu_seqlens_k)
     for x in (qv, kv, vv):
         _rank(x, 3, "[tokens, heads, head_dim]")
-        _fp16_rows(x)
+        _fp16_rows(x, bf16=True)
+    _same("k's and v's element type", (kv.dtype, vv.dtype), (qv.dtype, qv.dtype))
     total_q, hq, d = qv.shape
     total_k, hk, dk = kv.shape
     _same("k's head_dim", dk, d)
@@ -376,14 +400,14 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         host = (ctypes.c_int32 * (batch + 1))(*host_list)
     handle = _stream(stream, q)
     arrays = [("k", k), ("v", v), ("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k), ("out", out),
-              ("lse", lse)]
+              ("lse", lse), ("sinks", sinks)]
     with _on_device_and_stream(q, handle, arrays):
         out, ov, lse, lse_v = _outputs(q, qv, out, lse)
         slopes = _slopes(alibi_slopes, hq)
 
         lib = library()
         p = lib.fai_prefill_params_default()
-        p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes)
+        p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes, window, softcap, sinks)
         p.batch, p.causal = batch, 1 if causal else 0
         p.q, p.k, p.v, p.o = _fai_tensor(qv), _fai_tensor(kv), _fai_tensor(vv), _fai_tensor(ov)
         p.cu_seqlens_q, p.cu_seqlens_k = cq.ptr, ck.ptr

@@ -5,6 +5,7 @@ import os
 from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_void_p
 
 FAI_DTYPE_FP16 = 0
+FAI_DTYPE_BF16 = 1
 FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2 = 2, 3, 4
 
 
@@ -18,7 +19,9 @@ class KVCache(Structure):
     _fields_ = [("dtype", c_int), ("k", c_void_p), ("v", c_void_p), ("seq_stride", c_int64),
                 ("token_stride", c_int64), ("head_stride", c_int64), ("capacity", c_int32),
                 ("seq_lens", c_void_p), ("max_seq_len", c_int32), ("k_scale", c_void_p), ("v_scale", c_void_p),
-                ("scale_seq_stride", c_int64), ("scale_token_stride", c_int64), ("scale_head_stride", c_int64)]
+                ("scale_seq_stride", c_int64), ("scale_token_stride", c_int64), ("scale_head_stride", c_int64),
+                ("page_table", c_void_p), ("page_table_stride", c_int64), ("page_size", c_int32),
+                ("num_pages", c_int32)]
 
 
 class AppendParams(Structure):

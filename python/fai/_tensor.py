@@ -91,13 +91,18 @@ def view(name, obj):
         raise TypeError(f"fai: {name} is required")
     if isinstance(obj, View):
         return obj
-    fp8 = str(getattr(obj, "dtype", "")).replace("torch.", "")
-    if fp8 in _TORCH_FP8 and type(obj).__module__.startswith("torch"):
+    tname = str(getattr(obj, "dtype", "")).replace("torch.", "")
+    if tname in _TORCH_FP8 and type(obj).__module__.startswith("torch"):
         import torch
         v = view(name, obj.view(torch.uint8))
-        v.dtype = fp8
+        v.dtype = tname
         return v
-    cai = getattr(obj, "__cuda_array_interface__", None)
+    if tname == "bfloat16" and type(obj).__module__.startswith("torch"):
+        return _from_dlpack(name, obj)  # torch's interface calls bfloat16 "<V2" (untyped bytes)
+    try:
+        cai = getattr(obj, "__cuda_array_interface__", None)
+    except TypeError:  # torch raises it for dtypes the interface cannot express (bfloat16): use DLPack
+        cai = None
     if cai is not None:
         return _from_cai(name, cai)
     if hasattr(obj, "__dlpack__"):

@@ -104,8 +104,12 @@ class AgainstSDPA(unittest.TestCase):
             torch.cuda.synchronize()
             for x16, xc, xs in ((k16, kc, ks), (v16, vc, vs)):
                 if tdt == torch.int8:  # scale = max|x| / 127, codes = round-half-even(x * (1 / scale))
-                    scale = x16.float().abs().amax(-1) / 127
-                    codes = torch.round(x16.float() * (1 / scale)[..., None]).clamp(-127, 127).to(torch.int8)
+                    # (each FP32 operation done in float64 and rounded once: the correctly rounded
+                    # FP32 result; torch's own FP32 division may multiply by a reciprocal)
+                    scale = (x16.double().abs().amax(-1) / 127).float()
+                    inv = (1 / scale.double()).float()
+                    prod = (x16.double() * inv.double()[..., None]).float()
+                    codes = torch.round(prod).clamp(-127, 127).to(torch.int8)
                     self.assertTrue(torch.equal(xs, scale), "int8 scales")
                     self.assertTrue(torch.equal(xc, codes), "int8 codes")
                 else:
@@ -117,6 +121,45 @@ class AgainstSDPA(unittest.TestCase):
             for b, n in enumerate(lens):
                 ref = sdpa(q[b:b + 1].float(), kd[b, :n], vd[b, :n], False)
                 self.assertLess(rel_l2(out[b:b + 1], ref), 2e-3, f"{tdt} sequence {b}")
+
+    def test_variants_and_bf16(self):
+        """Sliding window, soft-cap and sinks against their definition written with torch ops,
+        on FP16 and BF16 prefill and on FP16 decode."""
+        torch.manual_seed(3)
+        hq, hk, d, sq, sk = 8, 2, 128, 70, 300
+        left, cap = 64, 20.0
+        sinks = torch.randn(hq, device="cuda")
+
+        def reference(q, k, v):  # q [sq, hq, d], k/v [sk, hk, d], float32; causal + window + cap + sinks
+            k = k.repeat_interleave(hq // hk, 1)
+            v = v.repeat_interleave(hq // hk, 1)
+            s = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(d)
+            s = cap * torch.tanh(s / cap)
+            i = torch.arange(q.shape[0], device="cuda")[:, None] + (k.shape[0] - q.shape[0])
+            j = torch.arange(k.shape[0], device="cuda")[None, :]
+            s = s.masked_fill(~((j <= i) & (j >= i - left)), float("-inf"))
+            s = torch.cat([s, sinks[:, None, None].expand(hq, q.shape[0], 1)], dim=2)
+            p = torch.softmax(s, dim=2)[:, :, :-1]
+            return torch.einsum("hqk,khd->qhd", p, v)
+
+        for dt in (torch.float16, torch.bfloat16):
+            q = torch.randn(sq, hq, d, device="cuda", dtype=dt)
+            k = torch.randn(sk, hk, d, device="cuda", dtype=dt)
+            v = torch.randn(sk, hk, d, device="cuda", dtype=dt)
+            cu_q = torch.tensor([0, sq], dtype=torch.int32, device="cuda")
+            cu_k = torch.tensor([0, sk], dtype=torch.int32, device="cuda")
+            out = fai.prefill(q, k, v, cu_q, cu_k, sq, causal=True, window=(left, -1), softcap=cap, sinks=sinks)
+            torch.cuda.synchronize()
+            self.assertEqual(out.dtype, dt)
+            ref = reference(q.float(), k.float(), v.float())
+            self.assertLess(rel_l2(out, ref), 2e-3 if dt == torch.float16 else 1.6e-2, f"prefill {dt}")
+        q = torch.randn(1, hq, d, device="cuda", dtype=torch.float16)
+        kc = torch.randn(1, sk, hk, d, device="cuda", dtype=torch.float16)
+        vc = torch.randn(1, sk, hk, d, device="cuda", dtype=torch.float16)
+        out = fai.decode(q, kc, vc, torch.tensor([sk], dtype=torch.int32, device="cuda"), window=(left, -1),
+                         softcap=cap, sinks=sinks)
+        torch.cuda.synchronize()
+        self.assertLess(rel_l2(out, reference(q.float(), kc[0].float(), vc[0].float())), 2e-3, "decode")
 
 
 if __name__ == "__main__":

@@ -200,6 +200,31 @@ class QuantizedCaches(unittest.TestCase):
                       d["out"])
 
 
+class Variants(unittest.TestCase):
+    def test_window_and_sinks_checked(self):
+        with self.assertRaises(ValueError) as cm:
+            fai.decode(**decode_args(), window=(-2, 0))
+        self.assertIn("window (-2, 0)", str(cm.exception))
+        with self.assertRaises(ValueError):
+            fai.prefill(**prefill_args(), window=5)
+        with self.assertRaises(ValueError) as cm:
+            fai.decode(**decode_args(), sinks=FakeArray((3,), "<f4"))
+        self.assertIn("sinks must be a contiguous (8,) vector", str(cm.exception))
+
+    def test_library_checks_the_cap(self):
+        # Reaches libfai's validation: the fields marshal where the C code reads them.
+        with self.assertRaises(fai.FaiError) as cm:
+            fai.decode(**decode_args(), softcap=-1.0)
+        self.assertIn("attn.softcap (-1)", cm.exception.message)
+
+    def test_bf16_prefill_types(self):
+        p = prefill_args()
+        p["q"] = FakeArray((40, 8, 64), "<f4")
+        with self.assertRaises(TypeError) as cm:
+            fai.prefill(**p)
+        self.assertIn("float16 or bfloat16", str(cm.exception))
+
+
 class DLPack(unittest.TestCase):
     """A DLPack capsule made by hand: the package reads shape, strides, dtype and device."""
 

@@ -24,18 +24,21 @@
 template <int KT, int U, int KPW>
 __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typename kv_vec<KT>::type vr[U],
                                           float ks[U], float vs[U], const char *kp, const char *vp,
-                                          int64_t k_stride, int64_t v_stride, const float *ksp, const float *vsp,
-                                          int64_t s_stride, int key0, int kend, bool has_dims)
+                                          const float *ksp, const float *vsp, const fai_decode_args &a,
+                                          const int32_t *pt, int key0, int kend, bool has_dims)
 {
+    constexpr int EB = KT == FAI_KV_FP16 ? 2 : 1;
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int key = key0 + u * KPW;
         if (has_dims && key < kend) {
-            kr[u] = kv_load<KT>(kp + key * k_stride);
-            vr[u] = kv_load<KT>(vp + key * v_stride);
+            const kv_pos p = kv_locate(a, pt, key); /* (the page: paged caches only) */
+            kr[u] = kv_load<KT>(kp + (p.page * a.kv_seq_stride + p.row * a.kv_token_stride) * EB);
+            vr[u] = kv_load<KT>(vp + (p.page * a.kv_seq_stride + p.row * a.v_token_stride) * EB);
             if (KT == FAI_KV_INT8) {
-                ks[u] = ptx_ld_stream_f32(ksp + key * s_stride);
-                vs[u] = ptx_ld_stream_f32(vsp + key * s_stride);
+                const int64_t so = p.page * a.scale_seq_stride + p.row * a.scale_token_stride;
+                ks[u] = ptx_ld_stream_f32(ksp + so);
+                vs[u] = ptx_ld_stream_f32(vsp + so);
             }
         } else {
             kr[u] = kv_zero<KT>();
@@ -46,9 +49,12 @@ __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typen
     }
 }
 
-/* KT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh). */
+/* KT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh). ptxas holds the head dim
+ * 256, 2-head FP8 instantiations at 128 registers (two blocks per SM) and spills a few bytes
+ * there; a minimum of one block lets them take what they need (0: no constraint). */
+#define DECODE_MIN_BLOCKS(D, HB, KT) ((D) == 256 && (HB) == 2 && (KT) != FAI_KV_FP16 ? 1 : 0)
 template <int D, int HB, int KT>
-__global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
+__global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D, HB, KT))
     decode_kernel(const __grid_constant__ fai_decode_args a)
 {
     typedef typename kv_vec<KT>::type vec_t;
@@ -96,9 +102,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
 
     const char *kp = (const char *)a.k + (blk.k_off + kvh * a.kv_head_stride + tx * 8) * EB;
     const char *vp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride + tx * 8) * EB;
-    const int64_t k_stride = a.kv_token_stride * EB, v_stride = a.v_token_stride * EB;
-    /* int8: the scales of this sequence and KV head (unused otherwise) */
-    const int64_t s_off = (int64_t)b * a.scale_seq_stride + (int64_t)kvh * a.scale_head_stride;
+    /* int8: the scales of this sequence and KV head (unused otherwise; paged: of the pool) */
+    const int64_t s_off = (blk.pt ? 0 : (int64_t)b * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
     const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off;
 
     float m[HB], l[HB], acc[HB][8];
@@ -114,13 +119,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
     vec_t kc[U], vc[U];
     float ksc[U], vsc[U];
     int key0 = kbeg + warp * KS;
-    load_step<KT, U, KPW>(kc, vc, ksc, vsc, kp, vp, k_stride, v_stride, ksp, vsp, a.scale_token_stride, key0 + sub,
-                          kend, has_dims);
+    load_step<KT, U, KPW>(kc, vc, ksc, vsc, kp, vp, ksp, vsp, a, blk.pt, key0 + sub, kend, has_dims);
     for (; key0 < kend; key0 += nwarps * KS) {
         vec_t kn[U], vn[U];
         float ksn[U], vsn[U];
-        load_step<KT, U, KPW>(kn, vn, ksn, vsn, kp, vp, k_stride, v_stride, ksp, vsp, a.scale_token_stride,
-                              key0 + nwarps * KS + sub, kend, has_dims);
+        load_step<KT, U, KPW>(kn, vn, ksn, vsn, kp, vp, ksp, vsp, a, blk.pt, key0 + nwarps * KS + sub, kend,
+                              has_dims);
 
         /* Scores of this lane's U keys: partial dot products, summed over the LPK lanes. */
         float s[HB][U];
@@ -158,7 +162,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32)
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 const int key = key0 + u * KPW + sub;
-                s[hh][u] = key < kend ? s[hh][u] - slope[hh] * (float)(len - 1 - key) : -INFINITY;
+                s[hh][u] = key < kend ? softcap_exp2(s[hh][u], a.softcap2, a.inv_softcap2) -
+                                            slope[hh] * (float)(len - 1 - key)
+                                      : -INFINITY;
                 mx = fmaxf(mx, s[hh][u]);
             }
             const float m_new = fmaxf(m[hh], mx);
@@ -268,7 +274,14 @@ __global__ void __launch_bounds__(MERGE_THREADS)
     float sum = 0.0f;
     for (int s = 0; s < splits; s++)
         sum += weight[s];
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    float sink_scale = 1.0f; /* the sink joins the denominator once, here */
+    if (a.sinks) {
+        const float sink2 = a.sinks[h] * FAI_LOG2E, mn = fmaxf(mx, sink2);
+        sink_scale = ptx_exp2(mx - safe_max(mn));
+        sum = sum * sink_scale + ptx_exp2(sink2 - mn);
+        mx = mn;
+    }
+    const float inv = sum > 0.0f ? sink_scale / sum : 0.0f;
 
     for (int c = lane; c < head_dim / 4; c += 32) {
         float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);

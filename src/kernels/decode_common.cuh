@@ -30,6 +30,21 @@ __device__ __forceinline__ uint32_t pack_half2(float a, float b)
     return *reinterpret_cast<const uint32_t *>(&h);
 }
 
+/* The logit soft-cap in the exp2 domain: s = cap2 * tanh(s / cap2) (cap2 = softcap * log2 e),
+ * applied to the scaled logit before the ALiBi bias; 0 turns it off. tanh(y) = sign(y) (1 - e) /
+ * (1 + e) with e = 2^(-2 |y| log2 e): a few instructions (tanhf's code made a kernel spill),
+ * and an absolute error of a few ulps of 1, so cap2 * tanh is off by ~cap2 * 2^-22 (the
+ * approximate tanh instruction's 2^-11, times a cap of 30 or 50, would move weights by
+ * percents). */
+__device__ __forceinline__ float softcap_exp2(float s, float cap2, float inv_cap2)
+{
+    if (!(cap2 > 0.0f))
+        return s;
+    const float y = s * inv_cap2;
+    const float e = ptx_exp2(-2.8853900817779268f * fabsf(y)); /* 2 log2(e) */
+    return copysignf(cap2 * __fdividef(1.0f - e, 1.0f + e), y);
+}
+
 /* The running max as the exp2 offset, with an all-masked max of -inf standing for 0, so that
  * empty rows give weights of 0 rather than NaN. */
 __device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.0f : m; }
@@ -64,9 +79,18 @@ __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a
             o[0] += x0.x * sc; o[1] += x0.y * sc; o[2] += x0.z * sc; o[3] += x0.w * sc;
             o[4] += x1.x * sc; o[5] += x1.y * sc; o[6] += x1.z * sc; o[7] += x1.w * sc;
         }
+        const int h = h_first + j;
+        if (a.sinks && a.num_splits == 1) { /* the sink joins the denominator (split: in the merge) */
+            const float sink2 = a.sinks[h] * FAI_LOG2E;
+            const float mn = fmaxf(mx, sink2), c = ptx_exp2(mx - safe_max(mn));
+            sum = sum * c + ptx_exp2(sink2 - mn);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                o[e] *= c;
+            mx = mn;
+        }
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
         const float lse2 = sum > 0.0f ? mx + __log2f(sum) : -INFINITY;
-        const int h = h_first + j;
         if (a.num_splits == 1) {
             __half *op = (__half *)a.o + qrow * a.o_token_stride + (int64_t)h * a.o_head_stride + c * 8;
             ptx_st_v4(op, make_uint4(pack_half2(o[0] * inv, o[1] * inv), pack_half2(o[2] * inv, o[3] * inv),
@@ -102,7 +126,28 @@ __device__ __forceinline__ int2 cu_range(const int32_t *cu, int b, int total)
 typedef struct decode_block {
     int b, kvh, hblk, split, len, kbeg, kend, skip;
     int64_t qrow, k_off, v_off;
+    const int32_t *pt; /* paged cache: this sequence's page-table row (k_off = v_off = 0) */
 } decode_block;
+
+/* Where key `key` of a sequence lives: page (0 for contiguous slots, whose sequence offset is
+ * in k_off/v_off) and row within it. Page numbers are clamped into the pool. */
+typedef struct kv_pos {
+    int64_t page;
+    int row;
+} kv_pos;
+
+__device__ __forceinline__ kv_pos kv_locate(const fai_decode_args &a, const int32_t *pt, int key)
+{
+    kv_pos p;
+    if (pt) {
+        p.page = min(max(__ldg(pt + (key >> a.page_shift)), 0), a.num_pages - 1);
+        p.row = key & ((1 << a.page_shift) - 1);
+    } else {
+        p.page = 0;
+        p.row = key;
+    }
+    return p;
+}
 
 __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a, int granule)
 {
@@ -126,12 +171,16 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
         n = max(0, min(a.seq_lens[w.b], a.capacity));
         w.skip = 0;
         w.qrow = w.b;
-        w.k_off = w.v_off = (int64_t)w.b * a.kv_seq_stride;
+        w.k_off = w.v_off = a.page_table ? 0 : (int64_t)w.b * a.kv_seq_stride;
     }
-    const int64_t chunk = ((int64_t)n + a.num_splits - 1) / a.num_splits;
+    w.pt = a.page_table && !a.cu_q ? a.page_table + (int64_t)w.b * a.page_table_stride : NULL;
+    /* A sliding window: only keys n - 1 - window_left .. n - 1 are visible; the splits share
+     * those out, so the keys outside are never read. */
+    const int first = a.window_left >= 0 ? max(0, n - 1 - a.window_left) : 0;
+    const int64_t chunk = ((int64_t)(n - first) + a.num_splits - 1) / a.num_splits;
     const int64_t rounded = (chunk + granule - 1) / granule * granule;
     w.len = n;
-    w.kbeg = (int)min((int64_t)n, (int64_t)w.split * rounded);
+    w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
     w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
     return w;
 }

@@ -29,8 +29,8 @@ __device__ __forceinline__ int swizzle(int row, int chunk, int row_elems)
 
 /* Issues the copies of one tile (keys key0 .. key0 + 15 of K and V) into a stage. */
 template <int D, int ROW>
-__device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, int64_t k_stride,
-                                          int64_t v_stride, int key0, int kend, int lane)
+__device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, const fai_decode_args &a,
+                                          const int32_t *pt, int key0, int kend, int lane)
 {
     constexpr int CHUNKS = D / 8;
     char *ks = stage, *vs = stage + KT * ROW * 2;
@@ -38,17 +38,20 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
     for (int i = lane; i < KT * CHUNKS; i += 32) {
         const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
         const bool valid = key < kend;
-        ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + (valid ? key * k_stride + chunk * 8 : 0), valid);
-        ptx_cp_async_16(vs + swizzle(row, chunk, ROW), vp + (valid ? key * v_stride + chunk * 8 : 0), valid);
+        const kv_pos p = kv_locate(a, pt, valid ? key : 0);
+        const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 8;
+        const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 8;
+        ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + (valid ? ko : 0), valid);
+        ptx_cp_async_16(vs + swizzle(row, chunk, ROW), vp + (valid ? vo : 0), valid);
     }
 }
 
 /* One-byte caches: the copies of a tile's codes (16 rows of D bytes for K, then for V) and,
  * for int8, its 16 K and 16 V scales (zeros past kend, so masked keys add nothing). */
 template <int D, int CT>
-__device__ __forceinline__ void load_code_tile(char *stage, const char *kp, const char *vp, int64_t k_stride,
-                                               int64_t v_stride, const float *ksp, const float *vsp, int64_t s_stride,
-                                               int key0, int kend, int lane)
+__device__ __forceinline__ void load_code_tile(char *stage, const char *kp, const char *vp, const float *ksp,
+                                               const float *vsp, const fai_decode_args &a, const int32_t *pt, int key0,
+                                               int kend, int lane)
 {
     constexpr int CHUNKS = D / 16; /* 16-byte chunks per row */
     char *ks = stage, *vs = stage + KT * D;
@@ -56,14 +59,19 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
     for (int i = lane; i < KT * CHUNKS; i += 32) {
         const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
         const bool valid = key < kend;
-        ptx_cp_async_16(ks + row * D + chunk * 16, kp + (valid ? key * k_stride + chunk * 16 : 0), valid);
-        ptx_cp_async_16(vs + row * D + chunk * 16, vp + (valid ? key * v_stride + chunk * 16 : 0), valid);
+        const kv_pos p = kv_locate(a, pt, valid ? key : 0);
+        const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 16;
+        const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 16;
+        ptx_cp_async_16(ks + row * D + chunk * 16, kp + (valid ? ko : 0), valid);
+        ptx_cp_async_16(vs + row * D + chunk * 16, vp + (valid ? vo : 0), valid);
     }
     if (CT == FAI_KV_INT8) {
         float *sc = reinterpret_cast<float *>(stage + 2 * KT * D); /* [K 16][V 16] */
         const int r = lane & 15, key = key0 + r;
         const bool valid = key < kend;
-        ptx_cp_async_4(sc + lane, (lane < 16 ? ksp : vsp) + (valid ? key * s_stride : 0), valid);
+        const kv_pos p = kv_locate(a, pt, valid ? key : 0);
+        const int64_t so = p.page * a.scale_seq_stride + p.row * a.scale_token_stride;
+        ptx_cp_async_4(sc + lane, (lane < 16 ? ksp : vsp) + (valid ? so : 0), valid);
     }
 }
 
@@ -140,7 +148,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const __half *vp = (const __half *)a.v + blk.v_off + kvh * a.v_head_stride;
     const char *kcp = (const char *)a.k + (blk.k_off + kvh * a.kv_head_stride) * EB; /* codes */
     const char *vcp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride) * EB;
-    const int64_t s_off = (int64_t)b * a.scale_seq_stride + (int64_t)kvh * a.scale_head_stride;
+    const int64_t s_off = (blk.pt ? 0 : (int64_t)b * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
     const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off; /* int8 only */
     char *conv = smem + warp * (CONV_BYTES + STAGES * STAGE_BYTES);
     char *ring = conv + CONV_BYTES;
@@ -158,11 +166,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         const int t = warp + s * W;
         if (t < ntiles) {
             if (CODES)
-                load_code_tile<D, CT>(ring + s * STAGE_BYTES, kcp, vcp, a.kv_token_stride, a.v_token_stride, ksp, vsp,
-                                      a.scale_token_stride, kbeg + t * KT, kend, lane);
+                load_code_tile<D, CT>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
             else
-                load_tile<D, ROW>(ring + s * STAGE_BYTES, kp, vp, a.kv_token_stride, a.v_token_stride, kbeg + t * KT,
-                                  kend, lane);
+                load_tile<D, ROW>(ring + s * STAGE_BYTES, kp, vp, a, blk.pt, kbeg + t * KT, kend, lane);
         }
         ptx_cp_async_commit();
     }
@@ -173,10 +179,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
             if (t < ntiles) {
                 char *stage = ring + ((i + STAGES - 1) % STAGES) * STAGE_BYTES;
                 if (CODES)
-                    load_code_tile<D, CT>(stage, kcp, vcp, a.kv_token_stride, a.v_token_stride, ksp, vsp,
-                                          a.scale_token_stride, kbeg + t * KT, kend, lane);
+                    load_code_tile<D, CT>(stage, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
                 else
-                    load_tile<D, ROW>(stage, kp, vp, a.kv_token_stride, a.v_token_stride, kbeg + t * KT, kend, lane);
+                    load_tile<D, ROW>(stage, kp, vp, a, blk.pt, kbeg + t * KT, kend, lane);
             }
             ptx_cp_async_commit();
         }
@@ -229,8 +234,11 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                 const int key = key0 + n * 8 + quad * 2 + e;
                 const float dist = (float)(len - 1 - key);
                 const bool valid = key < kend;
-                s[n][e] = valid ? s[n][e] * a.scale_log2 - slope0 * dist : -INFINITY;
-                s[n][2 + e] = valid ? s[n][2 + e] * a.scale_log2 - slope1 * dist : -INFINITY;
+                s[n][e] = valid ? softcap_exp2(s[n][e] * a.scale_log2, a.softcap2, a.inv_softcap2) - slope0 * dist
+                                : -INFINITY;
+                s[n][2 + e] = valid ? softcap_exp2(s[n][2 + e] * a.scale_log2, a.softcap2, a.inv_softcap2) -
+                                          slope1 * dist
+                                    : -INFINITY;
                 mx0 = fmaxf(mx0, s[n][e]);
                 mx1 = fmaxf(mx1, s[n][2 + e]);
             }

@@ -418,6 +418,11 @@ static prefill_kernel_fn pick_kernel(int mt)
 
 extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream)
 {
+    /* Plain FP16 (no window, soft-cap or sinks; causal or not): the kernel without the
+     * variants' run-time machinery, measured 6-17 % faster (prefill_plain.cu). */
+    if (args->dtype == FAI_DTYPE_FP16 && args->win_left == -1 && args->win_right <= 0 && !args->sinks &&
+        args->softcap_scale == 0.0f)
+        return fai_prefill_launch_plain(args, stream);
     prefill_kernel_fn kernel = NULL;
     size_t smem = 0;
     const bool bf16 = args->dtype == FAI_DTYPE_BF16;
