@@ -682,7 +682,7 @@ static void test_variant_checks(void)
 
 /* fai_decode checks the variants' fields as fai_prefill does and runs them (window, soft-cap,
  * sinks); BF16 it refuses (the decode kernels do not have it yet). */
-static void test_decode_variant_refusals(void)
+static void test_decode_variants(void)
 {
     fai_decode_params p;
     p = valid_params(); p.attn.window_left = -3;
@@ -739,7 +739,7 @@ int main(void)
     test_prefill_rejects();
     test_prefill_accepts();
     test_variant_checks();
-    test_decode_variant_refusals();
+    test_decode_variants();
     test_thread_local_errors();
     if (failures) {
         printf("test_api: %d checks failed\n", failures);
