@@ -39,6 +39,7 @@ typedef struct options {
     int check;        /* --check: compare every row's output with the CPU reference */
     const char *json; /* --json FILE */
     int kv_quant;     /* --suite kv-quant (or all): bench_quant.c's rows after the others */
+    int page_size;    /* --page-size P: decode (and kv-quant) over a paged cache, 0: contiguous */
 } options;
 
 /* fai_bench.c: median time in ms of fn(ctx) over `reps` runs, each after an L2 flush, CUDA

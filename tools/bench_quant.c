@@ -81,11 +81,16 @@ static fai_status run_decode(void *ctx, cudaStream_t s)
 static fai_status run_append(void *ctx, cudaStream_t s) { return fai_kv_append((fai_kv_append_params *)ctx, s); }
 
 /* A [batch, capacity, hk, d] cache of `dtype` (scales [batch, hk, capacity]) filled through
- * fai_kv_append from random FP16 rows, `chunk` tokens at a time. */
-static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity, int hk, int d, uint64_t seed)
+ * fai_kv_append from random FP16 rows, `chunk` tokens at a time. page_size > 0: a pool of
+ * batch * ceil(capacity / page_size) pages [page_size, hk, d] (scales [page, hk, page_size])
+ * with a scrambled page table. */
+static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity, int hk, int d, int page_size,
+                       uint64_t seed)
 {
     const int eb = dtype == FAI_DTYPE_FP16 ? 2 : 1;
-    const int64_t elems = (int64_t)batch * capacity * hk * d;
+    const int pps = page_size ? (capacity + page_size - 1) / page_size : 0;
+    const int slot_tokens = page_size ? pps * page_size : capacity; /* tokens per sequence's share */
+    const int64_t elems = (int64_t)batch * slot_tokens * hk * d;
     memset(c, 0, sizeof *c);
     c->dtype = dtype;
     QCK(cudaMalloc(&c->k, (size_t)(elems * eb)));
@@ -93,18 +98,29 @@ static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity
     c->capacity = capacity;
     c->token_stride = (int64_t)hk * d;
     c->head_stride = d;
-    c->seq_stride = (int64_t)capacity * hk * d;
+    c->seq_stride = (int64_t)(page_size ? page_size : capacity) * hk * d;
     if (dtype == FAI_DTYPE_INT8) {
         /* Scales [batch, hk, capacity]: a decode block (one sequence and KV head) reads its
          * scales contiguously ([batch, capacity, hk] puts them hk floats apart, a 32-byte
-         * sector for every 4 bytes used). */
-        QCK(cudaMalloc((void **)&c->k_scale, sizeof(float) * (size_t)batch * capacity * hk));
-        QCK(cudaMalloc((void **)&c->v_scale, sizeof(float) * (size_t)batch * capacity * hk));
-        c->scale_seq_stride = (int64_t)capacity * hk;
+         * sector for every 4 bytes used); in pages the same, page by page. */
+        const int unit = page_size ? page_size : capacity;
+        QCK(cudaMalloc((void **)&c->k_scale, sizeof(float) * (size_t)batch * slot_tokens * hk));
+        QCK(cudaMalloc((void **)&c->v_scale, sizeof(float) * (size_t)batch * slot_tokens * hk));
+        c->scale_seq_stride = (int64_t)unit * hk;
         c->scale_token_stride = 1;
-        c->scale_head_stride = capacity;
+        c->scale_head_stride = unit;
     }
-    const int64_t total = (int64_t)batch * capacity;
+    if (page_size) {
+        int32_t *table;
+        QCK(cudaMalloc((void **)&table, sizeof(int32_t) * (size_t)batch * pps));
+        QCK(bench_page_table(table, batch, pps, seed));
+        c->page_table = table;
+        c->page_table_stride = pps;
+        c->page_size = page_size;
+        c->num_pages = batch * pps;
+    }
+    /* Every slot of the pool is written: slot i of sequence b (contiguous) or of the pool (paged). */
+    const int64_t total = (int64_t)batch * slot_tokens;
     const int chunk = (int)(total < 65536 ? total : 65536);
     void *rows;
     int64_t *slots_dev;
@@ -142,6 +158,7 @@ static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity
 
 static void free_cache(fai_kv_cache *c)
 {
+    cudaFree((void *)c->page_table);
     cudaFree(c->k);
     cudaFree(c->v);
     cudaFree(c->k_scale);
@@ -161,7 +178,7 @@ static void write_row(const char *suite, const char *dtype, int b, int sq, int s
     report_row_write(&r);
 }
 
-void bench_quant(double copy_gbps, int reps, cudaStream_t s)
+void bench_quant(double copy_gbps, int reps, int page_size, cudaStream_t s)
 {
     void *flush;
     QCK(cudaMalloc(&flush, FLUSH_BYTES));
@@ -175,8 +192,9 @@ void bench_quant(double copy_gbps, int reps, cudaStream_t s)
      * batch 16 x 8K and MHA at batch 32 x 2K. */
     const int shapes[][5] = {{128, 8192, 32, 32, 128}, {1, 131072, 32, 8, 128}, {16, 8192, 32, 8, 128},
                            {32, 2048, 32, 32, 128}};
-    printf("\nkv-quant: decoding attention over each cache dtype (copy ceiling %.0f GB/s); 'other' = the\n"
-           "other kernel's time (tensor cores vs CUDA cores) for the same call\n", copy_gbps);
+    printf("\nkv-quant: decoding attention over each cache dtype (copy ceiling %.0f GB/s, %s); 'other' =\n"
+           "the other kernel's time (tensor cores vs CUDA cores) for the same call\n", copy_gbps,
+           page_size ? "paged" : "contiguous caches");
     printf("%-10s %5s %7s %6s %4s %5s %9s %9s %7s %8s %9s\n", "dtype", "b", "sk", "hq/hk", "d", "plan", "us", "GB/s",
            "%copy", "x fp16", "other us");
     for (size_t r = 0; r < sizeof shapes / sizeof shapes[0]; r++) {
@@ -201,7 +219,7 @@ void bench_quant(double copy_gbps, int reps, cudaStream_t s)
             c.p.q.head_stride = d;
             c.p.o = c.p.q;
             c.p.o.data = (char *)qo + (size_t)b * hq * d * 2;
-            make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, 1234);
+            make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, page_size, 1234);
             c.p.cache.seq_lens = lens;
             fai_decode_plan plan, other;
             fai_decode_make_plan_kv("fai-bench", k_dtypes[t], b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0, 0, 0, &plan);
@@ -221,7 +239,8 @@ void bench_quant(double copy_gbps, int reps, cudaStream_t s)
             printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f %9.0f %7.1f %8.2f %9.1f\n", k_names[t], b, sk, hq, hk, d, kname,
                    ms * 1e3, gbps, 100.0 * gbps / copy_gbps, fp16_ms / ms, other_ms * 1e3);
             char note[128];
-            snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms", kname, fp16_ms / ms, other_ms);
+            snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms; page %d", kname, fp16_ms / ms,
+                     other_ms, page_size);
             write_row("kv-quant", k_names[t], b, 1, sk, hq, hk, d, ms, gbps, note);
             free_cache(&c.p.cache);
             cudaFree(qo);
@@ -238,7 +257,7 @@ void bench_quant(double copy_gbps, int reps, cudaStream_t s)
     for (int t = 0; t < 4; t++) {
         fai_kv_append_params a = fai_kv_append_params_default();
         fai_kv_cache c;
-        make_cache(&c, k_dtypes[t], 4, tokens, hk, d, 99);
+        make_cache(&c, k_dtypes[t], 4, tokens, hk, d, 0, 99);
         void *rows;
         int64_t *slots_dev;
         QCK(cudaMalloc(&rows, (size_t)tokens * hk * d * 2 * 2));

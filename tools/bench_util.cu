@@ -2,6 +2,8 @@
 
 #include "bench_util.h"
 
+#include <stdlib.h>
+
 /* A counter-based hash: every element gets its own random bits, no state. */
 __device__ __forceinline__ uint32_t hash32(uint64_t x)
 {
@@ -100,4 +102,27 @@ extern "C" cudaError_t bench_count_nonfinite_fp16(const void *src, int64_t n, un
         return e;
     count_nonfinite_kernel<<<1024, 256, 0, s>>>((const uint16_t *)src, n, count);
     return cudaGetLastError();
+}
+
+extern "C" cudaError_t bench_page_table(int32_t *dst, int batch, int pages_per_seq, uint64_t seed)
+{
+    const int64_t n = (int64_t)batch * pages_per_seq;
+    int32_t *t = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
+    if (!t)
+        return cudaErrorMemoryAllocation;
+    for (int64_t i = 0; i < n; i++)
+        t[i] = (int32_t)i;
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates with xorshift64 */
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const int64_t j = (int64_t)(x % (uint64_t)(i + 1));
+        const int32_t tmp = t[i];
+        t[i] = t[j];
+        t[j] = tmp;
+    }
+    const cudaError_t e = cudaMemcpy(dst, t, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice);
+    free(t);
+    return e;
 }

@@ -18,6 +18,11 @@ cudaError_t bench_fill_i32(int32_t *dst, int64_t n, int32_t value, cudaStream_t 
  * per block to sink (so the loads are not removed). */
 cudaError_t bench_read(const void *src, int64_t bytes, int blocks, uint32_t *sink, cudaStream_t s);
 
+/* A paged cache's page table for fai-bench: batch rows of pages_per_seq entries, a random
+ * permutation of the pool's batch * pages_per_seq pages (scrambled, as pages come from a
+ * serving engine's free list), copied to dst (device). */
+cudaError_t bench_page_table(int32_t *dst, int batch, int pages_per_seq, uint64_t seed);
+
 /* Sets *count (device memory) to the number of NaN or Inf among n FP16 values. */
 cudaError_t bench_count_nonfinite_fp16(const void *src, int64_t n, unsigned long long *count, cudaStream_t s);
 

@@ -178,8 +178,9 @@ static size_t row_bytes(const shape *sh)
 {
     if (sh->kind != ROW_DECODE)
         return prefill_row_bytes(sh);
-    const size_t q = (size_t)sh->b * sh->hq * sh->d * 2, kv = (size_t)sh->b * sh->sk * sh->hk * sh->d * 2;
-    return 2 * q + 2 * kv + sizeof(int32_t) * (size_t)sh->b + 5 * 256;
+    /* (rounded up to whole pages of the largest page size: a paged cache's last page) */
+    const size_t q = (size_t)sh->b * sh->hq * sh->d * 2, kv = (size_t)sh->b * (sh->sk + 255) * sh->hk * sh->d * 2;
+    return 2 * q + 2 * kv + sizeof(int32_t) * (size_t)sh->b * (sh->sk + 2) + 6 * 256;
 }
 
 void arena_reset(void)
@@ -214,7 +215,10 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     p->attn.alibi = o->alibi;
     p->batch = sh->b;
     const int64_t q_elems = (int64_t)sh->b * sh->hq * sh->d;
-    const int64_t kv_elems = (int64_t)sh->b * sh->sk * sh->hk * sh->d;
+    /* --page-size P: the same bytes as a pool of b * ceil(sk / P) pages and a scrambled page
+     * table (the cache's layout inside a page as --layout says). */
+    const int P = o->page_size, pps = P ? (sh->sk + P - 1) / P : 0;
+    const int64_t kv_elems = (int64_t)sh->b * (P ? (int64_t)pps * P : sh->sk) * sh->hk * sh->d;
     void *q, *out, *k, *v;
     int32_t *lens;
     arena_reset();
@@ -238,6 +242,16 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     p->cache.token_stride = o->nhd ? (int64_t)sh->hk * sh->d : sh->d;
     p->cache.head_stride = o->nhd ? sh->d : (int64_t)sh->sk * sh->d;
     p->cache.seq_lens = lens;
+    if (P) {
+        int32_t *table = arena_take(sizeof(int32_t) * (size_t)sh->b * pps);
+        CK(bench_page_table(table, sh->b, pps, 77 + (uint64_t)index));
+        p->cache.page_table = table;
+        p->cache.page_table_stride = pps;
+        p->cache.page_size = P;
+        p->cache.num_pages = sh->b * pps;
+        p->cache.seq_stride = (int64_t)P * sh->hk * sh->d;
+        p->cache.head_stride = o->nhd ? sh->d : (int64_t)P * sh->d;
+    }
 
     /* fai's own checks first: forced plans below skip them. */
     size_t ws_check = 0;
@@ -277,7 +291,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     check_problem cp;
     int64_t *q_start = NULL, *k_start = NULL;
     int *seq_q = NULL, *seq_k = NULL;
-    if (o->check && report) {
+    if (o->check && report && !P) { /* (the reference reads contiguous caches: paged rows n/a) */
         q_start = malloc(sizeof(int64_t) * (size_t)sh->b);
         k_start = malloc(sizeof(int64_t) * (size_t)sh->b);
         seq_q = malloc(sizeof(int) * (size_t)sh->b);
@@ -328,7 +342,10 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
         char check[300] = "", verdict[8] = "";
         if (o->check) {
             int pass = 0;
-            if (!ref) {
+            if (P) {
+                snprintf(check, sizeof check, "n/a (paged cache)");
+                pass = 1;
+            } else if (!ref) {
                 snprintf(check, sizeof check, "FAIL: no reference");
             } else {
                 CK(check_poison(&cp, s));
@@ -353,9 +370,12 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
                ci ? "  (tune)" : "", *check ? "  " : "", check);
         fflush(stdout);
         if (ci == 0) {
-            char note[64];
-            snprintf(note, sizeof note, "%s %dw %ds %s%s", is_mma ? "mma" : "simt", c.plan.warps_per_block,
-                     c.plan.num_splits, o->nhd ? "nhd" : "hnd", o->alibi ? " alibi" : "");
+            char note[96];
+            char paged[24] = "";
+            if (P)
+                snprintf(paged, sizeof paged, " page %d", P);
+            snprintf(note, sizeof note, "%s %dw %ds %s%s%s", is_mma ? "mma" : "simt", c.plan.warps_per_block,
+                     c.plan.num_splits, o->nhd ? "nhd" : "hnd", o->alibi ? " alibi" : "", paged);
             const report_row row = {sh->suite, "fai", "fp16", sh->b, 1, sh->sk, sh->hq, sh->hk, sh->d, 0, "",
                                     ms, tflops, gbps, note, verdict};
             report_row_write(&row);
@@ -486,6 +506,8 @@ static void usage(void)
            "  --alibi         add the ALiBi bias (standard slopes)\n"
            "  --layout L      decode KV cache layout: hnd [batch, heads, seq, dim] (default, as the\n"
            "                  peers) or nhd [batch, seq, heads, dim]\n"
+           "  --page-size P   decode and kv-quant rows over a paged cache: pages of P tokens (a\n"
+           "                  power of two, 1-256) in a scrambled page table (default: contiguous)\n"
            "  --reps N        timed runs per row, median reported (default 50; prefill rows run\n"
            "                  fewer, at least 10, where N would take over 3 s); also the runs of\n"
            "                  each ceiling\n"
@@ -538,7 +560,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    options o = {50, 5, 0, 0, FAI_DECODE_AUTO, 0, 0, 0, NULL, 0, NULL, 0};
+    options o = {50, 5, 0, 0, FAI_DECODE_AUTO, 0, 0, 0, NULL, 0, NULL, 0, 0};
     timespec_get(&g_t0, TIME_UTC);
     shape rows[MAX_ROWS];
     int n = 0, list = 0;
@@ -615,6 +637,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             i++;
+        } else if (!strcmp(a, "--page-size") && next) {
+            o.page_size = atoi(argv[++i]);
+            if (o.page_size < 1 || o.page_size > 256 || (o.page_size & (o.page_size - 1))) {
+                fprintf(stderr, "fai-bench: --page-size takes a power of two from 1 to 256\n");
+                return 2;
+            }
         } else if (!strcmp(a, "--alibi")) {
             o.alibi = 1;
         } else if (!strcmp(a, "--tune")) {
@@ -721,7 +749,7 @@ int main(int argc, char **argv)
         bench_row(&rows[i], &o, i, n, s, dev, 1);
     }
     if (o.kv_quant)
-        bench_quant(g_copy_gbps, o.reps, s);
+        bench_quant(g_copy_gbps, o.reps, o.page_size, s);
     report_close();
     cudaFree(g_flush);
     cudaFree(g_arena);

@@ -21,7 +21,7 @@
 /* The U keys of one warp step for this lane: key0 + u * KPW (zeros past kend), and with an
  * int8 cache their K and V scales. kp/vp point at this lane's 8 values of key 0; strides in
  * bytes. */
-template <int KT, int U, int KPW>
+template <int KT, int U, int KPW, bool PAGED>
 __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typename kv_vec<KT>::type vr[U],
                                           float ks[U], float vs[U], const char *kp, const char *vp,
                                           const float *ksp, const float *vsp, const fai_decode_args &a,
@@ -32,7 +32,7 @@ __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typen
     for (int u = 0; u < U; u++) {
         const int key = key0 + u * KPW;
         if (has_dims && key < kend) {
-            const kv_pos p = kv_locate(a, pt, key); /* (the page: paged caches only) */
+            const kv_pos p = kv_locate<PAGED>(a, pt, key); /* (the page: paged caches only) */
             kr[u] = kv_load<KT>(kp + (p.page * a.kv_seq_stride + p.row * a.kv_token_stride) * EB);
             vr[u] = kv_load<KT>(vp + (p.page * a.kv_seq_stride + p.row * a.v_token_stride) * EB);
             if (KT == FAI_KV_INT8) {
@@ -53,7 +53,7 @@ __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typen
  * 256, 2-head FP8 instantiations at 128 registers (two blocks per SM) and spills a few bytes
  * there; a minimum of one block lets them take what they need (0: no constraint). */
 #define DECODE_MIN_BLOCKS(D, HB, KT) ((D) == 256 && (HB) == 2 && (KT) != FAI_KV_FP16 ? 1 : 0)
-template <int D, int HB, int KT>
+template <int D, int HB, int KT, bool PAGED>
 __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D, HB, KT))
     decode_kernel(const __grid_constant__ fai_decode_args a)
 {
@@ -119,11 +119,11 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
     vec_t kc[U], vc[U];
     float ksc[U], vsc[U];
     int key0 = kbeg + warp * KS;
-    load_step<KT, U, KPW>(kc, vc, ksc, vsc, kp, vp, ksp, vsp, a, blk.pt, key0 + sub, kend, has_dims);
+    load_step<KT, U, KPW, PAGED>(kc, vc, ksc, vsc, kp, vp, ksp, vsp, a, blk.pt, key0 + sub, kend, has_dims);
     for (; key0 < kend; key0 += nwarps * KS) {
         vec_t kn[U], vn[U];
         float ksn[U], vsn[U];
-        load_step<KT, U, KPW>(kn, vn, ksn, vsn, kp, vp, ksp, vsp, a, blk.pt, key0 + nwarps * KS + sub, kend,
+        load_step<KT, U, KPW, PAGED>(kn, vn, ksn, vsn, kp, vp, ksp, vsp, a, blk.pt, key0 + nwarps * KS + sub, kend,
                               has_dims);
 
         /* Scores of this lane's U keys: partial dot products, summed over the LPK lanes. */
@@ -155,6 +155,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
                 for (int u = 0; u < U; u++)
                     s[hh][u] *= ksc[u];
 
+        if (a.softcap2 > 0.0f) /* one uniform branch per step, not one per logit */
+#pragma unroll
+            for (int hh = 0; hh < HB; hh++)
+#pragma unroll
+                for (int u = 0; u < U; u++)
+                    s[hh][u] = softcap_exp2(s[hh][u], a.softcap2, a.inv_softcap2);
         /* Bias, mask, online softmax: s becomes the weight p of each key. */
 #pragma unroll
         for (int hh = 0; hh < HB; hh++) {
@@ -162,9 +168,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 const int key = key0 + u * KPW + sub;
-                s[hh][u] = key < kend ? softcap_exp2(s[hh][u], a.softcap2, a.inv_softcap2) -
-                                            slope[hh] * (float)(len - 1 - key)
-                                      : -INFINITY;
+                s[hh][u] = key < kend ? s[hh][u] - slope[hh] * (float)(len - 1 - key) : -INFINITY;
                 mx = fmaxf(mx, s[hh][u]);
             }
             const float m_new = fmaxf(m[hh], mx);
@@ -309,37 +313,38 @@ __global__ void __launch_bounds__(MERGE_THREADS)
 }
 
 
-template <int D, int KT>
+template <int D, int KT, bool PAGED>
 static decode_kernel_fn pick_heads(int heads_per_block)
 {
     switch (heads_per_block) {
-    case 1: return decode_kernel<D, 1, KT>;
-    case 2: return decode_kernel<D, 2, KT>;
-    case 4: return decode_kernel<D, 4, KT>;
-    case 8: return decode_kernel<D, 8, KT>;
+    case 1: return decode_kernel<D, 1, KT, PAGED>;
+    case 2: return decode_kernel<D, 2, KT, PAGED>;
+    case 4: return decode_kernel<D, 4, KT, PAGED>;
+    case 8: return decode_kernel<D, 8, KT, PAGED>;
     }
     return NULL;
 }
 
-template <int KT>
+template <int KT, bool PAGED>
 static decode_kernel_fn pick_dim(int head_dim, int heads_per_block)
 {
     switch (head_dim) {
-    case 64: return pick_heads<64, KT>(heads_per_block);
-    case 96: return pick_heads<96, KT>(heads_per_block);
-    case 128: return pick_heads<128, KT>(heads_per_block);
-    case 256: return pick_heads<256, KT>(heads_per_block);
+    case 64: return pick_heads<64, KT, PAGED>(heads_per_block);
+    case 96: return pick_heads<96, KT, PAGED>(heads_per_block);
+    case 128: return pick_heads<128, KT, PAGED>(heads_per_block);
+    case 256: return pick_heads<256, KT, PAGED>(heads_per_block);
     }
     return NULL;
 }
 
+template <bool PAGED>
 static decode_kernel_fn pick_kernel(int kv_dtype, int head_dim, int heads_per_block)
 {
     switch (kv_dtype) {
-    case FAI_DTYPE_FP16: return pick_dim<FAI_KV_FP16>(head_dim, heads_per_block);
-    case FAI_DTYPE_INT8: return pick_dim<FAI_KV_INT8>(head_dim, heads_per_block);
-    case FAI_DTYPE_FP8_E4M3: return pick_dim<FAI_KV_E4M3>(head_dim, heads_per_block);
-    case FAI_DTYPE_FP8_E5M2: return pick_dim<FAI_KV_E5M2>(head_dim, heads_per_block);
+    case FAI_DTYPE_FP16: return pick_dim<FAI_KV_FP16, PAGED>(head_dim, heads_per_block);
+    case FAI_DTYPE_INT8: return pick_dim<FAI_KV_INT8, PAGED>(head_dim, heads_per_block);
+    case FAI_DTYPE_FP8_E4M3: return pick_dim<FAI_KV_E4M3, PAGED>(head_dim, heads_per_block);
+    case FAI_DTYPE_FP8_E5M2: return pick_dim<FAI_KV_E5M2, PAGED>(head_dim, heads_per_block);
     }
     return NULL;
 }
@@ -367,7 +372,9 @@ fai_status fai_decode_launch_kernel(const char *what, decode_kernel_fn kernel, d
 
 fai_status fai_decode_launch_simt(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
 {
-    const decode_kernel_fn kernel = pick_kernel(args->kv_dtype, plan->head_dim, plan->heads_per_block);
+    const decode_kernel_fn kernel = args->page_table
+                                        ? pick_kernel<true>(args->kv_dtype, plan->head_dim, plan->heads_per_block)
+                                        : pick_kernel<false>(args->kv_dtype, plan->head_dim, plan->heads_per_block);
     if (!kernel)
         return fai_error(FAI_ERROR_INTERNAL, "fai_decode: no kernel for cache dtype %d, head_dim %d, %d heads per block",
                          (int)args->kv_dtype, (int)plan->head_dim, (int)plan->heads_per_block);

@@ -28,7 +28,7 @@ __device__ __forceinline__ int swizzle(int row, int chunk, int row_elems)
 }
 
 /* Issues the copies of one tile (keys key0 .. key0 + 15 of K and V) into a stage. */
-template <int D, int ROW>
+template <int D, int ROW, bool PAGED>
 __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, const fai_decode_args &a,
                                           const int32_t *pt, int key0, int kend, int lane)
 {
@@ -38,7 +38,7 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
     for (int i = lane; i < KT * CHUNKS; i += 32) {
         const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
         const bool valid = key < kend;
-        const kv_pos p = kv_locate(a, pt, valid ? key : 0);
+        const kv_pos p = kv_locate<PAGED>(a, pt, valid ? key : 0);
         const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 8;
         const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 8;
         ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + (valid ? ko : 0), valid);
@@ -48,7 +48,7 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
 
 /* One-byte caches: the copies of a tile's codes (16 rows of D bytes for K, then for V) and,
  * for int8, its 16 K and 16 V scales (zeros past kend, so masked keys add nothing). */
-template <int D, int CT>
+template <int D, int CT, bool PAGED>
 __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, const char *vp, const float *ksp,
                                                const float *vsp, const fai_decode_args &a, const int32_t *pt, int key0,
                                                int kend, int lane)
@@ -59,7 +59,7 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
     for (int i = lane; i < KT * CHUNKS; i += 32) {
         const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
         const bool valid = key < kend;
-        const kv_pos p = kv_locate(a, pt, valid ? key : 0);
+        const kv_pos p = kv_locate<PAGED>(a, pt, valid ? key : 0);
         const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 16;
         const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 16;
         ptx_cp_async_16(ks + row * D + chunk * 16, kp + (valid ? ko : 0), valid);
@@ -69,7 +69,7 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
         float *sc = reinterpret_cast<float *>(stage + 2 * KT * D); /* [K 16][V 16] */
         const int r = lane & 15, key = key0 + r;
         const bool valid = key < kend;
-        const kv_pos p = kv_locate(a, pt, valid ? key : 0);
+        const kv_pos p = kv_locate<PAGED>(a, pt, valid ? key : 0);
         const int64_t so = p.page * a.scale_seq_stride + p.row * a.scale_token_stride;
         ptx_cp_async_4(sc + lane, (lane < 16 ? ksp : vsp) + (valid ? so : 0), valid);
     }
@@ -90,8 +90,8 @@ __device__ __forceinline__ void convert_code_tile(char *conv, const char *stage,
         }
 }
 
-/* CT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh). */
-template <int D, int STAGES, int CT>
+/* CT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh); PAGED: a paged cache. */
+template <int D, int STAGES, int CT, bool PAGED>
 __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     decode_mma_kernel(const __grid_constant__ fai_decode_args a)
 {
@@ -166,9 +166,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         const int t = warp + s * W;
         if (t < ntiles) {
             if (CODES)
-                load_code_tile<D, CT>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
+                load_code_tile<D, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
             else
-                load_tile<D, ROW>(ring + s * STAGE_BYTES, kp, vp, a, blk.pt, kbeg + t * KT, kend, lane);
+                load_tile<D, ROW, PAGED>(ring + s * STAGE_BYTES, kp, vp, a, blk.pt, kbeg + t * KT, kend, lane);
         }
         ptx_cp_async_commit();
     }
@@ -179,9 +179,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
             if (t < ntiles) {
                 char *stage = ring + ((i + STAGES - 1) % STAGES) * STAGE_BYTES;
                 if (CODES)
-                    load_code_tile<D, CT>(stage, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
+                    load_code_tile<D, CT, PAGED>(stage, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
                 else
-                    load_tile<D, ROW>(stage, kp, vp, a, blk.pt, kbeg + t * KT, kend, lane);
+                    load_tile<D, ROW, PAGED>(stage, kp, vp, a, blk.pt, kbeg + t * KT, kend, lane);
             }
             ptx_cp_async_commit();
         }
@@ -226,6 +226,17 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         }
         /* Scale, bias, mask; elements [n][0..1] are row0, keys n * 8 + 2 quad + 0..1, and
          * [n][2..3] the same keys of row1. */
+#pragma unroll
+        for (int n = 0; n < 2; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                s[n][e] *= a.scale_log2;
+        if (a.softcap2 > 0.0f) /* one uniform branch per tile, not one per logit */
+#pragma unroll
+            for (int n = 0; n < 2; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    s[n][e] = softcap_exp2(s[n][e], a.softcap2, a.inv_softcap2);
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < 2; n++)
@@ -234,11 +245,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                 const int key = key0 + n * 8 + quad * 2 + e;
                 const float dist = (float)(len - 1 - key);
                 const bool valid = key < kend;
-                s[n][e] = valid ? softcap_exp2(s[n][e] * a.scale_log2, a.softcap2, a.inv_softcap2) - slope0 * dist
-                                : -INFINITY;
-                s[n][2 + e] = valid ? softcap_exp2(s[n][2 + e] * a.scale_log2, a.softcap2, a.inv_softcap2) -
-                                          slope1 * dist
-                                    : -INFINITY;
+                s[n][e] = valid ? s[n][e] - slope0 * dist : -INFINITY;
+                s[n][2 + e] = valid ? s[n][2 + e] - slope1 * dist : -INFINITY;
                 mx0 = fmaxf(mx0, s[n][e]);
                 mx1 = fmaxf(mx1, s[n][2 + e]);
             }
@@ -330,34 +338,43 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                                split);
 }
 
+/* The instantiation for a cache dtype, head dim and ring depth: FP16 caches have rings of 2,
+ * 3, 4 or 6 stages, one-byte caches of 3 or 6. */
+template <int D, bool PAGED>
+static decode_kernel_fn pick_mma(int kv_dtype, int st)
+{
+#define FAI_MMA_CODES(ct) (st == 3 ? decode_mma_kernel<D, 3, ct, PAGED> : st == 6 ? decode_mma_kernel<D, 6, ct, PAGED> : NULL)
+    switch (kv_dtype) {
+    case FAI_DTYPE_FP16:
+        return st == 2   ? decode_mma_kernel<D, 2, FAI_KV_FP16, PAGED>
+               : st == 3 ? decode_mma_kernel<D, 3, FAI_KV_FP16, PAGED>
+               : st == 4 ? decode_mma_kernel<D, 4, FAI_KV_FP16, PAGED>
+               : st == 6 ? decode_mma_kernel<D, 6, FAI_KV_FP16, PAGED>
+                         : NULL;
+    case FAI_DTYPE_INT8: return FAI_MMA_CODES(FAI_KV_INT8);
+    case FAI_DTYPE_FP8_E4M3: return FAI_MMA_CODES(FAI_KV_E4M3);
+    case FAI_DTYPE_FP8_E5M2: return FAI_MMA_CODES(FAI_KV_E5M2);
+    }
+#undef FAI_MMA_CODES
+    return NULL;
+}
+
+template <bool PAGED>
+static decode_kernel_fn pick_mma_dim(int head_dim, int kv_dtype, int st)
+{
+    switch (head_dim) {
+    case 64: return pick_mma<64, PAGED>(kv_dtype, st);
+    case 96: return pick_mma<96, PAGED>(kv_dtype, st);
+    case 128: return pick_mma<128, PAGED>(kv_dtype, st);
+    }
+    return NULL;
+}
+
 fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
 {
-    decode_kernel_fn kernel = NULL;
     const int st = plan->stages;
-    /* FP16 caches: rings of 2, 3, 4 or 6 stages; one-byte caches: 3 or 6. */
-#define FAI_MMA_CODES(d, ct) (st == 3 ? decode_mma_kernel<d, 3, ct> : st == 6 ? decode_mma_kernel<d, 6, ct> : NULL)
-#define FAI_MMA_CASE(d)                                                                               \
-    case d:                                                                                           \
-        switch (args->kv_dtype) {                                                                     \
-        case FAI_DTYPE_FP16:                                                                          \
-            kernel = st == 2   ? decode_mma_kernel<d, 2, FAI_KV_FP16>                                 \
-                     : st == 3 ? decode_mma_kernel<d, 3, FAI_KV_FP16>                                 \
-                     : st == 4 ? decode_mma_kernel<d, 4, FAI_KV_FP16>                                 \
-                     : st == 6 ? decode_mma_kernel<d, 6, FAI_KV_FP16>                                 \
-                               : NULL;                                                                \
-            break;                                                                                    \
-        case FAI_DTYPE_INT8: kernel = FAI_MMA_CODES(d, FAI_KV_INT8); break;                           \
-        case FAI_DTYPE_FP8_E4M3: kernel = FAI_MMA_CODES(d, FAI_KV_E4M3); break;                       \
-        case FAI_DTYPE_FP8_E5M2: kernel = FAI_MMA_CODES(d, FAI_KV_E5M2); break;                       \
-        }                                                                                             \
-        break;
-    switch (plan->head_dim) {
-        FAI_MMA_CASE(64)
-        FAI_MMA_CASE(96)
-        FAI_MMA_CASE(128)
-    }
-#undef FAI_MMA_CASE
-#undef FAI_MMA_CODES
+    decode_kernel_fn kernel = args->page_table ? pick_mma_dim<true>(plan->head_dim, args->kv_dtype, st)
+                                               : pick_mma_dim<false>(plan->head_dim, args->kv_dtype, st);
     if (!kernel || plan->warps_per_block != FAI_DECODE_MMA_WARPS)
         return fai_error(FAI_ERROR_INTERNAL,
                          "fai_decode: no tensor-core kernel for cache dtype %d, head_dim %d, %d stages, %d warps",
