@@ -826,6 +826,11 @@ int main(int argc, char **argv)
             {"paged 1 int8, MHA, HND", 6, 8, 8, 64, 1000, 1, 0, 1, FAI_DTYPE_INT8, lens_mixed},
             {"paged 256 E4M3, shared prefix", 4, 16, 2, 128, 2000, 256, 1, 0, FAI_DTYPE_FP8_E4M3, NULL},
             {"paged 16 E5M2, MHA", 6, 8, 8, 96, 1000, 16, 0, 0, FAI_DTYPE_FP8_E5M2, lens_mixed},
+            /* pages smaller than a tile or a warp's step (one page lookup per key), and
+             * windows whose first key is not run-aligned (runs mixing both lookups) */
+            {"paged 8, GQA, window 333", 6, 16, 4, 128, 1000, 8, 0, 0, FAI_DTYPE_FP16, lens_mixed},
+            {"paged 4 E4M3, MHA, window 77", 6, 8, 8, 128, 1000, 4, 0, 0, FAI_DTYPE_FP8_E4M3, lens_mixed},
+            {"paged 32 int8, GQA, window 1001", 3, 32, 8, 64, 3000, 32, 0, 1, FAI_DTYPE_INT8, lens_mixed},
         };
         for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++) {
             decode_case c = {0};
@@ -833,6 +838,8 @@ int main(int argc, char **argv)
             c.batch = pg[i].b; c.hq = pg[i].hq; c.hk = pg[i].hk; c.d = pg[i].d; c.capacity = pg[i].cap;
             c.lens = pg[i].lens; c.q_std = 1.0f; c.page_size = pg[i].ps; c.shared_pages = pg[i].shared;
             c.hnd = pg[i].hnd; c.kv_dtype = pg[i].dt; c.alibi = (int)(i % 2);
+            const char *w = strstr(c.name, "window ");
+            c.window_left = w ? atoi(w + 7) : 0;
             cases[n++] = c;
         }
     }

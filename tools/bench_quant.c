@@ -178,7 +178,7 @@ static void write_row(const char *suite, const char *dtype, int b, int sq, int s
     report_row_write(&r);
 }
 
-void bench_quant(double copy_gbps, int reps, int page_size, cudaStream_t s)
+void bench_quant(double copy_gbps, int reps, int page_size, int tune, cudaStream_t s)
 {
     void *flush;
     QCK(cudaMalloc(&flush, FLUSH_BYTES));
@@ -233,6 +233,34 @@ void bench_quant(double copy_gbps, int reps, int page_size, cudaStream_t s)
             const float other_ms = other.kernel != plan.kernel ? median_ms(run_decode, &c, flush, reps, s) : -1.0f;
             if (t == 0)
                 fp16_ms = ms;
+            if (tune) { /* the grid the planner chooses from, a line per plan */
+                const int xs[2][3] = {{2, 4, 8}, {3, 6, 0}}, mult[] = {1, 2, 4, 8};
+                for (int kind = 0; kind < 2; kind++)
+                    for (int i = 0; i < 3 && xs[kind][i]; i++)
+                        for (int j = 0; j < 4; j++) {
+                            fai_decode_plan base, tp;
+                            const int x = xs[kind][i], mma = kind == FAI_DECODE_MMA;
+                            if (fai_decode_make_plan_kv("fai-bench", k_dtypes[t], b, hq, hk, d, sk, dev, kind, 0,
+                                                        mma ? 0 : x, mma ? x : 0, &base) != FAI_SUCCESS ||
+                                base.kernel != kind)
+                                continue;
+                            const int sp = mult[j] * base.num_splits;
+                            if (sp > FAI_DECODE_MAX_SPLITS ||
+                                fai_decode_make_plan_kv("fai-bench", k_dtypes[t], b, hq, hk, d, sk, dev, kind, sp,
+                                                        mma ? 0 : x, mma ? x : 0, &tp) != FAI_SUCCESS)
+                                continue;
+                            if (tp.workspace_bytes > c.ws_bytes) {
+                                cudaFree(c.ws);
+                                c.ws_bytes = tp.workspace_bytes;
+                                QCK(cudaMalloc(&c.ws, c.ws_bytes));
+                            }
+                            c.plan = &tp;
+                            const float tms = median_ms(run_decode, &c, flush, reps < 10 ? reps : 10, s);
+                            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: %s %d, %d splits)\n", k_names[t], b, sk,
+                                   hq, hk, d, mma ? "mma" : "simt", tms * 1e3, mma ? "stages" : "warps", x, sp);
+                        }
+                c.plan = NULL;
+            }
             const double bytes = cache_bytes(k_dtypes[t], (int64_t)b * sk, hk, d) + 2.0 * b * hq * d * 2;
             const double gbps = bytes / (ms * 1e-3) / 1e9;
             const char *kname = plan.kernel == FAI_DECODE_MMA ? "mma" : "simt";

@@ -749,7 +749,7 @@ int main(int argc, char **argv)
         bench_row(&rows[i], &o, i, n, s, dev, 1);
     }
     if (o.kv_quant)
-        bench_quant(g_copy_gbps, o.reps, o.page_size, s);
+        bench_quant(g_copy_gbps, o.reps, o.page_size, o.tune, s);
     report_close();
     cudaFree(g_flush);
     cudaFree(g_arena);

@@ -25,14 +25,17 @@ template <int KT, int U, int KPW, bool PAGED>
 __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typename kv_vec<KT>::type vr[U],
                                           float ks[U], float vs[U], const char *kp, const char *vp,
                                           const float *ksp, const float *vsp, const fai_decode_args &a,
-                                          const int32_t *pt, int key0, int kend, bool has_dims)
+                                          const int32_t *pt, int step0, int sub, int kend, bool has_dims)
 {
     constexpr int EB = KT == FAI_KV_FP16 ? 2 : 1;
+    /* paged: the step's KPW * U keys from step0 share a page when aligned (one lookup) */
+    const int64_t page = PAGED ? run_page(a, pt, step0, KPW * U) : -1;
 #pragma unroll
     for (int u = 0; u < U; u++) {
-        const int key = key0 + u * KPW;
+        const int key = step0 + sub + u * KPW;
         if (has_dims && key < kend) {
-            const kv_pos p = kv_locate<PAGED>(a, pt, key); /* (the page: paged caches only) */
+            const kv_pos p = PAGED && page >= 0 ? kv_in_page(a, page, step0, sub + u * KPW)
+                                                : kv_locate<PAGED>(a, pt, key); /* (paged: the page) */
             kr[u] = kv_load<KT>(kp + (p.page * a.kv_seq_stride + p.row * a.kv_token_stride) * EB);
             vr[u] = kv_load<KT>(vp + (p.page * a.kv_seq_stride + p.row * a.v_token_stride) * EB);
             if (KT == FAI_KV_INT8) {
@@ -119,12 +122,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
     vec_t kc[U], vc[U];
     float ksc[U], vsc[U];
     int key0 = kbeg + warp * KS;
-    load_step<KT, U, KPW, PAGED>(kc, vc, ksc, vsc, kp, vp, ksp, vsp, a, blk.pt, key0 + sub, kend, has_dims);
+    load_step<KT, U, KPW, PAGED>(kc, vc, ksc, vsc, kp, vp, ksp, vsp, a, blk.pt, key0, sub, kend, has_dims);
     for (; key0 < kend; key0 += nwarps * KS) {
         vec_t kn[U], vn[U];
         float ksn[U], vsn[U];
-        load_step<KT, U, KPW, PAGED>(kn, vn, ksn, vsn, kp, vp, ksp, vsp, a, blk.pt, key0 + nwarps * KS + sub, kend,
-                              has_dims);
+        load_step<KT, U, KPW, PAGED>(kn, vn, ksn, vsn, kp, vp, ksp, vsp, a, blk.pt, key0 + nwarps * KS, sub, kend,
+                                     has_dims);
 
         /* Scores of this lane's U keys: partial dot products, summed over the LPK lanes. */
         float s[HB][U];

@@ -153,6 +153,25 @@ __device__ __forceinline__ kv_pos kv_locate(const fai_decode_args &a, const int3
     return p;
 }
 
+/* The page of a run of keys key0 .. key0 + n - 1 (n a power of two) when one page holds them
+ * all (page_size >= n and key0 a multiple of n), else -1: such runs (a tile, a warp's step)
+ * look their page up once instead of once per key. */
+__device__ __forceinline__ int64_t run_page(const fai_decode_args &a, const int32_t *pt, int key0, int n)
+{
+    if ((1 << a.page_shift) < n || (key0 & (n - 1)) != 0)
+        return -1;
+    return min(max(__ldg(pt + (key0 >> a.page_shift)), 0), a.num_pages - 1);
+}
+
+/* kv_locate for key0 + offset where `page` is run_page's answer for the run (>= 0). */
+__device__ __forceinline__ kv_pos kv_in_page(const fai_decode_args &a, int64_t page, int key0, int offset)
+{
+    kv_pos p;
+    p.page = page;
+    p.row = (key0 & ((1 << a.page_shift) - 1)) + offset;
+    return p;
+}
+
 __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a, int granule)
 {
     decode_block w;

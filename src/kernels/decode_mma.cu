@@ -28,9 +28,10 @@ __device__ __forceinline__ int swizzle(int row, int chunk, int row_elems)
 }
 
 /* Issues the copies of one tile (keys key0 .. key0 + 15 of K and V) into a stage. */
-template <int D, int ROW, bool PAGED>
+/* ONE_PAGE: the tile lies in page `page` (run_page), looked up once. */
+template <int D, int ROW, bool PAGED, bool ONE_PAGE>
 __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, const fai_decode_args &a,
-                                          const int32_t *pt, int key0, int kend, int lane)
+                                          const int32_t *pt, int64_t page, int key0, int kend, int lane)
 {
     constexpr int CHUNKS = D / 8;
     char *ks = stage, *vs = stage + KT * ROW * 2;
@@ -38,7 +39,7 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
     for (int i = lane; i < KT * CHUNKS; i += 32) {
         const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
         const bool valid = key < kend;
-        const kv_pos p = kv_locate<PAGED>(a, pt, valid ? key : 0);
+        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, row) : kv_locate<PAGED>(a, pt, valid ? key : 0);
         const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 8;
         const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 8;
         ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + (valid ? ko : 0), valid);
@@ -48,10 +49,10 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
 
 /* One-byte caches: the copies of a tile's codes (16 rows of D bytes for K, then for V) and,
  * for int8, its 16 K and 16 V scales (zeros past kend, so masked keys add nothing). */
-template <int D, int CT, bool PAGED>
+template <int D, int CT, bool PAGED, bool ONE_PAGE>
 __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, const char *vp, const float *ksp,
-                                               const float *vsp, const fai_decode_args &a, const int32_t *pt, int key0,
-                                               int kend, int lane)
+                                               const float *vsp, const fai_decode_args &a, const int32_t *pt,
+                                               int64_t page, int key0, int kend, int lane)
 {
     constexpr int CHUNKS = D / 16; /* 16-byte chunks per row */
     char *ks = stage, *vs = stage + KT * D;
@@ -59,7 +60,7 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
     for (int i = lane; i < KT * CHUNKS; i += 32) {
         const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
         const bool valid = key < kend;
-        const kv_pos p = kv_locate<PAGED>(a, pt, valid ? key : 0);
+        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, row) : kv_locate<PAGED>(a, pt, valid ? key : 0);
         const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 16;
         const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 16;
         ptx_cp_async_16(ks + row * D + chunk * 16, kp + (valid ? ko : 0), valid);
@@ -69,9 +70,31 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
         float *sc = reinterpret_cast<float *>(stage + 2 * KT * D); /* [K 16][V 16] */
         const int r = lane & 15, key = key0 + r;
         const bool valid = key < kend;
-        const kv_pos p = kv_locate<PAGED>(a, pt, valid ? key : 0);
+        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, r) : kv_locate<PAGED>(a, pt, valid ? key : 0);
         const int64_t so = p.page * a.scale_seq_stride + p.row * a.scale_token_stride;
         ptx_cp_async_4(sc + lane, (lane < 16 ? ksp : vsp) + (valid ? so : 0), valid);
+    }
+}
+
+/* Issues the copies of the tile at key0 into a stage: codes (one-byte caches) or FP16 rows; a
+ * paged tile that lies in one page looks the page up once. */
+template <int D, int ROW, int CT, bool PAGED>
+__device__ __forceinline__ void load_any_tile(char *stage, const char *kp, const char *vp, const float *ksp,
+                                              const float *vsp, const fai_decode_args &a, const int32_t *pt, int key0,
+                                              int kend, int lane)
+{
+    constexpr bool CODES = CT != FAI_KV_FP16;
+    const int64_t page = PAGED ? run_page(a, pt, key0, KT) : -1;
+    if (PAGED && page >= 0) {
+        if (CODES)
+            load_code_tile<D, CT, PAGED, true>(stage, kp, vp, ksp, vsp, a, pt, page, key0, kend, lane);
+        else
+            load_tile<D, ROW, PAGED, true>(stage, (const __half *)kp, (const __half *)vp, a, pt, page, key0, kend, lane);
+    } else {
+        if (CODES)
+            load_code_tile<D, CT, PAGED, false>(stage, kp, vp, ksp, vsp, a, pt, -1, key0, kend, lane);
+        else
+            load_tile<D, ROW, PAGED, false>(stage, (const __half *)kp, (const __half *)vp, a, pt, -1, key0, kend, lane);
     }
 }
 
@@ -144,9 +167,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                                                  : fai_alibi_standard_slope(h_first + row1, a.num_q_heads));
     }
 
-    const __half *kp = (const __half *)a.k + blk.k_off + kvh * a.kv_head_stride;
-    const __half *vp = (const __half *)a.v + blk.v_off + kvh * a.v_head_stride;
-    const char *kcp = (const char *)a.k + (blk.k_off + kvh * a.kv_head_stride) * EB; /* codes */
+    const char *kcp = (const char *)a.k + (blk.k_off + kvh * a.kv_head_stride) * EB; /* this KV head's rows */
     const char *vcp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride) * EB;
     const int64_t s_off = (blk.pt ? 0 : (int64_t)b * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
     const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off; /* int8 only */
@@ -165,10 +186,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     for (int s = 0; s < STAGES - 1; s++) {
         const int t = warp + s * W;
         if (t < ntiles) {
-            if (CODES)
-                load_code_tile<D, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
-            else
-                load_tile<D, ROW, PAGED>(ring + s * STAGE_BYTES, kp, vp, a, blk.pt, kbeg + t * KT, kend, lane);
+            load_any_tile<D, ROW, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend,
+                                             lane);
         }
         ptx_cp_async_commit();
     }
@@ -178,10 +197,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
             __syncwarp(); /* every lane is done reading the stage about to be refilled */
             if (t < ntiles) {
                 char *stage = ring + ((i + STAGES - 1) % STAGES) * STAGE_BYTES;
-                if (CODES)
-                    load_code_tile<D, CT, PAGED>(stage, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
-                else
-                    load_tile<D, ROW, PAGED>(stage, kp, vp, a, blk.pt, kbeg + t * KT, kend, lane);
+                load_any_tile<D, ROW, CT, PAGED>(stage, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
             }
             ptx_cp_async_commit();
         }
