@@ -75,8 +75,14 @@ static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai
         plan_mma_ring(p, items, max_seq_len, dev, eb);
         return;
     }
-    p->stages = eb == 1 ? 6 : FAI_DECODE_MMA_STAGES(p->head_dim);
+    /* One-byte caches: 3 stages, so that two blocks share an SM and the splits double (their
+     * per-warp conversion of each tile leaves a block's own loads too few to hide the
+     * latency: at GQA 32/8 batch 1 x 128K, FP8 111 us with 3 stages and 33 splits, 154 us with
+     * 6 and 16; batch 16 x 8K 114 vs 152 us; fai-bench --suite kv-quant --tune, H100). */
+    p->stages = eb == 1 ? 3 : FAI_DECODE_MMA_STAGES(p->head_dim);
     plan_mma_ring(p, items, max_seq_len, dev, eb);
+    if (eb == 1)
+        return;
     const int64_t warp_tiles =
         ceil_div(ceil_div(max_seq_len, p->num_splits), (int64_t)FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_WARPS);
     if (warp_tiles < 8) {

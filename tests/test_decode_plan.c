@@ -103,6 +103,15 @@ int main(void)
     CHECK(p.stages == 6 && p.num_splits == 16, "GQA b1 128K: %d stages, %d splits (1 block per SM x 132 SMs / 8 items = 16)",
           p.stages, p.num_splits);
     CHECK(plan(16, 32, 8, 128, 8192).stages == 4, "GQA b16 8K: unsplit, 4 stages");
+    /* One-byte caches: 3-stage rings, two blocks per SM, twice the splits (measured faster). */
+    fai_decode_plan q8;
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 1, 32, 8, 128, 131072, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3 && q8.num_splits == 33,
+          "FP8 GQA b1 128K: kernel %d, %d stages, %d splits (2 blocks per SM x 132 / 8 items)", q8.kernel, q8.stages,
+          q8.num_splits);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 16, 32, 8, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3 && q8.num_splits == 2, "int8 GQA b16 8K: %d stages, %d splits",
+          q8.stages, q8.num_splits);
     /* An A100's 164 KB per SM takes the 128 KB ring, not a 192 KB one. */
     const fai_device_info a100 = devices[1];
     fai_decode_plan deep;

@@ -76,15 +76,14 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
     }
 }
 
-/* Issues the copies of the tile at key0 into a stage: codes (one-byte caches) or FP16 rows; a
- * paged tile that lies in one page looks the page up once. */
+/* Issues the copies of the tile at key0 into a stage: codes (one-byte caches) or FP16 rows.
+ * page: run_page's answer for the tile (paged caches; -1: a page lookup per row). */
 template <int D, int ROW, int CT, bool PAGED>
 __device__ __forceinline__ void load_any_tile(char *stage, const char *kp, const char *vp, const float *ksp,
-                                              const float *vsp, const fai_decode_args &a, const int32_t *pt, int key0,
-                                              int kend, int lane)
+                                              const float *vsp, const fai_decode_args &a, const int32_t *pt,
+                                              int64_t page, int key0, int kend, int lane)
 {
     constexpr bool CODES = CT != FAI_KV_FP16;
-    const int64_t page = PAGED ? run_page(a, pt, key0, KT) : -1;
     if (PAGED && page >= 0) {
         if (CODES)
             load_code_tile<D, CT, PAGED, true>(stage, kp, vp, ksp, vsp, a, pt, page, key0, kend, lane);
@@ -182,22 +181,31 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
 
     /* This warp's tiles: t = warp, warp + W, ...; the ring runs STAGES - 1 tiles ahead. */
     const int ntiles = (kend - kbeg + KT - 1) / KT;
+    /* paged: the pages of the first tiles all at once, then each one a tile ahead */
+    int64_t pages[STAGES];
+#pragma unroll
+    for (int s = 0; s < STAGES; s++)
+        pages[s] = PAGED ? run_page(a, blk.pt, kbeg + (warp + s * W) * KT, KT, kend) : -1;
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
         const int t = warp + s * W;
         if (t < ntiles) {
-            load_any_tile<D, ROW, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend,
-                                             lane);
+            load_any_tile<D, ROW, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, pages[s],
+                                             kbeg + t * KT, kend, lane);
         }
         ptx_cp_async_commit();
     }
+    int64_t page_next = pages[STAGES - 1];
     for (int i = 0; warp + i * W < ntiles; i++) {
         {
             const int t = warp + (i + STAGES - 1) * W;
+            const int64_t page = page_next;
+            if (PAGED)
+                page_next = run_page(a, blk.pt, kbeg + (t + W) * KT, KT, kend);
             __syncwarp(); /* every lane is done reading the stage about to be refilled */
             if (t < ntiles) {
                 char *stage = ring + ((i + STAGES - 1) % STAGES) * STAGE_BYTES;
-                load_any_tile<D, ROW, CT, PAGED>(stage, kcp, vcp, ksp, vsp, a, blk.pt, kbeg + t * KT, kend, lane);
+                load_any_tile<D, ROW, CT, PAGED>(stage, kcp, vcp, ksp, vsp, a, blk.pt, page, kbeg + t * KT, kend, lane);
             }
             ptx_cp_async_commit();
         }
