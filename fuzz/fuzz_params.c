@@ -15,7 +15,9 @@
  *  - fai_prefill with BF16 tensors or a variant (window, soft-cap, sinks), which the decode
  *    kernels do not take yet, plans every sequence that has rows on the prefill kernel (no
  *    decode launch, no workspace); an accepted call has one activation dtype (FP16 or BF16)
- *    and sane variant fields.
+ *    and sane variant fields;
+ *  - fai_prefill with a kv_cache (chunked prefill from a contiguous or paged cache) is accepted
+ *    only with the packed-key fields unset and a cache of q's dtype, and plans no decode launch.
  * The variants' fields and the shared BF16 dtype are read from bytes after all the others,
  * so the inputs of the corpus keep their meaning for the rest.
  * Build: fuzz/CMakeLists.txt (clang, -fsanitize=fuzzer,address,undefined). */
@@ -28,6 +30,7 @@
 #include "error.h"
 #include "fai.h"
 #include "kv_append_args.h"
+#include "merge_args.h"
 #include "prefill_args.h"
 #include "prefill_plan.h"
 
@@ -332,12 +335,39 @@ static void fuzz_prefill(reader *r)
         p.q.dtype = p.k.dtype = p.v.dtype = p.o.dtype = io;
     if (take(r, 1) % 16 == 1)
         p.q.dtype = p.q.dtype == FAI_DTYPE_BF16 ? FAI_DTYPE_FP16 : FAI_DTYPE_BF16;
+    static fai_kv_cache kv_cache; /* keys and values from a KV cache (picked last: older inputs keep their meaning) */
+    if (take(r, 1) % 4 == 1) {
+        memset(&kv_cache, 0, sizeof kv_cache);
+        kv_cache.dtype = (take(r, 1) % 4) ? p.q.dtype : pick_cache_dtype(r);
+        kv_cache.k = pick_ptr(r);
+        kv_cache.v = pick_ptr(r);
+        kv_cache.seq_stride = pick_i64(r);
+        kv_cache.token_stride = pick_i64(r);
+        kv_cache.head_stride = pick_i64(r);
+        kv_cache.capacity = (take(r, 1) % 2) ? (int32_t)take(r, 2) : pick_i32(r);
+        kv_cache.seq_lens = (const int32_t *)pick_ptr(r);
+        kv_cache.max_seq_len = (take(r, 1) % 2) ? 0 : pick_i32(r);
+        if (take(r, 1) % 4 == 0)
+            pick_scales(r, &kv_cache);
+        if (take(r, 1) % 2)
+            pick_pages(r, &kv_cache);
+        if (take(r, 1) % 4) { /* mostly the packed-key fields unset, as they must be */
+            p.k.data = p.v.data = NULL;
+            p.cu_seqlens_k = NULL;
+            p.total_k = p.max_seq_k = 0;
+        }
+        p.kv_cache = &kv_cache;
+    }
 
     fai_error_clear();
     const fai_status v = fai_prefill_validate(fn, null_params ? NULL : &p);
     if (!null_params && v == FAI_SUCCESS) { /* one activation dtype, FP16 or BF16; sane variants */
         REQUIRE(p.q.dtype == FAI_DTYPE_FP16 || p.q.dtype == FAI_DTYPE_BF16);
-        REQUIRE(p.k.dtype == p.q.dtype && p.v.dtype == p.q.dtype && p.o.dtype == p.q.dtype);
+        REQUIRE(p.kv_cache || (p.k.dtype == p.q.dtype && p.v.dtype == p.q.dtype));
+        REQUIRE(p.o.dtype == p.q.dtype);
+        if (p.kv_cache) /* the cache holds q's dtype, FP16 or BF16; the packed-key fields are unset */
+            REQUIRE(p.kv_cache->dtype == p.q.dtype && !p.k.data && !p.v.data && !p.cu_seqlens_k && p.total_k == 0 &&
+                    p.max_seq_k == 0 && !p.kv_cache->k_scale && !p.kv_cache->v_scale);
         REQUIRE(p.attn.window_left >= -1 && p.attn.window_right >= -1);
         REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap > 0.0f && p.attn.softcap < 1e38f));
     }
@@ -457,6 +487,71 @@ static void fuzz_append(reader *r)
         REQUIRE(p.cache.page_size >= 1 && p.cache.page_size <= 256 && p.cache.num_pages >= 1);
 }
 
+/* fai_merge_states' and fai_merge_state's checks: a known status and a message naming the
+ * function on rejection, the public calls agree with the internal validation (the pair call
+ * with the two-part one), and an accepted merge has 1..FAI_MERGE_MAX_PARTS parts of one
+ * FP16/BF16 dtype and a head_dim the kernel takes. Accepted calls are made only with zero
+ * rows (nothing to launch). Outputs sometimes alias a part (in place) or sit next to one. */
+static void fuzz_merge(reader *r)
+{
+    static const char fn[] = "fuzz_merge";
+    fai_tensor parts[FAI_MERGE_MAX_PARTS + 2];
+    const float *lses[FAI_MERGE_MAX_PARTS + 2];
+    fai_merge_params p = fai_merge_params_default();
+    p.num_parts = (take(r, 1) % 4) ? (int32_t)(1 + take(r, 1) % (FAI_MERGE_MAX_PARTS + 2)) : pick_i32(r);
+    p.num_rows = (take(r, 1) % 3) ? (int32_t)(take(r, 1) % 3 ? take(r, 1) % 4 : take(r, 2)) : pick_i32(r);
+    p.num_heads = (take(r, 1) % 4) ? (int32_t)(1 + take(r, 1) % 64) : pick_i32(r);
+    p.head_dim = (take(r, 1) % 2) ? pick_head_dim(r) : (int32_t)(take(r, 1) * 2);
+    const fai_dtype dt = pick_io_dtype(r);
+    for (int i = 0; i < FAI_MERGE_MAX_PARTS + 2; i++) {
+        parts[i] = pick_tensor(r);
+        parts[i].dtype = (take(r, 1) % 8) ? dt : pick_dtype(r);
+        lses[i] = (const float *)pick_ptr(r);
+    }
+    p.o = pick_tensor(r);
+    p.o.dtype = (take(r, 1) % 8) ? dt : pick_dtype(r);
+    p.lse = (float *)pick_ptr(r);
+    const uint64_t alias = take(r, 1);
+    const int j = (int)(take(r, 1) % (FAI_MERGE_MAX_PARTS + 2));
+    if (alias & 1) /* in place, sometimes with other strides */
+        p.o = parts[j], p.o.token_stride = (alias & 2) ? pick_i64(r) : p.o.token_stride;
+    if (alias & 4) /* the output LSE at or near a part's */
+        p.lse = (float *)(uintptr_t)((uintptr_t)lses[j] + 4 * (take(r, 1) % 3 ? 0 : take(r, 1)));
+    p.parts = (take(r, 1) % 32) ? parts : NULL;
+    p.parts_lse = (take(r, 1) % 32) ? lses : NULL;
+    const int null_params = take(r, 1) % 32 == 0;
+
+    fai_error_clear();
+    const fai_status v = fai_merge_validate(fn, null_params ? NULL : &p, 0);
+    if (v != FAI_SUCCESS) {
+        check_rejection(v, fn);
+        const fai_status pub = fai_merge_states(null_params ? NULL : &p, 0);
+        REQUIRE(pub == v);
+        check_rejection(pub, "fai_merge_states");
+    } else {
+        REQUIRE(p.num_parts >= 1 && p.num_parts <= FAI_MERGE_MAX_PARTS && p.num_rows >= 0 && p.num_heads >= 1);
+        REQUIRE(p.head_dim >= 8 && p.head_dim <= 256 && p.head_dim % 8 == 0);
+        REQUIRE(p.o.dtype == FAI_DTYPE_FP16 || p.o.dtype == FAI_DTYPE_BF16);
+        for (int i = 0; i < p.num_parts; i++)
+            REQUIRE(p.parts[i].dtype == p.o.dtype);
+        if (p.num_rows == 0)
+            REQUIRE(fai_merge_states(&p, 0) == FAI_SUCCESS && fai_last_error()[0] == '\0');
+    }
+    /* The two-part call: the same checks (its names differ). */
+    if (null_params || !p.parts || !p.parts_lse || p.num_parts != 2)
+        return;
+    fai_error_clear();
+    const fai_status vp = fai_merge_validate("fuzz_pair", &p, 1);
+    REQUIRE(vp == v);
+    if (vp != FAI_SUCCESS || p.num_rows == 0) {
+        const fai_status pub = fai_merge_state(p.num_rows, p.num_heads, p.head_dim, parts[0], lses[0], parts[1],
+                                               lses[1], p.o, p.lse, 0);
+        REQUIRE(pub == vp);
+        if (vp != FAI_SUCCESS)
+            check_rejection(pub, "fai_merge_state");
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -467,6 +562,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_decode(&r);
     else if (which % 8 != 6)
         fuzz_prefill(&r);
+    else if (which % 32 == 30)
+        fuzz_merge(&r);
     else
         fuzz_append(&r);
     return 0;

@@ -5,6 +5,7 @@
 
 #include "decode_args.h"
 #include "kv_append_args.h"
+#include "merge_args.h"
 #include "prefill_args.h"
 
 fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
@@ -23,6 +24,13 @@ fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream)
 }
 
 fai_status fai_kv_append_launch(const fai_kv_append_args *args, cudaStream_t stream)
+{
+    (void)args;
+    (void)stream;
+    abort();
+}
+
+fai_status fai_merge_launch(const fai_merge_args *args, cudaStream_t stream)
 {
     (void)args;
     (void)stream;

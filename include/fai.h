@@ -289,6 +289,21 @@ typedef struct fai_prefill_params {
     float *lse;          /* optional device [total_q, num_q_heads] FP32: natural log-sum-exp
                             of each row's scaled, capped, biased scores (and its sink); NULL
                             to skip */
+    const fai_kv_cache *kv_cache; /* optional (chunked prefill, prefix caching; docs/api.md
+                            "Chunked prefill and prefix caching from a KV cache"): keys and
+                            values come from this cache, contiguous or paged, instead of k
+                            and v. Sequence b's keys are tokens 0 .. seq_lens[b] - 1 of cache
+                            sequence b (slot b, or row b of the page table), so seq_k =
+                            kv_cache->seq_lens[b] (device, clamped into [0, capacity]), and
+                            its seq_q query rows (cu_seqlens_q) are the last seq_q of those
+                            positions (the bottom-right-aligned causal mask): append the
+                            chunk's K/V to the cache first (fai_kv_append), then call this.
+                            kv_cache->dtype must be q's (FP16 or BF16; int8 and FP8 caches
+                            give FAI_ERROR_NOT_SUPPORTED_DTYPE for now); max_seq_len is not
+                            used. k.data, v.data and cu_seqlens_k must then be NULL and
+                            total_k and max_seq_k 0 (the other fields of k and v are not
+                            read). Every row, seq_q = 1 included, runs on the tensor-core
+                            kernel; no workspace. NULL: keys and values from k and v. */
 } fai_prefill_params;
 
 /* Defaults: fai_attention_default(), batch 0, not causal, FP16 tensors, NULL pointers. */
@@ -336,6 +351,56 @@ FAI_API fai_kv_append_params fai_kv_append_params_default(void);
 
 /* Launches the append on `stream` (memory-bound; graph-capturable). */
 FAI_API fai_status fai_kv_append(const fai_kv_append_params *params, fai_stream_t stream);
+
+/* ---------------------------------------------------------------------------------------
+ * Merging attention states: attention over a union of key sets from the attention over each
+ * set (cascade / shared-prefix attention, one sequence's KV split across calls or GPUs).
+ *
+ * Part p holds, for every (row, head), the output O_p of attention over its own keys and
+ * the natural log-sum-exp LSE_p of their scores, as fai_decode and fai_prefill write them
+ * (o and lse). With the parts' key sets disjoint, the attention over their union is
+ *
+ *   LSE = log sum_p e^(LSE_p),   O = sum_p e^(LSE_p - LSE) O_p
+ *
+ * computed in FP32 (exp2 domain) and written to o (and lse). A part whose LSE is -inf (it saw
+ * no key) contributes nothing and its O row is not read (it may hold anything, NaN
+ * included); a (row, head) where every part is -inf gets zeros and an LSE of -inf, never
+ * NaN. (Attention sinks: give the sink to exactly one of the parts, as one call with
+ * attn.sinks does; the merge itself adds none.)
+ * o may be one of the parts exactly (same data and strides: merging in place) or overlap
+ * none of them; lse may be one of parts_lse or overlap none. Needs no workspace; one launch,
+ * graph-capturable (the host arrays are read during the call only).
+ * ------------------------------------------------------------------------------------- */
+#define FAI_MERGE_MAX_PARTS 16 /* parts of one call; merge more in a tree of calls */
+
+typedef struct fai_merge_params {
+    int32_t num_parts;              /* 1 .. FAI_MERGE_MAX_PARTS */
+    int32_t num_rows;               /* tokens, >= 0 (0 launches nothing) */
+    int32_t num_heads;              /* >= 1 */
+    int32_t head_dim;               /* a multiple of 8 in [8, 256] (the head dim of V) */
+    const fai_tensor *parts;        /* host array [num_parts]: part p's output, a
+                                       [num_rows, num_heads, head_dim] view (FP16 or BF16,
+                                       every part and o of one dtype) */
+    const float *const *parts_lse;  /* host array [num_parts] of device pointers: part p's
+                                       LSE, FP32 [num_rows, num_heads] row-major (element
+                                       r * num_heads + h), 4-byte aligned */
+    fai_tensor o;                   /* [num_rows, num_heads, head_dim], written */
+    float *lse;                     /* optional device FP32 [num_rows, num_heads], written with
+                                       the merged natural LSE; NULL to skip */
+} fai_merge_params;
+
+/* Defaults: 2 parts, 0 rows, 32 heads of 128, FP16 o, NULL pointers. */
+FAI_API fai_merge_params fai_merge_params_default(void);
+
+/* Launches the merge of params->num_parts parts on `stream`. */
+FAI_API fai_status fai_merge_states(const fai_merge_params *params, fai_stream_t stream);
+
+/* The same for two parts (FlashInfer's merge_state): a and b merged into o (which may be
+ * o_a or o_b: in place), lse optional (NULL to skip; may be lse_a or lse_b). Messages name
+ * the arguments o_a, lse_a, o_b, lse_b, o and lse. */
+FAI_API fai_status fai_merge_state(int32_t num_rows, int32_t num_heads, int32_t head_dim, fai_tensor o_a,
+                                   const float *lse_a, fai_tensor o_b, const float *lse_b, fai_tensor o,
+                                   float *lse, fai_stream_t stream);
 
 #ifdef __cplusplus
 }

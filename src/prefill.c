@@ -7,7 +7,9 @@
  * cu_seqlens_q the plan launches only the kernels that have work; without one both run
  * and each skips the other's sequences. A call with BF16 tensors runs every row on the
  * prefill kernel, which alone has BF16 for now (prefill_plan.c); the variants (window,
- * soft-cap, sinks) run on both kinds. Plain FP16 prefill goes to prefill_plain.cu's kernel. */
+ * soft-cap, sinks) run on both kinds. Plain FP16 prefill goes to prefill_plain.cu's kernel.
+ * A call with a kv_cache (chunked prefill over a contiguous or paged cache) runs every row on
+ * the variant kernel of prefill.cu, which alone addresses K/V through the cache. */
 #include "check.h"
 #include "decode_args.h"
 #include "error.h"
@@ -119,6 +121,25 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.skip_decode_rows = plan.run_decode;
         args.m_tiles = plan.m_tiles;
         args.mt = plan.mt;
+        if (p->kv_cache) { /* keys and values from the cache (contiguous slots or pages) */
+            const fai_kv_cache *c = p->kv_cache;
+            args.k = c->k;
+            args.v = c->v;
+            args.cu_k = NULL;
+            args.total_k = 0;
+            args.k_token_stride = args.v_token_stride = c->token_stride;
+            args.k_head_stride = args.v_head_stride = c->head_stride;
+            args.seq_lens = c->seq_lens;
+            args.kv_seq_stride = c->seq_stride;
+            args.capacity = c->capacity;
+            if (c->page_table) {
+                args.page_table = c->page_table;
+                args.page_table_stride = c->page_table_stride;
+                args.num_pages = c->num_pages;
+                while ((1 << args.page_shift) < c->page_size)
+                    args.page_shift++;
+            }
+        }
         args.scale_log2 = a->softmax_scale * 1.4426950408889634f;
         if (a->softcap > 0.0f) { /* s = cap tanh(scale q.k / cap): tanh(q.k * scale / cap) * cap log2(e) */
             args.scale_log2 = a->softcap * 1.4426950408889634f;

@@ -131,6 +131,20 @@ typedef struct fai_prefill_args {
     float scale_log2;         /* q.k (or its soft-capped tanh) into the exp2 domain:
                                  softmax_scale * log2(e), or softcap * log2(e) with a soft-cap */
     float softcap_scale;      /* softmax_scale / softcap: q.k into tanh's argument; 0: no cap */
+    /* Keys and values from a KV cache (fai_prefill_params.kv_cache), when seq_lens is set:
+     * cu_k and total_k are then not used, k/v are the cache's pools and k_ and v_token_stride /
+     * head_stride its strides. Sequence b's keys are tokens 0 .. seq_lens[b] - 1 (clamped
+     * into [0, capacity]) of slot b, at k + b * kv_seq_stride, or with a page table, of pages
+     * page_table[b * page_table_stride + (key >> page_shift)] (clamped into [0, num_pages)) at
+     * k + page * kv_seq_stride, row key & (2^page_shift - 1). The plain kernel never gets
+     * these (fai_prefill_launch sends cache calls to the variant kernel). */
+    const int32_t *seq_lens;  /* NULL: packed k/v through cu_k */
+    const int32_t *page_table; /* NULL: contiguous slots */
+    int64_t kv_seq_stride;    /* slot stride, or page stride with a page table */
+    int64_t page_table_stride;
+    int32_t capacity;         /* tokens a sequence can hold */
+    int32_t page_shift;       /* log2(page_size) */
+    int32_t num_pages;
 } fai_prefill_args;
 
 /* Launches the prefill kernel over batch * num_q_heads * m_tiles blocks. */

@@ -2,6 +2,7 @@
  * range of the batch, with which tiles, and the decode rows' split). Pure functions of
  * their arguments, so the CPU tests and the fuzzer run them without a GPU. */
 #include <limits.h>
+#include <string.h>
 
 #include "check.h"
 #include "prefill_args.h"
@@ -15,6 +16,67 @@ static fai_status check_cu(const char *fn, const char *name, const int32_t *cu)
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: %s (%p) is not 4-byte aligned", fn, name,
                          (const void *)cu);
     return FAI_SUCCESS;
+}
+
+/* A failed cache check of fai_check_kv_cache names its fields "cache.<field>" (fai_decode's
+ * argument); here the argument is kv_cache, so the message is rewritten to name it. */
+static fai_status name_kv_cache(fai_status s)
+{
+    if (s == FAI_SUCCESS)
+        return s;
+    char msg[512];
+    const char *src = fai_last_error();
+    size_t n = 0;
+    while (*src && n + 11 < sizeof msg) {
+        if (strncmp(src, "cache.", 6) == 0) {
+            memcpy(msg + n, "kv_cache->", 10);
+            n += 10;
+            src += 6;
+        } else {
+            msg[n++] = *src++;
+        }
+    }
+    msg[n] = '\0';
+    return fai_error(s, "%s", msg);
+}
+
+/* The cache source of fai_prefill (params.kv_cache): FP16 or BF16 as q, the packed-key fields
+ * unused, and the cache itself through the checks fai_decode runs. */
+static fai_status check_prefill_cache(const char *fn, const fai_prefill_params *p)
+{
+    const fai_kv_cache *c = p->kv_cache;
+    const fai_attention *a = &p->attn;
+    if (c->dtype == FAI_DTYPE_INT8 || c->dtype == FAI_DTYPE_FP8_E4M3 || c->dtype == FAI_DTYPE_FP8_E5M2)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
+                         "%s: kv_cache->dtype (%d) is %s: fai_prefill reads FP16 and BF16 caches only for now "
+                         "(quantized caches: fai_decode)",
+                         fn, (int)c->dtype, fai_dtype_name(c->dtype));
+    if (c->dtype != FAI_DTYPE_FP16 && c->dtype != FAI_DTYPE_BF16)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: kv_cache->dtype (%d) is not supported (%s or %s, as q)",
+                         fn, (int)c->dtype, fai_dtype_name(FAI_DTYPE_FP16), fai_dtype_name(FAI_DTYPE_BF16));
+    if (c->dtype != p->q.dtype)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
+                         "%s: kv_cache->dtype (%d) is %s but q.dtype is %s: the cache must hold q's dtype", fn,
+                         (int)c->dtype, fai_dtype_name(c->dtype), fai_dtype_name(p->q.dtype));
+    if (p->k.data || p->v.data)
+        return fai_error(FAI_ERROR_BAD_PARAM, "%s: k.data (%p) and v.data (%p) must be NULL with kv_cache "
+                         "(the keys and values come from the cache)", fn, p->k.data, p->v.data);
+    if (p->cu_seqlens_k)
+        return fai_error(FAI_ERROR_BAD_PARAM, "%s: cu_seqlens_k (%p) must be NULL with kv_cache "
+                         "(sequence b's keys are kv_cache->seq_lens[b] tokens of the cache)", fn,
+                         (const void *)p->cu_seqlens_k);
+    if (p->total_k != 0 || p->max_seq_k != 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: total_k (%d) and max_seq_k (%d) must be 0 with kv_cache", fn,
+                         (int)p->total_k, (int)p->max_seq_k);
+    /* The 2-byte layout checks of an FP16 cache hold for BF16 alike (the dtype is checked above;
+     * a BF16 cache has no scales either). */
+    if (c->k_scale || c->v_scale)
+        return fai_error(FAI_ERROR_BAD_PARAM,
+                         "%s: kv_cache->k_scale/v_scale are set, but a %s cache has no scales (leave them NULL)", fn,
+                         fai_dtype_name(c->dtype));
+    fai_kv_cache layout = *c;
+    layout.dtype = FAI_DTYPE_FP16;
+    return name_kv_cache(fai_check_kv_cache(fn, &layout, p->batch, a->num_kv_heads, a->head_dim));
 }
 
 fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p)
@@ -37,15 +99,20 @@ fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p)
     /* FP16 or BF16, one type for all four (q's). */
     const fai_dtype dt = p->q.dtype;
     FAI_TRY(fai_check_io_tensor(fn, "q", &p->q, p->total_q, a->num_q_heads, a->head_dim, 0, dt));
-    FAI_TRY(fai_check_io_tensor(fn, "k", &p->k, p->total_k, a->num_kv_heads, a->head_dim, 0, dt));
-    FAI_TRY(fai_check_io_tensor(fn, "v", &p->v, p->total_k, a->num_kv_heads, a->head_dim, 0, dt));
+    if (p->kv_cache) { /* keys and values from the cache: k and v are not read */
+        FAI_TRY(check_prefill_cache(fn, p));
+    } else {
+        FAI_TRY(fai_check_io_tensor(fn, "k", &p->k, p->total_k, a->num_kv_heads, a->head_dim, 0, dt));
+        FAI_TRY(fai_check_io_tensor(fn, "v", &p->v, p->total_k, a->num_kv_heads, a->head_dim, 0, dt));
+    }
     FAI_TRY(fai_check_io_tensor(fn, "o", &p->o, p->total_q, a->num_q_heads, a->head_dim, 1, dt));
     if (p->lse && ((uintptr_t)p->lse % sizeof(float)) != 0)
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: lse (%p) is not 4-byte aligned", fn, (void *)p->lse);
     if (p->batch == 0)
         return FAI_SUCCESS;
     FAI_TRY(check_cu(fn, "cu_seqlens_q", p->cu_seqlens_q));
-    FAI_TRY(check_cu(fn, "cu_seqlens_k", p->cu_seqlens_k));
+    if (!p->kv_cache)
+        FAI_TRY(check_cu(fn, "cu_seqlens_k", p->cu_seqlens_k));
     const int32_t *cu = p->cu_seqlens_q_host;
     if (cu) {
         if (cu[0] < 0)
@@ -63,7 +130,9 @@ fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p)
 
 int fai_prefill_decode_kernels_serve(const fai_prefill_params *p)
 {
-    return p->q.dtype == FAI_DTYPE_FP16; /* (the decode kernels have the variants, not BF16) */
+    /* (the decode kernels have the variants, not BF16, and read K/V from a cache only in
+     * fai_decode's layout, not with a packed query) */
+    return p->q.dtype == FAI_DTYPE_FP16 && !p->kv_cache;
 }
 
 fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fai_device_info dev,

@@ -48,7 +48,12 @@ int main(void)
     FIELD(fai_prefill_params, cu_seqlens_k, 0), FIELD(fai_prefill_params, total_q, 0);
     FIELD(fai_prefill_params, total_k, 0), FIELD(fai_prefill_params, max_seq_q, 0);
     FIELD(fai_prefill_params, max_seq_k, 0), FIELD(fai_prefill_params, cu_seqlens_q_host, 0);
-    FIELD(fai_prefill_params, lse, 1);
+    FIELD(fai_prefill_params, lse, 0), FIELD(fai_prefill_params, kv_cache, 1);
+    END(0);
+    BEGIN(fai_merge_params);
+    FIELD(fai_merge_params, num_parts, 0), FIELD(fai_merge_params, num_rows, 0), FIELD(fai_merge_params, num_heads, 0);
+    FIELD(fai_merge_params, head_dim, 0), FIELD(fai_merge_params, parts, 0), FIELD(fai_merge_params, parts_lse, 0);
+    FIELD(fai_merge_params, o, 0), FIELD(fai_merge_params, lse, 1);
     END(1);
     printf("}\n");
     return 0;

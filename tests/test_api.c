@@ -730,6 +730,69 @@ static void test_thread_local_errors(void)
     }
 }
 
+/* fai_prefill with kv_cache (chunked prefill from a contiguous or paged cache): the packed-key
+ * fields must be unset, the cache holds q's dtype (quantized: not supported yet), and the
+ * cache itself is checked as fai_decode checks it, with messages naming kv_cache. */
+static void test_prefill_cache_checks(void)
+{
+    static fai_kv_cache c;
+    const fai_kv_cache base = {.dtype = FAI_DTYPE_FP16, .k = FAKE(3), .v = FAKE(4), .seq_stride = 1024 * 8 * 128,
+                               .token_stride = 8 * 128, .head_stride = 128, .capacity = 1024, .seq_lens = fake_lens};
+    fai_prefill_params p;
+#define CACHE_PARAMS()                                                                                          \
+    (c = base, p = valid_prefill(), p.k.data = p.v.data = NULL, p.cu_seqlens_k = NULL, p.total_k = 0,           \
+     p.kv_cache = &c)
+    CHECK(fai_prefill_params_default().kv_cache == NULL, "the default has no cache");
+    CACHE_PARAMS();
+    PREFILL_ACCEPT(p); /* contiguous FP16 */
+    CACHE_PARAMS(); c.page_table = fake_cu_q; c.page_table_stride = 64; c.page_size = 16; c.num_pages = 100;
+    PREFILL_ACCEPT(p); /* paged */
+    CACHE_PARAMS(); c.dtype = FAI_DTYPE_BF16; p.q.dtype = p.o.dtype = FAI_DTYPE_BF16;
+    PREFILL_ACCEPT(p); /* BF16 cache and q (k/v's dtype fields are not read) */
+    CACHE_PARAMS(); c.capacity = 0; c.k = c.v = NULL;
+    PREFILL_ACCEPT(p); /* every sequence empty */
+    /* The packed-key fields must be unset. */
+    CACHE_PARAMS(); p.k.data = FAKE(3);
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "must be NULL with kv_cache");
+    CACHE_PARAMS(); p.v.data = FAKE(4);
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "v.data");
+    CACHE_PARAMS(); p.cu_seqlens_k = fake_cu_k;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "cu_seqlens_k");
+    CACHE_PARAMS(); p.total_k = 10;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "total_k (10) and max_seq_k (0) must be 0 with kv_cache");
+    CACHE_PARAMS(); p.max_seq_k = 10;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "max_seq_k (10)");
+    /* Dtypes: quantized caches are not supported yet; the cache must hold q's dtype. */
+    CACHE_PARAMS(); c.dtype = FAI_DTYPE_INT8;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "kv_cache->dtype (2) is FAI_DTYPE_INT8");
+    CACHE_PARAMS(); c.dtype = FAI_DTYPE_FP8_E4M3;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "FP16 and BF16 caches only");
+    CACHE_PARAMS(); c.dtype = FAI_DTYPE_BF16;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "kv_cache->dtype (1) is FAI_DTYPE_BF16 but q.dtype is FAI_DTYPE_FP16");
+    CACHE_PARAMS(); c.dtype = (fai_dtype)77;
+    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "kv_cache->dtype (77)");
+    CACHE_PARAMS(); c.k_scale = (float *)FAKE(5);
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "kv_cache->k_scale/v_scale");
+    /* The cache's own checks (those of fai_decode), naming kv_cache. */
+    CACHE_PARAMS(); c.seq_lens = NULL;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "kv_cache->seq_lens is NULL");
+    CACHE_PARAMS(); c.k = NULL;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "kv_cache->k is NULL");
+    CACHE_PARAMS(); c.v = (char *)FAKE(4) + 8;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "kv_cache->v");
+    CACHE_PARAMS(); c.token_stride = 100;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "kv_cache->token_stride (100)");
+    CACHE_PARAMS(); c.capacity = -1;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "kv_cache->capacity (-1)");
+    CACHE_PARAMS(); c.page_table = fake_cu_q; c.page_table_stride = 64; c.page_size = 24; c.num_pages = 100;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "kv_cache->page_size (24)");
+    CACHE_PARAMS(); c.page_table = fake_cu_q; c.page_table_stride = 3; c.page_size = 16; c.num_pages = 100;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "kv_cache->page_table_stride (3)");
+    CACHE_PARAMS(); c.page_table = fake_cu_q; c.page_table_stride = 64; c.page_size = 16; c.num_pages = 0;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "kv_cache->num_pages (0)");
+#undef CACHE_PARAMS
+}
+
 int main(void)
 {
     test_status_strings();
@@ -741,6 +804,7 @@ int main(void)
     test_variant_checks();
     test_decode_variants();
     test_thread_local_errors();
+    test_prefill_cache_checks();
     if (failures) {
         printf("test_api: %d checks failed\n", failures);
         return 1;

@@ -23,7 +23,8 @@ import math
 from . import _lib
 from ._tensor import _ITEMSIZE, view
 
-__all__ = ["FaiError", "LibraryNotFound", "decode", "prefill", "hybrid", "kv_append", "version", "library"]
+__all__ = ["FaiError", "LibraryNotFound", "decode", "prefill", "hybrid", "kv_append", "merge_states", "merge_state", "version",
+           "library"]
 
 LibraryNotFound = _lib.LibraryNotFound
 _handle = None
@@ -360,8 +361,14 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
 
 def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, causal=False, softmax_scale=None,
             alibi=False, alibi_slopes=None, cu_seqlens_q_host=None, out=None, lse=None, workspace=None,
-            stream=None, window=None, softcap=0.0, sinks=None):
+            stream=None, window=None, softcap=0.0, sinks=None, k_cache=None, v_cache=None, seq_lens=None):
     """Attention over a packed variable-length batch (prefill, chunked prefill, hybrid).
+
+    Chunked prefill / prefix caching from a KV cache: pass k=None, v=None, cu_seqlens_k=None
+    and k_cache, v_cache ([batch, capacity, num_kv_heads, head_dim], q's dtype, any strides
+    with a contiguous head_dim, as in decode()) and seq_lens (int32 [batch]): sequence b's
+    keys are the first seq_lens[b] tokens of cache slot b, its queries the last rows of
+    them (append the chunk with kv_append first). Every row then runs on the prefill kernel.
 
     q: float16 [total_q, num_q_heads, head_dim]; k, v: float16 [total_k, num_kv_heads,
     head_dim] (views into a fused QKV buffer work). cu_seqlens_q / cu_seqlens_k: int32
@@ -373,23 +380,49 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
     q, k, v (and out) may all be bfloat16 instead. The variants: window=(left, right) keys
     around each row's bottom-right-aligned diagonal (-1: unbounded), softcap, sinks (float32
     [num_q_heads]). Returns out (and lse when given or lse=True)."""
-    qv, kv, vv = view("q", q), view("k", k), view("v", v)
-    cq, ck = view("cu_seqlens_q", cu_seqlens_q), view("cu_seqlens_k", cu_seqlens_k)
-    for x in (qv, kv, vv):
-        _rank(x, 3, "[tokens, heads, head_dim]")
-        _fp16_rows(x, bf16=True)
-    _same("k's and v's element type", (kv.dtype, vv.dtype), (qv.dtype, qv.dtype))
-    total_q, hq, d = qv.shape
-    total_k, hk, dk = kv.shape
-    _same("k's head_dim", dk, d)
-    _same("v's shape", vv.shape, kv.shape)
+    from_cache = k_cache is not None or v_cache is not None or seq_lens is not None
+    if from_cache:
+        if k is not None or v is not None or cu_seqlens_k is not None:
+            raise ValueError("fai: with k_cache / v_cache / seq_lens, pass k, v and cu_seqlens_k as None "
+                             "(the keys and values come from the cache)")
+        if k_cache is None or v_cache is None or seq_lens is None:
+            raise TypeError("fai: prefill from a cache needs k_cache, v_cache and seq_lens")
+        qv, kv, vv = view("q", q), view("k_cache", k_cache), view("v_cache", v_cache)
+        _rank(qv, 3, "[tokens, heads, head_dim]")
+        _fp16_rows(qv, bf16=True)
+        for x in (kv, vv):
+            _rank(x, 4, "[batch, capacity, num_kv_heads, head_dim]")
+            _cache_rows(x)
+        _same("k_cache's and v_cache's element type (q's)", (kv.dtype, vv.dtype), (qv.dtype, qv.dtype))
+        _same("v_cache's shape", vv.shape, kv.shape)
+        _same("v_cache's strides", vv.strides, kv.strides)
+        total_q, hq, d = qv.shape
+        total_k, hk, dk = 0, kv.shape[2], kv.shape[3]
+        _same("k_cache's head_dim", dk, d)
+        cq = view("cu_seqlens_q", cu_seqlens_q)
+    else:
+        qv, kv, vv = view("q", q), view("k", k), view("v", v)
+        cq, ck = view("cu_seqlens_q", cu_seqlens_q), view("cu_seqlens_k", cu_seqlens_k)
+        for x in (qv, kv, vv):
+            _rank(x, 3, "[tokens, heads, head_dim]")
+            _fp16_rows(x, bf16=True)
+        _same("k's and v's element type", (kv.dtype, vv.dtype), (qv.dtype, qv.dtype))
+        total_q, hq, d = qv.shape
+        total_k, hk, dk = kv.shape
+        _same("k's head_dim", dk, d)
+        _same("v's shape", vv.shape, kv.shape)
     if hk == 0 or hq % hk:
         raise ValueError(f"fai: num_q_heads ({hq}) must be a multiple of num_kv_heads ({hk})")
     if len(cq.shape) != 1 or cq.shape[0] < 1:
         raise ValueError(f"fai: cu_seqlens_q must have shape (batch + 1,); got {cq.shape}")
     batch = cq.shape[0] - 1
     _int32_vector(cq, batch + 1)
-    _int32_vector(ck, batch + 1)
+    if from_cache:
+        lv = view("seq_lens", seq_lens)
+        _int32_vector(lv, batch)
+        _same("k_cache's batch", kv.shape[0], batch)
+    else:
+        _int32_vector(ck, batch + 1)
     if batch > 0 and int(max_seq_q) < 1:
         raise ValueError(f"fai: max_seq_q ({max_seq_q}) must be >= 1")
     host = None
@@ -400,13 +433,30 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         host = (ctypes.c_int32 * (batch + 1))(*host_list)
     handle = _stream(stream, q)
     arrays = [("k", k), ("v", v), ("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k), ("out", out),
-              ("lse", lse), ("sinks", sinks)]
+              ("lse", lse), ("sinks", sinks), ("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens)]
     with _on_device_and_stream(q, handle, arrays):
         out, ov, lse, lse_v = _outputs(q, qv, out, lse)
         slopes = _slopes(alibi_slopes, hq)
 
         lib = library()
         p = lib.fai_prefill_params_default()
+        if from_cache:  # k, v and cu_seqlens_k stay NULL, total_k 0
+            cache = _lib.KVCache()
+            _fill_cache(cache, kv, vv, _lib.FAI_DTYPE_BF16 if kv.dtype == "bfloat16" else _lib.FAI_DTYPE_FP16,
+                        None, None)
+            cache.seq_lens = lv.ptr
+            p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes, window, softcap, sinks)
+            p.batch, p.causal = batch, 1 if causal else 0
+            p.q, p.o = _fai_tensor(qv), _fai_tensor(ov)
+            p.k.dtype = p.v.dtype = p.q.dtype
+            p.cu_seqlens_q = cq.ptr
+            p.total_q, p.max_seq_q = _int32("total_q", total_q), int(max_seq_q)
+            if host is not None:
+                p.cu_seqlens_q_host = ctypes.cast(host, ctypes.POINTER(ctypes.c_int32))
+            p.lse = lse_v.ptr if lse_v is not None else None
+            p.kv_cache = ctypes.pointer(cache)
+            _check(lib.fai_prefill(ctypes.byref(p), None, 0, handle))
+            return (out, lse) if lse is not None else out
         p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes, window, softcap, sinks)
         p.batch, p.causal = batch, 1 if causal else 0
         p.q, p.k, p.v, p.o = _fai_tensor(qv), _fai_tensor(kv), _fai_tensor(vv), _fai_tensor(ov)
@@ -470,3 +520,58 @@ def kv_append(k_new, v_new, slots, k_cache, v_cache, *, k_scale=None, v_scale=No
         p.cache_batch = _int32("k_cache's batch", kv.shape[0])
         _fill_cache(p.cache, kv, vv, cdtype, ks, vs)
         _check(lib.fai_kv_append(ctypes.byref(p), handle))
+
+
+def merge_states(outs, lses, *, out=None, lse=None, stream=None):
+    """Merges attention states: the attention over a union of key sets from the attention
+    over each set (cascade / shared-prefix attention, a KV split across calls or GPUs).
+
+    outs: 1 to 16 arrays of float16 (or all bfloat16) [rows, num_heads, head_dim], part p's
+    attention output (any strides with a contiguous head_dim); lses: as many float32
+    [rows, num_heads] contiguous arrays, part p's natural log-sum-exp (the lse of
+    fai.decode / fai.prefill). lse = log sum_p e^(lses[p]) and
+    out = sum_p e^(lses[p] - lse) outs[p]. A part whose LSE is -inf contributes nothing (its
+    rows are not read); a row where all are -inf gets zeros and -inf. out may be one of outs
+    (in place) and lse one of lses; out and lse (lse=True) are allocated when omitted and the
+    inputs are torch tensors. Runs on `stream` (default: torch's current stream). Returns out
+    (and lse, when given or lse=True)."""
+    outs, lses = list(outs), list(lses)
+    if not 1 <= len(outs) <= _lib.FAI_MERGE_MAX_PARTS:
+        raise ValueError(f"fai: merge_states takes 1 to {_lib.FAI_MERGE_MAX_PARTS} parts; got {len(outs)}")
+    if len(lses) != len(outs):
+        raise ValueError(f"fai: merge_states got {len(outs)} outputs but {len(lses)} LSEs")
+    ovs = [view(f"outs[{i}]", o) for i, o in enumerate(outs)]
+    for v in ovs:
+        _rank(v, 3, "[rows, num_heads, head_dim]")
+        _fp16_rows(v, bf16=True)
+    for v in ovs[1:]:
+        _same(f"{v.name}'s shape", v.shape, ovs[0].shape)
+        _same(f"{v.name}'s element type", v.dtype, ovs[0].dtype)
+    rows, heads, d = ovs[0].shape
+    lvs = [view(f"lses[{i}]", x) for i, x in enumerate(lses)]
+    for v in lvs:
+        if v.dtype != "float32" or v.shape != (rows, heads):
+            raise ValueError(f"fai: {v.name} must be float32 ({rows}, {heads}); got {v.dtype} {v.shape}")
+        if (heads > 1 and v.strides[1] != 1) or (rows > 1 and v.strides[0] != heads) or v.ptr % 4:
+            raise ValueError(f"fai: {v.name} must be contiguous and 4-byte aligned; strides {v.strides}")
+    handle = _stream(stream, outs[0])
+    arrays = [(f"outs[{i}]", o) for i, o in enumerate(outs)] + [(f"lses[{i}]", x) for i, x in enumerate(lses)]
+    with _on_device_and_stream(outs[0], handle, arrays + [("out", out), ("lse", lse)]):
+        out, ov, lse, lse_v = _outputs(outs[0], ovs[0], out, lse)
+        lib = library()
+        p = lib.fai_merge_params_default()
+        parts = (_lib.Tensor * len(ovs))(*[_fai_tensor(v) for v in ovs])
+        parts_lse = (ctypes.c_void_p * len(lvs))(*[v.ptr for v in lvs])
+        p.num_parts = len(ovs)
+        p.num_rows, p.num_heads, p.head_dim = _int32("rows", rows), _int32("num_heads", heads), d
+        p.parts = ctypes.cast(parts, ctypes.POINTER(_lib.Tensor))
+        p.parts_lse = ctypes.cast(parts_lse, ctypes.POINTER(ctypes.c_void_p))
+        p.o = _fai_tensor(ov)
+        p.lse = lse_v.ptr if lse_v is not None else None
+        _check(lib.fai_merge_states(ctypes.byref(p), handle))
+    return (out, lse) if lse is not None else out
+
+
+def merge_state(o_a, lse_a, o_b, lse_b, **kwargs):
+    """merge_states([o_a, o_b], [lse_a, lse_b], **kwargs): two parts (FlashInfer's merge_state)."""
+    return merge_states([o_a, o_b], [lse_a, lse_b], **kwargs)

@@ -48,12 +48,23 @@ class PrefillParams(Structure):
     _fields_ = [("attn", Attention), ("batch", c_int32), ("causal", c_int32), ("q", Tensor), ("k", Tensor),
                 ("v", Tensor), ("o", Tensor), ("cu_seqlens_q", c_void_p), ("cu_seqlens_k", c_void_p),
                 ("total_q", c_int32), ("total_k", c_int32), ("max_seq_q", c_int32), ("max_seq_k", c_int32),
-                ("cu_seqlens_q_host", POINTER(c_int32)), ("lse", c_void_p)]
+                ("cu_seqlens_q_host", POINTER(c_int32)), ("lse", c_void_p), ("kv_cache", POINTER(KVCache))]
+
+
+FAI_MERGE_MAX_PARTS = 16
+
+
+class MergeParams(Structure):
+    """fai_merge_params: parts and parts_lse point at host arrays (of fai_tensor and of
+    device float pointers)."""
+    _fields_ = [("num_parts", c_int32), ("num_rows", c_int32), ("num_heads", c_int32), ("head_dim", c_int32),
+                ("parts", POINTER(Tensor)), ("parts_lse", POINTER(c_void_p)), ("o", Tensor), ("lse", c_void_p)]
 
 
 STRUCTS = {"fai_tensor": Tensor, "fai_kv_cache": KVCache, "fai_attention": Attention,
            "fai_decode_params": DecodeParams, "fai_prefill_params": PrefillParams,
            "fai_kv_append_params": AppendParams}
+STRUCTS["fai_merge_params"] = MergeParams
 
 
 class LibraryNotFound(OSError):
@@ -112,3 +123,7 @@ def _declare(lib):
     lib.fai_kv_append.argtypes = [POINTER(AppendParams), c_void_p]
     lib.fai_prefill.restype = c_int
     lib.fai_prefill.argtypes = [POINTER(PrefillParams), c_void_p, c_size_t, c_void_p]
+    lib.fai_merge_params_default.restype = MergeParams
+    lib.fai_merge_params_default.argtypes = []
+    lib.fai_merge_states.restype = c_int
+    lib.fai_merge_states.argtypes = [POINTER(MergeParams), c_void_p]

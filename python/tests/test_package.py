@@ -332,5 +332,50 @@ class Loading(unittest.TestCase):
                 os.environ["FAI_LIBRARY"] = saved
 
 
+class PrefillFromCache(unittest.TestCase):
+    """fai.prefill with k_cache / v_cache / seq_lens (chunked prefill over a KV cache)."""
+
+    def args(self, batch=3, cap=64):
+        return dict(q=f16(40, 8, 64), k=None, v=None, cu_seqlens_q=i32(batch + 1), cu_seqlens_k=None, max_seq_q=16,
+                    out=f16(40, 8, 64), k_cache=f16(batch, cap, 2, 64), v_cache=f16(batch, cap, 2, 64),
+                    seq_lens=i32(batch))
+
+    def test_packed_keys_refused(self):
+        a = self.args()
+        a["k"] = f16(50, 2, 64)
+        with self.assertRaises(ValueError) as cm:
+            fai.prefill(**a)
+        self.assertIn("pass k, v and cu_seqlens_k as None", str(cm.exception))
+        a = self.args()
+        del a["seq_lens"]
+        with self.assertRaises(TypeError):
+            fai.prefill(**a)
+
+    def test_shapes_and_types(self):
+        a = self.args()
+        a["seq_lens"] = i32(2)
+        with self.assertRaises(ValueError) as cm:
+            fai.prefill(**a)
+        self.assertIn("seq_lens must have shape (3,)", str(cm.exception))
+        a = self.args()
+        a["k_cache"] = a["v_cache"] = FakeArray((3, 64, 2, 64), "<f4")
+        with self.assertRaises(ValueError) as cm:
+            fai.prefill(**a)
+        self.assertIn("element type", str(cm.exception))
+        a = self.args()
+        a["k_cache"] = f16(3, 64, 2, 128)
+        with self.assertRaises(ValueError):
+            fai.prefill(**a)
+
+    def test_library_sees_the_cache(self):
+        # Reaches libfai's validation: the kv_cache pointer and its fields marshal as C reads them.
+        a = self.args()
+        a["seq_lens"] = FakeArray((3,), "<i4", ptr=0x7F0000000002)
+        with self.assertRaises(fai.FaiError) as cm:
+            fai.prefill(**a)
+        self.assertIn("kv_cache->seq_lens", cm.exception.message)
+        self.assertIn("not 4-byte aligned", cm.exception.message)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -19,6 +19,10 @@
  * One kernel per element type (FP16 or BF16: the MMA and the packing of P and O differ);
  * the variants are run-time parameters: the window moves the loop's bounds and the mask, the
  * soft-cap is a uniform branch over the scores, the sinks join each row's sum at the end.
+ * So is the key source between packed K/V (cu_k) and a contiguous cache (slot b: only the
+ * base pointer and the length differ); a paged cache (each tile row's address through the page
+ * table, load_rows_paged) is a template flag, as the run-time branch made the head-dim-128
+ * kernels spill.
  *
  * Work order: block L takes query tile m_tiles - 1 - L % m_tiles of (sequence, head)
  * L / m_tiles, so the heaviest causal tiles start first while the blocks of one head run
@@ -94,7 +98,50 @@ __device__ __forceinline__ void load_rows(char *tile, const T *src, int64_t stri
     }
 }
 
-template <typename Elem, int D, int MT>
+/* The same for a K or V tile (`pool`: the cache's k or v) of a paged cache
+ * (fai_prefill_args.page_table): each tile row's key has its own page, from row b of the page
+ * table, clamped into the pool as in decode's kv_locate. Keys at or past `nrows` are
+ * zero-filled without reading the table. The sequence b and the KV head come from shared
+ * memory (blk[4], blk[5]) and the pointers are formed here, so that no register holds them
+ * across the tile loop, and K and V are loaded one after the other (each looks the pages up:
+ * L1 hits the second time): the head-dim-128 kernels spilled otherwise. */
+template <int D, int ROW, int ROWS, int THREADS, typename T>
+__device__ __forceinline__ void load_rows_paged(char *tile, const void *pool, const fai_prefill_args &a,
+                                                const int *blk, int row0, int nrows)
+{
+    constexpr int CPR = ROW / 8, RSTEP = THREADS / CPR;
+    static_assert(THREADS % CPR == 0 && ROWS % RSTEP == 0, "tile rows must split evenly over the threads");
+    const int c = threadIdx.x % CPR, r = threadIdx.x / CPR;
+    if (c >= D / 8)
+        return;
+    const int32_t *pt = a.page_table + (int64_t)blk[4] * a.page_table_stride;
+    const T *src = (const T *)pool + (int64_t)blk[5] * a.k_head_stride + c * 8;
+    const int row_mask = (1 << a.page_shift) - 1;
+#pragma unroll
+    for (int k = 0; k < ROWS / RSTEP; k++) {
+        const int key = row0 + r + k * RSTEP;
+        const bool valid = key < nrows;
+        int64_t off = 0;
+        if (valid) {
+            const int64_t page = min(max(__ldg(pt + (key >> a.page_shift)), 0), a.num_pages - 1);
+            off = page * a.kv_seq_stride + (int64_t)(key & row_mask) * a.k_token_stride;
+        }
+        ptx_cp_async_16(tile + tile_offset<ROW>(r + k * RSTEP, c), src + off, valid);
+    }
+}
+
+/* Sequence b's keys: [lo, hi) of packed K/V (cu_k), or from a cache, 0 .. seq_lens[b]
+ * clamped into [0, capacity]. */
+__device__ __forceinline__ int2 key_range(const fai_prefill_args &a, int b)
+{
+    if (a.seq_lens)
+        return make_int2(0, max(0, min(a.seq_lens[b], a.capacity)));
+    return cu_range(a.cu_k, b, a.total_k);
+}
+
+/* PAGED: K/V tiles from a paged cache, each row through the page table (a compile-time flag:
+ * with it a run-time branch, the head-dim-128 kernels spilled). */
+template <typename Elem, int D, int MT, bool PAGED>
 __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     prefill_kernel(const __grid_constant__ fai_prefill_args a)
 {
@@ -120,7 +167,7 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     const int T = a.m_tiles;
     const int bh = blockIdx.x / T;
     const int h = bh % a.num_q_heads, b = a.batch_offset + bh / a.num_q_heads, kvh = h / a.group;
-    const int2 qr = cu_range(a.cu_q, b, a.total_q), kr = cu_range(a.cu_k, b, a.total_k);
+    const int2 qr = cu_range(a.cu_q, b, a.total_q), kr = key_range(a, b);
     const int seq_q = qr.y - qr.x, seq_k = kr.y - kr.x;
     if (a.skip_decode_rows && seq_q == 1)
         return; /* a decode row: the decode kernel of the same call writes it */
@@ -136,20 +183,25 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     /* The masks' bounds and what the epilogue needs of the sequence wait in shared memory and
      * are read where they are used: at head dim 128 no register is left to hold them across
      * the tile loop (with them in registers, ptxas spilled). */
-    __shared__ int blk[4];
+    __shared__ int blk[6];
     if (threadIdx.x == 0) {
         blk[0] = dl;
         blk[1] = dr;
         blk[2] = qr.x;
         blk[3] = seq_q;
+        blk[4] = b; /* a paged cache's page-table row and KV head, read where tiles are loaded */
+        blk[5] = kvh;
     }
 
     float slope = 0.0f; /* ALiBi slope in the exp2 domain */
     if (a.alibi)
         slope = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h] : fai_alibi_standard_slope(h, a.num_q_heads));
     const Elem *qg = (const Elem *)a.q + (int64_t)qr.x * a.q_token_stride + (int64_t)h * a.q_head_stride;
-    const Elem *kg = (const Elem *)a.k + (int64_t)kr.x * a.k_token_stride + (int64_t)kvh * a.k_head_stride;
-    const Elem *vg = (const Elem *)a.v + (int64_t)kr.x * a.v_token_stride + (int64_t)kvh * a.v_head_stride;
+    /* The sequence's key 0: row kr.x of packed K/V, or slot b of a contiguous cache; a paged
+     * cache adds each row's page in load_rows_paged. */
+    const int64_t kv_first = !a.seq_lens || PAGED ? 0 : (int64_t)b * a.kv_seq_stride;
+    const Elem *kg = (const Elem *)a.k + kv_first + (int64_t)kr.x * a.k_token_stride + (int64_t)kvh * a.k_head_stride;
+    const Elem *vg = (const Elem *)a.v + kv_first + (int64_t)kr.x * a.v_token_stride + (int64_t)kvh * a.v_head_stride;
 
     const int wrow = warp * 16 * MT; /* this warp's first row in the tile */
 
@@ -188,8 +240,13 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
             const int n = n_last - i * BN;
             if (n >= n_first) {
                 char *st = stages + ((unsigned)n / BN % STAGES) * STAGE_BYTES;
-                load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, n, seq_k);
-                load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, n, seq_k);
+                if (PAGED) { /* a paged cache's rows each have their page */
+                    load_rows_paged<D, ROW, BN, THREADS, Elem>(st, a.k, a, blk, n, seq_k);
+                    load_rows_paged<D, ROW, BN, THREADS, Elem>(st + BN * ROW * 2, a.v, a, blk, n, seq_k);
+                } else {
+                    load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, n, seq_k);
+                    load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, n, seq_k);
+                }
             }
             ptx_cp_async_commit();
         }
@@ -212,8 +269,13 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                 const int np = n0 - (STAGES - 1) * BN;
                 if (np >= n_first) {
                     char *st = stages + ((unsigned)np / BN % STAGES) * STAGE_BYTES;
-                    load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, np, seq_k);
-                    load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, np, seq_k);
+                    if (PAGED) {
+                        load_rows_paged<D, ROW, BN, THREADS, Elem>(st, a.k, a, blk, np, seq_k);
+                        load_rows_paged<D, ROW, BN, THREADS, Elem>(st + BN * ROW * 2, a.v, a, blk, np, seq_k);
+                    } else {
+                        load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, np, seq_k);
+                        load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, np, seq_k);
+                    }
                 }
                 ptx_cp_async_commit();
             }
@@ -406,14 +468,21 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
 typedef void (*prefill_kernel_fn)(const fai_prefill_args);
 
 /* The kernel of head dim D for mt m16 tiles per warp (the default, or 1 for small grids). */
-template <typename T, int D>
-static prefill_kernel_fn pick_kernel(int mt)
+template <typename T, int D, bool PAGED>
+static prefill_kernel_fn pick_kernel_of(int mt)
 {
     if (mt == FAI_PREFILL_MT(D))
-        return prefill_kernel<T, D, FAI_PREFILL_MT(D)>;
+        return prefill_kernel<T, D, FAI_PREFILL_MT(D), PAGED>;
     if (FAI_PREFILL_SMALL_GRID && mt == 1)
-        return prefill_kernel<T, D, FAI_PREFILL_SMALL_GRID ? 1 : FAI_PREFILL_MT(D)>;
+        return prefill_kernel<T, D, FAI_PREFILL_SMALL_GRID ? 1 : FAI_PREFILL_MT(D), PAGED>;
     return NULL;
+}
+
+/* ... and for packed K/V or a contiguous cache, or for a paged cache. */
+template <typename T, int D>
+static prefill_kernel_fn pick_kernel(int mt, bool paged)
+{
+    return paged ? pick_kernel_of<T, D, true>(mt) : pick_kernel_of<T, D, false>(mt);
 }
 
 extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream)
@@ -421,14 +490,14 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
     /* Plain FP16 (no window, soft-cap or sinks; causal or not): the kernel without the
      * variants' run-time machinery, measured 6-17 % faster (prefill_plain.cu). */
     if (args->dtype == FAI_DTYPE_FP16 && args->win_left == -1 && args->win_right <= 0 && !args->sinks &&
-        args->softcap_scale == 0.0f)
+        args->softcap_scale == 0.0f && !args->seq_lens) /* (a kv_cache: only this file's kernel) */
         return fai_prefill_launch_plain(args, stream);
     prefill_kernel_fn kernel = NULL;
     size_t smem = 0;
-    const bool bf16 = args->dtype == FAI_DTYPE_BF16;
+    const bool bf16 = args->dtype == FAI_DTYPE_BF16, paged = args->seq_lens && args->page_table;
 #define FAI_PREFILL_CASE(d)                                                                 \
     case d:                                                                                 \
-        kernel = bf16 ? pick_kernel<__nv_bfloat16, d>(args->mt) : pick_kernel<__half, d>(args->mt); \
+        kernel = bf16 ? pick_kernel<__nv_bfloat16, d>(args->mt, paged) : pick_kernel<__half, d>(args->mt, paged); \
         smem = FAI_PREFILL_SMEM(d, args->mt);                                               \
         break;
     switch (args->dtype == FAI_DTYPE_FP16 || bf16 ? args->head_dim : 0) {
