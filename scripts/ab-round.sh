@@ -7,7 +7,8 @@
 # Knobs (environment):
 #   AB_TREES   the trees under .ab/, the first is the one under test (default: every folder)
 #   AB_BENCH   fai-bench argument lists separated by ';' (default: the decode suites and kv-quant)
-#   AB_TESTS   0: skip the tests of the first tree
+#   AB_TESTS   "name|timeout|command;..." tests run in the first tree (default: API, decode and
+#              prefill small sets, memcheck of decode), or 0 to skip them
 # Output in $OUT: ab.txt (every run's table, tree by tree), ab.csv (the CSV rows with the
 # tree and the run's arguments in front), tests.txt (FAIL lines and tails), summary.txt.
 set -uo pipefail
@@ -49,11 +50,17 @@ test_run() { # name, timeout, command... (in the first tree)
     rm -f "$OUT/$name.log"
 }
 
-if [ "${AB_TESTS:-1}" != 0 ]; then
-    test_run test_api 30 build/tests/test_api
-    test_run test_decode_small 150 build/tests/test_decode --small
-    test_run test_prefill_small 120 build/tests/test_prefill --small
-    test_run memcheck_decode 150 compute-sanitizer --tool memcheck --error-exitcode 9 build/tests/test_decode --small
+# AB_TESTS: "name|timeout|command" entries separated by ';' (run in the first tree), or 0
+default_tests="test_api|30|build/tests/test_api;test_decode_small|150|build/tests/test_decode --small"
+default_tests+=";test_prefill_small|120|build/tests/test_prefill --small"
+default_tests+=";memcheck_decode|150|compute-sanitizer --tool memcheck --error-exitcode 9 build/tests/test_decode --small"
+if [ "${AB_TESTS:-}" != 0 ]; then
+    IFS=';' read -r -a tests <<<"${AB_TESTS:-$default_tests}"
+    for entry in "${tests[@]}"; do
+        IFS='|' read -r name limit cmd <<<"$entry"
+        # shellcheck disable=SC2086
+        test_run "$name" "$limit" $cmd
+    done
 fi
 
 IFS=';' read -r -a benches <<<"${AB_BENCH:---suite decode --reps 30;--suite kv-quant --reps 20}"
