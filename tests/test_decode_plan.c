@@ -112,6 +112,11 @@ int main(void)
     fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 16, 32, 8, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3 && q8.num_splits == 2, "int8 GQA b16 8K: %d stages, %d splits",
           q8.stages, q8.num_splits);
+    /* MHA: FP8 caches on tensor cores, int8 (scales on every score) on CUDA cores, as measured. */
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E5M2, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3, "FP8 MHA b128 8K: kernel %d, %d stages", q8.kernel, q8.stages);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_SIMT, "int8 MHA b128 8K: kernel %d", q8.kernel);
     /* An A100's 164 KB per SM takes the 128 KB ring, not a 192 KB one. */
     const fai_device_info a100 = devices[1];
     fai_decode_plan deep;

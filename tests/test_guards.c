@@ -460,10 +460,11 @@ static int run_prefill_guard(const pg_case *c)
         rq[b] = clamp_range(g_cu_q, b, TQ);
         rk[b] = clamp_range(g_cu_k, b, TK);
     }
-    if (c->host == 1) { /* the clamped offsets (non-decreasing here) */
-        host_cu[0] = rq[0].lo;
+    if (c->host == 1) { /* the clamped lengths (the clamped ranges themselves can decrease, which
+                           a host copy may not: the host checks refuse it) */
+        host_cu[0] = 0;
         for (int b = 0; b < PB; b++)
-            host_cu[b + 1] = rq[b].hi;
+            host_cu[b + 1] = host_cu[b] + (rq[b].hi - rq[b].lo);
         p.cu_seqlens_q_host = host_cu;
     } else if (c->host == 2) { /* every sequence a decode row but the last */
         for (int b = 0; b < PB; b++)
@@ -730,8 +731,8 @@ int main(int argc, char **argv)
     static const pg_case pg[] = {
         {"hybrid, no host plan", 0, 0},
         {"hybrid, window + sinks, no host plan", 1, 0},
-        {"hybrid, host copy = the clamped offsets", 0, 1},
-        {"hybrid, window + sinks, host copy = the clamped offsets", 1, 1},
+        {"hybrid, host copy of the clamped lengths", 0, 1},
+        {"hybrid, window + sinks, host copy of the clamped lengths", 1, 1},
         {"hybrid, host copy disagreeing with the device", 0, 2},
     };
     for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++, ran++)

@@ -535,7 +535,7 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
     const cache_case yard = {.causal = 1};
     double max_err32 = 0;
     float *o32 = malloc(sizeof(float) * (size_t)d);
-    for (int i = 0; i < len; i += g_small ? 7 : 1)
+    for (int i = 0; i < len; i++) /* every row: the GPU error is the max over all of them */
         for (int h = 0; h < hq; h++) {
             int lo, hi;
             visible(&yard, i, len, len, &lo, &hi);

@@ -25,11 +25,12 @@ template <int KT, int U, int KPW, bool PAGED>
 __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typename kv_vec<KT>::type vr[U],
                                           float ks[U], float vs[U], const char *kp, const char *vp,
                                           const float *ksp, const float *vsp, const fai_decode_args &a,
-                                          const int32_t *pt, int64_t page, int step0, int sub, int kend,
-                                          bool has_dims)
+                                          const int32_t *pt, int step0, int sub, int kend, bool has_dims)
 {
     constexpr int EB = KT == FAI_KV_FP16 ? 2 : 1;
-    /* paged: page is run_page's answer for the step's KPW * U keys (-1: a lookup per key) */
+    /* paged: the step's KPW * U keys share a page when aligned (one lookup; looking it up a
+     * step ahead measured slower on short sequences) */
+    const int64_t page = PAGED ? run_page(a, pt, step0, KPW * U, kend) : -1;
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int key = step0 + sub + u * KPW;
@@ -122,18 +123,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
     vec_t kc[U], vc[U];
     float ksc[U], vsc[U];
     int key0 = kbeg + warp * KS;
-    /* paged: each step's page is looked up a step before its loads */
-    int64_t page_next = PAGED ? run_page(a, blk.pt, key0 + nwarps * KS, KS, kend) : -1;
-    load_step<KT, U, KPW, PAGED>(kc, vc, ksc, vsc, kp, vp, ksp, vsp, a, blk.pt,
-                                 PAGED ? run_page(a, blk.pt, key0, KS, kend) : -1, key0, sub, kend, has_dims);
+    load_step<KT, U, KPW, PAGED>(kc, vc, ksc, vsc, kp, vp, ksp, vsp, a, blk.pt, key0, sub, kend, has_dims);
     for (; key0 < kend; key0 += nwarps * KS) {
         vec_t kn[U], vn[U];
         float ksn[U], vsn[U];
-        const int64_t page = page_next;
-        if (PAGED)
-            page_next = run_page(a, blk.pt, key0 + 2 * nwarps * KS, KS, kend);
-        load_step<KT, U, KPW, PAGED>(kn, vn, ksn, vsn, kp, vp, ksp, vsp, a, blk.pt, page, key0 + nwarps * KS, sub,
-                                     kend, has_dims);
+        load_step<KT, U, KPW, PAGED>(kn, vn, ksn, vsn, kp, vp, ksp, vsp, a, blk.pt, key0 + nwarps * KS, sub, kend,
+                                     has_dims);
 
         /* Scores of this lane's U keys: partial dot products, summed over the LPK lanes. */
         float s[HB][U];

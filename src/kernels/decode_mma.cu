@@ -28,6 +28,28 @@ __device__ __forceinline__ int swizzle(int row, int chunk, int row_elems)
 }
 
 /* Issues the copies of one tile (keys key0 .. key0 + 15 of K and V) into a stage. */
+/* Where row `row` of the tile at key0 lives. Paged tiles that span pages: `page` is the page
+ * of row (lane & 15), which each lane looked up (row_page), and a row's page comes from its
+ * lane by a shuffle (one page-table load per lane and tile, not one per copy). Every lane of
+ * the warp must call it with the same row pattern (the copy loops do). */
+template <bool PAGED>
+__device__ __forceinline__ kv_pos locate_row(const fai_decode_args &a, int64_t page, int key0, int row, int kend)
+{
+    if (!PAGED)
+        return kv_locate<false>(a, NULL, key0 + row);
+    kv_pos p;
+    p.page = __shfl_sync(0xffffffffu, (long long)page, row);
+    p.row = (key0 + row < kend ? key0 + row : 0) & ((1 << a.page_shift) - 1);
+    return p;
+}
+
+/* The page of row (lane & 15) of the tile at key0 (row 0's page past kend: never copied). */
+__device__ __forceinline__ int64_t row_page(const fai_decode_args &a, const int32_t *pt, int key0, int kend, int lane)
+{
+    const int key = key0 + (lane & 15);
+    return kv_locate<true>(a, pt, key < kend ? key : 0).page;
+}
+
 /* ONE_PAGE: the tile lies in page `page` (run_page), looked up once. */
 template <int D, int ROW, bool PAGED, bool ONE_PAGE>
 __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, const fai_decode_args &a,
@@ -39,7 +61,7 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
     for (int i = lane; i < KT * CHUNKS; i += 32) {
         const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
         const bool valid = key < kend;
-        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, row) : kv_locate<PAGED>(a, pt, valid ? key : 0);
+        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, row) : locate_row<PAGED>(a, page, key0, row, kend);
         const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 8;
         const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 8;
         ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + (valid ? ko : 0), valid);
@@ -60,7 +82,7 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
     for (int i = lane; i < KT * CHUNKS; i += 32) {
         const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
         const bool valid = key < kend;
-        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, row) : kv_locate<PAGED>(a, pt, valid ? key : 0);
+        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, row) : locate_row<PAGED>(a, page, key0, row, kend);
         const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 16;
         const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 16;
         ptx_cp_async_16(ks + row * D + chunk * 16, kp + (valid ? ko : 0), valid);
@@ -70,7 +92,7 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
         float *sc = reinterpret_cast<float *>(stage + 2 * KT * D); /* [K 16][V 16] */
         const int r = lane & 15, key = key0 + r;
         const bool valid = key < kend;
-        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, r) : kv_locate<PAGED>(a, pt, valid ? key : 0);
+        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, r) : locate_row<PAGED>(a, page, key0, r, kend);
         const int64_t so = p.page * a.scale_seq_stride + p.row * a.scale_token_stride;
         ptx_cp_async_4(sc + lane, (lane < 16 ? ksp : vsp) + (valid ? so : 0), valid);
     }
@@ -90,10 +112,12 @@ __device__ __forceinline__ void load_any_tile(char *stage, const char *kp, const
         else
             load_tile<D, ROW, PAGED, true>(stage, (const __half *)kp, (const __half *)vp, a, pt, page, key0, kend, lane);
     } else {
+        const int64_t row_pg = PAGED ? row_page(a, pt, key0, kend, lane) : -1;
         if (CODES)
-            load_code_tile<D, CT, PAGED, false>(stage, kp, vp, ksp, vsp, a, pt, -1, key0, kend, lane);
+            load_code_tile<D, CT, PAGED, false>(stage, kp, vp, ksp, vsp, a, pt, row_pg, key0, kend, lane);
         else
-            load_tile<D, ROW, PAGED, false>(stage, (const __half *)kp, (const __half *)vp, a, pt, -1, key0, kend, lane);
+            load_tile<D, ROW, PAGED, false>(stage, (const __half *)kp, (const __half *)vp, a, pt, row_pg, key0, kend,
+                                            lane);
     }
 }
 
