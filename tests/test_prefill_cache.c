@@ -564,10 +564,15 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
     w.total_q = w.total_k = w.max_seq_q = len;
     w.lse = lse_whole;
     size_t ws = 0;
+    void *ws_dev = NULL; /* (without a host copy of cu_seqlens_q, decode rows may need splits) */
     fai_status s = fai_prefill_workspace_size(&w, &ws);
-    if (s == FAI_SUCCESS && ws == 0)
-        s = fai_prefill(&w, NULL, 0, 0);
+    if (s == FAI_SUCCESS && ws > 0)
+        CUDA_CHECK(cudaMalloc(&ws_dev, ws));
+    CUDA_CHECK(cudaMemset(o_whole, 0xff, 2 * (size_t)nq)); /* poisoned: NaN where unwritten */
+    if (s == FAI_SUCCESS)
+        s = fai_prefill(&w, ws_dev, ws, 0);
     CUDA_CHECK(cudaDeviceSynchronize());
+    cudaFree(ws_dev);
     if (s != FAI_SUCCESS) {
         printf("  whole prompt: %s: %s  FAIL\n", fai_status_string(s), fai_last_error());
         return 1;
