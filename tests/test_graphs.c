@@ -684,6 +684,222 @@ static int run_scenario(const scenario *sc)
     return fails;
 }
 
+/* Entry points outside the scenario table (fai_merge_states, fai_prefill over a paged
+ * cache): the same protocol with the call, the input change and the output given directly.
+ * Captured before any direct call, replayed ROUNDS times with new inputs, each replay
+ * compared bit for bit with a direct call on the same inputs (outputs poisoned first). */
+typedef struct direct_case {
+    const char *name;
+    fai_status (*call)(void *ctx, cudaStream_t s);
+    void (*change)(void *ctx); /* new input values on the device */
+    void *out;                 /* the output compared, poisoned (0xff) before every run */
+    size_t out_bytes;
+    void *ctx;
+} direct_case;
+
+static int run_direct_case(const direct_case *c)
+{
+    printf("%s\n", c->name);
+    cudaStream_t stream;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    c->change(c->ctx);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    const fai_status cst = c->call(c->ctx, stream);
+    const cudaError_t cerr = cudaStreamEndCapture(stream, &graph);
+    if (cst != FAI_SUCCESS || cerr != cudaSuccess) {
+        printf("  capture: %s (%s), end capture: %s  FAIL\n", fai_status_string(cst), fai_last_error(),
+               cudaGetErrorString(cerr));
+        (void)cudaGetLastError();
+        CUDA_CHECK(cudaStreamDestroy(stream));
+        return 1;
+    }
+    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    uint8_t *g = malloc(c->out_bytes), *d = malloc(c->out_bytes);
+    int fails = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        if (r > 0)
+            c->change(c->ctx);
+        CUDA_CHECK(cudaMemsetAsync(c->out, 0xff, c->out_bytes, stream));
+        CUDA_CHECK(cudaGraphLaunch(exec, stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        CUDA_CHECK(cudaMemcpy(g, c->out, c->out_bytes, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemsetAsync(c->out, 0xff, c->out_bytes, stream));
+        const fai_status st = c->call(c->ctx, stream);
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        CUDA_CHECK(cudaMemcpy(d, c->out, c->out_bytes, cudaMemcpyDeviceToHost));
+        int64_t unwritten = 0; /* FP16/FP32 all-ones bytes: NaN, never a result here */
+        for (size_t i = 0; i + 1 < c->out_bytes; i += 2)
+            unwritten += g[i] == 0xff && g[i + 1] == 0xff;
+        const int bad = st != FAI_SUCCESS || memcmp(g, d, c->out_bytes) != 0 || unwritten != 0;
+        printf("  replay %d %zu bytes compared with the direct call (%s), unwritten %lld  %s\n", r, c->out_bytes,
+               fai_status_string(st), (long long)unwritten, bad ? "FAIL" : "ok");
+        fails += bad;
+    }
+    free(g);
+    free(d);
+    CUDA_CHECK(cudaGraphExecDestroy(exec));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+    CUDA_CHECK(cudaStreamDestroy(stream));
+    return fails;
+}
+
+/* fai_merge_states of 3 parts [rows, heads, d] out of place, with an LSE output. */
+typedef struct merge_ctx {
+    int rows, heads, d;
+    fai_tensor parts[3];
+    const float *lses[3];
+    float *lse_dev[3];
+    void *o; /* o then its LSE, one buffer */
+} merge_ctx;
+
+static fai_status merge_call(void *ctx, cudaStream_t s)
+{
+    merge_ctx *m = ctx;
+    fai_merge_params p = fai_merge_params_default();
+    p.num_parts = 3;
+    p.num_rows = m->rows;
+    p.num_heads = m->heads;
+    p.head_dim = m->d;
+    p.parts = m->parts;
+    p.parts_lse = m->lses;
+    p.o = (fai_tensor){m->o, FAI_DTYPE_FP16, (int64_t)m->heads * m->d, m->d};
+    p.lse = (float *)((uint16_t *)m->o + (int64_t)m->rows * m->heads * m->d);
+    return fai_merge_states(&p, s);
+}
+
+static void merge_change(void *ctx)
+{
+    merge_ctx *m = ctx;
+    const int64_t n = (int64_t)m->rows * m->heads;
+    float *l = malloc(sizeof(float) * (size_t)n);
+    for (int i = 0; i < 3; i++) {
+        upload_rand_half(m->parts[i].data, n * m->d, 1.0, 0);
+        for (int64_t j = 0; j < n; j++)
+            l[j] = (float)(4.0 * fai_ref_rng_uniform(&g_rng) - 2.0);
+        CUDA_CHECK(cudaMemcpy(m->lse_dev[i], l, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
+    }
+    free(l);
+}
+
+static int merge_graph_case(void)
+{
+    merge_ctx m = {.rows = 77, .heads = 8, .d = 128};
+    const int64_t n = (int64_t)m.rows * m.heads;
+    for (int i = 0; i < 3; i++) {
+        m.parts[i] = (fai_tensor){dmalloc(2 * (size_t)(n * m.d)), FAI_DTYPE_FP16, (int64_t)m.heads * m.d, m.d};
+        m.lse_dev[i] = dmalloc(sizeof(float) * (size_t)n);
+        m.lses[i] = m.lse_dev[i];
+    }
+    const size_t out_bytes = 2 * (size_t)(n * m.d) + sizeof(float) * (size_t)n;
+    m.o = dmalloc(out_bytes);
+    const direct_case c = {"merge_states, 3 parts of 77 x 8 x 128, out of place with LSE", merge_call, merge_change,
+                           m.o, out_bytes, &m};
+    const int fails = run_direct_case(&c);
+    for (int i = 0; i < 3; i++) {
+        cudaFree(m.parts[i].data);
+        cudaFree(m.lse_dev[i]);
+    }
+    cudaFree(m.o);
+    return fails;
+}
+
+/* fai_prefill of a chunk per sequence over a paged FP16 cache (chunked prefill). */
+typedef struct pcache_ctx {
+    int batch, hq, hk, d, ps, pages_per_seq, num_pages;
+    int32_t seq_k[3], seq_q[3], cu_host[4];
+    void *q, *o, *k, *v;
+    int32_t *table, *lens, *cu;
+} pcache_ctx;
+
+static fai_status pcache_call(void *ctx, cudaStream_t s)
+{
+    pcache_ctx *c = ctx;
+    fai_kv_cache kc;
+    memset(&kc, 0, sizeof kc);
+    kc.dtype = FAI_DTYPE_FP16;
+    kc.k = c->k;
+    kc.v = c->v;
+    kc.seq_stride = (int64_t)c->ps * c->hk * c->d;
+    kc.token_stride = (int64_t)c->hk * c->d;
+    kc.head_stride = c->d;
+    kc.capacity = c->pages_per_seq * c->ps;
+    kc.seq_lens = c->lens;
+    kc.page_table = c->table;
+    kc.page_table_stride = c->pages_per_seq;
+    kc.page_size = c->ps;
+    kc.num_pages = c->num_pages;
+    fai_prefill_params p = fai_prefill_params_default();
+    p.attn.num_q_heads = c->hq;
+    p.attn.num_kv_heads = c->hk;
+    p.attn.head_dim = c->d;
+    p.attn.softmax_scale = 1.0f / sqrtf((float)c->d);
+    p.batch = c->batch;
+    p.causal = 1;
+    p.q = (fai_tensor){c->q, FAI_DTYPE_FP16, (int64_t)c->hq * c->d, c->d};
+    p.o = (fai_tensor){c->o, FAI_DTYPE_FP16, (int64_t)c->hq * c->d, c->d};
+    p.k.dtype = p.v.dtype = FAI_DTYPE_FP16;
+    p.cu_seqlens_q = c->cu;
+    p.cu_seqlens_q_host = c->cu_host;
+    p.total_q = c->cu_host[c->batch];
+    p.max_seq_q = 64;
+    p.kv_cache = &kc; /* (read during the call only) */
+    return fai_prefill(&p, NULL, 0, s);
+}
+
+static void pcache_change(void *ctx)
+{
+    pcache_ctx *c = ctx;
+    const int64_t pool = (int64_t)c->num_pages * c->ps * c->hk * c->d;
+    upload_rand_half(c->k, pool, 1.0, 0);
+    upload_rand_half(c->v, pool, 1.0, 0);
+    upload_rand_half(c->q, (int64_t)c->cu_host[c->batch] * c->hq * c->d, 1.0, 0);
+    /* new lengths within the planned chunk sizes (the host plan's seq_q stay) and new pages */
+    for (int b = 0; b < c->batch; b++)
+        c->seq_k[b] = rand_int(c->seq_q[b], c->pages_per_seq * c->ps);
+    CUDA_CHECK(cudaMemcpy(c->lens, c->seq_k, sizeof(int32_t) * (size_t)c->batch, cudaMemcpyHostToDevice));
+    int32_t *t = malloc(sizeof(int32_t) * (size_t)c->num_pages);
+    for (int i = 0; i < c->num_pages; i++)
+        t[i] = i;
+    for (int i = c->num_pages - 1; i > 0; i--) {
+        const int j = rand_int(0, i), x = t[i];
+        t[i] = t[j];
+        t[j] = x;
+    }
+    CUDA_CHECK(cudaMemcpy(c->table, t, sizeof(int32_t) * (size_t)(c->batch * c->pages_per_seq), cudaMemcpyHostToDevice));
+    free(t);
+}
+
+static int pcache_graph_case(void)
+{
+    pcache_ctx c = {.batch = 3, .hq = 16, .hk = 4, .d = 128, .ps = 16, .pages_per_seq = 20, .num_pages = 70,
+                    .seq_q = {64, 1, 37}};
+    c.cu_host[0] = 0;
+    for (int b = 0; b < c.batch; b++)
+        c.cu_host[b + 1] = c.cu_host[b] + c.seq_q[b];
+    const int64_t pool = (int64_t)c.num_pages * c.ps * c.hk * c.d, nq = (int64_t)c.cu_host[c.batch] * c.hq * c.d;
+    c.k = dmalloc(2 * (size_t)pool);
+    c.v = dmalloc(2 * (size_t)pool);
+    c.q = dmalloc(2 * (size_t)nq);
+    c.o = dmalloc(2 * (size_t)nq);
+    c.table = dmalloc(sizeof(int32_t) * (size_t)(c.batch * c.pages_per_seq));
+    c.lens = dmalloc(sizeof(int32_t) * (size_t)c.batch);
+    c.cu = dmalloc(sizeof c.cu_host);
+    CUDA_CHECK(cudaMemcpy(c.cu, c.cu_host, sizeof c.cu_host, cudaMemcpyHostToDevice));
+    const direct_case dc = {"prefill over a paged 16 cache (chunks 64, 1, 37 queries), 16/4 d128, new lengths and pages",
+                            pcache_call, pcache_change, c.o, 2 * (size_t)nq, &c};
+    const int fails = run_direct_case(&dc);
+    cudaFree(c.k);
+    cudaFree(c.v);
+    cudaFree(c.q);
+    cudaFree(c.o);
+    cudaFree(c.table);
+    cudaFree(c.lens);
+    cudaFree(c.cu);
+    return fails;
+}
+
 #define DEC(...) .kind = K_DECODE, .ds = {__VA_ARGS__}
 #define PRE(...) .kind = K_PREFILL, .ps = {__VA_ARGS__}
 #define APP(...) .kind = K_APPEND, .as = {__VA_ARGS__}
@@ -749,6 +965,14 @@ int main(int argc, char **argv)
         if (only && !strstr(sc[i].name, only))
             continue;
         fails += run_scenario(&sc[i]) != 0;
+        ran++;
+    }
+    if (!only || strstr("merge_states", only)) {
+        fails += merge_graph_case() != 0;
+        ran++;
+    }
+    if (!only || strstr("prefill over a paged cache", only)) {
+        fails += pcache_graph_case() != 0;
         ran++;
     }
     printf("test_graphs: %d scenarios (%d replays each), %d failed\n", ran, ROUNDS, fails);

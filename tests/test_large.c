@@ -1,0 +1,375 @@
+/* Offsets past 2^31 elements and sequences past 64K tokens in the kernel families that
+ * test_decode and test_prefill do not cover that way (issue 7): fai_kv_append into a
+ * contiguous cache and into a page pool whose last rows lie past 2^31 elements, fai_prefill
+ * of a chunk over a paged cache of 70000 tokens whose pages lie past 2^31 elements, and
+ * fai_merge_states over parts of 540000 rows x 32 heads x 128 (2.2e9 elements each).
+ * Only the rows near the far end are written and checked (the rest of each buffer is
+ * poison or filler), so that the test stays a few seconds and ~20 GB of device memory.
+ * Outputs are poisoned (NaN) first; inputs are fresh random values (seed printed).
+ * Exits 77 without a GPU; FAI_TEST_SEED=N reproduces a run. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fai.h"
+#include "gpu_test_util.h"
+#include "reference.h"
+
+#define BIG ((int64_t)1 << 31)
+
+static fai_ref_rng g_rng;
+
+/* One normal(0, 1) value (through the reference's generator). */
+static double normal(void)
+{
+    float x;
+    fai_ref_fill_normal(&g_rng, &x, 1, 1.0);
+    return x;
+}
+
+static int check_status(const char *what, fai_status s)
+{
+    if (s == FAI_SUCCESS)
+        return 0;
+    printf("  %s: %s: %s  FAIL\n", what, fai_status_string(s), fai_last_error());
+    return 1;
+}
+
+/* n random FP16 values ~ N(0, 1) (host bits and the floats they stand for). */
+static void random_half(uint16_t *bits, float *vals, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        bits[i] = host_float_to_half((float)normal());
+        vals[i] = host_half_to_float(bits[i]);
+    }
+}
+
+/* fai_kv_append of `tokens` rows into the last slots of a cache whose element offsets pass
+ * 2^31: contiguous (sequence `batch - 1`, its last rows) or paged (the pool's last pages, in
+ * reverse order). The written rows must equal the host codec's bit for bit. */
+static int append_case(int paged)
+{
+    const int hk = 8, d = 128, tokens = 300, ps = 16;
+    const int batch = 36, capacity = 66000;              /* contiguous: 2.43e9 elements */
+    const int pages = 140000;                             /* paged: 2.29e9 elements */
+    const int64_t row = (int64_t)hk * d;
+    const int64_t elems = paged ? (int64_t)pages * ps * row : (int64_t)batch * capacity * row;
+    printf("kv_append, %s FP16 cache of %.2e elements, %d rows at the end\n", paged ? "paged 16" : "contiguous",
+           (double)elems, tokens);
+    uint16_t *kh = malloc(2 * (size_t)(tokens * row)), *vh = malloc(2 * (size_t)(tokens * row));
+    float *tmp = malloc(sizeof(float) * (size_t)(tokens * row));
+    random_half(kh, tmp, tokens * row);
+    random_half(vh, tmp, tokens * row);
+    int64_t *slots = malloc(sizeof(int64_t) * (size_t)tokens);
+    for (int t = 0; t < tokens; t++)
+        slots[t] = paged ? (int64_t)(pages - 1 - t / ps) * ps + t % ps /* the last pages */
+                         : (int64_t)(batch - 1) * capacity + (capacity - tokens + t);
+    void *k, *v, *kn, *vn;
+    int64_t *slots_dev;
+    int32_t *table = NULL;
+    CUDA_CHECK(cudaMalloc(&k, 2 * (size_t)elems));
+    CUDA_CHECK(cudaMalloc(&v, 2 * (size_t)elems));
+    CUDA_CHECK(cudaMemset(k, 0xff, 2 * (size_t)elems));
+    CUDA_CHECK(cudaMemset(v, 0xff, 2 * (size_t)elems));
+    CUDA_CHECK(cudaMalloc(&kn, 2 * (size_t)(tokens * row)));
+    CUDA_CHECK(cudaMalloc(&vn, 2 * (size_t)(tokens * row)));
+    CUDA_CHECK(cudaMalloc((void **)&slots_dev, sizeof(int64_t) * (size_t)tokens));
+    CUDA_CHECK(cudaMemcpy(kn, kh, 2 * (size_t)(tokens * row), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(vn, vh, 2 * (size_t)(tokens * row), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(slots_dev, slots, sizeof(int64_t) * (size_t)tokens, cudaMemcpyHostToDevice));
+    fai_kv_append_params a = fai_kv_append_params_default();
+    a.num_kv_heads = hk;
+    a.head_dim = d;
+    a.num_tokens = tokens;
+    a.k_new = (fai_tensor){kn, FAI_DTYPE_FP16, row, d};
+    a.v_new = (fai_tensor){vn, FAI_DTYPE_FP16, row, d};
+    a.slots = slots_dev;
+    a.cache.dtype = FAI_DTYPE_FP16;
+    a.cache.k = k;
+    a.cache.v = v;
+    a.cache.token_stride = row;
+    a.cache.head_stride = d;
+    if (paged) {
+        const int per_seq = pages; /* one sequence may address the whole pool */
+        CUDA_CHECK(cudaMalloc((void **)&table, sizeof(int32_t) * (size_t)per_seq));
+        int32_t *t = malloc(sizeof(int32_t) * (size_t)per_seq);
+        for (int i = 0; i < per_seq; i++)
+            t[i] = i;
+        CUDA_CHECK(cudaMemcpy(table, t, sizeof(int32_t) * (size_t)per_seq, cudaMemcpyHostToDevice));
+        free(t);
+        a.cache_batch = 1;
+        a.cache.seq_stride = (int64_t)ps * row;
+        a.cache.capacity = pages * ps;
+        a.cache.page_table = table;
+        a.cache.page_table_stride = per_seq;
+        a.cache.page_size = ps;
+        a.cache.num_pages = pages;
+    } else {
+        a.cache_batch = batch;
+        a.cache.seq_stride = (int64_t)capacity * row;
+        a.cache.capacity = capacity;
+    }
+    int fails = check_status("fai_kv_append", fai_kv_append(&a, 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    uint16_t *got = malloc(2 * (size_t)row);
+    int64_t wrong = 0;
+    for (int t = 0; t < tokens && !fails; t++)
+        for (int kvi = 0; kvi < 2; kvi++) {
+            const int64_t at = slots[t] * row; /* slot s is at s * token_stride in both layouts here */
+            CUDA_CHECK(cudaMemcpy(got, (uint16_t *)(kvi ? v : k) + at, 2 * (size_t)row, cudaMemcpyDeviceToHost));
+            wrong += memcmp(got, (kvi ? vh : kh) + t * row, 2 * (size_t)row) != 0;
+        }
+    printf("  last slot at element %.3e (past 2^31: %s), rows differing %lld  %s\n", (double)(slots[tokens - 1] * row),
+           slots[tokens - 1] * row > BIG ? "yes" : "no", (long long)wrong, !fails && !wrong ? "ok" : "FAIL");
+    fails += wrong != 0;
+    free(got);
+    free(kh);
+    free(vh);
+    free(tmp);
+    free(slots);
+    cudaFree(k);
+    cudaFree(v);
+    cudaFree(kn);
+    cudaFree(vn);
+    cudaFree(slots_dev);
+    cudaFree(table);
+    return fails;
+}
+
+/* A 16-query chunk at the end of a 70000-token sequence, its K/V in the last 4375 pages of a
+ * pool of 140000 pages of 16 tokens (8 KV heads of 128: 2.29e9 elements), scrambled. */
+static int prefill_case(void)
+{
+    const int hq = 8, hk = 8, d = 128, ps = 16, seq_k = 70000, seq_q = 16, pages = 140000;
+    const int used = seq_k / ps; /* 4375 */
+    const int64_t row = (int64_t)hk * d, page_elems = (int64_t)ps * row;
+    printf("prefill of %d queries over a paged cache: %d keys, pages %d..%d of %d (%.2e elements)\n", seq_q, seq_k,
+           pages - used, pages - 1, pages, (double)pages * page_elems);
+    float *kf = malloc(sizeof(float) * (size_t)(seq_k * row)), *vf = malloc(sizeof(float) * (size_t)(seq_k * row));
+    float *qf = malloc(sizeof(float) * (size_t)(seq_q * hq * d));
+    uint16_t *kb = malloc(2 * (size_t)(seq_k * row)), *vb = malloc(2 * (size_t)(seq_k * row));
+    uint16_t *qb = malloc(2 * (size_t)(seq_q * hq * d));
+    random_half(kb, kf, seq_k * row);
+    random_half(vb, vf, seq_k * row);
+    random_half(qb, qf, (int64_t)seq_q * hq * d);
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)used);
+    for (int i = 0; i < used; i++)
+        table[i] = pages - used + i;
+    for (int i = used - 1; i > 0; i--) { /* scrambled */
+        const int j = (int)(fai_ref_rng_uniform(&g_rng) * (i + 1));
+        const int32_t t = table[i];
+        table[i] = table[j];
+        table[j] = t;
+    }
+    void *k, *v, *q, *o;
+    int32_t *table_dev, *lens_dev, *cu_dev;
+    float *lse_dev;
+    CUDA_CHECK(cudaMalloc(&k, 2 * (size_t)(pages * page_elems)));
+    CUDA_CHECK(cudaMalloc(&v, 2 * (size_t)(pages * page_elems)));
+    CUDA_CHECK(cudaMemset(k, 0xff, 2 * (size_t)(pages * page_elems))); /* NaN where no key lives */
+    CUDA_CHECK(cudaMemset(v, 0xff, 2 * (size_t)(pages * page_elems)));
+    for (int i = 0; i < used; i++) {
+        CUDA_CHECK(cudaMemcpy((uint16_t *)k + table[i] * page_elems, kb + i * page_elems, 2 * (size_t)page_elems,
+                              cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy((uint16_t *)v + table[i] * page_elems, vb + i * page_elems, 2 * (size_t)page_elems,
+                              cudaMemcpyHostToDevice));
+    }
+    CUDA_CHECK(cudaMalloc(&q, 2 * (size_t)(seq_q * hq * d)));
+    CUDA_CHECK(cudaMalloc(&o, 2 * (size_t)(seq_q * hq * d)));
+    CUDA_CHECK(cudaMemset(o, 0xff, 2 * (size_t)(seq_q * hq * d)));
+    CUDA_CHECK(cudaMemcpy(q, qb, 2 * (size_t)(seq_q * hq * d), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc((void **)&table_dev, sizeof(int32_t) * (size_t)used));
+    CUDA_CHECK(cudaMemcpy(table_dev, table, sizeof(int32_t) * (size_t)used, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc((void **)&lens_dev, sizeof(int32_t)));
+    CUDA_CHECK(cudaMemcpy(lens_dev, &seq_k, sizeof(int32_t), cudaMemcpyHostToDevice));
+    const int32_t cu[2] = {0, seq_q};
+    CUDA_CHECK(cudaMalloc((void **)&cu_dev, sizeof cu));
+    CUDA_CHECK(cudaMemcpy(cu_dev, cu, sizeof cu, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc((void **)&lse_dev, sizeof(float) * (size_t)(seq_q * hq)));
+
+    fai_kv_cache c;
+    memset(&c, 0, sizeof c);
+    c.dtype = FAI_DTYPE_FP16;
+    c.k = k;
+    c.v = v;
+    c.seq_stride = page_elems;
+    c.token_stride = row;
+    c.head_stride = d;
+    c.capacity = seq_k;
+    c.seq_lens = lens_dev;
+    c.page_table = table_dev;
+    c.page_table_stride = used;
+    c.page_size = ps;
+    c.num_pages = pages;
+    fai_prefill_params p = fai_prefill_params_default();
+    p.attn.num_q_heads = hq;
+    p.attn.num_kv_heads = hk;
+    p.attn.head_dim = d;
+    p.attn.softmax_scale = 1.0f / sqrtf((float)d);
+    p.batch = 1;
+    p.causal = 1;
+    p.q = (fai_tensor){q, FAI_DTYPE_FP16, (int64_t)hq * d, d};
+    p.o = (fai_tensor){o, FAI_DTYPE_FP16, (int64_t)hq * d, d};
+    p.k.dtype = p.v.dtype = FAI_DTYPE_FP16;
+    p.cu_seqlens_q = cu_dev;
+    p.cu_seqlens_q_host = cu;
+    p.total_q = p.max_seq_q = seq_q;
+    p.lse = lse_dev;
+    p.kv_cache = &c;
+    size_t ws = 0;
+    int fails = check_status("fai_prefill_workspace_size", fai_prefill_workspace_size(&p, &ws));
+    if (!fails && ws)
+        fails = check_status("workspace", FAI_ERROR_INTERNAL); /* a cache call needs none */
+    if (!fails)
+        fails = check_status("fai_prefill", fai_prefill(&p, NULL, 0, 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    if (!fails) {
+        double *ref = malloc(sizeof(double) * (size_t)(seq_q * hq * d)), *ref_lse = malloc(sizeof(double) * (size_t)(seq_q * hq));
+        fai_ref_problem rp = {0};
+        rp.num_q_heads = hq;
+        rp.num_kv_heads = hk;
+        rp.head_dim = d;
+        rp.seq_q = seq_q;
+        rp.seq_k = seq_k;
+        rp.softmax_scale = 1.0 / sqrt((double)d);
+        rp.causal = 1;
+        if (fai_ref_attention(&rp, qf, kf, vf, ref, ref_lse) != 0)
+            exit(2);
+        uint16_t *ob = malloc(2 * (size_t)(seq_q * hq * d));
+        float *of = malloc(sizeof(float) * (size_t)(seq_q * hq * d)), *lse = malloc(sizeof(float) * (size_t)(seq_q * hq));
+        CUDA_CHECK(cudaMemcpy(ob, o, 2 * (size_t)(seq_q * hq * d), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(lse, lse_dev, sizeof(float) * (size_t)(seq_q * hq), cudaMemcpyDeviceToHost));
+        for (int64_t i = 0; i < (int64_t)seq_q * hq * d; i++)
+            of[i] = host_half_to_float(ob[i]);
+        const double rel = fai_ref_rel_l2(of, ref, (int64_t)seq_q * hq * d);
+        double lse_err = 0;
+        for (int i = 0; i < seq_q * hq; i++)
+            lse_err = fmax(lse_err, fabs((double)lse[i] - ref_lse[i]) / (1e-3 + 1e-4 * fabs(ref_lse[i])));
+        const int ok = rel <= 2e-3 && lse_err <= 1.0; /* (NaN fails both) */
+        printf("  rel_l2 %.2e, lse error %.2f of its bound  %s\n", rel, lse_err, ok ? "ok" : "FAIL");
+        fails += !ok;
+        free(ref);
+        free(ref_lse);
+        free(ob);
+        free(of);
+        free(lse);
+    }
+    free(kf);
+    free(vf);
+    free(qf);
+    free(kb);
+    free(vb);
+    free(qb);
+    free(table);
+    cudaFree(k);
+    cudaFree(v);
+    cudaFree(q);
+    cudaFree(o);
+    cudaFree(table_dev);
+    cudaFree(lens_dev);
+    cudaFree(cu_dev);
+    cudaFree(lse_dev);
+    return fails;
+}
+
+/* fai_merge_states of two parts [540000, 32, 128] (2.2e9 elements each), in place into part
+ * 0; only the last 512 rows hold random values and are checked (the rest hold 1s and an LSE
+ * of 0, which merge to 1). */
+static int merge_case(void)
+{
+    const int rows = 540000, heads = 32, d = 128, checked = 512;
+    const int64_t row = (int64_t)heads * d, elems = (int64_t)rows * row, first = rows - checked;
+    printf("merge_states in place, 2 parts of %.2e elements, the last %d rows checked\n", (double)elems, checked);
+    void *p0, *p1;
+    float *l0, *l1, *lo;
+    CUDA_CHECK(cudaMalloc(&p0, 2 * (size_t)elems));
+    CUDA_CHECK(cudaMalloc(&p1, 2 * (size_t)elems));
+    CUDA_CHECK(cudaMemset(p0, 0x3c, 2 * (size_t)elems)); /* 0x3c3c: 1.06 in FP16 */
+    CUDA_CHECK(cudaMemset(p1, 0x3c, 2 * (size_t)elems));
+    CUDA_CHECK(cudaMalloc((void **)&l0, sizeof(float) * (size_t)rows * heads));
+    CUDA_CHECK(cudaMalloc((void **)&l1, sizeof(float) * (size_t)rows * heads));
+    CUDA_CHECK(cudaMalloc((void **)&lo, sizeof(float) * (size_t)rows * heads));
+    CUDA_CHECK(cudaMemset(l0, 0, sizeof(float) * (size_t)rows * heads));
+    CUDA_CHECK(cudaMemset(l1, 0, sizeof(float) * (size_t)rows * heads));
+    CUDA_CHECK(cudaMemset(lo, 0xff, sizeof(float) * (size_t)rows * heads));
+    const int64_t n = (int64_t)checked * row;
+    uint16_t *b0 = malloc(2 * (size_t)n), *b1 = malloc(2 * (size_t)n), *got = malloc(2 * (size_t)n);
+    float *f0 = malloc(sizeof(float) * (size_t)n), *f1 = malloc(sizeof(float) * (size_t)n);
+    float *s0 = malloc(sizeof(float) * (size_t)checked * heads), *s1 = malloc(sizeof(float) * (size_t)checked * heads);
+    float *sl = malloc(sizeof(float) * (size_t)checked * heads);
+    random_half(b0, f0, n);
+    random_half(b1, f1, n);
+    for (int64_t i = 0; i < (int64_t)checked * heads; i++) {
+        s0[i] = (float)(3.0 * normal());
+        s1[i] = i % 97 == 0 ? -INFINITY : (float)(3.0 * normal()); /* some empty parts */
+    }
+    CUDA_CHECK(cudaMemcpy((uint16_t *)p0 + first * row, b0, 2 * (size_t)n, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy((uint16_t *)p1 + first * row, b1, 2 * (size_t)n, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(l0 + first * heads, s0, sizeof(float) * (size_t)checked * heads, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(l1 + first * heads, s1, sizeof(float) * (size_t)checked * heads, cudaMemcpyHostToDevice));
+    fai_tensor parts[2] = {{p0, FAI_DTYPE_FP16, row, d}, {p1, FAI_DTYPE_FP16, row, d}};
+    const float *lses[2] = {l0, l1};
+    fai_merge_params m = fai_merge_params_default();
+    m.num_parts = 2;
+    m.num_rows = rows;
+    m.num_heads = heads;
+    m.head_dim = d;
+    m.parts = parts;
+    m.parts_lse = lses;
+    m.o = parts[0];
+    m.lse = lo;
+    int fails = check_status("fai_merge_states", fai_merge_states(&m, 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    if (!fails) {
+        CUDA_CHECK(cudaMemcpy(got, (uint16_t *)p0 + first * row, 2 * (size_t)n, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(sl, lo + first * heads, sizeof(float) * (size_t)checked * heads, cudaMemcpyDeviceToHost));
+        int64_t bad = 0;
+        double worst = 0;
+        for (int64_t r = 0; r < (int64_t)checked * heads; r++) {
+            const double a = s0[r], b = s1[r], mx = a > b ? a : b;
+            const double wa = exp(a - mx), wb = isinf(b) ? 0.0 : exp(b - mx), lse = mx + log(wa + wb);
+            bad += !(fabs(sl[r] - lse) <= 1e-5 + 1e-6 * fabs(lse));
+            for (int e = 0; e < d; e++) {
+                const double want = (wa * f0[r * d + e] + wb * f1[r * d + e]) / (wa + wb);
+                const double x = host_half_to_float(got[r * d + e]), err = fabs(x - want);
+                worst = fmax(worst, err);
+                bad += !(err <= fabs(want) * 0x1p-10 + 1e-6); /* the FP16 rounding of the output */
+            }
+        }
+        printf("  worst error %.2e, elements or LSEs off %lld  %s\n", worst, (long long)bad, bad ? "FAIL" : "ok");
+        fails += bad != 0;
+    }
+    free(b0);
+    free(b1);
+    free(got);
+    free(f0);
+    free(f1);
+    free(s0);
+    free(s1);
+    free(sl);
+    cudaFree(p0);
+    cudaFree(p1);
+    cudaFree(l0);
+    cudaFree(l1);
+    cudaFree(lo);
+    return fails;
+}
+
+int main(void)
+{
+    gpu_require_device("test_large");
+    const char *seed_env = getenv("FAI_TEST_SEED");
+    const uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL);
+    printf("test_large: seed %llu (FAI_TEST_SEED=%llu reproduces)\n", (unsigned long long)seed, (unsigned long long)seed);
+    fai_ref_rng_seed(&g_rng, seed);
+    int fails = 0, n = 0;
+    fails += append_case(0), n++;
+    fails += append_case(1), n++;
+    fails += prefill_case(), n++;
+    fails += merge_case(), n++;
+    printf("test_large: %d cases, %d failed\n", n, fails);
+    return fails ? 1 : 0;
+}
