@@ -4,7 +4,9 @@
  * calls alone, warm-up first, median.
  *
  * Inputs are packed varlen tensors [tokens, heads, head_dim] (FlashAttention's layout), Q, K
- * and V random normal, cu_seqlens on the device and a host copy of cu_seqlens_q.
+ * and V random normal (FP16, or BF16 with --dtype bf16), cu_seqlens on the device and a host
+ * copy of cu_seqlens_q. --window, --softcap and --sinks set those fields of fai_attention for
+ * every call of a row (bench_set_variants).
  *
  * A hybrid row is a batch of b sequences of which round(b * frac) are prefill (seq_q = sq,
  * seq_k = sk, causal) and the rest decode steps (seq_q = 1, seq_k = sk), prefill sequences
@@ -24,6 +26,7 @@
 #include "bench_prefill.h"
 #include "bench_report.h"
 #include "bench_util.h"
+#include "reference.h"
 
 #define PF(suite, b, s, hq, hk, d) {suite, ROW_PREFILL, b, s, s, hq, hk, d, 1, 0.0}
 #define HY(f) {"hybrid", ROW_HYBRID, 100, 128, 128, 32, 32, 128, 1, f}
@@ -87,6 +90,89 @@ void format_frac(char *buf, size_t size, double frac)
         strcat(buf, ".0");
 }
 
+/* The sinks: one device array of random N(0, 1) logits (grown when a row has more heads; head
+ * h gets the same value in every row) and its host copy for --check. */
+static float *g_sinks_dev;
+static double *g_sinks_host;
+static int g_sinks_n;
+
+static void sinks_ensure(int hq)
+{
+    if (hq <= g_sinks_n)
+        return;
+    const int n = hq > 256 ? hq : 256;
+    float *f = malloc(sizeof(float) * (size_t)n);
+    double *h = malloc(sizeof(double) * (size_t)n);
+    if (!f || !h) {
+        fprintf(stderr, "fai-bench: out of host memory\n");
+        exit(1);
+    }
+    fai_ref_rng rng;
+    fai_ref_rng_seed(&rng, 4242);
+    fai_ref_fill_normal(&rng, f, n, 1.0);
+    for (int i = 0; i < n; i++)
+        h[i] = f[i];
+    cudaFree(g_sinks_dev);
+    free(g_sinks_host);
+    CK(cudaMalloc((void **)&g_sinks_dev, sizeof(float) * (size_t)n));
+    CK(cudaMemcpy(g_sinks_dev, f, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
+    free(f);
+    g_sinks_host = h;
+    g_sinks_n = n;
+}
+
+void bench_set_variants(fai_attention *a, const options *o, int causal)
+{
+    if (o->window >= 0) {
+        a->window = 1;
+        a->window_left = o->window;
+        a->window_right = causal ? 0 : -1;
+    }
+    a->softcap = o->softcap;
+    if (o->sinks) {
+        sinks_ensure(a->num_q_heads);
+        a->sinks = g_sinks_dev;
+    }
+}
+
+const double *bench_sinks_host(void)
+{
+    return g_sinks_host;
+}
+
+const char *bench_dtype_name(const options *o)
+{
+    return o->bf16 ? "bf16" : "fp16";
+}
+
+void bench_note_add(char *buf, size_t size, const char *word)
+{
+    size_t len = strlen(buf);
+    if (!*word || len + 1 >= size)
+        return;
+    if (len)
+        buf[len++] = ' ';
+    const size_t room = size - 1 - len, w = strlen(word), m = w < room ? w : room;
+    memcpy(buf + len, word, m);
+    buf[len + m] = '\0';
+}
+
+void bench_variant_note(char *buf, size_t size, const options *o, const fai_attention *a)
+{
+    char w[64];
+    if (a->window) {
+        snprintf(w, sizeof w, "window %d/%d", (int)a->window_left, (int)a->window_right);
+        bench_note_add(buf, size, w);
+    }
+    if (a->softcap > 0) {
+        snprintf(w, sizeof w, "softcap %g", (double)a->softcap);
+        bench_note_add(buf, size, w);
+    }
+    if (a->sinks)
+        bench_note_add(buf, size, "sinks");
+    (void)o;
+}
+
 /* Sequences and rows of a prefill or hybrid row. */
 typedef struct row_sizes {
     int npre, ndec;          /* prefill (sq x sk) and decode (1 x sk) sequences */
@@ -132,13 +218,35 @@ static double pairs(int sq, int sk, int causal)
     return n;
 }
 
+double bench_pairs(int sq, int sk, int causal, const fai_attention *a)
+{
+    if (!a || !a->window)
+        return pairs(sq, sk, causal);
+    double n = 0;
+    for (int i = 0; i < sq; i++) {
+        const int64_t diag = (int64_t)i + sk - sq;
+        int64_t lo = 0, hi = (int64_t)sk - 1;
+        if (causal && diag < hi)
+            hi = diag;
+        if (a->window_left >= 0 && diag - a->window_left > lo)
+            lo = diag - a->window_left;
+        if (a->window_right >= 0 && diag + a->window_right < hi)
+            hi = diag + a->window_right;
+        if (hi >= lo)
+            n += (double)(hi - lo + 1);
+    }
+    return n;
+}
+
 /* FLOPs and bytes of a row. For hybrid rows this is sdpa_peers.py's sum of its two calls:
  *   flops = 4 * hq * d * (npre * sq * sk / 2 + ndec * 1 * sk)     (prefill part causal)
  *   bytes = 2 * (2 * (npre * sq + ndec) * hq * d + 2 * b * sk * hk * d)   (Q, O, K, V once)
- * so fai's rows and the peers' have the same TFLOP/s and GB/s for the same time. */
-static void work_of(const shape *sh, const row_sizes *r, double *flops, double *bytes)
+ * so fai's rows and the peers' have the same TFLOP/s and GB/s for the same time. With a
+ * sliding window the FLOPs count only the pairs inside it (bench_pairs); bytes are unchanged. */
+static void work_of(const shape *sh, const row_sizes *r, const fai_attention *a, double *flops, double *bytes)
 {
-    *flops = 4.0 * sh->hq * sh->d * (r->npre * pairs(sh->sq, sh->sk, sh->causal) + r->ndec * pairs(1, sh->sk, 0));
+    *flops = 4.0 * sh->hq * sh->d *
+             (r->npre * bench_pairs(sh->sq, sh->sk, sh->causal, a) + r->ndec * bench_pairs(1, sh->sk, 0, a));
     *bytes = 2.0 * (2.0 * (double)r->total_q * sh->hq * sh->d + 2.0 * (double)r->total_k * sh->hk * sh->d);
 }
 
@@ -184,9 +292,11 @@ static void csv_safe(char *t)
             *t = ';';
 }
 
-/* Workspace bytes of one variant; a status other than success leaves its message in `why`. */
+/* Workspace bytes of one variant; a status other than success leaves its message in `why`
+ * (a BF16 fai_decode this build refuses: "skipped: BF16 decode not available" first). */
 static fai_status validate(const prefill_ctx *c, int var, size_t *bytes, char *why, size_t why_size)
 {
+    int decode_refused = 0;
     fai_status st = FAI_SUCCESS;
     size_t b1 = 0, b2 = 0;
     if (var != VAR_SEPARATE) {
@@ -194,13 +304,16 @@ static fai_status validate(const prefill_ctx *c, int var, size_t *bytes, char *w
     } else {
         if (c->pre.batch > 0)
             st = fai_prefill_workspace_size(&c->pre, &b1);
-        if (st == FAI_SUCCESS && c->dec.batch > 0)
+        if (st == FAI_SUCCESS && c->dec.batch > 0) {
             st = fai_decode_workspace_size(&c->dec, &b2);
+            decode_refused = c->dec.q.dtype == FAI_DTYPE_BF16 && FAI_STATUS_CATEGORY(st) == FAI_ERROR_NOT_SUPPORTED;
+        }
     }
     *bytes = b1 > b2 ? b1 : b2;
     if (st != FAI_SUCCESS) {
         /* The message goes into the CSV's last column: no commas or line breaks. */
-        snprintf(why, why_size, "%s: %s", fai_status_string(st), fai_last_error());
+        snprintf(why, why_size, "%s%s: %s", decode_refused ? "skipped: BF16 decode not available: " : "",
+                 fai_status_string(st), fai_last_error());
         csv_safe(why);
     }
     return st;
@@ -230,25 +343,13 @@ static float time_row(prefill_ctx *c, int var, const options *o, int report, int
     return time_median(run_prefill, c, 0, reps, s);
 }
 
-static void note_add(char *buf, size_t size, const char *word)
-{
-    size_t len = strlen(buf);
-    if (!*word || len + 1 >= size)
-        return;
-    if (len)
-        buf[len++] = ' ';
-    const size_t room = size - 1 - len, w = strlen(word), m = w < room ? w : room;
-    memcpy(buf + len, word, m);
-    buf[len + m] = '\0';
-}
-
-static void csv_row(const shape *sh, const char *backend, const char *frac, float ms, double flops, double bytes,
-                    const char *note, const char *check)
+static void csv_row(const shape *sh, const char *backend, const char *dtype, const char *frac, float ms, double flops,
+                    double bytes, const char *note, const char *check)
 {
     const int timed = ms >= 0;
     const report_row row = {sh->suite,
                             backend,
-                            "fp16",
+                            dtype,
                             sh->b,
                             sh->sq,
                             sh->sk,
@@ -303,9 +404,9 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
     int32_t *dcu_q = arena_take(sizeof(int32_t) * ((size_t)sh->b + 1));
     int32_t *dcu_k = arena_take(sizeof(int32_t) * ((size_t)sh->b + 1));
     int32_t *lens = arena_take(sizeof(int32_t) * ((size_t)sh->b + 1));
-    CK(bench_fill_fp16(q, q_elems, 1 + (uint64_t)index, 1.0f, s));
-    CK(bench_fill_fp16(k, kv_elems, 1000 + (uint64_t)index, 1.0f, s));
-    CK(bench_fill_fp16(v, kv_elems, 2000 + (uint64_t)index, 1.0f, s));
+    CK(bench_fill_16(q, q_elems, o->bf16, 1 + (uint64_t)index, 1.0f, s));
+    CK(bench_fill_16(k, kv_elems, o->bf16, 1000 + (uint64_t)index, 1.0f, s));
+    CK(bench_fill_16(v, kv_elems, o->bf16, 2000 + (uint64_t)index, 1.0f, s));
     CK(bench_fill_i32(lens, sh->b + 1, sh->sk, s));
     CK(cudaMemcpyAsync(dcu_q, cu_q, sizeof(int32_t) * ((size_t)sh->b + 1), cudaMemcpyHostToDevice, s));
     CK(cudaMemcpyAsync(dcu_k, cu_k, sizeof(int32_t) * ((size_t)sh->b + 1), cudaMemcpyHostToDevice, s));
@@ -319,16 +420,18 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
     attn.head_dim = sh->d;
     attn.softmax_scale = 1.0f / sqrtf((float)sh->d);
     attn.alibi = o->alibi;
+    bench_set_variants(&attn, o, sh->causal);
+    const fai_dtype dt = o->bf16 ? FAI_DTYPE_BF16 : FAI_DTYPE_FP16;
 
     fai_prefill_params *p = &c.p[VAR_HOST];
     *p = fai_prefill_params_default();
     p->attn = attn;
     p->batch = sh->b;
     p->causal = sh->causal;
-    p->q = (fai_tensor){q, FAI_DTYPE_FP16, qrow, sh->d};
-    p->k = (fai_tensor){k, FAI_DTYPE_FP16, krow, sh->d};
-    p->v = (fai_tensor){v, FAI_DTYPE_FP16, krow, sh->d};
-    p->o = (fai_tensor){out, FAI_DTYPE_FP16, qrow, sh->d};
+    p->q = (fai_tensor){q, dt, qrow, sh->d};
+    p->k = (fai_tensor){k, dt, krow, sh->d};
+    p->v = (fai_tensor){v, dt, krow, sh->d};
+    p->o = (fai_tensor){out, dt, qrow, sh->d};
     p->cu_seqlens_q = dcu_q;
     p->cu_seqlens_k = dcu_k;
     p->total_q = (int32_t)r.total_q;
@@ -352,9 +455,9 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
     dp->attn = attn;
     dp->batch = r.ndec;
     const size_t q_off = (size_t)r.npre * sh->sq * (size_t)qrow * 2, kv_off = (size_t)r.npre * sh->sk * (size_t)krow * 2;
-    dp->q = (fai_tensor){q + q_off, FAI_DTYPE_FP16, qrow, sh->d};
-    dp->o = (fai_tensor){out + q_off, FAI_DTYPE_FP16, qrow, sh->d};
-    dp->cache.dtype = FAI_DTYPE_FP16;
+    dp->q = (fai_tensor){q + q_off, dt, qrow, sh->d};
+    dp->o = (fai_tensor){out + q_off, dt, qrow, sh->d};
+    dp->cache.dtype = dt;
     dp->cache.k = k + kv_off;
     dp->cache.v = v + kv_off;
     dp->cache.seq_stride = (int64_t)sh->sk * krow; /* capacity * token_stride */
@@ -440,6 +543,8 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
         cp.seq_q = seq_q;
         cp.seq_k = seq_k;
         cp.total_q = r.total_q;
+        cp.bf16 = o->bf16;
+        check_set_variants(&cp, &attn, bench_sinks_host());
         fprintf(stderr, "[%d/%d] computing the reference (%.1f s)\n", index + 1, total, bench_elapsed());
         check_ref *ref = check_prepare(&cp, s);
         for (int i = 0; i < nvar; i++) {
@@ -476,7 +581,7 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
         return;
 
     double flops, bytes;
-    work_of(sh, &r, &flops, &bytes);
+    work_of(sh, &r, &attn, &flops, &bytes);
     char frac[32] = "", note[VARS][300];
     if (hyb)
         format_frac(frac, sizeof frac, sh->frac);
@@ -486,18 +591,19 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
                                                : "one call";
         note[i][0] = '\0';
         if (st[i] != FAI_SUCCESS) {
-            note_add(note[i], sizeof note[i], why[i]);
+            bench_note_add(note[i], sizeof note[i], why[i]);
         } else {
-            note_add(note[i], sizeof note[i], what);
+            bench_note_add(note[i], sizeof note[i], what);
             if (o->alibi)
-                note_add(note[i], sizeof note[i], "alibi");
+                bench_note_add(note[i], sizeof note[i], "alibi");
+            bench_variant_note(note[i], sizeof note[i], o, &attn);
             if (reps[i] < o->reps) {
                 char w[32];
                 snprintf(w, sizeof w, "reps %d", reps[i]);
-                note_add(note[i], sizeof note[i], w);
+                bench_note_add(note[i], sizeof note[i], w);
             }
         }
-        csv_row(sh, var_backend[i], frac, ms[i], flops, bytes, note[i], verdict[i]);
+        csv_row(sh, var_backend[i], bench_dtype_name(o), frac, ms[i], flops, bytes, note[i], verdict[i]);
     }
     /* The table's check column: the one call's summary, and which variants failed if any. */
     char check_col[400] = "";
@@ -506,7 +612,7 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
         if (hyb && !all_pass)
             for (int i = 1; i < nvar; i++)
                 if (!strcmp(verdict[i], "FAIL"))
-                    note_add(check_col, sizeof check_col, i == VAR_NOHOST ? "(nohost FAIL)" : "(sep FAIL)");
+                    bench_note_add(check_col, sizeof check_col, i == VAR_NOHOST ? "(nohost FAIL)" : "(sep FAIL)");
     }
     if (hyb) {
         char t[VARS][16];

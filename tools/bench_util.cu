@@ -1,3 +1,4 @@
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "bench_util.h"
@@ -27,6 +28,18 @@ __global__ void fill_fp16_kernel(__half *dst, int64_t n, uint64_t seed, float st
     }
 }
 
+/* The same values as fill_fp16_kernel for the same seed, rounded to BF16 instead. */
+__global__ void fill_bf16_kernel(__nv_bfloat16 *dst, int64_t n, uint64_t seed, float stddev)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const uint64_t base = (seed * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)i * 4);
+        float sum = 0.0f;
+        for (int k = 0; k < 4; k++)
+            sum += (float)hash32(base + k) * (1.0f / 4294967296.0f);
+        dst[i] = __float2bfloat16_rn((sum - 2.0f) * 1.7320508f * stddev);
+    }
+}
+
 __global__ void fill_i32_kernel(int32_t *dst, int64_t n, int32_t value)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
@@ -49,13 +62,14 @@ __global__ void read_kernel(const uint4 *src, int64_t n, uint32_t *sink)
         sink[blockIdx.x] = acc;
 }
 
-/* An FP16 value is NaN or Inf when its five exponent bits are all ones. */
-__device__ __forceinline__ unsigned nonfinite_halves(uint32_t w)
+/* A 16-bit float is NaN or Inf when its exponent bits are all ones: mask 0x7c00 for FP16 (five
+ * bits), 0x7f80 for BF16 (eight). */
+__device__ __forceinline__ unsigned nonfinite_halves(uint32_t w, uint32_t m)
 {
-    return ((w & 0x7c00u) == 0x7c00u) + ((w & 0x7c000000u) == 0x7c000000u);
+    return ((w & m) == m) + ((w & (m << 16)) == (m << 16));
 }
 
-__global__ void count_nonfinite_kernel(const uint16_t *src, int64_t n, unsigned long long *count)
+__global__ void count_nonfinite_kernel(const uint16_t *src, int64_t n, uint32_t m, unsigned long long *count)
 {
     unsigned long long c = 0;
     const int64_t stride = (int64_t)gridDim.x * blockDim.x, start = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
@@ -65,12 +79,12 @@ __global__ void count_nonfinite_kernel(const uint16_t *src, int64_t n, unsigned 
     const uint4 *v = (const uint4 *)(src + lead);
     for (int64_t i = start; i < vecs; i += stride) {
         const uint4 x = v[i];
-        c += nonfinite_halves(x.x) + nonfinite_halves(x.y) + nonfinite_halves(x.z) + nonfinite_halves(x.w);
+        c += nonfinite_halves(x.x, m) + nonfinite_halves(x.y, m) + nonfinite_halves(x.z, m) + nonfinite_halves(x.w, m);
     }
     for (int64_t i = start; i < lead; i += stride)
-        c += (src[i] & 0x7c00u) == 0x7c00u;
+        c += (src[i] & m) == m;
     for (int64_t i = lead + vecs * 8 + start; i < n; i += stride)
-        c += (src[i] & 0x7c00u) == 0x7c00u;
+        c += (src[i] & m) == m;
     for (int off = 16; off > 0; off /= 2)
         c += __shfl_down_sync(0xffffffffu, c, off);
     if ((threadIdx.x & 31) == 0 && c)
@@ -80,6 +94,14 @@ __global__ void count_nonfinite_kernel(const uint16_t *src, int64_t n, unsigned 
 extern "C" cudaError_t bench_fill_fp16(void *dst, int64_t n, uint64_t seed, float stddev, cudaStream_t s)
 {
     fill_fp16_kernel<<<4096, 256, 0, s>>>((__half *)dst, n, seed, stddev);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t bench_fill_16(void *dst, int64_t n, int bf16, uint64_t seed, float stddev, cudaStream_t s)
+{
+    if (!bf16)
+        return bench_fill_fp16(dst, n, seed, stddev, s);
+    fill_bf16_kernel<<<4096, 256, 0, s>>>((__nv_bfloat16 *)dst, n, seed, stddev);
     return cudaGetLastError();
 }
 
@@ -95,13 +117,19 @@ extern "C" cudaError_t bench_read(const void *src, int64_t bytes, int blocks, ui
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t bench_count_nonfinite_fp16(const void *src, int64_t n, unsigned long long *count, cudaStream_t s)
+extern "C" cudaError_t bench_count_nonfinite_16(const void *src, int64_t n, int bf16, unsigned long long *count,
+                                                cudaStream_t s)
 {
     cudaError_t e = cudaMemsetAsync(count, 0, sizeof *count, s);
     if (e != cudaSuccess || n <= 0)
         return e;
-    count_nonfinite_kernel<<<1024, 256, 0, s>>>((const uint16_t *)src, n, count);
+    count_nonfinite_kernel<<<1024, 256, 0, s>>>((const uint16_t *)src, n, bf16 ? 0x7f80u : 0x7c00u, count);
     return cudaGetLastError();
+}
+
+extern "C" cudaError_t bench_count_nonfinite_fp16(const void *src, int64_t n, unsigned long long *count, cudaStream_t s)
+{
+    return bench_count_nonfinite_16(src, n, 0, count, s);
 }
 
 extern "C" cudaError_t bench_page_table(int32_t *dst, int batch, int pages_per_seq, uint64_t seed)

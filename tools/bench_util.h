@@ -12,6 +12,9 @@ extern "C" {
 
 /* n FP16 values, roughly normal(0, stddev) (a sum of four uniforms), never all zero. */
 cudaError_t bench_fill_fp16(void *dst, int64_t n, uint64_t seed, float stddev, cudaStream_t s);
+/* The same for a 16-bit type: FP16 (bf16 = 0) or BF16 (bf16 = 1), the same values before
+ * rounding for the same seed. */
+cudaError_t bench_fill_16(void *dst, int64_t n, int bf16, uint64_t seed, float stddev, cudaStream_t s);
 /* n int32 values all equal to `value`. */
 cudaError_t bench_fill_i32(int32_t *dst, int64_t n, int32_t value, cudaStream_t s);
 /* Reads `bytes` (a multiple of 16) with 16-byte loads, grid-stride, and writes one word
@@ -25,6 +28,8 @@ cudaError_t bench_page_table(int32_t *dst, int batch, int pages_per_seq, uint64_
 
 /* Sets *count (device memory) to the number of NaN or Inf among n FP16 values. */
 cudaError_t bench_count_nonfinite_fp16(const void *src, int64_t n, unsigned long long *count, cudaStream_t s);
+/* The same among n FP16 (bf16 = 0) or BF16 (bf16 = 1) values. */
+cudaError_t bench_count_nonfinite_16(const void *src, int64_t n, int bf16, unsigned long long *count, cudaStream_t s);
 
 #ifdef __cplusplus
 }

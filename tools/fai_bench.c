@@ -6,7 +6,10 @@
  * runs. Prints a table (progress on stderr) and optionally a CSV whose columns match
  * shared/tools/sdpa_peers.py (so the two can be joined) and a JSON file of the same rows.
  * With --check every row's output is also compared with the CPU reference (bench_check.c).
- * The decode rows live here, the prefill and hybrid rows in bench_prefill.c. */
+ * --dtype bf16 runs the decode, prefill and hybrid rows in BF16; --window, --softcap and --sinks
+ * turn on those variants of fai_attention in every call (bench_set_variants).
+ * The decode rows live here, the prefill and hybrid rows in bench_prefill.c, the chunked-prefill
+ * suite in bench_chunked.c and the kv-quant suite in bench_quant.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +216,8 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     p->attn.head_dim = sh->d;
     p->attn.softmax_scale = 1.0f / sqrtf((float)sh->d);
     p->attn.alibi = o->alibi;
+    bench_set_variants(&p->attn, o, 1); /* (the one query is the last position: causal) */
+    const fai_dtype dt = o->bf16 ? FAI_DTYPE_BF16 : FAI_DTYPE_FP16;
     p->batch = sh->b;
     const int64_t q_elems = (int64_t)sh->b * sh->hq * sh->d;
     /* --page-size P: the same bytes as a pool of b * ceil(sk / P) pages and a scrambled page
@@ -227,12 +232,13 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     k = arena_take((size_t)kv_elems * 2);
     v = arena_take((size_t)kv_elems * 2);
     lens = arena_take(sizeof(int32_t) * (size_t)sh->b);
-    CK(bench_fill_fp16(q, q_elems, 1 + (uint64_t)index, 1.0f, s));
-    CK(bench_fill_fp16(k, kv_elems, 1000 + (uint64_t)index, 1.0f, s));
-    CK(bench_fill_fp16(v, kv_elems, 2000 + (uint64_t)index, 1.0f, s));
+    CK(bench_fill_16(q, q_elems, o->bf16, 1 + (uint64_t)index, 1.0f, s));
+    CK(bench_fill_16(k, kv_elems, o->bf16, 1000 + (uint64_t)index, 1.0f, s));
+    CK(bench_fill_16(v, kv_elems, o->bf16, 2000 + (uint64_t)index, 1.0f, s));
     CK(bench_fill_i32(lens, sh->b, sh->sk, s));
-    p->q = (fai_tensor){q, FAI_DTYPE_FP16, (int64_t)sh->hq * sh->d, sh->d};
-    p->o = (fai_tensor){out, FAI_DTYPE_FP16, (int64_t)sh->hq * sh->d, sh->d};
+    p->q = (fai_tensor){q, dt, (int64_t)sh->hq * sh->d, sh->d};
+    p->o = (fai_tensor){out, dt, (int64_t)sh->hq * sh->d, sh->d};
+    p->cache.dtype = dt;
     p->cache.k = k;
     p->cache.v = v;
     p->cache.capacity = sh->sk;
@@ -256,16 +262,39 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     /* fai's own checks first: forced plans below skip them. */
     size_t ws_check = 0;
     const fai_status valid = fai_decode_workspace_size(p, &ws_check);
+    if (valid != FAI_SUCCESS && o->bf16 && FAI_STATUS_CATEGORY(valid) == FAI_ERROR_NOT_SUPPORTED) {
+        /* BF16 decode is newer than this tool: a build without it skips the row. */
+        char why[300];
+        snprintf(why, sizeof why, "skipped: BF16 decode not available (%s: %s)", fai_status_string(valid),
+                 fai_last_error());
+        for (char *t = why; *t; t++)
+            if (*t == ',' || *t == '\n')
+                *t = ';';
+        if (report) {
+            printf("%-13s %5d %7d %3d/%-3d %4d  %s\n", sh->suite, sh->b, sh->sk, sh->hq, sh->hk, sh->d, why);
+            fflush(stdout);
+            const report_row row = {sh->suite, "fai", bench_dtype_name(o), sh->b, 1, sh->sk, sh->hq, sh->hk, sh->d,
+                                    0, "", -1, -1, -1, why, o->check ? "n/a" : ""};
+            report_row_write(&row);
+            fprintf(stderr, "[%d/%d] %s b=%d sk=%d %s\n", index + 1, total, sh->suite, sh->b, sh->sk, why);
+        }
+        return;
+    }
     if (valid != FAI_SUCCESS) {
         fprintf(stderr, "fai-bench: %s: %s\n", fai_status_string(valid), fai_last_error());
         exit(2);
     }
-    const double bytes = 2.0 * (2.0 * q_elems + 2.0 * kv_elems);
+    /* Keys a query sees: all sk, or the window's (the plan and the GB/s count only those). */
+    const int seen = p->attn.window && p->attn.window_left >= 0 && p->attn.window_left < sh->sk
+                         ? p->attn.window_left + 1
+                         : sh->sk;
+    const double seen_kv = (double)kv_elems * seen / sh->sk;
+    const double bytes = 2.0 * (2.0 * q_elems + 2.0 * seen_kv);
     /* Candidate plans: the heuristic's (or the forced one), and with --tune a grid of kernels x
      * warps (CUDA cores) or ring stages (tensor cores) x splits. */
     int cand_k[64], cand_x[64], cand_s[64], nc = 0;
-    fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, o->kernel, o->splits, o->warps, 0,
-                         &c.plan);
+    fai_decode_make_plan_kv("fai-bench", dt, sh->b, sh->hq, sh->hk, sh->d, seen, dev, o->kernel, o->splits, o->warps,
+                            0, &c.plan);
     cand_k[nc] = c.plan.kernel;
     cand_x[nc] = c.plan.kernel == FAI_DECODE_MMA ? c.plan.stages : c.plan.warps_per_block;
     cand_s[nc++] = c.plan.num_splits;
@@ -276,8 +305,8 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
                 for (int j = 0; j < 3; j++) {
                     fai_decode_plan base;
                     const int x = xs[kind][i];
-                    fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, kind, 0,
-                                         kind == FAI_DECODE_MMA ? 0 : x, kind == FAI_DECODE_MMA ? x : 0, &base);
+                    fai_decode_make_plan_kv("fai-bench", dt, sh->b, sh->hq, sh->hk, sh->d, seen, dev, kind, 0,
+                                            kind == FAI_DECODE_MMA ? 0 : x, kind == FAI_DECODE_MMA ? x : 0, &base);
                     const int sp = ss[j] * base.num_splits;
                     if (base.kernel != kind || (kind == cand_k[0] && x == cand_x[0] && sp == cand_s[0]))
                         continue;
@@ -321,14 +350,16 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
         cp.seq_q = seq_q;
         cp.seq_k = seq_k;
         cp.total_q = sh->b;
+        cp.bf16 = o->bf16;
+        check_set_variants(&cp, &p->attn, bench_sinks_host());
         fprintf(stderr, "[%d/%d] computing the reference (%.1f s)\n", index + 1, total, bench_elapsed());
         ref = check_prepare(&cp, s);
     }
     for (int ci = 0; ci < nc; ci++) {
         c.use_plan = o->tune || o->splits || o->warps || o->kernel != FAI_DECODE_AUTO;
         const int mma = cand_k[ci] == FAI_DECODE_MMA;
-        fai_decode_make_plan("fai-bench", sh->b, sh->hq, sh->hk, sh->d, sh->sk, dev, cand_k[ci], cand_s[ci],
-                             mma ? 0 : cand_x[ci], mma ? cand_x[ci] : 0, &c.plan);
+        fai_decode_make_plan_kv("fai-bench", dt, sh->b, sh->hq, sh->hk, sh->d, seen, dev, cand_k[ci], cand_s[ci],
+                                mma ? 0 : cand_x[ci], mma ? cand_x[ci] : 0, &c.plan);
         if (c.plan.workspace_bytes > c.ws_bytes) {
             cudaFree(c.ws);
             c.ws_bytes = c.plan.workspace_bytes;
@@ -359,7 +390,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
             fprintf(stderr, "[%d/%d] check %s\n", index + 1, total, check);
         }
         const double gbps = bytes / (ms * 1e-3) / 1e9;
-        const double tflops = 4.0 * sh->b * (double)sh->sk * sh->hq * sh->d / (ms * 1e-3) / 1e12;
+        const double tflops = 4.0 * sh->b * (double)seen * sh->hq * sh->d / (ms * 1e-3) / 1e12;
         const int is_mma = c.plan.kernel == FAI_DECODE_MMA;
         char plan[32];
         snprintf(plan, sizeof plan, "%-4s %dw%s %4ds", is_mma ? "mma" : "simt", c.plan.warps_per_block,
@@ -370,14 +401,15 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
                ci ? "  (tune)" : "", *check ? "  " : "", check);
         fflush(stdout);
         if (ci == 0) {
-            char note[96];
+            char note[200];
             char paged[24] = "";
             if (P)
                 snprintf(paged, sizeof paged, " page %d", P);
             snprintf(note, sizeof note, "%s %dw %ds %s%s%s", is_mma ? "mma" : "simt", c.plan.warps_per_block,
                      c.plan.num_splits, o->nhd ? "nhd" : "hnd", o->alibi ? " alibi" : "", paged);
-            const report_row row = {sh->suite, "fai", "fp16", sh->b, 1, sh->sk, sh->hq, sh->hk, sh->d, 0, "",
-                                    ms, tflops, gbps, note, verdict};
+            bench_variant_note(note, sizeof note, o, &p->attn);
+            const report_row row = {sh->suite, "fai", bench_dtype_name(o), sh->b, 1, sh->sk, sh->hq, sh->hk, sh->d,
+                                    0, "", ms, tflops, gbps, note, verdict};
             report_row_write(&row);
         }
     }
@@ -493,21 +525,41 @@ static void usage(void)
     printf("usage: fai-bench [options]\n"
            "  --suite LIST    comma-separated: decode-seq, decode-batch, decode-gqa, prefill-seq,\n"
            "                  prefill-batch, prefill-gqa, head-dims, hybrid, kv-quant (decode over\n"
-           "                  FP16/int8/FP8 caches and fai_kv_append); or decode (the three\n"
-           "                  decode suites), prefill (the four prefill suites), all (every suite)\n"
-           "                  (default, with no --suite or --shape: decode-seq)\n"
+           "                  FP16/int8/FP8 caches and fai_kv_append), chunked (one 16384-token\n"
+           "                  prompt, 32/8 heads, d 128, causal: whole-prompt fai_prefill from packed\n"
+           "                  K/V against 4 chunks of fai_kv_append + fai_prefill over a paged cache,\n"
+           "                  and the prompt as one chunk through the paged cache; see below); or\n"
+           "                  decode (the three decode suites), prefill (the four prefill suites),\n"
+           "                  all (every suite) (default, with no --suite or --shape: decode-seq)\n"
            "  --shape SPEC    one shape, b=..,sq=..,sk=..,hq=..,hk=..,d=..,causal=0|1 (defaults\n"
            "                  1,1,128,32,32,128,0); may be repeated. sq=1: a decode row (fai_decode);\n"
            "                  sq>1: a prefill row (fai_prefill on b packed sequences of sq x sk);\n"
            "                  prefill_frac=F: a hybrid row (round(b*F) sequences sq x sk, the rest\n"
            "                  1 x sk, always causal)\n"
            "  --list          print the rows as CSV (suite,b,sq,sk,hq,hk,d,causal,prefill_frac), exit\n"
-           "                  (needs no GPU)\n"
+           "                  (needs no GPU; the chunked suite's rows included, kv-quant's not)\n"
+           "  --dtype T       fp16 (default) or bf16: Q, K, V, O (and the KV cache) of every decode,\n"
+           "                  prefill, hybrid and chunked row in that type; the CSV's dtype column\n"
+           "                  says which. A build whose fai_decode refuses BF16 prints 'skipped: BF16\n"
+           "                  decode not available' for decode rows (and n/a for hybrid rows'\n"
+           "                  fai-separate); one whose fai_kv_append refuses BF16 rows gives n/a for\n"
+           "                  the chunked rows that need it. kv-quant rows stay FP16\n"
+           "  --window L      sliding window (fai_attention.window): a query sees the L keys left of\n"
+           "                  its diagonal and the diagonal (window_left L; window_right 0 on causal\n"
+           "                  and decode rows, -1 = unbounded on non-causal rows); -1: off (default)\n"
+           "  --softcap C     logit soft-cap C * tanh(s / C) (fai_attention.softcap); 0: off (default)\n"
+           "  --sinks         attention sinks (fai_attention.sinks): one logit per query head, random\n"
+           "                  N(0,1), the same for head h in every row\n"
+           "                  (--window, --softcap and --sinks apply to decode, prefill, hybrid and\n"
+           "                  chunked rows, not kv-quant; the CSV's note lists them, e.g. 'window\n"
+           "                  4096/0 softcap 30 sinks', and --check gives them to the reference. With\n"
+           "                  a window, TFLOP/s and decode GB/s count only the keys inside it)\n"
            "  --alibi         add the ALiBi bias (standard slopes)\n"
            "  --layout L      decode KV cache layout: hnd [batch, heads, seq, dim] (default, as the\n"
            "                  peers) or nhd [batch, seq, heads, dim]\n"
            "  --page-size P   decode and kv-quant rows over a paged cache: pages of P tokens (a\n"
-           "                  power of two, 1-256) in a scrambled page table (default: contiguous)\n"
+           "                  power of two, 1-256) in a scrambled page table (default: contiguous);\n"
+           "                  also the chunked suite's page size (default 16)\n"
            "  --reps N        timed runs per row, median reported (default 50; prefill rows run\n"
            "                  fewer, at least 10, where N would take over 3 s); also the runs of\n"
            "                  each ceiling\n"
@@ -526,9 +578,11 @@ static void usage(void)
            "                  on up to %d query rows spread over the batch (first and last\n"
            "                  included) and as many KV heads as ~%.0f million multiply-adds allow\n"
            "                  per row (at least one; they rotate between sequences); pass = rel L2\n"
-           "                  <= 2e-3, max error <= 2x a plain FP32 reference's (+1e-5), no NaN\n"
-           "                  or Inf anywhere in the output. Every timed variant is checked\n"
-           "                  (hybrid: all three; --tune: every plan). Exit status 3 if any fails\n",
+           "                  <= 2e-3 (BF16: 1.6e-2), max error <= 2x a plain FP32 reference's\n"
+           "                  with its output rounded to the element type (+1e-5), no NaN or Inf\n"
+           "                  anywhere in the output. The reference gets the same window,\n"
+           "                  soft-cap and sinks. Every timed variant is checked (hybrid: all\n"
+           "                  three; --tune: every plan). Exit status 3 if any fails\n",
            CHECK_ROWS, CHECK_MACS / 1e6);
     printf("  --splits N      decode: force N split-KV parts (default: fai's plan)\n"
            "  --warps N       decode: force N warps per block (default: fai's plan)\n"
@@ -549,8 +603,23 @@ static void usage(void)
            "the same without cu_seqlens_q_host (fai-nohost), 'sep us' fai_prefill on the prefill\n"
            "sequences plus fai_decode on the decode ones, one timed region (fai-separate);\n"
            "fai/sep is the time ratio; TFLOP/s and GB/s are fai's, counted as sdpa_peers.py does.\n");
-    printf("Output: the table on stdout (two '#' header lines: version, device, driver, runtime,\n"
-           "git commit, date; the ceilings), progress on stderr (row i/n, seconds since start).\n"
+    printf("Chunked (suite chunked, CSV rows of suite 'chunked', b 1, sq = sk = 16384, causal):\n"
+           "  fai            the whole prompt, one fai_prefill from packed K/V (cu_seqlens_q_host set)\n"
+           "  fai-chunked    4 chunks of 4096: per chunk fai_kv_append of its K/V rows into a paged\n"
+           "                 cache (page size 16 or --page-size, scrambled page table), then\n"
+           "                 fai_prefill of its queries with kv_cache (seq_lens = the chunk's end);\n"
+           "                 all 8 calls in one timed region (one L2 flush before it)\n"
+           "  fai-chunked-noappend  the 4 fai_prefill calls alone (cache already filled)\n"
+           "  fai-append     the 4 fai_kv_append calls alone (GB/s: rows read + written)\n"
+           "  fai-paged      the whole prompt as one chunk: one fai_prefill over the paged cache\n"
+           "  fai-cache      the same over a contiguous cache (the packed K/V read as one slot)\n"
+           "TFLOP/s counts the causal pairs (16384^2/2 for the whole prompt, the exact unmasked pairs\n"
+           "of each chunk for the chunked rows); the note holds each row's time ratio to 'fai'\n"
+           "(x whole) and fai-paged's to fai-cache (x cache). --check compares every attention row (all\n"
+           "chunks' outputs) with the CPU reference of the whole prompt.\n");
+    printf("Output: the table on stdout ('#' header lines: version, device, driver, runtime, git\n"
+           "commit, date; the ceilings; the dtype and variants when not FP16 and plain), progress\n"
+           "on stderr (row i/n, seconds since start).\n"
            "The commit is `git describe --always --dirty` when CMake configured the build.\n"
            "Exit status: 0 done, 1 no GPU or a CUDA/fai failure, 2 bad arguments, 3 a --check\n"
            "failed.\n");
@@ -560,10 +629,15 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    options o = {50, 5, 0, 0, FAI_DECODE_AUTO, 0, 0, 0, NULL, 0, NULL, 0, 0};
+    options o;
+    memset(&o, 0, sizeof o);
+    o.reps = 50;
+    o.warmup = 5;
+    o.kernel = FAI_DECODE_AUTO;
+    o.window = -1;
     timespec_get(&g_t0, TIME_UTC);
     shape rows[MAX_ROWS];
-    int n = 0, list = 0;
+    int n = 0, list = 0, picked = 0; /* picked: a --suite or --shape was given */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -574,12 +648,19 @@ int main(int argc, char **argv)
             char buf[256];
             snprintf(buf, sizeof buf, "%s", next);
             i++;
+            picked = 1;
             for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
                 int matched = 0;
                 if (!strcmp(t, "kv-quant") || !strcmp(t, "all")) {
                     o.kv_quant = 1; /* its own rows (bench_quant.c), after the others */
                     matched = 1;
                     if (!strcmp(t, "kv-quant"))
+                        continue;
+                }
+                if (!strcmp(t, "chunked") || !strcmp(t, "all")) {
+                    o.chunked = 1; /* its own rows (bench_chunked.c), after the others */
+                    matched = 1;
+                    if (!strcmp(t, "chunked"))
                         continue;
                 }
                 for (int j = 0; j < N_SUITES; j++) {
@@ -609,6 +690,7 @@ int main(int argc, char **argv)
                 return 2;
             n++;
             i++;
+            picked = 1;
         } else if (!strcmp(a, "--reps") && next) {
             o.reps = atoi(argv[++i]);
         } else if (!strcmp(a, "--warmup") && next) {
@@ -643,6 +725,33 @@ int main(int argc, char **argv)
                 fprintf(stderr, "fai-bench: --page-size takes a power of two from 1 to 256\n");
                 return 2;
             }
+        } else if (!strcmp(a, "--dtype") && next) {
+            o.bf16 = !strcmp(next, "bf16");
+            if (!o.bf16 && strcmp(next, "fp16")) {
+                fprintf(stderr, "fai-bench: --dtype takes fp16 or bf16\n");
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--window") && next) {
+            char *end = NULL;
+            const long w = strtol(next, &end, 10);
+            if (!*next || *end || w < -1 || w > INT32_MAX) {
+                fprintf(stderr, "fai-bench: --window takes a left size >= 0 (or -1: off)\n");
+                return 2;
+            }
+            o.window = (int)w;
+            i++;
+        } else if (!strcmp(a, "--softcap") && next) {
+            char *end = NULL;
+            const double c = strtod(next, &end);
+            if (!*next || *end || !(c >= 0.0 && c <= 1e30)) {
+                fprintf(stderr, "fai-bench: --softcap takes a finite value >= 0 (0: off)\n");
+                return 2;
+            }
+            o.softcap = (float)c;
+            i++;
+        } else if (!strcmp(a, "--sinks")) {
+            o.sinks = 1;
         } else if (!strcmp(a, "--alibi")) {
             o.alibi = 1;
         } else if (!strcmp(a, "--tune")) {
@@ -658,7 +767,9 @@ int main(int argc, char **argv)
         o.reps = 1;
     if (o.warmup < 0)
         o.warmup = 0;
-    if (n == 0)
+    /* The default suite only when neither --suite nor --shape said what to run (so --suite
+     * kv-quant or --suite chunked runs just that). */
+    if (n == 0 && !picked)
         for (size_t j = 0; j < sizeof decode_seq / sizeof *decode_seq; j++)
             rows[n++] = decode_seq[j];
     if (list) {
@@ -670,6 +781,8 @@ int main(int argc, char **argv)
             printf("%s,%d,%d,%d,%d,%d,%d,%d,%s\n", rows[i].suite, rows[i].b, rows[i].sq, rows[i].sk, rows[i].hq,
                    rows[i].hk, rows[i].d, rows[i].causal, frac);
         }
+        if (o.chunked)
+            bench_chunked_list(&o);
         return 0;
     }
 
@@ -713,6 +826,16 @@ int main(int argc, char **argv)
         printf("cuBLAS FP16 GEMM %d^3 %.0f TFLOP/s\n", GEMM_N, g_gemm_tflops);
     else
         printf("cuBLAS FP16 GEMM n/a\n");
+    if (o.bf16 || o.window >= 0 || o.softcap > 0 || o.sinks) {
+        printf("# every decode, prefill, hybrid and chunked row: %s", o.bf16 ? "BF16" : "FP16");
+        if (o.window >= 0)
+            printf(", sliding window %d left (right: 0 causal, unbounded otherwise)", o.window);
+        if (o.softcap > 0)
+            printf(", soft-cap %g", (double)o.softcap);
+        if (o.sinks)
+            printf(", attention sinks (random N(0,1) per query head)");
+        printf("\n");
+    }
     fflush(stdout);
     const report_info info = {prop.name, prop.multiProcessorCount, prop.major, prop.minor, driver, runtime,
                               fai_version(), FAI_BENCH_GIT, iso, g_copy_gbps, g_read_gbps, g_gemm_tflops, g_gemm_ms,
@@ -750,6 +873,8 @@ int main(int argc, char **argv)
     }
     if (o.kv_quant)
         bench_quant(g_copy_gbps, o.reps, o.page_size, o.tune, s);
+    if (o.chunked)
+        bench_chunked(&o, s);
     report_close();
     cudaFree(g_flush);
     cudaFree(g_arena);
