@@ -117,16 +117,27 @@ __device__ __forceinline__ void load_rows_paged(char *tile, const void *pool, co
     const int32_t *pt = a.page_table + (int64_t)blk[4] * a.page_table_stride;
     const T *src = (const T *)pool + (int64_t)blk[5] * a.k_head_stride + c * 8;
     const int row_mask = (1 << a.page_shift) - 1;
+    /* The page-table loads of G rows are issued together before their copies (a copy is an
+     * asm statement the compiler does not move a load across: one load per copy would wait
+     * out G latencies in turn); G is small for the registers. */
+    constexpr int ITER = ROWS / RSTEP, G = ITER < 4 ? ITER : 4;
+    static_assert(ITER % G == 0, "groups of rows");
 #pragma unroll
-    for (int k = 0; k < ROWS / RSTEP; k++) {
-        const int key = row0 + r + k * RSTEP;
-        const bool valid = key < nrows;
-        int64_t off = 0;
-        if (valid) {
-            const int64_t page = min(max(__ldg(pt + (key >> a.page_shift)), 0), a.num_pages - 1);
-            off = page * a.kv_seq_stride + (int64_t)(key & row_mask) * a.k_token_stride;
+    for (int k0 = 0; k0 < ITER; k0 += G) {
+        int32_t page[G];
+#pragma unroll
+        for (int j = 0; j < G; j++) {
+            const int key = row0 + r + (k0 + j) * RSTEP;
+            page[j] = key < nrows ? __ldg(pt + (key >> a.page_shift)) : 0;
         }
-        ptx_cp_async_16(tile + tile_offset<ROW>(r + k * RSTEP, c), src + off, valid);
+#pragma unroll
+        for (int j = 0; j < G; j++) {
+            const int key = row0 + r + (k0 + j) * RSTEP;
+            const bool valid = key < nrows;
+            const int64_t pg = min(max(page[j], 0), a.num_pages - 1);
+            const int64_t off = valid ? pg * a.kv_seq_stride + (int64_t)(key & row_mask) * a.k_token_stride : 0;
+            ptx_cp_async_16(tile + tile_offset<ROW>(r + (k0 + j) * RSTEP, c), src + off, valid);
+        }
     }
 }
 
