@@ -214,7 +214,7 @@ static void check_rejection(fai_status s, const char *fn)
 static void check_decode_plan(const fai_decode_plan *p, int32_t batch, const fai_attention *a, fai_device_info dev,
                               fai_dtype kv_dtype)
 {
-    if (p->kernel == FAI_DECODE_MMA && kv_dtype != FAI_DTYPE_FP16) /* one-byte caches: rings of 3 or 6 */
+    if (p->kernel == FAI_DECODE_MMA && kv_dtype != FAI_DTYPE_FP16 && kv_dtype != FAI_DTYPE_BF16) /* one-byte: 3 or 6 */
         REQUIRE(p->stages == 3 || p->stages == 6);
     const int32_t group = a->num_q_heads / a->num_kv_heads;
     REQUIRE(p->kernel == FAI_DECODE_SIMT || p->kernel == FAI_DECODE_MMA);

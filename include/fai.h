@@ -99,11 +99,12 @@ FAI_API int fai_version(void);
 typedef enum fai_dtype {
     FAI_DTYPE_FP16 = 0,     /* IEEE binary16 */
     FAI_DTYPE_BF16 = 1,     /* bfloat16 (8-bit exponent, 8-bit significand): fai_prefill's q, k, v
-                               and o, all four of one type (FP16 or BF16, not mixed); not yet
-                               fai_decode or the KV cache */
-    /* KV-cache element types (fai_kv_cache.dtype; queries and outputs stay FP16). The cache
-     * layout is the same as for FP16 with one-byte elements (docs/api.md, "Quantized KV
-     * caches"); the codecs round to nearest even and saturate (docs/kv-quant.md). */
+                               and o, all four of one type (FP16 or BF16, not mixed);
+                               fai_decode's q and o; fai_kv_append's k_new and v_new; a KV
+                               cache's dtype (with BF16 queries, as FP16 with FP16 ones) */
+    /* Quantized KV-cache element types (fai_kv_cache.dtype; queries and outputs FP16 or
+     * BF16). The cache layout is the same as for FP16 with one-byte elements (docs/api.md,
+     * "Quantized KV caches"); the codecs round to nearest even and saturate (docs/kv-quant.md). */
     FAI_DTYPE_INT8 = 2,     /* int8 codes, one FP32 scale per (token, KV head): x = code * scale */
     FAI_DTYPE_FP8_E4M3 = 3, /* OCP FP8 E4M3 ("e4m3fn": max 448, no infinities), no scale */
     FAI_DTYPE_FP8_E5M2 = 4  /* OCP FP8 E5M2 (max 57344), no scale */
@@ -125,12 +126,12 @@ typedef struct fai_tensor {
  * A slot holds up to `capacity` tokens (seq_stride is usually capacity * token_stride, but
  * any non-overlapping strides work: [batch, capacity, heads, dim] and
  * [batch, heads, capacity, dim] are both fine). seq_lens[b] tokens of slot b are valid.
- * Alignment: k and v 16-byte aligned, all three strides multiples of 16 bytes (8 FP16
- * elements, 16 one-byte elements). Strides count elements of `dtype`.
+ * Alignment: k and v 16-byte aligned, all three strides multiples of 16 bytes (8 FP16 or
+ * BF16 elements, 16 one-byte elements). Strides count elements of `dtype`.
  * An int8 cache (FAI_DTYPE_INT8) also has a scale per token and KV head, for K and for V:
  *   k_scale[b * scale_seq_stride + t * scale_token_stride + h * scale_head_stride]
  * (FP32; the natural layout is [batch, capacity, kv_heads], 4 bytes per head_dim codes).
- * FP8 caches and FP16 caches have no scales (leave the pointers NULL). */
+ * FP8, FP16 and BF16 caches have no scales (leave the pointers NULL). */
 typedef struct fai_kv_cache {
     fai_dtype dtype;          /* element type of k and v */
     void *k;                  /* device */
@@ -217,9 +218,12 @@ FAI_API fai_attention fai_attention_default(void);
 typedef struct fai_decode_params {
     fai_attention attn;
     int32_t batch;     /* sequences, >= 0 (0 launches nothing) */
-    fai_tensor q;      /* [batch, num_q_heads, head_dim]: token b is sequence b's query */
-    fai_tensor o;      /* [batch, num_q_heads, head_dim], written */
-    fai_kv_cache cache;
+    fai_tensor q;      /* [batch, num_q_heads, head_dim]: token b is sequence b's query; FP16
+                          or BF16 */
+    fai_tensor o;      /* [batch, num_q_heads, head_dim], written; q's dtype */
+    fai_kv_cache cache; /* FP16 with FP16 q, BF16 with BF16 q; int8 and FP8 with either (a
+                           BF16 q beyond FP16's range saturates to +-65504 on the tensor-core
+                           path of a quantized cache: docs/api.md) */
     float *lse;        /* optional device [batch, num_q_heads] FP32, written with the natural
                           log-sum-exp of the scaled, biased scores (-inf for an empty
                           sequence); NULL to skip */
@@ -259,7 +263,7 @@ FAI_API fai_status fai_decode(const fai_decode_params *params, void *workspace,
  * Prefill sequences (seq_q > 1) run on the tensor cores (FlashAttention-2 tiling). A
  * sequence with seq_q = 1 is a decode step: in a hybrid batch it runs on the decoding
  * kernels instead of as a one-row tile (in FP16; a BF16 call runs every row on the
- * tensor-core kernel, as the decode kernels do not have BF16 yet).
+ * tensor-core kernel, as the decode kernels' varlen mode does not have BF16 yet).
  * Where those go is planned on the host: pass a host copy of cu_seqlens_q
  * (cu_seqlens_q_host) and only the kernels needed are launched; without it both are
  * launched and each takes its own sequences (correct either way).
@@ -323,12 +327,13 @@ FAI_API fai_status fai_prefill(const fai_prefill_params *params, void *workspace
 /* ---------------------------------------------------------------------------------------
  * Writing new tokens into a KV cache, quantizing on the way.
  *
- * Row i of k_new and v_new ([num_tokens, num_kv_heads, head_dim], FP16) goes to cache slot
+ * Row i of k_new and v_new ([num_tokens, num_kv_heads, head_dim], FP16 or BF16) goes to cache slot
  * slots[i]: sequence b = slots[i] / cache.capacity, position t = slots[i] % cache.capacity
  * (vLLM's slot mapping), for every KV head; in a paged cache page slots[i] / page_size,
  * position slots[i] % page_size (cache_batch is then not used). One call serves a whole prompt (consecutive
  * slots) and a decode step (one token per sequence) alike. Rows are written in the cache's
- * dtype: FP16 copied, FP8 rounded to nearest even with saturation, int8 quantized per
+ * dtype: FP16 and BF16 copied (the cache must have the rows' dtype), FP8 (from FP16 or BF16
+ * rows, via their exact FP32 values) rounded to nearest even with saturation, int8 quantized per
  * (token, KV head) with scale = max|x| / 127, written to cache.k_scale / v_scale. A negative
  * slot skips its row (padding); a slot >= cache_batch * cache.capacity is skipped as well (a
  * device-side guard: the host never sees the slots; paged: >= num_pages * page_size). The sequence lengths are the caller's to
@@ -339,8 +344,8 @@ typedef struct fai_kv_append_params {
     int32_t num_kv_heads;  /* >= 1 */
     int32_t head_dim;      /* 64, 96, 128 or 256 */
     int32_t num_tokens;    /* rows of k_new/v_new, >= 0 (0 launches nothing) */
-    fai_tensor k_new;      /* [num_tokens, num_kv_heads, head_dim] FP16 */
-    fai_tensor v_new;      /* [num_tokens, num_kv_heads, head_dim] FP16 */
+    fai_tensor k_new;      /* [num_tokens, num_kv_heads, head_dim] FP16 or BF16 */
+    fai_tensor v_new;      /* [num_tokens, num_kv_heads, head_dim], k_new's dtype */
     const int64_t *slots;  /* device, [num_tokens] */
     int32_t cache_batch;   /* sequence slots the cache holds (its first dimension), >= 1 */
     fai_kv_cache cache;    /* destination: dtype, k, v, strides, capacity, scales */

@@ -28,7 +28,8 @@ const char *fai_dtype_name(fai_dtype t)
 
 int fai_is_cache_dtype(fai_dtype t)
 {
-    return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_INT8 || t == FAI_DTYPE_FP8_E4M3 || t == FAI_DTYPE_FP8_E5M2;
+    return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_BF16 || t == FAI_DTYPE_INT8 || t == FAI_DTYPE_FP8_E4M3 ||
+           t == FAI_DTYPE_FP8_E5M2;
 }
 
 int fai_dtype_bytes(fai_dtype t) { return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_BF16 ? 2 : 1; }
@@ -225,7 +226,7 @@ fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t bat
 {
     if (!fai_is_cache_dtype(c->dtype))
         return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
-                         "%s: cache.dtype (%d) is not supported (FAI_DTYPE_FP16, FAI_DTYPE_INT8, "
+                         "%s: cache.dtype (%d) is not supported (FAI_DTYPE_FP16, FAI_DTYPE_BF16, FAI_DTYPE_INT8, "
                          "FAI_DTYPE_FP8_E4M3 or FAI_DTYPE_FP8_E5M2)",
                          fn, (int)c->dtype);
     const int eb = fai_dtype_bytes(c->dtype);

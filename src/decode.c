@@ -34,9 +34,19 @@ fai_status fai_decode_validate(const char *fn, const fai_decode_params *p)
     FAI_TRY(fai_check_attention(fn, a));
     if (p->batch < 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: batch (%d) is negative", fn, (int)p->batch);
-    FAI_TRY(fai_check_tensor(fn, "q", &p->q, p->batch, a->num_q_heads, a->head_dim, 0));
-    FAI_TRY(fai_check_tensor(fn, "o", &p->o, p->batch, a->num_q_heads, a->head_dim, 1));
+    /* q and o: FP16 or BF16, one dtype; an unquantized cache holds q's dtype, a quantized one
+     * serves either. */
+    FAI_TRY(fai_check_io_tensor(fn, "q", &p->q, p->batch, a->num_q_heads, a->head_dim, 0, p->q.dtype));
+    if (p->o.dtype != p->q.dtype)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: o.dtype (%d) is %s but q.dtype is %s: o must have q's dtype",
+                         fn, (int)p->o.dtype, fai_dtype_name(p->o.dtype), fai_dtype_name(p->q.dtype));
+    FAI_TRY(fai_check_io_tensor(fn, "o", &p->o, p->batch, a->num_q_heads, a->head_dim, 1, p->q.dtype));
     FAI_TRY(fai_check_kv_cache(fn, &p->cache, p->batch, a->num_kv_heads, a->head_dim));
+    if ((p->cache.dtype == FAI_DTYPE_FP16 || p->cache.dtype == FAI_DTYPE_BF16) && p->cache.dtype != p->q.dtype)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
+                         "%s: cache.dtype (%d) is %s but q.dtype is %s: an unquantized cache must hold q's dtype "
+                         "(quantized caches take FP16 or BF16 queries)",
+                         fn, (int)p->cache.dtype, fai_dtype_name(p->cache.dtype), fai_dtype_name(p->q.dtype));
     if (p->lse && ((uintptr_t)p->lse % sizeof(float)) != 0)
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: lse (%p) is not 4-byte aligned", fn,
                          (void *)p->lse);
@@ -100,6 +110,7 @@ fai_decode_args fai_decode_args_common(const fai_attention *a, const fai_decode_
     fai_decode_args args = {0};
     args.q = q->data;
     args.o = o->data;
+    args.q_bf16 = q->dtype == FAI_DTYPE_BF16; /* o has q's dtype (validated) */
     args.alibi_slopes = a->alibi ? a->alibi_slopes : NULL;
     args.lse = lse;
     if (plan->num_splits > 1) {

@@ -41,6 +41,9 @@ typedef struct fai_decode_args {
     float inv_softcap2;
     const float *sinks;  /* [num_q_heads] natural-log sink logits, or NULL */
     int32_t kv_dtype;  /* fai_dtype of k and v (cache mode; varlen mode is FP16) */
+    int32_t q_bf16;    /* q and o are BF16 (else FP16): read once and written once per block, so a
+                          run-time flag, not a template parameter. An FP16 or BF16 cache (and
+                          varlen K/V) must have q's dtype: the kernels may take it from kv_dtype */
     const int32_t *page_table; /* paged cache (cache mode), or NULL */
     int64_t page_table_stride;
     int32_t page_shift, num_pages; /* log2(page_size); pages in the pool */

@@ -165,7 +165,7 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int32_t b
                                    fai_decode_plan *plan)
 {
     const int32_t group = num_q_heads / num_kv_heads;
-    const int eb = kv_dtype == FAI_DTYPE_FP16 ? 2 : 1;
+    const int eb = kv_dtype == FAI_DTYPE_FP16 || kv_dtype == FAI_DTYPE_BF16 ? 2 : 1; /* BF16 plans as FP16 */
     fai_decode_plan p = {0};
     p.head_dim = head_dim;
     /* Tensor cores pay off once a KV row serves several query heads; they hold up to 128

@@ -21,6 +21,7 @@ typedef struct fai_kv_append_args {
     int64_t scale_seq_stride, scale_token_stride, scale_head_stride;
     int64_t num_slots; /* cache_batch * capacity: larger slots are skipped */
     int32_t capacity, num_tokens, num_kv_heads, head_dim, dtype;
+    int32_t new_bf16; /* k_new and v_new are BF16 (else FP16) */
 } fai_kv_append_args;
 
 /* Every check that needs no device. */

@@ -10,6 +10,10 @@
  *  - NaN gives the canonical NaN 0x7F;
  *  - -0 gives 0x80.
  * Decoding is exact (every FP8 value is an FP16 and an FP32 value).
+ * Inputs are FP32 values: FP16 and BF16 rows (fai_kv_append takes either) convert to FP32
+ * exactly first (fai_half_bits_to_float, fai_bf16_bits_to_float), so one rounding happens,
+ * from the exact value, whatever the rows' dtype (BF16's range reaches past FP16's: huge and
+ * infinite values saturate, tiny ones round to 0 or a subnormal code like any float).
  *
  * int8 per head: for one (token, KV head) row of d values, scale = max|x| / 127 (FP32) and
  * q = round-half-even(x * (1 / scale)) clamped to [-127, 127]; a row of zeros gets scale 0
@@ -115,6 +119,15 @@ FAI_CODEC_FN float fai_half_bits_to_float(uint16_t h)
     else
         v = ldexpf((float)(1024u + m), (int)e - 25);
     return sign ? -v : v;
+}
+
+/* BF16 bits to float, exactly: a BF16 value is the upper half of its FP32 value. */
+FAI_CODEC_FN float fai_bf16_bits_to_float(uint16_t b)
+{
+    const uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }
 
 /* int8 per-head quantization of one value, given the row's scale (see above). Inputs are

@@ -698,8 +698,8 @@ static void test_decode_variants(void)
     const fai_status s = fai_decode_workspace_size(&p, &bytes);
     CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED,
           "decode variants rejected: %s", fai_last_error());
-    p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_BF16;
-    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "q.dtype (1) is not supported");
+    p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_BF16; /* BF16 q over an FP16 cache */
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "cache.dtype (0) is FAI_DTYPE_FP16 but q.dtype is FAI_DTYPE_BF16");
 }
 
 /* fai_last_error() is per thread: threads failing differently at once keep their own. */
@@ -793,6 +793,93 @@ static void test_prefill_cache_checks(void)
 #undef CACHE_PARAMS
 }
 
+/* BF16 on the decode side: fai_decode with BF16 q/o over a BF16 cache or a quantized one
+ * (never an FP16 cache, nor an FP16 q over a BF16 cache), and fai_kv_append from BF16 rows
+ * into BF16 and quantized caches (an unquantized cache takes rows of its own dtype). */
+static void test_decode_bf16_checks(void)
+{
+    size_t bytes = 0;
+    fai_status s;
+    fai_decode_params p;
+    p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_BF16; p.cache.dtype = FAI_DTYPE_BF16;
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED_DTYPE,
+          "BF16 q over a BF16 cache rejected: %s", fai_last_error());
+    p.o.head_stride = 4 * 128; /* head-major o, fused QKV q: the FP16 layouts hold for BF16 */
+    p.o.token_stride = 128;
+    p.q.token_stride = (32 + 2 * 8) * 128;
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED_DTYPE,
+          "BF16 views rejected: %s", fai_last_error());
+    p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_BF16; p.cache.dtype = FAI_DTYPE_FP8_E5M2;
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED_DTYPE,
+          "BF16 q over an FP8 cache rejected: %s", fai_last_error());
+    p.cache.dtype = FAI_DTYPE_INT8;
+    p.cache.k_scale = (float *)FAKE(7);
+    p.cache.v_scale = (float *)FAKE(8);
+    p.cache.scale_seq_stride = 1024 * 8;
+    p.cache.scale_token_stride = 8;
+    p.cache.scale_head_stride = 1;
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED_DTYPE,
+          "BF16 q over an int8 cache rejected: %s", fai_last_error());
+    /* A BF16 cache with 2-byte strides (8 elements), paged. */
+    static const int32_t table[4 * 64];
+    p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_BF16; p.cache.dtype = FAI_DTYPE_BF16;
+    p.cache.page_table = table;
+    p.cache.page_table_stride = 64;
+    p.cache.page_size = 16;
+    p.cache.num_pages = 256;
+    p.cache.seq_stride = 16 * 8 * 128;
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED_DTYPE,
+          "paged BF16 cache rejected: %s", fai_last_error());
+
+    p = valid_params(); p.cache.dtype = FAI_DTYPE_BF16; /* FP16 q over a BF16 cache */
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "cache.dtype (1) is FAI_DTYPE_BF16 but q.dtype is FAI_DTYPE_FP16");
+    p = valid_params(); p.q.dtype = FAI_DTYPE_BF16; p.cache.dtype = FAI_DTYPE_BF16; /* o stays FP16 */
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "o.dtype (0) is FAI_DTYPE_FP16 but q.dtype is FAI_DTYPE_BF16");
+    p = valid_params(); p.o.dtype = FAI_DTYPE_BF16;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "o.dtype (1) is FAI_DTYPE_BF16 but q.dtype is FAI_DTYPE_FP16");
+    p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_FP8_E4M3;
+    REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "q.dtype (3) is not supported (FAI_DTYPE_FP16 or FAI_DTYPE_BF16)");
+    p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_BF16; p.cache.dtype = FAI_DTYPE_BF16;
+    p.cache.token_stride = 8 * 128 + 4; /* BF16 strides: multiples of 8 elements */
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "cache.token_stride (1028)");
+    p = valid_params(); p.q.dtype = p.o.dtype = FAI_DTYPE_BF16; p.cache.dtype = FAI_DTYPE_BF16;
+    p.cache.k_scale = (float *)FAKE(7);
+    REJECT(p, FAI_ERROR_BAD_PARAM, "has no scales");
+
+    /* fai_kv_append: BF16 rows into int8, FP8 and BF16 caches. */
+    fai_kv_append_params a;
+    a = valid_append(); a.k_new.dtype = a.v_new.dtype = FAI_DTYPE_BF16;
+    s = fai_kv_append(&a, 0);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED_DTYPE,
+          "BF16 rows into an int8 cache rejected: %s", fai_last_error());
+    a.cache.dtype = FAI_DTYPE_FP8_E4M3;
+    a.cache.k_scale = a.cache.v_scale = NULL;
+    s = fai_kv_append(&a, 0);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED_DTYPE,
+          "BF16 rows into an FP8 cache rejected: %s", fai_last_error());
+    a.cache.dtype = FAI_DTYPE_BF16;
+    s = fai_kv_append(&a, 0);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM && s != FAI_ERROR_NOT_SUPPORTED_DTYPE,
+          "BF16 rows into a BF16 cache rejected: %s", fai_last_error());
+    a.k_new.dtype = a.v_new.dtype = FAI_DTYPE_FP16; /* FP16 rows into a BF16 cache */
+    REJECT_APPEND(a, FAI_ERROR_NOT_SUPPORTED_DTYPE, "cache.dtype (1) is FAI_DTYPE_BF16 but k_new.dtype is FAI_DTYPE_FP16");
+    a.k_new.dtype = a.v_new.dtype = FAI_DTYPE_BF16; a.cache.dtype = FAI_DTYPE_FP16; /* and the other way */
+    REJECT_APPEND(a, FAI_ERROR_NOT_SUPPORTED_DTYPE, "cache.dtype (0) is FAI_DTYPE_FP16 but k_new.dtype is FAI_DTYPE_BF16");
+    a = valid_append(); a.k_new.dtype = FAI_DTYPE_BF16; /* v_new stays FP16 */
+    REJECT_APPEND(a, FAI_ERROR_NOT_SUPPORTED_DTYPE, "v_new.dtype (0) is FAI_DTYPE_FP16 but k_new.dtype is FAI_DTYPE_BF16");
+    a = valid_append(); a.k_new.dtype = a.v_new.dtype = FAI_DTYPE_INT8;
+    REJECT_APPEND(a, FAI_ERROR_NOT_SUPPORTED_DTYPE, "k_new.dtype (2) is not supported (FAI_DTYPE_FP16 or FAI_DTYPE_BF16)");
+    a = valid_append(); a.k_new.dtype = a.v_new.dtype = FAI_DTYPE_BF16; a.k_new.token_stride = 8 * 128 + 2;
+    REJECT_APPEND(a, FAI_ERROR_BAD_PARAM_STRIDE, "k_new.token_stride (1026)");
+    a = valid_append(); a.k_new.dtype = a.v_new.dtype = FAI_DTYPE_BF16; a.num_tokens = 0;
+    CHECK(fai_kv_append(&a, 0) == FAI_SUCCESS, "BF16, 0 tokens: %s", fai_last_error());
+}
+
 int main(void)
 {
     test_status_strings();
@@ -805,6 +892,7 @@ int main(void)
     test_decode_variants();
     test_thread_local_errors();
     test_prefill_cache_checks();
+    test_decode_bf16_checks();
     if (failures) {
         printf("test_api: %d checks failed\n", failures);
         return 1;

@@ -1,7 +1,8 @@
 /* CPU test of the KV-cache codecs (src/kv_codec.h), exhaustive where the domain allows:
  *  - every FP8 code of both formats decodes to the value an independent double-precision
  *    formula gives (and NaN / infinity where the format has them);
- *  - every one of the 65536 FP16 values, and every midpoint between adjacent FP8 values
+ *  - every one of the 65536 FP16 values and of the 65536 BF16 values (fai_kv_append's BF16
+ *    rows), and every midpoint between adjacent FP8 values
  *    (with its neighbours one float ulp away), encodes to the code a brute-force search in
  *    double picks: the nearest finite value, ties to the even code, saturation to the
  *    largest finite value, NaN to 0x7F;
@@ -119,6 +120,16 @@ static void test_format(fp8_format *f)
                want);
         EXPECT(fai_half_bits_to_float((uint16_t)h) == x || (isnan(x) && isnan(fai_half_bits_to_float((uint16_t)h))),
                "fai_half_bits_to_float(0x%04x) differs from the test's conversion", h);
+    }
+    /* Every BF16 value (as FP32, exact: what fai_kv_append encodes from BF16 rows), NaNs,
+     * infinities, huge and subnormal values included. */
+    for (uint32_t b = 0; b < 65536; b++) {
+        const float x = fai_bf16_bits_to_float((uint16_t)b);
+        EXPECT(x == host_bf16_to_float((uint16_t)b) || (isnan(x) && isnan(host_bf16_to_float((uint16_t)b))),
+               "fai_bf16_bits_to_float(0x%04x) differs from the test's conversion", b);
+        const int want = reference_encode(f, (double)x);
+        EXPECT(f->encode(x) == want, "%s: bf16 0x%04x (%.9g) encodes to 0x%02x, expected 0x%02x", f->name, b,
+               (double)x, f->encode(x), want);
     }
     /* Midpoints between adjacent non-negative finite values, and one float ulp either side;
      * also past the largest value, and huge / infinite / NaN inputs. */

@@ -2,8 +2,10 @@
  * (on sm_89+ code) the hardware conversions (cvt.rn.satfinite to E4M3/E5M2, from FP32 and
  * from FP16, and back to FP16) must agree bit for bit with the host functions, which
  * test_codec checks exhaustively against double-precision rounding. Inputs: all 65536 FP16
- * values, all 256 codes, and FP32 values at and around every midpoint between FP8 values
- * plus huge, tiny, infinite and NaN ones. Exits 77 without a GPU. */
+ * values, all 256 codes, FP32 values at and around every midpoint between FP8 values plus
+ * huge, tiny, infinite and NaN ones, and all 65536 BF16 values as FP32 (fai_kv_append's BF16
+ * rows encode through them: software on sm_80, cvt from f32 on sm_89+). Exits 77 without a
+ * GPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,7 +126,7 @@ int main(void)
     }
 
     /* FP32 inputs around every midpoint of both formats, and the edges. */
-    enum { MAXF = 4096 };
+    enum { MAXF = 4096 + 65536 };
     float *xs = (float *)malloc(MAXF * sizeof(float));
     int n = 0;
     for (int f = 0; f < 2; f++)
@@ -144,6 +146,9 @@ int main(void)
                           NAN, 1e-30f, 1e-45f, 0.0f, -0.0f};
     for (size_t k = 0; k < sizeof edge / sizeof edge[0]; k++)
         xs[n++] = edge[k];
+    const int n_mid = n;
+    for (int b = 0; b < 65536; b++) /* every BF16 value (NaNs, infinities, subnormals included) */
+        xs[n++] = fai_bf16_bits_to_float((uint16_t)b);
     float *x_dev;
     uint32_t *out_dev, *out = (uint32_t *)malloc((size_t)n * sizeof(uint32_t));
     int *hw_dev, has_hw_f = 0;
@@ -168,8 +173,9 @@ int main(void)
             EXPECT((out[i] >> 24) == h52, "e5m2: %.9g: cvt 0x%02x, host 0x%02x", (double)xs[i], out[i] >> 24, h52);
         }
     }
-    printf("test_codec_device: %d fp16 values, %d codes, %d fp32 values; hardware cvt %s; %d failures\n", NH, NC,
-           n, r->has_hw && has_hw_f ? "compared" : "not in this build (sm_80 code): software only", failures);
+    printf("test_codec_device: %d fp16 values, %d codes, %d fp32 values, %d bf16 values; hardware cvt %s; "
+           "%d failures\n", NH, NC, n_mid, n - n_mid,
+           r->has_hw && has_hw_f ? "compared" : "not in this build (sm_80 code): software only", failures);
     cudaFree(r_dev);
     cudaFree(x_dev);
     cudaFree(out_dev);

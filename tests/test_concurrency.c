@@ -1,6 +1,7 @@
 /* GPU test: several host threads, each on its own stream with its own workspace, drive fai
- * at once on different problems (a split decode, a GQA decode, a causal varlen prefill and
- * a hybrid prefill+decode batch), many times over; every output must equal, bit for bit,
+ * at once on different problems (a split decode, a GQA decode, a causal varlen prefill, a
+ * hybrid prefill+decode batch, a decode over a paged int8 cache, fai_kv_append into a paged
+ * FP8 cache, fai_merge_states), many times over; every output must equal, bit for bit,
  * the output of the same call made alone before the threads start (the kernels are
  * deterministic). Also checks that no call leaves an error message behind on another
  * thread. Exits 77 without a GPU. */
@@ -14,15 +15,20 @@
 #include "gpu_test_util.h"
 #include "reference.h"
 
-enum { ROUNDS = 25, THREADS = 4 };
+enum { ROUNDS = 25, THREADS = 7 };
 
 static pthread_barrier_t start; /* the threads begin together, so their calls overlap */
 
 typedef struct job {
     const char *name;
     int is_prefill;
+    int kind; /* 0: decode or prefill (is_prefill), 1: fai_kv_append, 2: fai_merge_states */
     fai_decode_params d;
     fai_prefill_params p;
+    fai_kv_append_params a;
+    fai_merge_params m;
+    fai_tensor parts[2];
+    const float *lses[2];
     void *out;        /* device output (the o tensor's buffer) */
     size_t out_bytes; /* its size */
     void *ws;
@@ -126,8 +132,157 @@ static void make_prefill(job *j, fai_ref_rng *rng, const char *name, const int32
         CUDA_CHECK(cudaMalloc(&j->ws, j->ws_bytes));
 }
 
+/* A paged cache of `dtype` (pages of 16 tokens [16, hk, 128], scrambled table, int8 scales
+ * [page, hk, 16]) for `batch` sequences of up to `cap` tokens, written by fai_kv_append from
+ * random rows when `fill`. */
+static fai_kv_cache make_paged_cache(fai_ref_rng *rng, fai_dtype dtype, int batch, int hk, int cap, int fill)
+{
+    const int ps = 16, d = 128, pps = (cap + ps - 1) / ps, pages = batch * pps;
+    const int64_t row = (int64_t)hk * d, eb = dtype == FAI_DTYPE_FP16 ? 2 : 1;
+    fai_kv_cache c;
+    memset(&c, 0, sizeof c);
+    c.dtype = dtype;
+    CUDA_CHECK(cudaMalloc(&c.k, (size_t)(pages * ps * row * eb)));
+    CUDA_CHECK(cudaMalloc(&c.v, (size_t)(pages * ps * row * eb)));
+    c.seq_stride = ps * row;
+    c.token_stride = row;
+    c.head_stride = d;
+    c.capacity = cap;
+    if (dtype == FAI_DTYPE_INT8) {
+        CUDA_CHECK(cudaMalloc((void **)&c.k_scale, sizeof(float) * (size_t)(pages * ps * hk)));
+        CUDA_CHECK(cudaMalloc((void **)&c.v_scale, sizeof(float) * (size_t)(pages * ps * hk)));
+        c.scale_seq_stride = (int64_t)ps * hk;
+        c.scale_token_stride = 1;
+        c.scale_head_stride = ps;
+    }
+    int32_t *t = malloc(sizeof(int32_t) * (size_t)pages);
+    for (int i = 0; i < pages; i++)
+        t[i] = i;
+    for (int i = pages - 1; i > 0; i--) {
+        const int j = (int)(fai_ref_rng_uniform(rng) * (i + 1)), x = t[i];
+        t[i] = t[j];
+        t[j] = x;
+    }
+    c.page_table = dev_ints(t, pages);
+    c.page_table_stride = pps;
+    c.page_size = ps;
+    c.num_pages = pages;
+    free(t);
+    if (fill) { /* every slot of the pool, in one append */
+        const int n = pages * ps;
+        fai_kv_append_params a = fai_kv_append_params_default();
+        a.num_kv_heads = hk;
+        a.head_dim = d;
+        a.num_tokens = n;
+        a.k_new = (fai_tensor){dev_random_half(rng, n * row), FAI_DTYPE_FP16, row, d};
+        a.v_new = (fai_tensor){dev_random_half(rng, n * row), FAI_DTYPE_FP16, row, d};
+        int64_t *slots = malloc(sizeof(int64_t) * (size_t)n), *slots_dev;
+        for (int i = 0; i < n; i++)
+            slots[i] = i;
+        CUDA_CHECK(cudaMalloc((void **)&slots_dev, sizeof(int64_t) * (size_t)n));
+        CUDA_CHECK(cudaMemcpy(slots_dev, slots, sizeof(int64_t) * (size_t)n, cudaMemcpyHostToDevice));
+        a.slots = slots_dev;
+        a.cache_batch = batch;
+        a.cache = c;
+        if (fai_kv_append(&a, 0) != FAI_SUCCESS) {
+            fprintf(stderr, "filling a paged cache: %s\n", fai_last_error());
+            exit(1);
+        }
+        CUDA_CHECK(cudaDeviceSynchronize());
+        cudaFree(a.k_new.data);
+        cudaFree(a.v_new.data);
+        cudaFree(slots_dev);
+        free(slots);
+    }
+    return c;
+}
+
+/* A decode over a paged int8 cache (GQA 32/8, split). */
+static void make_paged_decode(job *j, fai_ref_rng *rng, const char *name)
+{
+    const int batch = 3, hq = 32, hk = 8, cap = 6000;
+    j->name = name;
+    j->d = fai_decode_params_default();
+    fai_decode_params *p = &j->d;
+    p->attn.num_q_heads = hq;
+    p->attn.num_kv_heads = hk;
+    p->batch = batch;
+    const int64_t d = 128, qn = (int64_t)batch * hq * d;
+    p->q = (fai_tensor){dev_random_half(rng, qn), FAI_DTYPE_FP16, hq * d, d};
+    j->out_bytes = sizeof(uint16_t) * (size_t)qn;
+    CUDA_CHECK(cudaMalloc(&j->out, j->out_bytes));
+    p->o = (fai_tensor){j->out, FAI_DTYPE_FP16, hq * d, d};
+    p->cache = make_paged_cache(rng, FAI_DTYPE_INT8, batch, hk, cap, 1);
+    const int32_t lens[3] = {6000, 17, 4111};
+    p->cache.seq_lens = dev_ints(lens, batch);
+    if (fai_decode_workspace_size(p, &j->ws_bytes) != FAI_SUCCESS) {
+        fprintf(stderr, "%s: %s\n", name, fai_last_error());
+        exit(1);
+    }
+    if (j->ws_bytes)
+        CUDA_CHECK(cudaMalloc(&j->ws, j->ws_bytes));
+}
+
+/* fai_kv_append of 700 rows into a paged FP8 cache; the output compared is the K pool. */
+static void make_append(job *j, fai_ref_rng *rng, const char *name)
+{
+    const int batch = 2, hk = 4, cap = 2000, n = 700;
+    const int64_t d = 128, row = hk * d;
+    j->name = name;
+    j->kind = 1;
+    j->a = fai_kv_append_params_default();
+    j->a.num_kv_heads = hk;
+    j->a.head_dim = (int32_t)d;
+    j->a.num_tokens = n;
+    j->a.k_new = (fai_tensor){dev_random_half(rng, n * row), FAI_DTYPE_FP16, row, d};
+    j->a.v_new = (fai_tensor){dev_random_half(rng, n * row), FAI_DTYPE_FP16, row, d};
+    j->a.cache = make_paged_cache(rng, FAI_DTYPE_FP8_E4M3, batch, hk, cap, 0);
+    j->a.cache_batch = batch;
+    int64_t *slots = malloc(sizeof(int64_t) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        slots[i] = (int64_t)(i * 7919) % (j->a.cache.num_pages * 16); /* scattered, distinct */
+    CUDA_CHECK(cudaMalloc((void **)&j->a.slots, sizeof(int64_t) * (size_t)n));
+    CUDA_CHECK(cudaMemcpy((void *)j->a.slots, slots, sizeof(int64_t) * (size_t)n, cudaMemcpyHostToDevice));
+    free(slots);
+    j->out = j->a.cache.k;
+    j->out_bytes = (size_t)j->a.cache.num_pages * 16 * (size_t)row;
+}
+
+/* fai_merge_states of two parts [500, 16, 128] out of place. */
+static void make_merge(job *j, fai_ref_rng *rng, const char *name)
+{
+    const int rows = 500, heads = 16, d = 128;
+    j->name = name;
+    j->kind = 2;
+    float *l = malloc(sizeof(float) * (size_t)(rows * heads));
+    for (int i = 0; i < 2; i++) {
+        j->parts[i] = (fai_tensor){dev_random_half(rng, (int64_t)rows * heads * d), FAI_DTYPE_FP16, heads * d, d};
+        for (int e = 0; e < rows * heads; e++)
+            l[e] = (float)(4.0 * fai_ref_rng_uniform(rng) - 2.0);
+        float *dl;
+        CUDA_CHECK(cudaMalloc((void **)&dl, sizeof(float) * (size_t)(rows * heads)));
+        CUDA_CHECK(cudaMemcpy(dl, l, sizeof(float) * (size_t)(rows * heads), cudaMemcpyHostToDevice));
+        j->lses[i] = dl;
+    }
+    free(l);
+    j->out_bytes = sizeof(uint16_t) * (size_t)rows * heads * d;
+    CUDA_CHECK(cudaMalloc(&j->out, j->out_bytes));
+    j->m = fai_merge_params_default();
+    j->m.num_parts = 2;
+    j->m.num_rows = rows;
+    j->m.num_heads = heads;
+    j->m.head_dim = d;
+    j->m.parts = j->parts;
+    j->m.parts_lse = j->lses;
+    j->m.o = (fai_tensor){j->out, FAI_DTYPE_FP16, heads * d, d};
+}
+
 static fai_status call(job *j, cudaStream_t s)
 {
+    if (j->kind == 1)
+        return fai_kv_append(&j->a, s);
+    if (j->kind == 2)
+        return fai_merge_states(&j->m, s);
     return j->is_prefill ? fai_prefill(&j->p, j->ws, j->ws_bytes, s) : fai_decode(&j->d, j->ws, j->ws_bytes, s);
 }
 
@@ -162,7 +317,7 @@ int main(void)
     gpu_require_device("test_concurrency");
     fai_ref_rng rng;
     fai_ref_rng_seed(&rng, 77);
-    job jobs[4];
+    job jobs[THREADS];
     memset(jobs, 0, sizeof jobs);
     make_decode(&jobs[0], &rng, "decode 2 x 20000, 32/32 (split)", 2, 32, 32, 20000, 20000);
     make_decode(&jobs[1], &rng, "decode 16 x 3000, 32/8 (GQA)", 16, 32, 8, 3000, 3000);
@@ -170,8 +325,11 @@ int main(void)
     make_prefill(&jobs[2], &rng, "prefill causal varlen, d64 8/2", pq, pk, 3, 8, 2, 64);
     const int32_t hyb_q[4] = {128, 1, 1, 64}, hyb_k[4] = {128, 500, 9000, 64};
     make_prefill(&jobs[3], &rng, "hybrid prefill + decode, d128 16/4", hyb_q, hyb_k, 4, 16, 4, 128);
+    make_paged_decode(&jobs[4], &rng, "decode over a paged int8 cache, 32/8 (split)");
+    make_append(&jobs[5], &rng, "kv_append into a paged FP8 cache");
+    make_merge(&jobs[6], &rng, "merge_states, 2 parts");
     /* The reference: each call alone, on the legacy stream. */
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < THREADS; i++) {
         jobs[i].expected = malloc(jobs[i].out_bytes);
         CUDA_CHECK(cudaMemset(jobs[i].out, 0xFF, jobs[i].out_bytes));
         if (call(&jobs[i], 0) != FAI_SUCCESS) {
@@ -192,6 +350,6 @@ int main(void)
         pthread_join(t[i], NULL);
         failures += jobs[i].failures;
     }
-    printf("test_concurrency: 4 threads x %d rounds on 4 streams, %d failures\n", ROUNDS, failures);
+    printf("test_concurrency: %d threads x %d rounds on %d streams, %d failures\n", THREADS, ROUNDS, THREADS, failures);
     return failures ? 1 : 0;
 }

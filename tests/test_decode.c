@@ -4,7 +4,14 @@
  * with huge values, in the adversarial cases), so an unwritten output or a read past the
  * length fails. Tolerances are those of shared/guides/correctness.md: rel L2 <= 2e-3, and
  * max error at most twice that of a plain FP32 reference with FP16 output. Exits 77
- * without a GPU. */
+ * without a GPU.
+ *
+ * BF16 cases (names starting with "bf16": FAI_TEST_NAME=bf16 runs them alone) have BF16 q
+ * and o over a BF16 cache or a quantized one written by fai_kv_append from BF16 rows (its
+ * codes checked bit for bit against the host codecs, as for FP16 rows). They follow
+ * tests/test_prefill.c's BF16 rule: the reference runs on the BF16-rounded inputs, rel L2
+ * <= 1.6e-2 (2e-3 x 8, BF16's unit roundoff against FP16's), max error at most twice that of
+ * the plain FP32 reference with a BF16-rounded output; the LSE keeps FP16's bound. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +43,30 @@ typedef struct decode_case {
     int sinks;         /* 0 none, 1 random in [-2, 2], 2 +30 (far above every logit), 3 -30 */
     int page_size;     /* > 0: a paged cache (pages in scrambled order, written by fai_kv_append) */
     int shared_pages;  /* paged: sequence 1 starts with sequence 0's first pages (a common prefix) */
+    int bf16;          /* BF16 q and o (kv_dtype BF16 or quantized, written from BF16 rows) */
 } decode_case;
 
 static uint64_t g_seed;
 static fai_device_info g_dev;
+static int g_bf16; /* the running case's q/o (and row) dtype: BF16 (1) or FP16 (0) */
 
-/* Plain FP32 attention of one query row with an FP16-rounded output: the yardstick of the
- * reference-relative bound. */
+static int unquantized(fai_dtype t) { return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_BF16; }
+static uint16_t to_elem(float x) { return g_bf16 ? host_float_to_bf16(x) : host_float_to_half(x); }
+static float from_elem(uint16_t bits) { return g_bf16 ? host_bf16_to_float(bits) : host_half_to_float(bits); }
+
+/* Rounds x through the running case's element type (FP16 or BF16) in place and returns the bits. */
+static void round_to_elem(float *x, uint16_t *bits, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t h = to_elem(x[i]);
+        if (bits)
+            bits[i] = h;
+        x[i] = from_elem(h);
+    }
+}
+
+/* Plain FP32 attention of one query row with an FP16-rounded (BF16 cases: BF16-rounded)
+ * output: the yardstick of the reference-relative bound. */
 /* (the variants: keys from `first` on, soft-cap cap (0: off), a sink logit (NAN: none)) */
 static void ref32_row(const float *q, const float *k, const float *v, int len, int kv_stride, int d,
                       float scale, float slope, int first, float cap, float sink, float *out)
@@ -68,7 +92,7 @@ static void ref32_row(const float *q, const float *k, const float *v, int len, i
         float acc = 0.0f;
         for (int j = first; j < len; j++)
             acc += s[j] * v[(int64_t)j * kv_stride + e];
-        out[e] = host_half_to_float(host_float_to_half(len > first ? acc / sum : 0.0f));
+        out[e] = from_elem(to_elem(len > first ? acc / sum : 0.0f));
     }
     free(s);
 }
@@ -84,12 +108,12 @@ typedef struct device_problem {
     int64_t kv_elems;
 } device_problem;
 
-/* Host copies of what the GPU holds, FP16-rounded, compact per sequence: k[b] is
+/* Host copies of what the GPU holds, FP16-rounded (BF16 cases: BF16), compact per sequence: k[b] is
  * [len_b, hk, d]. */
 typedef struct host_problem {
     float *q;      /* [batch, hq, d] */
     float **k, **v; /* what the cache holds (dequantized values for a quantized cache) */
-    float **k16, **v16; /* quantized caches: the FP16 rows they were written from */
+    float **k16, **v16; /* quantized caches: the FP16 (BF16) rows they were written from */
     int *lens;     /* clamped to [0, capacity] */
     double *slopes;
     double *sinks; /* [hq], the variant's sink logits */
@@ -162,7 +186,7 @@ static int64_t append_quantized(const decode_case *c, device_problem *dp, host_p
     CUDA_CHECK(cudaMalloc(&new_k, (size_t)n * 2));
     CUDA_CHECK(cudaMalloc(&new_v, (size_t)n * 2));
     CUDA_CHECK(cudaMalloc((void **)&slots_dev, sizeof(int64_t) * (size_t)len));
-    CUDA_CHECK(cudaMemcpy(new_k, kb, (size_t)n * 2, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(new_k, kb, (size_t)n * 2, cudaMemcpyHostToDevice)); /* FP16 or BF16 rows */
     CUDA_CHECK(cudaMemcpy(new_v, vb, (size_t)n * 2, cudaMemcpyHostToDevice));
     int64_t *slots = malloc(sizeof(int64_t) * (size_t)len);
     for (int t = 0; t < len; t++)
@@ -177,6 +201,7 @@ static int64_t append_quantized(const decode_case *c, device_problem *dp, host_p
     ap.k_new.data = new_k;
     ap.k_new.token_stride = (int64_t)hk * d;
     ap.k_new.head_stride = d;
+    ap.k_new.dtype = g_bf16 ? FAI_DTYPE_BF16 : FAI_DTYPE_FP16;
     ap.v_new = ap.k_new;
     ap.v_new.data = new_v;
     ap.slots = slots_dev;
@@ -189,7 +214,19 @@ static int64_t append_quantized(const decode_case *c, device_problem *dp, host_p
     }
     CUDA_CHECK(cudaDeviceSynchronize());
 
-    if (c->kv_dtype == FAI_DTYPE_FP16) { /* (paged FP16: the rows are what the cache holds) */
+    if (c->kv_dtype == FAI_DTYPE_BF16 && !c->page_size) { /* a contiguous BF16 cache: copied bit for bit */
+        uint8_t *got = malloc((size_t)n * 2);
+        int64_t bad = 0;
+        for (int which = 0; which < 2; which++) {
+            download_rows(which ? kc->v : kc->k, kc->seq_stride, kc->token_stride, kc->head_stride, b, len, hk, d, 2,
+                          got);
+            bad += memcmp(got, which ? vb : kb, (size_t)n * 2) != 0;
+        }
+        free(got); free(slots);
+        cudaFree(new_k); cudaFree(new_v); cudaFree(slots_dev);
+        return bad;
+    }
+    if (unquantized(c->kv_dtype)) { /* (paged FP16/BF16: the rows are what the cache holds) */
         free(slots);
         cudaFree(new_k); cudaFree(new_v); cudaFree(slots_dev);
         return 0;
@@ -237,7 +274,7 @@ static void upload_inputs(const decode_case *c, fai_ref_rng *rng, device_problem
     const int64_t qn = (int64_t)c->batch * c->hq * c->d;
     uint16_t *bits = malloc(sizeof(uint16_t) * (size_t)(qn > 0 ? qn : 1));
     fai_ref_fill_normal(rng, hp->q, qn, c->q_std);
-    round_to_half(hp->q, bits, qn);
+    round_to_elem(hp->q, bits, qn);
     const fai_tensor *qt = &dp->p.q;
     upload_rows(qt->data, bits, c->batch, c->hq, c->d, qt->token_stride, qt->head_stride);
     free(bits);
@@ -258,13 +295,13 @@ static void upload_inputs(const decode_case *c, fai_ref_rng *rng, device_problem
         if (c->shared_pages && b == 1) { /* a common prefix: sequence 0's first pages hold it */
             const int64_t m = (int64_t)(len < hp->lens[0] ? len : hp->lens[0]);
             const int64_t shared = (int64_t)c->shared_pages * c->page_size < m ? (int64_t)c->shared_pages * c->page_size : m;
-            const float *k0 = c->kv_dtype == FAI_DTYPE_FP16 ? hp->k[0] : hp->k16[0];
-            const float *v0 = c->kv_dtype == FAI_DTYPE_FP16 ? hp->v[0] : hp->v16[0];
+            const float *k0 = unquantized(c->kv_dtype) ? hp->k[0] : hp->k16[0];
+            const float *v0 = unquantized(c->kv_dtype) ? hp->v[0] : hp->v16[0];
             memcpy(hp->k[b], k0, sizeof(float) * (size_t)(shared * c->hk * c->d));
             memcpy(hp->v[b], v0, sizeof(float) * (size_t)(shared * c->hk * c->d));
         }
-        round_to_half(hp->k[b], kb, n);
-        round_to_half(hp->v[b], vb, n);
+        round_to_elem(hp->k[b], kb, n); /* the rows: FP16, or BF16 in the BF16 cases */
+        round_to_elem(hp->v[b], vb, n);
         if (c->kv_dtype == FAI_DTYPE_FP16 && !c->page_size) {
             upload_rows((uint16_t *)kc->k + b * kc->seq_stride, kb, len, c->hk, c->d, kc->token_stride,
                         kc->head_stride);
@@ -301,7 +338,7 @@ static void compute_references(const decode_case *c, const device_problem *dp, h
     free(hp->ref16);
     hp->ref = calloc(n, sizeof(double));
     hp->ref_lse = calloc((size_t)c->batch * c->hq + 1, sizeof(double));
-    hp->ref16 = c->kv_dtype != FAI_DTYPE_FP16 ? calloc(n, sizeof(double)) : NULL;
+    hp->ref16 = !unquantized(c->kv_dtype) ? calloc(n, sizeof(double)) : NULL;
     hp->max_err32 = 0;
     double *scratch_lse = malloc(sizeof(double) * (size_t)c->hq);
     float *o32 = malloc(sizeof(float) * (size_t)d);
@@ -358,7 +395,7 @@ static int check_outputs(const decode_case *c, const char *round, device_problem
                                       (uint16_t *)ot->data + b * ot->token_stride + h * ot->head_stride,
                                       (size_t)d * 2, cudaMemcpyDeviceToHost));
     for (int64_t i = 0; i < c->batch * row_elems; i++)
-        o[i] = host_half_to_float(ob[i]);
+        o[i] = from_elem(ob[i]);
     CUDA_CHECK(cudaMemcpy(lse, dp->lse_dev, sizeof(float) * (size_t)c->batch * c->hq, cudaMemcpyDeviceToHost));
     if (!hp->ref_valid)
         compute_references(c, dp, hp);
@@ -418,12 +455,12 @@ static int check_outputs(const decode_case *c, const char *round, device_problem
     /* (a reference of near-zero norm, e.g. under a sink far above every logit, makes the
      * relative error meaningless: there an RMS error under 1e-6 passes) */
     const double n_checked = ref2 > 0 ? (double)row_elems : 1.0;
-    const int rel_ok = rel <= 2e-3 || sqrt(err2 / n_checked) <= 1e-6;
+    const int rel_ok = rel <= (c->bf16 ? 1.6e-2 : 2e-3) || sqrt(err2 / n_checked) <= 1e-6;
     const int ok = nonfinite == 0 && rel_ok && max_err <= bound && lse_bad == 0 && loose_ok;
     printf("  %-9s %-40s rel_l2 %.2e  max_err %.2e (bound %.2e)  lse_err %.1e", round, c->name, rel, max_err, bound,
            max_lse_err);
-    if (c->kv_dtype != FAI_DTYPE_FP16)
-        printf("  vs fp16 %.2e", rel16);
+    if (!unquantized(c->kv_dtype))
+        printf("  vs %s %.2e", c->bf16 ? "bf16" : "fp16", rel16);
     printf("  %s\n", ok ? "ok" : "FAIL");
     if (!ok) {
         printf("        non-finite outputs %lld, bad lse %d\n", (long long)nonfinite, lse_bad);
@@ -462,6 +499,8 @@ static int run_case(const decode_case *c, int index)
     const int64_t q_row = c->fused ? (int64_t)(c->hq + 2 * c->hk) * d : (int64_t)c->hq * d;
     CUDA_CHECK(cudaMalloc(&dp.q_buf, (size_t)(c->batch * q_row * 2 + 16)));
     CUDA_CHECK(cudaMalloc(&dp.o_buf, (size_t)((int64_t)c->batch * c->hq * d * 2 + 16)));
+    g_bf16 = c->bf16;
+    p->q.dtype = p->o.dtype = c->bf16 ? FAI_DTYPE_BF16 : FAI_DTYPE_FP16;
     p->q.data = dp.q_buf;
     p->q.token_stride = q_row;
     p->q.head_stride = d;
@@ -474,7 +513,7 @@ static int run_case(const decode_case *c, int index)
      * 90 with a scale of 1.5e16, E4M3 20, E5M2 192. */
     fai_kv_cache *kc = &p->cache;
     kc->dtype = c->kv_dtype;
-    const int eb = c->kv_dtype == FAI_DTYPE_FP16 ? 2 : 1;
+    const int eb = unquantized(c->kv_dtype) ? 2 : 1;
     /* A paged cache: a pool of pages (3 spare, never referenced: still poisoned) in scrambled
      * order; table entries past a sequence's pages hold page numbers out of range, which the
      * kernels must never use. */
@@ -716,7 +755,7 @@ int main(int argc, char **argv)
     CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.cc_major, cudaDevAttrComputeCapabilityMajor, dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
 
-    static decode_case cases[192];
+    static decode_case cases[320];
     int n = 0;
     static char names[128][64];
     /* Every head dim x GQA ratio (1, 4, 7, 8, MQA 8 and 32), odd lengths, ALiBi alternating. */
@@ -733,25 +772,25 @@ int main(int argc, char **argv)
             cases[n++] = c;
         }
     decode_case extra[] = {
-        {"HND cache, fused QKV view, head-major O", 5, 32, 8, 128, 700, NULL, 1, 1, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"ALiBi standard slopes, 12 heads", 4, 12, 4, 128, 900, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"ALiBi caller slopes", 4, 16, 16, 64, 900, NULL, 0, 0, 2, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"very negative logits (slope 8)", 3, 8, 2, 128, 1000, NULL, 0, 0, 3, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"logits to +-50", 4, 16, 4, 128, 1000, NULL, 0, 0, 0, 15.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"huge keys past the length", 6, 8, 8, 128, 1000, lens_mixed, 0, 0, 0, 1.0f, 1, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"length guard (-5, > capacity)", 4, 8, 4, 64, 200, lens_guard, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"all sequences empty", 3, 8, 8, 128, 64, lens_empty, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 7, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
+        {"HND cache, fused QKV view, head-major O", 5, 32, 8, 128, 700, NULL, 1, 1, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"ALiBi standard slopes, 12 heads", 4, 12, 4, 128, 900, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"ALiBi caller slopes", 4, 16, 16, 64, 900, NULL, 0, 0, 2, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"very negative logits (slope 8)", 3, 8, 2, 128, 1000, NULL, 0, 0, 3, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"logits to +-50", 4, 16, 4, 128, 1000, NULL, 0, 0, 0, 15.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"huge keys past the length", 6, 8, 8, 128, 1000, lens_mixed, 0, 0, 0, 1.0f, 1, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"length guard (-5, > capacity)", 4, 8, 4, 64, 200, lens_guard, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"all sequences empty", 3, 8, 8, 128, 64, lens_empty, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 7, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
         /* Partial trailing head blocks: 24 = 16 + 8 rows on tensor cores, 12 = 8 + 4 heads on
          * CUDA cores (its forced plans); and no LSE requested, split and not. */
-        {"MQA 24/1, partial head block", 3, 24, 1, 128, 3000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"MQA 12/1, partial head block, d256", 3, 12, 1, 256, 3000, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
-        {"lse NULL, split", 1, 16, 4, 64, 40000, lens_long, 0, 0, 0, 1.0f, 0, 0, 1, 0, 1, FAI_DTYPE_FP16, 0, 0, 0, 0, 0},
+        {"MQA 24/1, partial head block", 3, 24, 1, 128, 3000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"MQA 12/1, partial head block, d256", 3, 12, 1, 256, 3000, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"lse NULL, split", 1, 16, 4, 64, 40000, lens_long, 0, 0, 0, 1.0f, 0, 0, 1, 0, 1, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         cases[n++] = extra[i];
@@ -848,6 +887,97 @@ int main(int argc, char **argv)
         c.kv_dtype = FAI_DTYPE_INT8;
         cases[n++] = c;
     }
+    /* BF16 (names start with "bf16"): q and o BF16 over a BF16 cache, on every head dim with
+     * MHA, GQA and MQA (each case also runs the forced plans: both kernels, split and not),
+     * the cache walks of extra[], the variants, paged caches; then BF16 q over int8 and FP8
+     * caches written by fai_kv_append from BF16 rows. */
+    {
+        static char bnames[96][96];
+        int nb = 0;
+        const int bheads[][2] = {{8, 8}, {32, 8}, {8, 1}};
+        for (int di = 0; di < 4; di++)
+            for (int hi = 0; hi < 3; hi++) {
+                decode_case c = {0};
+                snprintf(bnames[nb], sizeof bnames[nb], "bf16 d%d h%d/%d mixed lens%s", dims[di], bheads[hi][0],
+                         bheads[hi][1], (di + hi) % 2 ? " alibi" : "");
+                c.name = bnames[nb++];
+                c.batch = 6; c.hq = bheads[hi][0]; c.hk = bheads[hi][1]; c.d = dims[di]; c.capacity = 1000;
+                c.lens = lens_mixed; c.alibi = (di + hi) % 2; c.q_std = 1.0f;
+                c.kv_dtype = FAI_DTYPE_BF16; c.bf16 = 1;
+                cases[n++] = c;
+            }
+        /* HND + fused QKV, very negative and large logits, huge keys and the length guard,
+         * > 64K keys split, d256 split, graphs (split and not), partial head blocks, no LSE */
+        const int bextra[] = {0, 3, 4, 5, 6, 8, 9, 12, 13, 14, 15, 16};
+        for (size_t i = 0; i < sizeof bextra / sizeof bextra[0]; i++) {
+            decode_case c = extra[bextra[i]];
+            snprintf(bnames[nb], sizeof bnames[nb], "bf16 %s", c.name);
+            c.name = bnames[nb++];
+            c.kv_dtype = FAI_DTYPE_BF16; c.bf16 = 1;
+            cases[n++] = c;
+        }
+        static const struct { const char *name; int b, hq, hk, d, cap, wl; float softcap, q_std; int sinks, alibi, ps;
+                               const int *lens; } bv[] = {
+            {"bf16 window 64 (lengths 1..1000)", 6, 16, 4, 128, 1000, 64, 0, 1, 0, 0, 0, lens_mixed},
+            {"bf16 soft-cap 30, logits to +-100", 4, 16, 4, 128, 1000, 0, 30.0f, 30, 0, 0, 0, NULL},
+            {"bf16 sinks +30, MHA", 6, 8, 8, 128, 1000, 0, 0, 1, 2, 0, 0, lens_mixed},
+            {"bf16 sinks -30, empty sequences", 3, 8, 2, 64, 64, 0, 0, 1, 3, 0, 0, lens_empty},
+            {"bf16 gpt-oss: window 128 + sinks, GQA 64/8", 4, 64, 8, 64, 3000, 128, 0, 1, 1, 0, 0, NULL},
+            {"bf16 Gemma 2: window 4096 + soft-cap 50, d256", 3, 16, 8, 256, 9000, 4096, 50.0f, 20, 0, 0, 0, NULL},
+            {"bf16 window + sinks + soft-cap, split 70000", 1, 32, 8, 128, 70000, 4096, 20.0f, 5, 1, 1, 0, lens_long},
+            {"bf16 window 100 + sinks + soft-cap 10, MHA", 6, 8, 8, 96, 1000, 100, 10.0f, 4, 1, 1, 0, lens_mixed},
+            /* paged: page sizes 1, 8, 16, 256, HND pages, a shared prefix, splits, a window */
+            {"bf16 paged 16, mixed lens", 6, 16, 4, 128, 1000, 0, 0, 1, 0, 1, 16, lens_mixed},
+            {"bf16 paged 1, MHA", 6, 8, 8, 64, 1000, 0, 0, 1, 0, 0, 1, lens_mixed},
+            {"bf16 paged 256, HND pages, d256", 6, 8, 8, 256, 1000, 0, 0, 1, 0, 1, 256, lens_mixed},
+            {"bf16 paged 16, shared prefix of 3 pages", 4, 32, 8, 128, 700, 0, 0, 1, 0, 0, 16, NULL},
+            {"bf16 paged 16, split 70000 keys", 1, 32, 8, 128, 70000, 0, 0, 1, 0, 1, 16, lens_long},
+            {"bf16 paged 8, GQA, window 333 + sinks + soft-cap", 6, 16, 4, 128, 1000, 333, 30.0f, 3, 1, 0, 8,
+             lens_mixed},
+        };
+        for (size_t i = 0; i < sizeof bv / sizeof bv[0]; i++) {
+            decode_case c = {0};
+            c.name = bv[i].name;
+            c.batch = bv[i].b; c.hq = bv[i].hq; c.hk = bv[i].hk; c.d = bv[i].d; c.capacity = bv[i].cap;
+            c.lens = bv[i].lens; c.alibi = bv[i].alibi; c.q_std = bv[i].q_std; c.check_every = 1;
+            c.window_left = bv[i].wl; c.softcap = bv[i].softcap; c.sinks = bv[i].sinks;
+            c.page_size = bv[i].ps; c.hnd = strstr(c.name, "HND") != NULL;
+            c.shared_pages = strstr(c.name, "shared prefix") ? 3 : 0;
+            c.kv_dtype = FAI_DTYPE_BF16; c.bf16 = 1;
+            cases[n++] = c;
+        }
+        /* BF16 q over quantized caches (BF16 rows through fai_kv_append): every head dim with a
+         * rotating head layout, HND + fused QKV, > 64K keys split, a graph, a partial head
+         * block, a paged cache and gpt-oss's variants. */
+        const int bqextra[] = {0, 8, 12, 14};
+        for (int ti = 0; ti < 3; ti++) {
+            for (int di = 0; di < 4; di++) {
+                const int hi = (di + 2 * ti) % 6;
+                decode_case c = {0};
+                snprintf(bnames[nb], sizeof bnames[nb], "bf16 %s d%d h%d/%d mixed lens%s", dtype_short(qtypes[ti]),
+                         dims[di], heads[hi][0], heads[hi][1], (di + ti) % 2 ? " alibi" : "");
+                c.name = bnames[nb++];
+                c.batch = 6; c.hq = heads[hi][0]; c.hk = heads[hi][1]; c.d = dims[di]; c.capacity = 1000;
+                c.lens = lens_mixed; c.alibi = (di + ti) % 2; c.q_std = 1.0f;
+                c.kv_dtype = qtypes[ti]; c.bf16 = 1;
+                cases[n++] = c;
+            }
+            for (size_t i = 0; i < sizeof bqextra / sizeof bqextra[0]; i++) {
+                decode_case c = extra[bqextra[i]];
+                snprintf(bnames[nb], sizeof bnames[nb], "bf16 %s %s", dtype_short(qtypes[ti]), c.name);
+                c.name = bnames[nb++];
+                c.kv_dtype = qtypes[ti]; c.bf16 = 1;
+                cases[n++] = c;
+            }
+            decode_case c = {0};
+            snprintf(bnames[nb], sizeof bnames[nb], "bf16 %s paged 16, gpt-oss: window 128 + sinks, GQA 64/8",
+                     dtype_short(qtypes[ti]));
+            c.name = bnames[nb++];
+            c.batch = 4; c.hq = 64; c.hk = 8; c.d = 64; c.capacity = 3000; c.q_std = 1.0f; c.check_every = 1;
+            c.window_left = 128; c.sinks = 1; c.page_size = 16; c.kv_dtype = qtypes[ti]; c.bf16 = 1;
+            cases[n++] = c;
+        }
+    }
     if (!small) {
         /* Offsets past 2^31 elements: 36 x 66000 x 8 x 128 = 2.43e9 elements per cache tensor. */
         static int lens_big[36];
@@ -855,7 +985,7 @@ int main(int argc, char **argv)
             lens_big[b] = (b * 37) % 61;
         lens_big[34] = 3000;
         lens_big[35] = 66000;
-        decode_case big = {"offsets past 2^31, 66000 keys", 36, 32, 8, 128, 66000, lens_big, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0};
+        decode_case big = {"offsets past 2^31, 66000 keys", 36, 32, 8, 128, 66000, lens_big, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0};
         cases[n++] = big;
         big.kv_dtype = FAI_DTYPE_INT8; /* 2.4e9 bytes per cache tensor: byte offsets past 2^31 */
         cases[n++] = big;
@@ -868,6 +998,16 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         if (small && (cases[i].capacity > 2000 || cases[i].batch > 64))
             continue;
+        if (small && cases[i].bf16) { /* a few BF16 cases: both cache kinds, both kernels, variants, paged */
+            static const char *const bf16_small[] = {"bf16 d64 h8/8", "bf16 d128 h32/8", "bf16 d256 h8/1",
+                                                     "bf16 window 100", "bf16 paged 16, mixed", "bf16 int8 d64",
+                                                     "bf16 e4m3 d128", "bf16 e5m2 d96"};
+            int keep = 0;
+            for (size_t k = 0; k < sizeof bf16_small / sizeof bf16_small[0]; k++)
+                keep |= strncmp(cases[i].name, bf16_small[k], strlen(bf16_small[k])) == 0;
+            if (!keep)
+                continue;
+        }
         if ((dtypes && !strstr(dtypes, dtype_short(cases[i].kv_dtype))) || (name && !strstr(cases[i].name, name)))
             continue;
         const clock_t t0 = clock();

@@ -15,6 +15,8 @@ or on the system's search path.
 Quantized KV caches: int8 (torch.int8, with float32 scales [batch, capacity, num_kv_heads]
 as k_scale / v_scale) or FP8 (torch.float8_e4m3fn / torch.float8_e5m2, or uint8 with
 cache_dtype="fp8_e4m3" / "fp8_e5m2"); fai.kv_append writes them, fai.decode reads them.
+BF16: torch.bfloat16 q/out (decode, prefill) and rows (kv_append) work as float16 ones do; an
+unquantized cache has q's dtype (float16 or bfloat16), a quantized one serves either.
 """
 import contextlib
 import ctypes
@@ -78,9 +80,18 @@ def _fp16_rows(v, bf16=False):
             raise ValueError(f"fai: {v.name}'s strides {v.strides} must be multiples of 8 elements (16 bytes)")
 
 
-_CACHE_DTYPES = {"float16": _lib.FAI_DTYPE_FP16, "int8": _lib.FAI_DTYPE_INT8,
+_CACHE_DTYPES = {"float16": _lib.FAI_DTYPE_FP16, "bfloat16": _lib.FAI_DTYPE_BF16, "int8": _lib.FAI_DTYPE_INT8,
                  "float8_e4m3fn": _lib.FAI_DTYPE_FP8_E4M3, "float8_e5m2": _lib.FAI_DTYPE_FP8_E5M2}
-_CACHE_NAMES = {"fp16": "float16", "int8": "int8", "fp8_e4m3": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+_CACHE_NAMES = {"fp16": "float16", "bf16": "bfloat16", "int8": "int8", "fp8_e4m3": "float8_e4m3fn",
+                "fp8_e5m2": "float8_e5m2"}
+
+
+def _unquantized_cache_matches(cname, rows, what):
+    """An FP16 or BF16 cache holds `rows`' dtype (q's for decode, k_new's for kv_append);
+    quantized caches take either."""
+    if cname in ("float16", "bfloat16") and cname != rows.dtype:
+        raise TypeError(f"fai: k_cache is {cname} but {rows.name} is {rows.dtype}: an unquantized cache must hold "
+                        f"{what}'s dtype (quantized caches take float16 or bfloat16 {what})")
 
 
 def _cache_dtype(kv, vv, cache_dtype):
@@ -91,11 +102,11 @@ def _cache_dtype(kv, vv, cache_dtype):
         if cache_dtype not in _CACHE_NAMES:
             raise ValueError(f"fai: cache_dtype {cache_dtype!r} is not one of {sorted(_CACHE_NAMES)}")
         want = _CACHE_NAMES[cache_dtype]
-        if name not in (want, "uint8") or (want == "float16") != (name == "float16"):
+        if name != want and not (name == "uint8" and _ITEMSIZE[want] == 1):
             raise TypeError(f"fai: cache_dtype {cache_dtype!r} does not match k_cache's element type {name}")
         name = want
     if name not in _CACHE_DTYPES:
-        raise TypeError(f"fai: k_cache has element type {name}; expected float16, int8, float8_e4m3fn or "
+        raise TypeError(f"fai: k_cache has element type {name}; expected float16, bfloat16, int8, float8_e4m3fn or "
                         f"float8_e5m2 (uint8 with cache_dtype=)")
     return name, _CACHE_DTYPES[name]
 
@@ -302,9 +313,10 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
            window=None, softcap=0.0, sinks=None):
     """Decoding attention: one query token per sequence against that sequence's KV cache.
 
-    q: float16 [batch, num_q_heads, head_dim]. k_cache, v_cache: float16
-    [batch, capacity, num_kv_heads, head_dim] views (any strides with a contiguous head_dim:
-    an HND cache is passed permuted to this order). seq_lens: int32 [batch], valid tokens per
+    q: float16 or bfloat16 [batch, num_q_heads, head_dim] (out has q's dtype). k_cache,
+    v_cache: [batch, capacity, num_kv_heads, head_dim] views of q's dtype, or quantized (below)
+    for either q dtype (any strides with a contiguous head_dim: an HND cache is passed
+    permuted to this order). seq_lens: int32 [batch], valid tokens per
     sequence. softmax_scale defaults to 1/sqrt(head_dim); alibi=True uses the standard slopes,
     alibi_slopes (float32 [num_q_heads]) the caller's. max_seq_len: host bound of seq_lens
     for planning the split (0: capacity). out (same shape as q), lse (float32
@@ -320,8 +332,9 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
     _rank(qv, 3, "[batch, num_q_heads, head_dim]")
     _rank(kv, 4, "[batch, capacity, num_kv_heads, head_dim]")
     _rank(vv, 4, "[batch, capacity, num_kv_heads, head_dim]")
-    _fp16_rows(qv)
+    _fp16_rows(qv, bf16=True)
     cname, cdtype = _cache_dtype(kv, vv, cache_dtype)
+    _unquantized_cache_matches(cname, qv, "q")
     for v in (kv, vv):
         _cache_rows(v)
     ks = vs = None
@@ -477,10 +490,11 @@ hybrid = prefill  # a batch mixing prefill sequences and decode steps is a prefi
 def kv_append(k_new, v_new, slots, k_cache, v_cache, *, k_scale=None, v_scale=None, cache_dtype=None, stream=None):
     """Writes new rows into a KV cache, quantizing them to the cache's element type.
 
-    k_new, v_new: float16 [tokens, num_kv_heads, head_dim] (views work). slots: int64
-    [tokens] device array: row i goes to sequence slots[i] // capacity, position
-    slots[i] % capacity (vLLM's slot mapping); a negative slot skips the row. k_cache,
-    v_cache: [batch, capacity, num_kv_heads, head_dim] of float16, int8 (with float32
+    k_new, v_new: float16 or bfloat16 (both one dtype) [tokens, num_kv_heads, head_dim] (views
+    work). slots: int64 [tokens] device array: row i goes to sequence slots[i] // capacity,
+    position slots[i] % capacity (vLLM's slot mapping); a negative slot skips the row. k_cache,
+    v_cache: [batch, capacity, num_kv_heads, head_dim] of k_new's dtype (float16 or bfloat16,
+    copied), or quantized from either: int8 (with float32
     k_scale / v_scale [batch, capacity, num_kv_heads], written too), float8_e4m3fn or
     float8_e5m2 (uint8 arrays with cache_dtype=). Runs on `stream` (default: torch's current
     stream). Returns None; the sequence lengths are the caller's to update."""
@@ -491,13 +505,15 @@ def kv_append(k_new, v_new, slots, k_cache, v_cache, *, k_scale=None, v_scale=No
     _rank(kv, 4, "[batch, capacity, num_kv_heads, head_dim]")
     _rank(vv, 4, "[batch, capacity, num_kv_heads, head_dim]")
     for v in (kn, vn):
-        _fp16_rows(v)
+        _fp16_rows(v, bf16=True)
+    _same("v_new's element type", vn.dtype, kn.dtype)
     _same("v_new's shape", vn.shape, kn.shape)
     tokens, hk, d = kn.shape
     _same("k_cache's num_kv_heads and head_dim", kv.shape[2:], (hk, d))
     _same("v_cache's shape", vv.shape, kv.shape)
     _same("v_cache's strides", vv.strides, kv.strides)
     cname, cdtype = _cache_dtype(kv, vv, cache_dtype)
+    _unquantized_cache_matches(cname, kn, "k_new")
     for v in (kv, vv):
         _cache_rows(v)
     if sv.dtype != "int64" or sv.shape != (tokens,) or (tokens > 1 and sv.strides[0] != 1):

@@ -161,6 +161,72 @@ class AgainstSDPA(unittest.TestCase):
         torch.cuda.synchronize()
         self.assertLess(rel_l2(out, reference(q.float(), kc[0].float(), vc[0].float())), 2e-3, "decode")
 
+    def test_decode_bf16(self):
+        """BF16 decode: kv_append from bfloat16 rows into a bfloat16 cache (a copy) and into
+        int8 / FP8 caches (codes against torch's conversions of the rows' float32 values), then
+        decode with bfloat16 q against SDPA in float32 on the values the cache holds (BF16
+        bound: rel L2 1.6e-2), and with a window, soft-cap and sinks against their definition."""
+        torch.manual_seed(4)
+        batch, cap, hq, hk, d = 3, 400, 16, 4, 128
+        lens = [1, 0, 400]
+        seq_lens = torch.tensor(lens, dtype=torch.int32, device="cuda")
+        q = torch.randn(batch, hq, d, device="cuda", dtype=torch.bfloat16)
+        kb = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.bfloat16)
+        vb = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.bfloat16)
+        slots = torch.arange(batch * cap, device="cuda", dtype=torch.int64)
+        for tdt in (torch.bfloat16, torch.int8, torch.float8_e4m3fn, torch.float8_e5m2):
+            kc = torch.zeros(batch, cap, hk, d, dtype=tdt, device="cuda")
+            vc = torch.zeros_like(kc)
+            ks = vs = None
+            if tdt == torch.int8:
+                ks = torch.zeros(batch, cap, hk, device="cuda")
+                vs = torch.zeros_like(ks)
+            fai.kv_append(kb.reshape(-1, hk, d), vb.reshape(-1, hk, d), slots, kc, vc, k_scale=ks, v_scale=vs)
+            torch.cuda.synchronize()
+            for xb, xc, xs in ((kb, kc, ks), (vb, vc, vs)):
+                if tdt == torch.bfloat16:
+                    self.assertTrue(torch.equal(xc.view(torch.int16), xb.view(torch.int16)), "bf16 copy")
+                elif tdt == torch.int8:  # as test_quantized_cache: each FP32 operation rounded once
+                    scale = (xb.double().abs().amax(-1) / 127).float()
+                    inv = (1 / scale.double()).float()
+                    codes = torch.round((xb.double() * inv.double()[..., None]).float()).clamp(-127, 127)
+                    self.assertTrue(torch.equal(xs, scale), "int8 scales")
+                    self.assertTrue(torch.equal(xc, codes.to(torch.int8)), "int8 codes")
+                else:
+                    self.assertTrue(torch.equal(xc.view(torch.uint8), xb.float().to(tdt).view(torch.uint8)),
+                                    f"{tdt} codes")
+            kd = kc.float() * ks[..., None] if ks is not None else kc.float()
+            vd = vc.float() * vs[..., None] if vs is not None else vc.float()
+            out, lse = fai.decode(q, kc, vc, seq_lens, k_scale=ks, v_scale=vs, lse=True)
+            torch.cuda.synchronize()
+            self.assertEqual(out.dtype, torch.bfloat16)
+            for b, n in enumerate(lens):
+                if n == 0:
+                    self.assertEqual(out[b].float().abs().max().item(), 0.0)
+                    self.assertTrue(torch.isinf(lse[b]).all())
+                    continue
+                ref = sdpa(q[b:b + 1].float(), kd[b, :n], vd[b, :n], False)
+                self.assertLess(rel_l2(out[b:b + 1], ref), 1.6e-2, f"{tdt} sequence {b}")
+
+        # window + soft-cap + sinks, BF16 q over the BF16 cache
+        left, softcap = 50, 20.0
+        sinks = torch.randn(hq, device="cuda")
+        kc, vc = kb.clone(), vb.clone()
+        out = fai.decode(q, kc, vc, seq_lens, window=(left, -1), softcap=softcap, sinks=sinks)
+        torch.cuda.synchronize()
+        for b, n in enumerate(lens):
+            if n == 0:
+                continue
+            k = kc[b, :n].float().repeat_interleave(hq // hk, 1)
+            v = vc[b, :n].float().repeat_interleave(hq // hk, 1)
+            s = torch.einsum("hd,khd->hk", q[b].float(), k) / math.sqrt(d)
+            s = softcap * torch.tanh(s / softcap)
+            j = torch.arange(n, device="cuda")[None, :]
+            s = s.masked_fill(j < n - 1 - left, float("-inf"))
+            p = torch.softmax(torch.cat([s, sinks[:, None]], dim=1), dim=1)[:, :-1]
+            ref = torch.einsum("hk,khd->hd", p, v)
+            self.assertLess(rel_l2(out[b], ref), 1.6e-2, f"variants sequence {b}")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -377,5 +377,78 @@ class PrefillFromCache(unittest.TestCase):
         self.assertIn("not 4-byte aligned", cm.exception.message)
 
 
+def bf16(name, *shape):
+    """A contiguous bfloat16 device array as fai reads it (__cuda_array_interface__ cannot say
+    bfloat16; torch's tensors go through DLPack, which ends in the same View)."""
+    strides, acc = [], 1
+    for s in reversed(shape):
+        strides.append(acc)
+        acc *= s
+    return _tensor.View(name, 0x7F0000000000, shape, tuple(reversed(strides)), "bfloat16")
+
+
+class DecodeBF16(unittest.TestCase):
+    """BF16 on the decode side: q/out and kv_append rows of bfloat16; an unquantized cache has
+    q's (rows') dtype, a quantized cache takes either."""
+
+    def assertRaisesNaming(self, exc, needle, fn, **kw):
+        with self.assertRaises(exc) as cm:
+            fn(**kw)
+        self.assertIn(needle, str(cm.exception))
+
+    def bf16_decode_args(self, batch=2, hq=8, hk=2, d=128, cap=64):
+        return dict(q=bf16("q", batch, hq, d), k_cache=bf16("k_cache", batch, cap, hk, d),
+                    v_cache=bf16("v_cache", batch, cap, hk, d), seq_lens=i32(batch), out=bf16("out", batch, hq, d))
+
+    def test_decode_cache_must_match_q(self):
+        a = self.bf16_decode_args()
+        a["k_cache"], a["v_cache"] = f16(2, 64, 2, 128), f16(2, 64, 2, 128)
+        self.assertRaisesNaming(TypeError, "unquantized cache must hold q's dtype", fai.decode, **a)
+        a = decode_args()
+        a["k_cache"], a["v_cache"] = bf16("k_cache", 2, 64, 2, 128), bf16("v_cache", 2, 64, 2, 128)
+        self.assertRaisesNaming(TypeError, "k_cache is bfloat16 but q is float16", fai.decode, **a)
+
+    def test_decode_out_has_q_dtype(self):
+        a = self.bf16_decode_args()
+        a["out"] = f16(2, 8, 128)
+        self.assertRaisesNaming(ValueError, "out's element type", fai.decode, **a)
+
+    def test_cache_dtype_name(self):
+        a = self.bf16_decode_args()
+        a["k_cache"], a["v_cache"] = FakeArray((2, 64, 2, 128), "|u1"), FakeArray((2, 64, 2, 128), "|u1")
+        self.assertRaisesNaming(TypeError, "does not match", fai.decode, cache_dtype="bf16", **a)
+
+    def test_append_rows(self):
+        a = append_args(scales=False, typestr="<f2")
+        a["k_new"], a["v_new"] = bf16("k_new", 5, 2, 128), bf16("v_new", 5, 2, 128)
+        self.assertRaisesNaming(TypeError, "k_cache is float16 but k_new is bfloat16", fai.kv_append, **a)
+        a = append_args()
+        a["k_new"] = bf16("k_new", 5, 2, 128)
+        self.assertRaisesNaming(ValueError, "v_new's element type", fai.kv_append, **a)
+        a = append_args()
+        a["k_new"] = FakeArray((5, 2, 128), "<f4")
+        self.assertRaisesNaming(TypeError, "float16 or bfloat16", fai.kv_append, **a)
+
+    @unittest.skipUnless(os.environ.get("FAI_LIBRARY"), "FAI_LIBRARY is not set")
+    def test_reaches_the_library(self):
+        # Nothing to launch (batch 0, 0 tokens): libfai validates every field and succeeds
+        # without a device, so the BF16 dtypes marshal where the C code reads them.
+        a = self.bf16_decode_args(batch=0)
+        self.assertIs(fai.decode(**a), a["out"])
+        a = self.bf16_decode_args(batch=0)
+        a["k_cache"] = FakeArray((0, 64, 2, 128), "|i1")
+        a["v_cache"] = FakeArray((0, 64, 2, 128), "|i1")
+        self.assertIs(fai.decode(**a, k_scale=FakeArray((0, 64, 2), "<f4"), v_scale=FakeArray((0, 64, 2), "<f4")),
+                      a["out"])
+        for typestr, scales, cache_dtype in (("|i1", True, None), ("|u1", False, "fp8_e4m3")):
+            a = append_args(tokens=0, typestr=typestr, scales=scales)
+            a["k_new"], a["v_new"] = bf16("k_new", 0, 2, 128), bf16("v_new", 0, 2, 128)
+            fai.kv_append(**a, cache_dtype=cache_dtype)
+        a = append_args(tokens=0, scales=False)
+        a["k_new"], a["v_new"] = bf16("k_new", 0, 2, 128), bf16("v_new", 0, 2, 128)
+        a["k_cache"], a["v_cache"] = bf16("k_cache", 2, 64, 2, 128), bf16("v_cache", 2, 64, 2, 128)
+        fai.kv_append(**a)
+
+
 if __name__ == "__main__":
     unittest.main()

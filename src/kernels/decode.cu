@@ -27,7 +27,7 @@ __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typen
                                           const float *ksp, const float *vsp, const fai_decode_args &a,
                                           const int32_t *pt, int step0, int sub, int kend, bool has_dims)
 {
-    constexpr int EB = KT == FAI_KV_FP16 ? 2 : 1;
+    constexpr int EB = FAI_KV_BYTES(KT);
     /* paged: the step's KPW * U keys share a page when aligned (one lookup; looking it up a
      * step ahead measured slower on short sequences) */
     const int64_t page = PAGED ? run_page(a, pt, step0, KPW * U, kend) : -1;
@@ -53,16 +53,18 @@ __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typen
     }
 }
 
-/* KT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh). ptxas holds the head dim
- * 256, 2-head FP8 instantiations at 128 registers (two blocks per SM) and spills a few bytes
- * there; a minimum of one block lets them take what they need (0: no constraint). */
-#define DECODE_MIN_BLOCKS(D, HB, KT) ((D) == 256 && (HB) == 2 && (KT) != FAI_KV_FP16 ? 1 : 0)
+/* KT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh). FP16 and BF16 caches come
+ * with queries of their own dtype, the one-byte ones with FP16 or BF16 queries: q and o are
+ * read and written once per block, so their dtype is a run-time flag (a.q_bf16). ptxas holds
+ * the head dim 256, 2-head FP8 instantiations at 128 registers (two blocks per SM) and spills
+ * a few bytes there; a minimum of one block lets them take what they need (0: no constraint). */
+#define DECODE_MIN_BLOCKS(D, HB, KT) ((D) == 256 && (HB) == 2 && FAI_KV_BYTES(KT) == 1 ? 1 : 0)
 template <int D, int HB, int KT, bool PAGED>
 __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D, HB, KT))
     decode_kernel(const __grid_constant__ fai_decode_args a)
 {
     typedef typename kv_vec<KT>::type vec_t;
-    constexpr int EB = KT == FAI_KV_FP16 ? 2 : 1; /* bytes per element */
+    constexpr int EB = FAI_KV_BYTES(KT); /* bytes per element */
     constexpr int LPK = FAI_DECODE_LANES_PER_KEY(D);
     constexpr int KPW = 32 / LPK;
     constexpr int U = FAI_DECODE_UNROLL_KV(HB, EB);
@@ -92,8 +94,10 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
         slope[hh] = 0.0f;
         if (hh < nh) {
             if (has_dims) {
-                const __half *qp = (const __half *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h0 + hh) * a.q_head_stride;
-                fp16x8_to_float(ptx_ld_nc_v4(qp + tx * 8), q[hh]);
+                const uint16_t *qp = (const uint16_t *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h0 + hh) * a.q_head_stride;
+                /* (an FP16 or BF16 cache comes with q of its dtype: known at compile time) */
+                const bool q_bf16 = KT == FAI_KV_BF16 || (KT != FAI_KV_FP16 && a.q_bf16 != 0);
+                q8_to_float(ptx_ld_nc_v4(qp + tx * 8), q_bf16, q[hh]);
 #pragma unroll
                 for (int e = 0; e < 8; e++)
                     q[hh][e] *= a.scale_log2;
@@ -302,14 +306,15 @@ __global__ void __launch_bounds__(MERGE_THREADS)
         part[group][c] = o;
     }
     __syncthreads();
-    __half *op = (__half *)a.o + qrow * a.o_token_stride + (int64_t)h * a.o_head_stride;
+    uint16_t *op = (uint16_t *)a.o + qrow * a.o_token_stride + (int64_t)h * a.o_head_stride; /* FP16 or BF16 */
+    const bool bf = a.q_bf16 != 0;
     for (int c = threadIdx.x; c < head_dim / 4; c += blockDim.x) {
         float4 o = part[0][c];
         for (int g = 1; g < MERGE_GROUPS; g++) {
             const float4 x = part[g][c];
             o.x += x.x; o.y += x.y; o.z += x.z; o.w += x.w;
         }
-        const uint2 packed = make_uint2(pack_half2(o.x * inv, o.y * inv), pack_half2(o.z * inv, o.w * inv));
+        const uint2 packed = make_uint2(pack_out2(o.x * inv, o.y * inv, bf), pack_out2(o.z * inv, o.w * inv, bf));
         *reinterpret_cast<uint2 *>(op + c * 4) = packed;
     }
     if (threadIdx.x == 0 && a.lse)
@@ -346,6 +351,7 @@ static decode_kernel_fn pick_kernel(int kv_dtype, int head_dim, int heads_per_bl
 {
     switch (kv_dtype) {
     case FAI_DTYPE_FP16: return pick_dim<FAI_KV_FP16, PAGED>(head_dim, heads_per_block);
+    case FAI_DTYPE_BF16: return pick_dim<FAI_KV_BF16, PAGED>(head_dim, heads_per_block);
     case FAI_DTYPE_INT8: return pick_dim<FAI_KV_INT8, PAGED>(head_dim, heads_per_block);
     case FAI_DTYPE_FP8_E4M3: return pick_dim<FAI_KV_E4M3, PAGED>(head_dim, heads_per_block);
     case FAI_DTYPE_FP8_E5M2: return pick_dim<FAI_KV_E5M2, PAGED>(head_dim, heads_per_block);

@@ -1,4 +1,4 @@
-/* Device code shared by the decode kernels: FP16 packing, the online-softmax guard, and the
+/* Device code shared by the decode kernels: FP16/BF16 packing, the online-softmax guard, and the
  * epilogue that merges the warps of a block and writes the output (or the split's partial). */
 #ifndef FAI_DECODE_COMMON_CUH
 #define FAI_DECODE_COMMON_CUH
@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "../decode_args.h"
+#include "kv_dequant.cuh"
 #include "ptx.cuh"
 
 #define FAI_LOG2E 1.4426950408889634f
@@ -28,6 +29,26 @@ __device__ __forceinline__ uint32_t pack_half2(float a, float b)
 {
     const __half2 h = __floats2half2_rn(a, b);
     return *reinterpret_cast<const uint32_t *>(&h);
+}
+
+/* Eight query values of one 16-byte load, FP16 or BF16, as floats. Both conversions and a
+ * select rather than a branch: the branch moved ptxas's register allocation of the FP16 and
+ * quantized CUDA-core kernels (up to +15 registers), the selects leave it as it was. */
+__device__ __forceinline__ void q8_to_float(uint4 u, bool bf16, float f[8])
+{
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
+        f[2 * i] = bf16 ? __uint_as_float(w[i] << 16) : t.x;
+        f[2 * i + 1] = bf16 ? __uint_as_float(w[i] & 0xFFFF0000u) : t.y;
+    }
+}
+
+/* Two output values packed as the output's dtype (a in the low half), rounded to nearest even. */
+__device__ __forceinline__ uint32_t pack_out2(float a, float b, bool bf16)
+{
+    return bf16 ? ptx_cvt_bf16x2_f32(a, b) : pack_half2(a, b);
 }
 
 /* The logit soft-cap in the exp2 domain: s = cap2 * tanh(s / cap2) (cap2 = softcap * log2 e),
@@ -53,7 +74,7 @@ __device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.0
  * of `slots` head slots, an unnormalized accumulator (acc [nwarps][slots][D]), a running max
  * m [nwarps][slots] and a sum l [nwarps][slots], all in the exp2 domain. Heads h_first ..
  * h_first + nheads - 1 (slot j = head h_first + j) are merged over the warps and written:
- * as FP16 output and LSE (at query row qrow) when the sequence is not split, else as this
+ * as output (FP16 or BF16, q's dtype) and LSE (at query row qrow) when the sequence is not split, else as this
  * split's normalized partial output and log2-sum-exp for decode_merge_kernel (at sequence
  * b). Call after __syncthreads(). */
 template <int D>
@@ -92,9 +113,10 @@ __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
         const float lse2 = sum > 0.0f ? mx + __log2f(sum) : -INFINITY;
         if (a.num_splits == 1) {
-            __half *op = (__half *)a.o + qrow * a.o_token_stride + (int64_t)h * a.o_head_stride + c * 8;
-            ptx_st_v4(op, make_uint4(pack_half2(o[0] * inv, o[1] * inv), pack_half2(o[2] * inv, o[3] * inv),
-                                     pack_half2(o[4] * inv, o[5] * inv), pack_half2(o[6] * inv, o[7] * inv)));
+            uint16_t *op = (uint16_t *)a.o + qrow * a.o_token_stride + (int64_t)h * a.o_head_stride + c * 8;
+            const bool bf = a.q_bf16 != 0; /* o has q's dtype */
+            ptx_st_v4(op, make_uint4(pack_out2(o[0] * inv, o[1] * inv, bf), pack_out2(o[2] * inv, o[3] * inv, bf),
+                                     pack_out2(o[4] * inv, o[5] * inv, bf), pack_out2(o[6] * inv, o[7] * inv, bf)));
             if (c == 0 && a.lse)
                 a.lse[qrow * a.num_q_heads + h] = lse2 * FAI_LN2;
         } else {

@@ -13,7 +13,14 @@
  *                  ldmatrix.trans.
  * Rows of a tile are swizzled in 16-byte chunks (chunk ^ row % 8) so that ldmatrix reads
  * are free of bank conflicts. Keys past the split's end are zero-filled by cp.async and
- * masked to -inf, so they add exactly nothing. */
+ * masked to -inf, so they add exactly nothing.
+ *
+ * BF16: a BF16 cache (with BF16 queries) is its own instantiation (CT = FAI_KV_BF16): its tiles
+ * have the FP16 tiles' layout (same copies, same ldmatrix), the MMAs are the BF16 ones and P
+ * is packed to BF16. Quantized caches keep the FP16 path for either query dtype: a BF16
+ * query is converted to FP16 fragments once per block, exact in FP16's normal range and
+ * saturating to +-65504 beyond it (codes decode exactly to FP16, and FP16's 11-bit P keeps
+ * more of the weights than BF16's 8). */
 #include "../alibi.h"
 #include "../error.h"
 #include "decode_common.cuh"
@@ -98,14 +105,15 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
     }
 }
 
-/* Issues the copies of the tile at key0 into a stage: codes (one-byte caches) or FP16 rows.
+/* Issues the copies of the tile at key0 into a stage: codes (one-byte caches) or FP16 / BF16
+ * rows (the same layout).
  * page: run_page's answer for the tile (paged caches; -1: a page lookup per row). */
 template <int D, int ROW, int CT, bool PAGED>
 __device__ __forceinline__ void load_any_tile(char *stage, const char *kp, const char *vp, const float *ksp,
                                               const float *vsp, const fai_decode_args &a, const int32_t *pt,
                                               int64_t page, int key0, int kend, int lane)
 {
-    constexpr bool CODES = CT != FAI_KV_FP16;
+    constexpr bool CODES = FAI_KV_BYTES(CT) == 1;
     if (PAGED && page >= 0) {
         if (CODES)
             load_code_tile<D, CT, PAGED, true>(stage, kp, vp, ksp, vsp, a, pt, page, key0, kend, lane);
@@ -136,6 +144,38 @@ __device__ __forceinline__ void convert_code_tile(char *conv, const char *stage,
         }
 }
 
+/* The MMA and the packing of P by the cache's element type: BF16 for a BF16 cache, FP16 for
+ * the others (one-byte caches are converted to FP16 tiles). */
+template <int CT>
+__device__ __forceinline__ void mma_16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    if constexpr (CT == FAI_KV_BF16)
+        ptx_mma_16816_bf16(d, a, b0, b1);
+    else
+        ptx_mma_16816(d, a, b0, b1);
+}
+
+template <int CT> __device__ __forceinline__ uint32_t pack_p(float lo, float hi)
+{
+    if constexpr (CT == FAI_KV_BF16)
+        return ptx_cvt_bf16x2_f32(lo, hi);
+    else
+        return pack_half2(lo, hi);
+}
+
+/* Two BF16 query values as FP16 (a quantized cache's FP16 path): exact in FP16's normal range,
+ * rounded to nearest even below it, saturated to +-65504 above (not to infinity); NaN stays NaN. */
+__device__ __forceinline__ uint32_t bf162_to_half2_sat(uint32_t w)
+{
+    float f[2];
+    bf162_bits_to_float(w, f);
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+        if (!isnan(f[i]))
+            f[i] = fminf(fmaxf(f[i], -65504.0f), 65504.0f);
+    return pack_half2(f[0], f[1]);
+}
+
 /* CT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh); PAGED: a paged cache. */
 template <int D, int STAGES, int CT, bool PAGED>
 __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
@@ -144,7 +184,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     constexpr int ROW = FAI_DECODE_MMA_ROW(D);
     constexpr int KSTEPS = D / 16; /* k-steps of Q K^T */
     constexpr int NT = D / 8;      /* n-tiles of the output */
-    constexpr bool CODES = CT != FAI_KV_FP16;
+    constexpr bool CODES = FAI_KV_BYTES(CT) == 1;
     constexpr int EB = CODES ? 1 : 2;
     constexpr int TILE_BYTES = 2 * KT * ROW * 2; /* an FP16 K and V tile */
     constexpr int STAGE_BYTES = CODES ? FAI_DECODE_MMA_CODE_STAGE(D) : TILE_BYTES;
@@ -166,11 +206,13 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const int nrows = min(FAI_DECODE_MMA_ROWS, a.group - hb0);   /* valid rows */
     const int h_first = kvh * a.group + hb0;
 
-    /* Q as A fragments (row = head, 16 dims per k-step); padding rows are zeros. */
+    /* Q as A fragments (row = head, 16 dims per k-step); padding rows are zeros. FP16 and
+     * BF16 caches: q's own bits (q has the cache's dtype); codes: FP16 fragments, from a BF16
+     * q converted (a run-time branch, once per block). */
     uint32_t qa[KSTEPS][4];
     {
-        const __half *q0 = (const __half *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h_first + row0) * a.q_head_stride;
-        const __half *q1 = (const __half *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h_first + row1) * a.q_head_stride;
+        const uint16_t *q0 = (const uint16_t *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h_first + row0) * a.q_head_stride;
+        const uint16_t *q1 = (const uint16_t *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h_first + row1) * a.q_head_stride;
 #pragma unroll
         for (int kk = 0; kk < KSTEPS; kk++) {
             const int c = kk * 16 + quad * 2;
@@ -179,6 +221,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
             qa[kk][2] = row0 < nrows ? *reinterpret_cast<const uint32_t *>(q0 + c + 8) : 0u;
             qa[kk][3] = row1 < nrows ? *reinterpret_cast<const uint32_t *>(q1 + c + 8) : 0u;
         }
+        if (CODES && a.q_bf16)
+#pragma unroll
+            for (int kk = 0; kk < KSTEPS; kk++)
+#pragma unroll
+                for (int r = 0; r < 4; r++)
+                    qa[kk][r] = bf162_to_half2_sat(qa[kk][r]);
     }
     float slope0 = 0.0f, slope1 = 0.0f; /* ALiBi slopes of the two rows, exp2 domain */
     if (a.alibi) {
@@ -254,8 +302,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
             for (int kk = 0; kk < KSTEPS; kk++) {
                 uint32_t kb[4];
                 ptx_ldmatrix_x4(kb, ks + swizzle(krow, kk * 2 + (mi & 1), ROW));
-                ptx_mma_16816(s[0], qa[kk], kb[0], kb[1]);
-                ptx_mma_16816(s[1], qa[kk], kb[2], kb[3]);
+                mma_16816<CT>(s[0], qa[kk], kb[0], kb[1]);
+                mma_16816<CT>(s[1], qa[kk], kb[2], kb[3]);
             }
         }
         /* int8: the dot products were of codes; each key's scale multiplies its column. */
@@ -334,18 +382,18 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                 vsc[n].x *= 127.0f;
                 vsc[n].y *= 127.0f;
             }
-        const uint32_t pa[4] = {pack_half2(s[0][0] * vsc[0].x, s[0][1] * vsc[0].y),
-                                pack_half2(s[0][2] * vsc[0].x, s[0][3] * vsc[0].y),
-                                pack_half2(s[1][0] * vsc[1].x, s[1][1] * vsc[1].y),
-                                pack_half2(s[1][2] * vsc[1].x, s[1][3] * vsc[1].y)};
+        const uint32_t pa[4] = {pack_p<CT>(s[0][0] * vsc[0].x, s[0][1] * vsc[0].y),
+                                pack_p<CT>(s[0][2] * vsc[0].x, s[0][3] * vsc[0].y),
+                                pack_p<CT>(s[1][0] * vsc[1].x, s[1][1] * vsc[1].y),
+                                pack_p<CT>(s[1][2] * vsc[1].x, s[1][3] * vsc[1].y)};
         {
             const int mi = lane >> 3, vrow = (mi & 1) * 8 + (lane & 7);
 #pragma unroll
             for (int j = 0; j < NT / 2; j++) {
                 uint32_t vb[4];
                 ptx_ldmatrix_x4_trans(vb, vs + swizzle(vrow, j * 2 + (mi >> 1), ROW));
-                ptx_mma_16816(acc[2 * j], pa, vb[0], vb[1]);
-                ptx_mma_16816(acc[2 * j + 1], pa, vb[2], vb[3]);
+                mma_16816<CT>(acc[2 * j], pa, vb[0], vb[1]);
+                mma_16816<CT>(acc[2 * j + 1], pa, vb[2], vb[3]);
             }
         }
     }
@@ -386,8 +434,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                                split);
 }
 
-/* The instantiation for a cache dtype, head dim and ring depth: FP16 caches have rings of 2,
- * 3, 4 or 6 stages, one-byte caches of 3 or 6. */
+/* The instantiation for a cache dtype, head dim and ring depth: FP16 and BF16 caches have rings
+ * of 2, 3, 4 or 6 stages, one-byte caches of 3 or 6. */
 template <int D, bool PAGED>
 static decode_kernel_fn pick_mma(int kv_dtype, int st)
 {
@@ -398,6 +446,12 @@ static decode_kernel_fn pick_mma(int kv_dtype, int st)
                : st == 3 ? decode_mma_kernel<D, 3, FAI_KV_FP16, PAGED>
                : st == 4 ? decode_mma_kernel<D, 4, FAI_KV_FP16, PAGED>
                : st == 6 ? decode_mma_kernel<D, 6, FAI_KV_FP16, PAGED>
+                         : NULL;
+    case FAI_DTYPE_BF16:
+        return st == 2   ? decode_mma_kernel<D, 2, FAI_KV_BF16, PAGED>
+               : st == 3 ? decode_mma_kernel<D, 3, FAI_KV_BF16, PAGED>
+               : st == 4 ? decode_mma_kernel<D, 4, FAI_KV_BF16, PAGED>
+               : st == 6 ? decode_mma_kernel<D, 6, FAI_KV_BF16, PAGED>
                          : NULL;
     case FAI_DTYPE_INT8: return FAI_MMA_CODES(FAI_KV_INT8);
     case FAI_DTYPE_FP8_E4M3: return FAI_MMA_CODES(FAI_KV_E4M3);

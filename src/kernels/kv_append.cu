@@ -1,11 +1,14 @@
 /* Writing new K/V rows into a cache, quantizing on the way (fai_kv_append).
  *
- * Memory-bound: a row of head_dim FP16 values (one token, one KV head, K or V) is read by a
- * group of L lanes with one 16-byte load each (L = head_dim / 8 rounded up to a power of
- * two, so a warp holds 32 / L rows) and written as FP16, FP8 or int8 codes with one store
- * per lane. int8 rows first find max|x| by shuffles within the group and write the scale.
- * The encoders are the ones the CPU tests check exhaustively (src/kv_codec.h); on sm_89+
- * FP8 uses the cvt instructions, bit-identical to them (tests/test_codec_device.cu). */
+ * Memory-bound: a row of head_dim FP16 or BF16 values (one token, one KV head, K or V) is
+ * read by a group of L lanes with one 16-byte load each (L = head_dim / 8 rounded up to a
+ * power of two, so a warp holds 32 / L rows) and written as FP16 or BF16 (copied: the cache
+ * has the rows' dtype), FP8 or int8 codes with one store per lane. int8 rows first find
+ * max|x| by shuffles within the group and write the scale. The rows' dtype is a run-time
+ * flag; every encoder starts from the rows' exact FP32 values. The encoders are the ones the
+ * CPU tests check exhaustively (src/kv_codec.h); on sm_89+ FP8 uses the cvt instructions
+ * (from f16x2 for FP16 rows, from FP32 for BF16 rows), bit-identical to them
+ * (tests/test_codec_device.cu). */
 #include <cuda_fp16.h>
 
 #include "../error.h"
@@ -14,6 +17,19 @@
 #include "ptx.cuh"
 
 #define APPEND_THREADS 256
+
+/* Two BF16 rows' values (a bfloat162's bits) to FP8 codes, from their FP32 values (exact). */
+__device__ __forceinline__ uint32_t fp8x2_from_bf162(uint32_t w, int e4m3)
+{
+    const float lo = __uint_as_float(w << 16), hi = __uint_as_float(w & 0xFFFF0000u);
+#if FAI_HAS_FP8_CVT
+    return e4m3 ? ptx_cvt_e4m3x2_f32(hi, lo) : ptx_cvt_e5m2x2_f32(hi, lo);
+#else
+    const uint32_t clo = e4m3 ? fai_fp8_e4m3_from_float(lo) : fai_fp8_e5m2_from_float(lo);
+    const uint32_t chi = e4m3 ? fai_fp8_e4m3_from_float(hi) : fai_fp8_e5m2_from_float(hi);
+    return clo | chi << 8;
+#endif
+}
 
 __device__ __forceinline__ uint32_t fp8x2_from_half2(uint32_t h2, int e4m3)
 {
@@ -55,7 +71,7 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
                 const int64_t t = th / a.num_kv_heads;
                 slot[r] = a.slots[t];
                 if (has_data) {
-                    const __half *src = (const __half *)(kv ? a.v_new : a.k_new) + t * a.new_token_stride[kv] +
+                    const uint16_t *src = (const uint16_t *)(kv ? a.v_new : a.k_new) + t * a.new_token_stride[kv] +
                                         (int64_t)h * a.new_head_stride[kv] + c * 8;
                     x[r] = ptx_ld_stream_v4(src);
                 }
@@ -69,9 +85,14 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
                 const uint32_t w[4] = {x[r].x, x[r].y, x[r].z, x[r].w};
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    const float2 p = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
-                    f[2 * i] = p.x;
-                    f[2 * i + 1] = p.y;
+                    if (a.new_bf16) {
+                        f[2 * i] = __uint_as_float(w[i] << 16);
+                        f[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
+                    } else {
+                        const float2 p = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
+                        f[2 * i] = p.x;
+                        f[2 * i + 1] = p.y;
+                    }
                 }
             }
             float scale = 0.0f;
@@ -97,7 +118,7 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
             }
             if (!has_data)
                 continue;
-            if (a.dtype == FAI_DTYPE_FP16) {
+            if (a.dtype == FAI_DTYPE_FP16 || a.dtype == FAI_DTYPE_BF16) { /* the rows' own dtype */
                 ptx_st_v4(dst + off * 2, x[r]);
             } else if (a.dtype == FAI_DTYPE_INT8) {
                 uint32_t w[2] = {0, 0};
@@ -107,8 +128,14 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
                 ptx_st_v2(dst + off, make_uint2(w[0], w[1]));
             } else {
                 const int e4m3 = a.dtype == FAI_DTYPE_FP8_E4M3;
-                const uint32_t c01 = fp8x2_from_half2(x[r].x, e4m3), c23 = fp8x2_from_half2(x[r].y, e4m3);
-                const uint32_t c45 = fp8x2_from_half2(x[r].z, e4m3), c67 = fp8x2_from_half2(x[r].w, e4m3);
+                uint32_t c01, c23, c45, c67;
+                if (a.new_bf16) {
+                    c01 = fp8x2_from_bf162(x[r].x, e4m3), c23 = fp8x2_from_bf162(x[r].y, e4m3);
+                    c45 = fp8x2_from_bf162(x[r].z, e4m3), c67 = fp8x2_from_bf162(x[r].w, e4m3);
+                } else {
+                    c01 = fp8x2_from_half2(x[r].x, e4m3), c23 = fp8x2_from_half2(x[r].y, e4m3);
+                    c45 = fp8x2_from_half2(x[r].z, e4m3), c67 = fp8x2_from_half2(x[r].w, e4m3);
+                }
                 ptx_st_v2(dst + off, make_uint2(c01 | c23 << 16, c45 | c67 << 16));
             }
         }

@@ -1,5 +1,5 @@
-/* Device code for quantized KV caches: the element types a decode kernel streams, and the
- * conversion of 8 one-byte codes (one 8-byte load) to floats, in a few integer and half2
+/* Device code for KV caches: the element types a decode kernel streams (FP16, BF16 and the
+ * quantized ones), and the conversion of 8 one-byte codes (one 8-byte load) to floats, in a few integer and half2
  * instructions per pair rather than one conversion instruction per value (conversions issue
  * at a quarter of the FMA rate, and a quantized cache doubles the values per byte). The
  * conversions are exact: every int8 and FP8 value is an FP16 and an FP32 value. */
@@ -16,19 +16,26 @@
 #define FAI_KV_INT8 1
 #define FAI_KV_E4M3 2
 #define FAI_KV_E5M2 3
+#define FAI_KV_BF16 4 /* unquantized BF16 (with BF16 queries) */
+
+/* Bytes per cache element: 2 for FP16 and BF16, 1 for the codes. */
+#define FAI_KV_BYTES(kt) ((kt) == FAI_KV_FP16 || (kt) == FAI_KV_BF16 ? 2 : 1)
 
 /* What one lane loads per key: 8 values, 16 bytes of FP16 or 8 bytes of codes. */
 template <int KT> struct kv_vec { typedef uint2 type; };
 template <> struct kv_vec<FAI_KV_FP16> { typedef uint4 type; };
+template <> struct kv_vec<FAI_KV_BF16> { typedef uint4 type; };
 
 template <int KT> __device__ __forceinline__ typename kv_vec<KT>::type kv_load(const char *p);
 template <> __device__ __forceinline__ uint4 kv_load<FAI_KV_FP16>(const char *p) { return ptx_ld_stream_v4(p); }
+template <> __device__ __forceinline__ uint4 kv_load<FAI_KV_BF16>(const char *p) { return ptx_ld_stream_v4(p); }
 template <> __device__ __forceinline__ uint2 kv_load<FAI_KV_INT8>(const char *p) { return ptx_ld_stream_v2(p); }
 template <> __device__ __forceinline__ uint2 kv_load<FAI_KV_E4M3>(const char *p) { return ptx_ld_stream_v2(p); }
 template <> __device__ __forceinline__ uint2 kv_load<FAI_KV_E5M2>(const char *p) { return ptx_ld_stream_v2(p); }
 
 template <int KT> __device__ __forceinline__ typename kv_vec<KT>::type kv_zero();
 template <> __device__ __forceinline__ uint4 kv_zero<FAI_KV_FP16>() { return make_uint4(0, 0, 0, 0); }
+template <> __device__ __forceinline__ uint4 kv_zero<FAI_KV_BF16>() { return make_uint4(0, 0, 0, 0); }
 template <> __device__ __forceinline__ uint2 kv_zero<FAI_KV_INT8>() { return make_uint2(0, 0); }
 template <> __device__ __forceinline__ uint2 kv_zero<FAI_KV_E4M3>() { return make_uint2(0, 0); }
 template <> __device__ __forceinline__ uint2 kv_zero<FAI_KV_E5M2>() { return make_uint2(0, 0); }
@@ -38,6 +45,23 @@ __device__ __forceinline__ void half2_bits_to_float(uint32_t h, float *f)
     const float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&h));
     f[0] = t.x;
     f[1] = t.y;
+}
+
+/* Two BF16 (a bfloat162's bits, element 0 in the low half) to floats: a BF16 value is the
+ * high half of its FP32 value, so each is one shift or mask (exact). */
+__device__ __forceinline__ void bf162_bits_to_float(uint32_t w, float *f)
+{
+    f[0] = __uint_as_float(w << 16);
+    f[1] = __uint_as_float(w & 0xFFFF0000u);
+}
+
+/* Eight BF16 values of one 16-byte load, as floats. */
+__device__ __forceinline__ void bf16x8_to_float(uint4 u, float f[8])
+{
+    bf162_bits_to_float(u.x, f);
+    bf162_bits_to_float(u.y, f + 2);
+    bf162_bits_to_float(u.z, f + 4);
+    bf162_bits_to_float(u.w, f + 6);
 }
 
 /* Four int8 codes to floats: each byte, offset by 128 (x ^ 0x80), becomes the low mantissa
@@ -95,6 +119,7 @@ template <> __device__ __forceinline__ void kv_to_float<FAI_KV_FP16>(uint4 u, fl
     half2_bits_to_float(u.z, f + 4);
     half2_bits_to_float(u.w, f + 6);
 }
+template <> __device__ __forceinline__ void kv_to_float<FAI_KV_BF16>(uint4 u, float f[8]) { bf16x8_to_float(u, f); }
 template <> __device__ __forceinline__ void kv_to_float<FAI_KV_INT8>(uint2 u, float f[8])
 {
     int8x4_to_float(u.x, f);
