@@ -129,9 +129,11 @@ static int32_t mma_rows(int32_t group) { return group < FAI_DECODE_MMA_ROWS ? gr
 
 /* Which kernel streams a shape faster, from fai-bench --tune on an H100 (docs/perf/): the
  * tensor-core kernel's cp.async ring wins once there is enough to stream (MHA with at least
- * ~48K tiles of 16 keys in all, or so few items that one latency dominates) and for GQA,
- * except when the splits it needs are short (< 2048 keys: its ring's ramp then costs more
- * than the CUDA-core kernel's register prefetch). */
+ * ~48K tiles of 16 keys in all, or so few items that one latency dominates) and for groups
+ * of 4+ query heads at every length (session 4, 32/8 at batch 1 x 4K/8K/16K: 17.6/25.6/39.4
+ * us against 23.6/28.8/43.2 on CUDA cores; batch 4 x 4K 39.9 against 57.9), for groups of 2-3
+ * unless the splits it needs are short (< 2048 keys: its ring's ramp then costs more than
+ * the CUDA-core kernel's register prefetch, measured in session 2). */
 static int prefer_mma(fai_dtype kv_dtype, int32_t batch, int32_t num_kv_heads, int32_t group, int32_t head_dim,
                       int32_t max_seq_len, fai_device_info dev, int eb)
 {
@@ -144,6 +146,8 @@ static int prefer_mma(fai_dtype kv_dtype, int32_t batch, int32_t num_kv_heads, i
         /* items * tiles >= 49152, without the product (it can pass 2^63 for absurd sizes) */
         return (items > 0 && tiles >= ceil_div(49152, items)) || items <= dev.num_sms / 2;
     }
+    if (group >= 4)
+        return 1;
     fai_decode_plan p = {0};
     p.head_dim = head_dim;
     plan_mma(&p, (int64_t)batch * num_kv_heads * ceil_div(group, mma_rows(group)), max_seq_len, dev, eb);

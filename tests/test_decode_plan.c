@@ -92,8 +92,13 @@ int main(void)
     CHECK(plan(2048, 32, 32, 128, 128).stages == 3, "b2048 sk128: %d stages", plan(2048, 32, 32, 128, 128).stages);
     CHECK(plan(128, 32, 32, 128, 256).stages == 3, "b128 sk256: %d stages", plan(128, 32, 32, 128, 256).stages);
     CHECK(plan(128, 32, 32, 128, 512).stages == 4, "b128 sk512: %d stages", plan(128, 32, 32, 128, 512).stages);
-    /* GQA with short splits stays on CUDA cores: batch 1 x 8K would need 16 splits of 512 keys. */
-    CHECK(plan(1, 32, 8, 128, 8192).kernel == FAI_DECODE_SIMT, "GQA b1 8K");
+    /* Groups of 4+ on tensor cores at every length (measured faster at batch 1 x 4K-16K too);
+     * groups of 2 with short splits stay on CUDA cores. */
+    CHECK(plan(1, 32, 8, 128, 8192).kernel == FAI_DECODE_MMA, "GQA 32/8 b1 8K");
+    CHECK(plan(1, 32, 8, 128, 4096).kernel == FAI_DECODE_MMA && plan(1, 32, 8, 128, 4096).stages == 3 &&
+              plan(1, 32, 8, 128, 4096).num_splits == 16,
+          "GQA 32/8 b1 4K: tensor cores, 3 stages, 16 splits");
+    CHECK(plan(1, 32, 16, 128, 8192).kernel == FAI_DECODE_SIMT, "GQA 32/16 b1 8K");
     CHECK(plan(1, 32, 8, 128, 32768).kernel == FAI_DECODE_MMA, "GQA b1 32K");
     /* GQA 32/8 at batch 1 x 128K: tensor cores, and 8 items for 132 SMs must split to about one
      * full wave of resident blocks (the seed's kernel did not split at all). */
