@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_prefill.h" /* g_check_passed, g_check_failed */
 #include "bench_util.h"
 #include "reference.h"
 
@@ -441,5 +442,22 @@ int check_compare(const check_ref *r, const check_problem *p, cudaStream_t s, ch
         snprintf(extra, sizeof extra, ", %llu NaN/Inf in the output", nonfinite);
     snprintf(msg, size, "%s: rel_l2 %.1e, max_err %.1e (bound %.1e), %d rows x %d/%d KV heads%s",
              pass ? "pass" : "FAIL", rel, max_err, bound, r->n_tokens, r->heads_per_token, p->hk, extra);
+    return pass;
+}
+
+int check_call(const check_ref *r, const check_problem *p, int (*run)(void *ctx, cudaStream_t s), void *ctx,
+               cudaStream_t s, char *msg, size_t size, char *verdict)
+{
+    int pass = 0;
+    if (!r) {
+        snprintf(msg, size, "FAIL: no reference");
+    } else {
+        if (check_poison(p, s) != cudaSuccess || run(ctx, s))
+            exit(1);
+        pass = check_compare(r, p, s, msg, size);
+    }
+    g_check_failed += !pass;
+    g_check_passed += pass;
+    snprintf(verdict, 8, "%s", pass ? "pass" : "FAIL");
     return pass;
 }

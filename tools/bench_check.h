@@ -55,6 +55,11 @@ cudaError_t check_poison(const check_problem *p, cudaStream_t s);
 /* After the checked call was enqueued on s: synchronizes, compares. 1 = pass, 0 = fail; a
  * one-line summary goes to msg. */
 int check_compare(const check_ref *r, const check_problem *p, cudaStream_t s, char *msg, size_t size);
+/* The whole check of one timed call: poisons O, runs run(ctx, s) once more and compares with
+ * r (NULL: fails with "no reference"); counts the result in g_check_passed/g_check_failed and
+ * writes "pass"/"FAIL" to verdict (8 bytes). Exits when run fails. 1 = pass. */
+int check_call(const check_ref *r, const check_problem *p, int (*run)(void *ctx, cudaStream_t s), void *ctx,
+               cudaStream_t s, char *msg, size_t size, char *verdict);
 void check_free(check_ref *r);
 
 #endif

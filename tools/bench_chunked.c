@@ -320,19 +320,8 @@ void bench_chunked(const options *o, cudaStream_t s)
                 snprintf(verdict[i], sizeof verdict[i], "n/a");
                 continue;
             }
-            int pass = 0;
-            if (!ref) {
-                snprintf(check[i], sizeof check[i], "FAIL: no reference");
-            } else {
-                CK(check_poison(&cp, s));
-                c.mode = i;
-                if (run_timed(&c, s))
-                    exit(1);
-                pass = check_compare(ref, &cp, s, check[i], sizeof check[i]);
-            }
-            g_check_failed += !pass;
-            g_check_passed += pass;
-            snprintf(verdict[i], sizeof verdict[i], "%s", pass ? "pass" : "FAIL");
+            c.mode = i;
+            check_call(ref, &cp, run_timed, &c, s, check[i], sizeof check[i], verdict[i]);
             fprintf(stderr, "chunked: check %s: %s\n", mode_backend[i], check[i]);
         }
         check_free(ref);

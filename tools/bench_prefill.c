@@ -552,20 +552,8 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
                 snprintf(verdict[i], sizeof verdict[i], "n/a");
                 continue;
             }
-            int pass = 0;
-            if (!ref) {
-                snprintf(check[i], sizeof check[i], "FAIL: no reference");
-            } else {
-                CK(check_poison(&cp, s));
-                c.var = i;
-                if (run_prefill(&c, s))
-                    exit(1);
-                pass = check_compare(ref, &cp, s, check[i], sizeof check[i]);
-            }
-            g_check_failed += !pass;
-            g_check_passed += pass;
-            all_pass &= pass;
-            snprintf(verdict[i], sizeof verdict[i], "%s", pass ? "pass" : "FAIL");
+            c.var = i;
+            all_pass &= check_call(ref, &cp, run_prefill, &c, s, check[i], sizeof check[i], verdict[i]);
             fprintf(stderr, "[%d/%d] check %s: %s\n", index + 1, total, var_backend[i], check[i]);
         }
         check_free(ref);
