@@ -22,6 +22,7 @@
  * so the inputs of the corpus keep their meaning for the rest.
  * Build: fuzz/CMakeLists.txt (clang, -fsanitize=fuzzer,address,undefined). */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,7 +370,7 @@ static void fuzz_prefill(reader *r)
             REQUIRE(p.kv_cache->dtype == p.q.dtype && !p.k.data && !p.v.data && !p.cu_seqlens_k && p.total_k == 0 &&
                     p.max_seq_k == 0 && !p.kv_cache->k_scale && !p.kv_cache->v_scale);
         REQUIRE(p.attn.window_left >= -1 && p.attn.window_right >= -1);
-        REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap > 0.0f && p.attn.softcap < 1e38f));
+        REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap > 0.0f && isfinite(p.attn.softcap * 1.4426950408889634f)));
     }
     /* The decode kernels take the decode rows only in FP16 without the variants. */
     const int decode_kernels = !null_params && fai_prefill_decode_kernels_serve(&p);

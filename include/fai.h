@@ -139,7 +139,7 @@ typedef struct fai_kv_cache {
     int64_t seq_stride;       /* elements between consecutive sequences' slots */
     int64_t token_stride;     /* elements between consecutive tokens */
     int64_t head_stride;      /* elements between consecutive KV heads */
-    int32_t capacity;         /* tokens per slot, >= 0 */
+    int32_t capacity;         /* tokens per slot, 0 .. 2^31 - 2^20 */
     const int32_t *seq_lens;  /* device, [batch]: valid tokens per sequence. Read on the
                                  device only: a value < 0 counts as 0 and a value over
                                  capacity as capacity (a guard, not a feature). */
@@ -370,7 +370,9 @@ FAI_API fai_status fai_kv_append(const fai_kv_append_params *params, fai_stream_
  * computed in FP32 (exp2 domain) and written to o (and lse). A part whose LSE is -inf (it saw
  * no key) contributes nothing and its O row is not read (it may hold anything, NaN
  * included); a (row, head) where every part is -inf gets zeros and an LSE of -inf, never
- * NaN. (Attention sinks: give the sink to exactly one of the parts, as one call with
+ * NaN. LSEs must otherwise be finite (they are not checked on the device): a part with a NaN
+ * LSE is dropped like an empty one, and a +inf LSE makes that (row, head) zeros with an LSE
+ * of -inf. (Attention sinks: give the sink to exactly one of the parts, as one call with
  * attn.sinks does; the merge itself adds none.)
  * o may be one of the parts exactly (same data and strides: merging in place) or overlap
  * none of them; lse may be one of parts_lse or overlap none. Needs no workspace; one launch,

@@ -140,15 +140,6 @@ static int nested(int64_t n_a, int64_t s_a, int64_t n_b, int64_t s_b, int64_t d)
 static fai_status check_tensor_layout(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
                                       int32_t heads, int32_t head_dim, int is_output);
 
-fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
-                            int32_t heads, int32_t head_dim, int is_output)
-{
-    if (t->dtype != FAI_DTYPE_FP16)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: %s.dtype (%d) is not supported (%s)", fn,
-                         name, (int)t->dtype, fai_dtype_name(FAI_DTYPE_FP16));
-    return check_tensor_layout(fn, name, t, tokens, heads, head_dim, is_output);
-}
-
 fai_status fai_check_io_tensor(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
                                int32_t heads, int32_t head_dim, int is_output, fai_dtype dtype)
 {
@@ -235,6 +226,10 @@ fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t bat
     if (c->capacity < 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.capacity (%d) is negative", fn,
                          (int)c->capacity);
+    /* The kernels index keys with int, looking a few thousand keys past the end ahead. */
+    if (c->capacity > FAI_MAX_CACHE_CAPACITY)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.capacity (%d) is more than %d tokens", fn,
+                         (int)c->capacity, (int)FAI_MAX_CACHE_CAPACITY);
     if (c->max_seq_len < 0 || c->max_seq_len > c->capacity)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
                          "%s: cache.max_seq_len (%d) must be in [0, cache.capacity (%d)]", fn,

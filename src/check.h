@@ -7,6 +7,10 @@
 #include "decode_plan.h"
 #include "error.h"
 
+/* The most tokens a cache may hold (cache.capacity): 2^31 - 2^20, so that the key indices a
+ * kernel forms a few tiles past the end stay within int. */
+#define FAI_MAX_CACHE_CAPACITY (INT32_MAX - (1 << 20))
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -18,14 +22,10 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn);
 /* Whether any variant (sliding window, soft-cap, sinks) is on. */
 int fai_attention_has_variant(const fai_attention *a);
 
-/* A [tokens, heads, head_dim] FP16 tensor: dtype, NULL (when tokens > 0), 16-byte alignment,
- * strides (>= 0, multiples of 8 elements), offsets that fit in int64, and for outputs
- * that no two elements share an address. */
-fai_status fai_check_tensor(const char *fn, const char *name, const fai_tensor *t,
-                            int64_t tokens, int32_t heads, int32_t head_dim, int is_output);
-
-/* The same for an attention input or output that may be FP16 or BF16: `dtype` is the call's
- * element type (q's), which t must share (pass q's own dtype when checking q). */
+/* A [tokens, heads, head_dim] attention input or output, FP16 or BF16: dtype (`dtype` is the
+ * call's element type, q's, which t must share: pass q's own dtype when checking q), NULL
+ * (when tokens > 0), 16-byte alignment, strides (>= 0, multiples of 8 elements), offsets
+ * that fit in int64, and for outputs that no two elements share an address. */
 fai_status fai_check_io_tensor(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
                                int32_t heads, int32_t head_dim, int is_output, fai_dtype dtype);
 

@@ -88,7 +88,7 @@ static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai
     if (warp_tiles < 8) {
         p->stages = 3;
         plan_mma_ring(p, items, max_seq_len, dev, eb);
-    } else if (p->num_splits > 1 && eb == 2) {
+    } else if (p->num_splits > 1) {
         fai_decode_plan deep = *p;
         deep.stages = 6;
         plan_mma_ring(&deep, items, max_seq_len, dev, eb);

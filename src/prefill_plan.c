@@ -76,6 +76,7 @@ static fai_status check_prefill_cache(const char *fn, const fai_prefill_params *
                          fai_dtype_name(c->dtype));
     fai_kv_cache layout = *c;
     layout.dtype = FAI_DTYPE_FP16;
+    layout.max_seq_len = 0; /* not used by prefill (fai.h): any value passes */
     return name_kv_cache(fai_check_kv_cache(fn, &layout, p->batch, a->num_kv_heads, a->head_dim));
 }
 

@@ -178,7 +178,8 @@ __device__ __forceinline__ kv_pos kv_locate(const fai_decode_args &a, const int3
 /* The page of a run of keys key0 .. key0 + n - 1 (n a power of two) when one page holds them
  * all (page_size >= n and key0 a multiple of n), else -1 (and for a run at or past kend):
  * such runs (a tile, a warp's step) look their page up once instead of once per key. The
- * kernels look it up one run ahead, so that the copies never wait for the page table. */
+ * tensor-core kernel looks it up a tile ahead of the tile's copies (the CUDA-core kernel in
+ * the step itself: ahead measured slower there). */
 __device__ __forceinline__ int64_t run_page(const fai_decode_args &a, const int32_t *pt, int key0, int n, int kend)
 {
     if (key0 >= kend || key0 < 0 || (1 << a.page_shift) < n || (key0 & (n - 1)) != 0)

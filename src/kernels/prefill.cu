@@ -106,8 +106,9 @@ __device__ __forceinline__ void load_rows(char *tile, const T *src, int64_t stri
  * across the tile loop, and K and V are loaded one after the other (each looks the pages up:
  * L1 hits the second time): the head-dim-128 kernels spilled otherwise. */
 template <int D, int ROW, int ROWS, int THREADS, typename T>
-__device__ __forceinline__ void load_rows_paged(char *tile, const void *pool, const fai_prefill_args &a,
-                                                const int *blk, int row0, int nrows)
+__device__ __forceinline__ void load_rows_paged(char *tile, const void *pool, int64_t token_stride,
+                                                int64_t head_stride, const fai_prefill_args &a, const int *blk,
+                                                int row0, int nrows)
 {
     constexpr int CPR = ROW / 8, RSTEP = THREADS / CPR;
     static_assert(THREADS % CPR == 0 && ROWS % RSTEP == 0, "tile rows must split evenly over the threads");
@@ -115,7 +116,7 @@ __device__ __forceinline__ void load_rows_paged(char *tile, const void *pool, co
     if (c >= D / 8)
         return;
     const int32_t *pt = a.page_table + (int64_t)blk[4] * a.page_table_stride;
-    const T *src = (const T *)pool + (int64_t)blk[5] * a.k_head_stride + c * 8;
+    const T *src = (const T *)pool + (int64_t)blk[5] * head_stride + c * 8;
     const int row_mask = (1 << a.page_shift) - 1;
     /* The page-table loads of G rows are issued together before their copies (a copy is an
      * asm statement the compiler does not move a load across: one load per copy would wait
@@ -135,7 +136,7 @@ __device__ __forceinline__ void load_rows_paged(char *tile, const void *pool, co
             const int key = row0 + r + (k0 + j) * RSTEP;
             const bool valid = key < nrows;
             const int64_t pg = min(max(page[j], 0), a.num_pages - 1);
-            const int64_t off = valid ? pg * a.kv_seq_stride + (int64_t)(key & row_mask) * a.k_token_stride : 0;
+            const int64_t off = valid ? pg * a.kv_seq_stride + (int64_t)(key & row_mask) * token_stride : 0;
             ptx_cp_async_16(tile + tile_offset<ROW>(r + (k0 + j) * RSTEP, c), src + off, valid);
         }
     }
@@ -252,8 +253,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
             if (n >= n_first) {
                 char *st = stages + ((unsigned)n / BN % STAGES) * STAGE_BYTES;
                 if (PAGED) { /* a paged cache's rows each have their page */
-                    load_rows_paged<D, ROW, BN, THREADS, Elem>(st, a.k, a, blk, n, seq_k);
-                    load_rows_paged<D, ROW, BN, THREADS, Elem>(st + BN * ROW * 2, a.v, a, blk, n, seq_k);
+                    load_rows_paged<D, ROW, BN, THREADS, Elem>(st, a.k, a.k_token_stride, a.k_head_stride, a, blk, n, seq_k);
+                    load_rows_paged<D, ROW, BN, THREADS, Elem>(st + BN * ROW * 2, a.v, a.v_token_stride, a.v_head_stride, a, blk, n, seq_k);
                 } else {
                     load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, n, seq_k);
                     load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, n, seq_k);
@@ -281,8 +282,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                 if (np >= n_first) {
                     char *st = stages + ((unsigned)np / BN % STAGES) * STAGE_BYTES;
                     if (PAGED) {
-                        load_rows_paged<D, ROW, BN, THREADS, Elem>(st, a.k, a, blk, np, seq_k);
-                        load_rows_paged<D, ROW, BN, THREADS, Elem>(st + BN * ROW * 2, a.v, a, blk, np, seq_k);
+                        load_rows_paged<D, ROW, BN, THREADS, Elem>(st, a.k, a.k_token_stride, a.k_head_stride, a, blk, np, seq_k);
+                        load_rows_paged<D, ROW, BN, THREADS, Elem>(st + BN * ROW * 2, a.v, a.v_token_stride, a.v_head_stride, a, blk, np, seq_k);
                     } else {
                         load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, np, seq_k);
                         load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, np, seq_k);
