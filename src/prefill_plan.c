@@ -177,7 +177,8 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
          * on, 128 rows win). */
         int32_t mt = FAI_PREFILL_MT(a->head_dim);
         int64_t tiles = ((int64_t)max_q + FAI_PREFILL_BM_OF(mt) - 1) / FAI_PREFILL_BM_OF(mt);
-        if (FAI_PREFILL_SMALL_GRID && mt > 1 && per_tile * tiles < dev.num_sms) {
+        /* (per_tile first: the product can pass 2^63 for absurd sizes that are refused below) */
+        if (FAI_PREFILL_SMALL_GRID && mt > 1 && per_tile < dev.num_sms && per_tile * tiles < dev.num_sms) {
             mt = 1;
             tiles = ((int64_t)max_q + FAI_PREFILL_BM_OF(mt) - 1) / FAI_PREFILL_BM_OF(mt);
         }
