@@ -13,8 +13,8 @@
  * planned from a host copy of cu_seqlens_q and without one.
  *
  * The chunked-prefill cases process one prompt in 1, 3 and 7 chunks: each chunk's K/V is
- * written into a paged cache (fai_kv_append for FP16; BF16, which fai_kv_append does not take,
- * by host copies), then fai_prefill runs that chunk's queries over the cache; the outputs of
+ * written into a paged cache by fai_kv_append (FP16 or BF16 rows into a cache of their
+ * dtype), then fai_prefill runs that chunk's queries over the cache; the outputs of
  * all chunks must match one whole-prompt prefill from packed K/V (and the reference).
  *
  * --small: the small cases only. FAI_TEST_NAME=text runs only the cases whose name contains
@@ -602,7 +602,7 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
             const int end = j == n - 1 ? len : imax(start + 1, (int)((int64_t)len * (j + 1) * (j + 1) / (n * n)));
             const int m = end - start;
             /* 1. The chunk's K/V into the cache. */
-            if (!bf16) {
+            {
                 int64_t *slots = malloc(sizeof(int64_t) * (size_t)m);
                 for (int t = 0; t < m; t++)
                     slots[t] = (int64_t)hc.table[(start + t) / ps] * ps + (start + t) % ps;
@@ -612,21 +612,12 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
                 a.num_kv_heads = hk;
                 a.head_dim = d;
                 a.num_tokens = m;
-                a.k_new = (fai_tensor){(uint16_t *)k_dev + start * krow, FAI_DTYPE_FP16, krow, d};
-                a.v_new = (fai_tensor){(uint16_t *)v_dev + start * krow, FAI_DTYPE_FP16, krow, d};
+                a.k_new = (fai_tensor){(uint16_t *)k_dev + start * krow, dt, krow, d}; /* FP16 or BF16 rows */
+                a.v_new = (fai_tensor){(uint16_t *)v_dev + start * krow, dt, krow, d};
                 a.slots = slots_dev;
                 a.cache_batch = 1;
                 a.cache = dc.c;
                 s = fai_kv_append(&a, 0);
-            } else { /* fai_kv_append takes FP16 rows only: host copies of the chunk's rows */
-                for (int t = start; t < end; t++)
-                    for (int h = 0; h < hk; h++) {
-                        const int64_t at = cache_index(&hc, 0, t, h);
-                        CUDA_CHECK(cudaMemcpy((uint16_t *)dc.k + at, kb + t * krow + h * d, 2 * (size_t)d,
-                                              cudaMemcpyHostToDevice));
-                        CUDA_CHECK(cudaMemcpy((uint16_t *)dc.v + at, vb + t * krow + h * d, 2 * (size_t)d,
-                                              cudaMemcpyHostToDevice));
-                    }
             }
             /* 2. The chunk's queries over the cache's first `end` tokens. */
             CUDA_CHECK(cudaMemcpy(dc.lens, &end, sizeof(int32_t), cudaMemcpyHostToDevice));
