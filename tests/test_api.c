@@ -8,21 +8,9 @@
 
 #include "fai.h"
 
-static int failures;
+#include "cpu_check.h"
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            printf(__VA_ARGS__);                                           \
-            printf("\n");                                                  \
-        }                                                                  \
-    } while (0)
-
-/* Fake, 16-byte aligned device addresses: never dereferenced, since every call below fails
- * its checks first. */
-#define FAKE(n) ((void *)(uintptr_t)(0x100000u * (n)))
+/* (FAKE addresses are never dereferenced: every call below fails its checks first.) */
 
 static int32_t fake_lens[4];
 

@@ -4,16 +4,7 @@
 
 #include "decode_plan.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
-            failures++;                                                           \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
-            printf(__VA_ARGS__);                                                  \
-            printf("\n");                                                         \
-        }                                                                         \
-    } while (0)
+#include "cpu_check.h"
 
 /* An H100: 132 SMs, 228 KB of shared memory each. */
 static const fai_device_info h100 = {132, 233472, 9, 232448};

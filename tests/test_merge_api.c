@@ -7,20 +7,8 @@
 
 #include "fai.h"
 
-static int failures;
+#include "cpu_check.h"
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            printf(__VA_ARGS__);                                           \
-            printf("\n");                                                  \
-        }                                                                  \
-    } while (0)
-
-/* Fake, 16-byte aligned device addresses: never dereferenced. */
-#define FAKE(n) ((void *)(uintptr_t)(0x100000u * (n)))
 
 typedef struct merge_problem {
     fai_merge_params p;
