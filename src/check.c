@@ -141,16 +141,27 @@ static fai_status check_tensor_layout(const char *fn, const char *name, const fa
                                       int32_t heads, int32_t head_dim, int is_output);
 
 fai_status fai_check_io_tensor(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
-                               int32_t heads, int32_t head_dim, int is_output, fai_dtype dtype)
+                               int32_t heads, int32_t head_dim, int is_output, fai_dtype dtype, const char *ref)
 {
     if (t->dtype != FAI_DTYPE_FP16 && t->dtype != FAI_DTYPE_BF16)
         return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: %s.dtype (%d) is not supported (%s or %s)", fn, name,
                          (int)t->dtype, fai_dtype_name(FAI_DTYPE_FP16), fai_dtype_name(FAI_DTYPE_BF16));
     if (t->dtype != dtype)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
-                         "%s: %s.dtype (%d) is %s but q.dtype is %s: q, k, v and o must share one dtype", fn,
-                         name, (int)t->dtype, fai_dtype_name(t->dtype), fai_dtype_name(dtype));
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: %s.dtype (%d) is %s but %s.dtype is %s: %s must have %s's dtype",
+                         fn, name, (int)t->dtype, fai_dtype_name(t->dtype), ref, fai_dtype_name(dtype), name, ref);
     return check_tensor_layout(fn, name, t, tokens, heads, head_dim, is_output);
+}
+
+fai_status fai_check_cache_holds(const char *fn, const char *cache_name, fai_dtype cache_dtype, const char *ref,
+                                 fai_dtype ref_dtype)
+{
+    if ((cache_dtype == FAI_DTYPE_FP16 || cache_dtype == FAI_DTYPE_BF16) && cache_dtype != ref_dtype)
+        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
+                         "%s: %s.dtype (%d) is %s but %s.dtype is %s: an unquantized cache holds %s's dtype (a "
+                         "quantized one takes FP16 or BF16)",
+                         fn, cache_name, (int)cache_dtype, fai_dtype_name(cache_dtype), ref, fai_dtype_name(ref_dtype),
+                         ref);
+    return FAI_SUCCESS;
 }
 
 static fai_status check_tensor_layout(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,

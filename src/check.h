@@ -23,11 +23,26 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn);
 int fai_attention_has_variant(const fai_attention *a);
 
 /* A [tokens, heads, head_dim] attention input or output, FP16 or BF16: dtype (`dtype` is the
- * call's element type, q's, which t must share: pass q's own dtype when checking q), NULL
+ * call's element type, that of the tensor named `ref`, which t must share: pass t's own dtype
+ * and its own name when checking the reference itself), NULL
  * (when tokens > 0), 16-byte alignment, strides (>= 0, multiples of 8 elements), offsets
  * that fit in int64, and for outputs that no two elements share an address. */
 fai_status fai_check_io_tensor(const char *fn, const char *name, const fai_tensor *t, int64_t tokens,
-                               int32_t heads, int32_t head_dim, int is_output, fai_dtype dtype);
+                               int32_t heads, int32_t head_dim, int is_output, fai_dtype dtype, const char *ref);
+
+/* An unquantized (FP16/BF16) cache must hold the dtype of `ref` (q's, or the appended rows');
+ * a quantized one takes either. cache_name: "cache" as the caller's argument is named. */
+fai_status fai_check_cache_holds(const char *fn, const char *cache_name, fai_dtype cache_dtype, const char *ref,
+                                 fai_dtype ref_dtype);
+
+/* log2 of a page size that fai_check_kv_cache accepted (a power of two). */
+static inline int32_t fai_page_shift(int32_t page_size)
+{
+    int32_t shift = 0;
+    while ((1 << shift) < page_size)
+        shift++;
+    return shift;
+}
 
 /* A contiguous-slot KV cache read by `batch` sequences of `heads` KV heads. */
 fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t batch,

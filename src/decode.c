@@ -36,17 +36,10 @@ fai_status fai_decode_validate(const char *fn, const fai_decode_params *p)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: batch (%d) is negative", fn, (int)p->batch);
     /* q and o: FP16 or BF16, one dtype; an unquantized cache holds q's dtype, a quantized one
      * serves either. */
-    FAI_TRY(fai_check_io_tensor(fn, "q", &p->q, p->batch, a->num_q_heads, a->head_dim, 0, p->q.dtype));
-    if (p->o.dtype != p->q.dtype)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: o.dtype (%d) is %s but q.dtype is %s: o must have q's dtype",
-                         fn, (int)p->o.dtype, fai_dtype_name(p->o.dtype), fai_dtype_name(p->q.dtype));
-    FAI_TRY(fai_check_io_tensor(fn, "o", &p->o, p->batch, a->num_q_heads, a->head_dim, 1, p->q.dtype));
+    FAI_TRY(fai_check_io_tensor(fn, "q", &p->q, p->batch, a->num_q_heads, a->head_dim, 0, p->q.dtype, "q"));
+    FAI_TRY(fai_check_io_tensor(fn, "o", &p->o, p->batch, a->num_q_heads, a->head_dim, 1, p->q.dtype, "q"));
     FAI_TRY(fai_check_kv_cache(fn, &p->cache, p->batch, a->num_kv_heads, a->head_dim));
-    if ((p->cache.dtype == FAI_DTYPE_FP16 || p->cache.dtype == FAI_DTYPE_BF16) && p->cache.dtype != p->q.dtype)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
-                         "%s: cache.dtype (%d) is %s but q.dtype is %s: an unquantized cache must hold q's dtype "
-                         "(quantized caches take FP16 or BF16 queries)",
-                         fn, (int)p->cache.dtype, fai_dtype_name(p->cache.dtype), fai_dtype_name(p->q.dtype));
+    FAI_TRY(fai_check_cache_holds(fn, "cache", p->cache.dtype, "q", p->q.dtype));
     if (p->lse && ((uintptr_t)p->lse % sizeof(float)) != 0)
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: lse (%p) is not 4-byte aligned", fn,
                          (void *)p->lse);
@@ -168,8 +161,7 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
         args.page_table = p->cache.page_table;
         args.page_table_stride = p->cache.page_table_stride;
         args.num_pages = p->cache.num_pages;
-        while ((1 << args.page_shift) < p->cache.page_size)
-            args.page_shift++;
+        args.page_shift = fai_page_shift(p->cache.page_size);
     }
     return fai_decode_launch(&args, plan, stream);
 }

@@ -28,18 +28,11 @@ fai_status fai_kv_append_validate(const char *fn, const fai_kv_append_params *p)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: num_tokens (%d) is negative", fn, (int)p->num_tokens);
     if (p->cache_batch < 1)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache_batch (%d) must be >= 1", fn, (int)p->cache_batch);
-    /* The new rows: FP16 or BF16, both of one dtype (checked before the layouts). */
-    if (p->k_new.dtype != FAI_DTYPE_FP16 && p->k_new.dtype != FAI_DTYPE_BF16)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: k_new.dtype (%d) is not supported (%s or %s)", fn,
-                         (int)p->k_new.dtype, fai_dtype_name(FAI_DTYPE_FP16), fai_dtype_name(FAI_DTYPE_BF16));
-    if (p->v_new.dtype != p->k_new.dtype)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
-                         "%s: v_new.dtype (%d) is %s but k_new.dtype is %s: k_new and v_new must share one dtype", fn,
-                         (int)p->v_new.dtype, fai_dtype_name(p->v_new.dtype), fai_dtype_name(p->k_new.dtype));
+    /* The new rows: FP16 or BF16, both of one dtype. */
     FAI_TRY(fai_check_io_tensor(fn, "k_new", &p->k_new, p->num_tokens, p->num_kv_heads, p->head_dim, 0,
-                                p->k_new.dtype));
+                                p->k_new.dtype, "k_new"));
     FAI_TRY(fai_check_io_tensor(fn, "v_new", &p->v_new, p->num_tokens, p->num_kv_heads, p->head_dim, 0,
-                                p->k_new.dtype));
+                                p->k_new.dtype, "k_new"));
     /* The cache as fai_decode would read it with cache_batch sequences (its seq_lens are
      * not used here, so a placeholder stands in for the check). */
     fai_kv_cache c = p->cache;
@@ -48,11 +41,7 @@ fai_status fai_kv_append_validate(const char *fn, const fai_kv_append_params *p)
     FAI_TRY(fai_check_kv_cache(fn, &c, p->cache_batch, p->num_kv_heads, p->head_dim));
     /* An unquantized cache is written as it comes (FP16 rows to FP16, BF16 to BF16); the
      * quantized ones encode either from the rows' FP32 values. */
-    if ((c.dtype == FAI_DTYPE_FP16 || c.dtype == FAI_DTYPE_BF16) && c.dtype != p->k_new.dtype)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
-                         "%s: cache.dtype (%d) is %s but k_new.dtype is %s: an unquantized cache takes rows of its "
-                         "own dtype (quantized caches take FP16 or BF16 rows)",
-                         fn, (int)c.dtype, fai_dtype_name(c.dtype), fai_dtype_name(p->k_new.dtype));
+    FAI_TRY(fai_check_cache_holds(fn, "cache", c.dtype, "k_new", p->k_new.dtype));
     if (p->num_tokens > 0 && (p->cache.capacity > 0 || p->cache.page_table) && !p->slots)
         return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: slots is NULL", fn);
     if (p->slots && ((uintptr_t)p->slots % sizeof(int64_t)) != 0)

@@ -51,7 +51,7 @@ fai_status fai_merge_validate(const char *fn, const fai_merge_params *p, int pai
         return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: parts_lse (the host array of part LSEs) is NULL",
                          fn);
     const int64_t rows = p->num_rows, heads = p->num_heads;
-    FAI_TRY(fai_check_io_tensor(fn, "o", &p->o, rows, p->num_heads, p->head_dim, 1, p->o.dtype));
+    FAI_TRY(fai_check_io_tensor(fn, "o", &p->o, rows, p->num_heads, p->head_dim, 1, p->o.dtype, "o"));
     if (p->lse && ((uintptr_t)p->lse % sizeof(float)) != 0)
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: lse (%p) is not 4-byte aligned", fn, (void *)p->lse);
     const int64_t lse_elems = rows * heads; /* < 2^62: no overflow */
@@ -59,11 +59,7 @@ fai_status fai_merge_validate(const char *fn, const fai_merge_params *p, int pai
         char o_name[32], lse_name[32];
         part_names(pair, i, o_name, lse_name, sizeof o_name);
         const fai_tensor *t = &p->parts[i];
-        if (t->dtype != p->o.dtype)
-            return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
-                             "%s: %s.dtype (%d) is %s but o.dtype is %s: the parts and o must share one dtype", fn,
-                             o_name, (int)t->dtype, fai_dtype_name(t->dtype), fai_dtype_name(p->o.dtype));
-        FAI_TRY(fai_check_io_tensor(fn, o_name, t, rows, p->num_heads, p->head_dim, 0, p->o.dtype));
+        FAI_TRY(fai_check_io_tensor(fn, o_name, t, rows, p->num_heads, p->head_dim, 0, p->o.dtype, "o"));
         if (rows == 0)
             continue;
         /* In place means o is the part itself; the same address with other strides would

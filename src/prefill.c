@@ -136,8 +136,7 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
                 args.page_table = c->page_table;
                 args.page_table_stride = c->page_table_stride;
                 args.num_pages = c->num_pages;
-                while ((1 << args.page_shift) < c->page_size)
-                    args.page_shift++;
+                args.page_shift = fai_page_shift(c->page_size);
             }
         }
         args.scale_log2 = a->softmax_scale * 1.4426950408889634f;

@@ -68,14 +68,7 @@ static fai_status check_prefill_cache(const char *fn, const fai_prefill_params *
     if (p->total_k != 0 || p->max_seq_k != 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: total_k (%d) and max_seq_k (%d) must be 0 with kv_cache", fn,
                          (int)p->total_k, (int)p->max_seq_k);
-    /* The 2-byte layout checks of an FP16 cache hold for BF16 alike (the dtype is checked above;
-     * a BF16 cache has no scales either). */
-    if (c->k_scale || c->v_scale)
-        return fai_error(FAI_ERROR_BAD_PARAM,
-                         "%s: kv_cache->k_scale/v_scale are set, but a %s cache has no scales (leave them NULL)", fn,
-                         fai_dtype_name(c->dtype));
     fai_kv_cache layout = *c;
-    layout.dtype = FAI_DTYPE_FP16;
     layout.max_seq_len = 0; /* not used by prefill (fai.h): any value passes */
     return name_kv_cache(fai_check_kv_cache(fn, &layout, p->batch, a->num_kv_heads, a->head_dim));
 }
@@ -99,14 +92,14 @@ fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p)
                          (int)p->max_seq_q, (int)p->batch);
     /* FP16 or BF16, one type for all four (q's). */
     const fai_dtype dt = p->q.dtype;
-    FAI_TRY(fai_check_io_tensor(fn, "q", &p->q, p->total_q, a->num_q_heads, a->head_dim, 0, dt));
+    FAI_TRY(fai_check_io_tensor(fn, "q", &p->q, p->total_q, a->num_q_heads, a->head_dim, 0, dt, "q"));
     if (p->kv_cache) { /* keys and values from the cache: k and v are not read */
         FAI_TRY(check_prefill_cache(fn, p));
     } else {
-        FAI_TRY(fai_check_io_tensor(fn, "k", &p->k, p->total_k, a->num_kv_heads, a->head_dim, 0, dt));
-        FAI_TRY(fai_check_io_tensor(fn, "v", &p->v, p->total_k, a->num_kv_heads, a->head_dim, 0, dt));
+        FAI_TRY(fai_check_io_tensor(fn, "k", &p->k, p->total_k, a->num_kv_heads, a->head_dim, 0, dt, "q"));
+        FAI_TRY(fai_check_io_tensor(fn, "v", &p->v, p->total_k, a->num_kv_heads, a->head_dim, 0, dt, "q"));
     }
-    FAI_TRY(fai_check_io_tensor(fn, "o", &p->o, p->total_q, a->num_q_heads, a->head_dim, 1, dt));
+    FAI_TRY(fai_check_io_tensor(fn, "o", &p->o, p->total_q, a->num_q_heads, a->head_dim, 1, dt, "q"));
     if (p->lse && ((uintptr_t)p->lse % sizeof(float)) != 0)
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: lse (%p) is not 4-byte aligned", fn, (void *)p->lse);
     if (p->batch == 0)
