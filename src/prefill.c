@@ -7,9 +7,9 @@
  * cu_seqlens_q the plan launches only the kernels that have work; without one both run
  * and each skips the other's sequences. A call with BF16 tensors runs every row on the
  * prefill kernel, which alone has BF16 for now (prefill_plan.c); the variants (window,
- * soft-cap, sinks) run on both kinds. Plain FP16 prefill goes to prefill_plain.cu's kernel.
- * A call with a kv_cache (chunked prefill over a contiguous or paged cache) runs every row on
- * the variant kernel of prefill.cu, which alone addresses K/V through the cache. */
+ * soft-cap, sinks) run on both kinds. A call with a kv_cache (chunked prefill over a contiguous
+ * or paged cache) runs every row on the prefill kernel, which alone addresses K/V through the
+ * cache. */
 #include "check.h"
 #include "decode_args.h"
 #include "error.h"

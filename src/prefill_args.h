@@ -136,8 +136,7 @@ typedef struct fai_prefill_args {
      * head_stride its strides. Sequence b's keys are tokens 0 .. seq_lens[b] - 1 (clamped
      * into [0, capacity]) of slot b, at k + b * kv_seq_stride, or with a page table, of pages
      * page_table[b * page_table_stride + (key >> page_shift)] (clamped into [0, num_pages)) at
-     * k + page * kv_seq_stride, row key & (2^page_shift - 1). The plain kernel never gets
-     * these (fai_prefill_launch sends cache calls to the variant kernel). */
+     * k + page * kv_seq_stride, row key & (2^page_shift - 1). */
     const int32_t *seq_lens;  /* NULL: packed k/v through cu_k */
     const int32_t *page_table; /* NULL: contiguous slots */
     int64_t kv_seq_stride;    /* slot stride, or page stride with a page table */
@@ -149,9 +148,6 @@ typedef struct fai_prefill_args {
 
 /* Launches the prefill kernel over batch * num_q_heads * m_tiles blocks. */
 fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream);
-/* The plain FP16 kernel (prefill_plain.cu), which fai_prefill_launch picks for FP16 calls
- * without window, soft-cap or sinks. */
-fai_status fai_prefill_launch_plain(const fai_prefill_args *args, cudaStream_t stream);
 
 #ifdef __cplusplus
 }
