@@ -9,10 +9,7 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
 {
     /* Plain attention (causal or no mask, with or without ALiBi) leaves the variants'
      * machinery out, and only soft-capped calls take the soft-cap's code. */
-#ifndef FAI_PREFILL_PLAIN_MODE
-#define FAI_PREFILL_PLAIN_MODE FAI_PREFILL_PLAIN
-#endif
-    int mode = FAI_PREFILL_PLAIN_MODE;
+    int mode = FAI_PREFILL_PLAIN;
     if (args->softcap_scale != 0.0f)
         mode = FAI_PREFILL_SOFTCAP;
     else if (args->win_left != -1 || args->win_right > 0 || args->sinks)

@@ -18,16 +18,19 @@
  * free of bank conflicts. The output goes through the warp's own Q rows in shared memory so
  * that it leaves in 16-byte stores.
  *
- * Template parameters, each a measured cost when made a run-time branch:
+ * Template parameters, each a measured cost when it was a run-time branch:
  *   Elem      FP16 or BF16 (the MMA and the packing of P and O differ);
- *   VARIANTS  sliding window, soft-cap and sinks (run-time values inside; without the flag
- *             the mask is causal or none): their machinery cost plain attention 6-17 % on
- *             the H100 (docs/perf/README.md, session 4);
+ *   MODE      FAI_PREFILL_PLAIN (causal or no mask), FAI_PREFILL_WINDOW (sliding window and
+ *             sinks as run-time values: the loop's bounds, the mask of the edge tiles, the
+ *             sinks in the epilogue) or FAI_PREFILL_SOFTCAP (those and the soft-cap: its
+ *             run-time branch in the tile loop cost every variant 8-14 % on the H100, as did
+ *             the window's mask bounds held in shared memory: they are recomputed where used);
  *   PAGED     K/V rows from a paged cache through the page table; a contiguous cache is a
  *             run-time case of the unpaged kernel (only the base pointer and length differ).
- * Paged tiles: the page numbers of a tile come into a shared-memory ring by cp.async
- * (STAGES - 1 tiles ahead of the tile's own copies, in the copy group of an earlier tile), so
- * the copies read them from shared memory instead of waiting on a global load each.
+ * Paged tiles: a tile's page numbers come into a shared-memory ring by cp.async in the copy
+ * group of the tile STAGES tiles before it; one iteration before its copies are issued, each
+ * of its rows' offsets is worked out once (page_row_offsets) rather than by each of the
+ * row's copies, which read it from shared memory.
  *
  * Work order: block L takes query tile m_tiles - 1 - L % m_tiles of (sequence, head)
  * L / m_tiles, so the heaviest causal tiles start first while the blocks of one head run
