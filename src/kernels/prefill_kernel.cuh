@@ -166,10 +166,17 @@ __device__ __forceinline__ void load_rows_paged(char *tile, const void *pool, in
     if (c >= D / 8)
         return;
     const T *src = (const T *)pool + (int64_t)kvh * head_stride + c * 8;
+    /* Every offset is read before the first copy: a copy is an asm statement with a memory
+     * clobber, which no shared-memory load moves across, so reading each offset just before
+     * its copy would wait out one load latency per copy. */
+    int64_t off[ROWS / RSTEP];
+#pragma unroll
+    for (int k = 0; k < ROWS / RSTEP; k++)
+        off[k] = offs[r + k * RSTEP];
 #pragma unroll
     for (int k = 0; k < ROWS / RSTEP; k++) {
         const int j = r + k * RSTEP;
-        ptx_cp_async_16(tile + tile_offset<ROW>(j, c), src + offs[j], row0 + j < nrows);
+        ptx_cp_async_16(tile + tile_offset<ROW>(j, c), src + off[k], row0 + j < nrows);
     }
 }
 
