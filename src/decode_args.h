@@ -40,7 +40,7 @@ typedef struct fai_decode_args {
     float softcap2;      /* logit soft-cap in the exp2 domain (softcap * log2 e), 0: off */
     float inv_softcap2;
     const float *sinks;  /* [num_q_heads] natural-log sink logits, or NULL */
-    int32_t kv_dtype;  /* fai_dtype of k and v (cache mode; varlen mode is FP16) */
+    int32_t kv_dtype;  /* fai_dtype of k and v (cache mode), or of the packed K/V (varlen mode: q's) */
     int32_t q_bf16;    /* q and o are BF16 (else FP16): read once and written once per block, so a
                           run-time flag, not a template parameter. An FP16 or BF16 cache (and
                           varlen K/V) must have q's dtype: the kernels may take it from kv_dtype */

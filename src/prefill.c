@@ -5,9 +5,8 @@
  * varlen mode) for sequences with seq_q == 1, so that decode rows of a hybrid batch move at
  * memory speed instead of filling 1/128 of a tensor-core tile. With a host copy of
  * cu_seqlens_q the plan launches only the kernels that have work; without one both run
- * and each skips the other's sequences. A call with BF16 tensors runs every row on the
- * prefill kernel, which alone has BF16 for now (prefill_plan.c); the variants (window,
- * soft-cap, sinks) run on both kinds. A call with a kv_cache (chunked prefill over a contiguous
+ * and each skips the other's sequences. FP16 and BF16 and the variants (window, soft-cap,
+ * sinks) run on both kinds. A call with a kv_cache (chunked prefill over a contiguous
  * or paged cache) runs every row on the prefill kernel, which alone addresses K/V through the
  * cache. */
 #include "check.h"
@@ -66,6 +65,7 @@ static fai_status launch_decode_rows(const fai_prefill_params *p, const fai_pref
     args.cu_k = p->cu_seqlens_k;
     args.total_q = p->total_q;
     args.total_k = p->total_k;
+    args.kv_dtype = p->k.dtype; /* FP16 or BF16, as q */
     args.kv_token_stride = p->k.token_stride;
     args.kv_head_stride = p->k.head_stride;
     args.v_token_stride = p->v.token_stride;

@@ -124,9 +124,9 @@ fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p)
 
 int fai_prefill_decode_kernels_serve(const fai_prefill_params *p)
 {
-    /* (the decode kernels have the variants, not BF16, and read K/V from a cache only in
+    /* (the decode kernels have the variants and BF16, but read K/V from a cache only in
      * fai_decode's layout, not with a packed query) */
-    return p->q.dtype == FAI_DTYPE_FP16 && !p->kv_cache;
+    return (p->q.dtype == FAI_DTYPE_FP16 || p->q.dtype == FAI_DTYPE_BF16) && !p->kv_cache;
 }
 
 fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fai_device_info dev,
@@ -136,10 +136,9 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
     *plan = empty;
     if (p->batch == 0 || p->total_q == 0)
         return FAI_SUCCESS; /* no query row: nothing to launch */
-    /* Decode rows (seq_q == 1) go to the decode kernels, which move them at memory speed. Those
-     * kernels have the variants but not BF16 yet, so a BF16 call runs every row on the
-     * prefill kernel, decode rows as one-row tiles: slower for them, but the one kernel that
-     * computes what was asked. */
+    /* Decode rows (seq_q == 1) go to the decode kernels, which move them at memory speed. A
+     * call over a kv_cache runs every row on the prefill kernel, decode rows as one-row
+     * tiles: slower for them, but the one kernel that reads the cache with a packed query. */
     const int decode_kernels = fai_prefill_decode_kernels_serve(p);
     const int32_t min_prefill_q = decode_kernels ? 2 : 1;
     int32_t p_first = 0, p_last = p->batch - 1, d_first = 0, d_last = p->batch - 1;

@@ -1038,8 +1038,8 @@ int main(int argc, char **argv)
         {.name = "bf16 window 40/10 + softcap 8 + sinks + alibi, 14/2", .hq = 14, .hk = 2, .d = 128,
          SEQS({100, 100}, {1, 60}, {70, 200}, {50, 20}), .window = 1, .wl = 40, .wr = 10, .softcap = 8.0f,
          .sinks = SINKS_RANDOM, .alibi = 1, .q_std = 3.0f, .bf16 = 1},
-        /* Hybrid batches with a variant or BF16: every row on the prefill kernel, decode rows as
-         * one-row tiles (with and without the host plan, as every case). */
+        /* Hybrid batches with a variant or BF16: decode rows on the decoding kernels' varlen
+         * mode (with and without the host plan, as every case). */
         {.name = "hybrid + window 64 + sinks", .hq = 32, .hk = 8, .d = 128,
          SEQS({128, 128}, {1, 128}, {128, 128}, {1, 128}, {1, 2000}), .causal = 1, .window = 1, .wl = 64, .wr = -1,
          .sinks = SINKS_RANDOM},

@@ -1,7 +1,7 @@
 /* CPU test of fai_prefill's planner (fai_prefill_make_plan): which kernels run over which
- * range of the batch. Decode rows (seq_q == 1) go to the decode kernels (variants included),
- * except in a call with BF16 tensors, which the decode kernels do not have yet: then every
- * row runs on the prefill kernel. */
+ * range of the batch. Decode rows (seq_q == 1) go to the decode kernels (variants and BF16
+ * included), except in a call over a kv_cache, whose decode rows the prefill kernel reads
+ * from the cache with the rest: then every row runs on the prefill kernel. */
 #include <stdio.h>
 #include <string.h>
 
@@ -46,10 +46,13 @@ static fai_prefill_plan plan_of(int line, const fai_prefill_params *p)
 }
 #define PLAN(p) plan_of(__LINE__, &(p))
 
-/* The variants (and BF16) one at a time: each sends the decode rows to the prefill kernel. */
-enum { V_NONE, V_BF16, V_WINDOW, V_WINDOW_UNBOUNDED, V_SOFTCAP, V_SINKS, V_ALL, V_COUNT };
+/* The variants, BF16 and a kv_cache one at a time; only the cache sends the decode rows to the
+ * prefill kernel. */
+enum { V_NONE, V_BF16, V_WINDOW, V_WINDOW_UNBOUNDED, V_SOFTCAP, V_SINKS, V_ALL, V_CACHE, V_COUNT };
 static const char *const variant_names[V_COUNT] = {"none", "bf16", "window", "window -1/-1", "softcap",
-                                                   "sinks", "all"};
+                                                   "sinks", "all", "kv_cache"};
+
+static int decode_rows_on_prefill(int v) { return v == V_CACHE; }
 
 static void set_variant(fai_prefill_params *p, int v)
 {
@@ -70,6 +73,10 @@ static void set_variant(fai_prefill_params *p, int v)
         p->attn.softcap = 50.0f;
     if (v == V_SINKS || v == V_ALL)
         p->attn.sinks = sinks;
+    if (v == V_CACHE) {
+        static fai_kv_cache cache; /* the planner only asks whether there is one */
+        p->kv_cache = &cache;
+    }
 }
 
 static void test_decode_kernels_serve(void)
@@ -77,12 +84,12 @@ static void test_decode_kernels_serve(void)
     for (int v = 0; v < V_COUNT; v++) {
         fai_prefill_params p = params(7, hybrid_cu);
         set_variant(&p, v);
-        CHECK(fai_prefill_decode_kernels_serve(&p) == (v != V_BF16 && v != V_ALL), "variant %s", variant_names[v]);
+        CHECK(fai_prefill_decode_kernels_serve(&p) == !decode_rows_on_prefill(v), "variant %s", variant_names[v]);
     }
 }
 
-/* With the host lengths: FP16 splits the batch between the kernels; with BF16 the prefill
- * kernel takes every sequence that has rows. */
+/* With the host lengths the batch is split between the kernels (FP16 or BF16, any variant);
+ * over a kv_cache the prefill kernel takes every sequence that has rows. */
 static void test_hybrid_host_plan(void)
 {
     fai_prefill_params p = params(7, hybrid_cu);
@@ -96,11 +103,16 @@ static void test_hybrid_host_plan(void)
     CHECK(plan.mt == FAI_PREFILL_MT(128) && plan.m_tiles * FAI_PREFILL_BM_OF(plan.mt) >= 499, "mt %d, m_tiles %d",
           plan.mt, plan.m_tiles);
     for (int v = 1; v < V_COUNT; v++) {
-        if (v != V_BF16 && v != V_ALL) /* the others run their decode rows on the decode kernels */
-            continue;
         p = params(7, hybrid_cu);
         set_variant(&p, v);
         plan = PLAN(p);
+        if (!decode_rows_on_prefill(v)) { /* split as in FP16 */
+            CHECK(plan.run_prefill && plan.run_decode && plan.prefill_first == 0 && plan.prefill_count == 7 &&
+                      plan.decode_first == 1 && plan.decode_count == 5,
+                  "%s: prefill %d (%d + %d), decode %d (%d + %d)", variant_names[v], plan.run_prefill,
+                  plan.prefill_first, plan.prefill_count, plan.run_decode, plan.decode_first, plan.decode_count);
+            continue;
+        }
         CHECK(plan.run_prefill && !plan.run_decode, "%s: prefill %d, decode %d", variant_names[v], plan.run_prefill,
               plan.run_decode);
         CHECK(plan.prefill_first == 0 && plan.prefill_count == 7, "%s: prefill range %d + %d", variant_names[v],
@@ -110,8 +122,8 @@ static void test_hybrid_host_plan(void)
     }
 }
 
-/* Decode rows only (and empty sequences): FP16 runs the decode kernels alone; with a variant
- * the prefill kernel alone, one query tile per (sequence, head), over the range that has rows. */
+/* Decode rows only (and empty sequences): the decode kernels alone; over a kv_cache the
+ * prefill kernel alone, one query tile per (sequence, head), over the range that has rows. */
 static void test_decode_rows_only(void)
 {
     static const int32_t cu[6] = {10, 10, 11, 12, 12, 13}; /* empty, 1, 1, empty, 1 */
@@ -124,13 +136,17 @@ static void test_decode_rows_only(void)
           plan.decode_count);
     CHECK(plan.workspace_bytes == plan.decode.workspace_bytes, "workspace %zu", plan.workspace_bytes);
     for (int v = 1; v < V_COUNT; v++) {
-        if (v != V_BF16 && v != V_ALL) /* the others run their decode rows on the decode kernels */
-            continue;
         p = params(5, cu);
         p.total_q = 13;
         p.max_seq_k = 100000;
         set_variant(&p, v);
         plan = PLAN(p);
+        if (!decode_rows_on_prefill(v)) {
+            CHECK(!plan.run_prefill && plan.run_decode && plan.decode_first == 1 && plan.decode_count == 4,
+                  "%s: prefill %d, decode %d (%d + %d)", variant_names[v], plan.run_prefill, plan.run_decode,
+                  plan.decode_first, plan.decode_count);
+            continue;
+        }
         CHECK(plan.run_prefill && !plan.run_decode, "%s: prefill %d, decode %d", variant_names[v], plan.run_prefill,
               plan.run_decode);
         CHECK(plan.prefill_first == 1 && plan.prefill_count == 4, "%s: prefill range %d + %d", variant_names[v],
@@ -142,8 +158,8 @@ static void test_decode_rows_only(void)
     }
 }
 
-/* Without the host lengths both kernels run over the whole batch in FP16 (each skips the
- * other's sequences); with a variant only the prefill kernel runs, and takes every row. */
+/* Without the host lengths both kernels run over the whole batch (each skips the other's
+ * sequences); over a kv_cache only the prefill kernel runs, and takes every row. */
 static void test_no_host_plan(void)
 {
     fai_prefill_params p = params(7, NULL);
@@ -151,11 +167,15 @@ static void test_no_host_plan(void)
     CHECK(plan.run_prefill && plan.run_decode, "FP16: prefill %d, decode %d", plan.run_prefill, plan.run_decode);
     CHECK(plan.prefill_count == 7 && plan.decode_count == 7, "ranges %d, %d", plan.prefill_count, plan.decode_count);
     for (int v = 1; v < V_COUNT; v++) {
-        if (v != V_BF16 && v != V_ALL) /* the others run their decode rows on the decode kernels */
-            continue;
         p = params(7, NULL);
         set_variant(&p, v);
         plan = PLAN(p);
+        if (!decode_rows_on_prefill(v)) {
+            CHECK(plan.run_prefill && plan.run_decode && plan.prefill_count == 7 && plan.decode_count == 7,
+                  "%s: prefill %d, decode %d, ranges %d, %d", variant_names[v], plan.run_prefill, plan.run_decode,
+                  plan.prefill_count, plan.decode_count);
+            continue;
+        }
         CHECK(plan.run_prefill && !plan.run_decode, "%s: prefill %d, decode %d", variant_names[v], plan.run_prefill,
               plan.run_decode);
         CHECK(plan.prefill_first == 0 && plan.prefill_count == 7 && plan.workspace_bytes == 0,
