@@ -12,12 +12,12 @@
  *    shared memory within bounds, grids within CUDA's limits, the workspace large enough for
  *    the partial outputs and LSEs the kernels will write, prefill/decode ranges inside the
  *    batch;
- *  - fai_prefill with BF16 tensors or a variant (window, soft-cap, sinks), which the decode
- *    kernels do not take yet, plans every sequence that has rows on the prefill kernel (no
- *    decode launch, no workspace); an accepted call has one activation dtype (FP16 or BF16)
- *    and sane variant fields;
+ *  - fai_prefill sends its decode rows to the decode kernels whenever they take them (FP16 or
+ *    BF16, any variant, packed K/V or a kv_cache): where they do not, it plans every sequence
+ *    that has rows on the prefill kernel (no decode launch, no workspace); an accepted call
+ *    has one activation dtype (FP16 or BF16) and sane variant fields;
  *  - fai_prefill with a kv_cache (chunked prefill from a contiguous or paged cache) is accepted
- *    only with the packed-key fields unset and a cache of q's dtype, and plans no decode launch.
+ *    only with the packed-key fields unset and a cache of q's dtype.
  * The variants' fields and the shared BF16 dtype are read from bytes after all the others,
  * so the inputs of the corpus keep their meaning for the rest.
  * Build: fuzz/CMakeLists.txt (clang, -fsanitize=fuzzer,address,undefined). */
@@ -403,7 +403,7 @@ static void fuzz_prefill(reader *r)
         REQUIRE(plan.run_prefill || plan.run_decode || host); /* without host lengths both run */
         if (!host) /* (the decode kernels only when they can take the decode rows) */
             REQUIRE(plan.run_prefill && plan.run_decode == decode_kernels);
-        if (!decode_kernels) /* BF16 or a variant: no decode launch, no workspace */
+        if (!decode_kernels) /* the decode kernels do not take these rows: no decode launch, no workspace */
             REQUIRE(!plan.run_decode && plan.workspace_bytes == 0);
         if (plan.run_prefill) {
             REQUIRE(plan.prefill_first >= 0 && plan.prefill_count >= 1);

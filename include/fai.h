@@ -303,11 +303,14 @@ typedef struct fai_prefill_params {
                             positions (the bottom-right-aligned causal mask): append the
                             chunk's K/V to the cache first (fai_kv_append), then call this.
                             kv_cache->dtype must be q's (FP16 or BF16; int8 and FP8 caches
-                            give FAI_ERROR_NOT_SUPPORTED_DTYPE for now); max_seq_len is not
-                            used. k.data, v.data and cu_seqlens_k must then be NULL and
-                            total_k and max_seq_k 0 (the other fields of k and v are not
-                            read). Every row, seq_q = 1 included, runs on the tensor-core
-                            kernel; no workspace. NULL: keys and values from k and v. */
+                            give FAI_ERROR_NOT_SUPPORTED_DTYPE for now). k.data, v.data and
+                            cu_seqlens_k must then be NULL and total_k and max_seq_k 0 (the
+                            other fields of k and v are not read). Decode rows (seq_q = 1)
+                            run on the decoding kernels as in any call, reading the cache as
+                            fai_decode does; their split is planned for kv_cache->max_seq_len
+                            keys when it is in [1, capacity], else for capacity (a workspace
+                            when split: fai_prefill_workspace_size). NULL: keys and values
+                            from k and v. */
 } fai_prefill_params;
 
 /* Defaults: fai_attention_default(), batch 0, not causal, FP16 tensors, NULL pointers. */

@@ -19,8 +19,10 @@ typedef struct fai_decode_args {
     const int32_t *seq_lens;
     const int32_t *cu_q, *cu_k; /* varlen mode (fai_prefill's decode rows): sequence b's query
                                    is row cu_q[b] of q/o/lse and its keys rows cu_k[b] ..
-                                   cu_k[b + 1] - 1 of k/v; sequences with cu_q[b + 1] - cu_q[b]
-                                   != 1 are skipped. NULL: fai_decode's cache addressing. */
+                                   cu_k[b + 1] - 1 of k/v, or with seq_lens set (a prefill call
+                                   over a kv_cache) those of the cache; sequences with
+                                   cu_q[b + 1] - cu_q[b] != 1 are skipped. cu_q NULL: fai_decode's
+                                   one query row per sequence, over the cache. */
     int32_t total_q, total_k;   /* varlen mode: the clamping bounds of cu_q and cu_k */
     int32_t batch_offset;       /* varlen mode: grid sequence b is sequence batch_offset + b
                                    of cu_q/cu_k (the grid spans only the decode rows' range) */

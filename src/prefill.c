@@ -5,10 +5,9 @@
  * varlen mode) for sequences with seq_q == 1, so that decode rows of a hybrid batch move at
  * memory speed instead of filling 1/128 of a tensor-core tile. With a host copy of
  * cu_seqlens_q the plan launches only the kernels that have work; without one both run
- * and each skips the other's sequences. FP16 and BF16 and the variants (window, soft-cap,
- * sinks) run on both kinds. A call with a kv_cache (chunked prefill over a contiguous
- * or paged cache) runs every row on the prefill kernel, which alone addresses K/V through the
- * cache. */
+ * and each skips the other's sequences. FP16 and BF16, the variants (window, soft-cap,
+ * sinks) and K/V from a kv_cache (chunked prefill over a contiguous or paged cache) run on
+ * both kinds. */
 #include "check.h"
 #include "decode_args.h"
 #include "error.h"
@@ -70,6 +69,25 @@ static fai_status launch_decode_rows(const fai_prefill_params *p, const fai_pref
     args.kv_head_stride = p->k.head_stride;
     args.v_token_stride = p->v.token_stride;
     args.v_head_stride = p->v.head_stride;
+    if (p->kv_cache) { /* keys and values from the cache, as fai_decode reads them */
+        const fai_kv_cache *c = p->kv_cache;
+        args.k = c->k;
+        args.v = c->v;
+        args.cu_k = NULL;
+        args.total_k = 0;
+        args.seq_lens = c->seq_lens;
+        args.capacity = c->capacity;
+        args.kv_dtype = c->dtype;
+        args.kv_seq_stride = c->seq_stride;
+        args.kv_token_stride = args.v_token_stride = c->token_stride;
+        args.kv_head_stride = args.v_head_stride = c->head_stride;
+        if (c->page_table) {
+            args.page_table = c->page_table;
+            args.page_table_stride = c->page_table_stride;
+            args.num_pages = c->num_pages;
+            args.page_shift = fai_page_shift(c->page_size);
+        }
+    }
     return fai_decode_launch(&args, &pp->decode, stream);
 }
 

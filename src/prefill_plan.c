@@ -69,7 +69,7 @@ static fai_status check_prefill_cache(const char *fn, const fai_prefill_params *
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: total_k (%d) and max_seq_k (%d) must be 0 with kv_cache", fn,
                          (int)p->total_k, (int)p->max_seq_k);
     fai_kv_cache layout = *c;
-    layout.max_seq_len = 0; /* not used by prefill (fai.h): any value passes */
+    layout.max_seq_len = 0; /* only a planning hint here (fai.h): any value passes */
     return name_kv_cache(fai_check_kv_cache(fn, &layout, p->batch, a->num_kv_heads, a->head_dim));
 }
 
@@ -124,9 +124,8 @@ fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p)
 
 int fai_prefill_decode_kernels_serve(const fai_prefill_params *p)
 {
-    /* (the decode kernels have the variants and BF16, but read K/V from a cache only in
-     * fai_decode's layout, not with a packed query) */
-    return (p->q.dtype == FAI_DTYPE_FP16 || p->q.dtype == FAI_DTYPE_BF16) && !p->kv_cache;
+    /* (the decode kernels have the variants, BF16 and both kinds of cache) */
+    return p->q.dtype == FAI_DTYPE_FP16 || p->q.dtype == FAI_DTYPE_BF16;
 }
 
 fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fai_device_info dev,
@@ -136,9 +135,8 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
     *plan = empty;
     if (p->batch == 0 || p->total_q == 0)
         return FAI_SUCCESS; /* no query row: nothing to launch */
-    /* Decode rows (seq_q == 1) go to the decode kernels, which move them at memory speed. A
-     * call over a kv_cache runs every row on the prefill kernel, decode rows as one-row
-     * tiles: slower for them, but the one kernel that reads the cache with a packed query. */
+    /* Decode rows (seq_q == 1) go to the decode kernels, which move them at memory speed
+     * (from packed K/V or from the kv_cache alike). */
     const int decode_kernels = fai_prefill_decode_kernels_serve(p);
     const int32_t min_prefill_q = decode_kernels ? 2 : 1;
     int32_t p_first = 0, p_last = p->batch - 1, d_first = 0, d_last = p->batch - 1;
@@ -189,7 +187,12 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         /* The kernel, split and warps suit the decode rows there are; the grid spans their
          * range (other sequences' blocks exit at once), so plan it again for the range with
          * those choices. */
-        const int32_t max_k = p->max_seq_k > 0 ? p->max_seq_k : p->total_k;
+        /* (over a cache: its host bound max_seq_len when that is one, else its capacity) */
+        int32_t max_k = p->max_seq_k > 0 ? p->max_seq_k : p->total_k;
+        if (p->kv_cache) {
+            const fai_kv_cache *c = p->kv_cache;
+            max_k = c->max_seq_len >= 1 && c->max_seq_len <= c->capacity ? c->max_seq_len : c->capacity;
+        }
         const int32_t count = d_last - d_first + 1;
         fai_decode_plan rows;
         FAI_TRY(fai_decode_make_plan(fn, decode_rows, a->num_q_heads, a->num_kv_heads, a->head_dim, max_k, dev,

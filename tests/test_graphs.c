@@ -817,11 +817,13 @@ typedef struct pcache_ctx {
     int32_t seq_k[3], seq_q[3], cu_host[4];
     void *q, *o, *k, *v;
     int32_t *table, *lens, *cu;
+    void *ws; /* the decode row's split */
+    size_t ws_bytes;
 } pcache_ctx;
 
-static fai_status pcache_call(void *ctx, cudaStream_t s)
+/* The call's parameters; kc must outlive p's use. */
+static fai_prefill_params pcache_params(const pcache_ctx *c, fai_kv_cache *kc_out)
 {
-    pcache_ctx *c = ctx;
     fai_kv_cache kc;
     memset(&kc, 0, sizeof kc);
     kc.dtype = FAI_DTYPE_FP16;
@@ -850,8 +852,17 @@ static fai_status pcache_call(void *ctx, cudaStream_t s)
     p.cu_seqlens_q_host = c->cu_host;
     p.total_q = c->cu_host[c->batch];
     p.max_seq_q = 64;
-    p.kv_cache = &kc; /* (read during the call only) */
-    return fai_prefill(&p, NULL, 0, s);
+    *kc_out = kc;
+    p.kv_cache = kc_out; /* (read during the call only) */
+    return p;
+}
+
+static fai_status pcache_call(void *ctx, cudaStream_t s)
+{
+    pcache_ctx *c = ctx;
+    fai_kv_cache kc;
+    const fai_prefill_params p = pcache_params(c, &kc);
+    return fai_prefill(&p, c->ws, c->ws_bytes, s);
 }
 
 static void pcache_change(void *ctx)
@@ -893,12 +904,21 @@ static int pcache_graph_case(void)
     c.lens = dmalloc(sizeof(int32_t) * (size_t)c.batch);
     c.cu = dmalloc(sizeof c.cu_host);
     CUDA_CHECK(cudaMemcpy(c.cu, c.cu_host, sizeof c.cu_host, cudaMemcpyHostToDevice));
+    fai_kv_cache kc;
+    const fai_prefill_params wp = pcache_params(&c, &kc);
+    if (fai_prefill_workspace_size(&wp, &c.ws_bytes) != FAI_SUCCESS) {
+        printf("  pcache: fai_prefill_workspace_size: %s  FAIL\n", fai_last_error());
+        return 1;
+    }
+    if (c.ws_bytes)
+        c.ws = dmalloc(c.ws_bytes);
     const direct_case dc = {"prefill over a paged 16 cache (chunks 64, 1, 37 queries), 16/4 d128, new lengths and pages",
                             pcache_call, pcache_change, c.o, 2 * (size_t)nq, 2 * (size_t)nq, &c};
     const int fails = run_direct_case(&dc);
     cudaFree(c.k);
     cudaFree(c.v);
     cudaFree(c.q);
+    cudaFree(c.ws);
     cudaFree(c.o);
     cudaFree(c.table);
     cudaFree(c.lens);

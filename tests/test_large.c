@@ -220,12 +220,14 @@ static int prefill_case(void)
     p.lse = lse_dev;
     p.kv_cache = &c;
     size_t ws = 0;
+    void *ws_dev = NULL; /* (a decode row would need one for its split) */
     int fails = check_status("fai_prefill_workspace_size", fai_prefill_workspace_size(&p, &ws));
     if (!fails && ws)
-        fails = check_status("workspace", FAI_ERROR_INTERNAL); /* a cache call needs none */
+        CUDA_CHECK(cudaMalloc(&ws_dev, ws));
     if (!fails)
-        fails = check_status("fai_prefill", fai_prefill(&p, NULL, 0, 0));
+        fails = check_status("fai_prefill", fai_prefill(&p, ws_dev, ws, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
+    cudaFree(ws_dev);
     if (!fails) {
         double *ref = malloc(sizeof(double) * (size_t)(seq_q * hq * d)), *ref_lse = malloc(sizeof(double) * (size_t)(seq_q * hq));
         fai_ref_problem rp = {0};

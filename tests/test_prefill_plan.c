@@ -1,7 +1,6 @@
 /* CPU test of fai_prefill's planner (fai_prefill_make_plan): which kernels run over which
- * range of the batch. Decode rows (seq_q == 1) go to the decode kernels (variants and BF16
- * included), except in a call over a kv_cache, whose decode rows the prefill kernel reads
- * from the cache with the rest: then every row runs on the prefill kernel. */
+ * range of the batch. Decode rows (seq_q == 1) go to the decode kernels and the other rows to
+ * the prefill kernel, in FP16 and BF16, with every variant and over a kv_cache alike. */
 #include <stdio.h>
 #include <string.h>
 
@@ -46,13 +45,10 @@ static fai_prefill_plan plan_of(int line, const fai_prefill_params *p)
 }
 #define PLAN(p) plan_of(__LINE__, &(p))
 
-/* The variants, BF16 and a kv_cache one at a time; only the cache sends the decode rows to the
- * prefill kernel. */
+/* The variants, BF16 and a kv_cache one at a time: none changes who runs the decode rows. */
 enum { V_NONE, V_BF16, V_WINDOW, V_WINDOW_UNBOUNDED, V_SOFTCAP, V_SINKS, V_ALL, V_CACHE, V_COUNT };
 static const char *const variant_names[V_COUNT] = {"none", "bf16", "window", "window -1/-1", "softcap",
                                                    "sinks", "all", "kv_cache"};
-
-static int decode_rows_on_prefill(int v) { return v == V_CACHE; }
 
 static void set_variant(fai_prefill_params *p, int v)
 {
@@ -73,8 +69,9 @@ static void set_variant(fai_prefill_params *p, int v)
         p->attn.softcap = 50.0f;
     if (v == V_SINKS || v == V_ALL)
         p->attn.sinks = sinks;
-    if (v == V_CACHE) {
-        static fai_kv_cache cache; /* the planner only asks whether there is one */
+    if (v == V_CACHE) { /* the planner reads only its capacity and max_seq_len */
+        static fai_kv_cache cache;
+        cache.capacity = 100000;
         p->kv_cache = &cache;
     }
 }
@@ -84,12 +81,12 @@ static void test_decode_kernels_serve(void)
     for (int v = 0; v < V_COUNT; v++) {
         fai_prefill_params p = params(7, hybrid_cu);
         set_variant(&p, v);
-        CHECK(fai_prefill_decode_kernels_serve(&p) == !decode_rows_on_prefill(v), "variant %s", variant_names[v]);
+        CHECK(fai_prefill_decode_kernels_serve(&p), "variant %s", variant_names[v]);
     }
 }
 
-/* With the host lengths the batch is split between the kernels (FP16 or BF16, any variant);
- * over a kv_cache the prefill kernel takes every sequence that has rows. */
+/* With the host lengths the batch is split between the kernels (FP16 or BF16, any variant,
+ * over a kv_cache or not). */
 static void test_hybrid_host_plan(void)
 {
     fai_prefill_params p = params(7, hybrid_cu);
@@ -102,28 +99,19 @@ static void test_hybrid_host_plan(void)
           plan.decode_count);
     CHECK(plan.mt == FAI_PREFILL_MT(128) && plan.m_tiles * FAI_PREFILL_BM_OF(plan.mt) >= 499, "mt %d, m_tiles %d",
           plan.mt, plan.m_tiles);
-    for (int v = 1; v < V_COUNT; v++) {
+    for (int v = 1; v < V_COUNT; v++) { /* split as in FP16 */
         p = params(7, hybrid_cu);
         set_variant(&p, v);
         plan = PLAN(p);
-        if (!decode_rows_on_prefill(v)) { /* split as in FP16 */
-            CHECK(plan.run_prefill && plan.run_decode && plan.prefill_first == 0 && plan.prefill_count == 7 &&
-                      plan.decode_first == 1 && plan.decode_count == 5,
-                  "%s: prefill %d (%d + %d), decode %d (%d + %d)", variant_names[v], plan.run_prefill,
-                  plan.prefill_first, plan.prefill_count, plan.run_decode, plan.decode_first, plan.decode_count);
-            continue;
-        }
-        CHECK(plan.run_prefill && !plan.run_decode, "%s: prefill %d, decode %d", variant_names[v], plan.run_prefill,
-              plan.run_decode);
-        CHECK(plan.prefill_first == 0 && plan.prefill_count == 7, "%s: prefill range %d + %d", variant_names[v],
-              plan.prefill_first, plan.prefill_count);
-        CHECK(plan.workspace_bytes == 0, "%s: workspace %zu", variant_names[v], plan.workspace_bytes);
-        CHECK(plan.m_tiles * FAI_PREFILL_BM_OF(plan.mt) >= 499, "%s: m_tiles %d", variant_names[v], plan.m_tiles);
+        CHECK(plan.run_prefill && plan.run_decode && plan.prefill_first == 0 && plan.prefill_count == 7 &&
+                  plan.decode_first == 1 && plan.decode_count == 5,
+              "%s: prefill %d (%d + %d), decode %d (%d + %d)", variant_names[v], plan.run_prefill,
+              plan.prefill_first, plan.prefill_count, plan.run_decode, plan.decode_first, plan.decode_count);
     }
 }
 
-/* Decode rows only (and empty sequences): the decode kernels alone; over a kv_cache the
- * prefill kernel alone, one query tile per (sequence, head), over the range that has rows. */
+/* Decode rows only (and empty sequences): the decode kernels alone, over the range that has
+ * rows. */
 static void test_decode_rows_only(void)
 {
     static const int32_t cu[6] = {10, 10, 11, 12, 12, 13}; /* empty, 1, 1, empty, 1 */
@@ -138,28 +126,18 @@ static void test_decode_rows_only(void)
     for (int v = 1; v < V_COUNT; v++) {
         p = params(5, cu);
         p.total_q = 13;
-        p.max_seq_k = 100000;
+        p.max_seq_k = v == V_CACHE ? 0 : 100000;
         set_variant(&p, v);
         plan = PLAN(p);
-        if (!decode_rows_on_prefill(v)) {
-            CHECK(!plan.run_prefill && plan.run_decode && plan.decode_first == 1 && plan.decode_count == 4,
-                  "%s: prefill %d, decode %d (%d + %d)", variant_names[v], plan.run_prefill, plan.run_decode,
-                  plan.decode_first, plan.decode_count);
-            continue;
-        }
-        CHECK(plan.run_prefill && !plan.run_decode, "%s: prefill %d, decode %d", variant_names[v], plan.run_prefill,
-              plan.run_decode);
-        CHECK(plan.prefill_first == 1 && plan.prefill_count == 4, "%s: prefill range %d + %d", variant_names[v],
-              plan.prefill_first, plan.prefill_count);
-        CHECK(plan.m_tiles == 1 && plan.workspace_bytes == 0, "%s: m_tiles %d, workspace %zu", variant_names[v],
-              plan.m_tiles, plan.workspace_bytes);
-        /* 4 sequences x 32 heads cannot fill 132 SMs with 128-row blocks: the 64-row kernel */
-        CHECK(plan.mt == (FAI_PREFILL_SMALL_GRID ? 1 : FAI_PREFILL_MT(128)), "%s: mt %d", variant_names[v], plan.mt);
+        CHECK(!plan.run_prefill && plan.run_decode && plan.decode_first == 1 && plan.decode_count == 4 &&
+                  plan.workspace_bytes == plan.decode.workspace_bytes,
+              "%s: prefill %d, decode %d (%d + %d), workspace %zu", variant_names[v], plan.run_prefill,
+              plan.run_decode, plan.decode_first, plan.decode_count, plan.workspace_bytes);
     }
 }
 
 /* Without the host lengths both kernels run over the whole batch (each skips the other's
- * sequences); over a kv_cache only the prefill kernel runs, and takes every row. */
+ * sequences). */
 static void test_no_host_plan(void)
 {
     fai_prefill_params p = params(7, NULL);
@@ -170,18 +148,34 @@ static void test_no_host_plan(void)
         p = params(7, NULL);
         set_variant(&p, v);
         plan = PLAN(p);
-        if (!decode_rows_on_prefill(v)) {
-            CHECK(plan.run_prefill && plan.run_decode && plan.prefill_count == 7 && plan.decode_count == 7,
-                  "%s: prefill %d, decode %d, ranges %d, %d", variant_names[v], plan.run_prefill, plan.run_decode,
-                  plan.prefill_count, plan.decode_count);
-            continue;
-        }
-        CHECK(plan.run_prefill && !plan.run_decode, "%s: prefill %d, decode %d", variant_names[v], plan.run_prefill,
-              plan.run_decode);
-        CHECK(plan.prefill_first == 0 && plan.prefill_count == 7 && plan.workspace_bytes == 0,
-              "%s: range %d + %d, workspace %zu", variant_names[v], plan.prefill_first, plan.prefill_count,
-              plan.workspace_bytes);
-        CHECK(plan.m_tiles * FAI_PREFILL_BM_OF(plan.mt) >= 499, "%s: m_tiles %d", variant_names[v], plan.m_tiles);
+        CHECK(plan.run_prefill && plan.run_decode && plan.prefill_count == 7 && plan.decode_count == 7,
+              "%s: prefill %d, decode %d, ranges %d, %d", variant_names[v], plan.run_prefill, plan.run_decode,
+              plan.prefill_count, plan.decode_count);
+    }
+}
+
+/* Over a cache the decode rows' split is planned for max_seq_len keys when it is in
+ * [1, capacity], else for capacity (max_seq_k must be 0 there). */
+static void test_cache_split_bound(void)
+{
+    static const int32_t cu[3] = {0, 1, 2}; /* two decode rows */
+    fai_kv_cache cache = {0};
+    fai_prefill_params p = params(2, cu);
+    p.total_q = 2;
+    p.kv_cache = &cache;
+    const int32_t bounds[][3] = {/* capacity, max_seq_len, split expected */
+                                 {100000, 0, 1},
+                                 {100000, 64, 0},
+                                 {100000, 200000, 1},
+                                 {64, 0, 0}};
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
+        cache.capacity = bounds[i][0];
+        cache.max_seq_len = bounds[i][1];
+        const fai_prefill_plan plan = PLAN(p);
+        CHECK(plan.run_decode && !plan.run_prefill && (plan.decode.num_splits > 1) == bounds[i][2] &&
+                  (plan.workspace_bytes > 0) == bounds[i][2],
+              "capacity %d, max_seq_len %d: decode %d, %d splits, workspace %zu", (int)bounds[i][0],
+              (int)bounds[i][1], plan.run_decode, (int)plan.decode.num_splits, plan.workspace_bytes);
     }
 }
 
@@ -208,6 +202,7 @@ int main(void)
     test_hybrid_host_plan();
     test_decode_rows_only();
     test_no_host_plan();
+    test_cache_split_bound();
     test_nothing_to_run();
     if (failures) {
         printf("test_prefill_plan: %d checks failed\n", failures);

@@ -381,7 +381,8 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
     and k_cache, v_cache ([batch, capacity, num_kv_heads, head_dim], q's dtype, any strides
     with a contiguous head_dim, as in decode()) and seq_lens (int32 [batch]): sequence b's
     keys are the first seq_lens[b] tokens of cache slot b, its queries the last rows of
-    them (append the chunk with kv_append first). Every row then runs on the prefill kernel.
+    them (append the chunk with kv_append first). Its decode rows (one query row) run on the
+    decoding kernels, as in any call.
 
     q: float16 [total_q, num_q_heads, head_dim]; k, v: float16 [total_k, num_kv_heads,
     head_dim] (views into a fused QKV buffer work). cu_seqlens_q / cu_seqlens_k: int32
@@ -468,7 +469,8 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
                 p.cu_seqlens_q_host = ctypes.cast(host, ctypes.POINTER(ctypes.c_int32))
             p.lse = lse_v.ptr if lse_v is not None else None
             p.kv_cache = ctypes.pointer(cache)
-            _check(lib.fai_prefill(ctypes.byref(p), None, 0, handle))
+            w, wbytes = _workspace(lib.fai_prefill_workspace_size, p, workspace, q, "prefill")
+            _check(lib.fai_prefill(ctypes.byref(p), w.ptr if w else None, wbytes, handle))
             return (out, lse) if lse is not None else out
         p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes, window, softcap, sinks)
         p.batch, p.causal = batch, 1 if causal else 0

@@ -206,21 +206,26 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     w.b = item / a.num_kv_heads;
     w.split = blockIdx.y;
     int n;
+    /* The sequence's index in cu_q / cu_k, seq_lens and the page table. */
+    const int bg = a.cu_q ? a.batch_offset + w.b : w.b;
     if (a.cu_q) {
-        const int bg = a.batch_offset + w.b;
-        const int2 qr = cu_range(a.cu_q, bg, a.total_q), kr = cu_range(a.cu_k, bg, a.total_k);
-        n = kr.y - kr.x;
+        const int2 qr = cu_range(a.cu_q, bg, a.total_q);
         w.skip = qr.y - qr.x != 1;
         w.qrow = qr.x;
-        w.k_off = (int64_t)kr.x * a.kv_token_stride;
-        w.v_off = (int64_t)kr.x * a.v_token_stride;
     } else {
-        n = max(0, min(a.seq_lens[w.b], a.capacity));
         w.skip = 0;
         w.qrow = w.b;
-        w.k_off = w.v_off = a.page_table ? 0 : (int64_t)w.b * a.kv_seq_stride;
     }
-    w.pt = a.page_table && !a.cu_q ? a.page_table + (int64_t)w.b * a.page_table_stride : NULL;
+    if (a.seq_lens) { /* a cache: fai_decode's, or a prefill call's over a kv_cache */
+        n = max(0, min(a.seq_lens[bg], a.capacity));
+        w.k_off = w.v_off = a.page_table ? 0 : (int64_t)bg * a.kv_seq_stride;
+    } else { /* packed K/V of a varlen batch */
+        const int2 kr = cu_range(a.cu_k, bg, a.total_k);
+        n = kr.y - kr.x;
+        w.k_off = (int64_t)kr.x * a.kv_token_stride;
+        w.v_off = (int64_t)kr.x * a.v_token_stride;
+    }
+    w.pt = a.page_table ? a.page_table + (int64_t)bg * a.page_table_stride : NULL;
     /* A sliding window: only keys n - 1 - window_left .. n - 1 are visible; the splits share
      * those out, so the keys outside are never read. */
     const int first = a.window_left >= 0 ? max(0, n - 1 - a.window_left) : 0;
