@@ -134,6 +134,31 @@ fai_decode_args fai_decode_args_common(const fai_attention *a, const fai_decode_
     return args;
 }
 
+void fai_decode_args_set_cache(fai_decode_args *args, const fai_kv_cache *c)
+{
+    args->k = c->k;
+    args->v = c->v;
+    args->cu_k = NULL;
+    args->total_k = 0;
+    args->seq_lens = c->seq_lens;
+    args->capacity = c->capacity;
+    args->kv_seq_stride = c->seq_stride;
+    args->kv_token_stride = args->v_token_stride = c->token_stride;
+    args->kv_head_stride = args->v_head_stride = c->head_stride;
+    args->kv_dtype = c->dtype;
+    args->k_scale = c->k_scale;
+    args->v_scale = c->v_scale;
+    args->scale_seq_stride = c->scale_seq_stride;
+    args->scale_token_stride = c->scale_token_stride;
+    args->scale_head_stride = c->scale_head_stride;
+    if (c->page_table) {
+        args->page_table = c->page_table;
+        args->page_table_stride = c->page_table_stride;
+        args->num_pages = c->num_pages;
+        args->page_shift = fai_page_shift(c->page_size);
+    }
+}
+
 /* Runs a validated problem with a given plan; fai-bench calls it to try other plans. */
 fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const fai_decode_plan *plan,
                                void *workspace, size_t workspace_bytes, cudaStream_t stream)
@@ -142,27 +167,7 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
         return FAI_SUCCESS;
     FAI_TRY(fai_decode_check_workspace(fn, "fai_decode_workspace_size", plan, workspace, workspace_bytes));
     fai_decode_args args = fai_decode_args_common(&p->attn, plan, p->batch, &p->q, &p->o, p->lse, workspace);
-    args.k = p->cache.k;
-    args.v = p->cache.v;
-    args.seq_lens = p->cache.seq_lens;
-    args.capacity = p->cache.capacity;
-    args.kv_seq_stride = p->cache.seq_stride;
-    args.kv_token_stride = p->cache.token_stride;
-    args.kv_head_stride = p->cache.head_stride;
-    args.v_token_stride = p->cache.token_stride;
-    args.v_head_stride = p->cache.head_stride;
-    args.kv_dtype = p->cache.dtype;
-    args.k_scale = p->cache.k_scale;
-    args.v_scale = p->cache.v_scale;
-    args.scale_seq_stride = p->cache.scale_seq_stride;
-    args.scale_token_stride = p->cache.scale_token_stride;
-    args.scale_head_stride = p->cache.scale_head_stride;
-    if (p->cache.page_table) {
-        args.page_table = p->cache.page_table;
-        args.page_table_stride = p->cache.page_table_stride;
-        args.num_pages = p->cache.num_pages;
-        args.page_shift = fai_page_shift(p->cache.page_size);
-    }
+    fai_decode_args_set_cache(&args, &p->cache);
     return fai_decode_launch(&args, plan, stream);
 }
 

@@ -63,9 +63,13 @@ fai_status fai_decode_check_workspace(const char *fn, const char *size_fn, const
                                       const void *workspace, size_t workspace_bytes);
 
 /* The decode kernels' arguments that do not depend on where K and V come from (a cache for
- * fai_decode, packed varlen K/V for fai_prefill's decode rows): the caller adds those. */
+ * fai_decode, packed varlen K/V or a kv_cache for fai_prefill's decode rows): the caller
+ * adds those. */
 fai_decode_args fai_decode_args_common(const fai_attention *a, const fai_decode_plan *plan, int32_t batch,
                                        const fai_tensor *q, const fai_tensor *o, float *lse, void *workspace);
+
+/* The fields that address a KV cache (fai_decode's, or a prefill call's kv_cache). */
+void fai_decode_args_set_cache(fai_decode_args *args, const fai_kv_cache *c);
 
 /* Runs a validated problem with a given plan (fai_decode() plans, then calls this; fai-bench
  * calls it directly to compare plans). Checks the workspace against the plan. */

@@ -69,25 +69,8 @@ static fai_status launch_decode_rows(const fai_prefill_params *p, const fai_pref
     args.kv_head_stride = p->k.head_stride;
     args.v_token_stride = p->v.token_stride;
     args.v_head_stride = p->v.head_stride;
-    if (p->kv_cache) { /* keys and values from the cache, as fai_decode reads them */
-        const fai_kv_cache *c = p->kv_cache;
-        args.k = c->k;
-        args.v = c->v;
-        args.cu_k = NULL;
-        args.total_k = 0;
-        args.seq_lens = c->seq_lens;
-        args.capacity = c->capacity;
-        args.kv_dtype = c->dtype;
-        args.kv_seq_stride = c->seq_stride;
-        args.kv_token_stride = args.v_token_stride = c->token_stride;
-        args.kv_head_stride = args.v_head_stride = c->head_stride;
-        if (c->page_table) {
-            args.page_table = c->page_table;
-            args.page_table_stride = c->page_table_stride;
-            args.num_pages = c->num_pages;
-            args.page_shift = fai_page_shift(c->page_size);
-        }
-    }
+    if (p->kv_cache) /* keys and values from the cache, as fai_decode reads them */
+        fai_decode_args_set_cache(&args, p->kv_cache);
     return fai_decode_launch(&args, &pp->decode, stream);
 }
 
