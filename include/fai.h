@@ -262,8 +262,7 @@ FAI_API fai_status fai_decode(const fai_decode_params *params, void *workspace,
  *
  * Prefill sequences (seq_q > 1) run on the tensor cores (FlashAttention-2 tiling). A
  * sequence with seq_q = 1 is a decode step: in a hybrid batch it runs on the decoding
- * kernels instead of as a one-row tile (in FP16; a BF16 call runs every row on the
- * tensor-core kernel, as the decode kernels' varlen mode does not have BF16 yet).
+ * kernels instead of as a one-row tile (FP16 or BF16, K/V packed or from kv_cache).
  * Where those go is planned on the host: pass a host copy of cu_seqlens_q
  * (cu_seqlens_q_host) and only the kernels needed are launched; without it both are
  * launched and each takes its own sequences (correct either way).

@@ -27,8 +27,8 @@ typedef struct fai_prefill_plan {
  * of cu_seqlens_q when given. */
 fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p);
 
-/* Whether the decode kernels can take this call's decode rows (seq_q == 1): FP16 with packed
- * K/V (not BF16, not a kv_cache). Otherwise the plan runs every row on the prefill kernel. */
+/* Whether the decode kernels can take this call's decode rows (seq_q == 1): FP16 or BF16,
+ * packed K/V or a kv_cache. Otherwise the plan runs every row on the prefill kernel. */
 int fai_prefill_decode_kernels_serve(const fai_prefill_params *p);
 
 /* The plan of validated parameters on a device (nothing to launch for an empty batch). */

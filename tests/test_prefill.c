@@ -940,7 +940,7 @@ int main(int argc, char **argv)
         cases[n++] = extra[i];
 
     /* BF16 on every head dim, two GQA ratios each, on the varlen grid's shapes (decode rows
-     * included: a BF16 call runs them on the prefill kernel). */
+     * included: a BF16 call runs them on the decoding kernels, as FP16 does). */
     for (int di = 0; di < 4; di++)
         for (int hi = 0; hi < 5; hi += 2) {
             prefill_case c = {0};

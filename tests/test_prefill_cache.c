@@ -108,8 +108,8 @@ static void ref32_row(const float *q, const float *k, const float *v, int lo, in
     free(s);
 }
 
-/* fai_prefill with the workspace it asks for: the decode rows (seq_q = 1) of a call over a
- * cache run on the decoding kernels, whose split needs one. One buffer, grown as needed and
+/* fai_prefill with the workspace it asks for: decode rows (seq_q = 1), packed or over a
+ * cache, run on the decoding kernels, whose split needs one. One buffer, grown as needed and
  * kept (the calls on one stream, or synchronized, never overlap). */
 static void *g_ws;
 static size_t g_ws_bytes;
@@ -578,16 +578,9 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
     w.cu_seqlens_q = w.cu_seqlens_k = cu_dev;
     w.total_q = w.total_k = w.max_seq_q = len;
     w.lse = lse_whole;
-    size_t ws = 0;
-    void *ws_dev = NULL; /* (without a host copy of cu_seqlens_q, decode rows may need splits) */
-    fai_status s = fai_prefill_workspace_size(&w, &ws);
-    if (s == FAI_SUCCESS && ws > 0)
-        CUDA_CHECK(cudaMalloc(&ws_dev, ws));
     CUDA_CHECK(cudaMemset(o_whole, 0xff, 2 * (size_t)nq)); /* poisoned: NaN where unwritten */
-    if (s == FAI_SUCCESS)
-        s = fai_prefill(&w, ws_dev, ws, 0);
+    fai_status s = run_prefill(&w, 0);
     CUDA_CHECK(cudaDeviceSynchronize());
-    cudaFree(ws_dev);
     if (s != FAI_SUCCESS) {
         printf("  whole prompt: %s: %s  FAIL\n", fai_status_string(s), fai_last_error());
         return 1;
