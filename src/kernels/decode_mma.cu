@@ -440,23 +440,17 @@ template <int D, bool PAGED>
 static decode_kernel_fn pick_mma(int kv_dtype, int st)
 {
 #define FAI_MMA_CODES(ct) (st == 3 ? decode_mma_kernel<D, 3, ct, PAGED> : st == 6 ? decode_mma_kernel<D, 6, ct, PAGED> : NULL)
+#define FAI_MMA_HALVES(ct)                                                                      \
+    (st == 2 ? decode_mma_kernel<D, 2, ct, PAGED> : st == 4 ? decode_mma_kernel<D, 4, ct, PAGED> \
+                                                           : FAI_MMA_CODES(ct))
     switch (kv_dtype) {
-    case FAI_DTYPE_FP16:
-        return st == 2   ? decode_mma_kernel<D, 2, FAI_KV_FP16, PAGED>
-               : st == 3 ? decode_mma_kernel<D, 3, FAI_KV_FP16, PAGED>
-               : st == 4 ? decode_mma_kernel<D, 4, FAI_KV_FP16, PAGED>
-               : st == 6 ? decode_mma_kernel<D, 6, FAI_KV_FP16, PAGED>
-                         : NULL;
-    case FAI_DTYPE_BF16:
-        return st == 2   ? decode_mma_kernel<D, 2, FAI_KV_BF16, PAGED>
-               : st == 3 ? decode_mma_kernel<D, 3, FAI_KV_BF16, PAGED>
-               : st == 4 ? decode_mma_kernel<D, 4, FAI_KV_BF16, PAGED>
-               : st == 6 ? decode_mma_kernel<D, 6, FAI_KV_BF16, PAGED>
-                         : NULL;
+    case FAI_DTYPE_FP16: return FAI_MMA_HALVES(FAI_KV_FP16);
+    case FAI_DTYPE_BF16: return FAI_MMA_HALVES(FAI_KV_BF16);
     case FAI_DTYPE_INT8: return FAI_MMA_CODES(FAI_KV_INT8);
     case FAI_DTYPE_FP8_E4M3: return FAI_MMA_CODES(FAI_KV_E4M3);
     case FAI_DTYPE_FP8_E5M2: return FAI_MMA_CODES(FAI_KV_E5M2);
     }
+#undef FAI_MMA_HALVES
 #undef FAI_MMA_CODES
     return NULL;
 }
