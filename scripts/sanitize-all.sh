@@ -7,9 +7,9 @@
 #
 # Without BUILD_DIR it configures and builds build-sanitize for this GPU's architecture
 # (tools off); with one it uses that build as it is. The tests are the known GPU tests
-# (test_decode --small, test_prefill --small, test_concurrency, test_guards, test_graphs,
-# test_codec_device) and every other test labelled gpu in ctest (`ctest -N -L gpu`), so GPU
-# tests added later are included without editing this script.
+# (test_decode, test_prefill, test_concurrency, test_guards, test_graphs and test_prefill_cache
+# with --small; test_codec_device) and every other test labelled gpu in ctest
+# (`ctest -N -L gpu`), so GPU tests added later are included without editing this script.
 # Environment:
 #   SANITIZE_TOOLS    tools to run (default "memcheck racecheck initcheck synccheck")
 #   SANITIZE_TESTS    only these tests (names, space-separated; default: all found)
@@ -51,7 +51,8 @@ if [ -z "$build" ]; then
 fi
 
 # Default arguments: the small shapes where a test has them (the others are small as they are).
-declare -A args=([test_decode]="--small" [test_prefill]="--small" [test_graphs]="--small" [test_guards]="--small")
+declare -A args=([test_decode]="--small" [test_prefill]="--small" [test_graphs]="--small" [test_guards]="--small"
+    [test_prefill_cache]="--small" [test_concurrency]="--small")
 
 # The tests: the known ones first, then whatever else ctest labels gpu.
 known="test_decode test_prefill test_concurrency test_guards test_graphs test_codec_device"

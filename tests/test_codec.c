@@ -177,6 +177,27 @@ static void test_int8(void)
         EXPECT(fai_int8_quantize(x, sc) == want, "int8: tie %.9g -> %d, expected %d", (double)x,
                fai_int8_quantize(x, sc), want);
     }
+    /* The append kernel's rounding by addition equals fai_int8_quantize: every FP16 value
+     * (and the infinities and NaN among them) under scales from 0 and subnormal through
+     * 1 and up to infinity, and the ties of scale 1/8 above. */
+    {
+        const float scales[] = {0.0f, 1e-45f, 1e-40f, 1.17549435e-38f, 3e-30f, 1e-8f, 6.1e-5f, 0.0078125f, 0.125f,
+                                0.3f, 1.0f, 1.0f / 127.0f, 3.14159f, 257.0f, 65504.0f / 127.0f, 1e30f, INFINITY};
+        for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+            const float scale = scales[si], inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+            for (uint32_t h = 0; h < 65536; h++) {
+                const float x = fai_half_bits_to_float((uint16_t)h);
+                const int8_t want = fai_int8_quantize(x, scale), got = (int8_t)fai_int8_code_by_add(x, inv);
+                EXPECT(want == got, "int8 by addition: x %.9g scale %.9g -> %d, expected %d", (double)x, (double)scale,
+                       got, want);
+            }
+        }
+        for (int k = -127; k < 127; k++) {
+            const float x = ((float)k + 0.5f) * 0.125f;
+            EXPECT((int8_t)fai_int8_code_by_add(x, 8.0f) == fai_int8_quantize(x, 0.125f), "int8 by addition: tie %.9g",
+                   (double)x);
+        }
+    }
     /* Random rows: the row maximum maps to +-127, every value within half a step. */
     uint64_t state = 0x9E3779B97F4A7C15ull;
     for (int row = 0; row < 20000; row++) {

@@ -4,7 +4,7 @@
  * FP8 cache, fai_merge_states), many times over; every output must equal, bit for bit,
  * the output of the same call made alone before the threads start (the kernels are
  * deterministic). Also checks that no call leaves an error message behind on another
- * thread. Exits 77 without a GPU. */
+ * thread. --small: 2 rounds instead of 25 (for compute-sanitizer). Exits 77 without a GPU. */
 #define _POSIX_C_SOURCE 200809L /* pthread barriers under -std=c11 */
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include "reference.h"
 
 enum { ROUNDS = 25, THREADS = 7 };
+static int g_rounds = ROUNDS; /* --small (for compute-sanitizer): 2 */
 
 static pthread_barrier_t start; /* the threads begin together, so their calls overlap */
 
@@ -293,7 +294,7 @@ static void *worker(void *arg)
     CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     uint16_t *got = malloc(j->out_bytes);
     pthread_barrier_wait(&start);
-    for (int r = 0; r < ROUNDS; r++) {
+    for (int r = 0; r < g_rounds; r++) {
         CUDA_CHECK(cudaMemsetAsync(j->out, 0xFF, j->out_bytes, s)); /* NaN poison */
         const fai_status st = call(j, s);
         if (st != FAI_SUCCESS || fai_last_error()[0] != '\0') {
@@ -312,9 +313,11 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     gpu_require_device("test_concurrency");
+    if (argc > 1 && strcmp(argv[1], "--small") == 0)
+        g_rounds = 2; /* the threads still overlap; racecheck runs in minutes, not tens */
     fai_ref_rng rng;
     fai_ref_rng_seed(&rng, 77);
     job jobs[THREADS];
@@ -350,6 +353,6 @@ int main(void)
         pthread_join(t[i], NULL);
         failures += jobs[i].failures;
     }
-    printf("test_concurrency: %d threads x %d rounds on %d streams, %d failures\n", THREADS, ROUNDS, THREADS, failures);
+    printf("test_concurrency: %d threads x %d rounds on %d streams, %d failures\n", THREADS, g_rounds, THREADS, failures);
     return failures ? 1 : 0;
 }

@@ -1,9 +1,9 @@
 /* Writing new K/V rows into a cache, quantizing on the way (fai_kv_append).
  *
  * Memory-bound: a row of head_dim FP16 or BF16 values (one token, one KV head, K or V) is
- * read by a group of L lanes with one 16-byte load each (L = head_dim / 8 rounded up to a
+ * read by a group of L lanes with two 16-byte loads each (L = head_dim / 16 rounded up to a
  * power of two, so a warp holds 32 / L rows) and written as FP16 or BF16 (copied: the cache
- * has the rows' dtype), FP8 or int8 codes with one store per lane. int8 rows first find
+ * has the rows' dtype), FP8 or int8 codes with one store per load. int8 rows first find
  * max|x| by shuffles within the group and write the scale. The rows' dtype is a run-time
  * flag; every encoder starts from the rows' exact FP32 values. The encoders are the ones the
  * CPU tests check exhaustively (src/kv_codec.h); on sm_89+ FP8 uses the cvt instructions
@@ -43,100 +43,125 @@ __device__ __forceinline__ uint32_t fp8x2_from_half2(uint32_t h2, int e4m3)
 #endif
 }
 
-/* Rows a lane group loads before it converts any (more loads in flight per thread). */
-#define APPEND_UNROLL 4
+/* Rows a lane loads before it converts any (more loads in flight per thread). */
+#define APPEND_UNROLL 2
 
+/* Lanes per row: head_dim / 16 rounded up to a power of two (each lane holds 16 values,
+ * chunks c and c + lanes of 8), so a lane group never straddles a warp (the shuffles). */
+__host__ __device__ static inline int append_lanes(int head_dim) { return head_dim <= 64 ? 4 : head_dim <= 128 ? 8 : 16; }
+
+/* Four values to int8 codes (fai_int8_code_by_add: no float-to-int conversion), packed. */
+__device__ __forceinline__ uint32_t int8x4_from_float(const float *f, float inv)
+{
+    const uint32_t b0 = fai_int8_code_by_add(f[0], inv), b1 = fai_int8_code_by_add(f[1], inv);
+    const uint32_t b2 = fai_int8_code_by_add(f[2], inv), b3 = fai_int8_code_by_add(f[3], inv);
+    return b0 | b1 << 8 | b2 << 16 | b3 << 24;
+}
+
+/* Eight values of a 16-byte load (FP16 or BF16 bits) as floats (exact). */
+__device__ __forceinline__ void row8_to_float(uint4 x, int bf16, float *f)
+{
+    const uint32_t w[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        if (bf16) {
+            f[2 * i] = __uint_as_float(w[i] << 16);
+            f[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
+        } else {
+            const float2 p = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
+            f[2 * i] = p.x;
+            f[2 * i + 1] = p.y;
+        }
+    }
+}
+
+/* One block row of the grid is one (KV head, K or V) pair; its blocks stride over tokens, a
+ * group of `lanes` lanes per token. No index needs a division but the slot's, and that one
+ * in 32 bits when the cache has fewer than 2^31 slots. Consecutive groups take consecutive
+ * tokens, so int8 scales ([batch, heads, capacity] or any strides) go out close together. */
 __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_constant__ fai_kv_append_args a)
 {
-    const int lanes = a.head_dim <= 64 ? 8 : a.head_dim <= 128 ? 16 : 32; /* per row */
-    const int lane = threadIdx.x & 31, c = lane % lanes;                    /* c: 8-value chunk */
-    const bool has_data = c * 8 < a.head_dim;
-    const int64_t rows = (int64_t)a.num_tokens * a.num_kv_heads * 2;
-    const int64_t rows_per_block = APPEND_THREADS / lanes;
-    const int64_t step = (int64_t)gridDim.x * rows_per_block * APPEND_UNROLL;
-    /* Grid-stride over groups of APPEND_UNROLL rows; all lanes of a warp take the same trip
-     * count (the shuffles). */
-    for (int64_t base = (int64_t)blockIdx.x * rows_per_block * APPEND_UNROLL; base < rows; base += step) {
-        uint4 x[APPEND_UNROLL];
-        int64_t slot[APPEND_UNROLL];
+    const int lanes = append_lanes(a.head_dim);
+    const int c = threadIdx.x % lanes, chunks = a.head_dim / 8;
+    const bool has[2] = {c < chunks, lanes + c < chunks};
+    const int tokens_per_step = APPEND_THREADS / lanes;
+    const int64_t step = (int64_t)gridDim.x * tokens_per_step * APPEND_UNROLL;
+    const bool narrow = a.num_slots <= INT32_MAX;
+    const bool int8 = a.dtype == FAI_DTYPE_INT8;
+    for (int y = blockIdx.y; y < 2 * a.num_kv_heads; y += gridDim.y) {
+        const int kv = y & 1, h = y >> 1; /* 0: K, 1: V */
+        const uint16_t *src = (const uint16_t *)(kv ? a.v_new : a.k_new) + (int64_t)h * a.new_head_stride[kv];
+        const int64_t src_stride = a.new_token_stride[kv];
+        char *dst = (char *)(kv ? a.v : a.k);
+        float *scale_out = kv ? a.v_scale : a.k_scale;
+        /* All lanes of a warp take the same trip count (the shuffles). */
+        for (int64_t base = (int64_t)blockIdx.x * tokens_per_step * APPEND_UNROLL; base < a.num_tokens; base += step) {
+            uint4 x[APPEND_UNROLL][2];
+            int64_t slot[APPEND_UNROLL];
 #pragma unroll
-        for (int r = 0; r < APPEND_UNROLL; r++) {
-            const int64_t row = base + r * rows_per_block + threadIdx.x / lanes;
-            x[r] = make_uint4(0, 0, 0, 0);
-            slot[r] = -1;
-            if (row < rows) {
-                const int kv = (int)(row & 1); /* 0: K, 1: V */
-                const int64_t th = row >> 1;
-                const int h = (int)(th % a.num_kv_heads);
-                const int64_t t = th / a.num_kv_heads;
-                slot[r] = a.slots[t];
-                if (has_data) {
-                    const uint16_t *src = (const uint16_t *)(kv ? a.v_new : a.k_new) + t * a.new_token_stride[kv] +
-                                        (int64_t)h * a.new_head_stride[kv] + c * 8;
-                    x[r] = ptx_ld_stream_v4(src);
+            for (int u = 0; u < APPEND_UNROLL; u++) {
+                const int64_t t = base + u * tokens_per_step + threadIdx.x / lanes;
+                x[u][0] = x[u][1] = make_uint4(0, 0, 0, 0);
+                slot[u] = -1;
+                if (t < a.num_tokens) {
+                    slot[u] = a.slots[t];
+#pragma unroll
+                    for (int j = 0; j < 2; j++)
+                        if (has[j])
+                            x[u][j] = ptx_ld_stream_v4(src + t * src_stride + (c + j * lanes) * 8);
                 }
             }
-        }
 #pragma unroll
-        for (int r = 0; r < APPEND_UNROLL; r++) {
-            const int64_t row = base + r * rows_per_block + threadIdx.x / lanes;
-            float f[8];
-            {
-                const uint32_t w[4] = {x[r].x, x[r].y, x[r].z, x[r].w};
+            for (int u = 0; u < APPEND_UNROLL; u++) {
+                float f[2][8];
+                float scale = 0.0f;
+                if (int8) {
+                    row8_to_float(x[u][0], a.new_bf16, f[0]);
+                    row8_to_float(x[u][1], a.new_bf16, f[1]);
+                    float amax = 0.0f;
 #pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    if (a.new_bf16) {
-                        f[2 * i] = __uint_as_float(w[i] << 16);
-                        f[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
+                    for (int i = 0; i < 16; i++)
+                        amax = fmaxf(amax, fabsf(f[i / 8][i % 8]));
+                    for (int off = lanes / 2; off >= 1; off /= 2)
+                        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+                    scale = fai_int8_scale(amax);
+                }
+                if (slot[u] < 0 || slot[u] >= a.num_slots)
+                    continue; /* padding, or a slot outside the cache (device-side guard) */
+                int64_t b, pos;
+                if (narrow) {
+                    const uint32_t s = (uint32_t)slot[u], q = s / (uint32_t)a.capacity;
+                    b = q, pos = s - q * (uint32_t)a.capacity;
+                } else {
+                    b = slot[u] / a.capacity, pos = slot[u] % a.capacity;
+                }
+                const int64_t off = b * a.seq_stride + pos * a.token_stride + (int64_t)h * a.head_stride;
+                if (int8 && c == 0)
+                    scale_out[b * a.scale_seq_stride + pos * a.scale_token_stride + (int64_t)h * a.scale_head_stride] = scale;
+                const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    if (!has[j])
+                        continue;
+                    const int64_t e = off + (c + j * lanes) * 8; /* element of the chunk */
+                    if (a.dtype == FAI_DTYPE_FP16 || a.dtype == FAI_DTYPE_BF16) { /* the rows' own dtype */
+                        ptx_st_v4(dst + e * 2, x[u][j]);
+                    } else if (int8) {
+                        ptx_st_v2(dst + e, make_uint2(int8x4_from_float(f[j], inv), int8x4_from_float(f[j] + 4, inv)));
                     } else {
-                        const float2 p = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
-                        f[2 * i] = p.x;
-                        f[2 * i + 1] = p.y;
+                        const int e4m3 = a.dtype == FAI_DTYPE_FP8_E4M3;
+                        const uint4 w = x[u][j];
+                        uint32_t c01, c23, c45, c67;
+                        if (a.new_bf16) {
+                            c01 = fp8x2_from_bf162(w.x, e4m3), c23 = fp8x2_from_bf162(w.y, e4m3);
+                            c45 = fp8x2_from_bf162(w.z, e4m3), c67 = fp8x2_from_bf162(w.w, e4m3);
+                        } else {
+                            c01 = fp8x2_from_half2(w.x, e4m3), c23 = fp8x2_from_half2(w.y, e4m3);
+                            c45 = fp8x2_from_half2(w.z, e4m3), c67 = fp8x2_from_half2(w.w, e4m3);
+                        }
+                        ptx_st_v2(dst + e, make_uint2(c01 | c23 << 16, c45 | c67 << 16));
                     }
                 }
-            }
-            float scale = 0.0f;
-            if (a.dtype == FAI_DTYPE_INT8) {
-                float amax = 0.0f;
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-                    amax = fmaxf(amax, fabsf(f[i]));
-                for (int off = lanes / 2; off >= 1; off /= 2)
-                    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-                scale = fai_int8_scale(amax);
-            }
-            if (row >= rows || slot[r] < 0 || slot[r] >= a.num_slots)
-                continue; /* padding, or a slot outside the cache (device-side guard) */
-            const int kv = (int)(row & 1);
-            const int h = (int)((row >> 1) % a.num_kv_heads);
-            const int64_t b = slot[r] / a.capacity, pos = slot[r] % a.capacity;
-            const int64_t off = b * a.seq_stride + pos * a.token_stride + (int64_t)h * a.head_stride + c * 8;
-            char *dst = (char *)(kv ? a.v : a.k);
-            if (a.dtype == FAI_DTYPE_INT8 && c == 0) {
-                float *sp = kv ? a.v_scale : a.k_scale;
-                sp[b * a.scale_seq_stride + pos * a.scale_token_stride + (int64_t)h * a.scale_head_stride] = scale;
-            }
-            if (!has_data)
-                continue;
-            if (a.dtype == FAI_DTYPE_FP16 || a.dtype == FAI_DTYPE_BF16) { /* the rows' own dtype */
-                ptx_st_v4(dst + off * 2, x[r]);
-            } else if (a.dtype == FAI_DTYPE_INT8) {
-                uint32_t w[2] = {0, 0};
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-                    w[i / 4] |= (uint32_t)(uint8_t)fai_int8_quantize(f[i], scale) << (8 * (i % 4));
-                ptx_st_v2(dst + off, make_uint2(w[0], w[1]));
-            } else {
-                const int e4m3 = a.dtype == FAI_DTYPE_FP8_E4M3;
-                uint32_t c01, c23, c45, c67;
-                if (a.new_bf16) {
-                    c01 = fp8x2_from_bf162(x[r].x, e4m3), c23 = fp8x2_from_bf162(x[r].y, e4m3);
-                    c45 = fp8x2_from_bf162(x[r].z, e4m3), c67 = fp8x2_from_bf162(x[r].w, e4m3);
-                } else {
-                    c01 = fp8x2_from_half2(x[r].x, e4m3), c23 = fp8x2_from_half2(x[r].y, e4m3);
-                    c45 = fp8x2_from_half2(x[r].z, e4m3), c67 = fp8x2_from_half2(x[r].w, e4m3);
-                }
-                ptx_st_v2(dst + off, make_uint2(c01 | c23 << 16, c45 | c67 << 16));
             }
         }
     }
@@ -144,14 +169,13 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
 
 extern "C" fai_status fai_kv_append_launch(const fai_kv_append_args *args, cudaStream_t stream)
 {
-    const int lanes = args->head_dim <= 64 ? 8 : args->head_dim <= 128 ? 16 : 32;
-    const int64_t rows = (int64_t)args->num_tokens * args->num_kv_heads * 2;
-    const int64_t rows_per_block = APPEND_THREADS / lanes * APPEND_UNROLL;
-    int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
-    if (blocks > 65535 * 32)
-        blocks = 65535 * 32; /* the grid-stride loop covers the rest */
+    const int64_t tokens_per_block = APPEND_THREADS / append_lanes(args->head_dim) * APPEND_UNROLL;
+    int64_t bx = (args->num_tokens + tokens_per_block - 1) / tokens_per_block;
+    if (bx > 65535 * 32)
+        bx = 65535 * 32; /* the grid-stride loops cover the rest */
+    const int64_t by = 2 * (int64_t)args->num_kv_heads;
     cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)blocks);
+    cfg.gridDim = dim3((unsigned)(bx > 0 ? bx : 1), (unsigned)(by < 65535 ? by : 65535));
     cfg.blockDim = dim3(APPEND_THREADS);
     cfg.stream = stream;
     /* cudaLaunchKernelEx returns this launch's own error (cudaGetLastError could report an
