@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Hardware counters of fai's kernels under named fai-bench runs, in one device call: Nsight
+# Compute captures every launch whose kernel name matches NCU_KERNEL (default: the prefill
+# kernel), and scripts/ncu_summary.py prints per launch the time, instructions, pipe use
+# (tensor, FMA, ALU, XU = the MUFU's exp2/rcp/tanh), occupancy and the top warp stalls, so
+# two variants (paged and packed K/V, soft-capped and plain) can be set side by side.
+#
+#   scripts/ncu-prefill.sh [BUILD_DIR]        (default: configure and build build-ncu)
+# Environment:
+#   NCU_RUNS     "label|fai-bench args;..." (default below: the chunked suite, and 4 x 8K
+#                GQA plain and soft-capped); each run is one fai-bench call with --reps 1
+#                --warmup 0 added, so each row launches its kernels once
+#   NCU_KERNEL   ncu --kernel-name regex (default prefill_kernel)
+#   NCU_COUNT    launches captured per run (default 16)
+# Output in $OUT (or ./ncu-out): ncu-LABEL.csv (every raw metric of the sections) and
+# summary.txt. ncu runs with --clock-control none (the device's own clocks; see the device
+# notes), so times are the kernel's own under replay, for comparing, not for reporting.
+set -uo pipefail
+OUT=${OUT:-$PWD/ncu-out}
+mkdir -p "$OUT"
+build=${1:-}
+if [ -z "$build" ]; then
+    build=build-ncu
+    arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
+    [ "$arch" = 90 ] && arch=90a
+    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${arch:-90a}" \
+        >"$OUT/build.log" 2>&1 && cmake --build "$build" -j"$(nproc)" --target fai-bench >>"$OUT/build.log" 2>&1 ||
+        { tail -n 30 "$OUT/build.log"; exit 2; }
+fi
+ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+[ -n "$ncu" ] || { echo "ncu-prefill: ncu not found" >&2; exit 2; }
+gqa="--shape b=4,sq=8192,sk=8192,hq=32,hk=8,d=128,causal=1"
+runs=${NCU_RUNS:-"chunked|--suite chunked;plain|$gqa;softcap|$gqa --softcap 50"}
+IFS=';' read -r -a list <<<"$runs"
+for entry in "${list[@]}"; do
+    IFS='|' read -r label args <<<"$entry"
+    echo "== $label: fai-bench $args"
+    # shellcheck disable=SC2086
+    "$ncu" --clock-control none --kernel-name "regex:${NCU_KERNEL:-prefill_kernel}" --launch-count "${NCU_COUNT:-16}" \
+        --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy \
+        --section LaunchStats --section InstructionStats --csv --page raw \
+        "$build/tools/fai-bench" $args --reps 1 --warmup 0 >"$OUT/ncu-$label.csv" 2>"$OUT/ncu-$label.err" ||
+        { echo "ncu failed for $label"; tail -n 5 "$OUT/ncu-$label.err"; }
+done
+python3 "$(dirname "$0")/ncu_summary.py" "$OUT"/ncu-*.csv | tee "$OUT/summary.txt"
