@@ -20,7 +20,8 @@ COLUMNS = [  # (header, metric)
     ("xu%", "sm__pipe_xu_cycles_active.avg.pct_of_peak_sustained_active"),
     ("issue%", "sm__inst_issued.avg.pct_of_peak_sustained_active"),
 ]
-STALL = re.compile(r"smsp__average_warps_issue_stalled_(\w+)_per_issue_active\.ratio$")
+# (the stall metrics' names vary a little between Nsight Compute versions)
+STALL = re.compile(r"smsp__average_warps?_(?:latency_)?issue_stalled_([a-z_]+?)(?:_per_issue_active)?\.ratio$")
 
 
 def number(text):
