@@ -14,6 +14,7 @@
 #include "../error.h"
 #include "../kv_append_args.h"
 #include "../kv_codec.h"
+#include "kv_dequant.cuh"
 #include "ptx.cuh"
 
 #define APPEND_THREADS 256
@@ -58,21 +59,14 @@ __device__ __forceinline__ uint32_t int8x4_from_float(const float *f, float inv)
     return b0 | b1 << 8 | b2 << 16 | b3 << 24;
 }
 
-/* Eight values of a 16-byte load (FP16 or BF16 bits) as floats (exact). */
+/* Eight values of a 16-byte load (FP16 or BF16 bits) as floats (exact): the decode kernels'
+ * conversions. */
 __device__ __forceinline__ void row8_to_float(uint4 x, int bf16, float *f)
 {
-    const uint32_t w[4] = {x.x, x.y, x.z, x.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        if (bf16) {
-            f[2 * i] = __uint_as_float(w[i] << 16);
-            f[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
-        } else {
-            const float2 p = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
-            f[2 * i] = p.x;
-            f[2 * i + 1] = p.y;
-        }
-    }
+    if (bf16)
+        kv_to_float<FAI_KV_BF16>(x, f);
+    else
+        kv_to_float<FAI_KV_FP16>(x, f);
 }
 
 /* One block row of the grid is one (KV head, K or V) pair; its blocks stride over tokens, a
