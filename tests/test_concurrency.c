@@ -39,6 +39,17 @@ typedef struct job {
     int failures;
 } job;
 
+/* The job's workspace, of the size its query (status `s`) returned. */
+static void alloc_workspace(job *j, const char *name, fai_status s)
+{
+    if (s != FAI_SUCCESS) {
+        fprintf(stderr, "%s: %s\n", name, fai_last_error());
+        exit(1);
+    }
+    if (j->ws_bytes)
+        CUDA_CHECK(cudaMalloc(&j->ws, j->ws_bytes));
+}
+
 static void *dev_random_half(fai_ref_rng *rng, int64_t n)
 {
     float *f = malloc(sizeof(float) * (size_t)n);
@@ -84,12 +95,7 @@ static void make_decode(job *j, fai_ref_rng *rng, const char *name, int batch, i
     for (int b = 0; b < batch; b++)
         lens[b] = len - (b * 37) % (len / 2 + 1);
     p->cache.seq_lens = dev_ints(lens, batch);
-    if (fai_decode_workspace_size(p, &j->ws_bytes) != FAI_SUCCESS) {
-        fprintf(stderr, "%s: %s\n", name, fai_last_error());
-        exit(1);
-    }
-    if (j->ws_bytes)
-        CUDA_CHECK(cudaMalloc(&j->ws, j->ws_bytes));
+    alloc_workspace(j, name, fai_decode_workspace_size(p, &j->ws_bytes));
 }
 
 static void make_prefill(job *j, fai_ref_rng *rng, const char *name, const int32_t *seq_q, const int32_t *seq_k,
@@ -125,12 +131,7 @@ static void make_prefill(job *j, fai_ref_rng *rng, const char *name, const int32
     p->cu_seqlens_q = dev_ints(j->host_cu, batch + 1);
     p->cu_seqlens_k = dev_ints(cu_k, batch + 1);
     p->cu_seqlens_q_host = j->host_cu;
-    if (fai_prefill_workspace_size(p, &j->ws_bytes) != FAI_SUCCESS) {
-        fprintf(stderr, "%s: %s\n", name, fai_last_error());
-        exit(1);
-    }
-    if (j->ws_bytes)
-        CUDA_CHECK(cudaMalloc(&j->ws, j->ws_bytes));
+    alloc_workspace(j, name, fai_prefill_workspace_size(p, &j->ws_bytes));
 }
 
 /* A paged cache of `dtype` (pages of 16 tokens [16, hk, 128], scrambled table, int8 scales
@@ -216,12 +217,7 @@ static void make_paged_decode(job *j, fai_ref_rng *rng, const char *name)
     p->cache = make_paged_cache(rng, FAI_DTYPE_INT8, batch, hk, cap, 1);
     const int32_t lens[3] = {6000, 17, 4111};
     p->cache.seq_lens = dev_ints(lens, batch);
-    if (fai_decode_workspace_size(p, &j->ws_bytes) != FAI_SUCCESS) {
-        fprintf(stderr, "%s: %s\n", name, fai_last_error());
-        exit(1);
-    }
-    if (j->ws_bytes)
-        CUDA_CHECK(cudaMalloc(&j->ws, j->ws_bytes));
+    alloc_workspace(j, name, fai_decode_workspace_size(p, &j->ws_bytes));
 }
 
 /* fai_kv_append of 700 rows into a paged FP8 cache; the output compared is the K pool. */
