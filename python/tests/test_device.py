@@ -36,6 +36,39 @@ def rel_l2(a, b):
     return (torch.linalg.vector_norm(a.float() - b) / torch.linalg.vector_norm(b)).item()
 
 
+def append_and_check(test, k_rows, v_rows, tdt):
+    """kv_append of [batch, cap, hk, d] rows (float16 or bfloat16) into a cache of torch dtype
+    tdt; the codes (and int8 scales) checked against torch's conversions of the rows' float32
+    values. Returns the cache and its scales (None unless int8), and the values it stands for
+    (float32)."""
+    batch, cap, hk, d = k_rows.shape
+    kc = torch.zeros(batch, cap, hk, d, dtype=tdt, device="cuda")
+    vc = torch.zeros_like(kc)
+    ks = vs = None
+    if tdt == torch.int8:
+        ks = torch.zeros(batch, cap, hk, device="cuda")
+        vs = torch.zeros_like(ks)
+    slots = torch.arange(batch * cap, device="cuda", dtype=torch.int64)
+    fai.kv_append(k_rows.reshape(-1, hk, d), v_rows.reshape(-1, hk, d), slots, kc, vc, k_scale=ks, v_scale=vs)
+    torch.cuda.synchronize()
+    for rows, xc, xs in ((k_rows, kc, ks), (v_rows, vc, vs)):
+        if tdt == k_rows.dtype:
+            test.assertTrue(torch.equal(xc.view(torch.int16), rows.view(torch.int16)), f"{tdt} copy")
+        elif tdt == torch.int8:  # scale = max|x| / 127, codes = round-half-even(x * (1 / scale))
+            # (each FP32 operation done in float64 and rounded once: the correctly rounded
+            # FP32 result; torch's own FP32 division may multiply by a reciprocal)
+            scale = (rows.double().abs().amax(-1) / 127).float()
+            inv = (1 / scale.double()).float()
+            codes = torch.round((rows.double() * inv.double()[..., None]).float()).clamp(-127, 127)
+            test.assertTrue(torch.equal(xs, scale), "int8 scales")
+            test.assertTrue(torch.equal(xc, codes.to(torch.int8)), "int8 codes")
+        else:
+            test.assertTrue(torch.equal(xc.view(torch.uint8), rows.float().to(tdt).view(torch.uint8)), f"{tdt} codes")
+    kd = kc.float() * ks[..., None] if ks is not None else kc.float()
+    vd = vc.float() * vs[..., None] if vs is not None else vc.float()
+    return kc, vc, ks, vs, kd, vd
+
+
 @unittest.skipUnless(HAVE_GPU, "needs torch with a CUDA device")
 class AgainstSDPA(unittest.TestCase):
     def test_prefill_varlen(self):
@@ -92,30 +125,8 @@ class AgainstSDPA(unittest.TestCase):
         q = torch.randn(batch, hq, d, device="cuda", dtype=torch.float16)
         k16 = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.float16)
         v16 = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.float16)
-        slots = torch.arange(batch * cap, device="cuda", dtype=torch.int64)
         for tdt in (torch.int8, torch.float8_e4m3fn, torch.float8_e5m2):
-            kc = torch.zeros(batch, cap, hk, d, dtype=tdt, device="cuda")
-            vc = torch.zeros_like(kc)
-            ks = vs = None
-            if tdt == torch.int8:
-                ks = torch.zeros(batch, cap, hk, device="cuda")
-                vs = torch.zeros_like(ks)
-            fai.kv_append(k16.reshape(-1, hk, d), v16.reshape(-1, hk, d), slots, kc, vc, k_scale=ks, v_scale=vs)
-            torch.cuda.synchronize()
-            for x16, xc, xs in ((k16, kc, ks), (v16, vc, vs)):
-                if tdt == torch.int8:  # scale = max|x| / 127, codes = round-half-even(x * (1 / scale))
-                    # (each FP32 operation done in float64 and rounded once: the correctly rounded
-                    # FP32 result; torch's own FP32 division may multiply by a reciprocal)
-                    scale = (x16.double().abs().amax(-1) / 127).float()
-                    inv = (1 / scale.double()).float()
-                    prod = (x16.double() * inv.double()[..., None]).float()
-                    codes = torch.round(prod).clamp(-127, 127).to(torch.int8)
-                    self.assertTrue(torch.equal(xs, scale), "int8 scales")
-                    self.assertTrue(torch.equal(xc, codes), "int8 codes")
-                else:
-                    self.assertTrue(torch.equal(xc.view(torch.uint8), x16.to(tdt).view(torch.uint8)), f"{tdt} codes")
-            kd = kc.float() * ks[..., None] if ks is not None else kc.float()
-            vd = vc.float() * vs[..., None] if vs is not None else vc.float()
+            kc, vc, ks, vs, kd, vd = append_and_check(self, k16, v16, tdt)
             out = fai.decode(q, kc, vc, seq_lens, k_scale=ks, v_scale=vs)
             torch.cuda.synchronize()
             for b, n in enumerate(lens):
@@ -173,30 +184,8 @@ class AgainstSDPA(unittest.TestCase):
         q = torch.randn(batch, hq, d, device="cuda", dtype=torch.bfloat16)
         kb = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.bfloat16)
         vb = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.bfloat16)
-        slots = torch.arange(batch * cap, device="cuda", dtype=torch.int64)
         for tdt in (torch.bfloat16, torch.int8, torch.float8_e4m3fn, torch.float8_e5m2):
-            kc = torch.zeros(batch, cap, hk, d, dtype=tdt, device="cuda")
-            vc = torch.zeros_like(kc)
-            ks = vs = None
-            if tdt == torch.int8:
-                ks = torch.zeros(batch, cap, hk, device="cuda")
-                vs = torch.zeros_like(ks)
-            fai.kv_append(kb.reshape(-1, hk, d), vb.reshape(-1, hk, d), slots, kc, vc, k_scale=ks, v_scale=vs)
-            torch.cuda.synchronize()
-            for xb, xc, xs in ((kb, kc, ks), (vb, vc, vs)):
-                if tdt == torch.bfloat16:
-                    self.assertTrue(torch.equal(xc.view(torch.int16), xb.view(torch.int16)), "bf16 copy")
-                elif tdt == torch.int8:  # as test_quantized_cache: each FP32 operation rounded once
-                    scale = (xb.double().abs().amax(-1) / 127).float()
-                    inv = (1 / scale.double()).float()
-                    codes = torch.round((xb.double() * inv.double()[..., None]).float()).clamp(-127, 127)
-                    self.assertTrue(torch.equal(xs, scale), "int8 scales")
-                    self.assertTrue(torch.equal(xc, codes.to(torch.int8)), "int8 codes")
-                else:
-                    self.assertTrue(torch.equal(xc.view(torch.uint8), xb.float().to(tdt).view(torch.uint8)),
-                                    f"{tdt} codes")
-            kd = kc.float() * ks[..., None] if ks is not None else kc.float()
-            vd = vc.float() * vs[..., None] if vs is not None else vc.float()
+            kc, vc, ks, vs, kd, vd = append_and_check(self, kb, vb, tdt)
             out, lse = fai.decode(q, kc, vc, seq_lens, k_scale=ks, v_scale=vs, lse=True)
             torch.cuda.synchronize()
             self.assertEqual(out.dtype, torch.bfloat16)
