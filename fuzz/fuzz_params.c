@@ -17,7 +17,10 @@
  *    that has rows on the prefill kernel (no decode launch, no workspace); an accepted call
  *    has one activation dtype (FP16 or BF16) and sane variant fields;
  *  - fai_prefill with a kv_cache (chunked prefill from a contiguous or paged cache) is accepted
- *    only with the packed-key fields unset and a cache of q's dtype.
+ *    only with the packed-key fields unset and a cache of q's dtype or an int8/FP8 one; a
+ *    quantized cache's staged copy (prefill range x keys x heads x dim, K and V, 2 bytes)
+ *    lies in the workspace after the decode rows' part, 256-byte aligned, and nothing is
+ *    staged for an unquantized cache or a call without prefill rows.
  * The variants' fields and the shared BF16 dtype are read from bytes after all the others,
  * so the inputs of the corpus keep their meaning for the rest.
  * Build: fuzz/CMakeLists.txt (clang, -fsanitize=fuzzer,address,undefined). */
@@ -366,9 +369,13 @@ static void fuzz_prefill(reader *r)
         REQUIRE(p.q.dtype == FAI_DTYPE_FP16 || p.q.dtype == FAI_DTYPE_BF16);
         REQUIRE(p.kv_cache || (p.k.dtype == p.q.dtype && p.v.dtype == p.q.dtype));
         REQUIRE(p.o.dtype == p.q.dtype);
-        if (p.kv_cache) /* the cache holds q's dtype, FP16 or BF16; the packed-key fields are unset */
-            REQUIRE(p.kv_cache->dtype == p.q.dtype && !p.k.data && !p.v.data && !p.cu_seqlens_k && p.total_k == 0 &&
-                    p.max_seq_k == 0 && !p.kv_cache->k_scale && !p.kv_cache->v_scale);
+        if (p.kv_cache) { /* q's dtype (FP16 or BF16) or quantized; the packed-key fields are unset */
+            const fai_dtype cd = p.kv_cache->dtype;
+            REQUIRE(cd == p.q.dtype || cd == FAI_DTYPE_INT8 || cd == FAI_DTYPE_FP8_E4M3 || cd == FAI_DTYPE_FP8_E5M2);
+            REQUIRE(!p.k.data && !p.v.data && !p.cu_seqlens_k && p.total_k == 0 && p.max_seq_k == 0);
+            if (cd != FAI_DTYPE_INT8) /* (an int8 cache may leave them NULL where it holds no token) */
+                REQUIRE(!p.kv_cache->k_scale && !p.kv_cache->v_scale);
+        }
         REQUIRE(p.attn.window_left >= -1 && p.attn.window_right >= -1);
         REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap > 0.0f && isfinite(p.attn.softcap * 1.4426950408889634f)));
     }
@@ -432,13 +439,29 @@ static void fuzz_prefill(reader *r)
                     REQUIRE(plan.run_decode && b >= plan.decode_first && b < plan.decode_first + plan.decode_count);
             }
         }
+        const size_t decode_bytes = plan.run_decode ? plan.decode.workspace_bytes : 0;
         if (plan.run_decode) {
             REQUIRE(plan.decode_first >= 0 && plan.decode_count >= 1);
             REQUIRE((int64_t)plan.decode_first + plan.decode_count <= p.batch);
             check_decode_plan(&plan.decode, plan.decode_count, &p.attn, devices[i], FAI_DTYPE_FP16);
-            REQUIRE(plan.workspace_bytes == plan.decode.workspace_bytes);
+        }
+        const int quantized = p.kv_cache && (p.kv_cache->dtype == FAI_DTYPE_INT8 ||
+                                             p.kv_cache->dtype == FAI_DTYPE_FP8_E4M3 ||
+                                             p.kv_cache->dtype == FAI_DTYPE_FP8_E5M2);
+        if (quantized && plan.run_prefill && plan.stage_keys > 0) {
+            const fai_kv_cache *c = p.kv_cache;
+            REQUIRE(plan.stage_keys <= c->capacity &&
+                    (c->max_seq_len < 1 || c->max_seq_len > c->capacity || plan.stage_keys == c->max_seq_len));
+            /* the staged elements, each 2 bytes, with no overflow on the way */
+            const size_t row = (size_t)2 * (size_t)p.attn.num_kv_heads * (size_t)p.attn.head_dim;
+            REQUIRE(plan.stage_bytes % row == 0 &&
+                    plan.stage_bytes / row == (size_t)plan.prefill_count * (size_t)plan.stage_keys);
+            REQUIRE(plan.stage_offset % 256 == 0 && plan.stage_offset >= decode_bytes &&
+                    plan.stage_offset < decode_bytes + 256);
+            REQUIRE(plan.workspace_bytes == plan.stage_offset + 2 * plan.stage_bytes &&
+                    plan.workspace_bytes > plan.stage_offset);
         } else {
-            REQUIRE(plan.workspace_bytes == 0);
+            REQUIRE(plan.stage_keys == 0 && plan.workspace_bytes == decode_bytes);
         }
     }
     free(host);

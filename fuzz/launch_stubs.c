@@ -5,6 +5,7 @@
 
 #include "decode_args.h"
 #include "kv_append_args.h"
+#include "kv_stage_args.h"
 #include "merge_args.h"
 #include "prefill_args.h"
 
@@ -31,6 +32,13 @@ fai_status fai_kv_append_launch(const fai_kv_append_args *args, cudaStream_t str
 }
 
 fai_status fai_merge_launch(const fai_merge_args *args, cudaStream_t stream)
+{
+    (void)args;
+    (void)stream;
+    abort();
+}
+
+fai_status fai_kv_stage_launch(const fai_kv_stage_args *args, cudaStream_t stream)
 {
     (void)args;
     (void)stream;

@@ -145,7 +145,9 @@ typedef struct fai_kv_cache {
                                  capacity as capacity (a guard, not a feature). */
     int32_t max_seq_len;      /* host-side upper bound of seq_lens used to plan the work
                                  (split-KV). 0 means capacity. A larger seq_len is still
-                                 computed correctly, only less evenly spread. */
+                                 computed correctly, only less evenly spread (except in
+                                 fai_prefill over an int8/FP8 cache, which stages only this
+                                 many keys per sequence: there it must be a true bound). */
     /* int8 caches only (NULL and 0 otherwise); strides in floats, >= 0. */
     float *k_scale;           /* device, 4-byte aligned (written by fai_kv_append) */
     float *v_scale;           /* device, 4-byte aligned, same strides as k_scale */
@@ -301,8 +303,13 @@ typedef struct fai_prefill_params {
                             its seq_q query rows (cu_seqlens_q) are the last seq_q of those
                             positions (the bottom-right-aligned causal mask): append the
                             chunk's K/V to the cache first (fai_kv_append), then call this.
-                            kv_cache->dtype must be q's (FP16 or BF16; int8 and FP8 caches
-                            give FAI_ERROR_NOT_SUPPORTED_DTYPE for now). k.data, v.data and
+                            kv_cache->dtype is q's (FP16 or BF16), or int8 / FP8 with FP16
+                            or BF16 q: the prefill rows then read a copy of their keys and
+                            values dequantized and rounded to q's dtype, staged in the
+                            workspace (2 x prefill sequences x K x num_kv_heads x head_dim x
+                            2 bytes, K = kv_cache->max_seq_len when in [1, capacity], else
+                            capacity: with max_seq_len set, no sequence may be longer, as
+                            only that many keys are staged). k.data, v.data and
                             cu_seqlens_k must then be NULL and total_k and max_seq_k 0 (the
                             other fields of k and v are not read). Decode rows (seq_q = 1)
                             run on the decoding kernels as in any call, reading the cache as
@@ -316,7 +323,8 @@ typedef struct fai_prefill_params {
 FAI_API fai_prefill_params fai_prefill_params_default(void);
 
 /* Bytes of workspace fai_prefill() needs on the current device (for the decode rows' KV
- * split; 0 when none is planned). Validates the parameters like fai_prefill() does. */
+ * split, and the staged copy of a quantized kv_cache; 0 when neither is planned). Validates
+ * the parameters like fai_prefill() does. */
 FAI_API fai_status fai_prefill_workspace_size(const fai_prefill_params *params, size_t *bytes);
 
 /* Launches attention over the batch on `stream`; workspace as for fai_decode(). The values

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "decode_args.h"
 #include "error.h"
+#include "kv_stage_args.h"
 #include "prefill_args.h"
 #include "prefill_plan.h"
 
@@ -83,9 +84,14 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
     FAI_TRY(plan_for(fn, params, &plan));
     const fai_prefill_params *p = params;
     const fai_attention *a = &p->attn;
-    if (plan.run_decode) /* before anything launches: a failed call launches nothing */
-        FAI_TRY(fai_decode_check_workspace(fn, "fai_prefill_workspace_size", &plan.decode, workspace,
-                                           workspace_bytes));
+    /* before anything launches: a failed call launches nothing */
+    if (plan.workspace_bytes > 0 && (!workspace || workspace_bytes < plan.workspace_bytes))
+        return fai_error(FAI_ERROR_BAD_PARAM_WORKSPACE,
+                         "%s: workspace (%p, %zu bytes) is smaller than the %zu bytes needed (see "
+                         "fai_prefill_workspace_size)",
+                         fn, workspace, workspace_bytes, plan.workspace_bytes);
+    if (plan.workspace_bytes > 0 && (uintptr_t)workspace % 16 != 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: workspace (%p) is not 16-byte aligned", fn, workspace);
     if (plan.run_prefill) {
         fai_prefill_args args = {0};
         args.q = p->q.data;
@@ -122,7 +128,31 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.skip_decode_rows = plan.run_decode;
         args.m_tiles = plan.m_tiles;
         args.mt = plan.mt;
-        if (p->kv_cache) { /* keys and values from the cache (contiguous slots or pages) */
+        if (p->kv_cache && plan.stage_keys > 0) { /* a quantized cache, read through its copy */
+            const fai_kv_cache *c = p->kv_cache;
+            fai_kv_stage_args st = {0};
+            st.cache = *c;
+            st.k_out = (char *)workspace + plan.stage_offset;
+            st.v_out = (char *)workspace + plan.stage_offset + plan.stage_bytes;
+            st.first = plan.prefill_first;
+            st.count = plan.prefill_count;
+            st.keys = plan.stage_keys;
+            st.num_kv_heads = a->num_kv_heads;
+            st.head_dim = a->head_dim;
+            st.page_shift = c->page_table ? fai_page_shift(c->page_size) : 0;
+            st.out_bf16 = p->q.dtype == FAI_DTYPE_BF16;
+            FAI_TRY(fai_kv_stage_launch(&st, stream));
+            args.k = st.k_out;
+            args.v = st.v_out;
+            args.cu_k = NULL;
+            args.total_k = 0;
+            args.k_head_stride = args.v_head_stride = a->head_dim;
+            args.k_token_stride = args.v_token_stride = (int64_t)a->num_kv_heads * a->head_dim;
+            args.seq_lens = c->seq_lens;
+            args.kv_seq_stride = (int64_t)plan.stage_keys * a->num_kv_heads * a->head_dim;
+            args.kv_slot_offset = plan.prefill_first;
+            args.capacity = plan.stage_keys;
+        } else if (p->kv_cache) { /* keys and values from the cache (contiguous slots or pages) */
             const fai_kv_cache *c = p->kv_cache;
             args.k = c->k;
             args.v = c->v;

@@ -142,6 +142,8 @@ typedef struct fai_prefill_args {
     int64_t kv_seq_stride;    /* slot stride, or page stride with a page table */
     int64_t page_table_stride;
     int32_t capacity;         /* tokens a sequence can hold */
+    int32_t kv_slot_offset;   /* contiguous cache: sequence b's slot is b - kv_slot_offset (a
+                                 quantized cache's staged copy holds the prefill rows' range) */
     int32_t page_shift;       /* log2(page_size) */
     int32_t num_pages;
 } fai_prefill_args;

@@ -40,24 +40,15 @@ static fai_status name_kv_cache(fai_status s)
     return fai_error(s, "%s", msg);
 }
 
-/* The cache source of fai_prefill (params.kv_cache): FP16 or BF16 as q, the packed-key fields
- * unused, and the cache itself through the checks fai_decode runs. */
+/* The cache source of fai_prefill (params.kv_cache): FP16 or BF16 as q, or int8 / FP8 (staged
+ * in q's dtype), the packed-key fields unused, and the cache itself through the checks
+ * fai_decode runs. */
 static fai_status check_prefill_cache(const char *fn, const fai_prefill_params *p)
 {
     const fai_kv_cache *c = p->kv_cache;
     const fai_attention *a = &p->attn;
-    if (c->dtype == FAI_DTYPE_INT8 || c->dtype == FAI_DTYPE_FP8_E4M3 || c->dtype == FAI_DTYPE_FP8_E5M2)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
-                         "%s: kv_cache->dtype (%d) is %s: fai_prefill reads FP16 and BF16 caches only for now "
-                         "(quantized caches: fai_decode)",
-                         fn, (int)c->dtype, fai_dtype_name(c->dtype));
-    if (c->dtype != FAI_DTYPE_FP16 && c->dtype != FAI_DTYPE_BF16)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE, "%s: kv_cache->dtype (%d) is not supported (%s or %s, as q)",
-                         fn, (int)c->dtype, fai_dtype_name(FAI_DTYPE_FP16), fai_dtype_name(FAI_DTYPE_BF16));
-    if (c->dtype != p->q.dtype)
-        return fai_error(FAI_ERROR_NOT_SUPPORTED_DTYPE,
-                         "%s: kv_cache->dtype (%d) is %s but q.dtype is %s: the cache must hold q's dtype", fn,
-                         (int)c->dtype, fai_dtype_name(c->dtype), fai_dtype_name(p->q.dtype));
+    /* (an unknown dtype is refused by fai_check_kv_cache below) */
+    FAI_TRY(name_kv_cache(fai_check_cache_holds(fn, "cache", c->dtype, "q", p->q.dtype)));
     if (p->k.data || p->v.data)
         return fai_error(FAI_ERROR_BAD_PARAM, "%s: k.data (%p) and v.data (%p) must be NULL with kv_cache "
                          "(the keys and values come from the cache)", fn, p->k.data, p->v.data);
@@ -128,6 +119,13 @@ int fai_prefill_decode_kernels_serve(const fai_prefill_params *p)
     return p->q.dtype == FAI_DTYPE_FP16 || p->q.dtype == FAI_DTYPE_BF16;
 }
 
+/* The keys a cache read is planned for: kv_cache->max_seq_len when it is in [1, capacity],
+ * else capacity (the decode rows' split, and a quantized cache's staged copy). */
+static int32_t cache_keys(const fai_kv_cache *c)
+{
+    return c->max_seq_len >= 1 && c->max_seq_len <= c->capacity ? c->max_seq_len : c->capacity;
+}
+
 fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fai_device_info dev,
                                  fai_prefill_plan *plan)
 {
@@ -187,12 +185,7 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         /* The kernel, split and warps suit the decode rows there are; the grid spans their
          * range (other sequences' blocks exit at once), so plan it again for the range with
          * those choices. */
-        /* (over a cache: its host bound max_seq_len when that is one, else its capacity) */
-        int32_t max_k = p->max_seq_k > 0 ? p->max_seq_k : p->total_k;
-        if (p->kv_cache) {
-            const fai_kv_cache *c = p->kv_cache;
-            max_k = c->max_seq_len >= 1 && c->max_seq_len <= c->capacity ? c->max_seq_len : c->capacity;
-        }
+        const int32_t max_k = p->kv_cache ? cache_keys(p->kv_cache) : p->max_seq_k > 0 ? p->max_seq_k : p->total_k;
         const int32_t count = d_last - d_first + 1;
         fai_decode_plan rows;
         FAI_TRY(fai_decode_make_plan(fn, decode_rows, a->num_q_heads, a->num_kv_heads, a->head_dim, max_k, dev,
@@ -204,6 +197,26 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         plan->decode_first = d_first;
         plan->decode_count = count;
         plan->workspace_bytes = plan->decode.workspace_bytes;
+    }
+    if (plan->run_prefill && p->kv_cache && (p->kv_cache->dtype == FAI_DTYPE_INT8 || p->kv_cache->dtype == FAI_DTYPE_FP8_E4M3 ||
+                                             p->kv_cache->dtype == FAI_DTYPE_FP8_E5M2)) {
+        /* The prefill rows read a copy of their keys and values in q's dtype, staged in the
+         * workspace after the decode rows' part: [prefill_count, keys, kv_heads, head_dim]
+         * for K, then V. */
+        const int32_t keys = cache_keys(p->kv_cache);
+        const double bytes = 2.0 * plan->prefill_count * keys * a->num_kv_heads * a->head_dim * 2;
+        if (bytes > 0x1p60)
+            return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
+                             "%s: staging %d sequences x %d keys of the quantized kv_cache needs %.3g bytes of "
+                             "workspace (set kv_cache->max_seq_len to the longest sequence)",
+                             fn, (int)plan->prefill_count, (int)keys, bytes);
+        if (keys > 0) { /* (a cache of capacity 0 has no key to stage) */
+            plan->stage_keys = keys;
+            plan->stage_bytes =
+                (size_t)plan->prefill_count * (size_t)keys * (size_t)a->num_kv_heads * (size_t)a->head_dim * 2;
+            plan->stage_offset = (plan->workspace_bytes + 255) / 256 * 256;
+            plan->workspace_bytes = plan->stage_offset + 2 * plan->stage_bytes;
+        }
     }
     return FAI_SUCCESS;
 }

@@ -20,6 +20,11 @@ typedef struct fai_prefill_plan {
     int32_t mt;                           /* m16 tiles per warp of the kernel that runs */
     int32_t decode_first, decode_count;   /* the decode kernels' range */
     fai_decode_plan decode;               /* their plan, for decode_count sequences */
+    /* A quantized kv_cache: the prefill rows' keys and values are staged in q's dtype,
+     * stage_keys tokens per sequence (0: no staging), K at workspace + stage_offset and V
+     * stage_bytes after it; the decode rows' part of the workspace comes first. */
+    int32_t stage_keys;
+    size_t stage_offset, stage_bytes;
     size_t workspace_bytes;
 } fai_prefill_plan;
 

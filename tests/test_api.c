@@ -719,7 +719,7 @@ static void test_thread_local_errors(void)
 }
 
 /* fai_prefill with kv_cache (chunked prefill from a contiguous or paged cache): the packed-key
- * fields must be unset, the cache holds q's dtype (quantized: not supported yet), and the
+ * fields must be unset, an unquantized cache holds q's dtype (int8 and FP8 take either), and the
  * cache itself is checked as fai_decode checks it, with messages naming kv_cache. */
 static void test_prefill_cache_checks(void)
 {
@@ -750,11 +750,19 @@ static void test_prefill_cache_checks(void)
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "total_k (10) and max_seq_k (0) must be 0 with kv_cache");
     CACHE_PARAMS(); p.max_seq_k = 10;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "max_seq_k (10)");
-    /* Dtypes: quantized caches are not supported yet; the cache must hold q's dtype. */
-    CACHE_PARAMS(); c.dtype = FAI_DTYPE_INT8;
-    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "kv_cache->dtype (2) is FAI_DTYPE_INT8");
+    /* Dtypes: a quantized cache (staged in q's dtype) takes FP16 or BF16 queries, with its
+     * scales for int8; an unquantized one must hold q's dtype. */
+    static float scales[4];
+    CACHE_PARAMS(); c.dtype = FAI_DTYPE_INT8; c.k_scale = scales; c.v_scale = scales + 2;
+    c.scale_seq_stride = 1024 * 8; c.scale_token_stride = 8; c.scale_head_stride = 1;
+    PREFILL_ACCEPT(p); /* int8 */
+    c.k_scale = NULL;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "kv_cache->k_scale is NULL");
     CACHE_PARAMS(); c.dtype = FAI_DTYPE_FP8_E4M3;
-    PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "FP16 and BF16 caches only");
+    PREFILL_ACCEPT(p); /* FP8 with FP16 queries */
+    CACHE_PARAMS(); c.dtype = FAI_DTYPE_FP8_E5M2; p.q.dtype = p.o.dtype = FAI_DTYPE_BF16;
+    c.page_table = fake_cu_q; c.page_table_stride = 64; c.page_size = 16; c.num_pages = 100;
+    PREFILL_ACCEPT(p); /* paged FP8 with BF16 queries */
     CACHE_PARAMS(); c.dtype = FAI_DTYPE_BF16;
     PREFILL_REJECT(p, FAI_ERROR_NOT_SUPPORTED_DTYPE, "kv_cache->dtype (1) is FAI_DTYPE_BF16 but q.dtype is FAI_DTYPE_FP16");
     CACHE_PARAMS(); c.dtype = (fai_dtype)77;

@@ -12,10 +12,16 @@
  * 1e-3 + 1e-4 |lse|, rows that see no key exactly zero with an LSE of -inf. Each case runs
  * planned from a host copy of cu_seqlens_q and without one.
  *
+ * Quantized caches (int8, FP8 E4M3 and E5M2): the codes and int8 scales are the host codec's
+ * (src/kv_codec.h, which fai_kv_append matches bit for bit), unused rows hold NaN codes (FP8)
+ * or NaN scales (int8), and the reference runs on the dequantized values rounded to q's
+ * dtype: what fai_prefill's staged copy holds (its decode rows read the codes unrounded).
+ *
  * The chunked-prefill cases process one prompt in 1, 3 and 7 chunks: each chunk's K/V is
  * written into a paged cache by fai_kv_append (FP16 or BF16 rows into a cache of their
- * dtype), then fai_prefill runs that chunk's queries over the cache; the outputs of
- * all chunks must match one whole-prompt prefill from packed K/V (and the reference).
+ * dtype, or quantized), then fai_prefill runs that chunk's queries over the cache; the
+ * outputs of all chunks must match one whole-prompt prefill from packed K/V (quantized: the
+ * one-chunk run) and the reference.
  *
  * --small: the small cases only. FAI_TEST_NAME=text runs only the cases whose name contains
  * text. Exits 77 without a GPU. */
@@ -27,6 +33,7 @@
 
 #include "fai.h"
 #include "gpu_test_util.h"
+#include "kv_codec.h"
 #include "reference.h"
 
 #define MAX_BATCH 16
@@ -44,6 +51,7 @@ typedef struct cache_case {
     int bf16;
     int window_left;    /* > 0: causal sliding window of window_left + 1 keys */
     int sinks;          /* random sinks in [-2, 4] */
+    fai_dtype quant;    /* FAI_DTYPE_INT8 / FP8_E4M3 / FP8_E5M2: a quantized cache (0: q's dtype) */
 } cache_case;
 
 #define LENS(...) (const int[]){__VA_ARGS__}
@@ -137,7 +145,75 @@ typedef struct host_cache {
     int32_t *table;         /* [batch][table_stride], NULL when contiguous */
     uint16_t *k, *v;        /* [slots][rows][hk][d] or head-major [slots][hk][rows][d] */
     int64_t seq_stride, token_stride, head_stride;
+    fai_dtype quant;        /* a quantized cache: codes in k8/v8 (same strides), int8 scales */
+    uint8_t *k8, *v8;
+    float *k_scale, *v_scale; /* [slots][rows][hk] */
 } host_cache;
+
+static int is_quantized(fai_dtype t)
+{
+    return t == FAI_DTYPE_INT8 || t == FAI_DTYPE_FP8_E4M3 || t == FAI_DTYPE_FP8_E5M2;
+}
+
+static const char *quant_name(fai_dtype t)
+{
+    return t == FAI_DTYPE_INT8 ? "int8" : t == FAI_DTYPE_FP8_E4M3 ? "e4m3" : t == FAI_DTYPE_FP8_E5M2 ? "e5m2" : "";
+}
+
+/* The scale index of (slot, row, head): [slots][rows][hk]. */
+static int64_t scale_index(const host_cache *hc, int64_t slot, int64_t row, int h, int hk)
+{
+    return (slot * hc->rows + row) * hk + h;
+}
+
+/* One row of d values (q's dtype) encoded as fai_kv_append encodes it: the codes into `codes`
+ * (when not NULL), the int8 scale returned; x then becomes the dequantized values rounded to
+ * q's dtype (what fai_prefill's staged copy holds). */
+static float encode_row(fai_dtype quant, float *x, int d, uint8_t *codes)
+{
+    float scale = 0.0f;
+    if (quant == FAI_DTYPE_INT8) {
+        float amax = 0.0f;
+        for (int e = 0; e < d; e++)
+            amax = fmaxf(amax, fabsf(x[e]));
+        scale = fai_int8_scale(amax);
+    }
+    for (int e = 0; e < d; e++) {
+        uint8_t code;
+        float y;
+        if (quant == FAI_DTYPE_INT8) {
+            const int8_t q = fai_int8_quantize(x[e], scale);
+            code = (uint8_t)q;
+            y = fai_int8_dequantize(q, scale);
+        } else if (quant == FAI_DTYPE_FP8_E4M3) {
+            code = fai_fp8_e4m3_from_float(x[e]);
+            y = fai_fp8_e4m3_to_float(code);
+        } else {
+            code = fai_fp8_e5m2_from_float(x[e]);
+            y = fai_fp8_e5m2_to_float(code);
+        }
+        if (codes)
+            codes[e] = code;
+        x[e] = from_elem(to_elem(y));
+    }
+    return scale;
+}
+
+/* Token t of sequence b, head h: its d values `x` (q's dtype) encoded into the host cache's
+ * codes (and scale), as fai_kv_append encodes them; x then becomes what the prefill's staged
+ * copy holds (the dequantized values rounded to q's dtype). */
+static void quantize_row(host_cache *hc, int b, int t, int h, int hk, int d, int is_v, float *x)
+{
+    int64_t slot = b, row = t;
+    if (hc->table) {
+        slot = hc->table[(int64_t)b * hc->table_stride + t / hc->rows];
+        row = t % hc->rows;
+    }
+    const int64_t at = slot * hc->seq_stride + row * hc->token_stride + (int64_t)h * hc->head_stride;
+    const float scale = encode_row(hc->quant, x, d, (is_v ? hc->v8 : hc->k8) + at);
+    if (hc->quant == FAI_DTYPE_INT8)
+        (is_v ? hc->v_scale : hc->k_scale)[scale_index(hc, slot, row, h, hk)] = scale;
+}
 
 /* Where token t of sequence b, head h lives in the host pool (element index). */
 static int64_t cache_index(const host_cache *hc, int b, int t, int h)
@@ -202,6 +278,21 @@ static void make_cache(const cache_case *c, const int *sk, int capacity, fai_ref
     hc->v = malloc(n * 2);
     memset(hc->k, 0xff, n * 2); /* 0xffff: FP16 and BF16 NaN */
     memset(hc->v, 0xff, n * 2);
+    hc->quant = c->quant;
+    if (is_quantized(c->quant)) {
+        hc->k8 = malloc(n);
+        hc->v8 = malloc(n);
+        /* FP8: 0x7f is NaN in both formats; int8: codes 0 under NaN scales */
+        memset(hc->k8, c->quant == FAI_DTYPE_INT8 ? 0 : 0x7f, n);
+        memset(hc->v8, c->quant == FAI_DTYPE_INT8 ? 0 : 0x7f, n);
+        if (c->quant == FAI_DTYPE_INT8) {
+            const size_t ns = (size_t)hc->slots * (size_t)hc->rows * (size_t)hk + 1;
+            hc->k_scale = malloc(ns * sizeof(float));
+            hc->v_scale = malloc(ns * sizeof(float));
+            for (size_t i = 0; i < ns; i++)
+                hc->k_scale[i] = hc->v_scale[i] = NAN;
+        }
+    }
 }
 
 static void free_cache(host_cache *hc)
@@ -209,12 +300,17 @@ static void free_cache(host_cache *hc)
     free(hc->table);
     free(hc->k);
     free(hc->v);
+    free(hc->k8);
+    free(hc->v8);
+    free(hc->k_scale);
+    free(hc->v_scale);
 }
 
 /* The device copy of a host cache as a fai_kv_cache (seq_lens set by the caller). */
 typedef struct dev_cache {
     void *k, *v;
     int32_t *table, *lens;
+    float *k_scale, *v_scale;
     fai_kv_cache c;
 } dev_cache;
 
@@ -232,11 +328,32 @@ static void upload_cache(const host_cache *hc, const cache_case *c, dev_cache *d
                                   cudaMemcpyHostToDevice));
         }
     }
-    CUDA_CHECK(cudaMemcpy(dc->k, hc->k, bytes, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(dc->v, hc->v, bytes, cudaMemcpyHostToDevice));
+    const size_t nscale = (size_t)hc->slots * (size_t)hc->rows * (size_t)c->hk * sizeof(float);
+    if (alloc && hc->k_scale) {
+        CUDA_CHECK(cudaMalloc((void **)&dc->k_scale, nscale));
+        CUDA_CHECK(cudaMalloc((void **)&dc->v_scale, nscale));
+    }
+    if (hc->k8) { /* codes: one byte per element (the buffers have room for two) */
+        CUDA_CHECK(cudaMemcpy(dc->k, hc->k8, bytes / 2, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(dc->v, hc->v8, bytes / 2, cudaMemcpyHostToDevice));
+    } else {
+        CUDA_CHECK(cudaMemcpy(dc->k, hc->k, bytes, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(dc->v, hc->v, bytes, cudaMemcpyHostToDevice));
+    }
+    if (hc->k_scale) {
+        CUDA_CHECK(cudaMemcpy(dc->k_scale, hc->k_scale, nscale, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(dc->v_scale, hc->v_scale, nscale, cudaMemcpyHostToDevice));
+    }
     fai_kv_cache *k = &dc->c;
     memset(k, 0, sizeof *k);
-    k->dtype = c->bf16 ? FAI_DTYPE_BF16 : FAI_DTYPE_FP16;
+    k->dtype = is_quantized(c->quant) ? c->quant : c->bf16 ? FAI_DTYPE_BF16 : FAI_DTYPE_FP16;
+    if (hc->k_scale) {
+        k->k_scale = dc->k_scale;
+        k->v_scale = dc->v_scale;
+        k->scale_seq_stride = (int64_t)hc->rows * c->hk;
+        k->scale_token_stride = c->hk;
+        k->scale_head_stride = 1;
+    }
     k->k = dc->k;
     k->v = dc->v;
     k->seq_stride = hc->seq_stride;
@@ -256,6 +373,8 @@ static void free_dev_cache(dev_cache *dc)
 {
     cudaFree(dc->k);
     cudaFree(dc->v);
+    cudaFree(dc->k_scale);
+    cudaFree(dc->v_scale);
     cudaFree(dc->table);
     cudaFree(dc->lens);
 }
@@ -326,6 +445,15 @@ static int run_case(const cache_case *c, int index)
                 }
             }
     }
+    /* A quantized cache: each row's codes from its values (a shared prefix's rows are the same
+     * values, so the same codes), then the values become what the staged copy holds. */
+    if (is_quantized(c->quant))
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < sk[b]; t++)
+                for (int h = 0; h < hk; h++) {
+                    quantize_row(&hc, b, t, h, hk, d, 0, ks[b] + t * krow + h * d);
+                    quantize_row(&hc, b, t, h, hk, d, 1, vs[b] + t * krow + h * d);
+                }
     dev_cache dc;
     upload_cache(&hc, c, &dc, 1);
     CUDA_CHECK(cudaMemcpy(dc.lens, sk, sizeof(int32_t) * (size_t)batch, cudaMemcpyHostToDevice));
@@ -423,8 +551,9 @@ static int run_case(const cache_case *c, int index)
     }
     free(o32);
 
-    printf("%s: batch %d, heads %d/%d, d %d, %s, %s, %scausal, window %d, sinks %d, total_q %d\n", c->name, batch, hq,
-           hk, d, c->bf16 ? "bf16" : "fp16",
+    printf("%s: batch %d, heads %d/%d, d %d, %s%s%s, %s, %scausal, window %d, sinks %d, total_q %d\n", c->name, batch,
+           hq, hk, d, c->bf16 ? "bf16" : "fp16", is_quantized(c->quant) ? " over " : "",
+           is_quantized(c->quant) ? quant_name(c->quant) : "",
            c->page_size ? (c->page_size == 1 ? "paged 1" : c->page_size == 16 ? "paged 16" : "paged") : "contiguous",
            c->causal ? "" : "non-", c->window_left, c->sinks, total_q);
     cudaStream_t stream;
@@ -503,7 +632,7 @@ static int run_case(const cache_case *c, int index)
 
 /* One prompt of `len` tokens in `chunks` chunks through a paged cache (page size ps, pages
  * scrambled) against one whole-prompt prefill from packed K/V; both against the reference. */
-static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps, int bf16, int index)
+static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps, int bf16, fai_dtype quant, int index)
 {
     g_bf16 = bf16;
     fai_ref_rng rng;
@@ -535,6 +664,12 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
     CUDA_CHECK(cudaMemcpy(q_dev, qb, 2 * (size_t)nq, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(k_dev, kb, 2 * (size_t)nk, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(v_dev, vb, 2 * (size_t)nk, cudaMemcpyHostToDevice));
+    /* A quantized cache: the reference sees what the staged copy will hold. */
+    if (is_quantized(quant))
+        for (int64_t r = 0; r < (int64_t)len * hk; r++) {
+            encode_row(quant, k + r * d, d, NULL);
+            encode_row(quant, v + r * d, d, NULL);
+        }
 
     /* The reference and its FP32 yardstick. */
     double *ref = malloc(sizeof(double) * (size_t)nq), *ref_lse = malloc(sizeof(double) * (size_t)(len * hq));
@@ -591,10 +726,13 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
     CUDA_CHECK(cudaMemcpy(lw, lse_whole, sizeof(float) * (size_t)(len * hq), cudaMemcpyDeviceToHost));
 
     /* The paged cache: one sequence of up to len tokens, pages scrambled, NaN until written. */
-    cache_case cc = {.hq = hq, .hk = hk, .d = d, .batch = 1, .page_size = ps, .bf16 = bf16};
+    cache_case cc = {.hq = hq, .hk = hk, .d = d, .batch = 1, .page_size = ps, .bf16 = bf16, .quant = quant};
     const int one[1] = {len};
     int fails = 0;
-    printf("%s: prompt %d, heads %d/%d, d %d, %s, page size %d\n", name, len, hq, hk, d, bf16 ? "bf16" : "fp16", ps);
+    printf("%s: prompt %d, heads %d/%d, d %d, %s%s%s, page size %d\n", name, len, hq, hk, d, bf16 ? "bf16" : "fp16",
+           is_quantized(quant) ? " over " : "", quant_name(quant), ps);
+    /* A quantized cache holds other values than the packed K/V: its runs are compared with
+     * its one-chunk run instead of the whole-prompt prefill. */
     const int nchunks[] = {1, 3, 7};
     for (int ci = 0; ci < 3; ci++) {
         host_cache hc;
@@ -657,6 +795,10 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
         } else {
             CUDA_CHECK(cudaMemcpy(chunked, o_chunk, 2 * (size_t)nq, cudaMemcpyDeviceToHost));
             CUDA_CHECK(cudaMemcpy(lc, lse_chunk, sizeof(float) * (size_t)(len * hq), cudaMemcpyDeviceToHost));
+            if (is_quantized(quant) && ci == 0) { /* the one-chunk run: the others' yardstick */
+                memcpy(whole, chunked, 2 * (size_t)nq);
+                memcpy(lw, lc, sizeof(float) * (size_t)(len * hq));
+            }
             tally tr = {0}, tw = {0}; /* chunked against the reference; chunked against whole */
             tr.max_err32 = tw.max_err32 = max_err32;
             for (int64_t e = 0; e < nq; e++) {
@@ -681,8 +823,9 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
             char label[32];
             snprintf(label, sizeof label, "%d ch ref", nchunks[ci]);
             fails += report(label, name, &tr, bf16);
-            snprintf(label, sizeof label, "%d ch whole", nchunks[ci]);
-            fails += report(label, name, &tw, bf16);
+            snprintf(label, sizeof label, is_quantized(quant) ? "%d ch vs 1" : "%d ch whole", nchunks[ci]);
+            if (!is_quantized(quant) || ci > 0)
+                fails += report(label, name, &tw, bf16);
         }
         free_dev_cache(&dc);
         free_cache(&hc);
@@ -758,6 +901,20 @@ int main(int argc, char **argv)
          .sk = LENS(40, 7, 40), .page_size = 1, .causal = 1, .bf16 = 1},
         {.name = "bf16 paged 256, shared prefix, d256 8/2", .hq = 8, .hk = 2, .d = 256, .batch = 2,
          .sq = LENS(100, 60), .sk = LENS(600, 520), .page_size = 256, .shared = 2, .causal = 1, .bf16 = 1},
+        {.name = "int8 paged 16 scrambled, d128 16/4", .hq = 16, .hk = 4, .d = 128, .batch = 7, .sq = gq, .sk = gk,
+         .page_size = 16, .causal = 1, .quant = FAI_DTYPE_INT8},
+        {.name = "e4m3 contiguous, d64 8/1", .hq = 8, .hk = 1, .d = 64, .batch = 7, .sq = gq, .sk = gk, .causal = 1,
+         .quant = FAI_DTYPE_FP8_E4M3},
+        {.name = "e5m2 contiguous head-major, non-causal, d96 8/2", .hq = 8, .hk = 2, .d = 96, .batch = 4,
+         .sq = LENS(77, 1, 30, 129), .sk = LENS(200, 90, 30, 129), .hnd = 1, .quant = FAI_DTYPE_FP8_E5M2},
+        {.name = "bf16 e5m2 paged 1, GQA 7 d128", .hq = 14, .hk = 2, .d = 128, .batch = 3, .sq = LENS(17, 1, 40),
+         .sk = LENS(40, 7, 40), .page_size = 1, .causal = 1, .bf16 = 1, .quant = FAI_DTYPE_FP8_E5M2},
+        {.name = "bf16 int8 paged 256, shared prefix, d256 8/2", .hq = 8, .hk = 2, .d = 256, .batch = 2,
+         .sq = LENS(100, 60), .sk = LENS(600, 520), .page_size = 256, .shared = 2, .causal = 1, .bf16 = 1,
+         .quant = FAI_DTYPE_INT8},
+        {.name = "e4m3 paged 16 head-major, window 64 + sinks, d128 8/2", .hq = 8, .hk = 2, .d = 128, .batch = 3,
+         .sq = LENS(100, 1, 200), .sk = LENS(400, 300, 200), .page_size = 16, .hnd = 1, .causal = 1,
+         .window_left = 64, .sinks = 1, .quant = FAI_DTYPE_FP8_E4M3},
         {.name = "long: paged 16, 512 x 4096, d128 8/8", .hq = 8, .hk = 8, .d = 128, .batch = 1, .sq = LENS(512),
          .sk = LENS(4096), .page_size = 16, .causal = 1},
     };
@@ -774,18 +931,23 @@ int main(int argc, char **argv)
     struct {
         const char *name;
         int hq, hk, d, len, ps, bf16;
+        fai_dtype quant;
     } chunked[] = {
-        {"chunked prefill, page 16, d128 32/8", 32, 8, 128, 1000, 16, 0},
-        {"chunked prefill, page 1, GQA 7 d64", 14, 2, 64, 300, 1, 0},
-        {"chunked prefill, page 256, d256 8/2", 8, 2, 256, 700, 256, 0},
-        {"bf16 chunked prefill, page 16, d128 16/4", 16, 4, 128, 600, 16, 1},
+        {"chunked prefill, page 16, d128 32/8", 32, 8, 128, 1000, 16, 0, 0},
+        {"chunked prefill, page 1, GQA 7 d64", 14, 2, 64, 300, 1, 0, 0},
+        {"chunked prefill, page 256, d256 8/2", 8, 2, 256, 700, 256, 0, 0},
+        {"bf16 chunked prefill, page 16, d128 16/4", 16, 4, 128, 600, 16, 1, 0},
+        {"int8 chunked prefill, page 16, d128 32/8", 32, 8, 128, 1000, 16, 0, FAI_DTYPE_INT8},
+        {"e4m3 chunked prefill, page 1, GQA 7 d64", 14, 2, 64, 300, 1, 0, FAI_DTYPE_FP8_E4M3},
+        {"bf16 e5m2 chunked prefill, page 256, d256 8/2", 8, 2, 256, 700, 256, 1, FAI_DTYPE_FP8_E5M2},
+        {"bf16 int8 chunked prefill, page 16, d96 16/4", 16, 4, 96, 600, 16, 1, FAI_DTYPE_INT8},
     };
     for (int i = 0; i < (int)(sizeof chunked / sizeof chunked[0]); i++) {
         if (only && !strstr(chunked[i].name, only))
             continue;
         const int len = g_small ? chunked[i].len / 4 : chunked[i].len;
         failed += run_chunked(chunked[i].name, chunked[i].hq, chunked[i].hk, chunked[i].d, len, chunked[i].ps,
-                              chunked[i].bf16, n + i) > 0;
+                              chunked[i].bf16, chunked[i].quant, n + i) > 0;
         ran++;
     }
     printf("test_prefill_cache: %d cases, %d failed\n", ran, failed);

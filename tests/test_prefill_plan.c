@@ -179,6 +179,68 @@ static void test_cache_split_bound(void)
     }
 }
 
+/* A quantized kv_cache: the prefill rows' keys and values are staged in q's dtype after the
+ * decode rows' part of the workspace (256-byte aligned), for max_seq_len keys when that is in
+ * [1, capacity], else capacity; only the prefill range is staged; an unquantized cache and a
+ * call without prefill rows stage nothing; a staging past 2^60 bytes is refused. */
+static void test_quantized_cache_staging(void)
+{
+    static const int32_t cu[5] = {0, 1, 101, 102, 103}; /* decode, prefill 100, decode, decode */
+    const fai_dtype dts[] = {FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2, FAI_DTYPE_FP16};
+    for (size_t di = 0; di < sizeof dts / sizeof dts[0]; di++)
+        for (int hint = 0; hint < 3; hint++) {
+            fai_kv_cache cache = {0};
+            cache.dtype = dts[di];
+            cache.capacity = 100000;
+            cache.max_seq_len = hint == 0 ? 0 : hint == 1 ? 5000 : 200000; /* none, a bound, over capacity */
+            fai_prefill_params p = params(4, cu);
+            p.total_q = 103;
+            p.kv_cache = &cache;
+            const fai_prefill_plan plan = PLAN(p);
+            const int32_t keys = hint == 1 ? 5000 : 100000;
+            const size_t bytes = (size_t)1 * keys * 8 * 128 * 2; /* one prefill sequence, 8 heads of 128 */
+            if (dts[di] == FAI_DTYPE_FP16) {
+                CHECK(plan.stage_keys == 0 && plan.workspace_bytes == plan.decode.workspace_bytes,
+                      "FP16 cache: staged %d keys, workspace %zu", (int)plan.stage_keys, plan.workspace_bytes);
+                continue;
+            }
+            CHECK(plan.run_prefill && plan.prefill_first == 1 && plan.prefill_count == 1 && plan.run_decode,
+                  "dtype %d: prefill %d (%d, %d), decode %d", (int)dts[di], plan.run_prefill,
+                  (int)plan.prefill_first, (int)plan.prefill_count, plan.run_decode);
+            CHECK(plan.stage_keys == keys && plan.stage_bytes == bytes, "dtype %d hint %d: %d keys, %zu bytes",
+                  (int)dts[di], hint, (int)plan.stage_keys, plan.stage_bytes);
+            CHECK(plan.stage_offset % 256 == 0 && plan.stage_offset >= plan.decode.workspace_bytes &&
+                      plan.stage_offset < plan.decode.workspace_bytes + 256 &&
+                      plan.workspace_bytes == plan.stage_offset + 2 * bytes,
+                  "dtype %d hint %d: offset %zu after %zu, workspace %zu", (int)dts[di], hint, plan.stage_offset,
+                  plan.decode.workspace_bytes, plan.workspace_bytes);
+        }
+    /* Decode rows only: nothing staged. */
+    static const int32_t dec[3] = {0, 1, 2};
+    fai_kv_cache cache = {0};
+    cache.dtype = FAI_DTYPE_INT8;
+    cache.capacity = 4096;
+    fai_prefill_params p = params(2, dec);
+    p.total_q = 2;
+    p.kv_cache = &cache;
+    fai_prefill_plan plan = PLAN(p);
+    CHECK(!plan.run_prefill && plan.stage_keys == 0 && plan.workspace_bytes == plan.decode.workspace_bytes,
+          "decode rows only: staged %d keys", (int)plan.stage_keys);
+    /* Without a host plan the whole batch is staged; an absurd one is refused. */
+    p = params(3, NULL);
+    p.kv_cache = &cache;
+    plan = PLAN(p);
+    CHECK(plan.stage_keys == 4096 && plan.stage_bytes == (size_t)3 * 4096 * 8 * 128 * 2, "no host plan: %d keys, %zu",
+          (int)plan.stage_keys, plan.stage_bytes);
+    cache.capacity = 2000000000;
+    p = params(1 << 20, NULL);
+    p.kv_cache = &cache;
+    memset(&plan, 0, sizeof plan);
+    const fai_status st = fai_prefill_make_plan("test", &p, h100, &plan);
+    CHECK(st == FAI_ERROR_BAD_PARAM_SHAPE && strstr(fai_last_error(), "max_seq_len") != NULL,
+          "a 2^20 x 2e9-key staging: %s (%s)", fai_status_string(st), fai_last_error());
+}
+
 /* An empty batch or no query rows: nothing runs, whatever the variants. */
 static void test_nothing_to_run(void)
 {
@@ -203,6 +265,7 @@ int main(void)
     test_decode_rows_only();
     test_no_host_plan();
     test_cache_split_bound();
+    test_quantized_cache_staging();
     test_nothing_to_run();
     if (failures) {
         printf("test_prefill_plan: %d checks failed\n", failures);

@@ -374,7 +374,8 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
 
 def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, causal=False, softmax_scale=None,
             alibi=False, alibi_slopes=None, cu_seqlens_q_host=None, out=None, lse=None, workspace=None,
-            stream=None, window=None, softcap=0.0, sinks=None, k_cache=None, v_cache=None, seq_lens=None):
+            stream=None, window=None, softcap=0.0, sinks=None, k_cache=None, v_cache=None, seq_lens=None,
+            k_scale=None, v_scale=None, cache_dtype=None, max_seq_len=0):
     """Attention over a packed variable-length batch (prefill, chunked prefill, hybrid).
 
     Chunked prefill / prefix caching from a KV cache: pass k=None, v=None, cu_seqlens_k=None
@@ -382,7 +383,10 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
     with a contiguous head_dim, as in decode()) and seq_lens (int32 [batch]): sequence b's
     keys are the first seq_lens[b] tokens of cache slot b, its queries the last rows of
     them (append the chunk with kv_append first). Its decode rows (one query row) run on the
-    decoding kernels, as in any call.
+    decoding kernels, as in any call. A quantized cache (int8 with k_scale / v_scale, or FP8;
+    cache_dtype for uint8 arrays, as in decode()) serves float16 and bfloat16 q: its keys and
+    values are dequantized into the workspace in q's dtype first, max_seq_len keys per
+    sequence when 0 < max_seq_len <= capacity (then a true bound), else capacity.
 
     q: float16 [total_q, num_q_heads, head_dim]; k, v: float16 [total_k, num_kv_heads,
     head_dim] (views into a fused QKV buffer work). cu_seqlens_q / cu_seqlens_k: int32
@@ -407,7 +411,13 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         for x in (kv, vv):
             _rank(x, 4, "[batch, capacity, num_kv_heads, head_dim]")
             _cache_rows(x)
-        _same("k_cache's and v_cache's element type (q's)", (kv.dtype, vv.dtype), (qv.dtype, qv.dtype))
+        cname, cdtype = _cache_dtype(kv, vv, cache_dtype)
+        _unquantized_cache_matches(cname, qv, "q")
+        ks = vs = None
+        if cname == "int8":
+            ks, vs = _scales("k_scale", k_scale, kv.shape[:3]), _scales("v_scale", v_scale, kv.shape[:3])
+        elif k_scale is not None or v_scale is not None:
+            raise ValueError(f"fai: k_scale / v_scale are for int8 caches; this cache is {cname}")
         _same("v_cache's shape", vv.shape, kv.shape)
         _same("v_cache's strides", vv.strides, kv.strides)
         total_q, hq, d = qv.shape
@@ -415,6 +425,8 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         _same("k_cache's head_dim", dk, d)
         cq = view("cu_seqlens_q", cu_seqlens_q)
     else:
+        if k_scale is not None or v_scale is not None or cache_dtype is not None:
+            raise ValueError("fai: k_scale, v_scale and cache_dtype are for a quantized k_cache / v_cache")
         qv, kv, vv = view("q", q), view("k", k), view("v", v)
         cq, ck = view("cu_seqlens_q", cu_seqlens_q), view("cu_seqlens_k", cu_seqlens_k)
         for x in (qv, kv, vv):
@@ -447,7 +459,8 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         host = (ctypes.c_int32 * (batch + 1))(*host_list)
     handle = _stream(stream, q)
     arrays = [("k", k), ("v", v), ("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k), ("out", out),
-              ("lse", lse), ("sinks", sinks), ("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens)]
+              ("lse", lse), ("sinks", sinks), ("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens),
+              ("k_scale", k_scale), ("v_scale", v_scale)]
     with _on_device_and_stream(q, handle, arrays):
         out, ov, lse, lse_v = _outputs(q, qv, out, lse)
         slopes = _slopes(alibi_slopes, hq)
@@ -456,9 +469,9 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         p = lib.fai_prefill_params_default()
         if from_cache:  # k, v and cu_seqlens_k stay NULL, total_k 0
             cache = _lib.KVCache()
-            _fill_cache(cache, kv, vv, _lib.FAI_DTYPE_BF16 if kv.dtype == "bfloat16" else _lib.FAI_DTYPE_FP16,
-                        None, None)
+            _fill_cache(cache, kv, vv, cdtype, ks, vs)
             cache.seq_lens = lv.ptr
+            cache.max_seq_len = int(max_seq_len)
             p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes, window, softcap, sinks)
             p.batch, p.causal = batch, 1 if causal else 0
             p.q, p.o = _fai_tensor(qv), _fai_tensor(ov)

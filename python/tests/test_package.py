@@ -359,13 +359,34 @@ class PrefillFromCache(unittest.TestCase):
         self.assertIn("seq_lens must have shape (3,)", str(cm.exception))
         a = self.args()
         a["k_cache"] = a["v_cache"] = FakeArray((3, 64, 2, 64), "<f4")
-        with self.assertRaises(ValueError) as cm:
+        with self.assertRaises(TypeError) as cm:
             fai.prefill(**a)
         self.assertIn("element type", str(cm.exception))
         a = self.args()
         a["k_cache"] = f16(3, 64, 2, 128)
         with self.assertRaises(ValueError):
             fai.prefill(**a)
+
+    def test_quantized_cache(self):
+        # int8 needs its scales, FP8 takes none, and a quantized cache reaches libfai with its
+        # dtype, scales and max_seq_len (libfai then refuses the fake seq_lens pointer).
+        a = self.args()
+        a["k_cache"], a["v_cache"] = FakeArray((3, 64, 2, 64), "|i1"), FakeArray((3, 64, 2, 64), "|i1")
+        with self.assertRaises(TypeError) as cm:
+            fai.prefill(**a)
+        self.assertIn("k_scale is required", str(cm.exception))
+        a["k_scale"], a["v_scale"] = FakeArray((3, 64, 2), "<f4"), FakeArray((3, 64, 2), "<f4")
+        a["seq_lens"] = FakeArray((3,), "<i4", ptr=0x7F0000000002)
+        a["max_seq_len"] = 40
+        with self.assertRaises(fai.FaiError) as cm:
+            fai.prefill(**a)
+        self.assertIn("kv_cache->seq_lens", cm.exception.message)
+        a = self.args()
+        a["k_cache"], a["v_cache"] = FakeArray((3, 64, 2, 64), "|u1"), FakeArray((3, 64, 2, 64), "|u1")
+        a["k_scale"], a["v_scale"] = FakeArray((3, 64, 2), "<f4"), FakeArray((3, 64, 2), "<f4")
+        with self.assertRaises(ValueError) as cm:
+            fai.prefill(cache_dtype="fp8_e5m2", **a)
+        self.assertIn("k_scale / v_scale are for int8 caches", str(cm.exception))
 
     def test_library_sees_the_cache(self):
         # Reaches libfai's validation: the kv_cache pointer and its fields marshal as C reads them.

@@ -260,7 +260,7 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     const Elem *qg = (const Elem *)a.q + (int64_t)qr.x * a.q_token_stride + (int64_t)h * a.q_head_stride;
     /* The sequence's key 0: row kr.x of packed K/V, or slot b of a contiguous cache; a paged
      * cache adds each row's page in load_rows_paged. */
-    const int64_t kv_first = !a.seq_lens || PAGED ? 0 : (int64_t)b * a.kv_seq_stride;
+    const int64_t kv_first = !a.seq_lens || PAGED ? 0 : (int64_t)(b - a.kv_slot_offset) * a.kv_seq_stride;
     const Elem *kg = (const Elem *)a.k + kv_first + (int64_t)kr.x * a.k_token_stride + (int64_t)kvh * a.k_head_stride;
     const Elem *vg = (const Elem *)a.v + kv_first + (int64_t)kr.x * a.v_token_stride + (int64_t)kvh * a.v_head_stride;
 
