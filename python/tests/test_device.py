@@ -132,6 +132,21 @@ class AgainstSDPA(unittest.TestCase):
             for b, n in enumerate(lens):
                 ref = sdpa(q[b:b + 1].float(), kd[b, :n], vd[b, :n], False)
                 self.assertLess(rel_l2(out[b:b + 1], ref), 2e-3, f"{tdt} sequence {b}")
+            # Chunked prefill over the same cache: the last rows of each sequence as queries
+            # (a decode row for the 1-token one), against SDPA on the dequantized values
+            # rounded to q's dtype (what fai_prefill stages).
+            rows = [1, 40, 100]
+            cu = [0]
+            for r in rows:
+                cu.append(cu[-1] + r)
+            qp = torch.randn(cu[-1], hq, d, device="cuda", dtype=torch.float16)
+            cq = torch.tensor(cu, dtype=torch.int32, device="cuda")
+            outp = fai.prefill(qp, None, None, cq, None, max(rows), causal=True, cu_seqlens_q_host=cu, k_cache=kc,
+                               v_cache=vc, seq_lens=seq_lens, k_scale=ks, v_scale=vs)
+            torch.cuda.synchronize()
+            for b, (n, r) in enumerate(zip(lens, rows)):
+                ref = sdpa(qp[cu[b]:cu[b + 1]].float(), kd[b, :n].half().float(), vd[b, :n].half().float(), True)
+                self.assertLess(rel_l2(outp[cu[b]:cu[b + 1]], ref), 2e-3, f"{tdt} prefill sequence {b}")
 
     def test_variants_and_bf16(self):
         """Sliding window, soft-cap and sinks against their definition written with torch ops,
