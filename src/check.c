@@ -314,3 +314,17 @@ fai_status fai_current_device(const char *fn, fai_device_info *info)
                          major);
     return FAI_SUCCESS;
 }
+
+fai_status fai_check_workspace(const char *fn, const char *size_fn, size_t needed, const void *workspace,
+                               size_t workspace_bytes)
+{
+    if (needed == 0)
+        return FAI_SUCCESS;
+    if (!workspace || workspace_bytes < needed)
+        return fai_error(FAI_ERROR_BAD_PARAM_WORKSPACE,
+                         "%s: workspace (%p, %zu bytes) is smaller than the %zu bytes needed (see %s)", fn, workspace,
+                         workspace_bytes, needed, size_fn);
+    if ((uintptr_t)workspace % 16 != 0)
+        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: workspace (%p) is not 16-byte aligned", fn, workspace);
+    return FAI_SUCCESS;
+}

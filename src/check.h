@@ -35,6 +35,11 @@ fai_status fai_check_io_tensor(const char *fn, const char *name, const fai_tenso
 fai_status fai_check_cache_holds(const char *fn, const char *cache_name, fai_dtype cache_dtype, const char *ref,
                                  fai_dtype ref_dtype);
 
+/* A call's workspace: none needed, or at least `needed` bytes, 16-byte aligned; size_fn names
+ * the size query the message points to. */
+fai_status fai_check_workspace(const char *fn, const char *size_fn, size_t needed, const void *workspace,
+                               size_t workspace_bytes);
+
 /* log2 of a page size that fai_check_kv_cache accepted (a power of two). */
 static inline int32_t fai_page_shift(int32_t page_size)
 {

@@ -82,21 +82,6 @@ fai_status fai_decode_workspace_size(const fai_decode_params *params, size_t *by
     return FAI_SUCCESS;
 }
 
-fai_status fai_decode_check_workspace(const char *fn, const char *size_fn, const fai_decode_plan *plan,
-                                      const void *workspace, size_t workspace_bytes)
-{
-    if (plan->workspace_bytes == 0)
-        return FAI_SUCCESS;
-    if (!workspace || workspace_bytes < plan->workspace_bytes)
-        return fai_error(FAI_ERROR_BAD_PARAM_WORKSPACE,
-                         "%s: workspace (%p, %zu bytes) is smaller than the %zu bytes needed (see %s)", fn,
-                         workspace, workspace_bytes, plan->workspace_bytes, size_fn);
-    if ((uintptr_t)workspace % 16 != 0)
-        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: workspace (%p) is not 16-byte aligned", fn,
-                         workspace);
-    return FAI_SUCCESS;
-}
-
 fai_decode_args fai_decode_args_common(const fai_attention *a, const fai_decode_plan *plan, int32_t batch,
                                        const fai_tensor *q, const fai_tensor *o, float *lse, void *workspace)
 {
@@ -165,7 +150,7 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
 {
     if (p->batch == 0)
         return FAI_SUCCESS;
-    FAI_TRY(fai_decode_check_workspace(fn, "fai_decode_workspace_size", plan, workspace, workspace_bytes));
+    FAI_TRY(fai_check_workspace(fn, "fai_decode_workspace_size", plan->workspace_bytes, workspace, workspace_bytes));
     fai_decode_args args = fai_decode_args_common(&p->attn, plan, p->batch, &p->q, &p->o, p->lse, workspace);
     fai_decode_args_set_cache(&args, &p->cache);
     return fai_decode_launch(&args, plan, stream);

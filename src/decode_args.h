@@ -57,10 +57,6 @@ typedef struct fai_decode_args {
 fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan,
                              cudaStream_t stream);
 
-/* The workspace a plan needs (none, or at least plan->workspace_bytes, 16-byte aligned);
- * size_fn names the query the message points to. */
-fai_status fai_decode_check_workspace(const char *fn, const char *size_fn, const fai_decode_plan *plan,
-                                      const void *workspace, size_t workspace_bytes);
 
 /* The decode kernels' arguments that do not depend on where K and V come from (a cache for
  * fai_decode, packed varlen K/V or a kv_cache for fai_prefill's decode rows): the caller

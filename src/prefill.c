@@ -85,13 +85,7 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
     const fai_prefill_params *p = params;
     const fai_attention *a = &p->attn;
     /* before anything launches: a failed call launches nothing */
-    if (plan.workspace_bytes > 0 && (!workspace || workspace_bytes < plan.workspace_bytes))
-        return fai_error(FAI_ERROR_BAD_PARAM_WORKSPACE,
-                         "%s: workspace (%p, %zu bytes) is smaller than the %zu bytes needed (see "
-                         "fai_prefill_workspace_size)",
-                         fn, workspace, workspace_bytes, plan.workspace_bytes);
-    if (plan.workspace_bytes > 0 && (uintptr_t)workspace % 16 != 0)
-        return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED, "%s: workspace (%p) is not 16-byte aligned", fn, workspace);
+    FAI_TRY(fai_check_workspace(fn, "fai_prefill_workspace_size", plan.workspace_bytes, workspace, workspace_bytes));
     if (plan.run_prefill) {
         fai_prefill_args args = {0};
         args.q = p->q.data;
