@@ -198,8 +198,7 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         plan->decode_count = count;
         plan->workspace_bytes = plan->decode.workspace_bytes;
     }
-    if (plan->run_prefill && p->kv_cache && (p->kv_cache->dtype == FAI_DTYPE_INT8 || p->kv_cache->dtype == FAI_DTYPE_FP8_E4M3 ||
-                                             p->kv_cache->dtype == FAI_DTYPE_FP8_E5M2)) {
+    if (plan->run_prefill && p->kv_cache && fai_dtype_bytes(p->kv_cache->dtype) == 1) { /* int8 or FP8 */
         /* The prefill rows read a copy of their keys and values in q's dtype, staged in the
          * workspace after the decode rows' part: [prefill_count, keys, kv_heads, head_dim]
          * for K, then V. */
