@@ -19,8 +19,9 @@
  *  - fai_prefill with a kv_cache (chunked prefill from a contiguous or paged cache) is accepted
  *    only with the packed-key fields unset and a cache of q's dtype or an int8/FP8 one; a
  *    quantized cache's staged copy (prefill range x keys x heads x dim, K and V, 2 bytes)
- *    lies in the workspace after the decode rows' part, 256-byte aligned, and nothing is
- *    staged for an unquantized cache or a call without prefill rows.
+ *    lies in the workspace after the decode rows' part, 256-byte aligned; an unquantized
+ *    cache is staged (gathered) only when paged, for capacity keys, within the byte cap;
+ *    nothing is staged for a call without prefill rows.
  * The variants' fields and the shared BF16 dtype are read from bytes after all the others,
  * so the inputs of the corpus keep their meaning for the rest.
  * Build: fuzz/CMakeLists.txt (clang, -fsanitize=fuzzer,address,undefined). */
@@ -460,8 +461,14 @@ static void fuzz_prefill(reader *r)
                     plan.stage_offset < decode_bytes + 256);
             REQUIRE(plan.workspace_bytes == plan.stage_offset + 2 * plan.stage_bytes &&
                     plan.workspace_bytes > plan.stage_offset);
+        } else if (plan.stage_keys > 0) { /* a paged FP16/BF16 cache gathered: capacity keys, within the cap */
+            REQUIRE(plan.run_prefill && p.kv_cache && p.kv_cache->page_table && !quantized &&
+                    plan.stage_keys == p.kv_cache->capacity);
+            REQUIRE((double)plan.stage_bytes * 2 <= FAI_PREFILL_STAGE_PAGED_MAX_BYTES);
+            REQUIRE(plan.stage_offset % 256 == 0 && plan.stage_offset >= decode_bytes &&
+                    plan.stage_offset < decode_bytes + 256 && plan.workspace_bytes == plan.stage_offset + 2 * plan.stage_bytes);
         } else {
-            REQUIRE(plan.stage_keys == 0 && plan.workspace_bytes == decode_bytes);
+            REQUIRE(plan.workspace_bytes == decode_bytes);
         }
     }
     free(host);

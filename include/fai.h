@@ -309,7 +309,10 @@ typedef struct fai_prefill_params {
                             workspace (2 x prefill sequences x K x num_kv_heads x head_dim x
                             2 bytes, K = kv_cache->max_seq_len when in [1, capacity], else
                             capacity: with max_seq_len set, no sequence may be longer, as
-                            only that many keys are staged). k.data, v.data and
+                            only that many keys are staged). A paged FP16/BF16 cache may be
+                            gathered the same way (capacity keys a sequence) when the chunks
+                            are long enough to repay the copy: ask fai_prefill_workspace_size
+                            for every shape. k.data, v.data and
                             cu_seqlens_k must then be NULL and total_k and max_seq_k 0 (the
                             other fields of k and v are not read). Decode rows (seq_q = 1)
                             run on the decoding kernels as in any call, reading the cache as
@@ -323,8 +326,8 @@ typedef struct fai_prefill_params {
 FAI_API fai_prefill_params fai_prefill_params_default(void);
 
 /* Bytes of workspace fai_prefill() needs on the current device (for the decode rows' KV
- * split, and the staged copy of a quantized kv_cache; 0 when neither is planned). Validates
- * the parameters like fai_prefill() does. */
+ * split, and the staged copy of a quantized or gathered paged kv_cache; 0 when neither is
+ * planned). Validates the parameters like fai_prefill() does. */
 FAI_API fai_status fai_prefill_workspace_size(const fai_prefill_params *params, size_t *bytes);
 
 /* Launches attention over the batch on `stream`; workspace as for fai_decode(). The values

@@ -74,6 +74,17 @@ extern "C" {
 #ifndef FAI_PREFILL_SMALL_GRID
 #define FAI_PREFILL_SMALL_GRID 1
 #endif
+/* A paged FP16/BF16 kv_cache is gathered into a contiguous copy in the workspace (the unpaged
+ * kernel then reads it) when the prefill range's query rows x q heads / kv heads per
+ * sequence reach this (0: never) and the copy fits FAI_PREFILL_STAGE_PAGED_MAX_BYTES.
+ * Estimate on an H100: the copy costs ~466 x kv heads / (rows x q heads) of the prefill's
+ * time against paging's ~15 %; 8192 puts it under 6 %. */
+#ifndef FAI_PREFILL_STAGE_PAGED_ROWS
+#define FAI_PREFILL_STAGE_PAGED_ROWS 8192
+#endif
+#ifndef FAI_PREFILL_STAGE_PAGED_MAX_BYTES
+#define FAI_PREFILL_STAGE_PAGED_MAX_BYTES (256.0 * 1024 * 1024)
+#endif
 /* Warps skip the K/V tiles wholly above their rows' causal diagonal (0: they compute and
  * mask them like the rest of the block). */
 #ifndef FAI_PREFILL_WARP_SKIP

@@ -126,6 +126,15 @@ static int32_t cache_keys(const fai_kv_cache *c)
     return c->max_seq_len >= 1 && c->max_seq_len <= c->capacity ? c->max_seq_len : c->capacity;
 }
 
+/* The staged copy's place in the workspace: after the decode rows' part, 256-byte aligned. */
+static void set_staging(fai_prefill_plan *plan, int32_t keys, const fai_attention *a)
+{
+    plan->stage_keys = keys;
+    plan->stage_bytes = (size_t)plan->prefill_count * (size_t)keys * (size_t)a->num_kv_heads * (size_t)a->head_dim * 2;
+    plan->stage_offset = (plan->workspace_bytes + 255) / 256 * 256;
+    plan->workspace_bytes = plan->stage_offset + 2 * plan->stage_bytes;
+}
+
 fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fai_device_info dev,
                                  fai_prefill_plan *plan)
 {
@@ -198,24 +207,39 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         plan->decode_count = count;
         plan->workspace_bytes = plan->decode.workspace_bytes;
     }
-    if (plan->run_prefill && p->kv_cache && fai_dtype_bytes(p->kv_cache->dtype) == 1) { /* int8 or FP8 */
+    const fai_kv_cache *c = p->kv_cache;
+    const int quantized = c && fai_dtype_bytes(c->dtype) == 1; /* int8 or FP8 */
+    if (plan->run_prefill && quantized) {
         /* The prefill rows read a copy of their keys and values in q's dtype, staged in the
          * workspace after the decode rows' part: [prefill_count, keys, kv_heads, head_dim]
          * for K, then V. */
-        const int32_t keys = cache_keys(p->kv_cache);
+        const int32_t keys = cache_keys(c);
         const double bytes = 2.0 * plan->prefill_count * keys * a->num_kv_heads * a->head_dim * 2;
         if (bytes > 0x1p60)
             return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
                              "%s: staging %d sequences x %d keys of the quantized kv_cache needs %.3g bytes of "
                              "workspace (set kv_cache->max_seq_len to the longest sequence)",
                              fn, (int)plan->prefill_count, (int)keys, bytes);
-        if (keys > 0) { /* (a cache of capacity 0 has no key to stage) */
-            plan->stage_keys = keys;
-            plan->stage_bytes =
-                (size_t)plan->prefill_count * (size_t)keys * (size_t)a->num_kv_heads * (size_t)a->head_dim * 2;
-            plan->stage_offset = (plan->workspace_bytes + 255) / 256 * 256;
-            plan->workspace_bytes = plan->stage_offset + 2 * plan->stage_bytes;
+        if (keys > 0) /* (a cache of capacity 0 has no key to stage) */
+            set_staging(plan, keys, a);
+    } else if (plan->run_prefill && c && c->page_table && FAI_PREFILL_STAGE_PAGED_ROWS > 0 && c->capacity > 0) {
+        /* A paged FP16/BF16 cache costs the prefill kernel ~15 % in its inner loop (page
+         * lookups and per-row addresses); gathering it into a contiguous copy costs ~4 bytes
+         * moved per key element, which long chunks amortize: per staged key, the prefill does
+         * (query rows x q heads / kv heads) dot products and weighted sums. Staged when that
+         * ratio, averaged over the prefill range, reaches FAI_PREFILL_STAGE_PAGED_ROWS and the
+         * copy (capacity keys a sequence: max_seq_len is only a hint here) fits
+         * FAI_PREFILL_STAGE_PAGED_MAX_BYTES. */
+        int64_t rows = p->total_q;
+        if (p->cu_seqlens_q_host) {
+            rows = 0;
+            for (int32_t b = plan->prefill_first; b < plan->prefill_first + plan->prefill_count; b++)
+                rows += p->cu_seqlens_q_host[b + 1] - p->cu_seqlens_q_host[b];
         }
+        const double per_key = (double)rows * a->num_q_heads / ((double)plan->prefill_count * a->num_kv_heads);
+        const double bytes = 2.0 * plan->prefill_count * c->capacity * a->num_kv_heads * a->head_dim * 2;
+        if (per_key >= FAI_PREFILL_STAGE_PAGED_ROWS && bytes <= FAI_PREFILL_STAGE_PAGED_MAX_BYTES)
+            set_staging(plan, c->capacity, a);
     }
     return FAI_SUCCESS;
 }

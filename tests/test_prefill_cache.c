@@ -915,6 +915,13 @@ int main(int argc, char **argv)
         {.name = "e4m3 paged 16 head-major, window 64 + sinks, d128 8/2", .hq = 8, .hk = 2, .d = 128, .batch = 3,
          .sq = LENS(100, 1, 200), .sk = LENS(400, 300, 200), .page_size = 16, .hnd = 1, .causal = 1,
          .window_left = 64, .sinks = 1, .quant = FAI_DTYPE_FP8_E4M3},
+        /* Long enough chunks (rows x q heads / kv heads >= FAI_PREFILL_STAGE_PAGED_ROWS, 8192) have
+         * a paged FP16/BF16 cache gathered into the workspace first; with no host plan the
+         * first case's range takes its decode row too and stays under the bar (paged read). */
+        {.name = "paged 16, MQA 16/1 d64, 512-row chunk (gathered)", .hq = 16, .hk = 1, .d = 64, .batch = 2,
+         .sq = LENS(512, 1), .sk = LENS(1024, 300), .page_size = 16, .causal = 1},
+        {.name = "bf16 paged 256, MQA 16/1 d128, 600-row chunk (gathered)", .hq = 16, .hk = 1, .d = 128,
+         .batch = 1, .sq = LENS(600), .sk = LENS(900), .page_size = 256, .causal = 1, .bf16 = 1},
         {.name = "long: paged 16, 512 x 4096, d128 8/8", .hq = 8, .hk = 8, .d = 128, .batch = 1, .sq = LENS(512),
          .sk = LENS(4096), .page_size = 16, .causal = 1},
     };
@@ -941,6 +948,8 @@ int main(int argc, char **argv)
         {"e4m3 chunked prefill, page 1, GQA 7 d64", 14, 2, 64, 300, 1, 0, FAI_DTYPE_FP8_E4M3},
         {"bf16 e5m2 chunked prefill, page 256, d256 8/2", 8, 2, 256, 700, 256, 1, FAI_DTYPE_FP8_E5M2},
         {"bf16 int8 chunked prefill, page 16, d96 16/4", 16, 4, 96, 600, 16, 1, FAI_DTYPE_INT8},
+        /* chunks of 1500, 500 and 834 rows x 16: gathered and paged reads in one prompt */
+        {"chunked prefill, page 16, MQA 16/1 d64 (gathered chunks)", 16, 1, 64, 1500, 16, 0, 0},
     };
     for (int i = 0; i < (int)(sizeof chunked / sizeof chunked[0]); i++) {
         if (only && !strstr(chunked[i].name, only))

@@ -241,6 +241,43 @@ static void test_quantized_cache_staging(void)
           "a 2^20 x 2e9-key staging: %s (%s)", fai_status_string(st), fai_last_error());
 }
 
+/* A paged FP16/BF16 cache is gathered into the workspace when the prefill range's rows x
+ * q heads / kv heads per sequence reach FAI_PREFILL_STAGE_PAGED_ROWS and the copy (capacity
+ * keys) fits FAI_PREFILL_STAGE_PAGED_MAX_BYTES; a contiguous one never is. */
+static void test_paged_staging(void)
+{
+    static const int32_t cu[3] = {0, 1, 2049}; /* a decode row, then a 2048-row chunk */
+    fai_kv_cache cache = {0};
+    cache.dtype = FAI_DTYPE_FP16;
+    cache.capacity = 16384;
+    cache.page_table = (const int32_t *)cu; /* (not read by the planner) */
+    cache.page_size = 16;
+    fai_prefill_params p = params(2, cu);
+    p.total_q = 2049;
+    p.kv_cache = &cache;
+    fai_prefill_plan plan = PLAN(p); /* 2048 rows x 32 / 8 heads = 8192 per key */
+    const size_t bytes = (size_t)16384 * 8 * 128 * 2;
+    CHECK(FAI_PREFILL_STAGE_PAGED_ROWS == 0 || (plan.stage_keys == 16384 && plan.stage_bytes == bytes &&
+                                                plan.workspace_bytes == plan.stage_offset + 2 * bytes),
+          "paged FP16, 2048 rows: %d keys, %zu bytes, workspace %zu", (int)plan.stage_keys, plan.stage_bytes,
+          plan.workspace_bytes);
+    static const int32_t short_cu[3] = {0, 1, 1001}; /* 1000 rows x 4: 4000 per key */
+    p.cu_seqlens_q_host = short_cu;
+    p.total_q = 1001;
+    plan = PLAN(p);
+    CHECK(plan.stage_keys == 0 && plan.workspace_bytes == plan.decode.workspace_bytes,
+          "paged FP16, 1000 rows: staged %d keys", (int)plan.stage_keys);
+    p.cu_seqlens_q_host = cu;
+    p.total_q = 2049;
+    cache.capacity = 1 << 20; /* the copy would pass the cap */
+    plan = PLAN(p);
+    CHECK(plan.stage_keys == 0, "paged FP16 over the byte cap: staged %d keys", (int)plan.stage_keys);
+    cache.capacity = 16384;
+    cache.page_table = NULL; /* contiguous: read in place */
+    plan = PLAN(p);
+    CHECK(plan.stage_keys == 0, "contiguous FP16: staged %d keys", (int)plan.stage_keys);
+}
+
 /* An empty batch or no query rows: nothing runs, whatever the variants. */
 static void test_nothing_to_run(void)
 {
@@ -266,6 +303,7 @@ int main(void)
     test_no_host_plan();
     test_cache_split_bound();
     test_quantized_cache_staging();
+    test_paged_staging();
     test_nothing_to_run();
     if (failures) {
         printf("test_prefill_plan: %d checks failed\n", failures);

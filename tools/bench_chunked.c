@@ -63,15 +63,15 @@ static fai_status run_mode(const chunk_ctx *c, int mode, cudaStream_t s)
     if (mode == M_WHOLE)
         return fai_prefill(&c->whole, c->ws, c->ws_bytes, s);
     if (mode == M_PAGED)
-        return fai_prefill(&c->paged, NULL, 0, s);
+        return fai_prefill(&c->paged, c->ws, c->ws_bytes, s);
     if (mode == M_CACHE)
-        return fai_prefill(&c->contig, NULL, 0, s);
+        return fai_prefill(&c->contig, c->ws, c->ws_bytes, s);
     fai_status st = FAI_SUCCESS;
     for (int j = 0; j < CH_CHUNKS && st == FAI_SUCCESS; j++) {
         if (mode != M_NOAPPEND)
             st = fai_kv_append(&c->append[j], s);
         if (st == FAI_SUCCESS && mode != M_APPEND)
-            st = fai_prefill(&c->chunk[j], NULL, 0, s);
+            st = fai_prefill(&c->chunk[j], c->ws, c->ws_bytes, s);
     }
     return st;
 }
@@ -241,9 +241,17 @@ void bench_chunked(const options *o, cudaStream_t s)
         st[i] = FAI_SUCCESS;
         why[i][0] = '\0';
     }
-    size_t ws = 0;
+    /* One workspace for every call: the largest any of them asks for (a paged cache may be
+     * gathered into it, a decode split would use it). */
+    size_t ws = 0, need = 0;
     st[M_WHOLE] = fai_prefill_workspace_size(w, &ws);
-    if (st[M_WHOLE] == FAI_SUCCESS && ws > 0) {
+    const fai_prefill_params *others[CH_CHUNKS + 2] = {&c.paged, &c.contig};
+    for (int j = 0; j < CH_CHUNKS; j++)
+        others[2 + j] = &c.chunk[j];
+    for (int i = 0; i < CH_CHUNKS + 2; i++)
+        if (fai_prefill_workspace_size(others[i], &need) == FAI_SUCCESS && need > ws)
+            ws = need;
+    if (ws > 0) {
         CK(cudaMalloc(&c.ws, ws));
         c.ws_bytes = ws;
     }

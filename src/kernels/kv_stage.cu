@@ -1,12 +1,15 @@
-/* Dequantizing a quantized KV cache into q's dtype for fai_prefill (src/kv_stage_args.h).
+/* Staging a KV cache into a contiguous copy in q's dtype for fai_prefill (src/kv_stage_args.h):
+ * an int8 or FP8 cache dequantized, or a paged FP16/BF16 cache gathered (its pages cost the
+ * prefill kernel's inner loop more than the copy costs, on long chunks: prefill_plan.c).
  *
  * Memory-bound and short beside the prefill that follows (a 16K-token chunk's keys and values
  * at 8 heads of 128 are ~100 MB of traffic, ~35 us, against milliseconds of attention). A
- * thread takes 8 codes of one (token, head) row with one 8-byte load, K and V alike, turns
- * them into floats with the decode kernels' conversions (exact; int8 codes times the row's
- * scale, the FP32 product fai_int8_dequantize makes), rounds to FP16 or BF16 (nearest even)
- * and stores 16 bytes. Rows past a sequence's length are not written (the prefill kernel
- * does not read them). */
+ * thread takes 8 values of one (token, head) row with one load (8 bytes of codes, or 16 of
+ * FP16/BF16), K and V alike; codes become floats with the decode kernels' conversions (exact;
+ * int8 codes times the row's scale, the FP32 product fai_int8_dequantize makes) and are
+ * rounded to FP16 or BF16 (nearest even); FP16/BF16 values are copied as they are. 16 bytes
+ * are stored. Rows past a sequence's length are not written (the prefill kernel does not
+ * read them). */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -66,8 +69,13 @@ __global__ void __launch_bounds__(STAGE_THREADS) kv_stage_kernel(const __grid_co
             const int64_t dst = out_seq + it * 8; /* [i][t][h][ch * 8] */
 #pragma unroll
             for (int kv = 0; kv < 2; kv++) {
+                const char *at = (const char *)(kv ? c->v : c->k) + src * FAI_KV_BYTES(KT);
+                if (KT == FAI_KV_FP16 || KT == FAI_KV_BF16) { /* q's dtype already: a copy */
+                    ptx_st_v4((uint16_t *)(kv ? a.v_out : a.k_out) + dst, ptx_ld_stream_v4(at));
+                    continue;
+                }
                 float f[8];
-                kv_to_float<KT>(kv_load<KT>((const char *)(kv ? c->v : c->k) + src), f);
+                kv_to_float<KT>(kv_load<KT>(at), f);
                 if (KT == FAI_KV_INT8) {
                     const float s = (kv ? c->v_scale : c->k_scale)[sc];
 #pragma unroll
@@ -87,6 +95,8 @@ extern "C" fai_status fai_kv_stage_launch(const fai_kv_stage_args *args, cudaStr
     case FAI_DTYPE_INT8: kernel = kv_stage_kernel<FAI_KV_INT8>; break;
     case FAI_DTYPE_FP8_E4M3: kernel = kv_stage_kernel<FAI_KV_E4M3>; break;
     case FAI_DTYPE_FP8_E5M2: kernel = kv_stage_kernel<FAI_KV_E5M2>; break;
+    case FAI_DTYPE_FP16: kernel = kv_stage_kernel<FAI_KV_FP16>; break;
+    case FAI_DTYPE_BF16: kernel = kv_stage_kernel<FAI_KV_BF16>; break;
     default:
         return fai_error(FAI_ERROR_INTERNAL, "fai_prefill: no staging kernel for cache dtype %d",
                          (int)args->cache.dtype);
