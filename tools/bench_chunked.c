@@ -15,8 +15,9 @@
  *   fai-append            the appends alone
  *   fai-paged             the whole prompt as one chunk: one fai_prefill over the paged cache
  *   fai-cache             the same over a contiguous cache: the packed K/V read as a cache of
- *                         one slot, so fai-paged / fai-cache is the cost of the page table and
- *                         fai-cache / fai the cost of the cache path itself
+ *                         one slot, so fai-paged / fai-cache is the cost of the page table (or,
+ *                         where fai_prefill gathers a long chunk's pages into the workspace
+ *                         first, of that copy) and fai-cache / fai the cost of the cache path
  * --window, --softcap, --sinks and --alibi apply to every attention call. --check compares the
  * output of every attention row (all chunks' rows for the chunked ones) with the CPU reference
  * of the whole prompt. */
