@@ -8,7 +8,9 @@
 #   AB_TREES   the trees under .ab/, the first is the one under test (default: every folder)
 #   AB_BENCH   fai-bench argument lists separated by ';' (default: the decode suites and kv-quant)
 #   AB_TESTS   "name|timeout|command;..." tests run in the first tree (default: API, decode and
-#              prefill small sets, memcheck of decode), or 0 to skip them
+#              prefill small sets, memcheck of decode), or 0 to skip them; a command may name
+#              another tree's binaries as ../TREE/build/...
+#   AB_FULL    the trees built with every target (default: the first; the others: fai-bench)
 # Output in $OUT: ab.txt (every run's table, tree by tree), ab.csv (the CSV rows with the
 # tree and the run's arguments in front), tests.txt (FAIL lines and tails), summary.txt.
 set -uo pipefail
@@ -25,7 +27,7 @@ summary="device: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 stamp "build ${trees[*]} (sm_$arch)"
 for t in "${trees[@]}"; do
     targets="fai-bench"
-    [ "$t" = "$first" ] && targets="all"
+    [[ " ${AB_FULL:-$first} " == *" $t "* ]] && targets="all"
     (cmake -S ".ab/$t" -B ".ab/$t/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$arch \
         >".ab/$t.build.log" 2>&1 && cmake --build ".ab/$t/build" -j16 --target $targets >>".ab/$t.build.log" 2>&1 ||
         echo "BUILD FAILED" >>".ab/$t.build.log") &

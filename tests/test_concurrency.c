@@ -337,6 +337,9 @@ int main(int argc, char **argv)
         }
         CUDA_CHECK(cudaMemcpy(jobs[i].expected, jobs[i].out, jobs[i].out_bytes, cudaMemcpyDeviceToHost));
     }
+    /* the legacy-stream work must be complete before the threads' non-blocking streams start (the last
+     * synchronous copy above already implies it; this keeps it so) */
+    CUDA_CHECK(cudaDeviceSynchronize());
     pthread_t t[THREADS];
     pthread_barrier_init(&start, NULL, THREADS);
     for (int i = 0; i < THREADS; i++)

@@ -322,6 +322,9 @@ static void poison_outputs(const decode_case *c, device_problem *dp)
     const int64_t o_elems = (int64_t)c->batch * c->hq * c->d;
     CUDA_CHECK(cudaMemset(dp->o_buf, 0xff, (size_t)o_elems * 2)); /* 0xffff: FP16 NaN */
     CUDA_CHECK(cudaMemset(dp->lse_dev, 0xff, sizeof(float) * (size_t)c->batch * c->hq)); /* FP32 NaN */
+    /* the legacy-stream memsets (and the uploads and workspace poison before them) must land before work on the
+     * non-blocking stream: every launch follows this call */
+    CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 /* Compares the GPU's O and LSE with the references; returns the number of failures. */

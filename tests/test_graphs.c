@@ -507,6 +507,8 @@ static void new_inputs(state *s, int r)
         CUDA_CHECK(cudaMemcpy(s->slots_dev, s->slots_host, sizeof(int64_t) * (size_t)a->num_tokens,
                               cudaMemcpyHostToDevice));
     }
+    /* the legacy-stream copies and memsets (setup()'s too) must land before work on the non-blocking stream */
+    CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 /* The entry point(s) of the scenario on `stream`. */
@@ -722,6 +724,7 @@ static int run_direct_case(const direct_case *c)
     for (int r = 0; r < ROUNDS; r++) {
         if (r > 0)
             c->change(c->ctx);
+        CUDA_CHECK(cudaDeviceSynchronize()); /* change()'s legacy-stream copies land before the stream's work */
         CUDA_CHECK(cudaMemsetAsync(c->out, 0xff, c->out_bytes, stream));
         CUDA_CHECK(cudaGraphLaunch(exec, stream));
         CUDA_CHECK(cudaStreamSynchronize(stream));

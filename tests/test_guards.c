@@ -318,6 +318,8 @@ static int run_decode_guard(const dg_case *c)
                 CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
                 CUDA_CHECK(cudaMemset(ws, 0xff, ws_bytes));
             }
+            /* the legacy-stream memsets and uploads must land before work on the non-blocking stream */
+            CUDA_CHECK(cudaDeviceSynchronize());
             st = fai_decode(&p, ws, ws_bytes, stream);
         } else {
             kc->max_seq_len = 0;
@@ -333,6 +335,7 @@ static int run_decode_guard(const dg_case *c)
                 CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
                 CUDA_CHECK(cudaMemset(ws, 0xff, ws_bytes));
             }
+            CUDA_CHECK(cudaDeviceSynchronize());
             st = fai_decode_run_plan("test_guards", &p, &plan, ws, ws_bytes, stream);
         }
         const cudaError_t e = cudaStreamSynchronize(stream);

@@ -288,6 +288,8 @@ static int run_case(const merge_case *c, int index)
         }
     }
     const fai_tensor o = {dout, c->dtype, ots, ohs};
+    /* the legacy-stream memsets and uploads must land before work on the non-blocking stream */
+    CUDA_CHECK(cudaDeviceSynchronize());
     cudaStream_t stream;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     fai_status s;

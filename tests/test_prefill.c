@@ -328,6 +328,9 @@ static void poison_outputs(problem *pb)
     if (pb->bufs[3])
         CUDA_CHECK(cudaMemset(pb->bufs[3], 0xff, pb->buf_bytes[3]));
     CUDA_CHECK(cudaMemset(pb->lse_dev, 0xff, pb->lse_bytes)); /* FP32 NaN */
+    /* The memsets run on the legacy default stream, which the test's non-blocking stream
+     * does not wait for: without this, a late memset can overwrite what fai_prefill wrote. */
+    CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 /* Fresh random rows for every sequence (NaN elsewhere), and the offsets, on the device. */
@@ -365,6 +368,7 @@ static void upload_inputs(problem *pb, fai_ref_rng *rng)
 
     CUDA_CHECK(cudaMemcpy(pb->cu_q_dev, pb->cu_q, sizeof(int32_t) * (size_t)(pb->batch + 1), cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(pb->cu_k_dev, pb->cu_k, sizeof(int32_t) * (size_t)(pb->batch + 1), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaDeviceSynchronize()); /* (legacy-stream copies: see poison_outputs) */
 }
 
 /* Buffers, views and parameters for case c (its lengths already in pb->seqs). */
@@ -713,6 +717,7 @@ static int run_variant(problem *pb, reference *ref, fai_ref_rng *rng, int host_p
         cudaFree(*ws);
         CUDA_CHECK(cudaMalloc(ws, bytes));
         CUDA_CHECK(cudaMemset(*ws, 0xff, bytes));
+        CUDA_CHECK(cudaDeviceSynchronize()); /* (legacy stream: see poison_outputs) */
         *ws_cap = bytes;
     }
     const char *plan = host_plan ? "host plan" : "no plan";

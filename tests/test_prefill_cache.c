@@ -133,6 +133,7 @@ static fai_status run_prefill(const fai_prefill_params *p, cudaStream_t stream)
         CUDA_CHECK(cudaFree(g_ws));
         CUDA_CHECK(cudaMalloc(&g_ws, ws));
         CUDA_CHECK(cudaMemset(g_ws, 0xff, ws)); /* the workspace needs no clearing */
+        CUDA_CHECK(cudaDeviceSynchronize());      /* (legacy stream: see run_case) */
         g_ws_bytes = ws;
     }
     return fai_prefill(p, ws ? g_ws : NULL, ws, stream);
@@ -565,6 +566,9 @@ static int run_case(const cache_case *c, int index)
         p.cu_seqlens_q_host = host_plan ? cu : NULL;
         CUDA_CHECK(cudaMemset(o_dev, 0xff, obytes));
         CUDA_CHECK(cudaMemset(lse_dev, 0xff, sizeof(float) * (size_t)(total_q * hq)));
+        /* The memsets (and the uploads before) run on the legacy default stream, which the
+         * non-blocking stream does not wait for: a late memset would overwrite the outputs. */
+        CUDA_CHECK(cudaDeviceSynchronize());
         fai_status s = run_prefill(&p, stream);
         if (s != FAI_SUCCESS) {
             printf("  fai_prefill: %s: %s  FAIL\n", fai_status_string(s), fai_last_error());
