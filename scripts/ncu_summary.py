@@ -19,6 +19,8 @@ COLUMNS = [  # (header, metric)
     ("alu%", "sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active"),
     ("xu%", "sm__pipe_xu_cycles_active.avg.pct_of_peak_sustained_active"),
     ("issue%", "sm__inst_issued.avg.pct_of_peak_sustained_active"),
+    ("dram%", "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed"),
+    ("MBread", "dram__bytes_read.sum"),  # with ncu-prefill.sh's NCU_MEMORY=1
 ]
 # (the stall metrics' names vary a little between Nsight Compute versions)
 STALL = re.compile(r"smsp__average_warps?_(?:latency_)?issue_stalled_([a-z_]+?)(?:_per_issue_active)?\.ratio$")
@@ -32,18 +34,21 @@ def number(text):
 
 
 def short_name(name):
-    m = re.search(r"prefill_kernel<([^>]*)>", name)
-    return ("prefill<" + m.group(1).replace(" ", "") + ">") if m else name[:60]
+    m = re.search(r"(prefill|decode_mma|decode)_kernel<([^>]*)>", name)
+    return (m.group(1) + "<" + m.group(2).replace(" ", "") + ">") if m else name[:60]
 
 
 def rows_of(path):
     with open(path, newline="") as fh:
-        lines = [l for l in fh if not l.startswith("==")]
+        lines = list(fh)
+    # ncu's CSV shares stdout with the profiled program's output: start at its header row
+    start = next((i for i, l in enumerate(lines) if l.startswith('"ID",')), len(lines))
+    lines = lines[start:]
     reader = csv.reader(lines)
     header = next(reader, None)
     if not header:
         return []
-    next(reader, None)  # the units row
+    units = dict(zip(header, next(reader, [])))  # the units row
     out = []
     for rec in reader:
         rec = dict(zip(header, rec))
@@ -56,6 +61,9 @@ def rows_of(path):
                 v /= 1000.0  # ns -> us
             if v is not None and metric == "smsp__inst_executed.sum":
                 v /= 1e6
+            if v is not None and metric == "dram__bytes_read.sum":
+                unit = units.get(metric, "byte").lower()
+                v *= {"kbyte": 1e3, "mbyte": 1e6, "gbyte": 1e9}.get(unit, 1.0) / 1e6
             cells.append("" if v is None else f"{v:.1f}")
         stalls = sorted(((number(v) or 0.0, STALL.match(k).group(1)) for k, v in rec.items() if STALL.match(k)),
                         reverse=True)[:3]
