@@ -190,33 +190,40 @@ def _torch_of(obj):
 
 
 def _stream(stream, like):
-    """The stream handle: the caller's (a torch or CuPy stream, or a raw cudaStream_t as an
-    int), else torch's current stream when `like` is a torch tensor, else the legacy stream."""
+    """(handle, current): the stream handle, the caller's (a torch or CuPy stream, or a raw
+    cudaStream_t as an int), else torch's current stream when `like` is a torch tensor (then
+    current is True), else the legacy stream."""
     if stream is not None:
         for attr in ("cuda_stream", "ptr"):  # torch, CuPy
             if hasattr(stream, attr):
-                return int(getattr(stream, attr))
-        return int(stream)
+                return int(getattr(stream, attr)), False
+        return int(stream), False
     torch = _torch_of(like)
     if torch is not None:
-        return torch.cuda.current_stream(like.device).cuda_stream
-    return 0  # the legacy default stream
+        return torch.cuda.current_stream(like.device).cuda_stream, True
+    return 0, False  # the legacy default stream
 
 
 @contextlib.contextmanager
-def _on_device_and_stream(like, handle, arrays):
+def _on_device_and_stream(like, handle, arrays, current=False):
     """For torch tensors: all on one device, that device current while fai plans and launches
     (fai uses the current device), and torch's allocations (out, lse, workspace) made for the
     stream the work runs on, so that the caching allocator does not hand them out again
-    while fai still uses them. Nothing for other arrays."""
+    while fai still uses them. Nothing for other arrays. current: the handle is torch's
+    current stream of like's device (then, with that device current, nothing to switch:
+    entering the two contexts cost more host time than the rest of a call)."""
     torch = _torch_of(like)
     if torch is None:
         yield
         return
+    dev = like.device
     for name, a in arrays:
-        if a is not None and _torch_of(a) is not None and a.device != like.device:
-            raise ValueError(f"fai: {name} is on {a.device}, q on {like.device}; all must be on one device")
-    with torch.cuda.device(like.device):
+        if a is not None and _torch_of(a) is not None and a.device != dev:
+            raise ValueError(f"fai: {name} is on {a.device}, q on {dev}; all must be on one device")
+    if current and dev.index == torch.cuda.current_device():
+        yield
+        return
+    with torch.cuda.device(dev):
         with torch.cuda.stream(torch.cuda.ExternalStream(handle, device=like.device)):
             yield
 
@@ -350,10 +357,10 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
     hk = kv.shape[2]
     if hk == 0 or hq % hk:
         raise ValueError(f"fai: num_q_heads ({hq}) must be a multiple of num_kv_heads ({hk})")
-    handle = _stream(stream, q)
+    handle, current = _stream(stream, q)
     arrays = [("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens), ("out", out), ("lse", lse),
               ("k_scale", k_scale), ("v_scale", v_scale), ("sinks", sinks)]
-    with _on_device_and_stream(q, handle, arrays):
+    with _on_device_and_stream(q, handle, arrays, current):
         out, ov, lse, lse_v = _outputs(q, qv, out, lse)
         slopes = _slopes(alibi_slopes, hq)
 
@@ -457,11 +464,11 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         if len(host_list) != batch + 1:
             raise ValueError(f"fai: cu_seqlens_q_host has {len(host_list)} entries, expected {batch + 1}")
         host = (ctypes.c_int32 * (batch + 1))(*host_list)
-    handle = _stream(stream, q)
+    handle, current = _stream(stream, q)
     arrays = [("k", k), ("v", v), ("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k), ("out", out),
               ("lse", lse), ("sinks", sinks), ("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens),
               ("k_scale", k_scale), ("v_scale", v_scale)]
-    with _on_device_and_stream(q, handle, arrays):
+    with _on_device_and_stream(q, handle, arrays, current):
         out, ov, lse, lse_v = _outputs(q, qv, out, lse)
         slopes = _slopes(alibi_slopes, hq)
 
@@ -538,10 +545,10 @@ def kv_append(k_new, v_new, slots, k_cache, v_cache, *, k_scale=None, v_scale=No
         ks, vs = _scales("k_scale", k_scale, kv.shape[:3]), _scales("v_scale", v_scale, kv.shape[:3])
     elif k_scale is not None or v_scale is not None:
         raise ValueError(f"fai: k_scale / v_scale are for int8 caches; this cache is {cname}")
-    handle = _stream(stream, k_new)
+    handle, current = _stream(stream, k_new)
     arrays = [("v_new", v_new), ("slots", slots), ("k_cache", k_cache), ("v_cache", v_cache), ("k_scale", k_scale),
               ("v_scale", v_scale)]
-    with _on_device_and_stream(k_new, handle, arrays):
+    with _on_device_and_stream(k_new, handle, arrays, current):
         lib = library()
         p = lib.fai_kv_append_params_default()
         p.num_kv_heads, p.head_dim = hk, d
@@ -585,9 +592,9 @@ def merge_states(outs, lses, *, out=None, lse=None, stream=None):
             raise ValueError(f"fai: {v.name} must be float32 ({rows}, {heads}); got {v.dtype} {v.shape}")
         if (heads > 1 and v.strides[1] != 1) or (rows > 1 and v.strides[0] != heads) or v.ptr % 4:
             raise ValueError(f"fai: {v.name} must be contiguous and 4-byte aligned; strides {v.strides}")
-    handle = _stream(stream, outs[0])
+    handle, current = _stream(stream, outs[0])
     arrays = [(f"outs[{i}]", o) for i, o in enumerate(outs)] + [(f"lses[{i}]", x) for i, x in enumerate(lses)]
-    with _on_device_and_stream(outs[0], handle, arrays + [("out", out), ("lse", lse)]):
+    with _on_device_and_stream(outs[0], handle, arrays + [("out", out), ("lse", lse)], current):
         out, ov, lse, lse_v = _outputs(outs[0], ovs[0], out, lse)
         lib = library()
         p = lib.fai_merge_params_default()

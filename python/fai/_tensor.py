@@ -85,12 +85,29 @@ def _from_dlpack(name, obj):
     return View(name, (t.data or 0) + t.byte_offset, shape, strides, dtype, keepalive=capsule)
 
 
+_TORCH_NAMES = ("float16", "bfloat16", "float32", "int32", "uint8", "int8", "int64") + _TORCH_FP8
+
+
+def _from_torch(name, obj):
+    """A torch tensor read directly (its pointer, shape and strides): the array interface's
+    property costs a call more host time than the rest of the package's checks together.
+    None when the dtype is not one fai reads (the interfaces then name it)."""
+    tname = str(obj.dtype)[6:]  # "torch.float16" -> "float16"
+    if tname not in _TORCH_NAMES or obj.device.type != "cuda":
+        return None
+    return View(name, obj.data_ptr(), obj.shape, obj.stride(), tname)
+
+
 def view(name, obj):
     """A View of a CUDA array, or TypeError naming the argument."""
     if obj is None:
         raise TypeError(f"fai: {name} is required")
     if isinstance(obj, View):
         return obj
+    if type(obj).__module__.startswith("torch"):
+        v = _from_torch(name, obj)
+        if v is not None:
+            return v
     tname = str(getattr(obj, "dtype", "")).replace("torch.", "")
     if tname in _TORCH_FP8 and type(obj).__module__.startswith("torch"):
         import torch
