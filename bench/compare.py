@@ -6,6 +6,7 @@ fai-bench's columns (so scripts/compare.py and scripts/plot_perf.py read it).
 
   FAI_LIBRARY=build-gpu/libfai.so PYTHONPATH=python python3 bench/compare.py --csv out.csv
   python3 bench/compare.py --suite decode-seq,prefill-seq --csv out.csv
+  python3 bench/compare.py --graphs --csv g.csv   # each call timed as a CUDA graph replay
   python3 bench/compare.py --list            # the rows, no GPU needed
 
 Shapes: prefill rows hold every sequence at the same length; fai gets them packed
@@ -64,6 +65,9 @@ def main():
     ap.add_argument("--backends", default="fai,flash,cudnn")
     ap.add_argument("--csv", default="")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--graphs", action="store_true",
+                    help="time each call as a CUDA graph replay (the GPU's time alone: no Python or launch "
+                         "overhead, as an engine that captures its steps sees it); default: eager calls")
     a = ap.parse_args()
     work = rows_of(filter(None, a.suite.split(",")))
     if a.list:
@@ -135,6 +139,18 @@ def main():
                 return F.scaled_dot_product_attention(qs, k, v, is_causal=bool(causal) and sq > 1, enable_gqa=hq != hk)
         return run
 
+    def graphed(fn):
+        """fn captured in a CUDA graph (after a warm-up call on a side stream, as torch asks)."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            fn()
+        return g.replay
+
     out_rows = []
     for i, (suite, r) in enumerate(work):
         flops, nbytes = work_of(r)
@@ -148,6 +164,9 @@ def main():
                 else:
                     fns = [sdpa_part(b, sq, sk, r["hq"], r["hk"], r["d"], c, backend) for b, sq, sk, c in parts_of(r)]
                     note = "two calls" if len(fns) > 1 else ""
+                if a.graphs:
+                    fns = [graphed(fn) for fn in fns]
+                    note = "graph replay" + (", two calls" if note else "")
                 for fn in fns:
                     fn()
                     torch.cuda.synchronize()
