@@ -12,7 +12,7 @@
 #                --warmup 0 added, so each row launches its kernels once
 #   NCU_KERNEL   ncu --kernel-name regex (default prefill_kernel)
 #   NCU_COUNT    launches captured per run (default 16)
-#   NCU_MEMORY   1: also the memory workload section (DRAM bytes read: the MBread column)
+#   NCU_MEMORY   1: also the memory workload section and the DRAM bytes read (MBread)
 # Output in $OUT (or ./ncu-out): ncu-LABEL.csv (every raw metric of the sections) and
 # summary.txt. ncu runs with --clock-control none (the device's own clocks; see the device
 # notes), so times are the kernel's own under replay, for comparing, not for reporting.
@@ -39,7 +39,7 @@ for entry in "${list[@]}"; do
     # shellcheck disable=SC2086
     "$ncu" --clock-control none --kernel-name "regex:${NCU_KERNEL:-prefill_kernel}" --launch-count "${NCU_COUNT:-16}" \
         --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy \
-        --section LaunchStats --section InstructionStats ${NCU_MEMORY:+--section MemoryWorkloadAnalysis} --csv --page raw \
+        --section LaunchStats --section InstructionStats ${NCU_MEMORY:+--section MemoryWorkloadAnalysis --metrics dram__bytes_read.sum} --csv --page raw \
         "$build/tools/fai-bench" $args --reps 1 --warmup 0 >"$OUT/ncu-$label.csv" 2>"$OUT/ncu-$label.err" ||
         { echo "ncu failed for $label"; tail -n 5 "$OUT/ncu-$label.err"; }
 done
