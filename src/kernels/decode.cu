@@ -18,10 +18,6 @@
 #include "decode_common.cuh"
 #include "kv_dequant.cuh"
 
-#ifndef FAI_DECODE_SCALE_L1
-#define FAI_DECODE_SCALE_L1 0 /* experiment: the int8 scales read through L1 */
-#endif
-
 /* The U keys of one warp step for this lane: key0 + u * KPW (zeros past kend), and with an
  * int8 cache their K and V scales. kp/vp point at this lane's 8 values of key 0; strides in
  * bytes. */
@@ -45,13 +41,8 @@ __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typen
             vr[u] = kv_load<KT>(vp + (p.page * a.kv_seq_stride + p.row * a.v_token_stride) * EB);
             if (KT == FAI_KV_INT8) {
                 const int64_t so = p.page * a.scale_seq_stride + p.row * a.scale_token_stride;
-#if FAI_DECODE_SCALE_L1
-                ks[u] = ptx_ld_nc_f32(ksp + so);
-                vs[u] = ptx_ld_nc_f32(vsp + so);
-#else
                 ks[u] = ptx_ld_stream_f32(ksp + so);
                 vs[u] = ptx_ld_stream_f32(vsp + so);
-#endif
             }
         } else {
             kr[u] = kv_zero<KT>();

@@ -32,15 +32,6 @@ __device__ __forceinline__ float ptx_ld_stream_f32(const void *p)
     return r;
 }
 
-/* 4-byte read of a float through the non-coherent cache, allocating in L1: the int8 cache's
- * scales, 8 to a 32-byte sector, are read by consecutive loads of one warp. */
-__device__ __forceinline__ float ptx_ld_nc_f32(const void *p)
-{
-    float r;
-    asm volatile("ld.global.nc.f32 %0, [%1];" : "=f"(r) : "l"(p));
-    return r;
-}
-
 /* 16-byte read-only load through the non-coherent cache (small inputs read by many). */
 __device__ __forceinline__ uint4 ptx_ld_nc_v4(const void *p)
 {
