@@ -53,16 +53,6 @@ __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typen
     }
 }
 
-/* A lane's 8 values of one key as floats: int8 codes as x + 1152 (the kernel takes the 1152
- * off per score and per row of weights), the other types exactly. */
-template <int KT> __device__ __forceinline__ void step_values(typename kv_vec<KT>::type v, float f[8])
-{
-    if constexpr (KT == FAI_KV_INT8)
-        int8x8_to_float_plus1152(v, f);
-    else
-        kv_to_float<KT>(v, f);
-}
-
 /* KT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh). FP16 and BF16 caches come
  * with queries of their own dtype, the one-byte ones with FP16 or BF16 queries: q and o are
  * read and written once per block, so their dtype is a run-time flag (a.q_bf16). ptxas holds
@@ -124,22 +114,6 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
     const int64_t s_off = (blk.pt ? 0 : (int64_t)b * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
     const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off;
 
-    /* int8: the codes are read as x + 1152 (int8x8_to_float_plus1152), so each score carries
-     * 1152 * sum(q) and each row of weights 1152 * sum(w): both taken off below. */
-    float qsum[HB], wsum[HB];
-#pragma unroll
-    for (int hh = 0; hh < HB; hh++) {
-        qsum[hh] = wsum[hh] = 0.0f;
-        if (KT == FAI_KV_INT8) {
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                qsum[hh] += q[hh][e];
-#pragma unroll
-            for (int off = LPK / 2; off >= 1; off /= 2)
-                qsum[hh] += __shfl_xor_sync(0xffffffffu, qsum[hh], off);
-            qsum[hh] *= 1152.0f;
-        }
-    }
     float m[HB], l[HB], acc[HB][8];
 #pragma unroll
     for (int hh = 0; hh < HB; hh++) {
@@ -165,7 +139,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
 #pragma unroll
         for (int u = 0; u < U; u++) {
             float kf[8];
-            step_values<KT>(kc[u], kf);
+            kv_to_float<KT>(kc[u], kf);
 #pragma unroll
             for (int hh = 0; hh < HB; hh++) {
                 float dot = 0.0f;
@@ -187,7 +161,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
             for (int hh = 0; hh < HB; hh++)
 #pragma unroll
                 for (int u = 0; u < U; u++)
-                    s[hh][u] = (s[hh][u] - qsum[hh]) * ksc[u];
+                    s[hh][u] *= ksc[u];
 
         if (a.softcap2 > 0.0f) /* one uniform branch per step, not one per logit */
 #pragma unroll
@@ -215,7 +189,6 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
             }
             l[hh] = l[hh] * alpha + sum;
             m[hh] = m_new;
-            wsum[hh] *= alpha;
 #pragma unroll
             for (int e = 0; e < 8; e++)
                 acc[hh][e] *= alpha;
@@ -223,12 +196,10 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
 #pragma unroll
         for (int u = 0; u < U; u++) {
             float vf[8];
-            step_values<KT>(vc[u], vf);
+            kv_to_float<KT>(vc[u], vf);
 #pragma unroll
             for (int hh = 0; hh < HB; hh++) {
                 const float p = KT == FAI_KV_INT8 ? s[hh][u] * vsc[u] : s[hh][u]; /* V's scale with the weight */
-                if (KT == FAI_KV_INT8)
-                    wsum[hh] += p;
 #pragma unroll
                 for (int e = 0; e < 8; e++)
                     acc[hh][e] = fmaf(p, vf[e], acc[hh][e]);
@@ -243,12 +214,6 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
         }
     }
 
-    if (KT == FAI_KV_INT8) /* the weights' 1152 * sum(w) (this lane's keys, rescaled as acc was) */
-#pragma unroll
-        for (int hh = 0; hh < HB; hh++)
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                acc[hh][e] = fmaf(-1152.0f, wsum[hh], acc[hh][e]);
     ptx_griddep_launch_dependents(); /* only the epilogue is left: let the merge kernel launch */
     /* Merge the key groups of the warp (lanes LPK apart), then the warps via shared memory. */
 #pragma unroll

@@ -75,22 +75,6 @@ __device__ __forceinline__ void int8x4_to_float(uint32_t w, float *f)
         f[i] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540u + i)) - 8388736.0f;
 }
 
-/* Eight int8 codes as floats x + 1152, exact: each code, offset by 128, becomes the low
- * byte of FP16 1024 (one byte permute per two codes) and the halves widen to FP32. Half the
- * permutes of int8x4_to_float and no subtraction: the CUDA-core decode kernel, which reads
- * every code once, takes the 1152 off once per score and once per row of weights instead. */
-__device__ __forceinline__ void int8x8_to_float_plus1152(uint2 c, float f[8])
-{
-    const uint32_t w[2] = {c.x ^ 0x80808080u, c.y ^ 0x80808080u};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const uint32_t h = __byte_perm(w[i >> 1], 0x64646464u, (i & 1) ? 0x4342u : 0x4140u);
-        const float2 x = __half22float2(*reinterpret_cast<const __half2 *>(&h));
-        f[2 * i] = x.x;
-        f[2 * i + 1] = x.y;
-    }
-}
-
 /* Two FP8 codes (bytes lo, lo + 1 of w) moved into the high bytes of a half2's halves. */
 __device__ __forceinline__ uint32_t fp8x2_high_bytes(uint32_t w, int pair)
 {
