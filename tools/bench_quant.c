@@ -26,7 +26,7 @@
 #define FLUSH_BYTES ((size_t)256 << 20)
 
 static const fai_dtype k_dtypes[] = {FAI_DTYPE_FP16, FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2};
-static const char *k_names[] = {"fp16", "int8", "fp8_e4m3", "fp8_e5m2"};
+const char *const bench_quant_dtypes[BENCH_QUANT_DTYPES] = {"fp16", "int8", "fp8_e4m3", "fp8_e5m2"};
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -181,8 +181,17 @@ static void write_row(const char *suite, const char *dtype, int b, int sq, int s
     report_row_write(&r);
 }
 
-void bench_quant(double copy_gbps, int reps, int page_size, int tune, cudaStream_t s)
+void bench_quant(const quant_shape *shapes, int count, int append, double copy_gbps, int reps, int page_size,
+                 int tune, cudaStream_t s)
 {
+    /* The suite's shapes: the issue's two decode rows (MHA batch 128 x 8K, GQA 32/8 batch 1 x
+     * 128K), and GQA at batch 16 x 8K and MHA at batch 32 x 2K, over every dtype. */
+    static const quant_shape suite[] = {{128, 8192, 32, 32, 128, 0xF}, {1, 131072, 32, 8, 128, 0xF},
+                                        {16, 8192, 32, 8, 128, 0xF}, {32, 2048, 32, 32, 128, 0xF}};
+    if (!shapes) {
+        shapes = suite;
+        count = (int)(sizeof suite / sizeof suite[0]);
+    }
     void *flush;
     QCK(cudaMalloc(&flush, FLUSH_BYTES));
     struct cudaDeviceProp prop;
@@ -191,19 +200,17 @@ void bench_quant(double copy_gbps, int reps, int page_size, int tune, cudaStream
     QCK(cudaGetDeviceProperties(&prop, dev_id));
     const fai_device_info dev = {prop.multiProcessorCount, (int)prop.sharedMemPerMultiprocessor, prop.major,
                                  (int)prop.sharedMemPerBlockOptin};
-    /* The issue's two decode rows (MHA batch 128 x 8K, GQA 32/8 batch 1 x 128K), and GQA at
-     * batch 16 x 8K and MHA at batch 32 x 2K. */
-    const int shapes[][5] = {{128, 8192, 32, 32, 128}, {1, 131072, 32, 8, 128}, {16, 8192, 32, 8, 128},
-                           {32, 2048, 32, 32, 128}};
     printf("\nkv-quant: decoding attention over each cache dtype (copy ceiling %.0f GB/s, %s); 'other' =\n"
            "the other kernel's time (tensor cores vs CUDA cores) for the same call\n", copy_gbps,
            page_size ? "paged" : "contiguous caches");
     printf("%-10s %5s %7s %6s %4s %5s %9s %9s %7s %8s %9s\n", "dtype", "b", "sk", "hq/hk", "d", "plan", "us", "GB/s",
            "%copy", "x fp16", "other us");
-    for (size_t r = 0; r < sizeof shapes / sizeof shapes[0]; r++) {
-        const int b = shapes[r][0], sk = shapes[r][1], hq = shapes[r][2], hk = shapes[r][3], d = shapes[r][4];
+    for (int r = 0; r < count; r++) {
+        const int b = shapes[r].b, sk = shapes[r].sk, hq = shapes[r].hq, hk = shapes[r].hk, d = shapes[r].d;
         float fp16_ms = 0;
-        for (int t = 0; t < 4; t++) {
+        for (int t = 0; t < BENCH_QUANT_DTYPES; t++) {
+            if (t > 0 && !(shapes[r].dtypes & (1u << t)))
+                continue;
             decode_ctx c;
             memset(&c, 0, sizeof c);
             c.p = fai_decode_params_default();
@@ -259,7 +266,7 @@ void bench_quant(double copy_gbps, int reps, int page_size, int tune, cudaStream
                             }
                             c.plan = &tp;
                             const float tms = median_ms(run_decode, &c, flush, reps < 10 ? reps : 10, s);
-                            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: %s %d, %d splits)\n", k_names[t], b, sk,
+                            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: %s %d, %d splits)\n", bench_quant_dtypes[t], b, sk,
                                    hq, hk, d, mma ? "mma" : "simt", tms * 1e3, mma ? "stages" : "warps", x, sp);
                         }
                 c.plan = NULL;
@@ -267,12 +274,12 @@ void bench_quant(double copy_gbps, int reps, int page_size, int tune, cudaStream
             const double bytes = cache_bytes(k_dtypes[t], (int64_t)b * sk, hk, d) + 2.0 * b * hq * d * 2;
             const double gbps = bytes / (ms * 1e-3) / 1e9;
             const char *kname = plan.kernel == FAI_DECODE_MMA ? "mma" : "simt";
-            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f %9.0f %7.1f %8.2f %9.1f\n", k_names[t], b, sk, hq, hk, d, kname,
+            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f %9.0f %7.1f %8.2f %9.1f\n", bench_quant_dtypes[t], b, sk, hq, hk, d, kname,
                    ms * 1e3, gbps, 100.0 * gbps / copy_gbps, fp16_ms / ms, other_ms * 1e3);
             char note[128];
             snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms; page %d", kname, fp16_ms / ms,
                      other_ms, page_size);
-            write_row("kv-quant", k_names[t], b, 1, sk, hq, hk, d, ms, gbps, note);
+            write_row("kv-quant", bench_quant_dtypes[t], b, 1, sk, hq, hk, d, ms, gbps, note);
             free_cache(&c.p.cache);
             cudaFree(qo);
             cudaFree(lens);
@@ -280,12 +287,16 @@ void bench_quant(double copy_gbps, int reps, int page_size, int tune, cudaStream
         }
     }
 
+    if (!append) {
+        cudaFree(flush);
+        return;
+    }
     /* Append: a prompt of 16384 tokens (8 KV heads of 128) into a cache of 4 x 16384 slots. */
     const int tokens = 16384, hk = 8, d = 128;
     printf("\nkv-quant: fai_kv_append of a %d-token prompt, %d KV heads of %d (GB/s of rows read + written)\n",
            tokens, hk, d);
     printf("%-14s %9s %9s %7s\n", "dtype", "us", "GB/s", "%copy");
-    for (int t = 0; t < 4; t++) {
+    for (int t = 0; t < BENCH_QUANT_DTYPES; t++) {
         fai_kv_append_params a = fai_kv_append_params_default();
         fai_kv_cache c;
         make_cache(&c, k_dtypes[t], 4, tokens, hk, d, 0, 99);
@@ -313,8 +324,8 @@ void bench_quant(double copy_gbps, int reps, int page_size, int tune, cudaStream
         const float ms = median_ms(run_append, &a, flush, reps, s);
         const double bytes = 2.0 * tokens * hk * d * 2 + cache_bytes(k_dtypes[t], tokens, hk, d) + 8.0 * tokens;
         const double gbps = bytes / (ms * 1e-3) / 1e9;
-        printf("%-14s %9.1f %9.0f %7.1f\n", k_names[t], ms * 1e3, gbps, 100.0 * gbps / copy_gbps);
-        write_row("kv-append", k_names[t], 1, tokens, tokens, 0, hk, d, ms, gbps, "rows read + codes/scales written");
+        printf("%-14s %9.1f %9.0f %7.1f\n", bench_quant_dtypes[t], ms * 1e3, gbps, 100.0 * gbps / copy_gbps);
+        write_row("kv-append", bench_quant_dtypes[t], 1, tokens, tokens, 0, hk, d, ms, gbps, "rows read + codes/scales written");
         free_cache(&c);
         cudaFree(rows);
         cudaFree(slots_dev);

@@ -6,10 +6,24 @@
 
 #include "fai.h"
 
-/* Times decode over each cache dtype and the append of a prompt; prints a table and writes
- * rows (suites kv-quant and kv-append) through bench_report.h. copy_gbps: the measured copy
- * ceiling; page_size: decode over paged caches of that page size (0: contiguous); tune: also
- * time a grid of other plans per row (kernel x stages or warps x splits), marked 'tune'. */
-void bench_quant(double copy_gbps, int reps, int page_size, int tune, cudaStream_t s);
+/* The cache dtypes of the kv-quant rows, by index (0: FP16, the baseline of every row). */
+#define BENCH_QUANT_DTYPES 4
+extern const char *const bench_quant_dtypes[BENCH_QUANT_DTYPES]; /* fp16, int8, fp8_e4m3, fp8_e5m2 */
+
+/* One decode shape of the kv-quant rows and the cache dtypes to time it over (bit t:
+ * bench_quant_dtypes[t]; FP16 is always timed too, for the x fp16 column). */
+typedef struct quant_shape {
+    int b, sk, hq, hk, d;
+    unsigned dtypes;
+} quant_shape;
+
+/* Times decode over the caches of each shape (the kv-quant suite's four shapes over every
+ * dtype when shapes is NULL) and, with append, fai_kv_append of a prompt into each dtype;
+ * prints a table and writes rows (suites kv-quant and kv-append) through bench_report.h.
+ * copy_gbps: the measured copy ceiling; page_size: decode over paged caches of that page size
+ * (0: contiguous); tune: also time a grid of other plans per row (kernel x stages or warps x
+ * splits), marked 'tune'. */
+void bench_quant(const quant_shape *shapes, int count, int append, double copy_gbps, int reps, int page_size,
+                 int tune, cudaStream_t s);
 
 #endif

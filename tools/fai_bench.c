@@ -455,9 +455,11 @@ static int suite_selected(const char *t, const char *name)
     return (!strcmp(t, "decode") && decode) || (!strcmp(t, "prefill") && !decode && !hybrid);
 }
 
-/* --shape b=..,sq=..,sk=..,hq=..,hk=..,d=..,causal=..[,prefill_frac=..]; 0 on success. */
-static int parse_shape(const char *spec, shape *sh)
+/* --shape b=..,sq=..,sk=..,hq=..,hk=..,d=..,causal=..[,prefill_frac=..][,kv=..]; 0 on success.
+ * kv: the cache dtype's index in bench_quant_dtypes (0: FP16). */
+static int parse_shape(const char *spec, shape *sh, int *kv)
 {
+    *kv = 0;
     const shape def = {"shape", ROW_DECODE, 1, 1, 128, 32, 32, 128, 0, 0.0};
     *sh = def;
     int hybrid = 0;
@@ -478,6 +480,17 @@ static int parse_shape(const char *spec, shape *sh)
                 return -1;
             }
             hybrid = 1;
+            continue;
+        }
+        if (!strcmp(key, "kv")) { /* the cache dtype of a decode row */
+            *kv = -1;
+            for (int k = 0; k < BENCH_QUANT_DTYPES; k++)
+                if (!strcmp(val, bench_quant_dtypes[k]))
+                    *kv = k;
+            if (*kv < 0) {
+                fprintf(stderr, "fai-bench: --shape kv=%s: want fp16, int8, fp8_e4m3 or fp8_e5m2\n", val);
+                return -1;
+            }
             continue;
         }
         const long x = strtol(val, &end, 10);
@@ -504,6 +517,10 @@ static int parse_shape(const char *spec, shape *sh)
         return -1;
     }
     sh->causal = sh->causal != 0;
+    if (*kv > 0 && (hybrid || sh->sq != 1)) {
+        fprintf(stderr, "fai-bench: --shape %s: kv= is for decode rows (sq=1, no prefill_frac)\n", spec);
+        return -1;
+    }
     /* Hybrid rows are causal, as sdpa_peers.py's: its prefill part always is. */
     sh->kind = hybrid ? ROW_HYBRID : sh->sq > 1 ? ROW_PREFILL : ROW_DECODE;
     if (hybrid)
@@ -523,11 +540,13 @@ static void usage(void)
            "                  decode (the three decode suites), prefill (the four prefill suites),\n"
            "                  all (every suite) (default, with no --suite or --shape: decode-seq)\n"
            "  --shape SPEC    one shape, b=..,sq=..,sk=..,hq=..,hk=..,d=..,causal=0|1 (defaults\n"
-           "                  1,1,128,32,32,128,0); may be repeated. sq=1: a decode row (fai_decode);\n"
+           "                  1,1,128,32,32,128,0), and kv=int8|fp8_e4m3|fp8_e5m2 for a decode row\n"
+           "                  over a quantized cache (timed as the kv-quant rows are, beside FP16,\n"
+           "                  after the other rows); may be repeated. sq=1: a decode row (fai_decode);\n"
            "                  sq>1: a prefill row (fai_prefill on b packed sequences of sq x sk);\n"
            "                  prefill_frac=F: a hybrid row (round(b*F) sequences sq x sk, the rest\n"
-           "                  1 x sk, always causal)\n"
-           "  --list          print the rows as CSV (suite,b,sq,sk,hq,hk,d,causal,prefill_frac), exit\n"
+           "                  1 x sk, always causal)\n");
+    printf("  --list          print the rows as CSV (suite,b,sq,sk,hq,hk,d,causal,prefill_frac), exit\n"
            "                  (needs no GPU; the chunked suite's rows included, kv-quant's not)\n"
            "  --dtype T       fp16 (default) or bf16: Q, K, V, O (and the KV cache) of every decode,\n"
            "                  prefill, hybrid and chunked row in that type; the CSV's dtype column\n"
@@ -628,7 +647,8 @@ int main(int argc, char **argv)
     o.window = -1;
     timespec_get(&g_t0, TIME_UTC);
     shape rows[MAX_ROWS];
-    int n = 0, list = 0, picked = 0; /* picked: a --suite or --shape was given */
+    quant_shape quant_rows[MAX_ROWS]; /* --shape ...,kv=: decode rows over a quantized cache */
+    int n = 0, nq = 0, list = 0, picked = 0; /* picked: a --suite or --shape was given */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -677,9 +697,19 @@ int main(int argc, char **argv)
                 fprintf(stderr, "fai-bench: more than %d rows\n", MAX_ROWS);
                 return 2;
             }
-            if (parse_shape(next, &rows[n]))
+            int kv = 0;
+            if (parse_shape(next, &rows[n], &kv))
                 return 2;
-            n++;
+            if (kv > 0) { /* a quantized cache: a kv-quant row (bench_quant.c), after the others */
+                if (nq == MAX_ROWS) {
+                    fprintf(stderr, "fai-bench: more than %d kv= shapes\n", MAX_ROWS);
+                    return 2;
+                }
+                const shape *r = &rows[n];
+                quant_rows[nq++] = (quant_shape){r->b, r->sk, r->hq, r->hk, r->d, 1u << kv};
+            } else {
+                n++;
+            }
             i++;
             picked = 1;
         } else if (!strcmp(a, "--reps") && next) {
@@ -862,8 +892,10 @@ int main(int argc, char **argv)
         table_header(rows[i].kind, o.check);
         bench_row(&rows[i], &o, i, n, s, dev, 1);
     }
+    if (nq > 0)
+        bench_quant(quant_rows, nq, 0, g_copy_gbps, o.reps, o.page_size, o.tune, s);
     if (o.kv_quant)
-        bench_quant(g_copy_gbps, o.reps, o.page_size, o.tune, s);
+        bench_quant(NULL, 0, 1, g_copy_gbps, o.reps, o.page_size, o.tune, s);
     if (o.chunked)
         bench_chunked(&o, s);
     report_close();
