@@ -1,8 +1,10 @@
 /* Offsets past 2^31 elements and sequences past 64K tokens in the kernel families that
  * test_decode and test_prefill do not cover that way (issue 7): fai_kv_append into a
  * contiguous cache and into a page pool whose last rows lie past 2^31 elements, fai_prefill
- * of a chunk over a paged cache of 70000 tokens whose pages lie past 2^31 elements, and
- * fai_merge_states over parts of 540000 rows x 32 heads x 128 (2.2e9 elements each).
+ * of a chunk over a paged cache of 70000 tokens whose pages lie past 2^31 elements,
+ * fai_prefill over an int8 cache whose last sequence is staged (kv_stage.cu) past 2^31
+ * elements of the workspace, and fai_merge_states over parts of 540000 rows x 32 heads x
+ * 128 (2.2e9 elements each).
  * Only the rows near the far end are written and checked (the rest of each buffer is
  * poison or filler), so that the test stays a few seconds and ~20 GB of device memory.
  * Outputs are poisoned (NaN) first; inputs are fresh random values (seed printed).
@@ -16,6 +18,7 @@
 
 #include "fai.h"
 #include "gpu_test_util.h"
+#include "kv_codec.h"
 #include "reference.h"
 
 #define BIG ((int64_t)1 << 31)
@@ -277,6 +280,180 @@ static int prefill_case(void)
     return fails;
 }
 
+/* fai_prefill over an int8 cache of 300 slots x 8192 tokens x 8 heads x 128 (2.5e9 codes):
+ * sequences 0 and 299 hold 2048 keys and 16 query rows each, the 298 between are empty, so
+ * the prefill range spans all 300 and sequence 299's keys are dequantized into the workspace
+ * at element 299 x 8192 x 1024 = 2.5e9 (past 2^31) and read there by the prefill kernel. */
+static int staged_prefill_case(void)
+{
+    const int slots = 300, cap = 8192, hk = 8, hq = 8, d = 128, seq_k = 2048, seq_q = 16;
+    const int64_t row = (int64_t)hk * d, slot_elems = (int64_t)cap * row;
+    const int64_t keys = (int64_t)seq_k * row, queries = (int64_t)seq_q * hq * d;
+    const int filled[2] = {0, slots - 1};
+    printf("prefill over an int8 cache of %.2e codes, sequence %d staged at element %.3e of the workspace "
+           "(past 2^31: %s)\n", (double)slots * slot_elems, slots - 1, (double)(slots - 1) * slot_elems,
+           (slots - 1) * slot_elems > BIG ? "yes" : "no");
+    int8_t *k, *v;
+    float *ks, *vs, *lse_dev;
+    void *q, *o;
+    int32_t *lens_dev, *cu_dev;
+    CUDA_CHECK(cudaMalloc((void **)&k, (size_t)(slots * slot_elems)));
+    CUDA_CHECK(cudaMalloc((void **)&v, (size_t)(slots * slot_elems)));
+    CUDA_CHECK(cudaMemset(k, 0x7f, (size_t)(slots * slot_elems))); /* rows no sequence uses */
+    CUDA_CHECK(cudaMemset(v, 0x7f, (size_t)(slots * slot_elems)));
+    CUDA_CHECK(cudaMalloc((void **)&ks, sizeof(float) * (size_t)(slots * cap * hk)));
+    CUDA_CHECK(cudaMalloc((void **)&vs, sizeof(float) * (size_t)(slots * cap * hk)));
+    CUDA_CHECK(cudaMemset(ks, 0xff, sizeof(float) * (size_t)(slots * cap * hk))); /* NaN where unused */
+    CUDA_CHECK(cudaMemset(vs, 0xff, sizeof(float) * (size_t)(slots * cap * hk)));
+    CUDA_CHECK(cudaMalloc(&q, 2 * (size_t)(2 * queries)));
+    CUDA_CHECK(cudaMalloc(&o, 2 * (size_t)(2 * queries)));
+    CUDA_CHECK(cudaMemset(o, 0xff, 2 * (size_t)(2 * queries)));
+    CUDA_CHECK(cudaMalloc((void **)&lse_dev, sizeof(float) * (size_t)(2 * seq_q * hq)));
+    int32_t *lens = calloc((size_t)slots, sizeof(int32_t)), *cu = malloc(sizeof(int32_t) * (size_t)(slots + 1));
+    cu[0] = 0;
+    for (int b = 0; b < slots; b++)
+        cu[b + 1] = cu[b] + (b == filled[0] || b == filled[1] ? seq_q : 0);
+    lens[filled[0]] = lens[filled[1]] = seq_k;
+    CUDA_CHECK(cudaMalloc((void **)&lens_dev, sizeof(int32_t) * (size_t)slots));
+    CUDA_CHECK(cudaMemcpy(lens_dev, lens, sizeof(int32_t) * (size_t)slots, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc((void **)&cu_dev, sizeof(int32_t) * (size_t)(slots + 1)));
+    CUDA_CHECK(cudaMemcpy(cu_dev, cu, sizeof(int32_t) * (size_t)(slots + 1), cudaMemcpyHostToDevice));
+
+    /* Per filled sequence: random K, V quantized per (token, head) row on the host (the
+     * codec fai_kv_append matches bit for bit), the reference's K and V the staged values
+     * (code x scale rounded to FP16, as the staging kernel writes them), random queries. */
+    float *kf[2], *vf[2], *qf[2];
+    int8_t *codes = malloc((size_t)keys);
+    float *scales = malloc(sizeof(float) * (size_t)(seq_k * hk)), *x = malloc(sizeof(float) * (size_t)keys);
+    uint16_t *qb = malloc(2 * (size_t)queries);
+    for (int f = 0; f < 2; f++) {
+        for (int kv = 0; kv < 2; kv++) {
+            float *deq = malloc(sizeof(float) * (size_t)keys);
+            for (int64_t i = 0; i < keys; i++)
+                x[i] = (float)normal();
+            for (int64_t r = 0; r < (int64_t)seq_k * hk; r++) {
+                float amax = 0.0f;
+                for (int e = 0; e < d; e++)
+                    amax = fmaxf(amax, fabsf(x[r * d + e]));
+                scales[r] = fai_int8_scale(amax);
+                for (int e = 0; e < d; e++) {
+                    codes[r * d + e] = fai_int8_quantize(x[r * d + e], scales[r]);
+                    deq[r * d + e] = host_half_to_float(host_float_to_half(fai_int8_dequantize(codes[r * d + e], scales[r])));
+                }
+            }
+            const int64_t at = (int64_t)filled[f] * slot_elems;
+            CUDA_CHECK(cudaMemcpy((kv ? v : k) + at, codes, (size_t)keys, cudaMemcpyHostToDevice));
+            CUDA_CHECK(cudaMemcpy((kv ? vs : ks) + (int64_t)filled[f] * cap * hk, scales,
+                                  sizeof(float) * (size_t)(seq_k * hk), cudaMemcpyHostToDevice));
+            (kv ? vf : kf)[f] = deq;
+        }
+        qf[f] = malloc(sizeof(float) * (size_t)queries);
+        random_half(qb, qf[f], queries);
+        CUDA_CHECK(cudaMemcpy((uint16_t *)q + f * queries, qb, 2 * (size_t)queries, cudaMemcpyHostToDevice));
+    }
+    CUDA_CHECK(cudaDeviceSynchronize());
+
+    fai_kv_cache c;
+    memset(&c, 0, sizeof c);
+    c.dtype = FAI_DTYPE_INT8;
+    c.k = k;
+    c.v = v;
+    c.seq_stride = slot_elems;
+    c.token_stride = row;
+    c.head_stride = d;
+    c.capacity = cap;
+    c.seq_lens = lens_dev;
+    c.k_scale = ks;
+    c.v_scale = vs;
+    c.scale_seq_stride = (int64_t)cap * hk;
+    c.scale_token_stride = hk;
+    c.scale_head_stride = 1;
+    fai_prefill_params p = fai_prefill_params_default();
+    p.attn.num_q_heads = hq;
+    p.attn.num_kv_heads = hk;
+    p.attn.head_dim = d;
+    p.attn.softmax_scale = 1.0f / sqrtf((float)d);
+    p.batch = slots;
+    p.causal = 1;
+    p.q = (fai_tensor){q, FAI_DTYPE_FP16, (int64_t)hq * d, d};
+    p.o = (fai_tensor){o, FAI_DTYPE_FP16, (int64_t)hq * d, d};
+    p.k.dtype = p.v.dtype = FAI_DTYPE_FP16;
+    p.cu_seqlens_q = cu_dev;
+    p.cu_seqlens_q_host = cu;
+    p.total_q = 2 * seq_q;
+    p.max_seq_q = seq_q;
+    p.lse = lse_dev;
+    p.kv_cache = &c;
+    size_t ws = 0;
+    void *ws_dev = NULL;
+    int fails = check_status("fai_prefill_workspace_size", fai_prefill_workspace_size(&p, &ws));
+    if (!fails && ws < 2 * (size_t)(slots * slot_elems) * 2) {
+        printf("  workspace %zu bytes: not the staged copy of %d slots  FAIL\n", ws, slots);
+        fails++;
+    }
+    if (!fails)
+        CUDA_CHECK(cudaMalloc(&ws_dev, ws));
+    if (!fails)
+        fails = check_status("fai_prefill", fai_prefill(&p, ws_dev, ws, 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    cudaFree(ws_dev);
+    if (!fails) {
+        uint16_t *ob = malloc(2 * (size_t)(2 * queries));
+        float *lse = malloc(sizeof(float) * (size_t)(2 * seq_q * hq)), *of = malloc(sizeof(float) * (size_t)queries);
+        double *ref = malloc(sizeof(double) * (size_t)queries), *ref_lse = malloc(sizeof(double) * (size_t)(seq_q * hq));
+        CUDA_CHECK(cudaMemcpy(ob, o, 2 * (size_t)(2 * queries), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(lse, lse_dev, sizeof(float) * (size_t)(2 * seq_q * hq), cudaMemcpyDeviceToHost));
+        for (int f = 0; f < 2; f++) {
+            fai_ref_problem rp = {0};
+            rp.num_q_heads = hq;
+            rp.num_kv_heads = hk;
+            rp.head_dim = d;
+            rp.seq_q = seq_q;
+            rp.seq_k = seq_k;
+            rp.softmax_scale = 1.0 / sqrt((double)d);
+            rp.causal = 1;
+            if (fai_ref_attention(&rp, qf[f], kf[f], vf[f], ref, ref_lse) != 0)
+                exit(2);
+            for (int64_t i = 0; i < queries; i++)
+                of[i] = host_half_to_float(ob[f * queries + i]);
+            const double rel = fai_ref_rel_l2(of, ref, queries);
+            double lse_err = 0;
+            for (int i = 0; i < seq_q * hq; i++)
+                lse_err = fmax(lse_err, fabs((double)lse[f * seq_q * hq + i] - ref_lse[i]) / (1e-3 + 1e-4 * fabs(ref_lse[i])));
+            const int ok = rel <= 2e-3 && lse_err <= 1.0; /* (NaN fails both) */
+            printf("  sequence %d: rel_l2 %.2e, lse error %.2f of its bound  %s\n", filled[f], rel, lse_err,
+                   ok ? "ok" : "FAIL");
+            fails += !ok;
+        }
+        free(ob);
+        free(lse);
+        free(of);
+        free(ref);
+        free(ref_lse);
+    }
+    for (int f = 0; f < 2; f++) {
+        free(kf[f]);
+        free(vf[f]);
+        free(qf[f]);
+    }
+    free(codes);
+    free(scales);
+    free(x);
+    free(qb);
+    free(lens);
+    free(cu);
+    cudaFree(k);
+    cudaFree(v);
+    cudaFree(ks);
+    cudaFree(vs);
+    cudaFree(q);
+    cudaFree(o);
+    cudaFree(lse_dev);
+    cudaFree(lens_dev);
+    cudaFree(cu_dev);
+    return fails;
+}
+
 /* fai_merge_states of two parts [540000, 32, 128] (2.2e9 elements each), in place into part
  * 0; only the last 512 rows hold random values and are checked (the rest hold 1s and an LSE
  * of 0, which merge to 1). */
@@ -371,6 +548,7 @@ int main(void)
     fails += append_case(0), n++;
     fails += append_case(1), n++;
     fails += prefill_case(), n++;
+    fails += staged_prefill_case(), n++;
     fails += merge_case(), n++;
     printf("test_large: %d cases, %d failed\n", n, fails);
     return fails ? 1 : 0;
