@@ -144,6 +144,38 @@ static int append_case(int paged)
 
 /* A 16-query chunk at the end of a 70000-token sequence, its K/V in the last 4375 pages of a
  * pool of 140000 pages of 16 tokens (8 KV heads of 128: 2.29e9 elements), scrambled. */
+/* One causal sequence's output (FP16 [seq_q, hq, d], downloaded) and LSE against the
+ * double-precision reference on the given inputs; prints a line, returns 1 on failure. */
+static int check_sequence(const char *label, const float *qf, const float *kf, const float *vf, int hq, int hk, int d,
+                          int seq_q, int seq_k, const uint16_t *ob, const float *lse)
+{
+    const int64_t n = (int64_t)seq_q * hq * d;
+    double *ref = malloc(sizeof(double) * (size_t)n), *ref_lse = malloc(sizeof(double) * (size_t)(seq_q * hq));
+    float *of = malloc(sizeof(float) * (size_t)n);
+    fai_ref_problem rp = {0};
+    rp.num_q_heads = hq;
+    rp.num_kv_heads = hk;
+    rp.head_dim = d;
+    rp.seq_q = seq_q;
+    rp.seq_k = seq_k;
+    rp.softmax_scale = 1.0 / sqrt((double)d);
+    rp.causal = 1;
+    if (fai_ref_attention(&rp, qf, kf, vf, ref, ref_lse) != 0)
+        exit(2);
+    for (int64_t i = 0; i < n; i++)
+        of[i] = host_half_to_float(ob[i]);
+    const double rel = fai_ref_rel_l2(of, ref, n);
+    double lse_err = 0;
+    for (int i = 0; i < seq_q * hq; i++)
+        lse_err = fmax(lse_err, fabs((double)lse[i] - ref_lse[i]) / (1e-3 + 1e-4 * fabs(ref_lse[i])));
+    const int ok = rel <= 2e-3 && lse_err <= 1.0; /* (NaN fails both) */
+    printf("  %srel_l2 %.2e, lse error %.2f of its bound  %s\n", label, rel, lse_err, ok ? "ok" : "FAIL");
+    free(ref);
+    free(ref_lse);
+    free(of);
+    return !ok;
+}
+
 static int prefill_case(void)
 {
     const int hq = 8, hk = 8, d = 128, ps = 16, seq_k = 70000, seq_q = 16, pages = 140000;
@@ -232,34 +264,12 @@ static int prefill_case(void)
     CUDA_CHECK(cudaDeviceSynchronize());
     cudaFree(ws_dev);
     if (!fails) {
-        double *ref = malloc(sizeof(double) * (size_t)(seq_q * hq * d)), *ref_lse = malloc(sizeof(double) * (size_t)(seq_q * hq));
-        fai_ref_problem rp = {0};
-        rp.num_q_heads = hq;
-        rp.num_kv_heads = hk;
-        rp.head_dim = d;
-        rp.seq_q = seq_q;
-        rp.seq_k = seq_k;
-        rp.softmax_scale = 1.0 / sqrt((double)d);
-        rp.causal = 1;
-        if (fai_ref_attention(&rp, qf, kf, vf, ref, ref_lse) != 0)
-            exit(2);
         uint16_t *ob = malloc(2 * (size_t)(seq_q * hq * d));
-        float *of = malloc(sizeof(float) * (size_t)(seq_q * hq * d)), *lse = malloc(sizeof(float) * (size_t)(seq_q * hq));
+        float *lse = malloc(sizeof(float) * (size_t)(seq_q * hq));
         CUDA_CHECK(cudaMemcpy(ob, o, 2 * (size_t)(seq_q * hq * d), cudaMemcpyDeviceToHost));
         CUDA_CHECK(cudaMemcpy(lse, lse_dev, sizeof(float) * (size_t)(seq_q * hq), cudaMemcpyDeviceToHost));
-        for (int64_t i = 0; i < (int64_t)seq_q * hq * d; i++)
-            of[i] = host_half_to_float(ob[i]);
-        const double rel = fai_ref_rel_l2(of, ref, (int64_t)seq_q * hq * d);
-        double lse_err = 0;
-        for (int i = 0; i < seq_q * hq; i++)
-            lse_err = fmax(lse_err, fabs((double)lse[i] - ref_lse[i]) / (1e-3 + 1e-4 * fabs(ref_lse[i])));
-        const int ok = rel <= 2e-3 && lse_err <= 1.0; /* (NaN fails both) */
-        printf("  rel_l2 %.2e, lse error %.2f of its bound  %s\n", rel, lse_err, ok ? "ok" : "FAIL");
-        fails += !ok;
-        free(ref);
-        free(ref_lse);
+        fails += check_sequence("", qf, kf, vf, hq, hk, d, seq_q, seq_k, ob, lse);
         free(ob);
-        free(of);
         free(lse);
     }
     free(kf);
@@ -399,37 +409,17 @@ static int staged_prefill_case(void)
     cudaFree(ws_dev);
     if (!fails) {
         uint16_t *ob = malloc(2 * (size_t)(2 * queries));
-        float *lse = malloc(sizeof(float) * (size_t)(2 * seq_q * hq)), *of = malloc(sizeof(float) * (size_t)queries);
-        double *ref = malloc(sizeof(double) * (size_t)queries), *ref_lse = malloc(sizeof(double) * (size_t)(seq_q * hq));
+        float *lse = malloc(sizeof(float) * (size_t)(2 * seq_q * hq));
         CUDA_CHECK(cudaMemcpy(ob, o, 2 * (size_t)(2 * queries), cudaMemcpyDeviceToHost));
         CUDA_CHECK(cudaMemcpy(lse, lse_dev, sizeof(float) * (size_t)(2 * seq_q * hq), cudaMemcpyDeviceToHost));
         for (int f = 0; f < 2; f++) {
-            fai_ref_problem rp = {0};
-            rp.num_q_heads = hq;
-            rp.num_kv_heads = hk;
-            rp.head_dim = d;
-            rp.seq_q = seq_q;
-            rp.seq_k = seq_k;
-            rp.softmax_scale = 1.0 / sqrt((double)d);
-            rp.causal = 1;
-            if (fai_ref_attention(&rp, qf[f], kf[f], vf[f], ref, ref_lse) != 0)
-                exit(2);
-            for (int64_t i = 0; i < queries; i++)
-                of[i] = host_half_to_float(ob[f * queries + i]);
-            const double rel = fai_ref_rel_l2(of, ref, queries);
-            double lse_err = 0;
-            for (int i = 0; i < seq_q * hq; i++)
-                lse_err = fmax(lse_err, fabs((double)lse[f * seq_q * hq + i] - ref_lse[i]) / (1e-3 + 1e-4 * fabs(ref_lse[i])));
-            const int ok = rel <= 2e-3 && lse_err <= 1.0; /* (NaN fails both) */
-            printf("  sequence %d: rel_l2 %.2e, lse error %.2f of its bound  %s\n", filled[f], rel, lse_err,
-                   ok ? "ok" : "FAIL");
-            fails += !ok;
+            char label[32];
+            snprintf(label, sizeof label, "sequence %d: ", filled[f]);
+            fails += check_sequence(label, qf[f], kf[f], vf[f], hq, hk, d, seq_q, seq_k, ob + f * queries,
+                                    lse + f * seq_q * hq);
         }
         free(ob);
         free(lse);
-        free(of);
-        free(ref);
-        free(ref_lse);
     }
     for (int f = 0; f < 2; f++) {
         free(kf[f]);
