@@ -1,0 +1,99 @@
+/* Hopper warpgroup matrix multiply (wgmma, sm_90a only): the first pieces of a Hopper prefill
+ * path, checked on their own by tests/test_wgmma.cu before any kernel relies on them.
+ *
+ * A warpgroup (4 consecutive warps, the first of them a multiple of 4) issues one
+ * wgmma.mma_async: D (64 x N, FP32, in registers) += A (64 x 16) x B (16 x N), A and B read
+ * from shared memory through 64-bit matrix descriptors. Both operands here are K-major (a row
+ * of A, and a column of B, holds 16 consecutive k): Q and K of attention as they are stored.
+ *
+ * Descriptor (PTX ISA, "matrix descriptor" of the asynchronous warpgroup operations): bits
+ * 0-13 start address >> 4, 16-29 leading byte offset >> 4 (between core matrices adjacent in
+ * K), 32-45 stride byte offset >> 4 (adjacent in M or N), 49-51 base offset (0 for the
+ * layouts used here), 62-63 swizzle (0 none, 1 128-byte, 2 64-byte, 3 32-byte). A core matrix
+ * is 8 rows of 16 bytes.
+ *
+ * Accumulators: thread t of the warpgroup (warp w = t / 32, lane l) holds N / 2 floats; float
+ * j is row 16 w + l / 4 + 8 ((j % 4) / 2), column 8 (j / 4) + 2 (l % 4) + j % 2, the mma.sync
+ * m16n8 accumulator layout repeated over N / 8 column blocks. */
+#ifndef FAI_PTX_WGMMA_CUH
+#define FAI_PTX_WGMMA_CUH
+
+#include <stdint.h>
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FAI_HAS_WGMMA 1
+#else
+#define FAI_HAS_WGMMA 0
+#endif
+
+enum { FAI_SWIZZLE_NONE = 0, FAI_SWIZZLE_128B = 1, FAI_SWIZZLE_64B = 2, FAI_SWIZZLE_32B = 3 };
+
+__device__ __forceinline__ uint64_t wgmma_desc(const void *smem, uint32_t lead_bytes, uint32_t stride_bytes,
+                                               int swizzle)
+{
+    const uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    return (uint64_t)((addr >> 4) & 0x3FFF) | (uint64_t)((lead_bytes >> 4) & 0x3FFF) << 16 |
+           (uint64_t)((stride_bytes >> 4) & 0x3FFF) << 32 | (uint64_t)(swizzle & 3) << 62;
+}
+
+/* Shared memory written by ordinary stores, read next by wgmma (the async proxy): each
+ * writing thread fences before the barrier. */
+__device__ __forceinline__ void fence_proxy_async_smem()
+{
+#if FAI_HAS_WGMMA
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#endif
+}
+
+/* Before the first wgmma of a batch that reads or writes accumulator registers. */
+__device__ __forceinline__ void wgmma_fence()
+{
+#if FAI_HAS_WGMMA
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void wgmma_commit()
+{
+#if FAI_HAS_WGMMA
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+#endif
+}
+
+/* Waits until at most N committed groups are pending. */
+template <int N> __device__ __forceinline__ void wgmma_wait()
+{
+#if FAI_HAS_WGMMA
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+#endif
+}
+
+/* d (64 x 64, FP32, 32 per thread) = A x B + (accumulate ? d : 0), FP16 operands from shared
+ * memory, both K-major (the transpose immediates 0). */
+__device__ __forceinline__ void wgmma_m64n64k16_f16(float d[32], uint64_t desc_a, uint64_t desc_b, int accumulate)
+{
+#if FAI_HAS_WGMMA
+    asm volatile("{\n"
+                 ".reg .pred p;\n"
+                 "setp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "%32, %33, p, 1, 1, 0, 0;\n"
+                 "}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+                   "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+                   "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+                   "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "l"(desc_a), "l"(desc_b), "r"(accumulate)
+                 : "memory");
+#else
+    (void)d;
+    (void)desc_a;
+    (void)desc_b;
+    (void)accumulate;
+#endif
+}
+
+#endif

@@ -1,0 +1,161 @@
+/* GPU test of the wgmma wrappers (src/kernels/ptx_wgmma.cuh), the first pieces of a Hopper
+ * prefill path: one warpgroup computes D (64 x 64, FP32) = A (64 x K) x B^T (B: 64 x K), both
+ * FP16 and K-major in shared memory, K = 16 or 64, through wgmma_m64n64k16_f16 and its matrix
+ * descriptors, and the result is compared with a double-precision product on the host.
+ * Layouts: core matrices without swizzle (8 rows x 16 bytes each, contiguous, K-adjacent ones
+ * 128 bytes apart, M-adjacent ones K * 16 bytes apart), and the 128-byte swizzle (rows of 64
+ * values, 16-byte chunk c of row r stored at chunk c ^ (r % 8)) that a fast kernel uses. The
+ * accumulator layout documented in the header is checked element by element. A descriptor
+ * with the two byte offsets swapped is run too and only reported, to tell a wrong field
+ * from a wrong layout if the first case fails. Exits 77 without a GPU, on a GPU other than
+ * compute capability 9.0, or when the build has no sm_90a code. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gpu_test_util.h"
+#include "kernels/ptx_wgmma.cuh"
+
+enum { M = 64, N = 64, KMAX = 64, THREADS = 128 };
+enum { LAYOUT_CORE = 0, LAYOUT_SWIZZLE128 = 1 };
+
+/* Index (in halves) of element (r, k) of a 64 x K K-major operand in shared memory. */
+__device__ int smem_index(int layout, int r, int k, int K)
+{
+    if (layout == LAYOUT_CORE)
+        return ((r / 8) * (K / 8) + k / 8) * 64 + (r % 8) * 8 + k % 8;
+    return r * 64 + (((k / 8) ^ (r % 8)) * 8) + k % 8; /* K == 64: one 128-byte row per r */
+}
+
+__global__ void __launch_bounds__(THREADS) wgmma_tile(const uint16_t *a, const uint16_t *b, float *d_out, int K,
+                                                      int layout, uint32_t lead, uint32_t stride, int *has_wgmma)
+{
+    __shared__ __align__(1024) uint16_t sa[M * KMAX];
+    __shared__ __align__(1024) uint16_t sb[N * KMAX];
+    const int t = threadIdx.x;
+    if (t == 0)
+        *has_wgmma = FAI_HAS_WGMMA;
+    for (int i = t; i < M * K; i += THREADS) {
+        const int r = i / K, k = i % K;
+        sa[smem_index(layout, r, k, K)] = a[i];
+        sb[smem_index(layout, r, k, K)] = b[i];
+    }
+    fence_proxy_async_smem();
+    __syncthreads();
+    float d[32];
+    for (int j = 0; j < 32; j++)
+        d[j] = -1.0f; /* the first step does not accumulate: these must vanish */
+    wgmma_fence();
+    for (int ks = 0; ks < K / 16; ks++) {
+        const int swz = layout == LAYOUT_CORE ? FAI_SWIZZLE_NONE : FAI_SWIZZLE_128B;
+        /* k-step ks: core matrices 2 ks and 2 ks + 1 along K (no swizzle), or 32 bytes into
+         * each swizzled 128-byte row */
+        const int off = layout == LAYOUT_CORE ? 2 * ks * 64 : ks * 16;
+        wgmma_m64n64k16_f16(d, wgmma_desc(sa + off, lead, stride, swz), wgmma_desc(sb + off, lead, stride, swz),
+                            ks > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    const int w = t / 32, l = t % 32;
+    for (int j = 0; j < 32; j++) {
+        const int row = 16 * w + l / 4 + 8 * ((j % 4) / 2), col = 8 * (j / 4) + 2 * (l % 4) + j % 2;
+        d_out[row * N + col] = d[j];
+    }
+}
+
+/* Runs one case; returns the worst absolute error (NaN when something was not written). */
+static double run_case(const uint16_t *a_dev, const uint16_t *b_dev, const double *ref, float *d_dev, int K,
+                       int layout, uint32_t lead, uint32_t stride, int *has_wgmma_dev)
+{
+    CUDA_CHECK(cudaMemset(d_dev, 0xff, sizeof(float) * M * N)); /* NaN */
+    wgmma_tile<<<1, THREADS>>>(a_dev, b_dev, d_dev, K, layout, lead, stride, has_wgmma_dev);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+    int has = 0;
+    CUDA_CHECK(cudaMemcpy(&has, has_wgmma_dev, sizeof has, cudaMemcpyDeviceToHost));
+    if (!has) {
+        printf("test_wgmma: this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90a): skipping\n");
+        exit(GPU_TEST_SKIP);
+    }
+    float d[M * N];
+    CUDA_CHECK(cudaMemcpy(d, d_dev, sizeof d, cudaMemcpyDeviceToHost));
+    double worst = 0;
+    for (int i = 0; i < M * N; i++) {
+        const double e = fabs((double)d[i] - ref[i]);
+        if (!(e <= worst))
+            worst = e; /* NaN sticks */
+    }
+    return worst;
+}
+
+int main(void)
+{
+    gpu_require_device("test_wgmma");
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    if (prop.major != 9 || prop.minor != 0) {
+        printf("test_wgmma: %s is compute capability %d.%d, wgmma needs 9.0: skipping\n", prop.name, prop.major,
+               prop.minor);
+        return GPU_TEST_SKIP;
+    }
+    srand(12345);
+    uint16_t a[M * KMAX], b[N * KMAX];
+    float af[M * KMAX], bf[N * KMAX];
+    for (int i = 0; i < M * KMAX; i++) {
+        a[i] = host_float_to_half((float)rand() / RAND_MAX * 2.0f - 1.0f);
+        b[i] = host_float_to_half((float)rand() / RAND_MAX * 2.0f - 1.0f);
+        af[i] = host_half_to_float(a[i]);
+        bf[i] = host_half_to_float(b[i]);
+    }
+    uint16_t *a_dev, *b_dev;
+    float *d_dev;
+    int *has_dev;
+    CUDA_CHECK(cudaMalloc((void **)&a_dev, sizeof a));
+    CUDA_CHECK(cudaMalloc((void **)&b_dev, sizeof b));
+    CUDA_CHECK(cudaMalloc((void **)&d_dev, sizeof(float) * M * N));
+    CUDA_CHECK(cudaMalloc((void **)&has_dev, sizeof(int)));
+    int fails = 0;
+    const struct {
+        const char *name;
+        int K, layout;
+        uint32_t lead, stride;
+        int required;
+    } cases[] = {
+        {"core matrices, K 16", 16, LAYOUT_CORE, 128, 16 * 16, 1},
+        {"core matrices, K 64", 64, LAYOUT_CORE, 128, 64 * 16, 1},
+        {"128-byte swizzle, K 64", 64, LAYOUT_SWIZZLE128, 16, 1024, 1},
+        {"(diagnostic) core matrices, K 64, offsets swapped", 64, LAYOUT_CORE, 64 * 16, 128, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int K = cases[c].K;
+        /* the operands as K-major rows of K values, and the double-precision product */
+        uint16_t ak[M * KMAX], bk[N * KMAX];
+        static double ref[M * N];
+        for (int r = 0; r < M; r++)
+            for (int k = 0; k < K; k++) {
+                ak[r * K + k] = a[r * KMAX + k];
+                bk[r * K + k] = b[r * KMAX + k];
+            }
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                double s = 0;
+                for (int k = 0; k < K; k++)
+                    s += (double)af[m * KMAX + k] * bf[n * KMAX + k];
+                ref[m * N + n] = s;
+            }
+        CUDA_CHECK(cudaMemcpy(a_dev, ak, sizeof(uint16_t) * M * K, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(b_dev, bk, sizeof(uint16_t) * N * K, cudaMemcpyHostToDevice));
+        const double worst = run_case(a_dev, b_dev, ref, d_dev, K, cases[c].layout, cases[c].lead, cases[c].stride,
+                                      has_dev);
+        const int ok = worst <= 1e-3; /* FP16 products are exact in FP32; 64 FP32 additions */
+        printf("  %-50s leading %5u stride %5u  worst error %.2e  %s\n", cases[c].name, cases[c].lead,
+               cases[c].stride, worst, ok ? "ok" : cases[c].required ? "FAIL" : "(differs)");
+        fails += cases[c].required && !ok;
+    }
+    cudaFree(a_dev);
+    cudaFree(b_dev);
+    cudaFree(d_dev);
+    cudaFree(has_dev);
+    printf("test_wgmma: %d failed\n", fails);
+    return fails ? 1 : 0;
+}
