@@ -5,7 +5,9 @@
  * Layouts: core matrices without swizzle (8 rows x 16 bytes each, contiguous, K-adjacent ones
  * 128 bytes apart, M-adjacent ones K * 16 bytes apart), and the 128-byte swizzle (rows of 64
  * values, 16-byte chunk c of row r stored at chunk c ^ (r % 8)) that a fast kernel uses. The
- * accumulator layout documented in the header is checked element by element. A descriptor
+ * accumulator layout documented in the header is checked element by element. Then the P x V
+ * form: A from registers (the A fragment) times B stored MN-major with the 128-byte swizzle
+ * (the transpose immediate), as attention's second product needs. A descriptor
  * with the two byte offsets swapped is run too and only reported, to tell a wrong field
  * from a wrong layout if the first case fails. Exits 77 without a GPU, on a GPU other than
  * compute capability 9.0, or when the build has no sm_90a code. */
@@ -17,7 +19,7 @@
 #include "kernels/ptx_wgmma.cuh"
 
 enum { M = 64, N = 64, KMAX = 64, THREADS = 128 };
-enum { LAYOUT_CORE = 0, LAYOUT_SWIZZLE128 = 1 };
+enum { LAYOUT_CORE = 0, LAYOUT_SWIZZLE128 = 1, LAYOUT_PV = 2 /* A in registers, B MN-major, swizzled */ };
 
 /* Index (in halves) of element (r, k) of a 64 x K K-major operand in shared memory. */
 __device__ int smem_index(int layout, int r, int k, int K)
@@ -63,12 +65,55 @@ __global__ void __launch_bounds__(THREADS) wgmma_tile(const uint16_t *a, const u
     }
 }
 
+/* D (64 x 64) = A (64 x K, row-major in global memory, taken into registers as the A
+ * fragment) x B (K x 64, row-major: n contiguous), B in shared memory MN-major with the
+ * 128-byte swizzle (row k at 128 k bytes, its chunk c at c ^ (k % 8)): the P x V product of
+ * attention. K = 64. */
+__global__ void __launch_bounds__(THREADS) wgmma_pv_tile(const uint16_t *a, const uint16_t *b, float *d_out, int K,
+                                                         uint32_t lead, uint32_t stride, int *has_wgmma)
+{
+    __shared__ __align__(1024) uint16_t sb[KMAX * N];
+    const int t = threadIdx.x, w = t / 32, l = t % 32;
+    if (t == 0)
+        *has_wgmma = FAI_HAS_WGMMA;
+    for (int i = t; i < K * N; i += THREADS) {
+        const int k = i / N, n = i % N;
+        sb[k * 64 + (((n / 8) ^ (k % 8)) * 8) + n % 8] = b[i];
+    }
+    fence_proxy_async_smem();
+    __syncthreads();
+    float d[32];
+    for (int j = 0; j < 32; j++)
+        d[j] = -1.0f;
+    wgmma_fence();
+    const int r = 16 * w + l / 4, c = 2 * (l % 4);
+    for (int ks = 0; ks < K / 16; ks++) {
+        const uint16_t *ak = a + ks * 16;
+        uint32_t frag[4];
+        frag[0] = ak[r * K + c] | (uint32_t)ak[r * K + c + 1] << 16;
+        frag[1] = ak[(r + 8) * K + c] | (uint32_t)ak[(r + 8) * K + c + 1] << 16;
+        frag[2] = ak[r * K + c + 8] | (uint32_t)ak[r * K + c + 9] << 16;
+        frag[3] = ak[(r + 8) * K + c + 8] | (uint32_t)ak[(r + 8) * K + c + 9] << 16;
+        /* k-step ks: rows 16 ks .. 16 ks + 15, two 1024-byte swizzle atoms */
+        wgmma_m64n64k16_f16_rs_tb(d, frag, wgmma_desc(sb + ks * 16 * 64, lead, stride, FAI_SWIZZLE_128B), ks > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    for (int j = 0; j < 32; j++) {
+        const int row = 16 * w + l / 4 + 8 * ((j % 4) / 2), col = 8 * (j / 4) + 2 * (l % 4) + j % 2;
+        d_out[row * N + col] = d[j];
+    }
+}
+
 /* Runs one case; returns the worst absolute error (NaN when something was not written). */
 static double run_case(const uint16_t *a_dev, const uint16_t *b_dev, const double *ref, float *d_dev, int K,
                        int layout, uint32_t lead, uint32_t stride, int *has_wgmma_dev)
 {
     CUDA_CHECK(cudaMemset(d_dev, 0xff, sizeof(float) * M * N)); /* NaN */
-    wgmma_tile<<<1, THREADS>>>(a_dev, b_dev, d_dev, K, layout, lead, stride, has_wgmma_dev);
+    if (layout == LAYOUT_PV)
+        wgmma_pv_tile<<<1, THREADS>>>(a_dev, b_dev, d_dev, K, lead, stride, has_wgmma_dev);
+    else
+        wgmma_tile<<<1, THREADS>>>(a_dev, b_dev, d_dev, K, layout, lead, stride, has_wgmma_dev);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaDeviceSynchronize());
     int has = 0;
@@ -125,6 +170,11 @@ int main(void)
         {"core matrices, K 64", 64, LAYOUT_CORE, 128, 64 * 16, 1},
         {"128-byte swizzle, K 64", 64, LAYOUT_SWIZZLE128, 16, 1024, 1},
         {"(diagnostic) core matrices, K 64, offsets swapped", 64, LAYOUT_CORE, 64 * 16, 128, 0},
+        /* P x V: A from registers, B MN-major with the 128-byte swizzle; 8-row groups of B
+         * 1024 bytes apart along K (the stride offset, as for K-major; the leading one spans
+         * atoms along N, of which a 64-wide B has one) */
+        {"registers x MN-major swizzled B, K 64", 64, LAYOUT_PV, 16, 1024, 1},
+        {"(diagnostic) registers x MN-major B, offsets swapped", 64, LAYOUT_PV, 1024, 16, 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int K = cases[c].K;
@@ -143,6 +193,10 @@ int main(void)
                     s += (double)af[m * KMAX + k] * bf[n * KMAX + k];
                 ref[m * N + n] = s;
             }
+        if (cases[c].layout == LAYOUT_PV) /* B handed over as K x N (n contiguous): the same B^T */
+            for (int k = 0; k < K; k++)
+                for (int n = 0; n < N; n++)
+                    bk[k * N + n] = b[n * KMAX + k];
         CUDA_CHECK(cudaMemcpy(a_dev, ak, sizeof(uint16_t) * M * K, cudaMemcpyHostToDevice));
         CUDA_CHECK(cudaMemcpy(b_dev, bk, sizeof(uint16_t) * N * K, cudaMemcpyHostToDevice));
         const double worst = run_case(a_dev, b_dev, ref, d_dev, K, cases[c].layout, cases[c].lead, cases[c].stride,
