@@ -7,12 +7,16 @@
  * events around the call, median. */
 #include "bench_quant.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_prefill.h" /* g_check_passed, g_check_failed */
 #include "bench_report.h"
 #include "bench_util.h"
 #include "decode_args.h"
+#include "kv_codec.h"
+#include "reference.h"
 
 #define QCK(call)                                                                              \
     do {                                                                                       \
@@ -34,9 +38,9 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-typedef fai_status (*timed_fn)(void *ctx, cudaStream_t s);
+typedef fai_status (*quant_fn)(void *ctx, cudaStream_t s);
 
-static float median_ms(timed_fn fn, void *ctx, void *flush, int reps, cudaStream_t s)
+static float median_ms(quant_fn fn, void *ctx, void *flush, int reps, cudaStream_t s)
 {
     cudaEvent_t e0, e1;
     QCK(cudaEventCreate(&e0));
@@ -82,6 +86,112 @@ static fai_status run_decode(void *ctx, cudaStream_t s)
 }
 
 static fai_status run_append(void *ctx, cudaStream_t s) { return fai_kv_append((fai_kv_append_params *)ctx, s); }
+
+/* Values of one element type as floats on the host: FP16 bits, int8 codes times their row's
+ * scale, FP8 codes (src/kv_codec.h: the codecs fai_kv_append and the kernels match). */
+static float dequantized(fai_dtype dtype, const uint8_t *e, float scale)
+{
+    switch (dtype) {
+    case FAI_DTYPE_INT8: return fai_int8_dequantize((int8_t)e[0], scale);
+    case FAI_DTYPE_FP8_E4M3: return fai_fp8_e4m3_to_float(e[0]);
+    case FAI_DTYPE_FP8_E5M2: return fai_fp8_e5m2_to_float(e[0]);
+    default: return fai_half_bits_to_float((uint16_t)(e[0] | e[1] << 8));
+    }
+}
+
+/* One sequence's keys (kv 0) or values (kv 1) of KV head g from a contiguous cache, dequantized
+ * into out [seq_k, d]. */
+static void download_rows(const fai_kv_cache *c, int kv, int b, int g, int seq_k, int d, float *out)
+{
+    const int eb = c->dtype == FAI_DTYPE_FP16 ? 2 : 1;
+    uint8_t *raw = malloc((size_t)seq_k * d * eb);
+    float *scales = malloc(sizeof(float) * (size_t)seq_k);
+    const char *src = (const char *)(kv ? c->v : c->k) + ((int64_t)b * c->seq_stride + (int64_t)g * c->head_stride) * eb;
+    QCK(cudaMemcpy2D(raw, (size_t)d * eb, src, (size_t)c->token_stride * eb, (size_t)d * eb, (size_t)seq_k,
+                     cudaMemcpyDeviceToHost));
+    if (c->dtype == FAI_DTYPE_INT8) {
+        const float *sp = (kv ? c->v_scale : c->k_scale) + (int64_t)b * c->scale_seq_stride +
+                          (int64_t)g * c->scale_head_stride;
+        QCK(cudaMemcpy2D(scales, sizeof(float), sp, sizeof(float) * (size_t)c->scale_token_stride, sizeof(float),
+                         (size_t)seq_k, cudaMemcpyDeviceToHost));
+    }
+    for (int t = 0; t < seq_k; t++)
+        for (int e = 0; e < d; e++)
+            out[(int64_t)t * d + e] = dequantized(c->dtype, raw + ((int64_t)t * d + e) * eb, scales[t]);
+    free(raw);
+    free(scales);
+}
+
+/* --check of a kv-quant decode call over a contiguous cache: O poisoned (NaN), the call run
+ * once more, then sequences 0, b / 2 and b - 1 (every query head of KV heads 0 and hk - 1)
+ * against the double-precision reference on the cache as the kernels read it (codes decoded
+ * on the host); pass = relative L2 <= 2e-3 over those rows and no NaN or Inf in them. Paged
+ * caches: "n/a". Returns "pass", "FAIL" or "n/a" and counts the first two. */
+static const char *check_decode(decode_ctx *c, int b, int seq_k, int hq, int hk, int d, cudaStream_t s, char *msg,
+                                size_t size)
+{
+    if (c->p.cache.page_table) {
+        snprintf(msg, size, "check n/a: paged cache");
+        return "n/a";
+    }
+    const int group = hq / hk;
+    const int64_t o_elems = (int64_t)b * hq * d;
+    QCK(cudaMemsetAsync(c->p.o.data, 0xff, 2 * (size_t)o_elems, s));
+    if (run_decode(c, s) != FAI_SUCCESS) {
+        fprintf(stderr, "fai-bench: --check: fai_decode: %s\n", fai_last_error());
+        exit(1);
+    }
+    QCK(cudaStreamSynchronize(s));
+    uint16_t *ob = malloc(2 * (size_t)o_elems), *qb = malloc(2 * (size_t)o_elems);
+    QCK(cudaMemcpy(ob, c->p.o.data, 2 * (size_t)o_elems, cudaMemcpyDeviceToHost));
+    QCK(cudaMemcpy(qb, c->p.q.data, 2 * (size_t)o_elems, cudaMemcpyDeviceToHost));
+    float *kf = malloc(sizeof(float) * (size_t)seq_k * d), *vf = malloc(sizeof(float) * (size_t)seq_k * d);
+    float *qf = malloc(sizeof(float) * (size_t)group * d);
+    double *ref = malloc(sizeof(double) * (size_t)group * d), err2 = 0, ref2 = 0;
+    int64_t bad = 0;
+    const int seqs[3] = {0, b / 2, b - 1}, heads[2] = {0, hk - 1};
+    for (int si = 0; si < 3; si++)
+        for (int hi = 0; hi < 2; hi++) {
+            const int bs = seqs[si], g = heads[hi];
+            if ((si > 0 && bs == seqs[si - 1]) || (hi > 0 && g == heads[0]))
+                continue;
+            download_rows(&c->p.cache, 0, bs, g, seq_k, d, kf);
+            download_rows(&c->p.cache, 1, bs, g, seq_k, d, vf);
+            const int64_t row = (int64_t)bs * hq * d + (int64_t)g * group * d; /* q and o: [b, hq, d] */
+            for (int64_t i = 0; i < (int64_t)group * d; i++)
+                qf[i] = fai_half_bits_to_float(qb[row + i]);
+            fai_ref_problem rp;
+            memset(&rp, 0, sizeof rp);
+            rp.num_q_heads = group;
+            rp.num_kv_heads = 1;
+            rp.head_dim = d;
+            rp.seq_q = 1;
+            rp.seq_k = seq_k;
+            rp.softmax_scale = c->p.attn.softmax_scale;
+            if (fai_ref_attention(&rp, qf, kf, vf, ref, NULL) != 0)
+                exit(2);
+            for (int64_t i = 0; i < (int64_t)group * d; i++) {
+                const double x = fai_half_bits_to_float(ob[row + i]);
+                bad += !isfinite(x);
+                err2 += (x - ref[i]) * (x - ref[i]);
+                ref2 += ref[i] * ref[i];
+            }
+        }
+    const double rel = ref2 > 0 ? sqrt(err2 / ref2) : sqrt(err2);
+    const int ok = bad == 0 && rel <= 2e-3;
+    snprintf(msg, size, "check rel_l2 %.2e, non-finite %lld", rel, (long long)bad);
+    free(ob);
+    free(qb);
+    free(kf);
+    free(vf);
+    free(qf);
+    free(ref);
+    if (ok)
+        g_check_passed++;
+    else
+        g_check_failed++;
+    return ok ? "pass" : "FAIL";
+}
 
 /* A [batch, capacity, hk, d] cache of `dtype` (scales [batch, hk, capacity]) filled through
  * fai_kv_append from random FP16 rows, `chunk` tokens at a time. page_size > 0: a pool of
@@ -175,14 +285,14 @@ static double cache_bytes(fai_dtype dtype, int64_t tokens, int hk, int d)
 }
 
 static void write_row(const char *suite, const char *dtype, int b, int sq, int sk, int hq, int hk, int d, double ms,
-                      double gbps, const char *note)
+                      double gbps, const char *note, const char *check)
 {
-    const report_row r = {suite, "fai", dtype, b, sq, sk, hq, hk, d, 0, "", ms, -1, gbps, note, ""};
+    const report_row r = {suite, "fai", dtype, b, sq, sk, hq, hk, d, 0, "", ms, -1, gbps, note, check};
     report_row_write(&r);
 }
 
 void bench_quant(const quant_shape *shapes, int count, int append, double copy_gbps, int reps, int page_size,
-                 int tune, cudaStream_t s)
+                 int tune, int check, cudaStream_t s)
 {
     /* The suite's shapes: the issue's two decode rows (MHA batch 128 x 8K, GQA 32/8 batch 1 x
      * 128K), and GQA at batch 16 x 8K and MHA at batch 32 x 2K, over every dtype. */
@@ -276,10 +386,17 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
             const char *kname = plan.kernel == FAI_DECODE_MMA ? "mma" : "simt";
             printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f %9.0f %7.1f %8.2f %9.1f\n", bench_quant_dtypes[t], b, sk, hq, hk, d, kname,
                    ms * 1e3, gbps, 100.0 * gbps / copy_gbps, fp16_ms / ms, other_ms * 1e3);
-            char note[128];
-            snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms; page %d", kname, fp16_ms / ms,
-                     other_ms, page_size);
-            write_row("kv-quant", bench_quant_dtypes[t], b, 1, sk, hq, hk, d, ms, gbps, note);
+            char note[192], check_msg[96] = "";
+            const char *verdict = "";
+            if (check) {
+                c.plan = NULL; /* the planned call, as timed */
+                verdict = check_decode(&c, b, sk, hq, hk, d, s, check_msg, sizeof check_msg);
+                printf("%-10s %5d %7d %3d/%-2d %4d  %s: %s\n", bench_quant_dtypes[t], b, sk, hq, hk, d, check_msg,
+                       verdict);
+            }
+            snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms; page %d%s%s", kname, fp16_ms / ms,
+                     other_ms, page_size, check ? "; " : "", check_msg);
+            write_row("kv-quant", bench_quant_dtypes[t], b, 1, sk, hq, hk, d, ms, gbps, note, verdict);
             free_cache(&c.p.cache);
             cudaFree(qo);
             cudaFree(lens);
@@ -325,7 +442,8 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
         const double bytes = 2.0 * tokens * hk * d * 2 + cache_bytes(k_dtypes[t], tokens, hk, d) + 8.0 * tokens;
         const double gbps = bytes / (ms * 1e-3) / 1e9;
         printf("%-14s %9.1f %9.0f %7.1f\n", bench_quant_dtypes[t], ms * 1e3, gbps, 100.0 * gbps / copy_gbps);
-        write_row("kv-append", bench_quant_dtypes[t], 1, tokens, tokens, 0, hk, d, ms, gbps, "rows read + codes/scales written");
+        write_row("kv-append", bench_quant_dtypes[t], 1, tokens, tokens, 0, hk, d, ms, gbps,
+                  "rows read + codes/scales written", "");
         free_cache(&c);
         cudaFree(rows);
         cudaFree(slots_dev);

@@ -22,8 +22,9 @@ typedef struct quant_shape {
  * prints a table and writes rows (suites kv-quant and kv-append) through bench_report.h.
  * copy_gbps: the measured copy ceiling; page_size: decode over paged caches of that page size
  * (0: contiguous); tune: also time a grid of other plans per row (kernel x stages or warps x
- * splits), marked 'tune'. */
+ * splits), marked 'tune'; check: fai-bench --check for each decode call (contiguous caches: the
+ * output against the double reference on the dequantized cache; paged: n/a). */
 void bench_quant(const quant_shape *shapes, int count, int append, double copy_gbps, int reps, int page_size,
-                 int tune, cudaStream_t s);
+                 int tune, int check, cudaStream_t s);
 
 #endif

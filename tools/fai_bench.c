@@ -592,7 +592,10 @@ static void usage(void)
            "                  with its output rounded to the element type (+1e-5), no NaN or Inf\n"
            "                  anywhere in the output. The reference gets the same window,\n"
            "                  soft-cap and sinks. Every timed variant is checked (hybrid: all\n"
-           "                  three; --tune: every plan). Exit status 3 if any fails\n",
+           "                  three; --tune: every plan). kv-quant decode rows (and kv= shapes):\n"
+           "                  sequences 0, b/2 and b-1, KV heads 0 and hk-1, against the reference\n"
+           "                  on the cache's codes decoded on the host; rel L2 <= 2e-3, no NaN\n"
+           "                  (paged caches: n/a). Exit status 3 if any fails\n",
            CHECK_ROWS, CHECK_MACS / 1e6);
     printf("  --splits N      decode: force N split-KV parts (default: fai's plan)\n"
            "  --warps N       decode: force N warps per block (default: fai's plan)\n"
@@ -893,9 +896,9 @@ int main(int argc, char **argv)
         bench_row(&rows[i], &o, i, n, s, dev, 1);
     }
     if (nq > 0)
-        bench_quant(quant_rows, nq, 0, g_copy_gbps, o.reps, o.page_size, o.tune, s);
+        bench_quant(quant_rows, nq, 0, g_copy_gbps, o.reps, o.page_size, o.tune, o.check, s);
     if (o.kv_quant)
-        bench_quant(NULL, 0, 1, g_copy_gbps, o.reps, o.page_size, o.tune, s);
+        bench_quant(NULL, 0, 1, g_copy_gbps, o.reps, o.page_size, o.tune, o.check, s);
     if (o.chunked)
         bench_chunked(&o, s);
     report_close();
