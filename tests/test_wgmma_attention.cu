@@ -308,7 +308,7 @@ static void time_against_fai(int batch, int heads, int seq)
                 launch(q, k, v, o, batch, heads, seq, seq);
             else if (fai_prefill(&p, NULL, 0, 0) != FAI_SUCCESS) {
                 printf("  fai_prefill: %s\n", fai_last_error());
-                return;
+                exit(1);
             }
             CUDA_CHECK(cudaEventRecord(e1));
             CUDA_CHECK(cudaEventSynchronize(e1));
@@ -324,6 +324,8 @@ static void time_against_fai(int batch, int heads, int seq)
                which == 0 ? "wgmma prototype" : "fai_prefill (mma.sync)", batch, heads, seq, best,
                flops / (best * 1e-3) / 1e12);
     }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
     free(cu);
     cudaFree(cu_dev);
     cudaFree(q);

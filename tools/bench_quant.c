@@ -105,7 +105,7 @@ static void download_rows(const fai_kv_cache *c, int kv, int b, int g, int seq_k
 {
     const int eb = c->dtype == FAI_DTYPE_FP16 ? 2 : 1;
     uint8_t *raw = malloc((size_t)seq_k * d * eb);
-    float *scales = malloc(sizeof(float) * (size_t)seq_k);
+    float *scales = calloc((size_t)seq_k, sizeof(float)); /* (read for int8 caches only) */
     const char *src = (const char *)(kv ? c->v : c->k) + ((int64_t)b * c->seq_stride + (int64_t)g * c->head_stride) * eb;
     QCK(cudaMemcpy2D(raw, (size_t)d * eb, src, (size_t)c->token_stride * eb, (size_t)d * eb, (size_t)seq_k,
                      cudaMemcpyDeviceToHost));
