@@ -122,6 +122,7 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.skip_decode_rows = plan.run_decode;
         args.m_tiles = plan.m_tiles;
         args.mt = plan.mt;
+        args.sm90 = plan.sm90;
         if (p->kv_cache && plan.stage_keys > 0) { /* a quantized cache, read through its copy */
             const fai_kv_cache *c = p->kv_cache;
             fai_kv_stage_args st = {0};

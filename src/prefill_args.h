@@ -136,6 +136,8 @@ typedef struct fai_prefill_args {
      * win_right 0); no mask and no window is -1, -1. */
     int32_t win_left, win_right;
     int32_t skip_decode_rows; /* sequences with seq_q == 1 are left to the decode kernels */
+    int32_t sm90;             /* the device is a Hopper (compute capability 9.x): prefill_sm90.cu
+                                 may take the call */
     int32_t mt;               /* m16 tiles per warp: FAI_PREFILL_MT(head_dim), or 1 */
     int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also
                                  takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */

@@ -189,6 +189,7 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         plan->prefill_count = p_last - p_first + 1;
         plan->m_tiles = (int32_t)tiles;
         plan->mt = mt;
+        plan->sm90 = dev.cc_major == 9;
     }
     if (decode_rows > 0) {
         /* The kernel, split and warps suit the decode rows there are; the grid spans their

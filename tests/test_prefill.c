@@ -940,6 +940,17 @@ int main(int argc, char **argv)
          * (6144 elements a row) and a compact O (4096 elements a row). */
         {.name = "offsets past 2^31 (fused QKV, 540000 rows first)", .hq = 32, .hk = 8, .d = 128,
          SEQS({300, 300}, {1, 1}, {128, 128}), .causal = 1, .layout = LAYOUT_FUSED_O, .lead = 540000},
+        /* The Hopper (wgmma) kernel's calls: head dim 128 without ALiBi on grids of 132+
+         * 128-row blocks (smaller grids take the 64-row mma.sync kernel). Ragged key tiles
+         * whose rows past the sequence are the next sequence's or NaN padding, keys shorter
+         * than a tile, seq_q < seq_k and seq_q > seq_k under the causal mask, GQA 7. */
+        {.name = "wgmma path: varlen 28/4 non-causal", .hq = 28, .hk = 4, .d = 128,
+         SEQS({1000, 1000}, {1, 300}, {0, 50}, {129, 77}, {300, 300}, {70, 5}, {256, 256}), .block = 16,
+         .stride = 128},
+        {.name = "wgmma path: causal chunks 32/8", .hq = 32, .hk = 8, .d = 128,
+         SEQS({100, 1000}, {300, 700}, {200, 130}, {640, 640}, {5, 0}), .causal = 1, .block = 16, .stride = 64},
+        {.name = "wgmma path: logits to +-50, causal, max_seq_q 64", .hq = 48, .hk = 48, .d = 128,
+         SEQS({600, 600}, {257, 257}, {31, 31}), .causal = 1, .q_std = 11.0f, .max_seq_q = 64},
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         cases[n++] = extra[i];
@@ -1059,6 +1070,9 @@ int main(int argc, char **argv)
          .causal = 1, .alibi = 1, .block = 16, .stride = 256, .bf16 = 1},
         {.name = "bf16 logits to +-50, causal, d128 8/8", .hq = 8, .hk = 8, .d = 128,
          SEQS({257, 257}, {31, 31}, {1, 100}), .causal = 1, .q_std = 11.0f, .bf16 = 1},
+        {.name = "bf16 wgmma path: varlen 32/8 causal, fused QKV", .hq = 32, .hk = 8, .d = 128,
+         SEQS({700, 700}, {1, 1}, {129, 129}, {300, 300}, {50, 50}), .causal = 1, .layout = LAYOUT_FUSED_O,
+         .q_std = 4.0f, .bf16 = 1},
         {.name = "bf16 fused QKV view, head-major O, causal", .hq = 16, .hk = 4, .d = 128,
          SEQS({129, 129}, {1, 1}, {300, 300}, {0, 0}, {64, 64}), .causal = 1, .layout = LAYOUT_FUSED, .bf16 = 1},
         {.name = "bf16 head-major K/V, d96, window 50", .hq = 8, .hk = 8, .d = 96, SEQS({77, 200}, {1, 90}, {150, 150}),

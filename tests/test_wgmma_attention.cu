@@ -8,7 +8,8 @@
  * transpose immediate), two 64-wide halves of the head dim.
  * Checked against the double-precision reference on odd sizes (rows and keys that are not
  * multiples of 64, seq_k < 64, batches), outputs poisoned first; then timed once beside
- * fai_prefill on the same inputs (4 x 16 heads x 4096, non-causal), for information only.
+ * fai_prefill on the same inputs (4 x 16 heads x 4096), with and without its Hopper kernel,
+ * non-causal and causal, for information only.
  * Exits 77 without a GPU, on a GPU other than compute capability 9.0, or without sm_90a code. */
 #include <cuda_fp16.h>
 #include <math.h>
@@ -264,8 +265,8 @@ static int check_case(int batch, int heads, int seq_q, int seq_k)
     return !ok;
 }
 
-/* The prototype and fai_prefill (non-causal, packed equal lengths) on one shape, median of
- * 10 event-timed runs each; printed, not asserted. */
+/* The prototype and fai_prefill (packed equal lengths) on one shape, the best of 10
+ * event-timed runs each; printed, not asserted. */
 static void time_against_fai(int batch, int heads, int seq)
 {
     const int64_t n = (int64_t)batch * seq * heads * HD;
@@ -300,8 +301,15 @@ static void time_against_fai(int batch, int heads, int seq)
     cudaEvent_t e0, e1;
     CUDA_CHECK(cudaEventCreate(&e0));
     CUDA_CHECK(cudaEventCreate(&e1));
-    float ms[2][10];
-    for (int which = 0; which < 2; which++)
+    /* The prototype; fai_prefill as it runs here (the Hopper kernel on sm_90a) and with
+     * FAI_PREFILL_SM90=0 (the mma.sync kernel), non-causal then causal. */
+    static const char *names[] = {"wgmma prototype", "fai_prefill", "fai_prefill, FAI_PREFILL_SM90=0",
+                                  "fai_prefill causal", "fai_prefill causal, SM90=0"};
+    const double flops = 4.0 * batch * seq * (double)seq * heads * HD;
+    for (int which = 0; which < 5; which++) {
+        float ms[10];
+        p.causal = which >= 3;
+        setenv("FAI_PREFILL_SM90", which == 2 || which == 4 ? "0" : "1", 1);
         for (int rep = -2; rep < 10; rep++) {
             CUDA_CHECK(cudaEventRecord(e0));
             if (which == 0)
@@ -313,17 +321,15 @@ static void time_against_fai(int batch, int heads, int seq)
             CUDA_CHECK(cudaEventRecord(e1));
             CUDA_CHECK(cudaEventSynchronize(e1));
             if (rep >= 0)
-                CUDA_CHECK(cudaEventElapsedTime(&ms[which][rep], e0, e1));
+                CUDA_CHECK(cudaEventElapsedTime(&ms[rep], e0, e1));
         }
-    const double flops = 4.0 * batch * seq * (double)seq * heads * HD;
-    for (int which = 0; which < 2; which++) {
-        float best = ms[which][0];
+        float best = ms[0];
         for (int rep = 1; rep < 10; rep++)
-            best = ms[which][rep] < best ? ms[which][rep] : best;
-        printf("  %-28s batch %d x %d heads x %d, non-causal: %.3f ms, %.1f TFLOP/s (best of 10)\n",
-               which == 0 ? "wgmma prototype" : "fai_prefill (mma.sync)", batch, heads, seq, best,
-               flops / (best * 1e-3) / 1e12);
+            best = ms[rep] < best ? ms[rep] : best;
+        printf("  %-32s batch %d x %d heads x %d: %.3f ms, %.1f TFLOP/s (best of 10)\n", names[which], batch,
+               heads, seq, best, flops / (p.causal ? 2 : 1) / (best * 1e-3) / 1e12);
     }
+    unsetenv("FAI_PREFILL_SM90");
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     free(cu);

@@ -4,6 +4,7 @@
  * batch * num_q_heads * m_tiles blocks. */
 #include "../error.h"
 #include "prefill_kernel.cuh"
+#include "prefill_sm90.h"
 
 extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStream_t stream)
 {
@@ -15,6 +16,10 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
     else if (args->win_left != -1 || args->win_right > 0 || args->sinks)
         mode = FAI_PREFILL_WINDOW;
     const bool paged = args->seq_lens && args->page_table;
+    int launched = 0; /* the Hopper kernel, when it serves the call */
+    const fai_status hopper = fai_prefill_sm90_launch(args, mode, paged, stream, &launched);
+    if (launched || hopper != FAI_SUCCESS)
+        return hopper;
     const int d = args->head_dim, mt = args->mt;
     prefill_kernel_fn kernel = NULL;
     if (args->dtype == FAI_DTYPE_FP16)

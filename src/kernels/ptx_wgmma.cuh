@@ -128,4 +128,73 @@ __device__ __forceinline__ void wgmma_m64n64k16_f16_rs_tb(float d[32], const uin
 #endif
 }
 
+/* The 64 accumulator operands of an m64n128 FP32 wgmma (%0 .. %63). */
+#define FAI_WGMMA_ACC64(d)                                                                                  \
+    FAI_WGMMA_ACC32(d), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]),           \
+        "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]),    \
+        "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),    \
+        "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]),    \
+        "+f"(d[62]), "+f"(d[63])
+
+/* Keeps the compiler from moving reads or writes of accumulator registers across this point
+ * (a wgmma writes them asynchronously, until wgmma_wait). */
+__device__ __forceinline__ void wgmma_fence_acc(float &x) { asm volatile("" : "+f"(x)::"memory"); }
+
+/* d (64 x 128, FP32, 64 per thread) = A x B + (accumulate ? d : 0), both operands from shared
+ * memory, K-major (S = Q K^T of the Hopper prefill kernel: a 128-key tile at once); TYPE is
+ * f16 or bf16. */
+#define FAI_WGMMA_SS_N128(name, TYPE)                                                                      \
+    __device__ __forceinline__ void name(float d[64], uint64_t desc_a, uint64_t desc_b, int accumulate)         \
+    {                                                                                                       \
+        FAI_WGMMA_SS_N128_BODY(TYPE)                                                                        \
+    }
+#if FAI_HAS_WGMMA
+#define FAI_WGMMA_SS_N128_BODY(TYPE)                                                                        \
+    asm volatile("{\n"                                                                                      \
+                 ".reg .pred p;\n"                                                                          \
+                 "setp.ne.b32 p, %66, 0;\n"                                                                 \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." #TYPE "." #TYPE " "                        \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                  \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "        \
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "         \
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "        \
+                 "%64, %65, p, 1, 1, 0, 0;\n"                                                               \
+                 "}\n"                                                                                      \
+                 : FAI_WGMMA_ACC64(d)                                                                       \
+                 : "l"(desc_a), "l"(desc_b), "r"(accumulate)                                                \
+                 : "memory");
+#else
+#define FAI_WGMMA_SS_N128_BODY(TYPE)                                                                        \
+    (void)d;                                                                                                \
+    (void)desc_a;                                                                                           \
+    (void)desc_b;                                                                                           \
+    (void)accumulate;
+#endif
+FAI_WGMMA_SS_N128(wgmma_m64n128k16_f16, f16)
+FAI_WGMMA_SS_N128(wgmma_m64n128k16_bf16, bf16)
+
+/* The register-A x MN-major-B form above (wgmma_m64n64k16_f16_rs_tb) for BF16 operands. */
+__device__ __forceinline__ void wgmma_m64n64k16_bf16_rs_tb(float d[32], const uint32_t a[4], uint64_t desc_b,
+                                                           int accumulate)
+{
+#if FAI_HAS_WGMMA
+    asm volatile("{\n"
+                 ".reg .pred p;\n"
+                 "setp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n"
+                 "}\n"
+                 : FAI_WGMMA_ACC32(d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate)
+                 : "memory");
+#else
+    (void)d;
+    (void)a;
+    (void)desc_b;
+    (void)accumulate;
+#endif
+}
+
 #endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One device round for the Hopper prefill kernel (prefill_sm90.cu): build for sm_90a, run
+# test_prefill (its "wgmma path" cases and every other d128 call the kernel serves), the
+# wgmma tests and their timings, then memcheck and racecheck on the wgmma-path cases. Each
+# step is bounded by a timeout (a barrier bug hangs rather than fails). Logs under $OUT.
+#   scripts/hopper-check.sh [extra ctest regex]
+# HOPPER_TARGETS: the targets to build (default: the three tests; "all" for everything).
+set -uo pipefail
+OUT=${OUT:-$PWD/hopper-out}
+mkdir -p "$OUT"
+t0=$SECONDS
+stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
+stamp "build (sm_90a)"
+cmake -S . -B build-h -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a >"$OUT/build.log" 2>&1 &&
+    cmake --build build-h -j16 --target ${HOPPER_TARGETS:-test_prefill test_wgmma test_wgmma_attention} \
+        >>"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log"; exit 1; }
+status=0
+stamp "test_wgmma, test_wgmma_attention"
+timeout 120 build-h/tests/test_wgmma 2>&1 | tail -n 2 || status=1
+timeout 180 build-h/tests/test_wgmma_attention 2>&1 | tail -n 12 || status=1
+stamp "test_prefill"
+timeout 300 build-h/tests/test_prefill >"$OUT/test_prefill.log" 2>&1 || status=1
+grep -E "FAIL|wgmma|test_prefill:" "$OUT/test_prefill.log" | tail -n 20
+cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+for tool in memcheck racecheck; do
+    stamp "$tool: test_prefill wgmma-path cases"
+    FAI_TEST_NAME="wgmma path" timeout 240 "$cs" --tool $tool --error-exitcode 86 build-h/tests/test_prefill \
+        >"$OUT/$tool.log" 2>&1
+    rc=$?
+    [ $rc -ne 0 ] && status=1
+    echo "   rc $rc; $(grep -cE '^=+ (Invalid|Error|Race|.*hazard)' "$OUT/$tool.log") reports"
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|FAIL" "$OUT/$tool.log" | tail -n 3
+done
+if [ $# -gt 0 ]; then
+    stamp "ctest -R $1"
+    ctest --test-dir build-h -R "$1" --output-on-failure 2>&1 | tail -n 15 || status=1
+fi
+stamp "done, status $status"
+exit $status
