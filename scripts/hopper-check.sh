@@ -12,7 +12,7 @@ t0=$SECONDS
 stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
 stamp "build (sm_90a)"
 cmake -S . -B build-h -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a >"$OUT/build.log" 2>&1 &&
-    cmake --build build-h -j16 --target ${HOPPER_TARGETS:-test_prefill test_wgmma test_wgmma_attention} \
+    cmake --build build-h -j16 --target ${HOPPER_TARGETS:-test_prefill test_prefill_cache test_wgmma test_wgmma_attention fai-bench} \
         >>"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log"; exit 1; }
 status=0
 stamp "test_wgmma, test_wgmma_attention"
@@ -20,7 +20,31 @@ timeout 120 build-h/tests/test_wgmma 2>&1 | tail -n 2 || status=1
 timeout 180 build-h/tests/test_wgmma_attention 2>&1 | tail -n 12 || status=1
 stamp "test_prefill"
 timeout 300 build-h/tests/test_prefill >"$OUT/test_prefill.log" 2>&1 || status=1
-grep -E "FAIL|wgmma|test_prefill:" "$OUT/test_prefill.log" | tail -n 20
+grep -E "FAIL|test_prefill:" "$OUT/test_prefill.log" | tail -n 20
+stamp "test_prefill_cache"
+timeout 300 build-h/tests/test_prefill_cache >"$OUT/test_prefill_cache.log" 2>&1 || status=1
+grep -E "FAIL|test_prefill_cache:" "$OUT/test_prefill_cache.log" | tail -n 10
+if [ -x build-h/tools/fai-bench ] && [ -z "${HOPPER_NO_BENCH:-}" ]; then
+    stamp "fai-bench prefill, hybrid and chunked suites, Hopper kernel on, then off (FAI_PREFILL_SM90=0)"
+    build-h/tools/fai-bench --suite prefill,hybrid,chunked --csv "$OUT/bench-sm90.csv" >"$OUT/bench-sm90.txt" 2>&1
+    FAI_PREFILL_SM90=0 build-h/tools/fai-bench --suite prefill,hybrid,chunked --csv "$OUT/bench-mma.csv" >"$OUT/bench-mma.txt" 2>&1
+    python3 - "$OUT/bench-sm90.csv" "$OUT/bench-mma.csv" <<'PY' || true
+import csv, sys
+def rows(p):
+    with open(p) as f:
+        return list(csv.DictReader(f))
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+keys = ("suite", "backend", "b", "sq", "sk", "hq", "hk", "d", "causal", "prefill_frac")
+print(f"{'row':58s} {'sm90 ms':>9s} {'TFLOP/s':>8s} {'mma ms':>9s} {'speedup':>8s}")
+for x, y in zip(a, b):
+    name = " ".join(str(x.get(k, "")) for k in keys)[:58]
+    try:
+        print(f"{name:58s} {float(x['ms']):9.4f} {x.get('tflops', ''):>8s} {float(y['ms']):9.4f} "
+              f"{float(y['ms']) / float(x['ms']):8.2f}")
+    except (KeyError, ValueError):
+        pass
+PY
+fi
 cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 for tool in memcheck racecheck; do
     stamp "$tool: test_prefill wgmma-path cases"

@@ -53,7 +53,10 @@ fi
 
 # Default arguments: the small shapes where a test has them (the others are small as they are).
 declare -A args=([test_decode]="--small" [test_prefill]="--small" [test_graphs]="--small" [test_guards]="--small"
-    [test_prefill_cache]="--small" [test_concurrency]="--small")
+    [test_prefill_cache]="--small" [test_concurrency]="--small" [test_prefill_mma_sync]="--small")
+# The environment ctest gives a test (on a Hopper GPU, which prefill kernel runs).
+declare -A envs=([test_prefill]="FAI_PREFILL_SM90=1" [test_prefill_cache]="FAI_PREFILL_SM90=1"
+    [test_prefill_mma_sync]="FAI_PREFILL_SM90=0")
 
 # The tests: the known ones first, then whatever else ctest labels gpu.
 known="test_decode test_prefill test_concurrency test_guards test_graphs test_codec_device"
@@ -109,8 +112,8 @@ for t in $tests; do
         # (racecheck: the default report is the analysis, one line per hazard found;
         # initcheck without --track-unused-memory: uninitialized reads only)
         # shellcheck disable=SC2086
-        timeout --kill-after=15 "$limit" "$cs" --tool "$tool" --error-exitcode $ERR_RC --target-processes all \
-            "$exe" $a >"$log" 2>&1
+        env ${envs[$t]-} timeout --kill-after=15 "$limit" "$cs" --tool "$tool" --error-exitcode $ERR_RC \
+            --target-processes all "$exe" $a >"$log" 2>&1
         rc=$?
         secs=$((SECONDS - s0))
         errors=$(sed -nE 's/.*ERROR SUMMARY: ([0-9]+) error.*/\1/p' "$log" | tail -1)

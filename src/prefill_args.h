@@ -96,6 +96,11 @@ extern "C" {
 #ifndef FAI_PREFILL_FAST_TANH
 #define FAI_PREFILL_FAST_TANH 0
 #endif
+/* Keys a sequence (max_seq_k, the mean, or a cache's bound) from which a Hopper GPU runs the
+ * wgmma kernel (prefill_sm90.cu) rather than the mma.sync one. */
+#ifndef FAI_PREFILL_SM90_MIN_KEYS
+#define FAI_PREFILL_SM90_MIN_KEYS 512
+#endif
 #define FAI_PREFILL_PICK_(what, d) \
     ((d) == 64 ? what##_64 : (d) == 96 ? what##_96 : (d) == 128 ? what##_128 : what##_256)
 #define FAI_PREFILL_MT(d) FAI_PREFILL_PICK_(FAI_PREFILL_MT, d)
@@ -136,8 +141,9 @@ typedef struct fai_prefill_args {
      * win_right 0); no mask and no window is -1, -1. */
     int32_t win_left, win_right;
     int32_t skip_decode_rows; /* sequences with seq_q == 1 are left to the decode kernels */
-    int32_t sm90;             /* the device is a Hopper (compute capability 9.x): prefill_sm90.cu
-                                 may take the call */
+    int32_t sm90;             /* 0: not a Hopper GPU; 1: a Hopper, sequences shorter than
+                                 FAI_PREFILL_SM90_MIN_KEYS; 2: a Hopper, sequences as long (the
+                                 wgmma kernel of prefill_sm90.cu takes what it serves) */
     int32_t mt;               /* m16 tiles per warp: FAI_PREFILL_MT(head_dim), or 1 */
     int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also
                                  takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */

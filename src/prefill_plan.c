@@ -189,7 +189,14 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         plan->prefill_count = p_last - p_first + 1;
         plan->m_tiles = (int32_t)tiles;
         plan->mt = mt;
-        plan->sm90 = dev.cc_major == 9;
+        /* The Hopper kernel (one 164 KB block per SM) wins from ~512 keys a sequence on; on
+         * shorter ones the mma.sync kernel's several blocks per SM hide its load latency
+         * better (H100, session 8: 128 keys 0.77x, 256 0.97x, 512 1.06x, 4096 1.35x). Keys a
+         * sequence: max_seq_k, else the mean of packed K/V, or the cache's bound. */
+        int64_t keys = p->max_seq_k > 0 ? p->max_seq_k : p->total_k / (p->batch > 0 ? p->batch : 1);
+        if (p->kv_cache)
+            keys = cache_keys(p->kv_cache);
+        plan->sm90 = dev.cc_major != 9 ? 0 : keys >= FAI_PREFILL_SM90_MIN_KEYS ? 2 : 1;
     }
     if (decode_rows > 0) {
         /* The kernel, split and warps suit the decode rows there are; the grid spans their

@@ -106,6 +106,42 @@ __device__ __forceinline__ void tma_load_3d(void *dst, const void *map, uint64_t
 #endif
 }
 
+/* The same for a rank-4 map (coordinates c0 innermost .. c3). */
+__device__ __forceinline__ void tma_load_4d(void *dst, const void *map, uint64_t *bar, int c0, int c1, int c2, int c3)
+{
+#if FAI_HAS_WGMMA
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, "
+                 "%5, %6}], [%2];" ::"r"((uint32_t)__cvta_generic_to_shared(dst)),
+                 "l"(map), "r"((uint32_t)__cvta_generic_to_shared(bar)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+                 : "memory");
+#else
+    (void)dst;
+    (void)map;
+    (void)bar;
+    (void)c0;
+    (void)c1;
+    (void)c2;
+    (void)c3;
+#endif
+}
+
+/* Warp specialization's register split: a warpgroup gives registers back (dec) or waits for
+ * and takes more (inc), N per thread (a multiple of 8, 24 to 256); every thread of the
+ * warpgroup executes it. */
+template <int N> __device__ __forceinline__ void setmaxnreg_dec()
+{
+#if FAI_HAS_WGMMA
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(N));
+#endif
+}
+
+template <int N> __device__ __forceinline__ void setmaxnreg_inc()
+{
+#if FAI_HAS_WGMMA
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(N));
+#endif
+}
+
 /* Barrier `id` (1-15; 0 is __syncthreads) over `threads` threads of the block, a multiple of
  * 32: lets some warps meet without the others. */
 __device__ __forceinline__ void named_barrier_sync(int id, int threads)
