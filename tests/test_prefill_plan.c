@@ -278,6 +278,47 @@ static void test_paged_staging(void)
     CHECK(plan.stage_keys == 0, "contiguous FP16: staged %d keys", (int)plan.stage_keys);
 }
 
+/* Which prefill kernel a Hopper may run (fai_prefill_args.sm90): 0 on other GPUs; on a
+ * Hopper 2 (the wgmma kernel) from FAI_PREFILL_SM90_MIN_KEYS keys a sequence on, measured by
+ * max_seq_k, else the mean of packed K/V, or a cache's bound; 1 below. */
+static void test_hopper_choice(void)
+{
+    static const int32_t cu[3] = {0, 600, 1200};
+    fai_prefill_params p = params(2, cu);
+    p.total_q = 1200;
+    p.total_k = 2 * FAI_PREFILL_SM90_MIN_KEYS; /* the mean: the threshold */
+    fai_prefill_plan plan = PLAN(p);
+    CHECK(plan.run_prefill && plan.sm90 == 2, "mean %d keys: sm90 %d", (int)FAI_PREFILL_SM90_MIN_KEYS,
+          (int)plan.sm90);
+    p.total_k = 2 * FAI_PREFILL_SM90_MIN_KEYS - 2;
+    plan = PLAN(p);
+    CHECK(plan.sm90 == 1, "mean %d keys: sm90 %d", (int)FAI_PREFILL_SM90_MIN_KEYS - 1, (int)plan.sm90);
+    p.max_seq_k = FAI_PREFILL_SM90_MIN_KEYS; /* one long sequence among short ones */
+    plan = PLAN(p);
+    CHECK(plan.sm90 == 2, "max_seq_k at the threshold: sm90 %d", (int)plan.sm90);
+    p.max_seq_k = 128;
+    p.total_k = 1 << 20; /* the bound wins over the mean */
+    plan = PLAN(p);
+    CHECK(plan.sm90 == 1, "max_seq_k 128: sm90 %d", (int)plan.sm90);
+    fai_kv_cache cache = {0};
+    cache.dtype = FAI_DTYPE_FP16;
+    cache.capacity = 16384;
+    cache.max_seq_len = 300;
+    p.max_seq_k = 0;
+    p.total_k = 0;
+    p.kv_cache = &cache;
+    plan = PLAN(p);
+    CHECK(plan.sm90 == 1, "cache of max_seq_len 300: sm90 %d", (int)plan.sm90);
+    cache.max_seq_len = 0; /* no hint: its capacity */
+    plan = PLAN(p);
+    CHECK(plan.sm90 == 2, "cache of capacity 16384: sm90 %d", (int)plan.sm90);
+    fai_device_info a100 = h100;
+    a100.cc_major = 8;
+    memset(&plan, 0x5a, sizeof plan);
+    CHECK(fai_prefill_make_plan("test", &p, a100, &plan) == FAI_SUCCESS && plan.run_prefill && plan.sm90 == 0,
+          "compute capability 8: sm90 %d", (int)plan.sm90);
+}
+
 /* An empty batch or no query rows: nothing runs, whatever the variants. */
 static void test_nothing_to_run(void)
 {
@@ -304,6 +345,7 @@ int main(void)
     test_cache_split_bound();
     test_quantized_cache_staging();
     test_paged_staging();
+    test_hopper_choice();
     test_nothing_to_run();
     if (failures) {
         printf("test_prefill_plan: %d checks failed\n", failures);
