@@ -380,6 +380,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
 #endif
 }
 
+#ifdef FAI_HAVE_SM90A /* (the host helpers are used only where the kernel can launch) */
 /* cuTensorMapEncodeTiled, looked up once through the runtime (fai links no driver library). */
 typedef CUresult (*sm90_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
                                    const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
@@ -418,6 +419,8 @@ static bool sm90_map(sm90_encode_fn encode, CUtensorMap *map, const void *base, 
                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
+
+#endif
 
 typedef void (*sm90_kernel_fn)(const sm90_params);
 
