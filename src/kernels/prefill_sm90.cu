@@ -447,16 +447,19 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
 {
     *launched = 0;
 #ifdef FAI_HAVE_SM90A
-    static const sm90_encode_fn encode = sm90_lookup_encode();
     /* FAI_PREFILL_SM90=0: never; =1: on every Hopper call it serves, short sequences too
      * (the tests); unset: from FAI_PREFILL_SM90_MIN_KEYS keys a sequence on. */
     const char *env = getenv("FAI_PREFILL_SM90");
     const int need = env && env[0] == '0' ? 3 : env && env[0] == '1' ? 1 : 2;
     const int d = args->head_dim;
     /* 128-row blocks (the planner's tile count is for them), a contiguous cache or packed K/V */
-    if (args->sm90 < need || !encode || paged || (d != 64 && d != 128) ||
+    if (args->sm90 < need || paged || (d != 64 && d != 128) ||
         FAI_PREFILL_BM_OF(args->mt) != SM90_BM || ((uintptr_t)args->o & 3) || (args->o_token_stride & 1) ||
         (args->o_head_stride & 1) || (args->dtype != FAI_DTYPE_FP16 && args->dtype != FAI_DTYPE_BF16))
+        return FAI_SUCCESS;
+    /* looked up once, on the first call the kernel could serve (no other GPU pays for it) */
+    static const sm90_encode_fn encode = sm90_lookup_encode();
+    if (!encode)
         return FAI_SUCCESS;
     sm90_params p;
     memset(&p, 0, sizeof p);
