@@ -7,8 +7,8 @@
 
 /* Launches the wgmma/TMA kernel when the call is one it serves (a Hopper GPU, a build with
  * sm_90a code, head dim 64 or 128, FP16 or BF16, 128-row tiles planned, packed K/V or a
- * contiguous cache, views the TMA can describe) and sets *launched; otherwise returns FAI_SUCCESS with *launched 0 and
- * launches nothing. In the environment, FAI_PREFILL_SM90=0 turns the path off (A/B timing)
+ * contiguous cache, views the TMA can describe) and sets *launched; otherwise returns
+ * FAI_SUCCESS with *launched 0 and launches nothing. In the environment, FAI_PREFILL_SM90=0 turns the path off (A/B timing)
  * and FAI_PREFILL_SM90=1 takes it for short sequences too (the tests). */
 extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int mode, int paged, cudaStream_t stream,
                                               int *launched);
