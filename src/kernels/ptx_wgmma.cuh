@@ -99,6 +99,29 @@ __device__ __forceinline__ void wgmma_m64n64k16_f16(float d[32], uint64_t desc_a
 #endif
 }
 
+/* The shared-memory form above for BF16 operands. */
+__device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], uint64_t desc_a, uint64_t desc_b, int accumulate)
+{
+#if FAI_HAS_WGMMA
+    asm volatile("{\n"
+                 ".reg .pred p;\n"
+                 "setp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "%32, %33, p, 1, 1, 0, 0;\n"
+                 "}\n"
+                 : FAI_WGMMA_ACC32(d)
+                 : "l"(desc_a), "l"(desc_b), "r"(accumulate)
+                 : "memory");
+#else
+    (void)d;
+    (void)desc_a;
+    (void)desc_b;
+    (void)accumulate;
+#endif
+}
+
 /* d (64 x 64, FP32) = A x B + (accumulate ? d : 0) with A (64 x 16, FP16) from registers and B
  * (16 x 64) from shared memory stored MN-major (row k holds the 64 values of n: V of
  * attention as it is stored), hence the transpose immediate 1 for B. A's fragment: thread t
