@@ -177,6 +177,14 @@ __device__ __forceinline__ sm90_item sm90_item_of(const fai_prefill_args &a, int
     return it;
 }
 
+/* One query tile's work, published by the producer in shared memory with the tile's Q (the
+ * arrival on q_full releases it): the consumers follow this schedule and never read the
+ * sequence lengths themselves, so the two sides cannot disagree on it (lengths rewritten by
+ * another stream mid-kernel would give wrong numbers, not a hang). done: no more tiles. */
+struct sm90_work {
+    int b, h, m0, seq_q, seq_k, q0, n_first, n_last, done;
+};
+
 template <typename Elem, int D, int MODE>
 __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __grid_constant__ sm90_params p)
 {
@@ -191,6 +199,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
     char *sq = smem_raw + ((1024 - (ptx_smem_addr(smem_raw) & 1023)) & 1023); /* swizzle atoms: 1024-aligned */
     char *stages = sq + S::QTILE; /* stage s: K at stages + 2 s KVTILE, V one tile after it */
     __shared__ uint64_t full[SM90_MAX_STAGES], empty[SM90_MAX_STAGES], q_full, q_empty;
+    __shared__ sm90_work work;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0) {
         for (int s = 0; s < S::STAGES; s++) {
@@ -223,25 +232,46 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
             for (int t = it.t0; (int64_t)t * SM90_BM < seq_q; t += T) {
                 const int m0 = t * SM90_BM;
                 const int2 tiles = sm90_tiles<MODE, BN>(a, m0, seq_q, seq_k);
-                mbar_wait(&q_empty, qph ^ 1); /* the consumers are done with the last tile's Q */
-                qph ^= 1;
-                mbar_arrive_expect_tx(&q_full, S::QTILE);
+                /* The tile's K/V go into the ring as stages free up (the last item's tiles
+                 * still in use); its Q and work record once the consumers are past their last
+                 * S = Q K^T (q_empty), after the first K/V tile is on its way. */
+                bool q_sent = false;
+                for (int n0 = tiles.y; n0 >= tiles.x || !q_sent; n0 -= BN) {
+                    if (n0 >= tiles.x) {
+                        mbar_wait(&empty[st], ph ^ 1);
+                        char *sk = stages + 2 * st * S::KVTILE;
+                        mbar_arrive_expect_tx(&full[st], 2 * S::KVTILE);
+                        sm90_load_kv<D>(sk, &p.tk, &full[st], a, it.b, kvh, kr.x + n0);
+                        sm90_load_kv<D>(sk + S::KVTILE, &p.tv, &full[st], a, it.b, kvh, kr.x + n0);
+                        if (++st == S::STAGES) {
+                            st = 0;
+                            ph ^= 1;
+                        }
+                    }
+                    if (!q_sent) {
+                        mbar_wait(&q_empty, qph ^ 1);
+                        qph ^= 1;
+                        work.b = it.b;
+                        work.h = it.h;
+                        work.m0 = m0;
+                        work.seq_q = seq_q;
+                        work.seq_k = seq_k;
+                        work.q0 = qr.x;
+                        work.n_first = tiles.x;
+                        work.n_last = tiles.y;
+                        work.done = 0;
+                        mbar_arrive_expect_tx(&q_full, S::QTILE);
 #pragma unroll
-                for (int hb = 0; hb < S::NH; hb++)
-                    tma_load_3d(sq + hb * S::QHALF, &p.tq, &q_full, 64 * hb, it.h, qr.x + m0);
-                for (int n0 = tiles.y; n0 >= tiles.x; n0 -= BN) {
-                    mbar_wait(&empty[st], ph ^ 1);
-                    char *sk = stages + 2 * st * S::KVTILE;
-                    mbar_arrive_expect_tx(&full[st], 2 * S::KVTILE);
-                    sm90_load_kv<D>(sk, &p.tk, &full[st], a, it.b, kvh, kr.x + n0);
-                    sm90_load_kv<D>(sk + S::KVTILE, &p.tv, &full[st], a, it.b, kvh, kr.x + n0);
-                    if (++st == S::STAGES) {
-                        st = 0;
-                        ph ^= 1;
+                        for (int hb = 0; hb < S::NH; hb++)
+                            tma_load_3d(sq + hb * S::QHALF, &p.tq, &q_full, 64 * hb, it.h, qr.x + m0);
+                        q_sent = true;
                     }
                 }
             }
         }
+        mbar_wait(&q_empty, qph ^ 1); /* the consumers have read the last record */
+        work.done = 1;
+        mbar_arrive(&q_full);
         return;
     }
 
@@ -252,22 +282,21 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
     const bool pp = p.pingpong != 0;
     if (c == 1)
         sm90_turn_pass(pp, 1); /* warpgroup 0 first */
+    const bool causal = a.win_right == 0;
     uint32_t st = 0, ph = 0, qph = 0;
-    for (int64_t i = blockIdx.x; i < items; i += gridDim.x) {
-        const sm90_item it = sm90_item_of(a, i);
-        const int h = it.h;
-        const int2 qr = cu_range(a.cu_q, it.b, a.total_q), kr = key_range(a, it.b);
-        const int seq_q = qr.y - qr.x, seq_k = kr.y - kr.x;
-        if (a.skip_decode_rows && seq_q == 1)
-            continue;
-        const int off = seq_k - seq_q; /* row i's diagonal key is i + off */
-        const bool causal = a.win_right == 0;
-        float slope = 0.0f; /* ALiBi slope in the exp2 domain (calls with ALiBi run a variants kernel) */
-        if (VARIANTS && a.alibi)
-            slope = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h] : fai_alibi_standard_slope(h, a.num_q_heads));
-        for (int t = it.t0; (int64_t)t * SM90_BM < seq_q; t += T) {
-            const int m0 = t * SM90_BM;
-            const int2 tiles = sm90_tiles<MODE, BN>(a, m0, seq_q, seq_k);
+    for (;;) {
+        mbar_wait(&q_full, qph);
+        qph ^= 1;
+        const sm90_work wk = work;
+        if (wk.done)
+            break;
+        {
+            const int h = wk.h, m0 = wk.m0, seq_q = wk.seq_q, seq_k = wk.seq_k;
+            const int2 tiles = make_int2(wk.n_first, wk.n_last);
+            const int off = seq_k - seq_q; /* row i's diagonal key is i + off */
+            float slope = 0.0f; /* ALiBi slope in the exp2 domain (calls with ALiBi run a variants kernel) */
+            if (VARIANTS && a.alibi)
+                slope = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h] : fai_alibi_standard_slope(h, a.num_q_heads));
             const int wr0 = m0 + c * 64 + 16 * w; /* the warp's first row */
             float acc[S::NH][32], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 #pragma unroll
@@ -275,8 +304,8 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
 #pragma unroll
                 for (int j = 0; j < 32; j++)
                     acc[hb][j] = 0.0f;
-            mbar_wait(&q_full, qph);
-            qph ^= 1;
+            if (tiles.x > tiles.y && lane == 0)
+                mbar_arrive(&q_empty); /* no key tile: done with Q at once */
             for (int n0 = tiles.y; n0 >= tiles.x; n0 -= BN) {
                 mbar_wait(&full[st], ph);
                 const char *sk = stages + 2 * st * S::KVTILE;
@@ -298,8 +327,10 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                  * column half. */
                 float s[NS];
 #pragma unroll
-                for (int j = 0; j < NS; j++)
+                for (int j = 0; j < NS; j++) {
                     s[j] = 0.0f;
+                    wgmma_fence_acc(s[j]); /* written before the fence, not moved past it */
+                }
                 sm90_turn_wait(pp, c);
                 wgmma_fence();
 #pragma unroll
@@ -312,6 +343,8 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
 #pragma unroll
                 for (int j = 0; j < NS; j++)
                     wgmma_fence_acc(s[j]);
+                if (n0 - BN < tiles.x && lane == 0)
+                    mbar_arrive(&q_empty); /* the tile's last read of Q: the next Q may come */
 
                 /* Soft-cap, scale, ALiBi bias and masks, as in the mma.sync kernel. s[j] is row
                  * wr0 + lane / 4 + 8 ((j / 2) % 2), key n0 + 8 (j / 4) + 2 (lane % 4) + j % 2.
@@ -386,6 +419,16 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                 }
                 /* O += P V: V's rows are keys (MN-major for the head-dim columns), 16 keys =
                  * 2048 bytes per k-step, one 64-column half per accumulator half. */
+#pragma unroll
+                for (int hb = 0; hb < S::NH; hb++)
+#pragma unroll
+                    for (int j = 0; j < 32; j++)
+                        wgmma_fence_acc(acc[hb][j]); /* the rescale is done before the fence */
+#pragma unroll
+                for (int ks = 0; ks < BN / 16; ks++)
+#pragma unroll
+                    for (int r = 0; r < 4; r++)
+                        wgmma_fence_reg(pf[ks][r]);
                 sm90_turn_wait(pp, c);
                 wgmma_fence();
 #pragma unroll
@@ -408,14 +451,12 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                     ph ^= 1;
                 }
             }
-            if (lane == 0)
-                mbar_arrive(&q_empty); /* and with Q */
 
             /* Epilogue: the sink joins each row's sum (its max moves up to the sink if that is
              * larger), normalize, LSE from the quad leader, 4-byte stores of column pairs. */
             const float *sinks = VARIANTS ? a.sinks : NULL;
             const float sink = sinks ? sinks[h] * FAI_LOG2E : -INFINITY;
-            Elem *og = (Elem *)a.o + (int64_t)qr.x * a.o_token_stride + (int64_t)h * a.o_head_stride;
+            Elem *og = (Elem *)a.o + (int64_t)wk.q0 * a.o_token_stride + (int64_t)h * a.o_head_stride;
 #pragma unroll
             for (int hr = 0; hr < 2; hr++) {
                 float sum = l[hr];
@@ -433,7 +474,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                 if (row >= seq_q)
                     continue;
                 if (a.lse && quad == 0)
-                    a.lse[((int64_t)qr.x + row) * a.num_q_heads + h] =
+                    a.lse[((int64_t)wk.q0 + row) * a.num_q_heads + h] =
                         sum > 0.0f ? (safe_max(mx) + __log2f(sum)) * FAI_LN2 : -INFINITY;
 #pragma unroll
                 for (int hb = 0; hb < S::NH; hb++)
@@ -448,6 +489,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
         sm90_turn_wait(pp, 0); /* warpgroup 1's last pass: no barrier is left half-arrived */
 #else
     (void)p;
+    __trap(); /* never launched without sm_90a code (the launcher checks): fail loudly if it is */
 #endif
 }
 
@@ -519,7 +561,6 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
 {
     *launched = 0;
 #ifdef FAI_HAVE_SM90A
-    static const sm90_encode_fn encode = sm90_lookup_encode();
     /* FAI_PREFILL_SM90=0: never; =1: on every Hopper call it serves, short sequences too
      * (the tests); unset: from FAI_PREFILL_SM90_MIN_KEYS keys a sequence on. */
     const char *env = getenv("FAI_PREFILL_SM90");
@@ -529,9 +570,13 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
      * kernel keeps small grids); 256 always (its mma.sync kernel has 64-row tiles: the tile
      * count is halved, rounding up). A contiguous cache or packed K/V. */
     const int bm = FAI_PREFILL_BM_OF(args->mt);
-    if (args->sm90 < need || !encode || paged || (d != 64 && d != 128 && d != 256) || (d != 256 && bm != SM90_BM) ||
+    if (args->sm90 < need || paged || (d != 64 && d != 128 && d != 256) || (d != 256 && bm != SM90_BM) ||
         ((uintptr_t)args->o & 3) || (args->o_token_stride & 1) || (args->o_head_stride & 1) ||
         (args->dtype != FAI_DTYPE_FP16 && args->dtype != FAI_DTYPE_BF16))
+        return FAI_SUCCESS;
+    /* looked up once, on the first call the kernel could serve (no other GPU pays for it) */
+    static const sm90_encode_fn encode = sm90_lookup_encode();
+    if (!encode)
         return FAI_SUCCESS;
     sm90_params p;
     memset(&p, 0, sizeof p);

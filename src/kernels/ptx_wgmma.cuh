@@ -163,6 +163,10 @@ __device__ __forceinline__ void wgmma_m64n64k16_f16_rs_tb(float d[32], const uin
  * (a wgmma writes them asynchronously, until wgmma_wait). */
 __device__ __forceinline__ void wgmma_fence_acc(float &x) { asm volatile("" : "+f"(x)::"memory"); }
 
+/* The same for an A fragment register: its value is settled before wgmma_fence (the ISA asks
+ * for the fence between any register write and the wgmma that reads it). */
+__device__ __forceinline__ void wgmma_fence_reg(uint32_t &x) { asm volatile("" : "+r"(x)::"memory"); }
+
 /* d (64 x 128, FP32, 64 per thread) = A x B + (accumulate ? d : 0), both operands from shared
  * memory, K-major (S = Q K^T of the Hopper prefill kernel: a 128-key tile at once); TYPE is
  * f16 or bf16. */
