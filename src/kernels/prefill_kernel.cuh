@@ -205,6 +205,18 @@ __device__ __forceinline__ int2 mask_bounds(const fai_prefill_args &a, int seq_q
     return make_int2(dl, dr);
 }
 
+/* A row's sink (exp2 domain) joins its softmax sum: the row's max mx moves up to the sink if
+ * that is larger, so that neither term overflows. Returns the share of the accumulators left
+ * (0 for a row that saw no key); sum and mx are updated. */
+__device__ __forceinline__ float sink_fold(float sink, float &mx, float &sum)
+{
+    const float mnew = fmaxf(mx, sink), base = safe_max(mnew);
+    const float keep = ptx_exp2(mx - base);
+    sum = sum * keep + ptx_exp2(sink - base);
+    mx = mnew;
+    return keep;
+}
+
 template <typename Elem, int D, int MT, int MODE, bool PAGED>
 __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     prefill_kernel(const __grid_constant__ fai_prefill_args a)
@@ -533,13 +545,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                 float sum = l[mt][hr];
                 sum += __shfl_xor_sync(0xffffffffu, sum, 1);
                 sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                float mx = m[mt][hr], keep = 1.0f; /* keep: the accumulators' share after the sink */
-                if (sinks) {
-                    const float mnew = fmaxf(mx, sink), base = safe_max(mnew);
-                    keep = ptx_exp2(mx - base); /* 0 for a row that saw no key */
-                    sum = sum * keep + ptx_exp2(sink - base);
-                    mx = mnew;
-                }
+                float mx = m[mt][hr];
+                const float keep = sinks ? sink_fold(sink, mx, sum) : 1.0f; /* the accumulators' share */
                 const float inv = sum > 0.0f ? keep / sum : 0.0f;
                 const int lrow = wrow + mt * 16 + (lane >> 2) + hr * 8;
 #pragma unroll

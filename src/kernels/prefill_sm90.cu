@@ -462,13 +462,8 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                 float sum = l[hr];
                 sum += __shfl_xor_sync(0xffffffffu, sum, 1);
                 sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                float mx = m[hr], keep = 1.0f; /* keep: the accumulators' share after the sink */
-                if (sinks) {
-                    const float mnew = fmaxf(mx, sink), base = safe_max(mnew);
-                    keep = ptx_exp2(mx - base); /* 0 for a row that saw no key */
-                    sum = sum * keep + ptx_exp2(sink - base);
-                    mx = mnew;
-                }
+                float mx = m[hr];
+                const float keep = sinks ? sink_fold(sink, mx, sum) : 1.0f; /* the accumulators' share */
                 const float inv = sum > 0.0f ? keep / sum : 0.0f;
                 const int row = wr0 + (lane >> 2) + 8 * hr;
                 if (row >= seq_q)

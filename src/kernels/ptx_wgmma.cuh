@@ -99,6 +99,7 @@ __device__ __forceinline__ void wgmma_m64n64k16_f16(float d[32], uint64_t desc_a
 #endif
 }
 
+<<<<<<< HEAD
 /* The shared-memory form above for BF16 operands. */
 __device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], uint64_t desc_a, uint64_t desc_b, int accumulate)
 {
@@ -125,31 +126,41 @@ __device__ __forceinline__ void wgmma_m64n64k16_bf16(float d[32], uint64_t desc_
 /* d (64 x 64, FP32) = A x B + (accumulate ? d : 0) with A (64 x 16, FP16) from registers and B
  * (16 x 64) from shared memory stored MN-major (row k holds the 64 values of n: V of
  * attention as it is stored), hence the transpose immediate 1 for B. A's fragment: thread t
+=======
+/* d (64 x 64, FP32) = A x B + (accumulate ? d : 0) with A (64 x 16; TYPE f16 or bf16) from
+ * registers and B (16 x 64) from shared memory stored MN-major (row k holds the 64 values of
+ * n: V of attention as it is stored), hence the transpose immediate 1 for B. A's fragment: thread t
+>>>>>>> main
  * (warp w, lane l) holds rows r = 16 w + l / 4 and r + 8, columns c = 2 (l % 4) and c + 8:
  * a[0] = A[r][c, c+1], a[1] = A[r+8][c, c+1], a[2] = A[r][c+8, c+9], a[3] = A[r+8][c+8, c+9]
  * (mma.sync's m16n8k16 A fragment, one per warp), low half first. */
-__device__ __forceinline__ void wgmma_m64n64k16_f16_rs_tb(float d[32], const uint32_t a[4], uint64_t desc_b,
-                                                          int accumulate)
-{
+#define FAI_WGMMA_RS_N64(name, TYPE)                                                                       \
+    __device__ __forceinline__ void name(float d[32], const uint32_t a[4], uint64_t desc_b, int accumulate)     \
+    {                                                                                                       \
+        FAI_WGMMA_RS_N64_BODY(TYPE)                                                                         \
+    }
 #if FAI_HAS_WGMMA
-    asm volatile("{\n"
-                 ".reg .pred p;\n"
-                 "setp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-                 "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n"
-                 "}\n"
-                 : FAI_WGMMA_ACC32(d)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate)
+#define FAI_WGMMA_RS_N64_BODY(TYPE)                                                                         \
+    asm volatile("{\n"                                                                                      \
+                 ".reg .pred p;\n"                                                                          \
+                 "setp.ne.b32 p, %37, 0;\n"                                                                 \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." #TYPE "." #TYPE " "                         \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                  \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "        \
+                 "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n"                                                 \
+                 "}\n"                                                                                      \
+                 : FAI_WGMMA_ACC32(d)                                                                       \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate)                 \
                  : "memory");
 #else
-    (void)d;
-    (void)a;
-    (void)desc_b;
+#define FAI_WGMMA_RS_N64_BODY(TYPE)                                                                         \
+    (void)d;                                                                                                \
+    (void)a;                                                                                                \
+    (void)desc_b;                                                                                           \
     (void)accumulate;
 #endif
-}
+FAI_WGMMA_RS_N64(wgmma_m64n64k16_f16_rs_tb, f16)
+FAI_WGMMA_RS_N64(wgmma_m64n64k16_bf16_rs_tb, bf16)
 
 /* The 64 accumulator operands of an m64n128 FP32 wgmma (%0 .. %63). */
 #define FAI_WGMMA_ACC64(d)                                                                                  \
@@ -200,28 +211,5 @@ __device__ __forceinline__ void wgmma_fence_reg(uint32_t &x) { asm volatile("" :
 FAI_WGMMA_SS_N128(wgmma_m64n128k16_f16, f16)
 FAI_WGMMA_SS_N128(wgmma_m64n128k16_bf16, bf16)
 
-/* The register-A x MN-major-B form above (wgmma_m64n64k16_f16_rs_tb) for BF16 operands. */
-__device__ __forceinline__ void wgmma_m64n64k16_bf16_rs_tb(float d[32], const uint32_t a[4], uint64_t desc_b,
-                                                           int accumulate)
-{
-#if FAI_HAS_WGMMA
-    asm volatile("{\n"
-                 ".reg .pred p;\n"
-                 "setp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-                 "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n"
-                 "}\n"
-                 : FAI_WGMMA_ACC32(d)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate)
-                 : "memory");
-#else
-    (void)d;
-    (void)a;
-    (void)desc_b;
-    (void)accumulate;
-#endif
-}
 
 #endif
