@@ -15,6 +15,8 @@ FINAL=${OUT:-$PWD/hopper-out}
 mkdir -p "$FINAL"
 OUT=$(mktemp -d)
 finish() {
+    exec >/dev/null 2>&1 # (tee sees the end of its input and writes the rest of summary.txt)
+    sleep 1
     cp "$OUT"/*.csv "$FINAL"/ 2>/dev/null
     tar -C "$OUT" --exclude='*.csv' -czf "$FINAL/logs.tar.gz" . 2>/dev/null
     cp "$OUT/summary.txt" "$FINAL"/ 2>/dev/null

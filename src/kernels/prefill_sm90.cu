@@ -73,14 +73,22 @@ typedef struct sm90_params {
  * warpgroup 0 go first. */
 __device__ __forceinline__ void sm90_turn_wait(bool on, int c)
 {
-    if (on)
-        named_barrier_sync(2 + c, SM90_CONSUMER_THREADS);
+    if (on) { /* (barrier numbers as immediates: ptxas then reserves only those) */
+        if (c == 0)
+            named_barrier_sync_n<2>(SM90_CONSUMER_THREADS);
+        else
+            named_barrier_sync_n<3>(SM90_CONSUMER_THREADS);
+    }
 }
 
 __device__ __forceinline__ void sm90_turn_pass(bool on, int c)
 {
-    if (on)
-        named_barrier_arrive(2 + (c ^ 1), SM90_CONSUMER_THREADS);
+    if (on) {
+        if (c == 0)
+            named_barrier_arrive_n<3>(SM90_CONSUMER_THREADS);
+        else
+            named_barrier_arrive_n<2>(SM90_CONSUMER_THREADS);
+    }
 }
 
 /* What differs between FP16 and BF16 here: the wgmma instructions. qk: S (64 x N) = Q K^T
@@ -158,10 +166,19 @@ __device__ __forceinline__ void sm90_load_kv(char *dst, const CUtensorMap *map, 
     }
 }
 
-/* Work item i of the grid (blocks take items blockIdx.x, + gridDim.x, ...; a grid of one
- * block per item gives each block one): query tile T - 1 - i % T of (sequence, head) i / T,
- * so that a head's tiles run side by side (its K/V shared in L2) and the heaviest causal
- * tiles start first; a block also takes tiles t + T, t + 2 T, ... of a longer sequence. */
+/* Work item i of the grid: query tile T - 1 - i % T of (sequence, head) i / T, so that a
+ * head's tiles run side by side (its K/V shared in L2) and the heaviest causal tiles start
+ * first; a block also takes tiles t + T, t + 2 T, ... of a longer sequence. Blocks take the
+ * items in rounds of gridDim.x, in snake order (sm90_item_index): when T divides the grid,
+ * round-robin would give a block the same tile index every round (causal: the heaviest
+ * tiles to some blocks, the lightest to others, up to 1.5x apart at 512 keys); alternating
+ * the direction pairs tile t with tile T - 1 - t. A grid of one block per item gives each
+ * block one. */
+__device__ __forceinline__ int64_t sm90_item_index(int64_t round)
+{
+    return round * gridDim.x + ((round & 1) ? gridDim.x - 1 - blockIdx.x : blockIdx.x);
+}
+
 struct sm90_item {
     int b, h, t0;
 };
@@ -182,7 +199,7 @@ __device__ __forceinline__ sm90_item sm90_item_of(const fai_prefill_args &a, int
  * sequence lengths themselves, so the two sides cannot disagree on it (lengths rewritten by
  * another stream mid-kernel would give wrong numbers, not a hang). done: no more tiles. */
 struct sm90_work {
-    int b, h, m0, seq_q, seq_k, q0, n_first, n_last, done;
+    int h, m0, seq_q, seq_k, q0, n_first, n_last, done;
 };
 
 template <typename Elem, int D, int MODE>
@@ -222,7 +239,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
         tma_prefetch_map(&p.tk);
         tma_prefetch_map(&p.tv);
         uint32_t st = 0, ph = 0, qph = 0;
-        for (int64_t i = blockIdx.x; i < items; i += gridDim.x) {
+        for (int64_t r = 0, i = sm90_item_index(0); i < items; i = sm90_item_index(++r)) {
             const sm90_item it = sm90_item_of(a, i);
             const int kvh = it.h / a.group;
             const int2 qr = cu_range(a.cu_q, it.b, a.total_q), kr = key_range(a, it.b);
@@ -251,7 +268,6 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                     if (!q_sent) {
                         mbar_wait(&q_empty, qph ^ 1);
                         qph ^= 1;
-                        work.b = it.b;
                         work.h = it.h;
                         work.m0 = m0;
                         work.seq_q = seq_q;
@@ -304,8 +320,11 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
 #pragma unroll
                 for (int j = 0; j < 32; j++)
                     acc[hb][j] = 0.0f;
-            if (tiles.x > tiles.y && lane == 0)
-                mbar_arrive(&q_empty); /* no key tile: done with Q at once */
+            if (tiles.x > tiles.y) { /* no key tile: done with Q (and the record) at once */
+                __syncwarp();          /* every lane has copied the record */
+                if (lane == 0)
+                    mbar_arrive(&q_empty);
+            }
             for (int n0 = tiles.y; n0 >= tiles.x; n0 -= BN) {
                 mbar_wait(&full[st], ph);
                 const char *sk = stages + 2 * st * S::KVTILE;
@@ -605,7 +624,8 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
      * the consumers finish this one), or with FAI_PREFILL_SM90_PERSISTENT=0 one block per item. */
     const int64_t items = (int64_t)args->batch * args->num_q_heads * p.a.m_tiles;
     const char *persist = getenv("FAI_PREFILL_SM90_PERSISTENT");
-    const int64_t blocks = persist && persist[0] == '0' ? items : items < args->num_sms ? items : args->num_sms;
+    const int64_t sms = args->num_sms > 0 ? args->num_sms : items;
+    const int64_t blocks = persist && persist[0] == '0' ? items : items < sms ? items : sms;
     const char *pingpong = getenv("FAI_PREFILL_SM90_PINGPONG");
     p.pingpong = pingpong && pingpong[0] == '1';
     *launched = 1;
