@@ -1,9 +1,10 @@
 /* Prefill attention on Hopper (sm_90a): warpgroup MMAs (wgmma) fed by the tensor memory
  * accelerator (TMA). It serves head dims 64, 128 and 256, FP16 and BF16, every mask and
  * variant of the mma.sync kernel (causal or none, ALiBi, sliding window, sinks, soft-cap),
- * packed varlen Q/K/V (GQA and strided views included) and contiguous KV caches, with
- * optional LSE. Paged caches, head dim 96, other GPUs and builds without sm_90a code run the
- * mma.sync kernel (prefill_kernel.cuh); prefill.cu asks this file first.
+ * packed varlen Q/K/V (GQA and strided views included), contiguous KV caches and paged ones
+ * with pages of 16 keys or more (read in place), with optional LSE. Smaller pages, head dim
+ * 96, other GPUs and builds without sm_90a code run the mma.sync kernel
+ * (prefill_kernel.cuh); prefill.cu asks this file first.
  *
  * A block owns 128 query rows of one (sequence, query head) at a time and has three
  * warpgroups:
@@ -151,18 +152,51 @@ __device__ __forceinline__ int2 sm90_tiles(const fai_prefill_args &a, int m0, in
     return make_int2(n_first, ((nkeys + BN - 1) / BN - 1) * BN);
 }
 
-/* The K or V tile at key row0 of sequence b (KV head kvh) into dst, counted on bar: one box
- * per 64-value half. */
+/* The K and V tiles at key row0 of sequence b (KV head kvh) into sk and sv, counted on bar:
+ * one box per 64-value half, or with a page table one per page the tile spans (boxes of
+ * min(BN, page size) rows: a tile of BN keys starts on a multiple of BN, so it lies in one
+ * page or covers whole pages). The tile's page numbers are read first, all together (one
+ * memory latency a tile, not one a page). Pages of keys at or past seq_k are not looked up
+ * (the table row may end there): page 0 stands in, its rows masked like any key past the
+ * end; page numbers are clamped into the pool as in decode. */
 template <int D>
-__device__ __forceinline__ void sm90_load_kv(char *dst, const CUtensorMap *map, uint64_t *bar,
-                                             const fai_prefill_args &a, int b, int kvh, int row0)
+__device__ __forceinline__ void sm90_load_kv(char *sk, char *sv, const sm90_params &p, uint64_t *bar, int b,
+                                             int kvh, int row0, int seq_k)
 {
+    constexpr int BN = sm90_shape<D>::BN, KVHALF = sm90_shape<D>::KVHALF, MAXP = BN / 16;
+    const fai_prefill_args &a = p.a;
+    if (a.page_table) {
+        const int psize = 1 << a.page_shift, rows = psize < BN ? psize : BN; /* (pages of 16+) */
+        int pg[MAXP];
+#pragma unroll
+        for (int j = 0; j < MAXP; j++) {
+            const int key = row0 + j * rows;
+            pg[j] = 0;
+            if (j * rows < BN && key < seq_k)
+                pg[j] = a.page_table[(int64_t)b * a.page_table_stride + (key >> a.page_shift)];
+        }
+#pragma unroll
+        for (int j = 0; j < MAXP; j++) {
+            if (j * rows >= BN)
+                break;
+            const int page = min(max(pg[j], 0), a.num_pages - 1), r = (row0 + j * rows) & (psize - 1);
+#pragma unroll
+            for (int hb = 0; hb < D / 64; hb++) {
+                tma_load_4d(sk + hb * KVHALF + j * rows * 128, &p.tk, bar, 64 * hb, kvh, r, page);
+                tma_load_4d(sv + hb * KVHALF + j * rows * 128, &p.tv, bar, 64 * hb, kvh, r, page);
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int hb = 0; hb < D / 64; hb++) {
-        if (a.seq_lens)
-            tma_load_4d(dst + hb * sm90_shape<D>::KVHALF, map, bar, 64 * hb, kvh, row0, b - a.kv_slot_offset);
-        else
-            tma_load_3d(dst + hb * sm90_shape<D>::KVHALF, map, bar, 64 * hb, kvh, row0);
+        if (a.seq_lens) {
+            tma_load_4d(sk + hb * KVHALF, &p.tk, bar, 64 * hb, kvh, row0, b - a.kv_slot_offset);
+            tma_load_4d(sv + hb * KVHALF, &p.tv, bar, 64 * hb, kvh, row0, b - a.kv_slot_offset);
+        } else {
+            tma_load_3d(sk + hb * KVHALF, &p.tk, bar, 64 * hb, kvh, row0);
+            tma_load_3d(sv + hb * KVHALF, &p.tv, bar, 64 * hb, kvh, row0);
+        }
     }
 }
 
@@ -258,8 +292,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                         mbar_wait(&empty[st], ph ^ 1);
                         char *sk = stages + 2 * st * S::KVTILE;
                         mbar_arrive_expect_tx(&full[st], 2 * S::KVTILE);
-                        sm90_load_kv<D>(sk, &p.tk, &full[st], a, it.b, kvh, kr.x + n0);
-                        sm90_load_kv<D>(sk + S::KVTILE, &p.tv, &full[st], a, it.b, kvh, kr.x + n0);
+                        sm90_load_kv<D>(sk, sk + S::KVTILE, p, &full[st], it.b, kvh, kr.x + n0, seq_k);
                         if (++st == S::STAGES) {
                             st = 0;
                             ph ^= 1;
@@ -584,7 +617,10 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
      * kernel keeps small grids); 256 always (its mma.sync kernel has 64-row tiles: the tile
      * count is halved, rounding up). A contiguous cache or packed K/V. */
     const int bm = FAI_PREFILL_BM_OF(args->mt);
-    if (args->sm90 < need || paged || (d != 64 && d != 128 && d != 256) || (d != 256 && bm != SM90_BM) ||
+    /* (a paged cache: pages of 16+ keys, each read as TMA boxes of up to BN rows; smaller
+     * pages would take too many boxes a tile) */
+    if (args->sm90 < need || (paged && args->page_shift < 4) || (d != 64 && d != 128 && d != 256) ||
+        (d != 256 && bm != SM90_BM) ||
         ((uintptr_t)args->o & 3) || (args->o_token_stride & 1) || (args->o_head_stride & 1) ||
         (args->dtype != FAI_DTYPE_FP16 && args->dtype != FAI_DTYPE_BF16))
         return FAI_SUCCESS;
@@ -599,15 +635,21 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     const int bn = d == 256 ? sm90_shape<256>::BN : sm90_shape<128>::BN;
     const int smem = d == 64 ? sm90_shape<64>::SMEM : d == 128 ? sm90_shape<128>::SMEM : sm90_shape<256>::SMEM;
     /* a contiguous cache: sequence b in slot b - kv_slot_offset, `capacity` rows each */
-    const int slots = args->seq_lens ? args->batch_offset + args->batch - args->kv_slot_offset : 0;
-    const int krows = args->seq_lens ? args->capacity : args->total_k;
+    /* K/V as the TMA sees them: packed [total_k, heads, d]; a contiguous cache's slots (sequence
+     * b in slot b - kv_slot_offset, capacity rows each); a paged cache's pages (page_size rows
+     * each, read in boxes of up to bn rows) */
+    const int page_size = paged ? 1 << args->page_shift : 0;
+    const int slots = paged ? args->num_pages
+                            : args->seq_lens ? args->batch_offset + args->batch - args->kv_slot_offset : 0;
+    const int krows = paged ? page_size : args->seq_lens ? args->capacity : args->total_k;
+    const int kbox = paged && page_size < bn ? page_size : bn;
     if ((args->seq_lens && slots <= 0) ||
         !sm90_map(encode, &p.tq, args->q, args->dtype, d, args->total_q, args->num_q_heads, args->q_token_stride,
                   args->q_head_stride, 0, 0, SM90_BM) ||
         !sm90_map(encode, &p.tk, args->k, args->dtype, d, krows, args->num_kv_heads, args->k_token_stride,
-                  args->k_head_stride, slots, args->kv_seq_stride, bn) ||
+                  args->k_head_stride, slots, args->kv_seq_stride, kbox) ||
         !sm90_map(encode, &p.tv, args->v, args->dtype, d, krows, args->num_kv_heads, args->v_token_stride,
-                  args->v_head_stride, slots, args->kv_seq_stride, bn))
+                  args->v_head_stride, slots, args->kv_seq_stride, kbox))
         return FAI_SUCCESS; /* the mma.sync kernel takes it */
     /* ALiBi runs in the variants' kernel (the plain one leaves its bias out: registers) */
     if (mode == FAI_PREFILL_PLAIN && args->alibi)
