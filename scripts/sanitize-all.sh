@@ -56,6 +56,7 @@ declare -A args=([test_decode]="--small" [test_prefill]="--small" [test_graphs]=
     [test_prefill_cache]="--small" [test_concurrency]="--small" [test_prefill_mma_sync]="--small" [test_prefill_pingpong]="--small")
 # The environment ctest gives a test (on a Hopper GPU, which prefill kernel runs).
 declare -A envs=([test_prefill]="FAI_PREFILL_SM90=1" [test_prefill_cache]="FAI_PREFILL_SM90=1" [test_graphs]="FAI_PREFILL_SM90=1"
+    [test_concurrency]="FAI_PREFILL_SM90=1"
     [test_prefill_mma_sync]="FAI_PREFILL_SM90=0" [test_prefill_pingpong]="FAI_PREFILL_SM90=1 FAI_PREFILL_SM90_PINGPONG=1")
 
 # The tests: the known ones first, then whatever else ctest labels gpu.
