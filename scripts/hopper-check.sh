@@ -81,6 +81,13 @@ for tool in memcheck racecheck; do
     echo "   rc $rc; $(grep -cE '^=+ (Invalid|Error|Race|.*hazard)' "$OUT/$tool.log") reports"
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|FAIL" "$OUT/$tool.log" | tail -n 3
 done
+# The paged reads (hopper-paged): memcheck over test_prefill_cache's paged cases.
+stamp "memcheck: test_prefill_cache --small paged cases"
+FAI_TEST_NAME="paged" timeout 200 "$cs" --tool memcheck --error-exitcode 86 build-h/tests/test_prefill_cache --small \
+    >"$OUT/memcheck-cache.log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && status=1
+echo "   rc $rc"; grep -E "ERROR SUMMARY|FAIL" "$OUT/memcheck-cache.log" | tail -n 3
 if [ $# -gt 0 ]; then
     stamp "ctest -R $1"
     ctest --test-dir build-h -R "$1" --output-on-failure 2>&1 | tail -n 15 || status=1
