@@ -258,7 +258,9 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
             mbar_init(&empty[s], 8); /* one arrival per consumer warp */
         }
         mbar_init(&q_full, 1);
-        mbar_init(&q_empty, 8);
+        /* every consumer thread arrives: each releases its own read of the work record (a
+         * lane-0 arrival would not order the other lanes' reads before the producer's rewrite) */
+        mbar_init(&q_empty, SM90_CONSUMER_THREADS);
         mbar_fence_init();
     }
     __syncthreads();
@@ -353,11 +355,8 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
 #pragma unroll
                 for (int j = 0; j < 32; j++)
                     acc[hb][j] = 0.0f;
-            if (tiles.x > tiles.y) { /* no key tile: done with Q (and the record) at once */
-                __syncwarp();          /* every lane has copied the record */
-                if (lane == 0)
-                    mbar_arrive(&q_empty);
-            }
+            if (tiles.x > tiles.y) /* no key tile: done with Q (and the record) at once */
+                mbar_arrive(&q_empty);
             for (int n0 = tiles.y; n0 >= tiles.x; n0 -= BN) {
                 mbar_wait(&full[st], ph);
                 const char *sk = stages + 2 * st * S::KVTILE;
@@ -395,7 +394,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
 #pragma unroll
                 for (int j = 0; j < NS; j++)
                     wgmma_fence_acc(s[j]);
-                if (n0 - BN < tiles.x && lane == 0)
+                if (n0 - BN < tiles.x)
                     mbar_arrive(&q_empty); /* the tile's last read of Q: the next Q may come */
 
                 /* Soft-cap, scale, ALiBi bias and masks, as in the mma.sync kernel. s[j] is row
