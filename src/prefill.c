@@ -123,6 +123,7 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.m_tiles = plan.m_tiles;
         args.mt = plan.mt;
         args.sm90 = plan.sm90;
+        args.num_sms = plan.num_sms;
         if (p->kv_cache && plan.stage_keys > 0) { /* a quantized cache, read through its copy */
             const fai_kv_cache *c = p->kv_cache;
             fai_kv_stage_args st = {0};

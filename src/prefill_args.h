@@ -144,6 +144,7 @@ typedef struct fai_prefill_args {
     int32_t sm90;             /* 0: not a Hopper GPU; 1: a Hopper, sequences shorter than
                                  FAI_PREFILL_SM90_MIN_KEYS; 2: a Hopper, sequences as long (the
                                  wgmma kernel of prefill_sm90.cu takes what it serves) */
+    int32_t num_sms;          /* the device's multiprocessors (the Hopper kernel's grid) */
     int32_t mt;               /* m16 tiles per warp: FAI_PREFILL_MT(head_dim), or 1 */
     int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also
                                  takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */

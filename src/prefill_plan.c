@@ -197,6 +197,7 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         if (p->kv_cache)
             keys = cache_keys(p->kv_cache);
         plan->sm90 = dev.cc_major != 9 ? 0 : keys >= FAI_PREFILL_SM90_MIN_KEYS ? 2 : 1;
+        plan->num_sms = dev.num_sms;
     }
     if (decode_rows > 0) {
         /* The kernel, split and warps suit the decode rows there are; the grid spans their

@@ -19,6 +19,7 @@ typedef struct fai_prefill_plan {
     int32_t m_tiles;                      /* query tiles per (sequence, head) in its grid */
     int32_t mt;                           /* m16 tiles per warp of the kernel that runs */
     int32_t sm90;                         /* fai_prefill_args.sm90 */
+    int32_t num_sms;                      /* the device's multiprocessors */
     int32_t decode_first, decode_count;   /* the decode kernels' range */
     fai_decode_plan decode;               /* their plan, for decode_count sequences */
     /* A quantized kv_cache: the prefill rows' keys and values are staged in q's dtype,

@@ -897,6 +897,13 @@ int main(int argc, char **argv)
         {.name = "paged 16, window 64 + sinks, d128 8/2", .hq = 8, .hk = 2, .d = 128, .batch = 3,
          .sq = LENS(100, 1, 200), .sk = LENS(400, 300, 200), .page_size = 16, .causal = 1, .window_left = 64,
          .sinks = 1},
+        /* Grids of 132+ 128-row blocks: on a Hopper GPU the wgmma kernel reads these pages in
+         * place (TMA boxes of up to a tile's rows per page). */
+        {.name = "paged 16 head-major, window 64 + sinks, d128 32/8", .hq = 32, .hk = 8, .d = 128, .batch = 5,
+         .sq = LENS(100, 1, 200, 64, 129), .sk = LENS(400, 300, 200, 1000, 129), .page_size = 16, .hnd = 1,
+         .causal = 1, .window_left = 64, .sinks = 1},
+        {.name = "bf16 paged 64 scrambled, d64 48/8", .hq = 48, .hk = 8, .d = 64, .batch = 3, .sq = LENS(300, 1, 129),
+         .sk = LENS(900, 50, 129), .page_size = 64, .causal = 1, .bf16 = 1},
         {.name = "bf16 contiguous, d64 8/1", .hq = 8, .hk = 1, .d = 64, .batch = 7, .sq = gq, .sk = gk, .causal = 1,
          .bf16 = 1},
         {.name = "bf16 paged 16 scrambled, d128 16/4", .hq = 16, .hk = 4, .d = 128, .batch = 7, .sq = gq, .sk = gk,

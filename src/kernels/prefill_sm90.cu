@@ -1,26 +1,30 @@
 /* Prefill attention on Hopper (sm_90a): warpgroup MMAs (wgmma) fed by the tensor memory
- * accelerator (TMA). It serves head dims 64 and 128, FP16 and BF16, every mask and variant of
- * the mma.sync kernel (causal or none, ALiBi, sliding window, sinks, soft-cap), packed varlen
- * Q/K/V (GQA and strided views included) and contiguous KV caches, with optional LSE. Paged
- * caches, head dims 96 and 256, other GPUs and builds without sm_90a code run the mma.sync
- * kernel (prefill_kernel.cuh); prefill.cu asks this file first.
+ * accelerator (TMA). It serves head dims 64, 128 and 256, FP16 and BF16, every mask and
+ * variant of the mma.sync kernel (causal or none, ALiBi, sliding window, sinks, soft-cap),
+ * packed varlen Q/K/V (GQA and strided views included), contiguous KV caches and paged ones
+ * with pages of 16 keys or more (read in place), with optional LSE. Smaller pages, head dim
+ * 96, other GPUs and builds without sm_90a code run the mma.sync kernel
+ * (prefill_kernel.cuh); prefill.cu asks this file first.
  *
- * A block owns 128 query rows of one (sequence, query head) and has three warpgroups:
+ * A block owns 128 query rows of one (sequence, query head) at a time and has three
+ * warpgroups:
  *   producer  (warps 8-11, 40 registers a thread) one thread issues the TMA copies: the Q
- *             tile, then the K and V tiles of 128 keys into a ring of STAGES stages, each
- *             stage's arrival counted on its `full` barrier; it refills a stage once its
- *             `empty` barrier says both consumers are done with it;
+ *             tile, then the K and V tiles of BN keys (128; 64 at head dim 256) into a ring
+ *             of STAGES stages, each stage's arrival counted on its `full` barrier; it
+ *             refills a stage once its `empty` barrier says both consumers are done with it;
  *   consumers (warps 0-7, 232 registers a thread) 64 query rows each: S = Q K^T by wgmma
- *             from shared memory (m64n128k16, K-major), the online softmax on S's
+ *             from shared memory (m64nBNk16, K-major), the online softmax on S's
  *             accumulators, then O += P V with P from registers and V read MN-major
  *             (m64n64k16, one per 64-value half of the head dim).
- * Tiles are 128 rows in 64-value column halves of 16 KB, each 128-byte swizzled as TMA writes
- * it and wgmma reads it (chunk c of row r at c ^ r % 8). Key tiles run from the last to the
- * first, as in the mma.sync kernel (the masked tiles first); tiles wholly above the causal
- * diagonal or outside the window are not loaded. Keys past the sequence's end in its last
- * tile are rows of the next sequence, free cache slots or zeros past the tensor: masked in S,
- * and their V rows zeroed in shared memory before P V (0 x NaN would be NaN). The work order
- * over blocks is the mma.sync kernel's (fai_prefill_args.m_tiles). */
+ * The grid has one block per SM (or one per work item, FAI_PREFILL_SM90_PERSISTENT=0), each
+ * walking the work items (sm90_item_of): the producer loads the next item's tiles while the
+ * consumers finish the last. Tiles are blocks of rows in 64-value column halves, each
+ * 128-byte swizzled as TMA writes it and wgmma reads it (chunk c of row r at c ^ r % 8). Key
+ * tiles run from the last to the first, as in the mma.sync kernel (the masked tiles first);
+ * tiles wholly above the causal diagonal or outside the window are not loaded. Keys past the
+ * sequence's end in its last tile are rows of the next sequence, free cache slots or zeros
+ * past the tensor: masked in S, and their V rows zeroed in shared memory before P V (0 x NaN
+ * would be NaN). */
 #include <cuda.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,23 +37,25 @@
 
 enum {
     SM90_BM = 128,
-    SM90_BN = 128,
     SM90_CONSUMER_THREADS = 256,
     SM90_THREADS = SM90_CONSUMER_THREADS + 128, /* and a producer warpgroup */
     SM90_PRODUCER_REGS = 40,                   /* registers per thread after the split: */
     SM90_CONSUMER_REGS = 232,                  /* 128 x 40 + 256 x 232 <= 65536 */
-    SM90_HALF = 128 * 128, /* bytes of one 64-value column half of a 128-row tile */
     SM90_MAX_STAGES = 4
 };
 
-/* Per head dim: NH 64-value column halves per row; a Q, K or V tile of TILE bytes; STAGES
- * K/V stages (head dim 64 has room for four). */
+/* Per head dim: NH 64-value column halves per row; key tiles of BN keys (64 at head dim 256,
+ * whose O accumulators take 128 registers); Q tiles of QTILE bytes and K or V tiles of
+ * KVTILE, each half of a tile (QHALF, KVHALF bytes) one 128-byte-swizzled block of rows;
+ * STAGES K/V stages (head dim 64 has room for four). */
 template <int D>
 struct sm90_shape {
     static constexpr int NH = D / 64;
-    static constexpr int TILE = NH * SM90_HALF;
+    static constexpr int BN = D == 256 ? 64 : 128;
+    static constexpr int QHALF = SM90_BM * 128, KVHALF = BN * 128;
+    static constexpr int QTILE = NH * QHALF, KVTILE = NH * KVHALF;
     static constexpr int STAGES = D == 64 ? 4 : 2;
-    static constexpr int SMEM = TILE * (1 + 2 * STAGES) + 1024; /* Q, the K/V stages, alignment */
+    static constexpr int SMEM = QTILE + 2 * STAGES * KVTILE + 1024; /* Q, the K/V stages, alignment */
 };
 
 /* The kernel's parameter: the tensor maps of Q, K and V (the TMA reads them from the
@@ -58,17 +64,48 @@ struct sm90_shape {
 typedef struct sm90_params {
     CUtensorMap tq, tk, tv;
     fai_prefill_args a;
+    int32_t pingpong; /* the consumers take turns issuing their wgmmas (sm90_turn) */
 } sm90_params;
 
-/* What differs between FP16 and BF16 here: the two wgmma instructions. */
+/* Ping-pong between the consumer warpgroups (FlashAttention-3's schedule, off unless
+ * FAI_PREFILL_SM90_PINGPONG=1 while it is measured): warpgroup c issues its wgmmas only after
+ * the other has issued its own (named barrier 2 + c, both warpgroups counted), so one's
+ * softmax runs while the other's products keep the tensor cores busy. Warpgroup 1 lets
+ * warpgroup 0 go first. */
+__device__ __forceinline__ void sm90_turn_wait(bool on, int c)
+{
+    if (on) { /* (barrier numbers as immediates: ptxas then reserves only those) */
+        if (c == 0)
+            named_barrier_sync_n<2>(SM90_CONSUMER_THREADS);
+        else
+            named_barrier_sync_n<3>(SM90_CONSUMER_THREADS);
+    }
+}
+
+__device__ __forceinline__ void sm90_turn_pass(bool on, int c)
+{
+    if (on) {
+        if (c == 0)
+            named_barrier_arrive_n<3>(SM90_CONSUMER_THREADS);
+        else
+            named_barrier_arrive_n<2>(SM90_CONSUMER_THREADS);
+    }
+}
+
+/* What differs between FP16 and BF16 here: the wgmma instructions. qk: S (64 x N) = Q K^T
+ * for N = 128 or 64 keys; pv: O (64 x 64) += P V. */
 template <typename T>
 struct sm90_elem;
 
 template <>
 struct sm90_elem<__half> {
-    static __device__ __forceinline__ void qk(float s[64], uint64_t da, uint64_t db, int acc)
+    template <int N>
+    static __device__ __forceinline__ void qk(float *s, uint64_t da, uint64_t db, int acc)
     {
-        wgmma_m64n128k16_f16(s, da, db, acc);
+        if constexpr (N == 128)
+            wgmma_m64n128k16_f16(s, da, db, acc);
+        else
+            wgmma_m64n64k16_f16(s, da, db, acc);
     }
     static __device__ __forceinline__ void pv(float o[32], const uint32_t p[4], uint64_t db)
     {
@@ -78,9 +115,13 @@ struct sm90_elem<__half> {
 
 template <>
 struct sm90_elem<__nv_bfloat16> {
-    static __device__ __forceinline__ void qk(float s[64], uint64_t da, uint64_t db, int acc)
+    template <int N>
+    static __device__ __forceinline__ void qk(float *s, uint64_t da, uint64_t db, int acc)
     {
-        wgmma_m64n128k16_bf16(s, da, db, acc);
+        if constexpr (N == 128)
+            wgmma_m64n128k16_bf16(s, da, db, acc);
+        else
+            wgmma_m64n64k16_bf16(s, da, db, acc);
     }
     static __device__ __forceinline__ void pv(float o[32], const uint32_t p[4], uint64_t db)
     {
@@ -95,7 +136,7 @@ __device__ __forceinline__ uint64_t sm90_desc(const char *p) { return wgmma_desc
 /* The key tiles query tile m0 visits, as the first keys of the first and last (multiples of
  * BN; none when x > y): the mma.sync kernel's bounds (the causal diagonal of the tile's last
  * row; with a window, its edges). Producer and consumers both walk y down to x. */
-template <int MODE>
+template <int MODE, int BN>
 __device__ __forceinline__ int2 sm90_tiles(const fai_prefill_args &a, int m0, int seq_q, int seq_k)
 {
     int nkeys = seq_k, n_first = 0;
@@ -104,27 +145,96 @@ __device__ __forceinline__ int2 sm90_tiles(const fai_prefill_args &a, int m0, in
         const int rl = min(seq_q, m0 + SM90_BM) - 1;
         nkeys = mb.y >= seq_k - 1 - rl ? seq_k : max(0, rl + 1 + mb.y);
         const int64_t first_key = max((int64_t)0, (int64_t)m0 + mb.x);
-        n_first = first_key >= nkeys ? INT_MAX : (int)(first_key / SM90_BN) * SM90_BN;
+        n_first = first_key >= nkeys ? INT_MAX : (int)(first_key / BN) * BN;
     } else if (a.win_right == 0) {
         nkeys = max(0, min(seq_k, min(seq_q, m0 + SM90_BM) + seq_k - seq_q));
     }
-    return make_int2(n_first, ((nkeys + SM90_BN - 1) / SM90_BN - 1) * SM90_BN);
+    return make_int2(n_first, ((nkeys + BN - 1) / BN - 1) * BN);
 }
 
-/* The K or V tile at key n0 of sequence b (KV head kvh) into dst, counted on bar: one box per
- * 64-value half. */
+/* The K and V tiles at key row0 of sequence b (KV head kvh) into sk and sv, counted on bar:
+ * one box per 64-value half, or with a page table one per page the tile spans (boxes of
+ * min(BN, page size) rows: a tile of BN keys starts on a multiple of BN, so it lies in one
+ * page or covers whole pages). The tile's page numbers are read first, all together (one
+ * memory latency a tile, not one a page). Pages of keys at or past seq_k are not looked up
+ * (the table row may end there): page 0 stands in, its rows masked like any key past the
+ * end; page numbers are clamped into the pool as in decode. */
 template <int D>
-__device__ __forceinline__ void sm90_load_kv(char *dst, const CUtensorMap *map, uint64_t *bar,
-                                             const fai_prefill_args &a, int b, int kvh, int row0)
+__device__ __forceinline__ void sm90_load_kv(char *sk, char *sv, const sm90_params &p, uint64_t *bar, int b,
+                                             int kvh, int row0, int seq_k)
 {
+    constexpr int BN = sm90_shape<D>::BN, KVHALF = sm90_shape<D>::KVHALF, MAXP = BN / 16;
+    const fai_prefill_args &a = p.a;
+    if (a.page_table) {
+        const int psize = 1 << a.page_shift, rows = psize < BN ? psize : BN; /* (pages of 16+) */
+        int pg[MAXP];
+#pragma unroll
+        for (int j = 0; j < MAXP; j++) {
+            const int key = row0 + j * rows;
+            pg[j] = 0;
+            if (j * rows < BN && key < seq_k)
+                pg[j] = a.page_table[(int64_t)b * a.page_table_stride + (key >> a.page_shift)];
+        }
+#pragma unroll
+        for (int j = 0; j < MAXP; j++) {
+            if (j * rows >= BN)
+                break;
+            const int page = min(max(pg[j], 0), a.num_pages - 1), r = (row0 + j * rows) & (psize - 1);
+#pragma unroll
+            for (int hb = 0; hb < D / 64; hb++) {
+                tma_load_4d(sk + hb * KVHALF + j * rows * 128, &p.tk, bar, 64 * hb, kvh, r, page);
+                tma_load_4d(sv + hb * KVHALF + j * rows * 128, &p.tv, bar, 64 * hb, kvh, r, page);
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int hb = 0; hb < D / 64; hb++) {
-        if (a.seq_lens)
-            tma_load_4d(dst + hb * SM90_HALF, map, bar, 64 * hb, kvh, row0, b - a.kv_slot_offset);
-        else
-            tma_load_3d(dst + hb * SM90_HALF, map, bar, 64 * hb, kvh, row0);
+        if (a.seq_lens) {
+            tma_load_4d(sk + hb * KVHALF, &p.tk, bar, 64 * hb, kvh, row0, b - a.kv_slot_offset);
+            tma_load_4d(sv + hb * KVHALF, &p.tv, bar, 64 * hb, kvh, row0, b - a.kv_slot_offset);
+        } else {
+            tma_load_3d(sk + hb * KVHALF, &p.tk, bar, 64 * hb, kvh, row0);
+            tma_load_3d(sv + hb * KVHALF, &p.tv, bar, 64 * hb, kvh, row0);
+        }
     }
 }
+
+/* Work item i of the grid: query tile T - 1 - i % T of (sequence, head) i / T, so that a
+ * head's tiles run side by side (its K/V shared in L2) and the heaviest causal tiles start
+ * first; a block also takes tiles t + T, t + 2 T, ... of a longer sequence. Blocks take the
+ * items in rounds of gridDim.x, in snake order (sm90_item_index): when T divides the grid,
+ * round-robin would give a block the same tile index every round (causal: the heaviest
+ * tiles to some blocks, the lightest to others, up to 1.5x apart at 512 keys); alternating
+ * the direction pairs tile t with tile T - 1 - t. A grid of one block per item gives each
+ * block one. */
+__device__ __forceinline__ int64_t sm90_item_index(int64_t round)
+{
+    return round * gridDim.x + ((round & 1) ? gridDim.x - 1 - blockIdx.x : blockIdx.x);
+}
+
+struct sm90_item {
+    int b, h, t0;
+};
+
+__device__ __forceinline__ sm90_item sm90_item_of(const fai_prefill_args &a, int64_t i)
+{
+    const int T = a.m_tiles;
+    const int bh = (int)(i / T);
+    sm90_item it;
+    it.h = bh % a.num_q_heads;
+    it.b = a.batch_offset + bh / a.num_q_heads;
+    it.t0 = T - 1 - (int)(i % T);
+    return it;
+}
+
+/* One query tile's work, published by the producer in shared memory with the tile's Q (the
+ * arrival on q_full releases it): the consumers follow this schedule and never read the
+ * sequence lengths themselves, so the two sides cannot disagree on it (lengths rewritten by
+ * another stream mid-kernel would give wrong numbers, not a hang). done: no more tiles. */
+struct sm90_work {
+    int h, m0, seq_q, seq_k, q0, n_first, n_last, done;
+};
 
 template <typename Elem, int D, int MODE>
 __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __grid_constant__ sm90_params p)
@@ -133,12 +243,14 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
     using E = sm90_elem<Elem>;
     using P = prefill_elem<Elem>;
     using S = sm90_shape<D>;
+    constexpr int BN = S::BN, NS = BN / 2; /* S values per thread */
     constexpr bool VARIANTS = MODE >= FAI_PREFILL_WINDOW, SOFTCAP = MODE == FAI_PREFILL_SOFTCAP;
     const fai_prefill_args &a = p.a;
     extern __shared__ char smem_raw[];
     char *sq = smem_raw + ((1024 - (ptx_smem_addr(smem_raw) & 1023)) & 1023); /* swizzle atoms: 1024-aligned */
-    /* stage s: K at sq + S::TILE (1 + 2 s), V one tile after it */
+    char *stages = sq + S::QTILE; /* stage s: K at stages + 2 s KVTILE, V one tile after it */
     __shared__ uint64_t full[SM90_MAX_STAGES], empty[SM90_MAX_STAGES], q_full, q_empty;
+    __shared__ sm90_work work;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0) {
         for (int s = 0; s < S::STAGES; s++) {
@@ -146,18 +258,14 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
             mbar_init(&empty[s], 8); /* one arrival per consumer warp */
         }
         mbar_init(&q_full, 1);
-        mbar_init(&q_empty, 8);
+        /* every consumer thread arrives: each releases its own read of the work record (a
+         * lane-0 arrival would not order the other lanes' reads before the producer's rewrite) */
+        mbar_init(&q_empty, SM90_CONSUMER_THREADS);
         mbar_fence_init();
     }
     __syncthreads();
-
     const int T = a.m_tiles;
-    const int bh = blockIdx.x / T;
-    const int h = bh % a.num_q_heads, b = a.batch_offset + bh / a.num_q_heads, kvh = h / a.group;
-    const int2 qr = cu_range(a.cu_q, b, a.total_q), kr = key_range(a, b);
-    const int seq_q = qr.y - qr.x, seq_k = kr.y - kr.x;
-    if (a.skip_decode_rows && seq_q == 1)
-        return; /* a decode row: the decode kernel of the same call writes it */
+    const int64_t items = (int64_t)a.batch * a.num_q_heads * T;
 
     if (warp >= SM90_CONSUMER_THREADS / 32) { /* the producer warpgroup: one thread works */
         setmaxnreg_dec<SM90_PRODUCER_REGS>();
@@ -167,216 +275,267 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
         tma_prefetch_map(&p.tk);
         tma_prefetch_map(&p.tv);
         uint32_t st = 0, ph = 0, qph = 0;
-        for (int t = T - 1 - (int)(blockIdx.x % T); (int64_t)t * SM90_BM < seq_q; t += T) {
-            const int m0 = t * SM90_BM;
-            const int2 tiles = sm90_tiles<MODE>(a, m0, seq_q, seq_k);
-            mbar_wait(&q_empty, qph ^ 1); /* the consumers are done with the last tile's Q */
-            qph ^= 1;
-            mbar_arrive_expect_tx(&q_full, S::TILE);
+        for (int64_t r = 0, i = sm90_item_index(0); i < items; i = sm90_item_index(++r)) {
+            const sm90_item it = sm90_item_of(a, i);
+            const int kvh = it.h / a.group;
+            const int2 qr = cu_range(a.cu_q, it.b, a.total_q), kr = key_range(a, it.b);
+            const int seq_q = qr.y - qr.x, seq_k = kr.y - kr.x;
+            if (a.skip_decode_rows && seq_q == 1)
+                continue; /* a decode row: the decode kernel of the same call writes it */
+            for (int t = it.t0; (int64_t)t * SM90_BM < seq_q; t += T) {
+                const int m0 = t * SM90_BM;
+                const int2 tiles = sm90_tiles<MODE, BN>(a, m0, seq_q, seq_k);
+                /* The tile's K/V go into the ring as stages free up (the last item's tiles
+                 * still in use); its Q and work record once the consumers are past their last
+                 * S = Q K^T (q_empty), after the first K/V tile is on its way. */
+                bool q_sent = false;
+                for (int n0 = tiles.y; n0 >= tiles.x || !q_sent; n0 -= BN) {
+                    if (n0 >= tiles.x) {
+                        mbar_wait(&empty[st], ph ^ 1);
+                        char *sk = stages + 2 * st * S::KVTILE;
+                        mbar_arrive_expect_tx(&full[st], 2 * S::KVTILE);
+                        sm90_load_kv<D>(sk, sk + S::KVTILE, p, &full[st], it.b, kvh, kr.x + n0, seq_k);
+                        if (++st == S::STAGES) {
+                            st = 0;
+                            ph ^= 1;
+                        }
+                    }
+                    if (!q_sent) {
+                        mbar_wait(&q_empty, qph ^ 1);
+                        qph ^= 1;
+                        work.h = it.h;
+                        work.m0 = m0;
+                        work.seq_q = seq_q;
+                        work.seq_k = seq_k;
+                        work.q0 = qr.x;
+                        work.n_first = tiles.x;
+                        work.n_last = tiles.y;
+                        work.done = 0;
+                        mbar_arrive_expect_tx(&q_full, S::QTILE);
 #pragma unroll
-            for (int hb = 0; hb < S::NH; hb++)
-                tma_load_3d(sq + hb * SM90_HALF, &p.tq, &q_full, 64 * hb, h, qr.x + m0);
-            for (int n0 = tiles.y; n0 >= tiles.x; n0 -= SM90_BN) {
-                mbar_wait(&empty[st], ph ^ 1);
-                char *sk = sq + S::TILE * (1 + 2 * st);
-                mbar_arrive_expect_tx(&full[st], 2 * S::TILE);
-                sm90_load_kv<D>(sk, &p.tk, &full[st], a, b, kvh, kr.x + n0);
-                sm90_load_kv<D>(sk + S::TILE, &p.tv, &full[st], a, b, kvh, kr.x + n0);
-                if (++st == S::STAGES) {
-                    st = 0;
-                    ph ^= 1;
+                        for (int hb = 0; hb < S::NH; hb++)
+                            tma_load_3d(sq + hb * S::QHALF, &p.tq, &q_full, 64 * hb, it.h, qr.x + m0);
+                        q_sent = true;
+                    }
                 }
             }
         }
+        mbar_wait(&q_empty, qph ^ 1); /* the consumers have read the last record */
+        work.done = 1;
+        mbar_arrive(&q_full);
         return;
     }
 
     /* The consumers: warpgroup c, warp w of it, rows 16 w + lane / 4 (+ 8) of its 64. */
     setmaxnreg_inc<SM90_CONSUMER_REGS>();
     const int c = warp >> 2, w = warp & 3, quad = lane & 3;
-    const int off = seq_k - seq_q; /* row i's diagonal key is i + off */
-    const bool causal = a.win_right == 0;
-    float slope = 0.0f; /* ALiBi slope in the exp2 domain (calls with ALiBi run a variants kernel) */
-    if (VARIANTS && a.alibi)
-        slope = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h] : fai_alibi_standard_slope(h, a.num_q_heads));
     const char *sqc = sq + c * 64 * 128; /* the warpgroup's 64 rows of each Q half */
+    const bool pp = p.pingpong != 0;
+    if (c == 1)
+        sm90_turn_pass(pp, 1); /* warpgroup 0 first */
+    const bool causal = a.win_right == 0;
     uint32_t st = 0, ph = 0, qph = 0;
-    for (int t = T - 1 - (int)(blockIdx.x % T); (int64_t)t * SM90_BM < seq_q; t += T) {
-        const int m0 = t * SM90_BM;
-        const int2 tiles = sm90_tiles<MODE>(a, m0, seq_q, seq_k);
-        const int wr0 = m0 + c * 64 + 16 * w; /* the warp's first row */
-        float acc[S::NH][32], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-#pragma unroll
-        for (int hb = 0; hb < S::NH; hb++)
-#pragma unroll
-            for (int j = 0; j < 32; j++)
-                acc[hb][j] = 0.0f;
+    for (;;) {
         mbar_wait(&q_full, qph);
         qph ^= 1;
-        for (int n0 = tiles.y; n0 >= tiles.x; n0 -= SM90_BN) {
-            mbar_wait(&full[st], ph);
-            const char *sk = sq + S::TILE * (1 + 2 * st);
-            char *sv = sq + S::TILE * (2 + 2 * st);
-            if (n0 + SM90_BN > seq_k) {
-                /* The ragged end: zero the V rows past the sequence (both warpgroups read
-                 * them), then make the zeros visible to wgmma before either goes on. */
-                const int valid = seq_k - n0;
-                for (int i = threadIdx.x; i < (SM90_BN - valid) * (D / 8); i += SM90_CONSUMER_THREADS) {
-                    const int r = valid + i / (D / 8), ch = i % (D / 8);
-                    *reinterpret_cast<uint4 *>(sv + (ch >> 3) * SM90_HALF + r * 128 + (ch & 7) * 16) =
-                        make_uint4(0, 0, 0, 0);
-                }
-                fence_proxy_async_smem();
-                named_barrier_sync(1, SM90_CONSUMER_THREADS);
-            }
-
-            /* S = Q K^T: k-steps of 16 dims, 32 bytes apart in a swizzled row, four per column
-             * half. */
-            float s[64];
-#pragma unroll
-            for (int j = 0; j < 64; j++)
-                s[j] = 0.0f;
-            wgmma_fence();
-#pragma unroll
-            for (int ks = 0; ks < D / 16; ks++) {
-                const int o = (ks >> 2) * SM90_HALF + (ks & 3) * 32;
-                E::qk(s, sm90_desc(sqc + o), sm90_desc(sk + o), ks > 0);
-            }
-            wgmma_commit();
-            wgmma_wait<0>();
-#pragma unroll
-            for (int j = 0; j < 64; j++)
-                wgmma_fence_acc(s[j]);
-
-            /* Soft-cap, scale, ALiBi bias and masks, as in the mma.sync kernel. s[j] is row
-             * wr0 + lane / 4 + 8 ((j / 2) % 2), key n0 + 8 (j / 4) + 2 (lane % 4) + j % 2. Only
-             * the ragged end, the tiles on the causal diagonal or the window's edges, and ALiBi
-             * take the masked path. */
-            const int2 mb = VARIANTS ? mask_bounds(a, seq_q, seq_k) : make_int2(0, 0);
-            const bool need_mask = n0 + SM90_BN > seq_k ||
-                                   (VARIANTS ? n0 + SM90_BN - 1 - wr0 > mb.y || n0 - (wr0 + 15) < mb.x
-                                             : causal && n0 + SM90_BN - 1 > wr0 + off);
-            if (SOFTCAP) {
-#pragma unroll
-                for (int j = 0; j < 64; j++)
-                    s[j] = softcap_tanh(s[j] * a.softcap_scale);
-            }
-            float sc = a.scale_log2;
-            if (need_mask || (VARIANTS && a.alibi)) {
-                sc = 1.0f;
-                /* key - row of s[0], and of s[j] that plus a constant: kept in one register (a
-                 * row and a key per element held 64 of them and spilled) */
-                const int dk0 = n0 + 2 * quad - (wr0 + (lane >> 2));
-#pragma unroll
-                for (int j = 0; j < 64; j++) {
-                    const int dj = 8 * (j >> 2) + (j & 1) - 8 * ((j >> 1) & 1), dk = dk0 + dj;
-                    const bool past = 8 * (j >> 2) + (j & 1) >= seq_k - n0 - 2 * quad; /* key >= seq_k */
-                    const bool out = VARIANTS ? past || dk > mb.y || dk < mb.x : past || (causal && dk > off);
-                    s[j] = out ? -INFINITY
-                               : VARIANTS ? s[j] * a.scale_log2 - slope * fabsf((float)(off - dk)) : s[j] * a.scale_log2;
-                }
-            }
-            float alpha[2];
-            bool grew = false;
-#pragma unroll
-            for (int hr = 0; hr < 2; hr++) {
-                float mx = -INFINITY;
-#pragma unroll
-                for (int j = 0; j < 64; j += 4)
-                    mx = fmaxf(mx, fmaxf(s[j + 2 * hr], s[j + 2 * hr + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float mnew = fmaxf(m[hr], mx * sc);
-                const float base = safe_max(mnew);
-                alpha[hr] = ptx_exp2(m[hr] - base);
-                grew |= mnew != m[hr];
-                m[hr] = mnew;
-                float sum = 0.0f;
-#pragma unroll
-                for (int j = 0; j < 64; j += 4) {
-                    s[j + 2 * hr] = ptx_exp2(fmaf(s[j + 2 * hr], sc, -base));
-                    s[j + 2 * hr + 1] = ptx_exp2(fmaf(s[j + 2 * hr + 1], sc, -base));
-                    sum += s[j + 2 * hr] + s[j + 2 * hr + 1];
-                }
-                l[hr] = l[hr] * alpha[hr] + sum;
-            }
-            if (__any_sync(0xffffffffu, grew)) {
-#pragma unroll
-                for (int hb = 0; hb < S::NH; hb++)
-#pragma unroll
-                    for (int j = 0; j < 32; j++)
-                        acc[hb][j] *= alpha[(j >> 1) & 1];
-            }
-
-            /* P as the A fragments of the eight 16-key k-steps of P V: keys 16 ks .. 16 ks + 15
-             * are s[8 ks .. 8 ks + 7]. */
-            uint32_t pf[SM90_BN / 16][4];
-#pragma unroll
-            for (int ks = 0; ks < SM90_BN / 16; ks++) {
-                pf[ks][0] = P::pack(s[8 * ks + 0], s[8 * ks + 1]);
-                pf[ks][1] = P::pack(s[8 * ks + 2], s[8 * ks + 3]);
-                pf[ks][2] = P::pack(s[8 * ks + 4], s[8 * ks + 5]);
-                pf[ks][3] = P::pack(s[8 * ks + 6], s[8 * ks + 7]);
-            }
-            /* O += P V: V's rows are keys (MN-major for the head-dim columns), 16 keys =
-             * 2048 bytes per k-step, one 64-column half per accumulator half. */
-            wgmma_fence();
-#pragma unroll
-            for (int hb = 0; hb < S::NH; hb++)
-#pragma unroll
-                for (int ks = 0; ks < SM90_BN / 16; ks++)
-                    E::pv(acc[hb], pf[ks], sm90_desc(sv + hb * SM90_HALF + ks * 2048));
-            wgmma_commit();
-            wgmma_wait<0>();
+        const sm90_work wk = work;
+        if (wk.done)
+            break;
+        {
+            const int h = wk.h, m0 = wk.m0, seq_q = wk.seq_q, seq_k = wk.seq_k;
+            const int2 tiles = make_int2(wk.n_first, wk.n_last);
+            const int off = seq_k - seq_q; /* row i's diagonal key is i + off */
+            float slope = 0.0f; /* ALiBi slope in the exp2 domain (calls with ALiBi run a variants kernel) */
+            if (VARIANTS && a.alibi)
+                slope = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h] : fai_alibi_standard_slope(h, a.num_q_heads));
+            const int wr0 = m0 + c * 64 + 16 * w; /* the warp's first row */
+            float acc[S::NH][32], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 #pragma unroll
             for (int hb = 0; hb < S::NH; hb++)
 #pragma unroll
                 for (int j = 0; j < 32; j++)
-                    wgmma_fence_acc(acc[hb][j]);
-            if (lane == 0)
-                mbar_arrive(&empty[st]); /* this warp is done with the stage */
-            if (++st == S::STAGES) {
-                st = 0;
-                ph ^= 1;
-            }
-        }
-        if (lane == 0)
-            mbar_arrive(&q_empty); /* and with Q */
+                    acc[hb][j] = 0.0f;
+            if (tiles.x > tiles.y) /* no key tile: done with Q (and the record) at once */
+                mbar_arrive(&q_empty);
+            for (int n0 = tiles.y; n0 >= tiles.x; n0 -= BN) {
+                mbar_wait(&full[st], ph);
+                const char *sk = stages + 2 * st * S::KVTILE;
+                char *sv = stages + (2 * st + 1) * S::KVTILE;
+                if (n0 + BN > seq_k) {
+                    /* The ragged end: zero the V rows past the sequence (both warpgroups read
+                     * them), then make the zeros visible to wgmma before either goes on. */
+                    const int valid = seq_k - n0;
+                    for (int e = threadIdx.x; e < (BN - valid) * (D / 8); e += SM90_CONSUMER_THREADS) {
+                        const int r = valid + e / (D / 8), ch = e % (D / 8);
+                        *reinterpret_cast<uint4 *>(sv + (ch >> 3) * S::KVHALF + r * 128 + (ch & 7) * 16) =
+                            make_uint4(0, 0, 0, 0);
+                    }
+                    fence_proxy_async_smem();
+                    named_barrier_sync(1, SM90_CONSUMER_THREADS);
+                }
 
-        /* Epilogue: the sink joins each row's sum (its max moves up to the sink if that is
-         * larger), normalize, LSE from the quad leader, 4-byte stores of column pairs. */
-        const float *sinks = VARIANTS ? a.sinks : NULL;
-        const float sink = sinks ? sinks[h] * FAI_LOG2E : -INFINITY;
-        Elem *og = (Elem *)a.o + (int64_t)qr.x * a.o_token_stride + (int64_t)h * a.o_head_stride;
+                /* S = Q K^T: k-steps of 16 dims, 32 bytes apart in a swizzled row, four per
+                 * column half. */
+                float s[NS];
 #pragma unroll
-        for (int hr = 0; hr < 2; hr++) {
-            float sum = l[hr];
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            float mx = m[hr], keep = 1.0f; /* keep: the accumulators' share after the sink */
-            if (sinks) {
-                const float mnew = fmaxf(mx, sink), base = safe_max(mnew);
-                keep = ptx_exp2(mx - base); /* 0 for a row that saw no key */
-                sum = sum * keep + ptx_exp2(sink - base);
-                mx = mnew;
+                for (int j = 0; j < NS; j++) {
+                    s[j] = 0.0f;
+                    wgmma_fence_acc(s[j]); /* written before the fence, not moved past it */
+                }
+                sm90_turn_wait(pp, c);
+                wgmma_fence();
+#pragma unroll
+                for (int ks = 0; ks < D / 16; ks++)
+                    E::template qk<BN>(s, sm90_desc(sqc + (ks >> 2) * S::QHALF + (ks & 3) * 32),
+                                       sm90_desc(sk + (ks >> 2) * S::KVHALF + (ks & 3) * 32), ks > 0);
+                wgmma_commit();
+                sm90_turn_pass(pp, c);
+                wgmma_wait<0>();
+#pragma unroll
+                for (int j = 0; j < NS; j++)
+                    wgmma_fence_acc(s[j]);
+                if (n0 - BN < tiles.x)
+                    mbar_arrive(&q_empty); /* the tile's last read of Q: the next Q may come */
+
+                /* Soft-cap, scale, ALiBi bias and masks, as in the mma.sync kernel. s[j] is row
+                 * wr0 + lane / 4 + 8 ((j / 2) % 2), key n0 + 8 (j / 4) + 2 (lane % 4) + j % 2.
+                 * Only the ragged end, the tiles on the causal diagonal or the window's edges,
+                 * and ALiBi take the masked path. */
+                const int2 mb = VARIANTS ? mask_bounds(a, seq_q, seq_k) : make_int2(0, 0);
+                const bool need_mask = n0 + BN > seq_k ||
+                                       (VARIANTS ? n0 + BN - 1 - wr0 > mb.y || n0 - (wr0 + 15) < mb.x
+                                                 : causal && n0 + BN - 1 > wr0 + off);
+                if (SOFTCAP) {
+#pragma unroll
+                    for (int j = 0; j < NS; j++)
+                        s[j] = softcap_tanh(s[j] * a.softcap_scale);
+                }
+                float sc = a.scale_log2;
+                if (need_mask || (VARIANTS && a.alibi)) {
+                    sc = 1.0f;
+                    /* key - row of s[0], and of s[j] that plus a constant: kept in one register
+                     * (a row and a key per element held 64 of them and spilled) */
+                    const int dk0 = n0 + 2 * quad - (wr0 + (lane >> 2));
+#pragma unroll
+                    for (int j = 0; j < NS; j++) {
+                        const int dj = 8 * (j >> 2) + (j & 1) - 8 * ((j >> 1) & 1), dk = dk0 + dj;
+                        const bool past = 8 * (j >> 2) + (j & 1) >= seq_k - n0 - 2 * quad; /* key >= seq_k */
+                        const bool out = VARIANTS ? past || dk > mb.y || dk < mb.x : past || (causal && dk > off);
+                        s[j] = out ? -INFINITY
+                                   : VARIANTS ? s[j] * a.scale_log2 - slope * fabsf((float)(off - dk))
+                                              : s[j] * a.scale_log2;
+                    }
+                }
+                float alpha[2];
+                bool grew = false;
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    float mx = -INFINITY;
+#pragma unroll
+                    for (int j = 0; j < NS; j += 4)
+                        mx = fmaxf(mx, fmaxf(s[j + 2 * hr], s[j + 2 * hr + 1]));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                    const float mnew = fmaxf(m[hr], mx * sc);
+                    const float base = safe_max(mnew);
+                    alpha[hr] = ptx_exp2(m[hr] - base);
+                    grew |= mnew != m[hr];
+                    m[hr] = mnew;
+                    float sum = 0.0f;
+#pragma unroll
+                    for (int j = 0; j < NS; j += 4) {
+                        s[j + 2 * hr] = ptx_exp2(fmaf(s[j + 2 * hr], sc, -base));
+                        s[j + 2 * hr + 1] = ptx_exp2(fmaf(s[j + 2 * hr + 1], sc, -base));
+                        sum += s[j + 2 * hr] + s[j + 2 * hr + 1];
+                    }
+                    l[hr] = l[hr] * alpha[hr] + sum;
+                }
+                if (__any_sync(0xffffffffu, grew)) {
+#pragma unroll
+                    for (int hb = 0; hb < S::NH; hb++)
+#pragma unroll
+                        for (int j = 0; j < 32; j++)
+                            acc[hb][j] *= alpha[(j >> 1) & 1];
+                }
+
+                /* P as the A fragments of the 16-key k-steps of P V: keys 16 ks .. 16 ks + 15
+                 * are s[8 ks .. 8 ks + 7]. */
+                uint32_t pf[BN / 16][4];
+#pragma unroll
+                for (int ks = 0; ks < BN / 16; ks++) {
+                    pf[ks][0] = P::pack(s[8 * ks + 0], s[8 * ks + 1]);
+                    pf[ks][1] = P::pack(s[8 * ks + 2], s[8 * ks + 3]);
+                    pf[ks][2] = P::pack(s[8 * ks + 4], s[8 * ks + 5]);
+                    pf[ks][3] = P::pack(s[8 * ks + 6], s[8 * ks + 7]);
+                }
+                /* O += P V: V's rows are keys (MN-major for the head-dim columns), 16 keys =
+                 * 2048 bytes per k-step, one 64-column half per accumulator half. */
+#pragma unroll
+                for (int hb = 0; hb < S::NH; hb++)
+#pragma unroll
+                    for (int j = 0; j < 32; j++)
+                        wgmma_fence_acc(acc[hb][j]); /* the rescale is done before the fence */
+#pragma unroll
+                for (int ks = 0; ks < BN / 16; ks++)
+#pragma unroll
+                    for (int r = 0; r < 4; r++)
+                        wgmma_fence_reg(pf[ks][r]);
+                sm90_turn_wait(pp, c);
+                wgmma_fence();
+#pragma unroll
+                for (int hb = 0; hb < S::NH; hb++)
+#pragma unroll
+                    for (int ks = 0; ks < BN / 16; ks++)
+                        E::pv(acc[hb], pf[ks], sm90_desc(sv + hb * S::KVHALF + ks * 2048));
+                wgmma_commit();
+                sm90_turn_pass(pp, c);
+                wgmma_wait<0>();
+#pragma unroll
+                for (int hb = 0; hb < S::NH; hb++)
+#pragma unroll
+                    for (int j = 0; j < 32; j++)
+                        wgmma_fence_acc(acc[hb][j]);
+                if (lane == 0)
+                    mbar_arrive(&empty[st]); /* this warp is done with the stage */
+                if (++st == S::STAGES) {
+                    st = 0;
+                    ph ^= 1;
+                }
             }
-            const float inv = sum > 0.0f ? keep / sum : 0.0f;
-            const int row = wr0 + (lane >> 2) + 8 * hr;
-            if (row >= seq_q)
-                continue;
-            if (a.lse && quad == 0)
-                a.lse[((int64_t)qr.x + row) * a.num_q_heads + h] =
-                    sum > 0.0f ? (safe_max(mx) + __log2f(sum)) * FAI_LN2 : -INFINITY;
+
+            /* Epilogue: the sink joins each row's sum (its max moves up to the sink if that is
+             * larger), normalize, LSE from the quad leader, 4-byte stores of column pairs. */
+            const float *sinks = VARIANTS ? a.sinks : NULL;
+            const float sink = sinks ? sinks[h] * FAI_LOG2E : -INFINITY;
+            Elem *og = (Elem *)a.o + (int64_t)wk.q0 * a.o_token_stride + (int64_t)h * a.o_head_stride;
 #pragma unroll
-            for (int hb = 0; hb < S::NH; hb++)
+            for (int hr = 0; hr < 2; hr++) {
+                float sum = l[hr];
+                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+                float mx = m[hr];
+                const float keep = sinks ? sink_fold(sink, mx, sum) : 1.0f; /* the accumulators' share */
+                const float inv = sum > 0.0f ? keep / sum : 0.0f;
+                const int row = wr0 + (lane >> 2) + 8 * hr;
+                if (row >= seq_q)
+                    continue;
+                if (a.lse && quad == 0)
+                    a.lse[((int64_t)wk.q0 + row) * a.num_q_heads + h] =
+                        sum > 0.0f ? (safe_max(mx) + __log2f(sum)) * FAI_LN2 : -INFINITY;
 #pragma unroll
-                for (int j = 2 * hr; j < 32; j += 4)
-                    ptx_st_u32(og + (int64_t)row * a.o_token_stride + 64 * hb + 8 * (j >> 2) + 2 * quad,
-                               P::pack(acc[hb][j] * inv, acc[hb][j + 1] * inv));
+                for (int hb = 0; hb < S::NH; hb++)
+#pragma unroll
+                    for (int j = 2 * hr; j < 32; j += 4)
+                        ptx_st_u32(og + (int64_t)row * a.o_token_stride + 64 * hb + 8 * (j >> 2) + 2 * quad,
+                                   P::pack(acc[hb][j] * inv, acc[hb][j + 1] * inv));
+            }
         }
     }
+    if (c == 0)
+        sm90_turn_wait(pp, 0); /* warpgroup 1's last pass: no barrier is left half-arrived */
 #else
     (void)p;
+    __trap(); /* never launched without sm_90a code (the launcher checks): fail loudly if it is */
 #endif
 }
 
@@ -400,10 +559,11 @@ static sm90_encode_fn sm90_lookup_encode(void)
 }
 
 /* The map of a [rows, heads, d] view (element strides), or with slots > 0 of a
- * [slots, rows, heads, d] cache (slot_stride), read in boxes of 128 rows x 64 values,
+ * [slots, rows, heads, d] cache (slot_stride), read in boxes of box_rows rows x 64 values,
  * 128-byte swizzled; false when the TMA cannot describe it (alignment, strides). */
 static bool sm90_map(sm90_encode_fn encode, CUtensorMap *map, const void *base, int dtype, int d, int rows,
-                     int heads, int64_t token_stride, int64_t head_stride, int slots, int64_t slot_stride)
+                     int heads, int64_t token_stride, int64_t head_stride, int slots, int64_t slot_stride,
+                     int box_rows)
 {
     const int64_t limit = (int64_t)1 << 39; /* strides in bytes must stay under 2^40 */
     if (((uintptr_t)base & 15) || (token_stride & 7) || (head_stride & 7) || rows <= 0 || heads <= 0 ||
@@ -413,7 +573,7 @@ static bool sm90_map(sm90_encode_fn encode, CUtensorMap *map, const void *base, 
     const cuuint64_t dims[4] = {(cuuint64_t)d, (cuuint64_t)heads, (cuuint64_t)rows, (cuuint64_t)slots};
     const cuuint64_t strides[3] = {(cuuint64_t)head_stride * 2, (cuuint64_t)token_stride * 2,
                                    (cuuint64_t)slot_stride * 2};
-    const cuuint32_t box[4] = {64, 1, SM90_BN, 1}, unit[4] = {1, 1, 1, 1};
+    const cuuint32_t box[4] = {64, 1, (cuuint32_t)box_rows, 1}, unit[4] = {1, 1, 1, 1};
     return encode(map, dtype == FAI_DTYPE_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
                   slots > 0 ? 4 : 3, (void *)base, dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
@@ -436,10 +596,10 @@ static sm90_kernel_fn sm90_pick_mode(int mode)
 }
 
 template <typename T>
-static sm90_kernel_fn sm90_pick(int d, int mode, int *smem)
+static sm90_kernel_fn sm90_pick(int d, int mode)
 {
-    *smem = d == 64 ? sm90_shape<64>::SMEM : sm90_shape<128>::SMEM;
-    return d == 64 ? sm90_pick_mode<T, 64>(mode) : d == 128 ? sm90_pick_mode<T, 128>(mode) : NULL;
+    return d == 64 ? sm90_pick_mode<T, 64>(mode) : d == 128 ? sm90_pick_mode<T, 128>(mode)
+                   : d == 256 ? sm90_pick_mode<T, 256>(mode) : NULL;
 }
 
 extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int mode, int paged, cudaStream_t stream,
@@ -452,10 +612,16 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     const char *env = getenv("FAI_PREFILL_SM90");
     const int need = env && env[0] == '0' ? 3 : env && env[0] == '1' ? 1 : 2;
     const int d = args->head_dim;
-    /* 128-row blocks (the planner's tile count is for them), a contiguous cache or packed K/V */
-    if (args->sm90 < need || paged || (d != 64 && d != 128) ||
-        FAI_PREFILL_BM_OF(args->mt) != SM90_BM || ((uintptr_t)args->o & 3) || (args->o_token_stride & 1) ||
-        (args->o_head_stride & 1) || (args->dtype != FAI_DTYPE_FP16 && args->dtype != FAI_DTYPE_BF16))
+    /* Head dims 64 and 128 where the planner chose 128-row tiles (its small-grid 64-row
+     * kernel keeps small grids); 256 always (its mma.sync kernel has 64-row tiles: the tile
+     * count is halved, rounding up). A contiguous cache or packed K/V. */
+    const int bm = FAI_PREFILL_BM_OF(args->mt);
+    /* (a paged cache: pages of 16+ keys, each read as TMA boxes of up to BN rows; smaller
+     * pages would take too many boxes a tile) */
+    if (args->sm90 < need || (paged && args->page_shift < 4) || (d != 64 && d != 128 && d != 256) ||
+        (d != 256 && bm != SM90_BM) ||
+        ((uintptr_t)args->o & 3) || (args->o_token_stride & 1) || (args->o_head_stride & 1) ||
+        (args->dtype != FAI_DTYPE_FP16 && args->dtype != FAI_DTYPE_BF16))
         return FAI_SUCCESS;
     /* looked up once, on the first call the kernel could serve (no other GPU pays for it) */
     static const sm90_encode_fn encode = sm90_lookup_encode();
@@ -464,30 +630,45 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     sm90_params p;
     memset(&p, 0, sizeof p);
     p.a = *args;
+    p.a.m_tiles = (int32_t)(((int64_t)args->m_tiles * bm + SM90_BM - 1) / SM90_BM);
+    const int bn = d == 256 ? sm90_shape<256>::BN : sm90_shape<128>::BN;
+    const int smem = d == 64 ? sm90_shape<64>::SMEM : d == 128 ? sm90_shape<128>::SMEM : sm90_shape<256>::SMEM;
     /* a contiguous cache: sequence b in slot b - kv_slot_offset, `capacity` rows each */
-    const int slots = args->seq_lens ? args->batch_offset + args->batch - args->kv_slot_offset : 0;
-    const int krows = args->seq_lens ? args->capacity : args->total_k;
+    /* K/V as the TMA sees them: packed [total_k, heads, d]; a contiguous cache's slots (sequence
+     * b in slot b - kv_slot_offset, capacity rows each); a paged cache's pages (page_size rows
+     * each, read in boxes of up to bn rows) */
+    const int page_size = paged ? 1 << args->page_shift : 0;
+    const int slots = paged ? args->num_pages
+                            : args->seq_lens ? args->batch_offset + args->batch - args->kv_slot_offset : 0;
+    const int krows = paged ? page_size : args->seq_lens ? args->capacity : args->total_k;
+    const int kbox = paged && page_size < bn ? page_size : bn;
     if ((args->seq_lens && slots <= 0) ||
         !sm90_map(encode, &p.tq, args->q, args->dtype, d, args->total_q, args->num_q_heads, args->q_token_stride,
-                  args->q_head_stride, 0, 0) ||
+                  args->q_head_stride, 0, 0, SM90_BM) ||
         !sm90_map(encode, &p.tk, args->k, args->dtype, d, krows, args->num_kv_heads, args->k_token_stride,
-                  args->k_head_stride, slots, args->kv_seq_stride) ||
+                  args->k_head_stride, slots, args->kv_seq_stride, kbox) ||
         !sm90_map(encode, &p.tv, args->v, args->dtype, d, krows, args->num_kv_heads, args->v_token_stride,
-                  args->v_head_stride, slots, args->kv_seq_stride))
+                  args->v_head_stride, slots, args->kv_seq_stride, kbox))
         return FAI_SUCCESS; /* the mma.sync kernel takes it */
     /* ALiBi runs in the variants' kernel (the plain one leaves its bias out: registers) */
     if (mode == FAI_PREFILL_PLAIN && args->alibi)
         mode = FAI_PREFILL_WINDOW;
-    int smem = 0;
-    sm90_kernel_fn kernel = args->dtype == FAI_DTYPE_BF16 ? sm90_pick<__nv_bfloat16>(d, mode, &smem)
-                                                          : sm90_pick<__half>(d, mode, &smem);
+    sm90_kernel_fn kernel = args->dtype == FAI_DTYPE_BF16 ? sm90_pick<__nv_bfloat16>(d, mode)
+                                                          : sm90_pick<__half>(d, mode);
     if (!kernel)
         return FAI_SUCCESS;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess)
         return fai_error(FAI_ERROR_EXECUTION_FAILED, "fai_prefill: cudaFuncSetAttribute (%d bytes of shared memory): %s",
                          smem, cudaGetErrorString(err));
-    const int64_t blocks = (int64_t)args->batch * args->num_q_heads * args->m_tiles;
+    /* One block per SM walking the work items (its producer loads the next item's tiles while
+     * the consumers finish this one), or with FAI_PREFILL_SM90_PERSISTENT=0 one block per item. */
+    const int64_t items = (int64_t)args->batch * args->num_q_heads * p.a.m_tiles;
+    const char *persist = getenv("FAI_PREFILL_SM90_PERSISTENT");
+    const int64_t sms = args->num_sms > 0 ? args->num_sms : items;
+    const int64_t blocks = persist && persist[0] == '0' ? items : items < sms ? items : sms;
+    const char *pingpong = getenv("FAI_PREFILL_SM90_PINGPONG");
+    p.pingpong = pingpong && pingpong[0] == '1';
     *launched = 1;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)blocks);

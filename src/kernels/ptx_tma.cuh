@@ -149,4 +149,17 @@ __device__ __forceinline__ void named_barrier_sync(int id, int threads)
     asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
 
+/* The same with the barrier number an immediate (ptxas reserves barriers by the numbers it
+ * can see: a run-time number reserves all 16), and an arrival that does not wait (the
+ * signalling side of a handoff: `threads` counts the arriving and the waiting together). */
+template <int ID> __device__ __forceinline__ void named_barrier_sync_n(int threads)
+{
+    asm volatile("bar.sync %0, %1;" ::"n"(ID), "r"(threads) : "memory");
+}
+
+template <int ID> __device__ __forceinline__ void named_barrier_arrive_n(int threads)
+{
+    asm volatile("bar.arrive %0, %1;" ::"n"(ID), "r"(threads) : "memory");
+}
+
 #endif

@@ -75,29 +75,35 @@ template <int N> __device__ __forceinline__ void wgmma_wait()
         "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),    \
         "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
 
-/* d (64 x 64, FP32, 32 per thread) = A x B + (accumulate ? d : 0), FP16 operands from shared
- * memory, both K-major (the transpose immediates 0). */
-__device__ __forceinline__ void wgmma_m64n64k16_f16(float d[32], uint64_t desc_a, uint64_t desc_b, int accumulate)
-{
+/* d (64 x 64, FP32, 32 per thread) = A x B + (accumulate ? d : 0), operands from shared memory,
+ * both K-major (the transpose immediates 0); TYPE f16 or bf16. */
+#define FAI_WGMMA_SS_N64(name, TYPE)                                                                       \
+    __device__ __forceinline__ void name(float d[32], uint64_t desc_a, uint64_t desc_b, int accumulate)         \
+    {                                                                                                       \
+        FAI_WGMMA_SS_N64_BODY(TYPE)                                                                         \
+    }
 #if FAI_HAS_WGMMA
-    asm volatile("{\n"
-                 ".reg .pred p;\n"
-                 "setp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-                 "%32, %33, p, 1, 1, 0, 0;\n"
-                 "}\n"
-                 : FAI_WGMMA_ACC32(d)
-                 : "l"(desc_a), "l"(desc_b), "r"(accumulate)
+#define FAI_WGMMA_SS_N64_BODY(TYPE)                                                                         \
+    asm volatile("{\n"                                                                                      \
+                 ".reg .pred p;\n"                                                                          \
+                 "setp.ne.b32 p, %34, 0;\n"                                                                 \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." #TYPE "." #TYPE " "                         \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                  \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "        \
+                 "%32, %33, p, 1, 1, 0, 0;\n"                                                               \
+                 "}\n"                                                                                      \
+                 : FAI_WGMMA_ACC32(d)                                                                       \
+                 : "l"(desc_a), "l"(desc_b), "r"(accumulate)                                                \
                  : "memory");
 #else
-    (void)d;
-    (void)desc_a;
-    (void)desc_b;
+#define FAI_WGMMA_SS_N64_BODY(TYPE)                                                                         \
+    (void)d;                                                                                                \
+    (void)desc_a;                                                                                           \
+    (void)desc_b;                                                                                           \
     (void)accumulate;
 #endif
-}
+FAI_WGMMA_SS_N64(wgmma_m64n64k16_f16, f16)
+FAI_WGMMA_SS_N64(wgmma_m64n64k16_bf16, bf16)
 
 /* d (64 x 64, FP32) = A x B + (accumulate ? d : 0) with A (64 x 16; TYPE f16 or bf16) from
  * registers and B (16 x 64) from shared memory stored MN-major (row k holds the 64 values of
@@ -144,6 +150,10 @@ FAI_WGMMA_RS_N64(wgmma_m64n64k16_bf16_rs_tb, bf16)
 /* Keeps the compiler from moving reads or writes of accumulator registers across this point
  * (a wgmma writes them asynchronously, until wgmma_wait). */
 __device__ __forceinline__ void wgmma_fence_acc(float &x) { asm volatile("" : "+f"(x)::"memory"); }
+
+/* The same for an A fragment register: its value is settled before wgmma_fence (the ISA asks
+ * for the fence between any register write and the wgmma that reads it). */
+__device__ __forceinline__ void wgmma_fence_reg(uint32_t &x) { asm volatile("" : "+r"(x)::"memory"); }
 
 /* d (64 x 128, FP32, 64 per thread) = A x B + (accumulate ? d : 0), both operands from shared
  * memory, K-major (S = Q K^T of the Hopper prefill kernel: a 128-key tile at once); TYPE is
