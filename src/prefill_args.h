@@ -99,7 +99,7 @@ extern "C" {
 /* Keys a sequence (max_seq_k, the mean, or a cache's bound) from which a Hopper GPU runs the
  * wgmma kernel (prefill_sm90.cu) rather than the mma.sync one. */
 #ifndef FAI_PREFILL_SM90_MIN_KEYS
-#define FAI_PREFILL_SM90_MIN_KEYS 512
+#define FAI_PREFILL_SM90_MIN_KEYS 256
 #endif
 #define FAI_PREFILL_PICK_(what, d) \
     ((d) == 64 ? what##_64 : (d) == 96 ? what##_96 : (d) == 128 ? what##_128 : what##_256)

@@ -189,10 +189,11 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         plan->prefill_count = p_last - p_first + 1;
         plan->m_tiles = (int32_t)tiles;
         plan->mt = mt;
-        /* The Hopper kernel (one 164 KB block per SM) wins from ~512 keys a sequence on; on
-         * shorter ones the mma.sync kernel's several blocks per SM hide its load latency
-         * better (H100, session 8: 128 keys 0.77x, 256 0.97x, 512 1.06x, 4096 1.35x). Keys a
-         * sequence: max_seq_k, else the mean of packed K/V, or the cache's bound. */
+        /* The Hopper kernel (one 164 KB block per SM, persistent) wins from ~256 keys a
+         * sequence on; at 128 the mma.sync kernel's several blocks per SM hide its load
+         * latency as well or better (H100, session 9, Hopper kernel time / mma.sync's: 128
+         * keys 0.92-1.08, 256 0.68 (d256 0.94), 512 0.77, 4096 0.59). Keys a sequence:
+         * max_seq_k, else the mean of packed K/V, or the cache's bound. */
         int64_t keys = p->max_seq_k > 0 ? p->max_seq_k : p->total_k / (p->batch > 0 ? p->batch : 1);
         if (p->kv_cache)
             keys = cache_keys(p->kv_cache);

@@ -303,12 +303,12 @@ static void test_hopper_choice(void)
     fai_kv_cache cache = {0};
     cache.dtype = FAI_DTYPE_FP16;
     cache.capacity = 16384;
-    cache.max_seq_len = 300;
+    cache.max_seq_len = FAI_PREFILL_SM90_MIN_KEYS - 1;
     p.max_seq_k = 0;
     p.total_k = 0;
     p.kv_cache = &cache;
     plan = PLAN(p);
-    CHECK(plan.sm90 == 1, "cache of max_seq_len 300: sm90 %d", (int)plan.sm90);
+    CHECK(plan.sm90 == 1, "cache of max_seq_len %d: sm90 %d", (int)cache.max_seq_len, (int)plan.sm90);
     cache.max_seq_len = 0; /* no hint: its capacity */
     plan = PLAN(p);
     CHECK(plan.sm90 == 2, "cache of capacity 16384: sm90 %d", (int)plan.sm90);
