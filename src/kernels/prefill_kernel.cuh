@@ -90,25 +90,6 @@ __device__ __forceinline__ float softcap_tanh(float x)
 #endif
 }
 
-/* The same tanh with one special-function op instead of two, for the Hopper kernel: at ~500
- * TFLOP/s its tensor cores need about 2 such ops' time per logit, and the softmax's exp2 is one
- * (with softcap_tanh's exp2 and reciprocal the soft-capped kernel ran 1.3-1.5x slower). tanh(x)
- * = sign(x) (2 / (1 + e) - 1) with e = 2^(-2 |x| log2 e) in (0, 1], so d = 1 + e is in (1, 2]:
- * 1 / d from the linear guess 24/17 - 8/17 d (relative error <= 1/17) and three Newton steps
- * on the FMA units (each squares the error). Absolute error 2.4e-7 over [-20, 20]. */
-__device__ __forceinline__ float softcap_tanh_one_sfu(float x)
-{
-#if FAI_PREFILL_FAST_TANH
-    return ptx_tanh(x);
-#endif
-    const float d = 1.0f + ptx_exp2(fabsf(x) * (-2.0f * FAI_LOG2E));
-    float r = fmaf(d, -8.0f / 17.0f, 24.0f / 17.0f);
-#pragma unroll
-    for (int i = 0; i < 3; i++)
-        r = fmaf(r, fmaf(-d, r, 1.0f), r);
-    return copysignf(fmaf(2.0f, r, -1.0f), x);
-}
-
 /* Byte offset of 16-byte chunk `chunk` of row `row` in a tile of rows of ROW 2-byte elements. */
 template <int ROW>
 __device__ __forceinline__ int tile_offset(int row, int chunk)

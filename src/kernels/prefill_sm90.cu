@@ -408,7 +408,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                 if (SOFTCAP) {
 #pragma unroll
                     for (int j = 0; j < NS; j++)
-                        s[j] = softcap_tanh_one_sfu(s[j] * a.softcap_scale);
+                        s[j] = softcap_tanh(s[j] * a.softcap_scale);
                 }
                 float sc = a.scale_log2;
                 if (need_mask || (VARIANTS && a.alibi)) {
