@@ -8,14 +8,17 @@
  *
  * A block owns 128 query rows of one (sequence, query head) at a time and has three
  * warpgroups:
- *   producer  (warps 8-11, 40 registers a thread) one thread issues the TMA copies: the Q
+ *   producer  (warps 8-11, 32 registers a thread) one thread issues the TMA copies: the Q
  *             tile, then the K and V tiles of BN keys (128; 64 at head dim 256) into a ring
- *             of STAGES stages, each stage's arrival counted on its `full` barrier; it
- *             refills a stage once its `empty` barrier says both consumers are done with it;
- *   consumers (warps 0-7, 232 registers a thread) 64 query rows each: S = Q K^T by wgmma
+ *             of STAGES stages, each K and each V tile's arrival counted on its own `full`
+ *             barrier; it refills a K or V slot once its `empty` barrier says both consumers
+ *             are done with it;
+ *   consumers (warps 0-7, 240 registers a thread) 64 query rows each: S = Q K^T by wgmma
  *             from shared memory (m64nBNk16, K-major), the online softmax on S's
  *             accumulators, then O += P V with P from registers and V read MN-major
- *             (m64n64k16, one per 64-value half of the head dim).
+ *             (m64n64k16, one per 64-value half of the head dim). The S of a key tile is
+ *             issued with the P V of the tile before it, and its softmax runs while that
+ *             P V is on the tensor cores.
  * The grid has one block per SM (or one per work item, FAI_PREFILL_SM90_PERSISTENT=0), each
  * walking the work items (sm90_item_of): the producer loads the next item's tiles while the
  * consumers finish the last. Tiles are blocks of rows in 64-value column halves, each
@@ -39,8 +42,8 @@ enum {
     SM90_BM = 128,
     SM90_CONSUMER_THREADS = 256,
     SM90_THREADS = SM90_CONSUMER_THREADS + 128, /* and a producer warpgroup */
-    SM90_PRODUCER_REGS = 40,                   /* registers per thread after the split: */
-    SM90_CONSUMER_REGS = 232,                  /* 128 x 40 + 256 x 232 <= 65536 */
+    SM90_PRODUCER_REGS = 32,                   /* registers per thread after the split: */
+    SM90_CONSUMER_REGS = 240,                  /* 128 x 32 + 256 x 240 = 65536 */
     SM90_MAX_STAGES = 4
 };
 
@@ -55,6 +58,7 @@ struct sm90_shape {
     static constexpr int QHALF = SM90_BM * 128, KVHALF = BN * 128;
     static constexpr int QTILE = NH * QHALF, KVTILE = NH * KVHALF;
     static constexpr int STAGES = D == 64 ? 4 : 2;
+    static constexpr int MAXP = BN / 16; /* pages a key tile may span (pages of 16+ keys) */
     static constexpr int SMEM = QTILE + 2 * STAGES * KVTILE + 1024; /* Q, the K/V stages, alignment */
 };
 
@@ -152,51 +156,58 @@ __device__ __forceinline__ int2 sm90_tiles(const fai_prefill_args &a, int m0, in
     return make_int2(n_first, ((nkeys + BN - 1) / BN - 1) * BN);
 }
 
-/* The K and V tiles at key row0 of sequence b (KV head kvh) into sk and sv, counted on bar:
- * one box per 64-value half, or with a page table one per page the tile spans (boxes of
- * min(BN, page size) rows: a tile of BN keys starts on a multiple of BN, so it lies in one
- * page or covers whole pages). The tile's page numbers are read first, all together (one
- * memory latency a tile, not one a page). Pages of keys at or past seq_k are not looked up
- * (the table row may end there): page 0 stands in, its rows masked like any key past the
- * end; page numbers are clamped into the pool as in decode. */
+/* A K or V tile at key row0 of sequence b (KV head kvh) into dst, counted on bar: one box
+ * per 64-value half, or with a page table one per page the tile spans (boxes of min(BN, page
+ * size) rows: a tile of BN keys starts on a multiple of BN, so it lies in one page or covers
+ * whole pages). sm90_tile_pages reads the tile's page numbers first, all together (one
+ * memory latency a tile, not one a page), for both of its K and V loads. Pages of keys at or
+ * past seq_k are not looked up (the table row may end there): page 0 stands in, its rows
+ * masked like any key past the end; page numbers are clamped into the pool as in
+ * decode. */
 template <int D>
-__device__ __forceinline__ void sm90_load_kv(char *sk, char *sv, const sm90_params &p, uint64_t *bar, int b,
-                                             int kvh, int row0, int seq_k)
+__device__ __forceinline__ void sm90_tile_pages(int (&pg)[sm90_shape<D>::MAXP], const fai_prefill_args &a, int b,
+                                                int row0, int seq_k)
 {
-    constexpr int BN = sm90_shape<D>::BN, KVHALF = sm90_shape<D>::KVHALF, MAXP = BN / 16;
-    const fai_prefill_args &a = p.a;
-    if (a.page_table) {
-        const int psize = 1 << a.page_shift, rows = psize < BN ? psize : BN; /* (pages of 16+) */
-        int pg[MAXP];
+    constexpr int BN = sm90_shape<D>::BN, MAXP = sm90_shape<D>::MAXP;
 #pragma unroll
-        for (int j = 0; j < MAXP; j++) {
-            const int key = row0 + j * rows;
-            pg[j] = 0;
-            if (j * rows < BN && key < seq_k)
-                pg[j] = a.page_table[(int64_t)b * a.page_table_stride + (key >> a.page_shift)];
-        }
+    for (int j = 0; j < MAXP; j++)
+        pg[j] = 0;
+    if (!a.page_table)
+        return;
+    const int psize = 1 << a.page_shift, rows = psize < BN ? psize : BN; /* (pages of 16+) */
+#pragma unroll
+    for (int j = 0; j < MAXP; j++) {
+        const int key = row0 + j * rows;
+        if (j * rows < BN && key < seq_k)
+            pg[j] = a.page_table[(int64_t)b * a.page_table_stride + (key >> a.page_shift)];
+    }
+}
+
+template <int D>
+__device__ __forceinline__ void sm90_load_tile(char *dst, const CUtensorMap *map, uint64_t *bar,
+                                               const fai_prefill_args &a, const int (&pg)[sm90_shape<D>::MAXP], int b,
+                                               int kvh, int row0)
+{
+    constexpr int BN = sm90_shape<D>::BN, KVHALF = sm90_shape<D>::KVHALF, MAXP = sm90_shape<D>::MAXP;
+    if (a.page_table) {
+        const int psize = 1 << a.page_shift, rows = psize < BN ? psize : BN;
 #pragma unroll
         for (int j = 0; j < MAXP; j++) {
             if (j * rows >= BN)
                 break;
             const int page = min(max(pg[j], 0), a.num_pages - 1), r = (row0 + j * rows) & (psize - 1);
 #pragma unroll
-            for (int hb = 0; hb < D / 64; hb++) {
-                tma_load_4d(sk + hb * KVHALF + j * rows * 128, &p.tk, bar, 64 * hb, kvh, r, page);
-                tma_load_4d(sv + hb * KVHALF + j * rows * 128, &p.tv, bar, 64 * hb, kvh, r, page);
-            }
+            for (int hb = 0; hb < D / 64; hb++)
+                tma_load_4d(dst + hb * KVHALF + j * rows * 128, map, bar, 64 * hb, kvh, r, page);
         }
         return;
     }
 #pragma unroll
     for (int hb = 0; hb < D / 64; hb++) {
-        if (a.seq_lens) {
-            tma_load_4d(sk + hb * KVHALF, &p.tk, bar, 64 * hb, kvh, row0, b - a.kv_slot_offset);
-            tma_load_4d(sv + hb * KVHALF, &p.tv, bar, 64 * hb, kvh, row0, b - a.kv_slot_offset);
-        } else {
-            tma_load_3d(sk + hb * KVHALF, &p.tk, bar, 64 * hb, kvh, row0);
-            tma_load_3d(sv + hb * KVHALF, &p.tv, bar, 64 * hb, kvh, row0);
-        }
+        if (a.seq_lens)
+            tma_load_4d(dst + hb * KVHALF, map, bar, 64 * hb, kvh, row0, b - a.kv_slot_offset);
+        else
+            tma_load_3d(dst + hb * KVHALF, map, bar, 64 * hb, kvh, row0);
     }
 }
 
@@ -236,6 +247,90 @@ struct sm90_work {
     int h, m0, seq_q, seq_k, q0, n_first, n_last, done;
 };
 
+/* The online softmax of one key tile's S (s: row wr0 + lane / 4 + 8 ((j / 2) % 2), key n0 +
+ * 8 (j / 4) + 2 (lane % 4) + j % 2): soft-cap, scale, ALiBi bias and masks as in the mma.sync
+ * kernel, the rows' running maxima m and sums l, s turned into the unnormalized weights, and
+ * alpha, the rescale O needs; returns whether any row of the warp has a new maximum (O is
+ * rescaled only then). Only the ragged end, the tiles on the causal diagonal or the window's
+ * edges, and ALiBi take the masked path. */
+template <int BN, int MODE>
+__device__ __forceinline__ bool sm90_softmax(float (&s)[BN / 2], float (&m)[2], float (&l)[2], float (&alpha)[2],
+                                             const fai_prefill_args &a, int n0, int seq_q, int seq_k, int wr0,
+                                             float slope, int lane)
+{
+    constexpr int NS = BN / 2;
+    constexpr bool VARIANTS = MODE >= FAI_PREFILL_WINDOW, SOFTCAP = MODE == FAI_PREFILL_SOFTCAP;
+    const int quad = lane & 3, off = seq_k - seq_q;
+    const bool causal = a.win_right == 0;
+    const int2 mb = VARIANTS ? mask_bounds(a, seq_q, seq_k) : make_int2(0, 0);
+    const bool need_mask = n0 + BN > seq_k ||
+                           (VARIANTS ? n0 + BN - 1 - wr0 > mb.y || n0 - (wr0 + 15) < mb.x
+                                     : causal && n0 + BN - 1 > wr0 + off);
+    if (SOFTCAP) {
+#pragma unroll
+        for (int j = 0; j < NS; j++)
+            s[j] = softcap_tanh(s[j] * a.softcap_scale);
+    }
+    float sc = a.scale_log2;
+    if (need_mask || (VARIANTS && a.alibi)) {
+        sc = 1.0f;
+        /* key - row of s[0], and of s[j] that plus a constant: kept in one register
+         * (a row and a key per element held 64 of them and spilled) */
+        const int dk0 = n0 + 2 * quad - (wr0 + (lane >> 2));
+#pragma unroll
+        for (int j = 0; j < NS; j++) {
+            const int dj = 8 * (j >> 2) + (j & 1) - 8 * ((j >> 1) & 1), dk = dk0 + dj;
+            const bool past = 8 * (j >> 2) + (j & 1) >= seq_k - n0 - 2 * quad; /* key >= seq_k */
+            const bool out = VARIANTS ? past || dk > mb.y || dk < mb.x : past || (causal && dk > off);
+            s[j] = out ? -INFINITY
+                       : VARIANTS ? s[j] * a.scale_log2 - slope * fabsf((float)(off - dk))
+                                  : s[j] * a.scale_log2;
+        }
+    }
+    bool grew = false;
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < NS; j += 4)
+            mx = fmaxf(mx, fmaxf(s[j + 2 * hr], s[j + 2 * hr + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mnew = fmaxf(m[hr], mx * sc);
+        const float base = safe_max(mnew);
+        alpha[hr] = ptx_exp2(m[hr] - base);
+        grew |= mnew != m[hr];
+        m[hr] = mnew;
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NS; j += 4) {
+            s[j + 2 * hr] = ptx_exp2(fmaf(s[j + 2 * hr], sc, -base));
+            s[j + 2 * hr + 1] = ptx_exp2(fmaf(s[j + 2 * hr + 1], sc, -base));
+            sum += s[j + 2 * hr] + s[j + 2 * hr + 1];
+        }
+        l[hr] = l[hr] * alpha[hr] + sum;
+    }
+    return __any_sync(0xffffffffu, grew);
+}
+
+/* Zero the V rows of the key tile at n0 (stage vs) past the sequence's end, when that tile is
+ * the ragged one, before P V reads them (both warpgroups do: 0 x NaN is NaN), then make the
+ * zeros visible to wgmma before either goes on. */
+template <int D>
+__device__ __forceinline__ void sm90_zero_v_tail(char *vs, int n0, int seq_k)
+{
+    using S = sm90_shape<D>;
+    if (n0 + S::BN <= seq_k)
+        return;
+    const int valid = seq_k - n0;
+    for (int e = threadIdx.x; e < (S::BN - valid) * (D / 8); e += SM90_CONSUMER_THREADS) {
+        const int r = valid + e / (D / 8), ch = e % (D / 8);
+        *reinterpret_cast<uint4 *>(vs + (ch >> 3) * S::KVHALF + r * 128 + (ch & 7) * 16) = make_uint4(0, 0, 0, 0);
+    }
+    fence_proxy_async_smem();
+    named_barrier_sync(1, SM90_CONSUMER_THREADS);
+}
+
 template <typename Elem, int D, int MODE>
 __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __grid_constant__ sm90_params p)
 {
@@ -244,18 +339,24 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
     using P = prefill_elem<Elem>;
     using S = sm90_shape<D>;
     constexpr int BN = S::BN, NS = BN / 2; /* S values per thread */
-    constexpr bool VARIANTS = MODE >= FAI_PREFILL_WINDOW, SOFTCAP = MODE == FAI_PREFILL_SOFTCAP;
+    constexpr bool VARIANTS = MODE >= FAI_PREFILL_WINDOW;
     const fai_prefill_args &a = p.a;
     extern __shared__ char smem_raw[];
     char *sq = smem_raw + ((1024 - (ptx_smem_addr(smem_raw) & 1023)) & 1023); /* swizzle atoms: 1024-aligned */
     char *stages = sq + S::QTILE; /* stage s: K at stages + 2 s KVTILE, V one tile after it */
-    __shared__ uint64_t full[SM90_MAX_STAGES], empty[SM90_MAX_STAGES], q_full, q_empty;
+    /* K and V of a stage have barriers of their own: K is released after S = Q K^T, V only
+     * after the next tile's S (its P V runs beside it), and the producer refills each as
+     * soon as it is free. */
+    __shared__ uint64_t kfull[SM90_MAX_STAGES], kempty[SM90_MAX_STAGES], vfull[SM90_MAX_STAGES],
+        vempty[SM90_MAX_STAGES], q_full, q_empty;
     __shared__ sm90_work work;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0) {
         for (int s = 0; s < S::STAGES; s++) {
-            mbar_init(&full[s], 1);  /* the producer's arrive_expect_tx (and the bytes) */
-            mbar_init(&empty[s], 8); /* one arrival per consumer warp */
+            mbar_init(&kfull[s], 1); /* the producer's arrive_expect_tx (and the bytes) */
+            mbar_init(&vfull[s], 1);
+            mbar_init(&kempty[s], 8); /* one arrival per consumer warp */
+            mbar_init(&vempty[s], 8);
         }
         mbar_init(&q_full, 1);
         /* every consumer thread arrives: each releases its own read of the work record (a
@@ -291,10 +392,15 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                 bool q_sent = false;
                 for (int n0 = tiles.y; n0 >= tiles.x || !q_sent; n0 -= BN) {
                     if (n0 >= tiles.x) {
-                        mbar_wait(&empty[st], ph ^ 1);
                         char *sk = stages + 2 * st * S::KVTILE;
-                        mbar_arrive_expect_tx(&full[st], 2 * S::KVTILE);
-                        sm90_load_kv<D>(sk, sk + S::KVTILE, p, &full[st], it.b, kvh, kr.x + n0, seq_k);
+                        int pg[S::MAXP];
+                        sm90_tile_pages<D>(pg, a, it.b, kr.x + n0, seq_k); /* (paged: while K's stage frees) */
+                        mbar_wait(&kempty[st], ph ^ 1);
+                        mbar_arrive_expect_tx(&kfull[st], S::KVTILE);
+                        sm90_load_tile<D>(sk, &p.tk, &kfull[st], a, pg, it.b, kvh, kr.x + n0);
+                        mbar_wait(&vempty[st], ph ^ 1);
+                        mbar_arrive_expect_tx(&vfull[st], S::KVTILE);
+                        sm90_load_tile<D>(sk + S::KVTILE, &p.tv, &vfull[st], a, pg, it.b, kvh, kr.x + n0);
                         if (++st == S::STAGES) {
                             st = 0;
                             ph ^= 1;
@@ -333,7 +439,6 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
     const bool pp = p.pingpong != 0;
     if (c == 1)
         sm90_turn_pass(pp, 1); /* warpgroup 0 first */
-    const bool causal = a.win_right == 0;
     uint32_t st = 0, ph = 0, qph = 0;
     for (;;) {
         mbar_wait(&q_full, qph);
@@ -344,7 +449,6 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
         {
             const int h = wk.h, m0 = wk.m0, seq_q = wk.seq_q, seq_k = wk.seq_k;
             const int2 tiles = make_int2(wk.n_first, wk.n_last);
-            const int off = seq_k - seq_q; /* row i's diagonal key is i + off */
             float slope = 0.0f; /* ALiBi slope in the exp2 domain (calls with ALiBi run a variants kernel) */
             if (VARIANTS && a.alibi)
                 slope = FAI_LOG2E * (a.alibi_slopes ? a.alibi_slopes[h] : fai_alibi_standard_slope(h, a.num_q_heads));
@@ -357,151 +461,138 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                     acc[hb][j] = 0.0f;
             if (tiles.x > tiles.y) /* no key tile: done with Q (and the record) at once */
                 mbar_arrive(&q_empty);
-            for (int n0 = tiles.y; n0 >= tiles.x; n0 -= BN) {
-                mbar_wait(&full[st], ph);
-                const char *sk = stages + 2 * st * S::KVTILE;
-                char *sv = stages + (2 * st + 1) * S::KVTILE;
-                if (n0 + BN > seq_k) {
-                    /* The ragged end: zero the V rows past the sequence (both warpgroups read
-                     * them), then make the zeros visible to wgmma before either goes on. */
-                    const int valid = seq_k - n0;
-                    for (int e = threadIdx.x; e < (BN - valid) * (D / 8); e += SM90_CONSUMER_THREADS) {
-                        const int r = valid + e / (D / 8), ch = e % (D / 8);
-                        *reinterpret_cast<uint4 *>(sv + (ch >> 3) * S::KVHALF + r * 128 + (ch & 7) * 16) =
-                            make_uint4(0, 0, 0, 0);
-                    }
-                    fence_proxy_async_smem();
-                    named_barrier_sync(1, SM90_CONSUMER_THREADS);
-                }
-
-                /* S = Q K^T: k-steps of 16 dims, 32 bytes apart in a swizzled row, four per
-                 * column half. */
+            /* From the last key tile down, S = Q K^T of a tile is issued together with O += P V
+             * of the tile before it, and the softmax of this S runs while that P V is on the
+             * tensor cores (FlashAttention-3's intra-warpgroup overlap): the first tile's S
+             * alone, then both, then the last tile's P V alone (no wgmma under a condition
+             * inside one: ptxas would serialize them all). pf holds the previous tile's P (in
+             * flight), PST/PPH its stage and phase (the one before st's); once that P V is
+             * done O takes this tile's rescale and pf this tile's P, packed from s only then
+             * (s and a second P would not fit the registers together). */
+#define PST ((st - 1) & (S::STAGES - 1)) /* (STAGES: a power of two) */
+#define PPH (st == 0 ? ph ^ 1 : ph)
+#define SM90_S_FENCES()                                                                                    \
+    do {                                                                                                   \
+        _Pragma("unroll") for (int j = 0; j < NS; j++)                                                     \
+        {                                                                                                  \
+            s[j] = 0.0f;                                                                                   \
+            wgmma_fence_acc(s[j]); /* written before the fence, not moved past it */                       \
+        }                                                                                                  \
+    } while (0)
+#define SM90_QK()                                                                                          \
+    do {                                                                                                   \
+        const char *sk_ = stages + 2 * st * S::KVTILE;                                                     \
+        _Pragma("unroll") for (int ks = 0; ks < D / 16; ks++)                                              \
+            E::template qk<BN>(s, sm90_desc(sqc + (ks >> 2) * S::QHALF + (ks & 3) * 32),                   \
+                               sm90_desc(sk_ + (ks >> 2) * S::KVHALF + (ks & 3) * 32), ks > 0);            \
+        wgmma_commit();                                                                                    \
+    } while (0)
+#define SM90_PV_FENCES()                                                                                   \
+    do {                                                                                                   \
+        _Pragma("unroll") for (int hb = 0; hb < S::NH; hb++)                                               \
+            _Pragma("unroll") for (int j = 0; j < 32; j++)                                                 \
+                wgmma_fence_acc(acc[hb][j]);                                                               \
+        _Pragma("unroll") for (int ks = 0; ks < BN / 16; ks++)                                             \
+            _Pragma("unroll") for (int r = 0; r < 4; r++)                                                  \
+                wgmma_fence_reg(pf[ks][r]);                                                                \
+    } while (0)
+#define SM90_PV()                                                                                          \
+    do {                                                                                                   \
+        const char *sv_ = stages + (2 * PST + 1) * S::KVTILE;                                              \
+        _Pragma("unroll") for (int hb = 0; hb < S::NH; hb++)                                               \
+            _Pragma("unroll") for (int ks = 0; ks < BN / 16; ks++)                                         \
+                E::pv(acc[hb], pf[ks], sm90_desc(sv_ + hb * S::KVHALF + ks * 2048));                       \
+        wgmma_commit();                                                                                    \
+    } while (0)
+/* after S is done: K's stage back to the producer, Q too after the item's last S, then the
+ * softmax */
+#define SM90_AFTER_S()                                                                                     \
+    do {                                                                                                   \
+        _Pragma("unroll") for (int j = 0; j < NS; j++) wgmma_fence_acc(s[j]);                              \
+        if (lane == 0)                                                                                     \
+            mbar_arrive(&kempty[st]);                                                                      \
+        if (n0 - BN < tiles.x)                                                                             \
+            mbar_arrive(&q_empty);                                                                         \
+        rescale = sm90_softmax<BN, MODE>(s, m, l, alpha, a, n0, seq_q, seq_k, wr0, slope, lane);           \
+    } while (0)
+/* after P V is done (its fences keep pf's registers until then): V's stage back */
+#define SM90_AFTER_PV()                                                                                    \
+    do {                                                                                                   \
+        SM90_PV_FENCES();                                                                                  \
+        if (lane == 0)                                                                                     \
+            mbar_arrive(&vempty[PST]);                                                                     \
+    } while (0)
+/* O to this tile's maxima, this tile's P into pf, the stage ring on */
+#define SM90_NEXT()                                                                                        \
+    do {                                                                                                   \
+        if (rescale) {                                                                                     \
+            _Pragma("unroll") for (int hb = 0; hb < S::NH; hb++)                                           \
+                _Pragma("unroll") for (int j = 0; j < 32; j++)                                             \
+                    acc[hb][j] *= alpha[(j >> 1) & 1];                                                     \
+        }                                                                                                  \
+        _Pragma("unroll") for (int ks = 0; ks < BN / 16; ks++)                                             \
+        {                                                                                                  \
+            pf[ks][0] = P::pack(s[8 * ks + 0], s[8 * ks + 1]);                                             \
+            pf[ks][1] = P::pack(s[8 * ks + 2], s[8 * ks + 3]);                                             \
+            pf[ks][2] = P::pack(s[8 * ks + 4], s[8 * ks + 5]);                                             \
+            pf[ks][3] = P::pack(s[8 * ks + 6], s[8 * ks + 7]);                                             \
+        }                                                                                                  \
+        if (++st == S::STAGES) {                                                                           \
+            st = 0;                                                                                        \
+            ph ^= 1;                                                                                       \
+        }                                                                                                  \
+    } while (0)
+            uint32_t pf[BN / 16][4];
+            float alpha[2];
+            bool rescale;
+            int n0 = tiles.y;
+            if (n0 >= tiles.x) {
                 float s[NS];
-#pragma unroll
-                for (int j = 0; j < NS; j++) {
-                    s[j] = 0.0f;
-                    wgmma_fence_acc(s[j]); /* written before the fence, not moved past it */
-                }
+                mbar_wait(&kfull[st], ph);
+                SM90_S_FENCES();
                 sm90_turn_wait(pp, c);
                 wgmma_fence();
-#pragma unroll
-                for (int ks = 0; ks < D / 16; ks++)
-                    E::template qk<BN>(s, sm90_desc(sqc + (ks >> 2) * S::QHALF + (ks & 3) * 32),
-                                       sm90_desc(sk + (ks >> 2) * S::KVHALF + (ks & 3) * 32), ks > 0);
-                wgmma_commit();
+                SM90_QK();
                 sm90_turn_pass(pp, c);
                 wgmma_wait<0>();
-#pragma unroll
-                for (int j = 0; j < NS; j++)
-                    wgmma_fence_acc(s[j]);
-                if (n0 - BN < tiles.x)
-                    mbar_arrive(&q_empty); /* the tile's last read of Q: the next Q may come */
-
-                /* Soft-cap, scale, ALiBi bias and masks, as in the mma.sync kernel. s[j] is row
-                 * wr0 + lane / 4 + 8 ((j / 2) % 2), key n0 + 8 (j / 4) + 2 (lane % 4) + j % 2.
-                 * Only the ragged end, the tiles on the causal diagonal or the window's edges,
-                 * and ALiBi take the masked path. */
-                const int2 mb = VARIANTS ? mask_bounds(a, seq_q, seq_k) : make_int2(0, 0);
-                const bool need_mask = n0 + BN > seq_k ||
-                                       (VARIANTS ? n0 + BN - 1 - wr0 > mb.y || n0 - (wr0 + 15) < mb.x
-                                                 : causal && n0 + BN - 1 > wr0 + off);
-                if (SOFTCAP) {
-#pragma unroll
-                    for (int j = 0; j < NS; j++)
-                        s[j] = softcap_tanh(s[j] * a.softcap_scale);
+                SM90_AFTER_S();
+                SM90_NEXT();
+                for (n0 -= BN; n0 >= tiles.x; n0 -= BN) {
+                    mbar_wait(&vfull[PST], PPH);
+                    sm90_zero_v_tail<D>(stages + (2 * PST + 1) * S::KVTILE, n0 + BN, seq_k);
+                    mbar_wait(&kfull[st], ph);
+                    SM90_S_FENCES();
+                    SM90_PV_FENCES();
+                    sm90_turn_wait(pp, c);
+                    wgmma_fence();
+                    SM90_QK();
+                    SM90_PV();
+                    sm90_turn_pass(pp, c);
+                    wgmma_wait<1>(); /* S (committed first) is done; P V may run on */
+                    SM90_AFTER_S();
+                    wgmma_wait<0>();
+                    SM90_AFTER_PV();
+                    SM90_NEXT();
                 }
-                float sc = a.scale_log2;
-                if (need_mask || (VARIANTS && a.alibi)) {
-                    sc = 1.0f;
-                    /* key - row of s[0], and of s[j] that plus a constant: kept in one register
-                     * (a row and a key per element held 64 of them and spilled) */
-                    const int dk0 = n0 + 2 * quad - (wr0 + (lane >> 2));
-#pragma unroll
-                    for (int j = 0; j < NS; j++) {
-                        const int dj = 8 * (j >> 2) + (j & 1) - 8 * ((j >> 1) & 1), dk = dk0 + dj;
-                        const bool past = 8 * (j >> 2) + (j & 1) >= seq_k - n0 - 2 * quad; /* key >= seq_k */
-                        const bool out = VARIANTS ? past || dk > mb.y || dk < mb.x : past || (causal && dk > off);
-                        s[j] = out ? -INFINITY
-                                   : VARIANTS ? s[j] * a.scale_log2 - slope * fabsf((float)(off - dk))
-                                              : s[j] * a.scale_log2;
-                    }
-                }
-                float alpha[2];
-                bool grew = false;
-#pragma unroll
-                for (int hr = 0; hr < 2; hr++) {
-                    float mx = -INFINITY;
-#pragma unroll
-                    for (int j = 0; j < NS; j += 4)
-                        mx = fmaxf(mx, fmaxf(s[j + 2 * hr], s[j + 2 * hr + 1]));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                    const float mnew = fmaxf(m[hr], mx * sc);
-                    const float base = safe_max(mnew);
-                    alpha[hr] = ptx_exp2(m[hr] - base);
-                    grew |= mnew != m[hr];
-                    m[hr] = mnew;
-                    float sum = 0.0f;
-#pragma unroll
-                    for (int j = 0; j < NS; j += 4) {
-                        s[j + 2 * hr] = ptx_exp2(fmaf(s[j + 2 * hr], sc, -base));
-                        s[j + 2 * hr + 1] = ptx_exp2(fmaf(s[j + 2 * hr + 1], sc, -base));
-                        sum += s[j + 2 * hr] + s[j + 2 * hr + 1];
-                    }
-                    l[hr] = l[hr] * alpha[hr] + sum;
-                }
-                if (__any_sync(0xffffffffu, grew)) {
-#pragma unroll
-                    for (int hb = 0; hb < S::NH; hb++)
-#pragma unroll
-                        for (int j = 0; j < 32; j++)
-                            acc[hb][j] *= alpha[(j >> 1) & 1];
-                }
-
-                /* P as the A fragments of the 16-key k-steps of P V: keys 16 ks .. 16 ks + 15
-                 * are s[8 ks .. 8 ks + 7]. */
-                uint32_t pf[BN / 16][4];
-#pragma unroll
-                for (int ks = 0; ks < BN / 16; ks++) {
-                    pf[ks][0] = P::pack(s[8 * ks + 0], s[8 * ks + 1]);
-                    pf[ks][1] = P::pack(s[8 * ks + 2], s[8 * ks + 3]);
-                    pf[ks][2] = P::pack(s[8 * ks + 4], s[8 * ks + 5]);
-                    pf[ks][3] = P::pack(s[8 * ks + 6], s[8 * ks + 7]);
-                }
-                /* O += P V: V's rows are keys (MN-major for the head-dim columns), 16 keys =
-                 * 2048 bytes per k-step, one 64-column half per accumulator half. */
-#pragma unroll
-                for (int hb = 0; hb < S::NH; hb++)
-#pragma unroll
-                    for (int j = 0; j < 32; j++)
-                        wgmma_fence_acc(acc[hb][j]); /* the rescale is done before the fence */
-#pragma unroll
-                for (int ks = 0; ks < BN / 16; ks++)
-#pragma unroll
-                    for (int r = 0; r < 4; r++)
-                        wgmma_fence_reg(pf[ks][r]);
+                mbar_wait(&vfull[PST], PPH); /* the last tile's P V */
+                sm90_zero_v_tail<D>(stages + (2 * PST + 1) * S::KVTILE, n0 + BN, seq_k);
+                SM90_PV_FENCES();
                 sm90_turn_wait(pp, c);
                 wgmma_fence();
-#pragma unroll
-                for (int hb = 0; hb < S::NH; hb++)
-#pragma unroll
-                    for (int ks = 0; ks < BN / 16; ks++)
-                        E::pv(acc[hb], pf[ks], sm90_desc(sv + hb * S::KVHALF + ks * 2048));
-                wgmma_commit();
+                SM90_PV();
                 sm90_turn_pass(pp, c);
                 wgmma_wait<0>();
-#pragma unroll
-                for (int hb = 0; hb < S::NH; hb++)
-#pragma unroll
-                    for (int j = 0; j < 32; j++)
-                        wgmma_fence_acc(acc[hb][j]);
-                if (lane == 0)
-                    mbar_arrive(&empty[st]); /* this warp is done with the stage */
-                if (++st == S::STAGES) {
-                    st = 0;
-                    ph ^= 1;
-                }
+                SM90_AFTER_PV();
             }
+#undef PST
+#undef PPH
+#undef SM90_S_FENCES
+#undef SM90_QK
+#undef SM90_PV_FENCES
+#undef SM90_PV
+#undef SM90_AFTER_S
+#undef SM90_AFTER_PV
+#undef SM90_NEXT
 
             /* Epilogue: the sink joins each row's sum (its max moves up to the sink if that is
              * larger), normalize, LSE from the quad leader, 4-byte stores of column pairs. */
