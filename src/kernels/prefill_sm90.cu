@@ -8,7 +8,7 @@
  *
  * A block owns 128 query rows of one (sequence, query head) at a time and has three
  * warpgroups:
- *   producer  (warps 8-11, 32 registers a thread) one thread issues the TMA copies: the Q
+ *   producer  (warps 8-11, 24 registers a thread) one thread issues the TMA copies: the Q
  *             tile, then the K and V tiles of BN keys (128; 64 at head dim 256) into a ring
  *             of STAGES stages, each K and each V tile's arrival counted on its own `full`
  *             barrier; it refills a K or V slot once its `empty` barrier says both consumers
@@ -42,10 +42,14 @@ enum {
     SM90_BM = 128,
     SM90_CONSUMER_THREADS = 256,
     SM90_THREADS = SM90_CONSUMER_THREADS + 128, /* and a producer warpgroup */
-    SM90_PRODUCER_REGS = 32,                   /* registers per thread after the split: */
-    SM90_CONSUMER_REGS = 240,                  /* 128 x 32 + 256 x 240 = 65536 */
+    SM90_PRODUCER_REGS = 24,                   /* registers per thread after the split, */
+    SM90_CONSUMER_REGS = 240,                  /* within the block's 384 x 168 (below) */
     SM90_MAX_STAGES = 4
 };
+/* setmaxnreg only moves registers inside the block's pool, which __launch_bounds__(384, 1)
+ * makes 168 a thread: a split that asks for more leaves a consumer warp spinning in
+ * setmaxnreg.inc forever (32/240 would). */
+static_assert(128 * SM90_PRODUCER_REGS + 256 * SM90_CONSUMER_REGS <= 384 * 168, "register split exceeds the block's pool");
 
 /* Per head dim: NH 64-value column halves per row; key tiles of BN keys (64 at head dim 256,
  * whose O accumulators take 128 registers); Q tiles of QTILE bytes and K or V tiles of
