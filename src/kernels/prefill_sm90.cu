@@ -43,6 +43,10 @@ enum {
     SM90_CONSUMER_REGS = 232,                  /* 128 x 40 + 256 x 232 <= 65536 */
     SM90_MAX_STAGES = 4
 };
+/* setmaxnreg only moves registers inside the block's pool, which __launch_bounds__(384, 1)
+ * makes 168 a thread: a split that asks for more leaves a consumer warp spinning in
+ * setmaxnreg.inc forever. */
+static_assert(128 * SM90_PRODUCER_REGS + 256 * SM90_CONSUMER_REGS <= 384 * 168, "register split exceeds the block's pool");
 
 /* Per head dim: NH 64-value column halves per row; key tiles of BN keys (64 at head dim 256,
  * whose O accumulators take 128 registers); Q tiles of QTILE bytes and K or V tiles of
