@@ -1,7 +1,9 @@
 /* Offsets past 2^31 elements and sequences past 64K tokens in the kernel families that
  * test_decode and test_prefill do not cover that way (issue 7): fai_kv_append into a
  * contiguous cache and into a page pool whose last rows lie past 2^31 elements, fai_prefill
- * of a chunk over a paged cache of 70000 tokens whose pages lie past 2^31 elements,
+ * of a chunk over a paged cache of 70000 tokens whose pages lie past 2^31 elements (a short
+ * chunk on the mma.sync kernel, and a 640-query GQA chunk that a Hopper GPU runs on the
+ * wgmma/TMA kernel, its tensor maps spanning the pool),
  * fai_prefill over an int8 cache whose last sequence is staged (kv_stage.cu) past 2^31
  * elements of the workspace, and fai_merge_states over parts of 540000 rows x 32 heads x
  * 128 (2.2e9 elements each).
@@ -142,8 +144,6 @@ static int append_case(int paged)
     return fails;
 }
 
-/* A 16-query chunk at the end of a 70000-token sequence, its K/V in the last 4375 pages of a
- * pool of 140000 pages of 16 tokens (8 KV heads of 128: 2.29e9 elements), scrambled. */
 /* One causal sequence's output (FP16 [seq_q, hq, d], downloaded) and LSE against the
  * double-precision reference on the given inputs; prints a line, returns 1 on failure. */
 static int check_sequence(const char *label, const float *qf, const float *kf, const float *vf, int hq, int hk, int d,
@@ -176,13 +176,68 @@ static int check_sequence(const char *label, const float *qf, const float *kf, c
     return !ok;
 }
 
-static int prefill_case(void)
+/* Rows `rows` of one causal sequence's output and LSE (FP16 [seq_q, hq, d], downloaded)
+ * against the double-precision reference, each row as a one-query problem over the keys it
+ * sees (its causal prefix), where the whole sequence is too long to check; the other rows are
+ * checked for poison left in them: every value finite and inside the range of V's values (a
+ * convex combination of them). Prints a line, returns 1 on failure. */
+static int check_rows(const float *qf, const float *kf, const float *vf, int hq, int hk, int d, int seq_q, int seq_k,
+                      const uint16_t *ob, const float *lse, const int *rows, int nrows)
 {
-    const int hq = 8, hk = 8, d = 128, ps = 16, seq_k = 70000, seq_q = 16, pages = 140000;
+    const int64_t rn = (int64_t)hq * d;
+    double *ref = malloc(sizeof(double) * (size_t)(nrows * rn)), *ref_lse = malloc(sizeof(double) * (size_t)hq);
+    float *of = malloc(sizeof(float) * (size_t)(nrows * rn));
+    double lse_err = 0;
+    for (int i = 0; i < nrows; i++) {
+        fai_ref_problem rp = {0};
+        rp.num_q_heads = hq;
+        rp.num_kv_heads = hk;
+        rp.head_dim = d;
+        rp.seq_q = 1;
+        rp.seq_k = seq_k - seq_q + rows[i] + 1; /* row r's diagonal key is r + seq_k - seq_q */
+        rp.softmax_scale = 1.0 / sqrt((double)d);
+        rp.causal = 1;
+        if (fai_ref_attention(&rp, qf + rows[i] * rn, kf, vf, ref + i * rn, ref_lse) != 0)
+            exit(2);
+        for (int64_t j = 0; j < rn; j++)
+            of[i * rn + j] = host_half_to_float(ob[rows[i] * rn + j]);
+        for (int h = 0; h < hq; h++)
+            lse_err = fmax(lse_err, fabs((double)lse[rows[i] * hq + h] - ref_lse[h]) /
+                                        (1e-3 + 1e-4 * fabs(ref_lse[h])));
+    }
+    const double rel = fai_ref_rel_l2(of, ref, nrows * rn);
+    float vmax = 0.0f;
+    for (int64_t j = 0; j < (int64_t)seq_k * hk * d; j++)
+        vmax = fmaxf(vmax, fabsf(vf[j]));
+    int64_t bad = 0;
+    for (int64_t j = 0; j < (int64_t)seq_q * rn; j++) {
+        const float x = host_half_to_float(ob[j]);
+        bad += !(fabsf(x) <= vmax * 1.001f);
+    }
+    const int ok = rel <= 2e-3 && lse_err <= 1.0 && bad == 0; /* (NaN fails all three) */
+    printf("  %d rows: rel_l2 %.2e, lse error %.2f of its bound; all %d rows: %lld values not finite or out of V's "
+           "range  %s\n",
+           nrows, rel, lse_err, seq_q, (long long)bad, ok ? "ok" : "FAIL");
+    free(ref);
+    free(ref_lse);
+    free(of);
+    return !ok;
+}
+
+/* A chunk of seq_q queries at the end of a 70000-token sequence, its K/V in the last 4375
+ * pages of a pool of 140000 pages of 16 tokens (hk KV heads of 128: 2.29e9 elements at hk 8),
+ * scrambled. 16 queries x 8 heads: a small grid, the mma.sync kernel's 64-row tiles, checked
+ * whole. 640 queries x 32 heads (GQA 4): 160 tiles of 128 rows, which a Hopper GPU runs on the
+ * wgmma/TMA kernel reading the pages in place through a tensor map over the whole pool;
+ * `rows` (nrows of them, one in each 128-row tile and the tiles' edges) are checked against
+ * the reference, the rest for poison (check_rows). */
+static int prefill_case(int hq, int hk, int seq_q, const int *rows, int nrows)
+{
+    const int d = 128, ps = 16, seq_k = 70000, pages = 140000;
     const int used = seq_k / ps; /* 4375 */
     const int64_t row = (int64_t)hk * d, page_elems = (int64_t)ps * row;
-    printf("prefill of %d queries over a paged cache: %d keys, pages %d..%d of %d (%.2e elements)\n", seq_q, seq_k,
-           pages - used, pages - 1, pages, (double)pages * page_elems);
+    printf("prefill of %d queries x %d/%d heads over a paged cache: %d keys, pages %d..%d of %d (%.2e elements)\n",
+           seq_q, hq, hk, seq_k, pages - used, pages - 1, pages, (double)pages * page_elems);
     float *kf = malloc(sizeof(float) * (size_t)(seq_k * row)), *vf = malloc(sizeof(float) * (size_t)(seq_k * row));
     float *qf = malloc(sizeof(float) * (size_t)(seq_q * hq * d));
     uint16_t *kb = malloc(2 * (size_t)(seq_k * row)), *vb = malloc(2 * (size_t)(seq_k * row));
@@ -268,7 +323,8 @@ static int prefill_case(void)
         float *lse = malloc(sizeof(float) * (size_t)(seq_q * hq));
         CUDA_CHECK(cudaMemcpy(ob, o, 2 * (size_t)(seq_q * hq * d), cudaMemcpyDeviceToHost));
         CUDA_CHECK(cudaMemcpy(lse, lse_dev, sizeof(float) * (size_t)(seq_q * hq), cudaMemcpyDeviceToHost));
-        fails += check_sequence("", qf, kf, vf, hq, hk, d, seq_q, seq_k, ob, lse);
+        fails += nrows ? check_rows(qf, kf, vf, hq, hk, d, seq_q, seq_k, ob, lse, rows, nrows)
+                       : check_sequence("", qf, kf, vf, hq, hk, d, seq_q, seq_k, ob, lse);
         free(ob);
         free(lse);
     }
@@ -537,7 +593,9 @@ int main(void)
     int fails = 0, n = 0;
     fails += append_case(0), n++;
     fails += append_case(1), n++;
-    fails += prefill_case(), n++;
+    fails += prefill_case(8, 8, 16, NULL, 0), n++;
+    static const int rows[] = {0, 1, 127, 128, 255, 300, 383, 384, 511, 512, 600, 638, 639};
+    fails += prefill_case(32, 8, 640, rows, (int)(sizeof rows / sizeof rows[0])), n++;
     fails += staged_prefill_case(), n++;
     fails += merge_case(), n++;
     printf("test_large: %d cases, %d failed\n", n, fails);
