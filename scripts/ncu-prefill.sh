@@ -10,7 +10,7 @@
 #   NCU_RUNS     "label|fai-bench args;..." (default below: the chunked suite, and 4 x 8K
 #                GQA plain and soft-capped); each run is one fai-bench call with --reps 1
 #                --warmup 0 added, so each row launches its kernels once
-#   NCU_KERNEL   ncu --kernel-name regex (default prefill_kernel)
+#   NCU_KERNEL   ncu --kernel-name regex (default: both prefill kernels, mma.sync and Hopper)
 #   NCU_COUNT    launches captured per run (default 16)
 #   NCU_MEMORY   1: also the memory workload section and the DRAM bytes read (MBread)
 # Output in $OUT (or ./ncu-out): ncu-LABEL.csv (every raw metric of the sections) and
@@ -37,7 +37,7 @@ for entry in "${list[@]}"; do
     IFS='|' read -r label args <<<"$entry"
     echo "== $label: fai-bench $args"
     # shellcheck disable=SC2086
-    "$ncu" --clock-control none --kernel-name "regex:${NCU_KERNEL:-prefill_kernel}" --launch-count "${NCU_COUNT:-16}" \
+    "$ncu" --clock-control none --kernel-name "regex:${NCU_KERNEL:-prefill(_sm90)?_kernel}" --launch-count "${NCU_COUNT:-16}" \
         --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy \
         --section LaunchStats --section InstructionStats ${NCU_MEMORY:+--section MemoryWorkloadAnalysis --metrics dram__bytes_read.sum} --csv --page raw \
         "$build/tools/fai-bench" $args --reps 1 --warmup 0 >"$OUT/ncu-$label.csv" 2>"$OUT/ncu-$label.err" ||

@@ -14,7 +14,7 @@ COLUMNS = [  # (header, metric)
     ("Minst", "smsp__inst_executed.sum"),
     ("regs", "launch__registers_per_thread"),
     ("occ%", "sm__warps_active.avg.pct_of_peak_sustained_active"),
-    ("tensor%", "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active"),
+    ("tensor%", "tensor"),  # the busiest tensor pipe: hmma (mma.sync) or gmma (wgmma), see TENSOR
     ("fma%", "sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active"),
     ("alu%", "sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active"),
     ("xu%", "sm__pipe_xu_cycles_active.avg.pct_of_peak_sustained_active"),
@@ -22,6 +22,9 @@ COLUMNS = [  # (header, metric)
     ("dram%", "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed"),
     ("MBread", "dram__bytes_read.sum"),  # with ncu-prefill.sh's NCU_MEMORY=1
 ]
+# Tensor pipes by name (mma.sync counts on hmma; Hopper's wgmma on a gmma pipe where this ncu
+# has one): the column takes the largest.
+TENSOR = re.compile(r"^sm__pipe_tensor_op_[a-z0-9_]+_cycles_active\.avg\.pct_of_peak_sustained_active$")
 # (the stall metrics' names vary a little between Nsight Compute versions)
 STALL = re.compile(r"smsp__average_warps?_(?:latency_)?issue_stalled_([a-z_]+?)(?:_per_issue_active)?\.ratio$")
 
@@ -34,7 +37,7 @@ def number(text):
 
 
 def short_name(name):
-    m = re.search(r"(prefill|decode_mma|decode)_kernel<([^>]*)>", name)
+    m = re.search(r"(prefill_sm90|prefill|decode_mma|decode)_kernel<([^>]*)>", name)
     return (m.group(1) + "<" + m.group(2).replace(" ", "") + ">") if m else name[:60]
 
 
@@ -56,6 +59,11 @@ def rows_of(path):
             continue
         cells = [short_name(rec["Kernel Name"])]
         for _, metric in COLUMNS:
+            if metric == "tensor":
+                vals = [number(x) for k, x in rec.items() if TENSOR.match(k)]
+                vals = [x for x in vals if x is not None]
+                cells.append(f"{max(vals):.1f}" if vals else "")
+                continue
             v = number(rec.get(metric, ""))
             if v is not None and metric == "gpu__time_duration.sum":
                 v /= 1000.0  # ns -> us
