@@ -64,6 +64,7 @@ struct sm90_shape {
     static constexpr int STAGES = D == 64 ? 4 : 2;
     static constexpr int MAXP = BN / 16; /* pages a key tile may span (pages of 16+ keys) */
     static constexpr int SMEM = QTILE + 2 * STAGES * KVTILE + 1024; /* Q, the K/V stages, alignment */
+    static_assert((STAGES & (STAGES - 1)) == 0, "the consumers' PST wraps stages by a mask");
 };
 
 /* The kernel's parameter: the tensor maps of Q, K and V (the TMA reads them from the
