@@ -13,12 +13,17 @@
 #   NCU_KERNEL   ncu --kernel-name regex (default: both prefill kernels, mma.sync and Hopper)
 #   NCU_COUNT    launches captured per run (default 16)
 #   NCU_MEMORY   1: also the memory workload section and the DRAM bytes read (MBread)
-# Output in $OUT (or ./ncu-out): ncu-LABEL.csv (every raw metric of the sections) and
-# summary.txt. ncu runs with --clock-control none (the device's own clocks; see the device
+#   NCU_SOURCE   1: also, per run, one launch with warp-state sampling per SASS instruction
+#                (SourceCounters): scripts/ncu_source_summary.py lists the instructions
+#                where the warps stall most, and why (source-LABEL.txt)
+# Output in $OUT (or ./ncu-out): summary.txt, source-*.txt, and ncu-raw.tar.gz holding
+# ncu-LABEL.csv (every raw metric of the sections), the source pages and ncu's stderr (one
+# file: the device tool returns at most 8). ncu runs with --clock-control none (the device's own clocks; see the device
 # notes), so times are the kernel's own under replay, for comparing, not for reporting.
 set -uo pipefail
 OUT=${OUT:-$PWD/ncu-out}
-mkdir -p "$OUT"
+RAW=$OUT/raw
+mkdir -p "$OUT" "$RAW"
 build=${1:-}
 if [ -z "$build" ]; then
     build=build-ncu
@@ -40,7 +45,19 @@ for entry in "${list[@]}"; do
     "$ncu" --clock-control none --kernel-name "regex:${NCU_KERNEL:-prefill(_sm90)?_kernel}" --launch-count "${NCU_COUNT:-16}" \
         --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy \
         --section LaunchStats --section InstructionStats ${NCU_MEMORY:+--section MemoryWorkloadAnalysis --metrics dram__bytes_read.sum} --csv --page raw \
-        "$build/tools/fai-bench" $args --reps 1 --warmup 0 >"$OUT/ncu-$label.csv" 2>"$OUT/ncu-$label.err" ||
-        { echo "ncu failed for $label"; tail -n 5 "$OUT/ncu-$label.err"; }
+        "$build/tools/fai-bench" $args --reps 1 --warmup 0 >"$RAW/ncu-$label.csv" 2>"$RAW/ncu-$label.err" ||
+        { echo "ncu failed for $label"; tail -n 5 "$RAW/ncu-$label.err"; }
+    if [ "${NCU_SOURCE:-0}" = 1 ]; then
+        # shellcheck disable=SC2086
+        "$ncu" --clock-control none --kernel-name "regex:${NCU_KERNEL:-prefill(_sm90)?_kernel}" --launch-count 1 \
+            --section SourceCounters --section WarpStateStats -f -o "$RAW/src-$label" \
+            "$build/tools/fai-bench" $args --reps 1 --warmup 0 >/dev/null 2>"$RAW/src-$label.err" &&
+            "$ncu" -i "$RAW/src-$label.ncu-rep" --page source --csv --print-source sass >"$RAW/src-$label.csv" \
+                2>>"$RAW/src-$label.err" &&
+            python3 "$(dirname "$0")/ncu_source_summary.py" "$RAW/src-$label.csv" >"$OUT/source-$label.txt" ||
+            { echo "ncu source page failed for $label"; tail -n 5 "$RAW/src-$label.err"; }
+        rm -f "$RAW/src-$label.ncu-rep"
+    fi
 done
-python3 "$(dirname "$0")/ncu_summary.py" "$OUT"/ncu-*.csv | tee "$OUT/summary.txt"
+python3 "$(dirname "$0")/ncu_summary.py" "$RAW"/ncu-*.csv | tee "$OUT/summary.txt"
+tar -C "$RAW" -czf "$OUT/ncu-raw.tar.gz" . && rm -rf "$RAW"

@@ -17,8 +17,12 @@ COLUMNS = [  # (header, metric)
     ("tensor%", "tensor"),  # the busiest tensor pipe: hmma (mma.sync) or gmma (wgmma), see TENSOR
     ("fma%", "sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active"),
     ("alu%", "sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active"),
-    ("xu%", "sm__pipe_xu_cycles_active.avg.pct_of_peak_sustained_active"),
-    ("issue%", "sm__inst_issued.avg.pct_of_peak_sustained_active"),
+    # (these two under other names in some Nsight Compute versions: the first one present counts)
+    ("xu%", ("sm__pipe_xu_cycles_active.avg.pct_of_peak_sustained_active",
+             "sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active")),
+    ("issue%", ("sm__inst_issued.avg.pct_of_peak_sustained_active",
+                "sm__issue_active.avg.pct_of_peak_sustained_active",
+                "sm__issue_active.avg.pct_of_peak_sustained_elapsed")),
     ("dram%", "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed"),
     ("MBread", "dram__bytes_read.sum"),  # with ncu-prefill.sh's NCU_MEMORY=1
 ]
@@ -64,6 +68,8 @@ def rows_of(path):
                 vals = [x for x in vals if x is not None]
                 cells.append(f"{max(vals):.1f}" if vals else "")
                 continue
+            if isinstance(metric, tuple):
+                metric = next((x for x in metric if number(rec.get(x, "")) is not None), metric[0])
             v = number(rec.get(metric, ""))
             if v is not None and metric == "gpu__time_duration.sum":
                 v /= 1000.0  # ns -> us
