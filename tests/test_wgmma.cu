@@ -7,7 +7,8 @@
  * values, 16-byte chunk c of row r stored at chunk c ^ (r % 8)) that a fast kernel uses. The
  * accumulator layout documented in the header is checked element by element. Then the P x V
  * form: A from registers (the A fragment) times B stored MN-major with the 128-byte swizzle
- * (the transpose immediate), as attention's second product needs. A descriptor
+ * (the transpose immediate), as attention's second product needs, at N = 64 and at N = 128
+ * (two 64-column swizzle atoms, the descriptor's leading offset apart). A descriptor
  * with the two byte offsets swapped is run too and only reported, to tell a wrong field
  * from a wrong layout if the first case fails. Exits 77 without a GPU, on a GPU other than
  * compute capability 9.0, or when the build has no sm_90a code. */
@@ -65,6 +66,17 @@ __global__ void __launch_bounds__(THREADS) wgmma_tile(const uint16_t *a, const u
     }
 }
 
+/* The A fragment of one 16-column k-step of a row-major A (K values a row) starting at ak:
+ * thread (warp w, lane l) holds rows 16 w + l / 4 and + 8, columns 2 (l % 4), + 1, + 8, + 9. */
+__device__ void a_fragment(const uint16_t *ak, int K, int w, int l, uint32_t frag[4])
+{
+    const int r = 16 * w + l / 4, c = 2 * (l % 4);
+    frag[0] = ak[r * K + c] | (uint32_t)ak[r * K + c + 1] << 16;
+    frag[1] = ak[(r + 8) * K + c] | (uint32_t)ak[(r + 8) * K + c + 1] << 16;
+    frag[2] = ak[r * K + c + 8] | (uint32_t)ak[r * K + c + 9] << 16;
+    frag[3] = ak[(r + 8) * K + c + 8] | (uint32_t)ak[(r + 8) * K + c + 9] << 16;
+}
+
 /* D (64 x 64) = A (64 x K, row-major in global memory, taken into registers as the A
  * fragment) x B (K x 64, row-major: n contiguous), B in shared memory MN-major with the
  * 128-byte swizzle (row k at 128 k bytes, its chunk c at c ^ (k % 8)): the P x V product of
@@ -86,14 +98,9 @@ __global__ void __launch_bounds__(THREADS) wgmma_pv_tile(const uint16_t *a, cons
     for (int j = 0; j < 32; j++)
         d[j] = -1.0f;
     wgmma_fence();
-    const int r = 16 * w + l / 4, c = 2 * (l % 4);
     for (int ks = 0; ks < K / 16; ks++) {
-        const uint16_t *ak = a + ks * 16;
         uint32_t frag[4];
-        frag[0] = ak[r * K + c] | (uint32_t)ak[r * K + c + 1] << 16;
-        frag[1] = ak[(r + 8) * K + c] | (uint32_t)ak[(r + 8) * K + c + 1] << 16;
-        frag[2] = ak[r * K + c + 8] | (uint32_t)ak[r * K + c + 9] << 16;
-        frag[3] = ak[(r + 8) * K + c + 8] | (uint32_t)ak[(r + 8) * K + c + 9] << 16;
+        a_fragment(a + ks * 16, K, w, l, frag);
         /* k-step ks: rows 16 ks .. 16 ks + 15, two 1024-byte swizzle atoms */
         wgmma_m64n64k16_f16_rs_tb(d, frag, wgmma_desc(sb + ks * 16 * 64, lead, stride, FAI_SWIZZLE_128B), ks > 0);
     }
@@ -103,6 +110,86 @@ __global__ void __launch_bounds__(THREADS) wgmma_pv_tile(const uint16_t *a, cons
         const int row = 16 * w + l / 4 + 8 * ((j % 4) / 2), col = 8 * (j / 4) + 2 * (l % 4) + j % 2;
         d_out[row * N + col] = d[j];
     }
+}
+
+/* The same product at N = 128 (D 64 x 128): B's columns 0-63 and 64-127 are two swizzled
+ * blocks of K rows x 128 bytes, PV128_HALF bytes apart (a gap after the first, so a
+ * descriptor that assumed them adjacent fails), through wgmma_m64n128k16_f16_rs_tb. */
+enum { N2 = 128, PV128_HALF = KMAX * 128 + 1024 };
+__global__ void __launch_bounds__(THREADS) wgmma_pv128_tile(const uint16_t *a, const uint16_t *b, float *d_out,
+                                                            int K, uint32_t lead, uint32_t stride, int *has_wgmma)
+{
+    __shared__ __align__(1024) uint16_t sb[2 * PV128_HALF / 2];
+    const int t = threadIdx.x, w = t / 32, l = t % 32;
+    if (t == 0)
+        *has_wgmma = FAI_HAS_WGMMA;
+    for (int i = t; i < 2 * PV128_HALF / 2; i += THREADS)
+        sb[i] = 0x7e00; /* NaN in the gap: read by mistake, it shows */
+    __syncthreads();
+    for (int i = t; i < K * N2; i += THREADS) {
+        const int k = i / N2, n = i % N2, h = n / 64, nn = n % 64;
+        sb[h * (PV128_HALF / 2) + k * 64 + (((nn / 8) ^ (k % 8)) * 8) + nn % 8] = b[i];
+    }
+    fence_proxy_async_smem();
+    __syncthreads();
+    float d[64];
+    for (int j = 0; j < 64; j++)
+        d[j] = -1.0f;
+    wgmma_fence();
+    for (int ks = 0; ks < K / 16; ks++) {
+        uint32_t frag[4];
+        a_fragment(a + ks * 16, K, w, l, frag);
+        wgmma_m64n128k16_f16_rs_tb(d, d + 32, frag, wgmma_desc(sb + ks * 16 * 64, lead, stride, FAI_SWIZZLE_128B), ks > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    for (int j = 0; j < 64; j++) {
+        const int row = 16 * w + l / 4 + 8 * ((j % 4) / 2), col = 8 * (j / 4) + 2 * (l % 4) + j % 2;
+        d_out[row * N2 + col] = d[j];
+    }
+}
+
+/* The N = 128 P x V case: A (64 x 64) and B (64 x 128, n contiguous) random, against a
+ * double-precision product; returns the worst absolute error (NaN when not written). */
+static double run_pv128(uint32_t lead, uint32_t stride, int *has_wgmma_dev)
+{
+    enum { K = 64 };
+    static uint16_t a[M * K], b[K * N2];
+    static double ref[M * N2];
+    static float d[M * N2];
+    for (int i = 0; i < M * K; i++)
+        a[i] = host_float_to_half((float)rand() / RAND_MAX * 2.0f - 1.0f);
+    for (int i = 0; i < K * N2; i++)
+        b[i] = host_float_to_half((float)rand() / RAND_MAX * 2.0f - 1.0f);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N2; n++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += (double)host_half_to_float(a[m * K + k]) * host_half_to_float(b[k * N2 + n]);
+            ref[m * N2 + n] = s;
+        }
+    uint16_t *a_dev, *b_dev;
+    float *d_dev;
+    CUDA_CHECK(cudaMalloc((void **)&a_dev, sizeof a));
+    CUDA_CHECK(cudaMalloc((void **)&b_dev, sizeof b));
+    CUDA_CHECK(cudaMalloc((void **)&d_dev, sizeof d));
+    CUDA_CHECK(cudaMemcpy(a_dev, a, sizeof a, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(b_dev, b, sizeof b, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemset(d_dev, 0xff, sizeof d)); /* NaN */
+    wgmma_pv128_tile<<<1, THREADS>>>(a_dev, b_dev, d_dev, K, lead, stride, has_wgmma_dev);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaMemcpy(d, d_dev, sizeof d, cudaMemcpyDeviceToHost));
+    double worst = 0;
+    for (int i = 0; i < M * N2; i++) {
+        const double e = fabs((double)d[i] - ref[i]);
+        if (!(e <= worst))
+            worst = e;
+    }
+    cudaFree(a_dev);
+    cudaFree(b_dev);
+    cudaFree(d_dev);
+    return worst;
 }
 
 /* Runs one case; returns the worst absolute error (NaN when something was not written). */
@@ -205,6 +292,22 @@ int main(void)
         printf("  %-50s leading %5u stride %5u  worst error %.2e  %s\n", cases[c].name, cases[c].lead,
                cases[c].stride, worst, ok ? "ok" : cases[c].required ? "FAIL" : "(differs)");
         fails += cases[c].required && !ok;
+    }
+    /* P x V over 128 columns: the leading offset spans B's two 64-column atoms */
+    const struct {
+        const char *name;
+        uint32_t lead, stride;
+        int required;
+    } pv128[] = {
+        {"registers x MN-major B, N 128, halves apart", PV128_HALF, 1024, 1},
+        {"(diagnostic) registers x MN-major B, N 128, swapped", 1024, PV128_HALF, 0},
+    };
+    for (size_t c = 0; c < sizeof pv128 / sizeof pv128[0]; c++) {
+        const double worst = run_pv128(pv128[c].lead, pv128[c].stride, has_dev);
+        const int ok = worst <= 1e-3;
+        printf("  %-50s leading %5u stride %5u  worst error %.2e  %s\n", pv128[c].name, pv128[c].lead,
+               pv128[c].stride, worst, ok ? "ok" : pv128[c].required ? "FAIL" : "(differs)");
+        fails += pv128[c].required && !ok;
     }
     cudaFree(a_dev);
     cudaFree(b_dev);

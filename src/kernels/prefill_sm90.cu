@@ -120,6 +120,10 @@ struct sm90_elem<__half> {
     {
         wgmma_m64n64k16_f16_rs_tb(o, p, db, 1);
     }
+    static __device__ __forceinline__ void pv128(float o0[32], float o1[32], const uint32_t p[4], uint64_t db)
+    {
+        wgmma_m64n128k16_f16_rs_tb(o0, o1, p, db, 1);
+    }
 };
 
 template <>
@@ -136,11 +140,27 @@ struct sm90_elem<__nv_bfloat16> {
     {
         wgmma_m64n64k16_bf16_rs_tb(o, p, db, 1);
     }
+    static __device__ __forceinline__ void pv128(float o0[32], float o1[32], const uint32_t p[4], uint64_t db)
+    {
+        wgmma_m64n128k16_bf16_rs_tb(o0, o1, p, db, 1);
+    }
 };
 
 /* Descriptor of a 128-byte-swizzled K-major or MN-major operand at p (8-row groups 1024 bytes
  * apart). */
 __device__ __forceinline__ uint64_t sm90_desc(const char *p) { return wgmma_desc(p, 16, 1024, FAI_SWIZZLE_128B); }
+
+/* Descriptor of V for a 128-column P V (head dims 128 and 256): two 64-column halves, each a
+ * 128-byte-swizzled block of rows, `half` bytes apart (the leading byte offset). */
+__device__ __forceinline__ uint64_t sm90_desc_v128(const char *p, int half)
+{
+    return wgmma_desc(p, (uint32_t)half, 1024, FAI_SWIZZLE_128B);
+}
+
+/* The descriptor of an operand `bytes` further on: only the start address field (address / 16,
+ * bits 0-13) moves, and shared addresses stay below 2^18, so the sum never carries out of it.
+ * (One add a wgmma instead of rebuilding the descriptor from the address.) */
+__device__ __forceinline__ uint64_t sm90_desc_plus(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
 
 /* A K or V tile at key row0 of sequence b (KV head kvh) into dst, counted on bar: one box
  * per 64-value half, or with a page table one per page the tile spans (boxes of min(BN, page
@@ -273,29 +293,52 @@ __device__ __forceinline__ bool sm90_softmax(float (&s)[BN / 2], float (&m)[2], 
                                   : s[j] * a.scale_log2;
         }
     }
+    /* Each row's max and sum as four partial chains per row half, both halves side by side
+     * (one chain of NS / 2 dependent steps left a lone warp waiting on every step). */
+    static_assert(NS >= 16, "four partial chains per row half");
+    float mx[2], part[2][4];
+#pragma unroll
+    for (int j = 0; j < NS; j += 4)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const float v = fmaxf(s[j + 2 * hr], s[j + 2 * hr + 1]);
+            part[hr][(j >> 2) & 3] = j < 16 ? v : fmaxf(part[hr][(j >> 2) & 3], v);
+        }
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++)
+        mx[hr] = fmaxf(fmaxf(part[hr][0], part[hr][1]), fmaxf(part[hr][2], part[hr][3]));
+#pragma unroll
+    for (int sh = 1; sh <= 2; sh <<= 1)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++)
+            mx[hr] = fmaxf(mx[hr], __shfl_xor_sync(0xffffffffu, mx[hr], sh));
+    float base[2];
     bool grew = false;
 #pragma unroll
     for (int hr = 0; hr < 2; hr++) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < NS; j += 4)
-            mx = fmaxf(mx, fmaxf(s[j + 2 * hr], s[j + 2 * hr + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float mnew = fmaxf(m[hr], mx * sc);
-        const float base = safe_max(mnew);
-        alpha[hr] = ptx_exp2(m[hr] - base);
+        const float mnew = fmaxf(m[hr], mx[hr] * sc);
+        base[hr] = safe_max(mnew);
+        alpha[hr] = ptx_exp2(m[hr] - base[hr]);
         grew |= mnew != m[hr];
         m[hr] = mnew;
-        float sum = 0.0f;
-#pragma unroll
-        for (int j = 0; j < NS; j += 4) {
-            s[j + 2 * hr] = ptx_exp2(fmaf(s[j + 2 * hr], sc, -base));
-            s[j + 2 * hr + 1] = ptx_exp2(fmaf(s[j + 2 * hr + 1], sc, -base));
-            sum += s[j + 2 * hr] + s[j + 2 * hr + 1];
-        }
-        l[hr] = l[hr] * alpha[hr] + sum;
     }
+#pragma unroll
+    for (int j = 0; j < NS; j += 4)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            s[j + 2 * hr] = ptx_exp2(fmaf(s[j + 2 * hr], sc, -base[hr]));
+            s[j + 2 * hr + 1] = ptx_exp2(fmaf(s[j + 2 * hr + 1], sc, -base[hr]));
+        }
+#pragma unroll
+    for (int j = 0; j < NS; j += 4)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const float v = s[j + 2 * hr] + s[j + 2 * hr + 1];
+            part[hr][(j >> 2) & 3] = j < 16 ? v : part[hr][(j >> 2) & 3] + v;
+        }
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++)
+        l[hr] = l[hr] * alpha[hr] + ((part[hr][0] + part[hr][1]) + (part[hr][2] + part[hr][3]));
     return __any_sync(0xffffffffu, grew);
 }
 
@@ -422,6 +465,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
     setmaxnreg_inc<SM90_CONSUMER_REGS>();
     const int c = warp >> 2, w = warp & 3, quad = lane & 3;
     const char *sqc = sq + c * 64 * 128; /* the warpgroup's 64 rows of each Q half */
+    const uint64_t dq = sm90_desc(sqc);
     const bool pp = p.pingpong != 0;
     if (c == 1)
         sm90_turn_pass(pp, 1); /* warpgroup 0 first */
@@ -467,10 +511,10 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
     } while (0)
 #define SM90_QK()                                                                                          \
     do {                                                                                                   \
-        const char *sk_ = stages + 2 * st * S::KVTILE;                                                     \
+        const uint64_t dk_ = sm90_desc(stages + 2 * st * S::KVTILE);                                       \
         _Pragma("unroll") for (int ks = 0; ks < D / 16; ks++)                                              \
-            E::template qk<BN>(s, sm90_desc(sqc + (ks >> 2) * S::QHALF + (ks & 3) * 32),                   \
-                               sm90_desc(sk_ + (ks >> 2) * S::KVHALF + (ks & 3) * 32), ks > 0);            \
+            E::template qk<BN>(s, sm90_desc_plus(dq, (ks >> 2) * S::QHALF + (ks & 3) * 32),                \
+                               sm90_desc_plus(dk_, (ks >> 2) * S::KVHALF + (ks & 3) * 32), ks > 0);        \
         wgmma_commit();                                                                                    \
     } while (0)
 #define SM90_PV_FENCES()                                                                                   \
@@ -485,9 +529,16 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
 #define SM90_PV()                                                                                          \
     do {                                                                                                   \
         const char *sv_ = stages + (2 * PST + 1) * S::KVTILE;                                              \
-        _Pragma("unroll") for (int hb = 0; hb < S::NH; hb++)                                               \
+        if constexpr (S::NH >= 2) { /* 128 columns a wgmma (two halves) */                                 \
+            const uint64_t dv_ = sm90_desc_v128(sv_, S::KVHALF);                                           \
+            _Pragma("unroll") for (int hp = 0; hp < S::NH; hp += 2)                                        \
+                _Pragma("unroll") for (int ks = 0; ks < BN / 16; ks++)                                     \
+                    E::pv128(acc[hp], acc[hp + 1], pf[ks], sm90_desc_plus(dv_, hp * S::KVHALF + ks * 2048)); \
+        } else {                                                                                           \
+            const uint64_t dv_ = sm90_desc(sv_);                                                           \
             _Pragma("unroll") for (int ks = 0; ks < BN / 16; ks++)                                         \
-                E::pv(acc[hb], pf[ks], sm90_desc(sv_ + hb * S::KVHALF + ks * 2048));                       \
+                E::pv(acc[0], pf[ks], sm90_desc_plus(dv_, ks * 2048));                                     \
+        }                                                                                                  \
         wgmma_commit();                                                                                    \
     } while (0)
 /* after S is done: K's stage back to the producer, Q too after the item's last S, then the

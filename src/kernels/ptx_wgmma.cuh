@@ -188,5 +188,43 @@ __device__ __forceinline__ void wgmma_fence_reg(uint32_t &x) { asm volatile("" :
 FAI_WGMMA_SS_N128(wgmma_m64n128k16_f16, f16)
 FAI_WGMMA_SS_N128(wgmma_m64n128k16_bf16, bf16)
 
+/* d (64 x 128, FP32) += A x B with A from registers (the A fragment, as for the m64n64 form
+ * above) and B (16 x 128) MN-major with the 128-byte swizzle: O += P V over 128 head-dim
+ * columns at once. The accumulators of columns 0-63 are d0, of 64-127 d1 (each laid out as
+ * the m64n64 form's d). B's two 64-column halves are swizzle atoms of their own; the
+ * descriptor's leading byte offset is the distance between them, its stride offset that
+ * between 8-row groups along K (1024 bytes in a 128-byte-row layout). */
+#define FAI_WGMMA_RS_N128(name, TYPE)                                                                      \
+    __device__ __forceinline__ void name(float d0[32], float d1[32], const uint32_t a[4], uint64_t desc_b,     \
+                                         int accumulate)                                                    \
+    {                                                                                                       \
+        FAI_WGMMA_RS_N128_BODY(TYPE)                                                                        \
+    }
+#if FAI_HAS_WGMMA
+#define FAI_WGMMA_RS_N128_BODY(TYPE)                                                                        \
+    asm volatile("{\n"                                                                                      \
+                 ".reg .pred p;\n"                                                                          \
+                 "setp.ne.b32 p, %69, 0;\n"                                                                 \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." #TYPE "." #TYPE " "                        \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                  \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "        \
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "         \
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "        \
+                 "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n"                                                 \
+                 "}\n"                                                                                      \
+                 : FAI_WGMMA_ACC32(d0), FAI_WGMMA_ACC32(d1)                                                 \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate)                 \
+                 : "memory");
+#else
+#define FAI_WGMMA_RS_N128_BODY(TYPE)                                                                        \
+    (void)d0;                                                                                               \
+    (void)d1;                                                                                               \
+    (void)a;                                                                                                \
+    (void)desc_b;                                                                                           \
+    (void)accumulate;
+#endif
+FAI_WGMMA_RS_N128(wgmma_m64n128k16_f16_rs_tb, f16)
+FAI_WGMMA_RS_N128(wgmma_m64n128k16_bf16_rs_tb, bf16)
+
 
 #endif
