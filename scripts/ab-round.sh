@@ -14,7 +14,8 @@
 #              another tree's binaries as ../TREE/build/...
 #   AB_FULL    the trees built with every target (default: the first; the others: fai-bench)
 # Output in $OUT: ab.txt (every run's table, tree by tree), ab.csv (the CSV rows with the
-# tree and the run's arguments in front), tests.txt (FAIL lines and tails), summary.txt.
+# tree and the run's arguments in front), tests.txt (FAIL lines and tails), summary.txt;
+# scripts/ab_compare.py ab.csv --base TREE prints the shapes x (tree, run) table of times.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
