@@ -57,7 +57,7 @@ def main(argv):
     print(f"# {path}: ms, and time / {base_col[0]}'s in the same run")
     for i, label in enumerate(labels):
         print(f"#   run {label if label.startswith('#') else f'#{i + 1} {label}'}")
-    print(f"{"shape":<54}" + "".join(f"{n:>18}" for n in names))
+    print(f"{'shape':<54}" + "".join(f"{n:>18}" for n in names))
     for key in order:
         row = table[key]
         shape = " ".join(x for x in (key[0], f"b{key[2]}", f"{key[3]}x{key[4]}", f"{key[5]}/{key[6]}",
