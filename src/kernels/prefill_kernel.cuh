@@ -205,6 +205,26 @@ __device__ __forceinline__ int2 mask_bounds(const fai_prefill_args &a, int seq_q
     return make_int2(dl, dr);
 }
 
+/* The key tiles a query tile (rows m0 .. m0 + BM - 1) visits, as the first keys of the first
+ * and the last (x, y: multiples of BN; none when x > y). Keys any row of the tile sees: up to
+ * the right bound of its last valid row (rl), from the left bound of its first; with a window,
+ * about (window + BM) / BN tiles whatever seq_k is. Both prefill kernels walk y down to x. */
+template <bool VARIANTS, int BM, int BN>
+__device__ __forceinline__ int2 prefill_key_tiles(const fai_prefill_args &a, int m0, int seq_q, int seq_k)
+{
+    int nkeys = seq_k, n_first = 0;
+    if (VARIANTS) {
+        const int2 mb = mask_bounds(a, seq_q, seq_k);
+        const int rl = min(seq_q, m0 + BM) - 1;
+        nkeys = mb.y >= seq_k - 1 - rl ? seq_k : max(0, rl + 1 + mb.y);
+        const int64_t first_key = max((int64_t)0, (int64_t)m0 + mb.x);
+        n_first = first_key >= nkeys ? INT_MAX : (int)(first_key / BN) * BN;
+    } else if (a.win_right == 0) {
+        nkeys = max(0, min(seq_k, min(seq_q, m0 + BM) + seq_k - seq_q));
+    }
+    return make_int2(n_first, ((nkeys + BN - 1) / BN - 1) * BN);
+}
+
 /* A row's sink (exp2 domain) joins its softmax sum: the row's max mx moves up to the sink if
  * that is larger, so that neither term overflows. Returns the share of the accumulators left
  * (0 for a row that saw no key); sum and mx are updated. */
@@ -292,21 +312,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     for (int t = T - 1 - (int)(blockIdx.x % T); (int64_t)t * BM < seq_q; t += T) {
         const int m0 = t * BM;
         __syncthreads(); /* blk is written; the previous tile's output staging is read out */
-        /* Keys any row of the tile sees: up to the right bound of its last valid row (rl),
-         * from the left bound of its first. The key tiles visited (their first keys n0,
-         * multiples of BN) run from n_last down to n_first, none when n_first > n_last: with
-         * a window, about (window + BM) / BN tiles whatever seq_k is. */
-        int nkeys = seq_k, n_first = 0;
-        if (VARIANTS) {
-            const int2 mb = mask_bounds(a, seq_q, seq_k);
-            const int rl = min(seq_q, m0 + BM) - 1;
-            nkeys = mb.y >= seq_k - 1 - rl ? seq_k : max(0, rl + 1 + mb.y);
-            const int64_t first_key = max((int64_t)0, (int64_t)m0 + mb.x);
-            n_first = first_key >= nkeys ? INT_MAX : (int)(first_key / BN) * BN;
-        } else if (a.win_right == 0) {
-            nkeys = max(0, min(seq_k, min(seq_q, m0 + BM) + off));
-        }
-        const int n_last = ((nkeys + BN - 1) / BN - 1) * BN;
+        const int2 kt = prefill_key_tiles<VARIANTS, BM, BN>(a, m0, seq_q, seq_k);
+        const int n_first = kt.x, n_last = kt.y;
 
         /* The copies of the tile at key n (stage (n / BN) % STAGES), and (paged) the page
          * numbers of the tile STAGES tiles after it. */

@@ -137,25 +137,6 @@ struct sm90_elem<__nv_bfloat16> {
  * apart). */
 __device__ __forceinline__ uint64_t sm90_desc(const char *p) { return wgmma_desc(p, 16, 1024, FAI_SWIZZLE_128B); }
 
-/* The key tiles query tile m0 visits, as the first keys of the first and last (multiples of
- * BN; none when x > y): the mma.sync kernel's bounds (the causal diagonal of the tile's last
- * row; with a window, its edges). Producer and consumers both walk y down to x. */
-template <int MODE, int BN>
-__device__ __forceinline__ int2 sm90_tiles(const fai_prefill_args &a, int m0, int seq_q, int seq_k)
-{
-    int nkeys = seq_k, n_first = 0;
-    if (MODE >= FAI_PREFILL_WINDOW) {
-        const int2 mb = mask_bounds(a, seq_q, seq_k);
-        const int rl = min(seq_q, m0 + SM90_BM) - 1;
-        nkeys = mb.y >= seq_k - 1 - rl ? seq_k : max(0, rl + 1 + mb.y);
-        const int64_t first_key = max((int64_t)0, (int64_t)m0 + mb.x);
-        n_first = first_key >= nkeys ? INT_MAX : (int)(first_key / BN) * BN;
-    } else if (a.win_right == 0) {
-        nkeys = max(0, min(seq_k, min(seq_q, m0 + SM90_BM) + seq_k - seq_q));
-    }
-    return make_int2(n_first, ((nkeys + BN - 1) / BN - 1) * BN);
-}
-
 /* The K and V tiles at key row0 of sequence b (KV head kvh) into sk and sv, counted on bar:
  * one box per 64-value half, or with a page table one per page the tile spans (boxes of
  * min(BN, page size) rows: a tile of BN keys starts on a multiple of BN, so it lies in one
@@ -288,7 +269,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                 continue; /* a decode row: the decode kernel of the same call writes it */
             for (int t = it.t0; (int64_t)t * SM90_BM < seq_q; t += T) {
                 const int m0 = t * SM90_BM;
-                const int2 tiles = sm90_tiles<MODE, BN>(a, m0, seq_q, seq_k);
+                const int2 tiles = prefill_key_tiles<(MODE >= FAI_PREFILL_WINDOW), SM90_BM, BN>(a, m0, seq_q, seq_k);
                 /* The tile's K/V go into the ring as stages free up (the last item's tiles
                  * still in use); its Q and work record once the consumers are past their last
                  * S = Q K^T (q_empty), after the first K/V tile is on its way. */
