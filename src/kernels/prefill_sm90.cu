@@ -419,13 +419,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
 #pragma unroll
                     for (int j = 0; j < NS; j += 4)
                         mx = fmaxf(mx, fmaxf(s[j + 2 * hr], s[j + 2 * hr + 1]));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                    const float mnew = fmaxf(m[hr], mx * sc);
-                    const float base = safe_max(mnew);
-                    alpha[hr] = ptx_exp2(m[hr] - base);
-                    grew |= mnew != m[hr];
-                    m[hr] = mnew;
+                    const float base = online_max_step(m[hr], mx, sc, alpha[hr], grew);
                     float sum = 0.0f;
 #pragma unroll
                     for (int j = 0; j < NS; j += 4) {
