@@ -7,6 +7,7 @@ fai-bench's columns (so scripts/compare.py and scripts/plot_perf.py read it).
   FAI_LIBRARY=build-gpu/libfai.so PYTHONPATH=python python3 bench/compare.py --csv out.csv
   python3 bench/compare.py --suite decode-seq,prefill-seq --csv out.csv
   python3 bench/compare.py --graphs --csv g.csv   # each call timed as a CUDA graph replay
+  python3 bench/compare.py --dtype bf16 --suite prefill-seq,prefill-gqa --csv bf16.csv
   python3 bench/compare.py --list            # the rows, no GPU needed
 
 Shapes: prefill rows hold every sequence at the same length; fai gets them packed
@@ -65,6 +66,8 @@ def main():
     ap.add_argument("--backends", default="fai,flash,cudnn")
     ap.add_argument("--csv", default="")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--dtype", default="fp16", choices=("fp16", "bf16"),
+                    help="Q, K, V and O (and the decode rows' cache) in this type, for every backend")
     ap.add_argument("--graphs", action="store_true",
                     help="time each call as a CUDA graph replay (the GPU's time alone: no Python or launch "
                          "overhead, as an engine that captures its steps sees it); default: eager calls")
@@ -88,12 +91,13 @@ def main():
     dev = torch.device("cuda")
     device_name = torch.cuda.get_device_name(0)
     sdpa_backend = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+    dt = torch.float16 if a.dtype == "fp16" else torch.bfloat16
 
     def tensors(b, sq, sk, hq, hk, d):
         """Q [b*sq, hq, d], K/V as [b, hk, sk, d], O like Q; SDPA views of the same storage."""
-        q = torch.randn(b * sq, hq, d, dtype=torch.float16, device=dev)
-        k = torch.randn(b, hk, sk, d, dtype=torch.float16, device=dev)
-        v = torch.randn(b, hk, sk, d, dtype=torch.float16, device=dev)
+        q = torch.randn(b * sq, hq, d, dtype=dt, device=dev)
+        k = torch.randn(b, hk, sk, d, dtype=dt, device=dev)
+        v = torch.randn(b, hk, sk, d, dtype=dt, device=dev)
         return q, k, v, torch.empty_like(q)
 
     def fai_part(b, sq, sk, hq, hk, d, causal):
@@ -117,9 +121,9 @@ def main():
         hq, hk, d, sk = r["hq"], r["hk"], r["d"], r["sk"]
         lens_q = [sq for b, sq, _, _ in parts_of(r) for _ in range(b)]
         total_q, total_k = sum(lens_q), len(lens_q) * sk
-        q = torch.randn(total_q, hq, d, dtype=torch.float16, device=dev)
-        k = torch.randn(total_k, hk, d, dtype=torch.float16, device=dev)
-        v = torch.randn(total_k, hk, d, dtype=torch.float16, device=dev)
+        q = torch.randn(total_q, hq, d, dtype=dt, device=dev)
+        k = torch.randn(total_k, hk, d, dtype=dt, device=dev)
+        v = torch.randn(total_k, hk, d, dtype=dt, device=dev)
         o = torch.empty_like(q)
         cu_q = [0]
         for n in lens_q:
@@ -174,7 +178,7 @@ def main():
             except Exception as e:  # a backend that refuses the shape
                 ms, note = None, str(e).splitlines()[0][:100].replace(",", ";")
             torch.cuda.empty_cache()
-            row = dict(device=device_name, suite=suite, backend=backend, dtype="fp16", b=r["b"], sq=r["sq"], sk=r["sk"],
+            row = dict(device=device_name, suite=suite, backend=backend, dtype=a.dtype, b=r["b"], sq=r["sq"], sk=r["sk"],
                        hq=r["hq"], hk=r["hk"], d=r["d"], causal=r["causal"],
                        prefill_frac="" if r["frac"] is None else r["frac"],
                        ms="" if ms is None else round(ms, 5),

@@ -6,13 +6,16 @@
 #   mkdir -p .ab && for c in HEAD b0b17cc; do mkdir -p .ab/$c && git archive $c | tar -x -C .ab/$c; done
 # Knobs (environment):
 #   AB_TREES   the trees under .ab/, the first is the one under test (default: every folder)
-#   AB_BENCH   fai-bench argument lists separated by ';' (default: the decode suites and kv-quant)
+#   AB_BENCH   fai-bench argument lists separated by ';' (default: the decode suites and kv-quant);
+#              leading NAME=value words set that run's environment; ab.csv's second column
+#              is "#run args" (commas replaced by '+'), so repeated runs stay apart
 #   AB_TESTS   "name|timeout|command;..." tests run in the first tree (default: API, decode and
 #              prefill small sets, memcheck of decode), or 0 to skip them; a command may name
 #              another tree's binaries as ../TREE/build/...
 #   AB_FULL    the trees built with every target (default: the first; the others: fai-bench)
 # Output in $OUT: ab.txt (every run's table, tree by tree), ab.csv (the CSV rows with the
-# tree and the run's arguments in front), tests.txt (FAIL lines and tails), summary.txt.
+# tree and the run's arguments in front), tests.txt (FAIL lines and tails), summary.txt;
+# scripts/ab_compare.py ab.csv --base TREE prints the shapes x (tree, run) table of times.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -66,15 +69,22 @@ if [ "${AB_TESTS:-}" != 0 ]; then
 fi
 
 IFS=';' read -r -a benches <<<"${AB_BENCH:---suite decode --reps 30;--suite kv-quant --reps 20}"
+run=0
 for args in "${benches[@]}"; do
+    run=$((run + 1))
+    # leading NAME=value words are the run's environment (FAI_PREFILL_SM90_PINGPONG=1 --suite ...)
+    envs=() rest=()
+    for w in $args; do
+        if [ ${#rest[@]} -eq 0 ] && [[ $w =~ ^[A-Z_][A-Z0-9_]*= ]]; then envs+=("$w"); else rest+=("$w"); fi
+    done
+    label="#$run ${args//,/+}" # (no commas: the label is a CSV column)
     for t in "${trees[@]}"; do
         [ -x ".ab/$t/build/tools/fai-bench" ] || continue
         stamp "bench $t: $args"
-        echo "######## $t: fai-bench $args" >>"$OUT/ab.txt"
-        # shellcheck disable=SC2086
-        timeout 200 ".ab/$t/build/tools/fai-bench" $args --csv "$OUT/run.csv" >>"$OUT/ab.txt" 2>"$OUT/run.err" ||
+        echo "######## $t: $label" >>"$OUT/ab.txt"
+        timeout 200 env "${envs[@]}" ".ab/$t/build/tools/fai-bench" "${rest[@]}" --csv "$OUT/run.csv" >>"$OUT/ab.txt" 2>"$OUT/run.err" ||
             { echo "bench $t ($args) failed"; tail -n 5 "$OUT/run.err"; }
-        [ -f "$OUT/run.csv" ] && sed "s|^|$t,$args,|" "$OUT/run.csv" >>"$OUT/ab.csv"
+        [ -f "$OUT/run.csv" ] && sed "s|^|$t,$label,|" "$OUT/run.csv" >>"$OUT/ab.csv"
         rm -f "$OUT/run.csv" "$OUT/run.err"
     done
 done

@@ -9,7 +9,8 @@
 #   scripts/report-round.sh
 # Environment: REPORT_COMPARE_S (each mode), REPORT_CHECK_S (time limits, default 240 and 120),
 # REPORT_CHECK=0 skips fai-bench --check,
-# REPORT_SANITIZE (default none), REPORT_SUITES (compare.py --suite, default every suite).
+# REPORT_SANITIZE (default none), REPORT_SUITES (compare.py --suite, default every suite),
+# REPORT_DTYPE (compare.py --dtype: fp16, the default, or bf16 for every backend).
 # Output in $OUT (or ./report-out): compare{,-graphs}.{csv,log}, check.txt, summary.txt.
 set -uo pipefail
 OUT=${OUT:-$PWD/report-out}
@@ -28,7 +29,7 @@ for mode in eager graphs; do
     stamp "bench/compare.py ($mode)"
     name=compare && [ $mode = graphs ] && name=compare-graphs
     FAI_LIBRARY="$PWD/build-gpu/libfai.so" PYTHONPATH="$PWD/python" PYTHONUNBUFFERED=1 \
-        timeout "${REPORT_COMPARE_S:-240}" python3 bench/compare.py ${REPORT_SUITES:+--suite "$REPORT_SUITES"} \
+        timeout "${REPORT_COMPARE_S:-240}" python3 bench/compare.py ${REPORT_SUITES:+--suite "$REPORT_SUITES"} ${REPORT_DTYPE:+--dtype "$REPORT_DTYPE"} \
         $([ $mode = graphs ] && echo --graphs) --csv "$OUT/$name.csv" >"$OUT/$name.log" 2>&1
     summary+="compare.py $mode rc $?: $(grep -c ' ms ' "$OUT/$name.log") timed, $(grep -c 'n/a' "$OUT/$name.log") n/a"$'\n'
 done

@@ -225,6 +225,22 @@ __device__ __forceinline__ int2 prefill_key_tiles(const fai_prefill_args &a, int
     return make_int2(n_first, ((nkeys + BN - 1) / BN - 1) * BN);
 }
 
+/* One row's step of the online softmax: mx, this thread's max of the row's scores in the
+ * tile, becomes the row's (over the quad holding it), times sc into the exp2 domain; the
+ * running max m moves up to it. Returns the exp2 base of the tile's weights; alpha is the
+ * factor of the weights so far, grew set when m moved. */
+__device__ __forceinline__ float online_max_step(float &m, float mx, float sc, float &alpha, bool &grew)
+{
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float mnew = fmaxf(m, mx * sc);
+    const float base = safe_max(mnew);
+    alpha = ptx_exp2(m - base);
+    grew |= mnew != m;
+    m = mnew;
+    return base;
+}
+
 /* A row's sink (exp2 domain) joins its softmax sum: the row's max mx moves up to the sink if
  * that is larger, so that neither term overflows. Returns the share of the accumulators left
  * (0 for a row that saw no key); sum and mx are updated. */
@@ -475,13 +491,7 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
 #pragma unroll
                     for (int n = 0; n < NS; n++)
                         mx = fmaxf(mx, fmaxf(s[mt][n][2 * hr], s[mt][n][2 * hr + 1]));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                    const float mnew = fmaxf(m[mt][hr], mx * sc);
-                    const float base = safe_max(mnew);
-                    alpha[hr] = ptx_exp2(m[mt][hr] - base);
-                    grew |= mnew != m[mt][hr];
-                    m[mt][hr] = mnew;
+                    const float base = online_max_step(m[mt][hr], mx, sc, alpha[hr], grew);
                     float sum = 0.0f;
 #pragma unroll
                     for (int n = 0; n < NS; n++) {

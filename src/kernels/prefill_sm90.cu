@@ -307,21 +307,11 @@ __device__ __forceinline__ bool sm90_softmax(float (&s)[BN / 2], float (&m)[2], 
 #pragma unroll
     for (int hr = 0; hr < 2; hr++)
         mx[hr] = fmaxf(fmaxf(part[hr][0], part[hr][1]), fmaxf(part[hr][2], part[hr][3]));
-#pragma unroll
-    for (int sh = 1; sh <= 2; sh <<= 1)
-#pragma unroll
-        for (int hr = 0; hr < 2; hr++)
-            mx[hr] = fmaxf(mx[hr], __shfl_xor_sync(0xffffffffu, mx[hr], sh));
     float base[2];
     bool grew = false;
 #pragma unroll
-    for (int hr = 0; hr < 2; hr++) {
-        const float mnew = fmaxf(m[hr], mx[hr] * sc);
-        base[hr] = safe_max(mnew);
-        alpha[hr] = ptx_exp2(m[hr] - base[hr]);
-        grew |= mnew != m[hr];
-        m[hr] = mnew;
-    }
+    for (int hr = 0; hr < 2; hr++)
+        base[hr] = online_max_step(m[hr], mx[hr], sc, alpha[hr], grew);
 #pragma unroll
     for (int j = 0; j < NS; j += 4)
 #pragma unroll
