@@ -10,7 +10,8 @@
 # Environment: REPORT_COMPARE_S (each mode), REPORT_CHECK_S (time limits, default 240 and 120),
 # REPORT_CHECK=0 skips fai-bench --check,
 # REPORT_SANITIZE (default none), REPORT_SUITES (compare.py --suite, default every suite),
-# REPORT_DTYPE (compare.py --dtype: fp16, the default, or bf16 for every backend).
+# REPORT_DTYPE (compare.py --dtype: fp16, the default, or bf16 for every backend),
+# REPORT_MODES (default "eager graphs": either alone runs compare.py once).
 # Output in $OUT (or ./report-out): compare{,-graphs}.{csv,log}, check.txt, summary.txt.
 set -uo pipefail
 OUT=${OUT:-$PWD/report-out}
@@ -25,7 +26,7 @@ stamp "build (sm_$arch)"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$OUT/build.log" 2>&1 &&
     cmake --build build-gpu -j"$(nproc)" >>"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log"; exit 2; }
 
-for mode in eager graphs; do
+for mode in ${REPORT_MODES:-eager graphs}; do
     stamp "bench/compare.py ($mode)"
     name=compare && [ $mode = graphs ] && name=compare-graphs
     FAI_LIBRARY="$PWD/build-gpu/libfai.so" PYTHONPATH="$PWD/python" PYTHONUNBUFFERED=1 \
