@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The side-by-side run: fai (through the Python package) and PyTorch SDPA's FlashAttention-2
 and cuDNN backends on the same tensors, every standard sweep of shared/guides/benchmarks.md,
-one timer (triton.testing.do_bench: median, L2 flushed before each run), one CSV with
+one timer (triton.testing.do_bench: median, L2 flushed before each run; --flush read: the same
+with a read-only flush), one CSV with
 fai-bench's columns (so scripts/compare.py and scripts/plot_perf.py read it).
 
   FAI_LIBRARY=build-gpu/libfai.so PYTHONPATH=python python3 bench/compare.py --csv out.csv
@@ -18,6 +19,7 @@ no mixed batch). Metrics as benchmarks.md: TFLOP/s = 4 sq sk hq d per sequence (
 causal with sq == sk), GB/s of Q, K, V and O moved once."""
 import argparse
 import csv
+import statistics
 import sys
 
 STANDARD = {
@@ -71,6 +73,10 @@ def main():
     ap.add_argument("--graphs", action="store_true",
                     help="time each call as a CUDA graph replay (the GPU's time alone: no Python or launch "
                          "overhead, as an engine that captures its steps sees it); default: eager calls")
+    ap.add_argument("--flush", default="write", choices=("write", "read"),
+                    help="the L2 flush before each timed run: write (triton.testing.do_bench's own, a 256 MB "
+                         "zero_() that leaves the L2 dirty, so the timed call also writes it back) or read "
+                         "(a 256 MB reduction: the L2 left holding clean, unrelated lines; CUDA events, median)")
     a = ap.parse_args()
     work = rows_of(filter(None, a.suite.split(",")))
     if a.list:
@@ -92,6 +98,31 @@ def main():
     device_name = torch.cuda.get_device_name(0)
     sdpa_backend = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
     dt = torch.float16 if a.dtype == "fp16" else torch.bfloat16
+
+    flush_buf = torch.ones(64 << 20, dtype=torch.int32, device=dev) if a.flush == "read" else None
+
+    def median_ms(fn):
+        """do_bench's median, or with --flush read the same protocol (25 warm-up calls, about
+        100 ms of timed calls) after a read-only flush."""
+        if flush_buf is None:
+            return do_bench(fn, warmup=25, rep=100, return_mode="median")
+        for _ in range(25):
+            fn()
+        probe = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+        probe[0].record()
+        for _ in range(5):
+            fn()
+        probe[1].record()
+        torch.cuda.synchronize()
+        n = max(10, min(1000, int(100.0 / max(probe[0].elapsed_time(probe[1]) / 5, 1e-3))))
+        ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+        for e0, e1 in ev:
+            flush_buf.sum()
+            e0.record()
+            fn()
+            e1.record()
+        torch.cuda.synchronize()
+        return statistics.median(e0.elapsed_time(e1) for e0, e1 in ev)
 
     def tensors(b, sq, sk, hq, hk, d):
         """Q [b*sq, hq, d], K/V as [b, hk, sk, d], O like Q; SDPA views of the same storage."""
@@ -174,7 +205,7 @@ def main():
                 for fn in fns:
                     fn()
                     torch.cuda.synchronize()
-                    ms += do_bench(fn, warmup=25, rep=100, return_mode="median")
+                    ms += median_ms(fn)
             except Exception as e:  # a backend that refuses the shape
                 ms, note = None, str(e).splitlines()[0][:100].replace(",", ";")
             torch.cuda.empty_cache()
@@ -183,7 +214,8 @@ def main():
                        prefill_frac="" if r["frac"] is None else r["frac"],
                        ms="" if ms is None else round(ms, 5),
                        tflops="" if ms is None else round(flops / (ms * 1e-3) / 1e12, 2),
-                       gbps="" if ms is None else round(nbytes / (ms * 1e-3) / 1e9, 1), note=note)
+                       gbps="" if ms is None else round(nbytes / (ms * 1e-3) / 1e9, 1),
+                       note="; ".join(filter(None, (note, "flush read" if flush_buf is not None else ""))))
             out_rows.append(row)
             print(f"[{i + 1}/{len(work)}] {suite:13s} {backend:5s} b={r['b']:<5d} sq={r['sq']:<6d} sk={r['sk']:<7d} "
                   f"hq={r['hq']} hk={r['hk']} d={r['d']} " +

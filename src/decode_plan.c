@@ -134,13 +134,16 @@ static int32_t mma_rows(int32_t group) { return group < FAI_DECODE_MMA_ROWS ? gr
  * us against 23.6/28.8/43.2 on CUDA cores; batch 4 x 4K 39.9 against 57.9), for groups of 2-3
  * unless the splits it needs are short (< 2048 keys: its ring's ramp then costs more than
  * the CUDA-core kernel's register prefetch, measured in session 2). */
-static int prefer_mma(fai_dtype kv_dtype, int32_t batch, int32_t num_kv_heads, int32_t group, int32_t head_dim,
-                      int32_t max_seq_len, fai_device_info dev, int eb)
+static int prefer_mma(fai_dtype kv_dtype, int paged, int32_t batch, int32_t num_kv_heads, int32_t group,
+                      int32_t head_dim, int32_t max_seq_len, fai_device_info dev, int eb)
 {
     const int64_t tiles = ceil_div(max_seq_len, FAI_DECODE_MMA_KEYS);
     if (group == 1 && kv_dtype == FAI_DTYPE_INT8)
         return 0; /* int8 MHA: the CUDA-core kernel measured faster (3.29 vs 3.37 ms at 128 x 8K;
                      FP8 MHA the other way round, 2.90 vs 3.12 ms, with 3-stage rings: docs/perf/) */
+    if (group == 1 && eb == 1 && paged)
+        return 0; /* FP8 MHA over a paged cache (page 16): CUDA cores 3.05-3.06 ms against 3.28-3.31
+                     at 128 x 8K, 192 against 228-231 us at 32 x 2K (sessions 4 and 11, docs/perf/) */
     if (group == 1) {
         const int64_t items = (int64_t)batch * num_kv_heads;
         /* items * tiles >= 49152, without the product (it can pass 2^63 for absurd sizes) */
@@ -159,11 +162,11 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
                                 fai_device_info dev, int kernel, int splits, int warps, int stages,
                                 fai_decode_plan *plan)
 {
-    return fai_decode_make_plan_kv(fn, FAI_DTYPE_FP16, batch, num_q_heads, num_kv_heads, head_dim, max_seq_len,
+    return fai_decode_make_plan_kv(fn, FAI_DTYPE_FP16, 0, batch, num_q_heads, num_kv_heads, head_dim, max_seq_len,
                                    dev, kernel, splits, warps, stages, plan);
 }
 
-fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int32_t batch, int32_t num_q_heads,
+fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int paged, int32_t batch, int32_t num_q_heads,
                                    int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
                                    fai_device_info dev, int kernel, int splits, int warps, int stages,
                                    fai_decode_plan *plan)
@@ -182,7 +185,7 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int32_t b
         kernel = FAI_DECODE_SIMT;
     if (kernel == FAI_DECODE_AUTO)
         kernel = head_dim <= 128 && min_smem <= (size_t)dev.smem_per_block && min_smem + 1024 <= (size_t)dev.smem_per_sm &&
-                         prefer_mma(kv_dtype, batch, num_kv_heads, group, head_dim, max_seq_len, dev, eb) ? FAI_DECODE_MMA
+                         prefer_mma(kv_dtype, paged, batch, num_kv_heads, group, head_dim, max_seq_len, dev, eb) ? FAI_DECODE_MMA
                                                                                                 : FAI_DECODE_SIMT;
     p.kernel = kernel;
     p.heads_per_block = kernel == FAI_DECODE_MMA ? mma_rows(group) : heads_per_block(group);

@@ -101,18 +101,26 @@ int main(void)
     CHECK(plan(16, 32, 8, 128, 8192).stages == 4, "GQA b16 8K: unsplit, 4 stages");
     /* One-byte caches: 3-stage rings, two blocks per SM, twice the splits (measured faster). */
     fai_decode_plan q8;
-    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 1, 32, 8, 128, 131072, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 0, 1, 32, 8, 128, 131072, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3 && q8.num_splits == 33,
           "FP8 GQA b1 128K: kernel %d, %d stages, %d splits (2 blocks per SM x 132 / 8 items)", q8.kernel, q8.stages,
           q8.num_splits);
-    fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 16, 32, 8, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 0, 16, 32, 8, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3 && q8.num_splits == 2, "int8 GQA b16 8K: %d stages, %d splits",
           q8.stages, q8.num_splits);
     /* MHA: FP8 caches on tensor cores, int8 (scales on every score) on CUDA cores, as measured. */
-    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E5M2, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E5M2, 0, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3, "FP8 MHA b128 8K: kernel %d, %d stages", q8.kernel, q8.stages);
-    fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 0, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_SIMT, "int8 MHA b128 8K: kernel %d", q8.kernel);
+    /* Over a paged cache FP8 MHA moves to CUDA cores too (measured faster); FP8 GQA and FP16
+     * MHA keep tensor cores. */
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 1, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_SIMT, "paged FP8 MHA b128 8K: kernel %d", q8.kernel);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 1, 1, 32, 8, 128, 131072, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_MMA, "paged FP8 GQA b1 128K: kernel %d", q8.kernel);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 1, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_MMA, "paged FP16 MHA b128 8K: kernel %d", q8.kernel);
     /* An A100's 164 KB per SM takes the 128 KB ring, not a 192 KB one. */
     const fai_device_info a100 = devices[1];
     fai_decode_plan deep;

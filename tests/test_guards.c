@@ -325,7 +325,7 @@ static int run_decode_guard(const dg_case *c)
             kc->max_seq_len = 0;
             const int *f = forced[run - 2];
             memset(&plan, 0, sizeof plan);
-            if (fai_decode_make_plan_kv("test_guards", c->dt, DB, hq, hk, d, DCAP, g_dev, f[0], f[2], f[1], 0,
+            if (fai_decode_make_plan_kv("test_guards", c->dt, 0, DB, hq, hk, d, DCAP, g_dev, f[0], f[2], f[1], 0,
                                         &plan) != FAI_SUCCESS || plan.kernel != f[0])
                 continue; /* no such kernel for this shape */
             snprintf(label, sizeof label, "%s %d splits", plan.kernel == FAI_DECODE_MMA ? "mma" : "simt",

@@ -51,6 +51,8 @@ typedef struct options {
 /* fai_bench.c: median time in ms of fn(ctx) over `reps` runs, each after an L2 flush, CUDA
  * events around fn alone, `warmup` untimed runs first; -1 when fn returned nonzero. */
 typedef int (*timed_fn)(void *ctx, cudaStream_t s);
+/* fai_bench.c: the L2 flush before each timed run (--flush: a memset, or a streaming read). */
+void bench_l2_flush(cudaStream_t s);
 float time_median(timed_fn fn, void *ctx, int warmup, int reps, cudaStream_t s);
 /* fai_bench.c: the one input arena, sized for the largest row; reset before every row. */
 void arena_reset(void);

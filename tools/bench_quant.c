@@ -27,7 +27,6 @@
         }                                                                                      \
     } while (0)
 
-#define FLUSH_BYTES ((size_t)256 << 20)
 
 static const fai_dtype k_dtypes[] = {FAI_DTYPE_FP16, FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2};
 const char *const bench_quant_dtypes[BENCH_QUANT_DTYPES] = {"fp16", "int8", "fp8_e4m3", "fp8_e5m2"};
@@ -40,7 +39,7 @@ static int cmp_float(const void *a, const void *b)
 
 typedef fai_status (*quant_fn)(void *ctx, cudaStream_t s);
 
-static float median_ms(quant_fn fn, void *ctx, void *flush, int reps, cudaStream_t s)
+static float median_ms(quant_fn fn, void *ctx, int reps, cudaStream_t s)
 {
     cudaEvent_t e0, e1;
     QCK(cudaEventCreate(&e0));
@@ -55,7 +54,7 @@ static float median_ms(quant_fn fn, void *ctx, void *flush, int reps, cudaStream
             exit(1);
         }
     for (int i = 0; i < reps; i++) {
-        QCK(cudaMemsetAsync(flush, i & 0xff, FLUSH_BYTES, s));
+        bench_l2_flush(s);
         QCK(cudaEventRecord(e0, s));
         fn(ctx, s);
         QCK(cudaEventRecord(e1, s));
@@ -302,8 +301,6 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
         shapes = suite;
         count = (int)(sizeof suite / sizeof suite[0]);
     }
-    void *flush;
-    QCK(cudaMalloc(&flush, FLUSH_BYTES));
     struct cudaDeviceProp prop;
     int dev_id = 0;
     QCK(cudaGetDevice(&dev_id));
@@ -342,15 +339,15 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
             make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, page_size, 1234);
             c.p.cache.seq_lens = lens;
             fai_decode_plan plan, other;
-            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0, 0, 0, &plan);
-            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], b, hq, hk, d, sk, dev,
+            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0, 0, 0, &plan);
+            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev,
                                     plan.kernel == FAI_DECODE_MMA ? FAI_DECODE_SIMT : FAI_DECODE_MMA, 0, 0, 0, &other);
             c.ws_bytes = plan.workspace_bytes > other.workspace_bytes ? plan.workspace_bytes : other.workspace_bytes;
             if (c.ws_bytes)
                 QCK(cudaMalloc(&c.ws, c.ws_bytes));
-            const float ms = median_ms(run_decode, &c, flush, reps, s);
+            const float ms = median_ms(run_decode, &c, reps, s);
             c.plan = &other;
-            const float other_ms = other.kernel != plan.kernel ? median_ms(run_decode, &c, flush, reps, s) : -1.0f;
+            const float other_ms = other.kernel != plan.kernel ? median_ms(run_decode, &c, reps, s) : -1.0f;
             if (t == 0)
                 fp16_ms = ms;
             if (tune) { /* the grid the planner chooses from, a line per plan */
@@ -360,13 +357,13 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
                         for (int j = 0; j < 4; j++) {
                             fai_decode_plan base, tp;
                             const int x = xs[kind][i], mma = kind == FAI_DECODE_MMA;
-                            if (fai_decode_make_plan_kv("fai-bench", k_dtypes[t], b, hq, hk, d, sk, dev, kind, 0,
+                            if (fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev, kind, 0,
                                                         mma ? 0 : x, mma ? x : 0, &base) != FAI_SUCCESS ||
                                 base.kernel != kind)
                                 continue;
                             const int sp = mult[j] * base.num_splits;
                             if (sp > FAI_DECODE_MAX_SPLITS ||
-                                fai_decode_make_plan_kv("fai-bench", k_dtypes[t], b, hq, hk, d, sk, dev, kind, sp,
+                                fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev, kind, sp,
                                                         mma ? 0 : x, mma ? x : 0, &tp) != FAI_SUCCESS)
                                 continue;
                             if (tp.workspace_bytes > c.ws_bytes) {
@@ -375,7 +372,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
                                 QCK(cudaMalloc(&c.ws, c.ws_bytes));
                             }
                             c.plan = &tp;
-                            const float tms = median_ms(run_decode, &c, flush, reps < 10 ? reps : 10, s);
+                            const float tms = median_ms(run_decode, &c, reps < 10 ? reps : 10, s);
                             printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: %s %d, %d splits)\n", bench_quant_dtypes[t], b, sk,
                                    hq, hk, d, mma ? "mma" : "simt", tms * 1e3, mma ? "stages" : "warps", x, sp);
                         }
@@ -405,7 +402,6 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
     }
 
     if (!append) {
-        cudaFree(flush);
         return;
     }
     /* Append: a prompt of 16384 tokens (8 KV heads of 128) into a cache of 4 x 16384 slots. */
@@ -438,7 +434,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
         a.slots = slots_dev;
         a.cache_batch = 4;
         a.cache = c;
-        const float ms = median_ms(run_append, &a, flush, reps, s);
+        const float ms = median_ms(run_append, &a, reps, s);
         const double bytes = 2.0 * tokens * hk * d * 2 + cache_bytes(k_dtypes[t], tokens, hk, d) + 8.0 * tokens;
         const double gbps = bytes / (ms * 1e-3) / 1e9;
         printf("%-14s %9.1f %9.0f %7.1f\n", bench_quant_dtypes[t], ms * 1e3, gbps, 100.0 * gbps / copy_gbps);
@@ -448,6 +444,5 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
         cudaFree(rows);
         cudaFree(slots_dev);
     }
-    cudaFree(flush);
 }
 

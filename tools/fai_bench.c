@@ -70,6 +70,8 @@ static const shape *suite_rows(const char *name, int *count)
 #define FLUSH_BYTES ((size_t)256 << 20)
 #define GEMM_N 8192
 static void *g_flush;
+static uint32_t *g_flush_sink;
+static int g_flush_read; /* --flush read */
 static double g_copy_gbps, g_read_gbps, g_gemm_ms = -1.0;
 double g_gemm_tflops = -1.0;
 int g_check_failed, g_check_passed;
@@ -88,6 +90,20 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Pushes the inputs of the last run out of the L2 before the next, in the untimed region.
+ * write (default): a 256 MB memset, as triton.testing.do_bench zeroes its cache buffer (so
+ * the peers in bench/compare.py are timed alike); the L2 is then full of dirty lines, which
+ * the timed call must write back as it evicts them (up to the L2's 50 MB of extra DRAM
+ * writes, a large share of a call that moves tens of MB). read: a 256 MB streaming read, so
+ * the L2 holds clean lines of data the call never touches, as with inputs rotated past it. */
+void bench_l2_flush(cudaStream_t s)
+{
+    if (g_flush_read)
+        CK(bench_read(g_flush, (int64_t)FLUSH_BYTES, 1024, g_flush_sink, s));
+    else
+        CK(cudaMemsetAsync(g_flush, 0, FLUSH_BYTES, s));
+}
+
 /* Median time in ms of fn(ctx) over `reps` runs, each after an L2 flush. */
 float time_median(timed_fn fn, void *ctx, int warmup, int reps, cudaStream_t s)
 {
@@ -99,7 +115,7 @@ float time_median(timed_fn fn, void *ctx, int warmup, int reps, cudaStream_t s)
     for (int i = 0; i < 2 * reps; i++)
         CK(cudaEventCreate(&ev[i]));
     for (int i = 0; i < reps; i++) {
-        CK(cudaMemsetAsync(g_flush, 0, FLUSH_BYTES, s));
+        bench_l2_flush(s);
         CK(cudaEventRecord(ev[2 * i], s));
         if (fn(ctx, s))
             return -1.0f;
@@ -293,7 +309,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     /* Candidate plans: the heuristic's (or the forced one), and with --tune a grid of kernels x
      * warps (CUDA cores) or ring stages (tensor cores) x splits. */
     int cand_k[64], cand_x[64], cand_s[64], nc = 0;
-    fai_decode_make_plan_kv("fai-bench", dt, sh->b, sh->hq, sh->hk, sh->d, seen, dev, o->kernel, o->splits, o->warps,
+    fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, o->kernel, o->splits, o->warps,
                             0, &c.plan);
     cand_k[nc] = c.plan.kernel;
     cand_x[nc] = c.plan.kernel == FAI_DECODE_MMA ? c.plan.stages : c.plan.warps_per_block;
@@ -305,7 +321,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
                 for (int j = 0; j < 3; j++) {
                     fai_decode_plan base;
                     const int x = xs[kind][i];
-                    fai_decode_make_plan_kv("fai-bench", dt, sh->b, sh->hq, sh->hk, sh->d, seen, dev, kind, 0,
+                    fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, kind, 0,
                                             kind == FAI_DECODE_MMA ? 0 : x, kind == FAI_DECODE_MMA ? x : 0, &base);
                     const int sp = ss[j] * base.num_splits;
                     if (base.kernel != kind || (kind == cand_k[0] && x == cand_x[0] && sp == cand_s[0]))
@@ -358,7 +374,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     for (int ci = 0; ci < nc; ci++) {
         c.use_plan = o->tune || o->splits || o->warps || o->kernel != FAI_DECODE_AUTO;
         const int mma = cand_k[ci] == FAI_DECODE_MMA;
-        fai_decode_make_plan_kv("fai-bench", dt, sh->b, sh->hq, sh->hk, sh->d, seen, dev, cand_k[ci], cand_s[ci],
+        fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, cand_k[ci], cand_s[ci],
                                 mma ? 0 : cand_x[ci], mma ? cand_x[ci] : 0, &c.plan);
         if (c.plan.workspace_bytes > c.ws_bytes) {
             cudaFree(c.ws);
@@ -607,6 +623,9 @@ static void usage(void)
            "cuBLAS (cublasGemmEx: the tensor-core rate a vendor kernel reaches on this card).\n",
            GEMM_N);
     printf("Timing: 256 MB L2 flush before each run, CUDA events around the call(s), median.\n"
+           "  --flush F      write (default: a memset, as triton.testing.do_bench flushes, leaving\n"
+           "                 the L2 dirty: the timed call pays for writing it back) or read (a\n"
+           "                 streaming read: the L2 left holding clean, unrelated lines)\n"
            "GB/s counts Q, K, V and O once; %%copy and %%read are fractions of the copy and\n"
            "streaming-read ceilings, %%gemm (prefill) of the cuBLAS one.\n"
            "Prefill: TFLOP/s = 4*b*sq*sk*hq*d, halved for causal with sq == sk (causal sq != sk:\n"
@@ -774,6 +793,13 @@ int main(int argc, char **argv)
             }
             o.softcap = (float)c;
             i++;
+        } else if (!strcmp(a, "--flush") && next) {
+            g_flush_read = !strcmp(next, "read");
+            if (!g_flush_read && strcmp(next, "write")) {
+                fprintf(stderr, "fai-bench: --flush takes write or read\n");
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--sinks")) {
             o.sinks = 1;
         } else if (!strcmp(a, "--alibi")) {
@@ -832,6 +858,7 @@ int main(int argc, char **argv)
     cudaStream_t s;
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     CK(cudaMalloc(&g_flush, FLUSH_BYTES));
+    CK(cudaMalloc((void **)&g_flush_sink, 1024 * sizeof(uint32_t)));
     fprintf(stderr, "fai-bench: measuring the ceilings (%.1f s)\n", bench_elapsed());
     /* Half a second of memsets first, so clocks have ramped up before anything is timed. */
     for (int i = 0; i < 2000; i++)
@@ -850,6 +877,8 @@ int main(int argc, char **argv)
         printf("cuBLAS FP16 GEMM %d^3 %.0f TFLOP/s\n", GEMM_N, g_gemm_tflops);
     else
         printf("cuBLAS FP16 GEMM n/a\n");
+    printf("# L2 flush before each timed run: %s\n", g_flush_read ? "streaming read of 256 MB (--flush read)"
+                                                                  : "memset of 256 MB (as triton.testing.do_bench)");
     if (o.bf16 || o.window >= 0 || o.softcap > 0 || o.sinks) {
         printf("# every decode, prefill, hybrid and chunked row: %s", o.bf16 ? "BF16" : "FP16");
         if (o.window >= 0)
@@ -903,6 +932,7 @@ int main(int argc, char **argv)
         bench_chunked(&o, s);
     report_close();
     cudaFree(g_flush);
+    cudaFree(g_flush_sink);
     cudaFree(g_arena);
     fprintf(stderr, "fai-bench: %d rows in %.1f s\n", n, bench_elapsed());
     if (o.check) {
