@@ -79,14 +79,26 @@ struct prefill_elem<__nv_bfloat16> {
     }
 };
 
-/* The soft-cap's tanh (FAI_PREFILL_FAST_TANH in prefill_args.h): 1 - 2 / (1 + e^(2x)), which
- * gives 1 for e^(2x) = inf and -1 for 0, or tanh.approx.f32. */
+/* The soft-cap's tanh: 1 - 2 / (1 + e^(2x)), which gives 1 for e^(2x) = inf and -1 for 0, or
+ * tanh.approx.f32 (FAI_PREFILL_FAST_TANH in prefill_args.h). softcap_tanh_log2 takes
+ * y = 2 log2(e) x, so that a caller folds that factor into its own scaling of the score
+ * (one multiply a score fewer: the Hopper kernel's soft-cap is bound by its instruction
+ * count on the softmax's path, docs/perf session 11). */
+__device__ __forceinline__ float softcap_tanh_log2(float y)
+{
+#if FAI_PREFILL_FAST_TANH
+    return ptx_tanh(y * (0.5f / FAI_LOG2E));
+#else
+    return fmaf(-2.0f, ptx_rcp(1.0f + ptx_exp2(y)), 1.0f);
+#endif
+}
+
 __device__ __forceinline__ float softcap_tanh(float x)
 {
 #if FAI_PREFILL_FAST_TANH
     return ptx_tanh(x);
 #else
-    return fmaf(-2.0f, ptx_rcp(1.0f + ptx_exp2(x * (2.0f * FAI_LOG2E))), 1.0f);
+    return softcap_tanh_log2(x * (2.0f * FAI_LOG2E));
 #endif
 }
 

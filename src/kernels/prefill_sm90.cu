@@ -273,9 +273,10 @@ __device__ __forceinline__ bool sm90_softmax(float (&s)[BN / 2], float (&m)[2], 
                            (VARIANTS ? n0 + BN - 1 - wr0 > mb.y || n0 - (wr0 + 15) < mb.x
                                      : causal && n0 + BN - 1 > wr0 + off);
     if (SOFTCAP) {
+        const float k = a.softcap_scale * (2.0f * FAI_LOG2E); /* (the tanh's factor folded in) */
 #pragma unroll
         for (int j = 0; j < NS; j++)
-            s[j] = softcap_tanh(s[j] * a.softcap_scale);
+            s[j] = softcap_tanh_log2(s[j] * k);
     }
     float sc = a.scale_log2;
     if (need_mask || (VARIANTS && a.alibi)) {
