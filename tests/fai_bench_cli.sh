@@ -11,7 +11,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 help=$("$bench" --help) || fail "--help exited $?"
 for flag in --suite --shape --list --dtype --window --softcap --sinks --alibi --layout --page-size --reps \
-    --warmup --csv --json --check --splits --warps --kernel --tune kv=; do
+    --warmup --csv --json --check --splits --warps --kernel --tune --flush kv=; do
     grep -q -- "$flag" <<<"$help" || fail "--help does not mention $flag"
 done
 
@@ -35,6 +35,7 @@ refused "want fp16, int8, fp8_e4m3 or fp8_e5m2" --list --shape kv=int9
 refused "bad --shape value" --list --shape b=-1
 refused "unknown --shape key" --list --shape batch=4
 refused "unknown or incomplete option" --frobnicate
+refused "--flush takes write or read" --list --flush dirty
 
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
     out=$("$bench" --shape b=1,sk=128 2>&1)
