@@ -184,9 +184,11 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int paged
         (head_dim > 128 || min_smem > (size_t)dev.smem_per_block || min_smem + 1024 > (size_t)dev.smem_per_sm))
         kernel = FAI_DECODE_SIMT;
     if (kernel == FAI_DECODE_AUTO)
-        kernel = head_dim <= 128 && min_smem <= (size_t)dev.smem_per_block && min_smem + 1024 <= (size_t)dev.smem_per_sm &&
-                         prefer_mma(kv_dtype, paged, batch, num_kv_heads, group, head_dim, max_seq_len, dev, eb) ? FAI_DECODE_MMA
-                                                                                                : FAI_DECODE_SIMT;
+        kernel = head_dim <= 128 && min_smem <= (size_t)dev.smem_per_block &&
+                         min_smem + 1024 <= (size_t)dev.smem_per_sm &&
+                         prefer_mma(kv_dtype, paged, batch, num_kv_heads, group, head_dim, max_seq_len, dev, eb)
+                     ? FAI_DECODE_MMA
+                     : FAI_DECODE_SIMT;
     p.kernel = kernel;
     p.heads_per_block = kernel == FAI_DECODE_MMA ? mma_rows(group) : heads_per_block(group);
     p.head_blocks = (int32_t)ceil_div(group, p.heads_per_block);

@@ -27,7 +27,6 @@
         }                                                                                      \
     } while (0)
 
-
 static const fai_dtype k_dtypes[] = {FAI_DTYPE_FP16, FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2};
 const char *const bench_quant_dtypes[BENCH_QUANT_DTYPES] = {"fp16", "int8", "fp8_e4m3", "fp8_e5m2"};
 
@@ -339,7 +338,8 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
             make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, page_size, 1234);
             c.p.cache.seq_lens = lens;
             fai_decode_plan plan, other;
-            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0, 0, 0, &plan);
+            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0,
+                                    0, 0, &plan);
             fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev,
                                     plan.kernel == FAI_DECODE_MMA ? FAI_DECODE_SIMT : FAI_DECODE_MMA, 0, 0, 0, &other);
             c.ws_bytes = plan.workspace_bytes > other.workspace_bytes ? plan.workspace_bytes : other.workspace_bytes;
@@ -357,14 +357,14 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
                         for (int j = 0; j < 4; j++) {
                             fai_decode_plan base, tp;
                             const int x = xs[kind][i], mma = kind == FAI_DECODE_MMA;
-                            if (fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev, kind, 0,
-                                                        mma ? 0 : x, mma ? x : 0, &base) != FAI_SUCCESS ||
+                            if (fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev,
+                                                        kind, 0, mma ? 0 : x, mma ? x : 0, &base) != FAI_SUCCESS ||
                                 base.kernel != kind)
                                 continue;
                             const int sp = mult[j] * base.num_splits;
                             if (sp > FAI_DECODE_MAX_SPLITS ||
-                                fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev, kind, sp,
-                                                        mma ? 0 : x, mma ? x : 0, &tp) != FAI_SUCCESS)
+                                fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev,
+                                                        kind, sp, mma ? 0 : x, mma ? x : 0, &tp) != FAI_SUCCESS)
                                 continue;
                             if (tp.workspace_bytes > c.ws_bytes) {
                                 cudaFree(c.ws);

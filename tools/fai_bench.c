@@ -309,8 +309,8 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     /* Candidate plans: the heuristic's (or the forced one), and with --tune a grid of kernels x
      * warps (CUDA cores) or ring stages (tensor cores) x splits. */
     int cand_k[64], cand_x[64], cand_s[64], nc = 0;
-    fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, o->kernel, o->splits, o->warps,
-                            0, &c.plan);
+    fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, o->kernel,
+                            o->splits, o->warps, 0, &c.plan);
     cand_k[nc] = c.plan.kernel;
     cand_x[nc] = c.plan.kernel == FAI_DECODE_MMA ? c.plan.stages : c.plan.warps_per_block;
     cand_s[nc++] = c.plan.num_splits;
@@ -321,8 +321,9 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
                 for (int j = 0; j < 3; j++) {
                     fai_decode_plan base;
                     const int x = xs[kind][i];
-                    fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, kind, 0,
-                                            kind == FAI_DECODE_MMA ? 0 : x, kind == FAI_DECODE_MMA ? x : 0, &base);
+                    fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev,
+                                            kind, 0, kind == FAI_DECODE_MMA ? 0 : x, kind == FAI_DECODE_MMA ? x : 0,
+                                            &base);
                     const int sp = ss[j] * base.num_splits;
                     if (base.kernel != kind || (kind == cand_k[0] && x == cand_x[0] && sp == cand_s[0]))
                         continue;
@@ -374,8 +375,8 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     for (int ci = 0; ci < nc; ci++) {
         c.use_plan = o->tune || o->splits || o->warps || o->kernel != FAI_DECODE_AUTO;
         const int mma = cand_k[ci] == FAI_DECODE_MMA;
-        fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, cand_k[ci], cand_s[ci],
-                                mma ? 0 : cand_x[ci], mma ? cand_x[ci] : 0, &c.plan);
+        fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, cand_k[ci],
+                                cand_s[ci], mma ? 0 : cand_x[ci], mma ? cand_x[ci] : 0, &c.plan);
         if (c.plan.workspace_bytes > c.ws_bytes) {
             cudaFree(c.ws);
             c.ws_bytes = c.plan.workspace_bytes;
