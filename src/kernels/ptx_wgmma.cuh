@@ -226,5 +226,4 @@ FAI_WGMMA_SS_N128(wgmma_m64n128k16_bf16, bf16)
 FAI_WGMMA_RS_N128(wgmma_m64n128k16_f16_rs_tb, f16)
 FAI_WGMMA_RS_N128(wgmma_m64n128k16_bf16_rs_tb, bf16)
 
-
 #endif
