@@ -351,6 +351,146 @@ __device__ __forceinline__ void sm90_zero_v_tail(char *vs, int n0, int seq_k)
     named_barrier_sync(1, SM90_CONSUMER_THREADS);
 }
 
+/* The consumers' place in the K/V ring: the stage of the key tile whose S is issued next, and
+ * its phase. The tile before it, whose P V is in flight beside that S, is one stage back. */
+struct sm90_ring {
+    uint32_t st, ph;
+};
+
+template <int STAGES>
+__device__ __forceinline__ uint32_t sm90_prev_stage(const sm90_ring &r)
+{
+    static_assert((STAGES & (STAGES - 1)) == 0, "the previous stage wraps by a mask");
+    return (r.st - 1) & (STAGES - 1);
+}
+
+__device__ __forceinline__ uint32_t sm90_prev_phase(const sm90_ring &r) { return r.st == 0 ? r.ph ^ 1 : r.ph; }
+
+template <int STAGES>
+__device__ __forceinline__ void sm90_advance(sm90_ring &r)
+{
+    if (++r.st == STAGES) {
+        r.st = 0;
+        r.ph ^= 1;
+    }
+}
+
+/* S's accumulators zeroed, each fenced so that the write stays before the wgmmas. */
+template <int NS>
+__device__ __forceinline__ void sm90_s_fences(float (&s)[NS])
+{
+#pragma unroll
+    for (int j = 0; j < NS; j++) {
+        s[j] = 0.0f;
+        wgmma_fence_acc(s[j]);
+    }
+}
+
+/* S = Q K^T over the K tile at kstage, one commit group: k-steps of 16 dims, 32 bytes apart
+ * in a swizzled row, four per 64-value column half; each descriptor one add from its base. */
+template <typename Elem, int D>
+__device__ __forceinline__ void sm90_issue_qk(float (&s)[sm90_shape<D>::BN / 2], const char *kstage, uint64_t dq)
+{
+    using S = sm90_shape<D>;
+    const uint64_t dk = sm90_desc(kstage);
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++)
+        sm90_elem<Elem>::template qk<S::BN>(s, sm90_desc_plus(dq, (ks >> 2) * S::QHALF + (ks & 3) * 32),
+                                           sm90_desc_plus(dk, (ks >> 2) * S::KVHALF + (ks & 3) * 32), ks > 0);
+    wgmma_commit();
+}
+
+/* O's accumulators and P's registers fenced: kept until the P V that reads them is done. */
+template <int D>
+__device__ __forceinline__ void sm90_pv_fences(float (&acc)[sm90_shape<D>::NH][32],
+                                               uint32_t (&pf)[sm90_shape<D>::BN / 16][4])
+{
+#pragma unroll
+    for (int hb = 0; hb < sm90_shape<D>::NH; hb++)
+#pragma unroll
+        for (int j = 0; j < 32; j++)
+            wgmma_fence_acc(acc[hb][j]);
+#pragma unroll
+    for (int ks = 0; ks < sm90_shape<D>::BN / 16; ks++)
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+            wgmma_fence_reg(pf[ks][r]);
+}
+
+/* O += P V over the V tile at vstage, one commit group: 128 columns a wgmma (both 64-value
+ * halves, KVHALF apart) at head dims 128 and 256, 64 at 64. */
+template <typename Elem, int D>
+__device__ __forceinline__ void sm90_issue_pv(float (&acc)[sm90_shape<D>::NH][32],
+                                              const uint32_t (&pf)[sm90_shape<D>::BN / 16][4], const char *vstage)
+{
+    using S = sm90_shape<D>;
+    using E = sm90_elem<Elem>;
+    if constexpr (S::NH >= 2) {
+        const uint64_t dv = sm90_desc_v128(vstage, S::KVHALF);
+#pragma unroll
+        for (int hp = 0; hp < S::NH; hp += 2)
+#pragma unroll
+            for (int ks = 0; ks < S::BN / 16; ks++)
+                E::pv128(acc[hp], acc[hp + 1], pf[ks], sm90_desc_plus(dv, hp * S::KVHALF + ks * 2048));
+    } else {
+        const uint64_t dv = sm90_desc(vstage);
+#pragma unroll
+        for (int ks = 0; ks < S::BN / 16; ks++)
+            E::pv(acc[0], pf[ks], sm90_desc_plus(dv, ks * 2048));
+    }
+    wgmma_commit();
+}
+
+/* S of the key tile at n0 is done: its registers are final, K's slot goes back to the
+ * producer, and so does Q after the item's last S (no tile below n0 from `first` on). */
+template <int NS>
+__device__ __forceinline__ void sm90_s_done(float (&s)[NS], uint64_t *k_empty, uint64_t *q_empty, int n0, int first,
+                                            int lane)
+{
+#pragma unroll
+    for (int j = 0; j < NS; j++)
+        wgmma_fence_acc(s[j]);
+    if (lane == 0)
+        mbar_arrive(k_empty);
+    if (n0 - 2 * NS < first) /* (2 NS = BN keys a tile) */
+        mbar_arrive(q_empty);
+}
+
+/* P V is done (its fences kept pf until now): V's slot goes back to the producer. */
+template <int D>
+__device__ __forceinline__ void sm90_pv_done(float (&acc)[sm90_shape<D>::NH][32],
+                                             uint32_t (&pf)[sm90_shape<D>::BN / 16][4], uint64_t *v_empty, int lane)
+{
+    sm90_pv_fences<D>(acc, pf);
+    if (lane == 0)
+        mbar_arrive(v_empty);
+}
+
+/* O to this tile's row maxima (only when one grew), and this tile's P packed into pf for its
+ * P V (s and a second P would not fit the registers together, so only now). */
+template <typename Elem, int D>
+__device__ __forceinline__ void sm90_rescale_pack(float (&acc)[sm90_shape<D>::NH][32],
+                                                  uint32_t (&pf)[sm90_shape<D>::BN / 16][4],
+                                                  const float (&s)[sm90_shape<D>::BN / 2], const float (&alpha)[2],
+                                                  bool rescale)
+{
+    using P = prefill_elem<Elem>;
+    if (rescale) {
+#pragma unroll
+        for (int hb = 0; hb < sm90_shape<D>::NH; hb++)
+#pragma unroll
+            for (int j = 0; j < 32; j++)
+                acc[hb][j] *= alpha[(j >> 1) & 1];
+    }
+#pragma unroll
+    for (int ks = 0; ks < sm90_shape<D>::BN / 16; ks++) {
+        pf[ks][0] = P::pack(s[8 * ks + 0], s[8 * ks + 1]);
+        pf[ks][1] = P::pack(s[8 * ks + 2], s[8 * ks + 3]);
+        pf[ks][2] = P::pack(s[8 * ks + 4], s[8 * ks + 5]);
+        pf[ks][3] = P::pack(s[8 * ks + 6], s[8 * ks + 7]);
+    }
+}
+
 template <typename Elem, int D, int MODE>
 __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __grid_constant__ sm90_params p)
 {
@@ -460,7 +600,8 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
     const bool pp = p.pingpong != 0;
     if (c == 1)
         sm90_turn_pass(pp, 1); /* warpgroup 0 first */
-    uint32_t st = 0, ph = 0, qph = 0;
+    sm90_ring ring = {0, 0};
+    uint32_t qph = 0;
     for (;;) {
         mbar_wait(&q_full, qph);
         qph ^= 1;
@@ -487,140 +628,56 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
              * tensor cores (FlashAttention-3's intra-warpgroup overlap): the first tile's S
              * alone, then both, then the last tile's P V alone (no wgmma under a condition
              * inside one: ptxas would serialize them all). pf holds the previous tile's P (in
-             * flight), PST/PPH its stage and phase (the one before st's); once that P V is
-             * done O takes this tile's rescale and pf this tile's P, packed from s only then
-             * (s and a second P would not fit the registers together). */
-#define PST ((st - 1) & (S::STAGES - 1)) /* (STAGES: a power of two) */
-#define PPH (st == 0 ? ph ^ 1 : ph)
-#define SM90_S_FENCES()                                                                                    \
-    do {                                                                                                   \
-        _Pragma("unroll") for (int j = 0; j < NS; j++)                                                     \
-        {                                                                                                  \
-            s[j] = 0.0f;                                                                                   \
-            wgmma_fence_acc(s[j]); /* written before the fence, not moved past it */                       \
-        }                                                                                                  \
-    } while (0)
-#define SM90_QK()                                                                                          \
-    do {                                                                                                   \
-        const uint64_t dk_ = sm90_desc(stages + 2 * st * S::KVTILE);                                       \
-        _Pragma("unroll") for (int ks = 0; ks < D / 16; ks++)                                              \
-            E::template qk<BN>(s, sm90_desc_plus(dq, (ks >> 2) * S::QHALF + (ks & 3) * 32),                \
-                               sm90_desc_plus(dk_, (ks >> 2) * S::KVHALF + (ks & 3) * 32), ks > 0);        \
-        wgmma_commit();                                                                                    \
-    } while (0)
-#define SM90_PV_FENCES()                                                                                   \
-    do {                                                                                                   \
-        _Pragma("unroll") for (int hb = 0; hb < S::NH; hb++)                                               \
-            _Pragma("unroll") for (int j = 0; j < 32; j++)                                                 \
-                wgmma_fence_acc(acc[hb][j]);                                                               \
-        _Pragma("unroll") for (int ks = 0; ks < BN / 16; ks++)                                             \
-            _Pragma("unroll") for (int r = 0; r < 4; r++)                                                  \
-                wgmma_fence_reg(pf[ks][r]);                                                                \
-    } while (0)
-#define SM90_PV()                                                                                          \
-    do {                                                                                                   \
-        const char *sv_ = stages + (2 * PST + 1) * S::KVTILE;                                              \
-        if constexpr (S::NH >= 2) { /* 128 columns a wgmma (two halves) */                                 \
-            const uint64_t dv_ = sm90_desc_v128(sv_, S::KVHALF);                                           \
-            _Pragma("unroll") for (int hp = 0; hp < S::NH; hp += 2)                                        \
-                _Pragma("unroll") for (int ks = 0; ks < BN / 16; ks++)                                     \
-                    E::pv128(acc[hp], acc[hp + 1], pf[ks], sm90_desc_plus(dv_, hp * S::KVHALF + ks * 2048)); \
-        } else {                                                                                           \
-            const uint64_t dv_ = sm90_desc(sv_);                                                           \
-            _Pragma("unroll") for (int ks = 0; ks < BN / 16; ks++)                                         \
-                E::pv(acc[0], pf[ks], sm90_desc_plus(dv_, ks * 2048));                                     \
-        }                                                                                                  \
-        wgmma_commit();                                                                                    \
-    } while (0)
-/* after S is done: K's stage back to the producer, Q too after the item's last S, then the
- * softmax */
-#define SM90_AFTER_S()                                                                                     \
-    do {                                                                                                   \
-        _Pragma("unroll") for (int j = 0; j < NS; j++) wgmma_fence_acc(s[j]);                              \
-        if (lane == 0)                                                                                     \
-            mbar_arrive(&kempty[st]);                                                                      \
-        if (n0 - BN < tiles.x)                                                                             \
-            mbar_arrive(&q_empty);                                                                         \
-        rescale = sm90_softmax<BN, MODE>(s, m, l, alpha, a, n0, seq_q, seq_k, wr0, slope, lane);           \
-    } while (0)
-/* after P V is done (its fences keep pf's registers until then): V's stage back */
-#define SM90_AFTER_PV()                                                                                    \
-    do {                                                                                                   \
-        SM90_PV_FENCES();                                                                                  \
-        if (lane == 0)                                                                                     \
-            mbar_arrive(&vempty[PST]);                                                                     \
-    } while (0)
-/* O to this tile's maxima, this tile's P into pf, the stage ring on */
-#define SM90_NEXT()                                                                                        \
-    do {                                                                                                   \
-        if (rescale) {                                                                                     \
-            _Pragma("unroll") for (int hb = 0; hb < S::NH; hb++)                                           \
-                _Pragma("unroll") for (int j = 0; j < 32; j++)                                             \
-                    acc[hb][j] *= alpha[(j >> 1) & 1];                                                     \
-        }                                                                                                  \
-        _Pragma("unroll") for (int ks = 0; ks < BN / 16; ks++)                                             \
-        {                                                                                                  \
-            pf[ks][0] = P::pack(s[8 * ks + 0], s[8 * ks + 1]);                                             \
-            pf[ks][1] = P::pack(s[8 * ks + 2], s[8 * ks + 3]);                                             \
-            pf[ks][2] = P::pack(s[8 * ks + 4], s[8 * ks + 5]);                                             \
-            pf[ks][3] = P::pack(s[8 * ks + 6], s[8 * ks + 7]);                                             \
-        }                                                                                                  \
-        if (++st == S::STAGES) {                                                                           \
-            st = 0;                                                                                        \
-            ph ^= 1;                                                                                       \
-        }                                                                                                  \
-    } while (0)
+             * flight), pst its stage; once that P V is done O takes this tile's rescale and pf
+             * this tile's P. */
             uint32_t pf[BN / 16][4];
             float alpha[2];
             bool rescale;
             int n0 = tiles.y;
             if (n0 >= tiles.x) {
                 float s[NS];
-                mbar_wait(&kfull[st], ph);
-                SM90_S_FENCES();
+                mbar_wait(&kfull[ring.st], ring.ph);
+                sm90_s_fences(s);
                 sm90_turn_wait(pp, c);
                 wgmma_fence();
-                SM90_QK();
+                sm90_issue_qk<Elem, D>(s, stages + 2 * ring.st * S::KVTILE, dq);
                 sm90_turn_pass(pp, c);
                 wgmma_wait<0>();
-                SM90_AFTER_S();
-                SM90_NEXT();
+                sm90_s_done(s, &kempty[ring.st], &q_empty, n0, tiles.x, lane);
+                rescale = sm90_softmax<BN, MODE>(s, m, l, alpha, a, n0, seq_q, seq_k, wr0, slope, lane);
+                sm90_rescale_pack<Elem, D>(acc, pf, s, alpha, rescale);
+                sm90_advance<S::STAGES>(ring);
                 for (n0 -= BN; n0 >= tiles.x; n0 -= BN) {
-                    mbar_wait(&vfull[PST], PPH);
-                    sm90_zero_v_tail<D>(stages + (2 * PST + 1) * S::KVTILE, n0 + BN, seq_k);
-                    mbar_wait(&kfull[st], ph);
-                    SM90_S_FENCES();
-                    SM90_PV_FENCES();
+                    const uint32_t pst = sm90_prev_stage<S::STAGES>(ring);
+                    mbar_wait(&vfull[pst], sm90_prev_phase(ring));
+                    sm90_zero_v_tail<D>(stages + (2 * pst + 1) * S::KVTILE, n0 + BN, seq_k);
+                    mbar_wait(&kfull[ring.st], ring.ph);
+                    sm90_s_fences(s);
+                    sm90_pv_fences<D>(acc, pf);
                     sm90_turn_wait(pp, c);
                     wgmma_fence();
-                    SM90_QK();
-                    SM90_PV();
+                    sm90_issue_qk<Elem, D>(s, stages + 2 * ring.st * S::KVTILE, dq);
+                    sm90_issue_pv<Elem, D>(acc, pf, stages + (2 * pst + 1) * S::KVTILE);
                     sm90_turn_pass(pp, c);
                     wgmma_wait<1>(); /* S (committed first) is done; P V may run on */
-                    SM90_AFTER_S();
+                    sm90_s_done(s, &kempty[ring.st], &q_empty, n0, tiles.x, lane);
+                    rescale = sm90_softmax<BN, MODE>(s, m, l, alpha, a, n0, seq_q, seq_k, wr0, slope, lane);
                     wgmma_wait<0>();
-                    SM90_AFTER_PV();
-                    SM90_NEXT();
+                    sm90_pv_done<D>(acc, pf, &vempty[pst], lane);
+                    sm90_rescale_pack<Elem, D>(acc, pf, s, alpha, rescale);
+                    sm90_advance<S::STAGES>(ring);
                 }
-                mbar_wait(&vfull[PST], PPH); /* the last tile's P V */
-                sm90_zero_v_tail<D>(stages + (2 * PST + 1) * S::KVTILE, n0 + BN, seq_k);
-                SM90_PV_FENCES();
+                const uint32_t pst = sm90_prev_stage<S::STAGES>(ring); /* the last tile's P V */
+                mbar_wait(&vfull[pst], sm90_prev_phase(ring));
+                sm90_zero_v_tail<D>(stages + (2 * pst + 1) * S::KVTILE, n0 + BN, seq_k);
+                sm90_pv_fences<D>(acc, pf);
                 sm90_turn_wait(pp, c);
                 wgmma_fence();
-                SM90_PV();
+                sm90_issue_pv<Elem, D>(acc, pf, stages + (2 * pst + 1) * S::KVTILE);
                 sm90_turn_pass(pp, c);
                 wgmma_wait<0>();
-                SM90_AFTER_PV();
+                sm90_pv_done<D>(acc, pf, &vempty[pst], lane);
             }
-#undef PST
-#undef PPH
-#undef SM90_S_FENCES
-#undef SM90_QK
-#undef SM90_PV_FENCES
-#undef SM90_PV
-#undef SM90_AFTER_S
-#undef SM90_AFTER_PV
-#undef SM90_NEXT
 
             /* Epilogue: the sink joins each row's sum (its max moves up to the sink if that is
              * larger), normalize, LSE from the quad leader, 4-byte stores of column pairs. */
