@@ -84,14 +84,14 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn)
                          (int)attn->window_right);
     if (attn->softcap != 0.0f) {
         /* The kernels take tanh of q.k * (softmax_scale / softcap) and scale the result by
-         * softcap * log2(e): both must be finite. */
+         * softcap * log2(e), the Hopper kernel also by twice that: all must be finite. */
         if (!isfinite(attn->softcap) || !(attn->softcap > 0.0f))
             return fai_error(FAI_ERROR_BAD_PARAM, "%s: attn.softcap (%g) must be 0 (off) or finite and > 0", fn,
                              (double)attn->softcap);
-        if (!isfinite(attn->softmax_scale / attn->softcap) || !isfinite(attn->softcap * 1.4426950408889634f))
+        if (!isfinite(attn->softmax_scale / attn->softcap) || !isfinite(attn->softcap * 2.8853900817779268f))
             return fai_error(FAI_ERROR_BAD_PARAM,
                              "%s: attn.softcap (%g) is out of range for attn.softmax_scale (%g): "
-                             "softmax_scale / softcap and softcap * log2(e) must be finite",
+                             "softmax_scale / softcap and softcap * 2 log2(e) must be finite",
                              fn, (double)attn->softcap, (double)attn->softmax_scale);
     }
     if (attn->sinks && misaligned(attn->sinks, sizeof(float)))

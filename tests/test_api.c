@@ -639,6 +639,8 @@ static void test_variant_checks(void)
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (9.99995e-41) is out of range");
     p = valid_prefill(); p.attn.softcap = 3e38f; /* softcap * log2(e) overflows */
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "is out of range for attn.softmax_scale");
+    p = valid_prefill(); p.attn.softcap = 1.5e38f; /* softcap * 2 log2(e) overflows (the Hopper kernel's) */
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "softcap * 2 log2(e) must be finite");
     /* Sinks: a device [num_q_heads] FP32 array, 4-byte aligned. */
     p = valid_prefill(); p.attn.sinks = (const float *)((char *)FAKE(9) + 2);
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.sinks");

@@ -266,6 +266,10 @@ __device__ __forceinline__ bool sm90_softmax(float (&s)[BN / 2], float (&m)[2], 
 {
     constexpr int NS = BN / 2;
     constexpr bool VARIANTS = MODE >= FAI_PREFILL_WINDOW, SOFTCAP = MODE == FAI_PREFILL_SOFTCAP;
+    /* The soft-cap's scores as nr = (tanh - 1) / 2 = -1 / (1 + e^2x), one instruction short of
+     * tanh: the 1 + 2 nr goes into the exponent's FFMA (unmasked tiles) or the scaling
+     * (masked ones), and the max over nr is the max over tanh, both increasing. */
+    constexpr bool NR = SOFTCAP && !FAI_PREFILL_FAST_TANH;
     const int quad = lane & 3, off = seq_k - seq_q;
     const bool causal = a.win_right == 0;
     const int2 mb = VARIANTS ? mask_bounds(a, seq_q, seq_k) : make_int2(0, 0);
@@ -276,11 +280,13 @@ __device__ __forceinline__ bool sm90_softmax(float (&s)[BN / 2], float (&m)[2], 
         const float k = a.softcap_scale * (2.0f * FAI_LOG2E); /* (the tanh's factor folded in) */
 #pragma unroll
         for (int j = 0; j < NS; j++)
-            s[j] = softcap_tanh_log2(s[j] * k);
+            s[j] = NR ? ptx_rcp(-1.0f - ptx_exp2(s[j] * k)) : softcap_tanh_log2(s[j] * k);
     }
     float sc = a.scale_log2;
+    bool raw_nr = NR; /* s still holds nr (not yet scaled into the exp2 domain) */
     if (need_mask || (VARIANTS && a.alibi)) {
         sc = 1.0f;
+        raw_nr = false;
         /* key - row of s[0], and of s[j] that plus a constant: kept in one register
          * (a row and a key per element held 64 of them and spilled) */
         const int dk0 = n0 + 2 * quad - (wr0 + (lane >> 2));
@@ -290,7 +296,8 @@ __device__ __forceinline__ bool sm90_softmax(float (&s)[BN / 2], float (&m)[2], 
             const bool past = 8 * (j >> 2) + (j & 1) >= seq_k - n0 - 2 * quad; /* key >= seq_k */
             const bool out = VARIANTS ? past || dk > mb.y || dk < mb.x : past || (causal && dk > off);
             s[j] = out ? -INFINITY
-                       : VARIANTS ? s[j] * a.scale_log2 - slope * fabsf((float)(off - dk))
+                       : VARIANTS ? (NR ? fmaf(s[j], 2.0f * a.scale_log2, a.scale_log2) : s[j] * a.scale_log2) -
+                                        slope * fabsf((float)(off - dk))
                                   : s[j] * a.scale_log2;
         }
     }
@@ -312,14 +319,29 @@ __device__ __forceinline__ bool sm90_softmax(float (&s)[BN / 2], float (&m)[2], 
     bool grew = false;
 #pragma unroll
     for (int hr = 0; hr < 2; hr++)
-        base[hr] = online_max_step(m[hr], mx[hr], sc, alpha[hr], grew);
+        base[hr] = online_max_step(m[hr], raw_nr ? fmaf(2.0f, mx[hr], 1.0f) : mx[hr], sc, alpha[hr], grew);
+    if constexpr (NR) { /* sc tanh - base = 2 sc nr + (sc - base) on raw tiles */
+        const float mul = raw_nr ? 2.0f * sc : sc;
+        float add[2];
 #pragma unroll
-    for (int j = 0; j < NS; j += 4)
+        for (int hr = 0; hr < 2; hr++)
+            add[hr] = raw_nr ? sc - base[hr] : -base[hr];
 #pragma unroll
-        for (int hr = 0; hr < 2; hr++) {
-            s[j + 2 * hr] = ptx_exp2(fmaf(s[j + 2 * hr], sc, -base[hr]));
-            s[j + 2 * hr + 1] = ptx_exp2(fmaf(s[j + 2 * hr + 1], sc, -base[hr]));
-        }
+        for (int j = 0; j < NS; j += 4)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                s[j + 2 * hr] = ptx_exp2(fmaf(s[j + 2 * hr], mul, add[hr]));
+                s[j + 2 * hr + 1] = ptx_exp2(fmaf(s[j + 2 * hr + 1], mul, add[hr]));
+            }
+    } else {
+#pragma unroll
+        for (int j = 0; j < NS; j += 4)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                s[j + 2 * hr] = ptx_exp2(fmaf(s[j + 2 * hr], sc, -base[hr]));
+                s[j + 2 * hr + 1] = ptx_exp2(fmaf(s[j + 2 * hr + 1], sc, -base[hr]));
+            }
+    }
 #pragma unroll
     for (int j = 0; j < NS; j += 4)
 #pragma unroll
