@@ -730,13 +730,28 @@ static sm90_kernel_fn sm90_pick(int d, int mode)
 /* The block shape of a (head dim, mode): query rows a work item, threads, shared memory. Only
  * head dim 64's plain mode differs from the rest (sm90_shape). */
 template <int D, int MODE>
-static void sm90_block_of(int *bm, int *threads, int *smem)
+static void sm90_block_of(int *bm, int *threads, int *smem, int *pool)
 {
     static_assert(MODE == FAI_PREFILL_PLAIN || sm90_shape<D, MODE>::NC == sm90_shape<D, FAI_PREFILL_SOFTCAP>::NC,
                   "the variants' modes share a shape");
     *bm = sm90_shape<D, MODE>::BM;
     *threads = sm90_shape<D, MODE>::THREADS;
     *smem = sm90_shape<D, MODE>::SMEM;
+    *pool = sm90_shape<D, MODE>::POOL;
+}
+
+/* setmaxnreg only moves registers inside the block's pool: a build whose ptxas gave the
+ * kernel fewer registers a thread than the split assumes (say, with -maxrregcount) would
+ * leave consumer warps spinning in setmaxnreg.inc forever, so such a kernel is not launched
+ * (the mma.sync kernel takes the call). */
+static bool sm90_pool_ok(sm90_kernel_fn kernel, int pool)
+{
+    cudaFuncAttributes attr;
+    if (cudaFuncGetAttributes(&attr, kernel) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return attr.numRegs >= pool;
 }
 
 extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int mode, int paged, cudaStream_t stream,
@@ -772,15 +787,15 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
         mode = FAI_PREFILL_WINDOW;
     /* the block's shape (three consumer warpgroups at head dim 64 in the plain mode), and the
      * planner's tiles of bm rows as this kernel's of BM */
-    int BM, threads, smem;
+    int BM, threads, smem, pool;
     if (d == 64 && mode == FAI_PREFILL_PLAIN)
-        sm90_block_of<64, FAI_PREFILL_PLAIN>(&BM, &threads, &smem);
+        sm90_block_of<64, FAI_PREFILL_PLAIN>(&BM, &threads, &smem, &pool);
     else if (d == 64)
-        sm90_block_of<64, FAI_PREFILL_WINDOW>(&BM, &threads, &smem);
+        sm90_block_of<64, FAI_PREFILL_WINDOW>(&BM, &threads, &smem, &pool);
     else if (d == 128)
-        sm90_block_of<128, FAI_PREFILL_WINDOW>(&BM, &threads, &smem);
+        sm90_block_of<128, FAI_PREFILL_WINDOW>(&BM, &threads, &smem, &pool);
     else
-        sm90_block_of<256, FAI_PREFILL_WINDOW>(&BM, &threads, &smem);
+        sm90_block_of<256, FAI_PREFILL_WINDOW>(&BM, &threads, &smem, &pool);
     p.a.m_tiles = (int32_t)(((int64_t)args->m_tiles * bm + BM - 1) / BM);
     const int bn = d == 256 ? sm90_shape<256>::BN : sm90_shape<128>::BN;
     /* a contiguous cache: sequence b in slot b - kv_slot_offset, `capacity` rows each */
@@ -802,7 +817,7 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
         return FAI_SUCCESS; /* the mma.sync kernel takes it */
     sm90_kernel_fn kernel = args->dtype == FAI_DTYPE_BF16 ? sm90_pick<__nv_bfloat16>(d, mode)
                                                           : sm90_pick<__half>(d, mode);
-    if (!kernel)
+    if (!kernel || !sm90_pool_ok(kernel, pool))
         return FAI_SUCCESS;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess)
