@@ -6,19 +6,19 @@
  * 96, other GPUs and builds without sm_90a code run the mma.sync kernel
  * (prefill_kernel.cuh); prefill.cu asks this file first.
  *
- * A block owns 128 query rows of one (sequence, query head) at a time and has three
- * warpgroups:
- *   producer  (warps 8-11, 24 registers a thread) one thread issues the TMA copies: the Q
- *             tile, then the K and V tiles of BN keys (128; 64 at head dim 256) into a ring
- *             of STAGES stages, each K and each V tile's arrival counted on its own `full`
- *             barrier; it refills a K or V slot once its `empty` barrier says both consumers
- *             are done with it;
- *   consumers (warps 0-7, 240 registers a thread) 64 query rows each: S = Q K^T by wgmma
- *             from shared memory (m64nBNk16, K-major), the online softmax on S's
- *             accumulators, then O += P V with P from registers and V read MN-major
- *             (m64n64k16, one per 64-value half of the head dim). The S of a key tile is
- *             issued with the P V of the tile before it, and its softmax runs while that
- *             P V is on the tensor cores.
+ * A block owns BM query rows of one (sequence, query head) at a time: 128 with two consumer
+ * warpgroups, or 192 with three (head dim 64, plain mode), and a producer warpgroup:
+ *   producer  (the last four warps, 24 registers a thread) one thread issues the TMA copies:
+ *             the Q tile, then the K and V tiles of BN keys (128; 64 at head dim 256) into
+ *             a ring of STAGES stages, each K and each V tile's arrival counted on its own
+ *             `full` barrier; it refills a K or V slot once its `empty` barrier says every
+ *             consumer warp is done with it;
+ *   consumers (warps 0-7 or 0-11, 240 or 160 registers a thread) 64 query rows each: S =
+ *             Q K^T by wgmma from shared memory (m64nBNk16, K-major), the online softmax on
+ *             S's accumulators, then O += P V with P from registers and V read MN-major
+ *             (m64n128k16 over both 64-value halves at head dims 128 and 256, m64n64k16 at
+ *             64). The S of a key tile is issued with the P V of the tile before it, and its
+ *             softmax runs while that P V is on the tensor cores.
  * The grid has one block per SM (or one per work item, FAI_PREFILL_SM90_PERSISTENT=0), each
  * walking the work items (sm90_item_of): the producer loads the next item's tiles while the
  * consumers finish the last. Tiles are blocks of rows in 64-value column halves, each
@@ -39,27 +39,33 @@
 #include "ptx_wgmma.cuh"
 
 enum {
-    SM90_BM = 128,
-    SM90_CONSUMER_THREADS = 256,
-    SM90_THREADS = SM90_CONSUMER_THREADS + 128, /* and a producer warpgroup */
-    SM90_PRODUCER_REGS = 24,                   /* registers per thread after the split, */
-    SM90_CONSUMER_REGS = 240,                  /* within the block's 384 x 168 (below) */
+    SM90_PRODUCER_REGS = 24, /* registers per producer thread after the split (setmaxnreg's least) */
     SM90_MAX_STAGES = 4
 };
-/* setmaxnreg only moves registers inside the block's pool, which __launch_bounds__(384, 1)
- * makes 168 a thread: a split that asks for more leaves a consumer warp spinning in
- * setmaxnreg.inc forever (32/240 would). */
-static_assert(128 * SM90_PRODUCER_REGS + 256 * SM90_CONSUMER_REGS <= 384 * 168, "register split exceeds the block's pool");
 
-/* Per head dim: NH 64-value column halves per row; key tiles of BN keys (64 at head dim 256,
- * whose O accumulators take 128 registers); Q tiles of QTILE bytes and K or V tiles of
- * KVTILE, each half of a tile (QHALF, KVHALF bytes) one 128-byte-swizzled block of rows;
- * STAGES K/V stages (head dim 64 has room for four). */
-template <int D>
+/* Per head dim and mode: BM query rows a work item, 64 for each of NC consumer warpgroups
+ * (three at head dim 64 in the plain mode, where a tile's softmax takes as long as its
+ * products and more warps hide its latency, as in FlashAttention-3; the variants' modes
+ * would spill ~500 bytes in the 160 registers that leaves; two otherwise), and THREADS with
+ * the producer warpgroup;
+ * NH 64-value column halves per row; key tiles of BN keys (64 at head dim 256, whose O
+ * accumulators take 128 registers); Q tiles of QTILE bytes and K or V tiles of KVTILE, each
+ * half of a tile (QHALF, KVHALF bytes) one 128-byte-swizzled block of rows; STAGES K/V
+ * stages (head dim 64 has room for four). */
+template <int D, int MODE = FAI_PREFILL_WINDOW> /* (the K/V constants do not depend on MODE) */
 struct sm90_shape {
+    static constexpr int NC = D == 64 && MODE == FAI_PREFILL_PLAIN ? 3 : 2;
+    static constexpr int BM = 64 * NC, CONSUMER_THREADS = 128 * NC, THREADS = CONSUMER_THREADS + 128;
+    /* setmaxnreg only moves registers inside the block's pool, which __launch_bounds__
+     * (THREADS, 1) makes 65536 / THREADS a thread, rounded down to 8: a split that asks for
+     * more leaves a consumer warp spinning in setmaxnreg.inc forever (32/240 would at 384). */
+    static constexpr int POOL = (65536 / THREADS) & ~7;
+    static constexpr int CONSUMER_REGS = ((POOL * THREADS - 128 * SM90_PRODUCER_REGS) / CONSUMER_THREADS) & ~7;
+    static_assert(CONSUMER_REGS <= 240, "setmaxnreg's ceiling is 256; 240 measured at two warpgroups");
+    static_assert(128 * SM90_PRODUCER_REGS + CONSUMER_THREADS * CONSUMER_REGS <= THREADS * POOL, "register split");
     static constexpr int NH = D / 64;
     static constexpr int BN = D == 256 ? 64 : 128;
-    static constexpr int QHALF = SM90_BM * 128, KVHALF = BN * 128;
+    static constexpr int QHALF = BM * 128, KVHALF = BN * 128;
     static constexpr int QTILE = NH * QHALF, KVTILE = NH * KVHALF;
     static constexpr int STAGES = D == 64 ? 4 : 2;
     static constexpr int MAXP = BN / 16; /* pages a key tile may span (pages of 16+ keys) */
@@ -85,9 +91,9 @@ __device__ __forceinline__ void sm90_turn_wait(bool on, int c)
 {
     if (on) { /* (barrier numbers as immediates: ptxas then reserves only those) */
         if (c == 0)
-            named_barrier_sync_n<2>(SM90_CONSUMER_THREADS);
+            named_barrier_sync_n<2>(256);
         else
-            named_barrier_sync_n<3>(SM90_CONSUMER_THREADS);
+            named_barrier_sync_n<3>(256);
     }
 }
 
@@ -95,9 +101,9 @@ __device__ __forceinline__ void sm90_turn_pass(bool on, int c)
 {
     if (on) {
         if (c == 0)
-            named_barrier_arrive_n<3>(SM90_CONSUMER_THREADS);
+            named_barrier_arrive_n<3>(256);
         else
-            named_barrier_arrive_n<2>(SM90_CONSUMER_THREADS);
+            named_barrier_arrive_n<2>(256);
     }
 }
 
@@ -356,21 +362,21 @@ __device__ __forceinline__ bool sm90_softmax(float (&s)[BN / 2], float (&m)[2], 
 }
 
 /* Zero the V rows of the key tile at n0 (stage vs) past the sequence's end, when that tile is
- * the ragged one, before P V reads them (both warpgroups do: 0 x NaN is NaN), then make the
- * zeros visible to wgmma before either goes on. */
-template <int D>
+ * the ragged one, before P V reads them (every consumer warpgroup reads them: 0 x NaN is NaN),
+ * then make the zeros visible to wgmma before any goes on. */
+template <int D, int MODE>
 __device__ __forceinline__ void sm90_zero_v_tail(char *vs, int n0, int seq_k)
 {
-    using S = sm90_shape<D>;
+    using S = sm90_shape<D, MODE>;
     if (n0 + S::BN <= seq_k)
         return;
     const int valid = seq_k - n0;
-    for (int e = threadIdx.x; e < (S::BN - valid) * (D / 8); e += SM90_CONSUMER_THREADS) {
+    for (int e = threadIdx.x; e < (S::BN - valid) * (D / 8); e += S::CONSUMER_THREADS) {
         const int r = valid + e / (D / 8), ch = e % (D / 8);
         *reinterpret_cast<uint4 *>(vs + (ch >> 3) * S::KVHALF + r * 128 + (ch & 7) * 16) = make_uint4(0, 0, 0, 0);
     }
     fence_proxy_async_smem();
-    named_barrier_sync(1, SM90_CONSUMER_THREADS);
+    named_barrier_sync(1, S::CONSUMER_THREADS);
 }
 
 /* The consumers' place in the K/V ring: the stage of the key tile whose S is issued next, and
@@ -514,12 +520,12 @@ __device__ __forceinline__ void sm90_rescale_pack(float (&acc)[sm90_shape<D>::NH
 }
 
 template <typename Elem, int D, int MODE>
-__global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __grid_constant__ sm90_params p)
+__global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1) prefill_sm90_kernel(const __grid_constant__ sm90_params p)
 {
 #if FAI_HAS_WGMMA
     using E = sm90_elem<Elem>;
     using P = prefill_elem<Elem>;
-    using S = sm90_shape<D>;
+    using S = sm90_shape<D, MODE>;
     constexpr int BN = S::BN, NS = BN / 2; /* S values per thread */
     constexpr bool VARIANTS = MODE >= FAI_PREFILL_WINDOW;
     const fai_prefill_args &a = p.a;
@@ -537,22 +543,22 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
         for (int s = 0; s < S::STAGES; s++) {
             mbar_init(&kfull[s], 1); /* the producer's arrive_expect_tx (and the bytes) */
             mbar_init(&vfull[s], 1);
-            mbar_init(&kempty[s], 8); /* one arrival per consumer warp */
-            mbar_init(&vempty[s], 8);
+            mbar_init(&kempty[s], 4 * S::NC); /* one arrival per consumer warp */
+            mbar_init(&vempty[s], 4 * S::NC);
         }
         mbar_init(&q_full, 1);
         /* every consumer thread arrives: each releases its own read of the work record (a
          * lane-0 arrival would not order the other lanes' reads before the producer's rewrite) */
-        mbar_init(&q_empty, SM90_CONSUMER_THREADS);
+        mbar_init(&q_empty, S::CONSUMER_THREADS);
         mbar_fence_init();
     }
     __syncthreads();
     const int T = a.m_tiles;
     const int64_t items = (int64_t)a.batch * a.num_q_heads * T;
 
-    if (warp >= SM90_CONSUMER_THREADS / 32) { /* the producer warpgroup: one thread works */
+    if (warp >= S::CONSUMER_THREADS / 32) { /* the producer warpgroup: one thread works */
         setmaxnreg_dec<SM90_PRODUCER_REGS>();
-        if (warp != SM90_CONSUMER_THREADS / 32 || lane != 0)
+        if (warp != S::CONSUMER_THREADS / 32 || lane != 0)
             return;
         tma_prefetch_map(&p.tq);
         tma_prefetch_map(&p.tk);
@@ -565,9 +571,9 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
             const int seq_q = qr.y - qr.x, seq_k = kr.y - kr.x;
             if (a.skip_decode_rows && seq_q == 1)
                 continue; /* a decode row: the decode kernel of the same call writes it */
-            for (int t = it.t0; (int64_t)t * SM90_BM < seq_q; t += T) {
-                const int m0 = t * SM90_BM;
-                const int2 tiles = prefill_key_tiles<(MODE >= FAI_PREFILL_WINDOW), SM90_BM, BN>(a, m0, seq_q, seq_k);
+            for (int t = it.t0; (int64_t)t * S::BM < seq_q; t += T) {
+                const int m0 = t * S::BM;
+                const int2 tiles = prefill_key_tiles<(MODE >= FAI_PREFILL_WINDOW), S::BM, BN>(a, m0, seq_q, seq_k);
                 /* The tile's K/V go into the ring as stages free up (the last item's tiles
                  * still in use); its Q and work record once the consumers are past their last
                  * S = Q K^T (q_empty), after the first K/V tile is on its way. */
@@ -615,11 +621,11 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
     }
 
     /* The consumers: warpgroup c, warp w of it, rows 16 w + lane / 4 (+ 8) of its 64. */
-    setmaxnreg_inc<SM90_CONSUMER_REGS>();
+    setmaxnreg_inc<S::CONSUMER_REGS>();
     const int c = warp >> 2, w = warp & 3, quad = lane & 3;
     const char *sqc = sq + c * 64 * 128; /* the warpgroup's 64 rows of each Q half */
     const uint64_t dq = sm90_desc(sqc);
-    const bool pp = p.pingpong != 0;
+    const bool pp = p.pingpong != 0 && S::NC == 2; /* (ping-pong pairs two warpgroups) */
     if (c == 1)
         sm90_turn_pass(pp, 1); /* warpgroup 0 first */
     sm90_ring ring = {0, 0};
@@ -672,7 +678,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                 for (n0 -= BN; n0 >= tiles.x; n0 -= BN) {
                     const uint32_t pst = sm90_prev_stage<S::STAGES>(ring);
                     mbar_wait(&vfull[pst], sm90_prev_phase(ring));
-                    sm90_zero_v_tail<D>(stages + (2 * pst + 1) * S::KVTILE, n0 + BN, seq_k);
+                    sm90_zero_v_tail<D, MODE>(stages + (2 * pst + 1) * S::KVTILE, n0 + BN, seq_k);
                     mbar_wait(&kfull[ring.st], ring.ph);
                     sm90_s_fences(s);
                     sm90_pv_fences<D>(acc, pf);
@@ -691,7 +697,7 @@ __global__ void __launch_bounds__(SM90_THREADS, 1) prefill_sm90_kernel(const __g
                 }
                 const uint32_t pst = sm90_prev_stage<S::STAGES>(ring); /* the last tile's P V */
                 mbar_wait(&vfull[pst], sm90_prev_phase(ring));
-                sm90_zero_v_tail<D>(stages + (2 * pst + 1) * S::KVTILE, n0 + BN, seq_k);
+                sm90_zero_v_tail<D, MODE>(stages + (2 * pst + 1) * S::KVTILE, n0 + BN, seq_k);
                 sm90_pv_fences<D>(acc, pf);
                 sm90_turn_wait(pp, c);
                 wgmma_fence();
@@ -800,6 +806,33 @@ static sm90_kernel_fn sm90_pick(int d, int mode)
                    : d == 256 ? sm90_pick_mode<T, 256>(mode) : NULL;
 }
 
+/* The block shape of a (head dim, mode): query rows a work item, threads, shared memory. Only
+ * head dim 64's plain mode differs from the rest (sm90_shape). */
+template <int D, int MODE>
+static void sm90_block_of(int *bm, int *threads, int *smem, int *pool)
+{
+    static_assert(MODE == FAI_PREFILL_PLAIN || sm90_shape<D, MODE>::NC == sm90_shape<D, FAI_PREFILL_SOFTCAP>::NC,
+                  "the variants' modes share a shape");
+    *bm = sm90_shape<D, MODE>::BM;
+    *threads = sm90_shape<D, MODE>::THREADS;
+    *smem = sm90_shape<D, MODE>::SMEM;
+    *pool = sm90_shape<D, MODE>::POOL;
+}
+
+/* setmaxnreg only moves registers inside the block's pool: a build whose ptxas gave the
+ * kernel fewer registers a thread than the split assumes (say, with -maxrregcount) would
+ * leave consumer warps spinning in setmaxnreg.inc forever, so such a kernel is not launched
+ * (the mma.sync kernel takes the call). */
+static bool sm90_pool_ok(sm90_kernel_fn kernel, int pool)
+{
+    cudaFuncAttributes attr;
+    if (cudaFuncGetAttributes(&attr, kernel) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return attr.numRegs >= pool;
+}
+
 extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int mode, int paged, cudaStream_t stream,
                                               int *launched)
 {
@@ -817,7 +850,7 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     /* (a paged cache: pages of 16+ keys, each read as TMA boxes of up to BN rows; smaller
      * pages would take too many boxes a tile) */
     if (args->sm90 < need || (paged && args->page_shift < 4) || (d != 64 && d != 128 && d != 256) ||
-        (d != 256 && bm != SM90_BM) ||
+        (d != 256 && bm != 128) ||
         ((uintptr_t)args->o & 3) || (args->o_token_stride & 1) || (args->o_head_stride & 1) ||
         (args->dtype != FAI_DTYPE_FP16 && args->dtype != FAI_DTYPE_BF16))
         return FAI_SUCCESS;
@@ -828,9 +861,22 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     sm90_params p;
     memset(&p, 0, sizeof p);
     p.a = *args;
-    p.a.m_tiles = (int32_t)(((int64_t)args->m_tiles * bm + SM90_BM - 1) / SM90_BM);
+    /* ALiBi runs in the variants' kernel (the plain one leaves its bias out: registers) */
+    if (mode == FAI_PREFILL_PLAIN && args->alibi)
+        mode = FAI_PREFILL_WINDOW;
+    /* the block's shape (three consumer warpgroups at head dim 64 in the plain mode), and the
+     * planner's tiles of bm rows as this kernel's of BM */
+    int BM, threads, smem, pool;
+    if (d == 64 && mode == FAI_PREFILL_PLAIN)
+        sm90_block_of<64, FAI_PREFILL_PLAIN>(&BM, &threads, &smem, &pool);
+    else if (d == 64)
+        sm90_block_of<64, FAI_PREFILL_WINDOW>(&BM, &threads, &smem, &pool);
+    else if (d == 128)
+        sm90_block_of<128, FAI_PREFILL_WINDOW>(&BM, &threads, &smem, &pool);
+    else
+        sm90_block_of<256, FAI_PREFILL_WINDOW>(&BM, &threads, &smem, &pool);
+    p.a.m_tiles = (int32_t)(((int64_t)args->m_tiles * bm + BM - 1) / BM);
     const int bn = d == 256 ? sm90_shape<256>::BN : sm90_shape<128>::BN;
-    const int smem = d == 64 ? sm90_shape<64>::SMEM : d == 128 ? sm90_shape<128>::SMEM : sm90_shape<256>::SMEM;
     /* a contiguous cache: sequence b in slot b - kv_slot_offset, `capacity` rows each */
     /* K/V as the TMA sees them: packed [total_k, heads, d]; a contiguous cache's slots (sequence
      * b in slot b - kv_slot_offset, capacity rows each); a paged cache's pages (page_size rows
@@ -842,18 +888,15 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     const int kbox = paged && page_size < bn ? page_size : bn;
     if ((args->seq_lens && slots <= 0) ||
         !sm90_map(encode, &p.tq, args->q, args->dtype, d, args->total_q, args->num_q_heads, args->q_token_stride,
-                  args->q_head_stride, 0, 0, SM90_BM) ||
+                  args->q_head_stride, 0, 0, BM) ||
         !sm90_map(encode, &p.tk, args->k, args->dtype, d, krows, args->num_kv_heads, args->k_token_stride,
                   args->k_head_stride, slots, args->kv_seq_stride, kbox) ||
         !sm90_map(encode, &p.tv, args->v, args->dtype, d, krows, args->num_kv_heads, args->v_token_stride,
                   args->v_head_stride, slots, args->kv_seq_stride, kbox))
         return FAI_SUCCESS; /* the mma.sync kernel takes it */
-    /* ALiBi runs in the variants' kernel (the plain one leaves its bias out: registers) */
-    if (mode == FAI_PREFILL_PLAIN && args->alibi)
-        mode = FAI_PREFILL_WINDOW;
     sm90_kernel_fn kernel = args->dtype == FAI_DTYPE_BF16 ? sm90_pick<__nv_bfloat16>(d, mode)
                                                           : sm90_pick<__half>(d, mode);
-    if (!kernel)
+    if (!kernel || !sm90_pool_ok(kernel, pool))
         return FAI_SUCCESS;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess)
@@ -870,7 +913,7 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     *launched = 1;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)blocks);
-    cfg.blockDim = dim3(SM90_THREADS);
+    cfg.blockDim = dim3((unsigned)threads);
     cfg.dynamicSmemBytes = (size_t)smem;
     cfg.stream = stream;
     err = cudaLaunchKernelEx(&cfg, kernel, p);
