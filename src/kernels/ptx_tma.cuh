@@ -125,6 +125,23 @@ __device__ __forceinline__ void tma_load_4d(void *dst, const void *map, uint64_t
 #endif
 }
 
+/* A contiguous run of `bytes` (a multiple of 16, 16-byte aligned at both ends) from global
+ * into shared memory by the TMA without a tensor map (cp.async.bulk), counted on bar. */
+__device__ __forceinline__ void bulk_load(void *dst, const void *src, uint32_t bytes, uint64_t *bar)
+{
+#if FAI_HAS_WGMMA
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                     (uint32_t)__cvta_generic_to_shared(dst)),
+                 "l"(src), "r"(bytes), "r"((uint32_t)__cvta_generic_to_shared(bar))
+                 : "memory");
+#else
+    (void)dst;
+    (void)src;
+    (void)bytes;
+    (void)bar;
+#endif
+}
+
 /* Warp specialization's register split: a warpgroup gives registers back (dec) or waits for
  * and takes more (inc), N per thread (a multiple of 8, 24 to 256); every thread of the
  * warpgroup executes it. */

@@ -1,0 +1,311 @@
+/* fai-bw-probe: how fast can a kernel read HBM, by which copy path? The decode kernels are
+ * reads and nothing else, so their ceiling is whichever path reads fastest. Each row reads
+ * the same buffer (1 GiB by default, past the L2 many times over) and reports GB/s, the
+ * median of --reps timed launches after a warm-up:
+ *   ldg U        16-byte loads, U in flight per thread, grid-stride (fai-bench's ceiling: U 4)
+ *   cp.async     16-byte cp.async into a ring of shared-memory stages, a block-wide barrier
+ *   bulk         cp.async.bulk (TMA without a map) of whole chunks, one thread issues,
+ *                an mbarrier per stage (sm_90 only)
+ *   rows-*       the decode pattern: 8 heads of 256-byte rows interleaved (row stride 2 KB),
+ *                a block owns one head and a contiguous run of rows, tiles of 16 rows
+ * Usage: fai-bw-probe [--mib N] [--reps N] */
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ptx.cuh"
+#include "kernels/ptx_tma.cuh"
+
+#define CK(x)                                                                                     \
+    do {                                                                                          \
+        cudaError_t e_ = (x);                                                                     \
+        if (e_ != cudaSuccess) {                                                                  \
+            fprintf(stderr, "fai-bw-probe: %s: %s (line %d)\n", #x, cudaGetErrorString(e_), __LINE__); \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+template <int U> __global__ void ldg_read(const uint4 *src, int64_t n, uint32_t *sink)
+{
+    uint32_t acc = 0;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    for (; i + (U - 1) * stride < n; i += U * stride) {
+        uint4 v[U];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            v[u] = ptx_ld_stream_v4(src + i + u * stride);
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            acc ^= v[u].x ^ v[u].w;
+    }
+    for (; i < n; i += stride)
+        acc ^= src[i].x;
+    if (acc == 0x12345678u)
+        sink[blockIdx.x] = acc;
+}
+
+/* Chunks of ch bytes, chunk c = blockIdx.x + k gridDim.x, through STG stages by cp.async. */
+template <int STG> __global__ void cpasync_read(const char *src, int64_t chunks, int ch, uint32_t *sink)
+{
+    extern __shared__ uint4 smem[];
+    char *buf = reinterpret_cast<char *>(smem);
+    const int64_t G = gridDim.x;
+    auto issue = [&](int64_t it) {
+        const int64_t c = blockIdx.x + it * G;
+        if (c < chunks)
+            for (int o = threadIdx.x * 16; o < ch; o += blockDim.x * 16)
+                ptx_cp_async_16(buf + (it % STG) * ch + o, src + c * ch + o, true);
+        ptx_cp_async_commit();
+    };
+    for (int s = 0; s < STG - 1; s++)
+        issue(s);
+    uint32_t acc = 0;
+    for (int64_t it = 0; blockIdx.x + it * G < chunks; it++) {
+        ptx_cp_async_wait<STG - 2>();
+        __syncthreads();
+        acc ^= *reinterpret_cast<const uint32_t *>(buf + (it % STG) * ch + threadIdx.x * 16);
+        issue(it + STG - 1);
+    }
+    if (acc == 0x12345678u)
+        sink[blockIdx.x] = acc;
+}
+
+/* The same chunks by cp.async.bulk: one thread issues, an mbarrier per stage. */
+template <int STG> __global__ void bulk_read(const char *src, int64_t chunks, int ch, uint32_t *sink)
+{
+    extern __shared__ uint4 smem[];
+    char *buf = reinterpret_cast<char *>(smem);
+    __shared__ uint64_t full[STG];
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STG; s++)
+            mbar_init(&full[s], 1);
+        mbar_fence_init();
+    }
+    __syncthreads();
+    if (threadIdx.x != 0)
+        return;
+    const int64_t G = gridDim.x;
+    for (int s = 0; s < STG; s++) {
+        const int64_t c = blockIdx.x + s * G;
+        if (c < chunks) {
+            mbar_arrive_expect_tx(&full[s], ch);
+            bulk_load(buf + s * ch, src + c * ch, ch, &full[s]);
+        }
+    }
+    uint32_t acc = 0;
+    for (int64_t it = 0; blockIdx.x + it * G < chunks; it++) {
+        const int s = it % STG;
+        mbar_wait(&full[s], (it / STG) & 1);
+        acc ^= *reinterpret_cast<const volatile uint32_t *>(buf + s * ch);
+        const int64_t c = blockIdx.x + (it + STG) * G;
+        if (c < chunks) {
+            mbar_arrive_expect_tx(&full[s], ch);
+            bulk_load(buf + s * ch, src + c * ch, ch, &full[s]);
+        }
+    }
+    if (acc == 0x12345678u)
+        sink[blockIdx.x] = acc;
+}
+
+/* The decode pattern: H heads of RB-byte rows interleaved (row r of head h at (r H + h) RB);
+ * block b owns head b % H and run b / H of the rows; tiles of TR rows, STG stages. */
+enum { RB = 256, H = 8, TR = 16 };
+
+template <int STG, bool BULK> __global__ void rows_read(const char *src, int64_t rows, uint32_t *sink)
+{
+    extern __shared__ uint4 smem[];
+    char *buf = reinterpret_cast<char *>(smem);
+    __shared__ uint64_t full[STG];
+    constexpr int TB = TR * RB; /* bytes a tile */
+    const int h = blockIdx.x % H, runs = gridDim.x / H, run = blockIdx.x / H;
+    const int64_t tiles = rows / TR, t0 = tiles * run / runs, t1 = tiles * (run + 1) / runs;
+    uint32_t acc = 0;
+    if (BULK) {
+        if (threadIdx.x == 0) {
+            for (int s = 0; s < STG; s++)
+                mbar_init(&full[s], 1);
+            mbar_fence_init();
+        }
+        __syncthreads();
+        if (threadIdx.x >= 32)
+            return;
+        auto issue = [&](int64_t t) { /* lanes 0-15 copy a row each */
+            const int s = (int)((t - t0) % STG);
+            if (threadIdx.x == 0)
+                mbar_arrive_expect_tx(&full[s], TB);
+            __syncwarp();
+            if (threadIdx.x < TR)
+                bulk_load(buf + s * TB + threadIdx.x * RB, src + ((t * TR + threadIdx.x) * H + h) * RB, RB, &full[s]);
+        };
+        for (int64_t t = t0; t < t1 && t < t0 + STG; t++)
+            issue(t);
+        for (int64_t t = t0; t < t1; t++) {
+            const int s = (int)((t - t0) % STG);
+            mbar_wait(&full[s], ((t - t0) / STG) & 1);
+            acc ^= *reinterpret_cast<const volatile uint32_t *>(buf + s * TB + threadIdx.x * 4);
+            __syncwarp();
+            if (t + STG < t1)
+                issue(t + STG);
+        }
+    } else {
+        auto issue = [&](int64_t t) {
+            if (t < t1)
+                for (int i = threadIdx.x; i < TB / 16; i += blockDim.x) {
+                    const int r = i / (RB / 16), c = i % (RB / 16);
+                    ptx_cp_async_16(buf + ((t - t0) % STG) * TB + i * 16, src + ((t * TR + r) * H + h) * RB + c * 16,
+                                    true);
+                }
+            ptx_cp_async_commit();
+        };
+        for (int s = 0; s < STG - 1; s++)
+            issue(t0 + s);
+        for (int64_t t = t0; t < t1; t++) {
+            ptx_cp_async_wait<STG - 2>();
+            __syncthreads();
+            acc ^= *reinterpret_cast<const uint32_t *>(buf + ((t - t0) % STG) * TB + (threadIdx.x % 64) * 16);
+            issue(t + STG - 1);
+        }
+    }
+    if (acc == 0x12345678u)
+        sink[blockIdx.x] = acc;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+typedef void (*launch_fn)(const char *src, int64_t bytes, int grid, uint32_t *sink);
+
+static int g_reps = 30;
+
+static void row(const char *name, launch_fn fn, const char *src, int64_t bytes, int grid, uint32_t *sink)
+{
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    for (int i = 0; i < 3; i++)
+        fn(src, bytes, grid, sink);
+    CK(cudaGetLastError());
+    float t[200];
+    const int reps = g_reps < 200 ? g_reps : 200;
+    for (int i = 0; i < reps; i++) {
+        CK(cudaEventRecord(e0));
+        fn(src, bytes, grid, sink);
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        CK(cudaEventElapsedTime(&t[i], e0, e1));
+    }
+    CK(cudaGetLastError());
+    qsort(t, reps, sizeof(float), cmp_float);
+    const double ms = t[reps / 2];
+    printf("%-28s %6d blocks  %8.1f us  %7.1f GB/s\n", name, grid, ms * 1e3, (double)bytes / (ms * 1e-3) / 1e9);
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+}
+
+#define CH_BYTES (16 * 1024)
+template <int U> static void l_ldg(const char *s, int64_t b, int g, uint32_t *k)
+{
+    ldg_read<U><<<g, 512>>>((const uint4 *)s, b / 16, k);
+}
+template <int STG> static void l_cpasync(const char *s, int64_t b, int g, uint32_t *k)
+{
+    cpasync_read<STG><<<g, 256, STG * CH_BYTES>>>(s, b / CH_BYTES, CH_BYTES, k);
+}
+template <int STG> static void l_bulk(const char *s, int64_t b, int g, uint32_t *k)
+{
+    bulk_read<STG><<<g, 32, STG * CH_BYTES>>>(s, b / CH_BYTES, CH_BYTES, k);
+}
+template <int STG, bool BULK> static void l_rows(const char *s, int64_t b, int g, uint32_t *k)
+{
+    rows_read<STG, BULK><<<g, BULK ? 32 : 128, STG * TR * RB>>>(s, b / (RB * H), k);
+}
+
+static void cuda_memcpy_row(char *dst, const char *src, int64_t bytes)
+{
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    float t[200];
+    const int reps = g_reps < 200 ? g_reps : 200;
+    CK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+    for (int i = 0; i < reps; i++) {
+        CK(cudaEventRecord(e0));
+        CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        CK(cudaEventElapsedTime(&t[i], e0, e1));
+    }
+    qsort(t, reps, sizeof(float), cmp_float);
+    const double ms = t[reps / 2];
+    printf("%-28s %6s         %8.1f us  %7.1f GB/s (2 x bytes)\n", "cudaMemcpy D2D", "-", ms * 1e3,
+           2.0 * (double)bytes / (ms * 1e-3) / 1e9);
+}
+
+template <typename F> static void set_smem(F kernel, int bytes)
+{
+    CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+int main(int argc, char **argv)
+{
+    int64_t mib = 1024;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--mib") && i + 1 < argc)
+            mib = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            g_reps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: fai-bw-probe [--mib N] [--reps N]\n");
+            return 2;
+        }
+    }
+    int dev, sms, major;
+    CK(cudaGetDevice(&dev));
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    CK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, dev));
+    const int64_t bytes = mib << 20;
+    char *src, *dst;
+    uint32_t *sink;
+    CK(cudaMalloc(&src, bytes));
+    CK(cudaMalloc(&dst, bytes));
+    CK(cudaMalloc(&sink, 1 << 20));
+    CK(cudaMemset(src, 0x5a, bytes));
+    printf("device: %s, %d SMs, %lld MiB read per row, median of %d\n", prop.name, sms, (long long)mib, g_reps);
+
+    cuda_memcpy_row(dst, src, bytes);
+    row("ldg x4", l_ldg<4>, src, bytes, sms * 8, sink);
+    row("ldg x8", l_ldg<8>, src, bytes, sms * 4, sink);
+    set_smem(cpasync_read<4>, 4 * CH_BYTES);
+    set_smem(cpasync_read<8>, 8 * CH_BYTES);
+    row("cp.async 4 x 16K", l_cpasync<4>, src, bytes, sms * 2, sink);
+    row("cp.async 8 x 16K", l_cpasync<8>, src, bytes, sms * 1, sink);
+    row("cp.async 4 x 16K (x4)", l_cpasync<4>, src, bytes, sms * 3, sink);
+    set_smem(rows_read<8, false>, 8 * TR * RB);
+    row("rows cp.async 8 x 4K", l_rows<8, false>, src, bytes, sms / H * H * 2, sink);
+    row("rows cp.async 8 x 4K (x4)", l_rows<8, false>, src, bytes, sms / H * H * 4, sink);
+    if (major >= 9) {
+        set_smem(bulk_read<4>, 4 * CH_BYTES);
+        set_smem(bulk_read<8>, 8 * CH_BYTES);
+        row("bulk 4 x 16K", l_bulk<4>, src, bytes, sms * 2, sink);
+        row("bulk 8 x 16K", l_bulk<8>, src, bytes, sms * 1, sink);
+        row("bulk 8 x 16K (x2)", l_bulk<8>, src, bytes, sms * 2, sink);
+        row("bulk 4 x 16K (x3)", l_bulk<4>, src, bytes, sms * 3, sink);
+        set_smem(rows_read<8, true>, 8 * TR * RB);
+        set_smem(rows_read<16, true>, 16 * TR * RB);
+        row("rows bulk 8 x 4K", l_rows<8, true>, src, bytes, sms / H * H * 2, sink);
+        row("rows bulk 8 x 4K (x4)", l_rows<8, true>, src, bytes, sms / H * H * 4, sink);
+        row("rows bulk 16 x 4K (x2)", l_rows<16, true>, src, bytes, sms / H * H * 2, sink);
+    }
+    CK(cudaFree(src));
+    CK(cudaFree(dst));
+    CK(cudaFree(sink));
+    return 0;
+}
