@@ -97,7 +97,7 @@ static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai
     }
 }
 
-static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb)
+static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb, int paged)
 {
     const int64_t smem_per_warp = (int64_t)p->heads_per_block * (p->head_dim + 2) * (int64_t)sizeof(float);
     int64_t max_warps = FAI_DECODE_SMEM_LIMIT / smem_per_warp;
@@ -110,6 +110,17 @@ static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fa
     const int64_t steps = max_seq_len > 0 ? ceil_div(max_seq_len, keys_per_step(p->head_dim, p->heads_per_block, eb)) : 1;
     const int64_t per_item = items > 0 ? ceil_div((int64_t)dev.num_sms * target, items) : 1;
     int64_t w = items <= dev.num_sms / 2 && p->heads_per_block < 4 ? 8 : 4;
+    /* A paged 2-byte MHA cache (fai-bench --tune, session 12, H100, page 16 and page 1): its
+     * blocks wait on a page-table read before their first copies; 2 warps a block (more
+     * blocks an SM to overlap those waits) when short sequences come in many items, 8 when
+     * few items leave SMs to spare (batch 128 x 128 keys 96.4 against 97.5 us with 4, batch
+     * 1024 704.8 against 710; batch 8 12.6 against 13.2). */
+    if (paged && eb == 2 && p->heads_per_block == 1) {
+        if (items <= 2 * (int64_t)dev.num_sms)
+            w = 8;
+        else if (items >= 4 * (int64_t)dev.num_sms && max_seq_len <= 512)
+            w = 2;
+    }
     if (w > max_warps)
         w = max_warps;
     if (w > steps)
@@ -146,8 +157,19 @@ static int prefer_mma(fai_dtype kv_dtype, int paged, int32_t batch, int32_t num_
                      at 128 x 8K, 192 against 228-231 us at 32 x 2K (sessions 4 and 11, docs/perf/) */
     if (group == 1) {
         const int64_t items = (int64_t)batch * num_kv_heads;
+        if (items <= dev.num_sms / 2)
+            return 1;
+        /* 2-byte MHA (fai-bench --tune, session 12, H100): over a paged cache the CUDA-core
+         * kernel up to 2048 keys (128 x 128 to 2048 keys within 1.8-4.5 % of the contiguous
+         * cache, the tensor-core kernel 2.9-6.9 %; batch 256-2048 x 128 keys 0.2-1.5 % against
+         * 7.5-8.1 %; page 1 the same, 2.8-6.8 % against 8-25 %), and on a contiguous one under
+         * 512 keys (batch 256-2048 x 128 keys 1.1-3.0 % faster, 128 x 256 1.3 %) */
+        if (eb == 2 && paged)
+            return tiles >= 256;
+        if (eb == 2 && tiles < 32)
+            return 0;
         /* items * tiles >= 49152, without the product (it can pass 2^63 for absurd sizes) */
-        return (items > 0 && tiles >= ceil_div(49152, items)) || items <= dev.num_sms / 2;
+        return items > 0 && tiles >= ceil_div(49152, items);
     }
     if (group >= 4)
         return 1;
@@ -203,7 +225,7 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int paged
         p.stages = stages;
         plan_mma(&p, items, max_seq_len, dev, eb);
     } else {
-        plan_simt(&p, items, max_seq_len, dev, eb);
+        plan_simt(&p, items, max_seq_len, dev, eb, paged);
         if (warps > 0) {
             const int64_t smem_per_warp = (int64_t)p.heads_per_block * (head_dim + 2) * (int64_t)sizeof(float);
             const int64_t max_warps = FAI_DECODE_SMEM_LIMIT / smem_per_warp;
