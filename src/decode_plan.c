@@ -66,7 +66,8 @@ static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len
  * one block per SM) when each warp streams 8 tiles or more, 6 when the sequence is split
  * into one wave of blocks and 6 stages still fit as many blocks per SM; for shorter work 3
  * stages let 2 or 3 blocks share an SM and overlap their starts and ends. */
-static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb)
+static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb,
+                     int small_pages)
 {
     p->warps_per_block = FAI_DECODE_MMA_WARPS;
     if (eb == 1 && p->stages > 0) /* forced: one-byte caches have 3 or 6 */
@@ -79,9 +80,12 @@ static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai
      * per-warp conversion of each tile leaves a block's own loads too few to hide the
      * latency: at GQA 32/8 batch 1 x 128K, FP8 111 us with 3 stages and 33 splits, 154 us with
      * 6 and 16; batch 16 x 8K 114 vs 152 us; fai-bench --suite kv-quant --tune, H100). */
-    p->stages = eb == 1 ? 3 : FAI_DECODE_MMA_STAGES(p->head_dim);
+    /* Pages under a tile of keys (each row's page looked up as its copies are issued): the
+     * same, 3 stages and twice the splits (GQA 32/8 over page 1, fai-bench --tune, session 12,
+     * H100: 1.02-1.09x the contiguous cache's time against 1.11-1.15x with 4 or 6 stages). */
+    p->stages = eb == 1 || small_pages ? 3 : FAI_DECODE_MMA_STAGES(p->head_dim);
     plan_mma_ring(p, items, max_seq_len, dev, eb);
-    if (eb == 1)
+    if (eb == 1 || small_pages)
         return;
     const int64_t warp_tiles =
         ceil_div(ceil_div(max_seq_len, p->num_splits), (int64_t)FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_WARPS);
@@ -97,7 +101,8 @@ static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai
     }
 }
 
-static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb, int paged)
+static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb,
+                      int page_size)
 {
     const int64_t smem_per_warp = (int64_t)p->heads_per_block * (p->head_dim + 2) * (int64_t)sizeof(float);
     int64_t max_warps = FAI_DECODE_SMEM_LIMIT / smem_per_warp;
@@ -115,7 +120,7 @@ static void plan_simt(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fa
      * blocks an SM to overlap those waits) when short sequences come in many items, 8 when
      * few items leave SMs to spare (batch 128 x 128 keys 96.4 against 97.5 us with 4, batch
      * 1024 704.8 against 710; batch 8 12.6 against 13.2). */
-    if (paged && eb == 2 && p->heads_per_block == 1) {
+    if (page_size > 0 && eb == 2 && p->heads_per_block == 1) {
         if (items <= 2 * (int64_t)dev.num_sms)
             w = 8;
         else if (items >= 4 * (int64_t)dev.num_sms && max_seq_len <= 512)
@@ -145,29 +150,29 @@ static int32_t mma_rows(int32_t group) { return group < FAI_DECODE_MMA_ROWS ? gr
  * us against 23.6/28.8/43.2 on CUDA cores; batch 4 x 4K 39.9 against 57.9), for groups of 2-3
  * unless the splits it needs are short (< 2048 keys: its ring's ramp then costs more than
  * the CUDA-core kernel's register prefetch, measured in session 2). */
-static int prefer_mma(fai_dtype kv_dtype, int paged, int32_t batch, int32_t num_kv_heads, int32_t group,
+static int prefer_mma(fai_dtype kv_dtype, int page_size, int32_t batch, int32_t num_kv_heads, int32_t group,
                       int32_t head_dim, int32_t max_seq_len, fai_device_info dev, int eb)
 {
     const int64_t tiles = ceil_div(max_seq_len, FAI_DECODE_MMA_KEYS);
     if (group == 1 && kv_dtype == FAI_DTYPE_INT8)
         return 0; /* int8 MHA: the CUDA-core kernel measured faster (3.29 vs 3.37 ms at 128 x 8K;
                      FP8 MHA the other way round, 2.90 vs 3.12 ms, with 3-stage rings: docs/perf/) */
-    if (group == 1 && eb == 1 && paged)
+    if (group == 1 && eb == 1 && page_size > 0)
         return 0; /* FP8 MHA over a paged cache (page 16): CUDA cores 3.05-3.06 ms against 3.28-3.31
                      at 128 x 8K, 192 against 228-231 us at 32 x 2K (sessions 4 and 11, docs/perf/) */
     if (group == 1) {
         const int64_t items = (int64_t)batch * num_kv_heads;
         if (items <= dev.num_sms / 2)
             return 1;
-        /* 2-byte MHA (fai-bench --tune, session 12, H100): over a paged cache the CUDA-core
-         * kernel up to 2048 keys (128 x 128 to 2048 keys within 1.8-4.5 % of the contiguous
-         * cache, the tensor-core kernel 2.9-6.9 %; batch 256-2048 x 128 keys 0.2-1.5 % against
-         * 7.5-8.1 %; page 1 the same, 2.8-6.8 % against 8-25 %), and on a contiguous one under
-         * 512 keys (batch 256-2048 x 128 keys 1.1-3.0 % faster, 128 x 256 1.3 %) */
-        if (eb == 2 && paged)
-            return tiles >= 256;
-        if (eb == 2 && tiles < 32)
-            return 0;
+        /* 2-byte MHA (fai-bench --tune, session 12, H100). Over a paged cache, CUDA cores up
+         * to 2048 keys (128 x 128 to 2048 keys within 1.7-3.5 % of the contiguous cache's time,
+         * the tensor-core kernel 2.7-6.9 %; batch 256-2048 x 128 keys 2.8-4.1 % against
+         * 7.5-8.3 %), and at every length over pages under 16 keys (128 x 4K-8K 2.4-3.3 %
+         * against 12-13 %). (Over a contiguous cache the CUDA-core kernel was 1.4-3.0 % faster
+         * on 128 x 256 and 256-2048 x 128 keys after a clean L2 and as much slower after a
+         * dirty one: unchanged.) */
+        if (eb == 2 && page_size > 0)
+            return page_size >= FAI_DECODE_MMA_KEYS && tiles >= 256;
         /* items * tiles >= 49152, without the product (it can pass 2^63 for absurd sizes) */
         return items > 0 && tiles >= ceil_div(49152, items);
     }
@@ -175,7 +180,8 @@ static int prefer_mma(fai_dtype kv_dtype, int paged, int32_t batch, int32_t num_
         return 1;
     fai_decode_plan p = {0};
     p.head_dim = head_dim;
-    plan_mma(&p, (int64_t)batch * num_kv_heads * ceil_div(group, mma_rows(group)), max_seq_len, dev, eb);
+    plan_mma(&p, (int64_t)batch * num_kv_heads * ceil_div(group, mma_rows(group)), max_seq_len, dev, eb,
+             page_size > 0 && page_size < FAI_DECODE_MMA_KEYS);
     return p.num_splits == 1 || ceil_div(max_seq_len, p.num_splits) >= 2048;
 }
 
@@ -188,7 +194,7 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
                                    dev, kernel, splits, warps, stages, plan);
 }
 
-fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int paged, int32_t batch, int32_t num_q_heads,
+fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_size, int32_t batch, int32_t num_q_heads,
                                    int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
                                    fai_device_info dev, int kernel, int splits, int warps, int stages,
                                    fai_decode_plan *plan)
@@ -208,7 +214,7 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int paged
     if (kernel == FAI_DECODE_AUTO)
         kernel = head_dim <= 128 && min_smem <= (size_t)dev.smem_per_block &&
                          min_smem + 1024 <= (size_t)dev.smem_per_sm &&
-                         prefer_mma(kv_dtype, paged, batch, num_kv_heads, group, head_dim, max_seq_len, dev, eb)
+                         prefer_mma(kv_dtype, page_size, batch, num_kv_heads, group, head_dim, max_seq_len, dev, eb)
                      ? FAI_DECODE_MMA
                      : FAI_DECODE_SIMT;
     p.kernel = kernel;
@@ -223,9 +229,9 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int paged
                          fn, (int)batch, (int)num_kv_heads, (int)p.head_blocks);
     if (kernel == FAI_DECODE_MMA) {
         p.stages = stages;
-        plan_mma(&p, items, max_seq_len, dev, eb);
+        plan_mma(&p, items, max_seq_len, dev, eb, page_size > 0 && page_size < FAI_DECODE_MMA_KEYS);
     } else {
-        plan_simt(&p, items, max_seq_len, dev, eb, paged);
+        plan_simt(&p, items, max_seq_len, dev, eb, page_size);
         if (warps > 0) {
             const int64_t smem_per_warp = (int64_t)p.heads_per_block * (head_dim + 2) * (int64_t)sizeof(float);
             const int64_t max_warps = FAI_DECODE_SMEM_LIMIT / smem_per_warp;

@@ -642,7 +642,7 @@ static int run_case(const decode_case *c, int index)
     }
     fai_decode_plan plan = {0};
     const int planned_len = c->max_seq_len > 0 ? c->max_seq_len : c->capacity;
-    fai_decode_make_plan_kv("test", c->kv_dtype, c->page_size > 0, c->batch, c->hq, c->hk, d, planned_len, g_dev,
+    fai_decode_make_plan_kv("test", c->kv_dtype, c->page_size, c->batch, c->hq, c->hk, d, planned_len, g_dev,
                             FAI_DECODE_AUTO, 0, 0, 0, &plan);
     printf("%s [%s]: batch %d, heads %d/%d, d %d, capacity %d; plan: %s, %d heads/block, %d warps, %d splits\n",
            c->name, dtype_short(c->kv_dtype), c->batch, c->hq, c->hk, d, c->capacity,
@@ -672,7 +672,7 @@ static int run_case(const decode_case *c, int index)
                                  {FAI_DECODE_MMA, 0, 5, 6}}; /* kernel, warps, splits, stages */
         for (int f = 0; f < 4; f++) {
             fai_decode_plan alt;
-            fai_decode_make_plan_kv("test", c->kv_dtype, c->page_size > 0, c->batch, c->hq, c->hk, d, planned_len,
+            fai_decode_make_plan_kv("test", c->kv_dtype, c->page_size, c->batch, c->hq, c->hk, d, planned_len,
                                     g_dev, forced[f][0], forced[f][2], forced[f][1], forced[f][3], &alt);
             if (alt.kernel != forced[f][0])
                 continue; /* no tensor-core kernel for head dim 256 */

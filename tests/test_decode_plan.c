@@ -70,26 +70,19 @@ static void check_invariants(fai_device_info dev, int batch, int hq, int hk, int
 
 int main(void)
 {
-    /* MHA, many items of short sequences (under 512 keys, any batch): CUDA cores, no split,
-     * small blocks; longer sequences: the tensor-core kernel's cp.async ring (measured faster,
-     * docs/perf/). */
+    /* MHA, many items of short sequences: CUDA cores, no split, small blocks; long
+     * sequences: the tensor-core kernel's cp.async ring (measured faster, docs/perf/). */
     fai_decode_plan p = plan(128, 32, 32, 128, 128);
     CHECK(p.kernel == FAI_DECODE_SIMT && p.num_splits == 1 && p.warps_per_block == 4,
           "b128 sk128 MHA: kernel %d splits %d warps %d", p.kernel, p.num_splits, p.warps_per_block);
     CHECK(plan(128, 32, 32, 128, 8192).kernel == FAI_DECODE_MMA, "b128 sk8192 MHA");
     CHECK(plan(1, 32, 32, 128, 128).kernel == FAI_DECODE_MMA, "b1 sk128 MHA (few items)");
     CHECK(plan(8, 32, 32, 128, 128).kernel == FAI_DECODE_SIMT, "b8 sk128 MHA");
-    p = plan(2048, 32, 32, 128, 128);
-    CHECK(p.kernel == FAI_DECODE_SIMT && p.warps_per_block == 4, "b2048 sk128 MHA: kernel %d, %d warps", p.kernel,
-          p.warps_per_block);
-    CHECK(plan(128, 32, 32, 128, 256).kernel == FAI_DECODE_SIMT, "b128 sk256 MHA");
-    CHECK(plan(128, 32, 32, 128, 512).kernel == FAI_DECODE_MMA, "b128 sk512 MHA");
+    CHECK(plan(2048, 32, 32, 128, 128).kernel == FAI_DECODE_MMA, "b2048 sk128 MHA (64K tiles in all)");
     /* The ring's depth follows the work per warp: under 8 tiles -> 3 stages, 8+ -> 4, and 6
      * for a split sequence when they fit as many blocks per SM. */
-    CHECK(plan_kernel(2048, 32, 32, 128, 128, FAI_DECODE_MMA).stages == 3, "b2048 sk128: %d stages",
-          plan_kernel(2048, 32, 32, 128, 128, FAI_DECODE_MMA).stages);
-    CHECK(plan_kernel(128, 32, 32, 128, 256, FAI_DECODE_MMA).stages == 3, "b128 sk256: %d stages",
-          plan_kernel(128, 32, 32, 128, 256, FAI_DECODE_MMA).stages);
+    CHECK(plan(2048, 32, 32, 128, 128).stages == 3, "b2048 sk128: %d stages", plan(2048, 32, 32, 128, 128).stages);
+    CHECK(plan(128, 32, 32, 128, 256).stages == 3, "b128 sk256: %d stages", plan(128, 32, 32, 128, 256).stages);
     CHECK(plan(128, 32, 32, 128, 512).stages == 4, "b128 sk512: %d stages", plan(128, 32, 32, 128, 512).stages);
     /* Groups of 4+ on tensor cores at every length (measured faster at batch 1 x 4K-16K too);
      * groups of 2 with short splits stay on CUDA cores. */
@@ -123,25 +116,32 @@ int main(void)
     CHECK(q8.kernel == FAI_DECODE_SIMT, "int8 MHA b128 8K: kernel %d", q8.kernel);
     /* Over a paged cache FP8 MHA moves to CUDA cores too (measured faster); FP8 GQA and FP16
      * MHA keep tensor cores. */
-    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 1, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 16, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_SIMT, "paged FP8 MHA b128 8K: kernel %d", q8.kernel);
-    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 1, 1, 32, 8, 128, 131072, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 16, 1, 32, 8, 128, 131072, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA, "paged FP8 GQA b1 128K: kernel %d", q8.kernel);
-    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 1, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 16, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA, "paged FP16 MHA b128 8K: kernel %d", q8.kernel);
     /* Paged 2-byte MHA up to 2048 keys: CUDA cores (its page-table waits overlap better there),
      * 2 warps a block for many short items, 8 for few; a single sequence keeps tensor cores. */
-    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 1, 128, 32, 32, 128, 2048, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 16, 128, 32, 32, 128, 2048, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_SIMT && q8.warps_per_block == 4, "paged FP16 MHA b128 2K: kernel %d, %d warps",
           q8.kernel, q8.warps_per_block);
-    fai_decode_make_plan_kv("test", FAI_DTYPE_BF16, 1, 1024, 32, 32, 128, 128, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_BF16, 16, 1024, 32, 32, 128, 128, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_SIMT && q8.warps_per_block == 2, "paged BF16 MHA b1024 128: kernel %d, %d warps",
           q8.kernel, q8.warps_per_block);
-    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 1, 8, 32, 32, 128, 128, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 16, 8, 32, 32, 128, 128, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_SIMT && q8.warps_per_block == 8, "paged FP16 MHA b8 128: kernel %d, %d warps",
           q8.kernel, q8.warps_per_block);
-    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 1, 1, 32, 32, 128, 128, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 16, 1, 32, 32, 128, 128, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA, "paged FP16 MHA b1 128: kernel %d", q8.kernel);
+    /* Pages under 16 keys: MHA on CUDA cores at every length, GQA on 3-stage rings with twice
+     * the splits (as one-byte caches). */
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 1, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_SIMT, "page-1 FP16 MHA b128 8K: kernel %d", q8.kernel);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 8, 1, 32, 8, 128, 32768, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3 && q8.num_splits == 33,
+          "page-8 FP16 GQA b1 32K: kernel %d, %d stages, %d splits", q8.kernel, q8.stages, q8.num_splits);
     /* An A100's 164 KB per SM takes the 128 KB ring, not a 192 KB one. */
     const fai_device_info a100 = devices[1];
     fai_decode_plan deep;

@@ -338,9 +338,9 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
             make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, page_size, 1234);
             c.p.cache.seq_lens = lens;
             fai_decode_plan plan, other;
-            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0,
+            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0,
                                     0, 0, &plan);
-            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev,
+            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev,
                                     plan.kernel == FAI_DECODE_MMA ? FAI_DECODE_SIMT : FAI_DECODE_MMA, 0, 0, 0, &other);
             c.ws_bytes = plan.workspace_bytes > other.workspace_bytes ? plan.workspace_bytes : other.workspace_bytes;
             if (c.ws_bytes)
@@ -357,13 +357,13 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
                         for (int j = 0; j < 4; j++) {
                             fai_decode_plan base, tp;
                             const int x = xs[kind][i], mma = kind == FAI_DECODE_MMA;
-                            if (fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev,
+                            if (fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev,
                                                         kind, 0, mma ? 0 : x, mma ? x : 0, &base) != FAI_SUCCESS ||
                                 base.kernel != kind)
                                 continue;
                             const int sp = mult[j] * base.num_splits;
                             if (sp > FAI_DECODE_MAX_SPLITS ||
-                                fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size > 0, b, hq, hk, d, sk, dev,
+                                fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev,
                                                         kind, sp, mma ? 0 : x, mma ? x : 0, &tp) != FAI_SUCCESS)
                                 continue;
                             if (tp.workspace_bytes > c.ws_bytes) {

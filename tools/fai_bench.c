@@ -309,7 +309,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     /* Candidate plans: the heuristic's (or the forced one), and with --tune a grid of kernels x
      * warps (CUDA cores) or ring stages (tensor cores) x splits. */
     int cand_k[64], cand_x[64], cand_s[64], nc = 0;
-    fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, o->kernel,
+    fai_decode_make_plan_kv("fai-bench", dt, o->page_size, sh->b, sh->hq, sh->hk, sh->d, seen, dev, o->kernel,
                             o->splits, o->warps, 0, &c.plan);
     cand_k[nc] = c.plan.kernel;
     cand_x[nc] = c.plan.kernel == FAI_DECODE_MMA ? c.plan.stages : c.plan.warps_per_block;
@@ -321,7 +321,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
                 for (int j = 0; j < 3; j++) {
                     fai_decode_plan base;
                     const int x = xs[kind][i];
-                    fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev,
+                    fai_decode_make_plan_kv("fai-bench", dt, o->page_size, sh->b, sh->hq, sh->hk, sh->d, seen, dev,
                                             kind, 0, kind == FAI_DECODE_MMA ? 0 : x, kind == FAI_DECODE_MMA ? x : 0,
                                             &base);
                     const int sp = ss[j] * base.num_splits;
@@ -375,7 +375,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     for (int ci = 0; ci < nc; ci++) {
         c.use_plan = o->tune || o->splits || o->warps || o->kernel != FAI_DECODE_AUTO;
         const int mma = cand_k[ci] == FAI_DECODE_MMA;
-        fai_decode_make_plan_kv("fai-bench", dt, o->page_size > 0, sh->b, sh->hq, sh->hk, sh->d, seen, dev, cand_k[ci],
+        fai_decode_make_plan_kv("fai-bench", dt, o->page_size, sh->b, sh->hq, sh->hk, sh->d, seen, dev, cand_k[ci],
                                 cand_s[ci], mma ? 0 : cand_x[ci], mma ? cand_x[ci] : 0, &c.plan);
         if (c.plan.workspace_bytes > c.ws_bytes) {
             cudaFree(c.ws);
