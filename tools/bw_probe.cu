@@ -173,6 +173,50 @@ template <int STG, bool BULK> __global__ void rows_read(const char *src, int64_t
         sink[blockIdx.x] = acc;
 }
 
+/* The int8 decode's streams: block b owns one (sequence, head) of a [seqs, heads, keys] cache
+ * (HND) of one-byte codes, D = 128 a key, and 4 warps take interleaved tiles of 16 keys, each
+ * through its own cp.async ring of 4 stages: per tile 2 KB of K codes and 2 KB of V codes and,
+ * with SCALES, the tile's 16 K and 16 V scales (64 bytes each, from [seqs, heads, keys]
+ * floats), as the tensor-core decode kernel loads them. */
+enum { QT = 16, QD = 128, QSTG = 4 };
+
+template <bool SCALES>
+__global__ void int8_decode_read(const char *k, const char *v, const float *ks, const float *vs, int keys,
+                                 uint32_t *sink)
+{
+    extern __shared__ uint4 smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    char *ring = reinterpret_cast<char *>(smem) + warp * QSTG * (2 * QT * QD + 128);
+    const int64_t base = (int64_t)blockIdx.x * keys;
+    const int tiles = keys / QT;
+    auto issue = [&](int i) {
+        const int t = warp + i * 4;
+        if (t < tiles) {
+            char *st = ring + (i % QSTG) * (2 * QT * QD + 128);
+            for (int c = lane; c < QT * QD / 16; c += 32) {
+                ptx_cp_async_16(st + c * 16, k + (base + (int64_t)t * QT) * QD + c * 16, true);
+                ptx_cp_async_16(st + QT * QD + c * 16, v + (base + (int64_t)t * QT) * QD + c * 16, true);
+            }
+            if (SCALES)
+                ptx_cp_async_4(st + 2 * QT * QD + lane * 4, (lane < 16 ? ks : vs) + base + (int64_t)t * QT + (lane & 15),
+                               true);
+        }
+        ptx_cp_async_commit();
+    };
+    for (int i = 0; i < QSTG - 1; i++)
+        issue(i);
+    uint32_t acc = 0;
+    for (int i = 0; warp + i * 4 < tiles; i++) {
+        issue(i + QSTG - 1);
+        ptx_cp_async_wait<QSTG - 1>();
+        __syncwarp();
+        acc ^= *reinterpret_cast<const uint32_t *>(ring + (i % QSTG) * (2 * QT * QD + 128) + lane * 4);
+        __syncwarp();
+    }
+    if (acc == 0x12345678u)
+        sink[blockIdx.x] = acc;
+}
+
 static int cmp_float(const void *a, const void *b)
 {
     const float x = *(const float *)a, y = *(const float *)b;
@@ -303,6 +347,48 @@ int main(int argc, char **argv)
         row("rows bulk 8 x 4K", l_rows<8, true>, src, bytes, sms / H * H * 2, sink);
         row("rows bulk 8 x 4K (x4)", l_rows<8, true>, src, bytes, sms / H * H * 4, sink);
         row("rows bulk 16 x 4K (x2)", l_rows<16, true>, src, bytes, sms / H * H * 2, sink);
+    }
+    { /* int8 decode streams: 128 x 32 (sequence, head) items of 8192 keys, within the buffers */
+        const int items = 128 * 32, keys = 8192;
+        const int64_t codes = (int64_t)items * keys * QD;
+        char *kv;
+        float *sc;
+        if (cudaMalloc(&kv, 2 * codes) == cudaSuccess && cudaMalloc(&sc, 2 * (int64_t)items * keys * 4) == cudaSuccess) {
+            CK(cudaMemset(kv, 0x11, 2 * codes));
+            CK(cudaMemset(sc, 0, 2 * (int64_t)items * keys * 4));
+            const int smem = 4 * QSTG * (2 * QT * QD + 128);
+            CK(cudaFuncSetAttribute(int8_decode_read<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+            CK(cudaFuncSetAttribute(int8_decode_read<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+            for (int withs = 0; withs < 2; withs++) {
+                cudaEvent_t e0, e1;
+                CK(cudaEventCreate(&e0));
+                CK(cudaEventCreate(&e1));
+                float t[200];
+                const int reps = g_reps < 200 ? g_reps : 200;
+                for (int i = -2; i < reps; i++) {
+                    CK(cudaEventRecord(e0));
+                    if (withs)
+                        int8_decode_read<true><<<items, 128, smem>>>(kv, kv + codes, sc, sc + (int64_t)items * keys, keys, sink);
+                    else
+                        int8_decode_read<false><<<items, 128, smem>>>(kv, kv + codes, sc, sc + (int64_t)items * keys, keys, sink);
+                    CK(cudaEventRecord(e1));
+                    CK(cudaEventSynchronize(e1));
+                    if (i >= 0)
+                        CK(cudaEventElapsedTime(&t[i], e0, e1));
+                }
+                qsort(t, reps, sizeof(float), cmp_float);
+                const double ms = t[reps / 2], bytes = 2.0 * codes + (withs ? 8.0 * items * keys : 0.0);
+                printf("%-28s %6d blocks  %8.1f us  %7.1f GB/s\n", withs ? "int8 decode codes+scales" : "int8 decode codes only",
+                       items, ms * 1e3, bytes / (ms * 1e-3) / 1e9);
+                CK(cudaEventDestroy(e0));
+                CK(cudaEventDestroy(e1));
+            }
+            CK(cudaFree(kv));
+            CK(cudaFree(sc));
+        } else {
+            cudaGetLastError();
+            printf("int8 decode streams: not enough memory\n");
+        }
     }
     CK(cudaFree(src));
     CK(cudaFree(dst));
