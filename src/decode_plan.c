@@ -154,12 +154,12 @@ static int prefer_mma(fai_dtype kv_dtype, int page_size, int32_t batch, int32_t 
                       int32_t head_dim, int32_t max_seq_len, fai_device_info dev, int eb)
 {
     const int64_t tiles = ceil_div(max_seq_len, FAI_DECODE_MMA_KEYS);
-    if (group == 1 && kv_dtype == FAI_DTYPE_INT8)
-        return 0; /* int8 MHA: the CUDA-core kernel measured faster (3.29 vs 3.37 ms at 128 x 8K;
-                     FP8 MHA the other way round, 2.90 vs 3.12 ms, with 3-stage rings: docs/perf/) */
-    if (group == 1 && eb == 1 && page_size > 0)
-        return 0; /* FP8 MHA over a paged cache (page 16): CUDA cores 3.05-3.06 ms against 3.28-3.31
-                     at 128 x 8K, 192 against 228-231 us at 32 x 2K (sessions 4 and 11, docs/perf/) */
+    /* One-byte MHA: the tensor-core kernel since its conversion of a tile issues its shared-
+     * memory loads together (session 12, docs/perf/: int8 at 128 x 8K 3.07-3.08 ms against the
+     * CUDA cores' 3.27, paged 3.16 against 3.45; paged FP8 2.95-2.96 against 3.04-3.06), but
+     * paged FP8 under 4096 keys stays on CUDA cores (32 x 2K: 192-193 against 200-201 us). */
+    if (group == 1 && eb == 1 && kv_dtype != FAI_DTYPE_INT8 && page_size > 0 && tiles < 256)
+        return 0;
     if (group == 1) {
         const int64_t items = (int64_t)batch * num_kv_heads;
         if (items <= dev.num_sms / 2)

@@ -109,15 +109,19 @@ int main(void)
     fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 0, 16, 32, 8, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3 && q8.num_splits == 2, "int8 GQA b16 8K: %d stages, %d splits",
           q8.stages, q8.num_splits);
-    /* MHA: FP8 caches on tensor cores, int8 (scales on every score) on CUDA cores, as measured. */
+    /* MHA: FP8 and int8 caches on tensor cores, as measured. */
     fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E5M2, 0, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3, "FP8 MHA b128 8K: kernel %d, %d stages", q8.kernel, q8.stages);
     fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 0, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
-    CHECK(q8.kernel == FAI_DECODE_SIMT, "int8 MHA b128 8K: kernel %d", q8.kernel);
-    /* Over a paged cache FP8 MHA moves to CUDA cores too (measured faster); FP8 GQA and FP16
-     * MHA keep tensor cores. */
+    CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3, "int8 MHA b128 8K: kernel %d", q8.kernel);
+    /* Over a paged cache int8 MHA keeps tensor cores, FP8 MHA too from 4096 keys and CUDA cores
+     * below (measured faster); FP8 GQA and FP16 MHA keep tensor cores. */
     fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 16, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
-    CHECK(q8.kernel == FAI_DECODE_SIMT, "paged FP8 MHA b128 8K: kernel %d", q8.kernel);
+    CHECK(q8.kernel == FAI_DECODE_MMA, "paged FP8 MHA b128 8K: kernel %d", q8.kernel);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 16, 32, 32, 32, 128, 2048, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_SIMT, "paged FP8 MHA b32 2K: kernel %d", q8.kernel);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 16, 32, 32, 32, 128, 2048, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.kernel == FAI_DECODE_MMA, "paged int8 MHA b32 2K: kernel %d", q8.kernel);
     fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 16, 1, 32, 8, 128, 131072, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA, "paged FP8 GQA b1 128K: kernel %d", q8.kernel);
     fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 16, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
