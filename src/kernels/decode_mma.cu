@@ -133,8 +133,9 @@ __device__ __forceinline__ void load_any_tile(char *stage, const char *kp, const
  * HOIST 0: each 8-code chunk loaded from shared memory, converted and stored in turn; 1: all
  * of the K (then the V) tile's loads first; 2: all loads of both first. ncu (session 12):
  * with 0 the first instruction after each load took 25-30 % of the stall samples. Hoisted
- * loads measured faster for int8 (6 % at MHA 128 x 8K) and for paged FP8 (10-13 %), slower
- * for contiguous FP8 MHA (1-2 %), which keeps 0. */
+ * loads measured faster for int8 (MHA 128 x 8K: 7-9 % with 2, 6-7 % with 1; over a paged
+ * cache 1 was 2 % ahead of 2) and for paged FP8 (10-13 %), and slower for contiguous FP8 MHA
+ * (1-2 %), which keeps 0 (session 12, docs/perf/). */
 template <int D, int ROW, int CT, int HOIST>
 __device__ __forceinline__ void convert_code_tile(char *conv, const char *stage, int lane)
 {
@@ -316,8 +317,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         const char *stage = ring + (i % STAGES) * STAGE_BYTES;
         const char *ks = stage;
         if constexpr (CODES) { /* codes to the FP16 tile (the warp finished reading the last one above) */
-            convert_code_tile<D, ROW, CT, CT == FAI_KV_INT8 ? FAI_DECODE_MMA_INT8_HOIST : PAGED ? 1 : 0>(conv, stage,
-                                                                                                       lane);
+            convert_code_tile<D, ROW, CT, CT == FAI_KV_INT8 && !PAGED ? FAI_DECODE_MMA_INT8_HOIST : PAGED ? 1 : 0>(
+                conv, stage, lane);
             __syncwarp();
             ks = conv;
         }
