@@ -9,7 +9,11 @@
 # Environment:
 #   NCU_RUNS     "label|fai-bench args;..." (default below: the chunked suite, and 4 x 8K
 #                GQA plain and soft-capped); each run is one fai-bench call with --reps 1
-#                --warmup 0 added, so each row launches its kernels once
+#                --warmup 0 added, so each row launches its kernels once. A run written
+#                "label|regex|fai-bench args" captures the one launch whose mangled kernel
+#                name matches regex instead (decode kernels: "int8|decode_mma_kernelILi128ELi3ELi1E|
+#                --shape b=128,sq=1,sk=8192,hq=32,hk=32,kv=int8" is the tensor-core kernel's
+#                int8 instantiation at head dim 128 with a 3-stage ring)
 #   NCU_KERNEL   ncu --kernel-name regex (default: both prefill kernels, mma.sync and Hopper)
 #   NCU_COUNT    launches captured per run (default 16)
 #   NCU_MEMORY   1: also the memory workload section and the DRAM bytes read (MBread)
@@ -39,17 +43,26 @@ gqa="--shape b=4,sq=8192,sk=8192,hq=32,hk=8,d=128,causal=1"
 runs=${NCU_RUNS:-"chunked|--suite chunked;plain|$gqa;softcap|$gqa --softcap 50"}
 IFS=';' read -r -a list <<<"$runs"
 for entry in "${list[@]}"; do
-    IFS='|' read -r label args <<<"$entry"
+    IFS='|' read -r label f2 f3 <<<"$entry"
+    if [ -n "$f3" ]; then # label|mangled-name regex|args: that one launch
+        args=$f3
+        pick=(--kernel-name-base mangled --kernel-name "regex:$f2")
+        count=1
+    else
+        args=$f2
+        pick=(--kernel-name "regex:${NCU_KERNEL:-prefill(_sm90)?_kernel}")
+        count=${NCU_COUNT:-16}
+    fi
     echo "== $label: fai-bench $args"
     # shellcheck disable=SC2086
-    "$ncu" --clock-control none --kernel-name "regex:${NCU_KERNEL:-prefill(_sm90)?_kernel}" --launch-count "${NCU_COUNT:-16}" \
+    "$ncu" --clock-control none "${pick[@]}" --launch-count "$count" \
         --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy \
         --section LaunchStats --section InstructionStats ${NCU_MEMORY:+--section MemoryWorkloadAnalysis --metrics dram__bytes_read.sum} --csv --page raw \
         "$build/tools/fai-bench" $args --reps 1 --warmup 0 >"$RAW/ncu-$label.csv" 2>"$RAW/ncu-$label.err" ||
         { echo "ncu failed for $label"; tail -n 5 "$RAW/ncu-$label.err"; }
     if [ "${NCU_SOURCE:-0}" = 1 ]; then
         # shellcheck disable=SC2086
-        "$ncu" --clock-control none --kernel-name "regex:${NCU_KERNEL:-prefill(_sm90)?_kernel}" --launch-count 1 \
+        "$ncu" --clock-control none "${pick[@]}" --launch-count 1 \
             --section SourceCounters --section WarpStateStats -f -o "$RAW/src-$label" \
             "$build/tools/fai-bench" $args --reps 1 --warmup 0 >/dev/null 2>"$RAW/src-$label.err" &&
             "$ncu" -i "$RAW/src-$label.ncu-rep" --page source --csv --print-source sass >"$RAW/src-$label.csv" \
