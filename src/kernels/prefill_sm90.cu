@@ -819,6 +819,7 @@ static void sm90_block_of(int *bm, int *threads, int *smem, int *pool)
     *pool = sm90_shape<D, MODE>::POOL;
 }
 
+#ifdef FAI_HAVE_SM90A
 /* setmaxnreg only moves registers inside the block's pool: a build whose ptxas gave the
  * kernel fewer registers a thread than the split assumes (say, with -maxrregcount) would
  * leave consumer warps spinning in setmaxnreg.inc forever, so such a kernel is not launched
@@ -832,6 +833,7 @@ static bool sm90_pool_ok(sm90_kernel_fn kernel, int pool)
     }
     return attr.numRegs >= pool;
 }
+#endif
 
 extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int mode, int paged, cudaStream_t stream,
                                               int *launched)
