@@ -164,15 +164,15 @@ static int prefer_mma(fai_dtype kv_dtype, int page_size, int32_t batch, int32_t 
         const int64_t items = (int64_t)batch * num_kv_heads;
         if (items <= dev.num_sms / 2)
             return 1;
-        /* 2-byte MHA (fai-bench --tune, session 12, H100). Over a paged cache, CUDA cores up
-         * to 2048 keys (128 x 128 to 2048 keys within 1.7-3.5 % of the contiguous cache's time,
+        /* 2-byte MHA (fai-bench --tune, session 12, H100). Over a paged cache, CUDA cores
+         * below 4096 keys (128 x 128 to 2048 keys within 1.7-3.5 % of the contiguous cache's time,
          * the tensor-core kernel 2.7-6.9 %; batch 256-2048 x 128 keys 2.8-4.1 % against
          * 7.5-8.3 %), and at every length over pages under 16 keys (128 x 4K-8K 2.4-3.3 %
          * against 12-13 %). (Over a contiguous cache the CUDA-core kernel was 1.4-3.0 % faster
          * on 128 x 256 and 256-2048 x 128 keys after a clean L2 and as much slower after a
          * dirty one: unchanged.) */
-        if (eb == 2 && page_size > 0)
-            return page_size >= FAI_DECODE_MMA_KEYS && tiles >= 256;
+        if (eb == 2 && page_size > 0) /* (and never on tensor cores where a contiguous cache is not) */
+            return page_size >= FAI_DECODE_MMA_KEYS && tiles >= 256 && tiles >= ceil_div(49152, items);
         /* items * tiles >= 49152, without the product (it can pass 2^63 for absurd sizes) */
         return items > 0 && tiles >= ceil_div(49152, items);
     }

@@ -206,12 +206,18 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
          * those choices. */
         const int32_t max_k = p->kv_cache ? cache_keys(p->kv_cache) : p->max_seq_k > 0 ? p->max_seq_k : p->total_k;
         const int32_t count = d_last - d_first + 1;
+        /* The decode rows read the cache itself (quantized or paged) or the packed K/V: plan
+         * for what they read (a one-byte cache has its own rings: an FP16 plan's 4-stage ring
+         * has no int8 or FP8 kernel). */
+        const fai_kv_cache *kc = p->kv_cache;
+        const fai_dtype kv_dtype = kc ? kc->dtype : p->k.dtype;
+        const int page_size = kc && kc->page_table ? kc->page_size : 0;
         fai_decode_plan rows;
-        FAI_TRY(fai_decode_make_plan(fn, decode_rows, a->num_q_heads, a->num_kv_heads, a->head_dim, max_k, dev,
-                                     FAI_DECODE_AUTO, 0, 0, 0, &rows));
-        FAI_TRY(fai_decode_make_plan(fn, count, a->num_q_heads, a->num_kv_heads, a->head_dim, max_k, dev,
-                                     rows.kernel, rows.num_splits, rows.warps_per_block,
-                                     rows.kernel == FAI_DECODE_MMA ? rows.stages : 0, &plan->decode));
+        FAI_TRY(fai_decode_make_plan_kv(fn, kv_dtype, page_size, decode_rows, a->num_q_heads, a->num_kv_heads,
+                                        a->head_dim, max_k, dev, FAI_DECODE_AUTO, 0, 0, 0, &rows));
+        FAI_TRY(fai_decode_make_plan_kv(fn, kv_dtype, page_size, count, a->num_q_heads, a->num_kv_heads, a->head_dim,
+                                        max_k, dev, rows.kernel, rows.num_splits, rows.warps_per_block,
+                                        rows.kernel == FAI_DECODE_MMA ? rows.stages : 0, &plan->decode));
         plan->run_decode = 1;
         plan->decode_first = d_first;
         plan->decode_count = count;

@@ -78,7 +78,7 @@ int main(void)
     CHECK(plan(128, 32, 32, 128, 8192).kernel == FAI_DECODE_MMA, "b128 sk8192 MHA");
     CHECK(plan(1, 32, 32, 128, 128).kernel == FAI_DECODE_MMA, "b1 sk128 MHA (few items)");
     CHECK(plan(8, 32, 32, 128, 128).kernel == FAI_DECODE_SIMT, "b8 sk128 MHA");
-    CHECK(plan(2048, 32, 32, 128, 128).kernel == FAI_DECODE_MMA, "b2048 sk128 MHA (64K tiles in all)");
+    CHECK(plan(2048, 32, 32, 128, 128).kernel == FAI_DECODE_MMA, "b2048 sk128 MHA (512K tiles in all)");
     /* The ring's depth follows the work per warp: under 8 tiles -> 3 stages, 8+ -> 4, and 6
      * for a split sequence when they fit as many blocks per SM. */
     CHECK(plan(2048, 32, 32, 128, 128).stages == 3, "b2048 sk128: %d stages", plan(2048, 32, 32, 128, 128).stages);
@@ -139,6 +139,17 @@ int main(void)
           q8.kernel, q8.warps_per_block);
     fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 16, 1, 32, 32, 128, 128, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA, "paged FP16 MHA b1 128: kernel %d", q8.kernel);
+    /* A paged cache never takes the tensor-core kernel where a contiguous one would not (few
+     * items of 4K keys: CUDA cores with splits either way). */
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 0, 4, 32, 32, 128, 4096, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_plan q16;
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 16, 4, 32, 32, 128, 4096, h100, FAI_DECODE_AUTO, 0, 0, 0, &q16);
+    CHECK(q8.kernel == FAI_DECODE_SIMT && q16.kernel == FAI_DECODE_SIMT && q16.num_splits > 1,
+          "FP16 MHA b4 4K: contiguous kernel %d, paged kernel %d with %d splits", q8.kernel, q16.kernel,
+          q16.num_splits);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 16, 128, 32, 32, 128, 3072, h100, FAI_DECODE_AUTO, 0, 0, 0, &q16);
+    CHECK(q16.kernel == FAI_DECODE_SIMT, "paged FP16 MHA b128 3K: kernel %d (CUDA cores below 4096 keys)",
+          q16.kernel);
     /* Pages under 16 keys: MHA on CUDA cores at every length, GQA on 3-stage rings with twice
      * the splits (as one-byte caches). */
     fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 1, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);

@@ -241,6 +241,57 @@ static void test_quantized_cache_staging(void)
           "a 2^20 x 2e9-key staging: %s (%s)", fai_status_string(st), fai_last_error());
 }
 
+/* The decode rows of a call over a kv_cache are planned for what they read: a one-byte cache
+ * gets a ring its kernels have (3 or 6 stages; an FP16 plan's 4 would find no kernel), and a
+ * paged cache the page-size rules of fai_decode. */
+static void test_decode_rows_cache_plan(void)
+{
+    static int32_t cu[18];
+    for (int i = 0; i <= 16; i++)
+        cu[i] = i; /* 16 decode rows */
+    const fai_dtype dts[] = {FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2};
+    for (size_t di = 0; di < sizeof dts / sizeof dts[0]; di++)
+        for (int paged = 0; paged < 2; paged++) {
+            fai_kv_cache cache = {0};
+            cache.dtype = dts[di];
+            cache.capacity = 8192;
+            static int32_t table[1];
+            if (paged) {
+                cache.page_table = table;
+                cache.page_size = 16;
+            }
+            fai_prefill_params p = params(16, cu);
+            p.total_q = 16;
+            p.kv_cache = &cache;
+            const fai_prefill_plan plan = PLAN(p);
+            CHECK(plan.run_decode && plan.decode.kernel == FAI_DECODE_MMA &&
+                      (plan.decode.stages == 3 || plan.decode.stages == 6),
+                  "dtype %d paged %d: 16 x 8K GQA decode rows on kernel %d with %d stages", (int)dts[di], paged,
+                  plan.decode.kernel, plan.decode.stages);
+        }
+    fai_kv_cache cache = {0};
+    cache.dtype = FAI_DTYPE_FP16;
+    cache.capacity = 2048;
+    static int32_t table[1];
+    cache.page_table = table;
+    cache.page_size = 16;
+    static int32_t cu128[129];
+    for (int i = 0; i <= 128; i++)
+        cu128[i] = i;
+    fai_prefill_params p = params(128, cu128);
+    p.attn.num_kv_heads = 32;
+    p.total_q = 128;
+    p.kv_cache = &cache;
+    fai_prefill_plan plan = PLAN(p);
+    CHECK(plan.run_decode && plan.decode.kernel == FAI_DECODE_SIMT,
+          "paged FP16 MHA, 128 x 2K decode rows: kernel %d (fai_decode's plan: CUDA cores)", plan.decode.kernel);
+    cache.page_table = NULL;
+    cache.page_size = 0;
+    plan = PLAN(p);
+    CHECK(plan.run_decode && plan.decode.kernel == FAI_DECODE_MMA,
+          "contiguous FP16 MHA, 128 x 2K decode rows: kernel %d (tensor cores)", plan.decode.kernel);
+}
+
 /* A paged FP16/BF16 cache is gathered into the workspace when the prefill range's rows x
  * q heads / kv heads per sequence reach FAI_PREFILL_STAGE_PAGED_ROWS and the copy (capacity
  * keys) fits FAI_PREFILL_STAGE_PAGED_MAX_BYTES; a contiguous one never is. */
@@ -344,6 +395,7 @@ int main(void)
     test_no_host_plan();
     test_cache_split_bound();
     test_quantized_cache_staging();
+    test_decode_rows_cache_plan();
     test_paged_staging();
     test_hopper_choice();
     test_nothing_to_run();
