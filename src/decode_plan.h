@@ -100,8 +100,8 @@ fai_status fai_decode_make_plan(const char *fn, int32_t batch, int32_t num_q_hea
 /* The same for a cache of kv_dtype (a BF16 cache plans as an FP16 one: same bytes; one-byte
  * caches have their own rings and unrolls), paged with pages of page_size tokens (read
  * through a page table) or contiguous (page_size 0). */
-fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_size, int32_t batch, int32_t num_q_heads,
-                                   int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
+fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_size, int32_t batch,
+                                   int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim, int32_t max_seq_len,
                                    fai_device_info dev, int kernel, int splits, int warps, int stages,
                                    fai_decode_plan *plan);
 

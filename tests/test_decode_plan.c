@@ -116,7 +116,8 @@ int main(void)
     CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3, "int8 MHA b128 8K: kernel %d", q8.kernel);
     /* Over a paged cache int8 MHA keeps tensor cores, FP8 MHA too from 4096 keys and CUDA cores
      * below (measured faster); FP8 GQA and FP16 MHA keep tensor cores. */
-    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 16, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 16, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0,
+                            &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA, "paged FP8 MHA b128 8K: kernel %d", q8.kernel);
     fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 16, 32, 32, 32, 128, 2048, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_SIMT, "paged FP8 MHA b32 2K: kernel %d", q8.kernel);

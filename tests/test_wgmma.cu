@@ -139,7 +139,8 @@ __global__ void __launch_bounds__(THREADS) wgmma_pv128_tile(const uint16_t *a, c
     for (int ks = 0; ks < K / 16; ks++) {
         uint32_t frag[4];
         a_fragment(a + ks * 16, K, w, l, frag);
-        wgmma_m64n128k16_f16_rs_tb(d, d + 32, frag, wgmma_desc(sb + ks * 16 * 64, lead, stride, FAI_SWIZZLE_128B), ks > 0);
+        wgmma_m64n128k16_f16_rs_tb(d, d + 32, frag, wgmma_desc(sb + ks * 16 * 64, lead, stride, FAI_SWIZZLE_128B),
+                                   ks > 0);
     }
     wgmma_commit();
     wgmma_wait<0>();

@@ -198,8 +198,8 @@ __global__ void int8_decode_read(const char *k, const char *v, const float *ks, 
                 ptx_cp_async_16(st + QT * QD + c * 16, v + (base + (int64_t)t * QT) * QD + c * 16, true);
             }
             if (SCALES)
-                ptx_cp_async_4(st + 2 * QT * QD + lane * 4, (lane < 16 ? ks : vs) + base + (int64_t)t * QT + (lane & 15),
-                               true);
+                ptx_cp_async_4(st + 2 * QT * QD + lane * 4,
+                               (lane < 16 ? ks : vs) + base + (int64_t)t * QT + (lane & 15), true);
         }
         ptx_cp_async_commit();
     };
@@ -227,29 +227,56 @@ typedef void (*launch_fn)(const char *src, int64_t bytes, int grid, uint32_t *si
 
 static int g_reps = 30;
 
-static void row(const char *name, launch_fn fn, const char *src, int64_t bytes, int grid, uint32_t *sink)
+/* The median time of --reps calls of run(ctx), each between two events, after three untimed. */
+static double median_ms(void (*run)(const void *), const void *ctx)
 {
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    for (int i = 0; i < 3; i++)
-        fn(src, bytes, grid, sink);
-    CK(cudaGetLastError());
     float t[200];
     const int reps = g_reps < 200 ? g_reps : 200;
-    for (int i = 0; i < reps; i++) {
+    for (int i = -3; i < reps; i++) {
         CK(cudaEventRecord(e0));
-        fn(src, bytes, grid, sink);
+        run(ctx);
         CK(cudaEventRecord(e1));
         CK(cudaEventSynchronize(e1));
-        CK(cudaEventElapsedTime(&t[i], e0, e1));
+        if (i >= 0)
+            CK(cudaEventElapsedTime(&t[i], e0, e1));
     }
     CK(cudaGetLastError());
-    qsort(t, reps, sizeof(float), cmp_float);
-    const double ms = t[reps / 2];
-    printf("%-28s %6d blocks  %8.1f us  %7.1f GB/s\n", name, grid, ms * 1e3, (double)bytes / (ms * 1e-3) / 1e9);
     CK(cudaEventDestroy(e0));
     CK(cudaEventDestroy(e1));
+    qsort(t, reps, sizeof(float), cmp_float);
+    return t[reps / 2];
+}
+
+/* blocks 0: not a kernel of this file */
+static void print_row(const char *name, int blocks, double ms, double bytes)
+{
+    char b[16] = "     -";
+    if (blocks > 0)
+        snprintf(b, sizeof b, "%6d", blocks);
+    printf("%-28s %s blocks  %8.1f us  %7.1f GB/s\n", name, b, ms * 1e3, bytes / (ms * 1e-3) / 1e9);
+}
+
+struct launch_ctx {
+    launch_fn fn;
+    const char *src;
+    int64_t bytes;
+    int grid;
+    uint32_t *sink;
+};
+
+static void run_launch(const void *p)
+{
+    const launch_ctx *c = (const launch_ctx *)p;
+    c->fn(c->src, c->bytes, c->grid, c->sink);
+}
+
+static void row(const char *name, launch_fn fn, const char *src, int64_t bytes, int grid, uint32_t *sink)
+{
+    const launch_ctx c = {fn, src, bytes, grid, sink};
+    print_row(name, grid, median_ms(run_launch, &c), (double)bytes);
 }
 
 #define CH_BYTES (16 * 1024)
@@ -270,25 +297,42 @@ template <int STG, bool BULK> static void l_rows(const char *s, int64_t b, int g
     rows_read<STG, BULK><<<g, BULK ? 32 : 128, STG * TR * RB>>>(s, b / (RB * H), k);
 }
 
+struct memcpy_ctx {
+    char *dst;
+    const char *src;
+    int64_t bytes;
+};
+
+static void run_memcpy(const void *p)
+{
+    const memcpy_ctx *c = (const memcpy_ctx *)p;
+    CK(cudaMemcpyAsync(c->dst, c->src, c->bytes, cudaMemcpyDeviceToDevice, 0));
+}
+
+/* The copy ceiling fai-bench reports: bytes read and written. */
 static void cuda_memcpy_row(char *dst, const char *src, int64_t bytes)
 {
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    float t[200];
-    const int reps = g_reps < 200 ? g_reps : 200;
-    CK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
-    for (int i = 0; i < reps; i++) {
-        CK(cudaEventRecord(e0));
-        CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
-        CK(cudaEventRecord(e1));
-        CK(cudaEventSynchronize(e1));
-        CK(cudaEventElapsedTime(&t[i], e0, e1));
-    }
-    qsort(t, reps, sizeof(float), cmp_float);
-    const double ms = t[reps / 2];
-    printf("%-28s %6s         %8.1f us  %7.1f GB/s (2 x bytes)\n", "cudaMemcpy D2D", "-", ms * 1e3,
-           2.0 * (double)bytes / (ms * 1e-3) / 1e9);
+    const memcpy_ctx c = {dst, src, bytes};
+    print_row("cudaMemcpy D2D (2 x bytes)", 0, median_ms(run_memcpy, &c), 2.0 * (double)bytes);
+}
+
+struct int8_ctx {
+    const char *kv;
+    const float *sc;
+    int64_t codes, scales; /* per K or V */
+    int items, keys, smem, with_scales;
+    uint32_t *sink;
+};
+
+static void run_int8(const void *p)
+{
+    const int8_ctx *c = (const int8_ctx *)p;
+    if (c->with_scales)
+        int8_decode_read<true><<<c->items, 128, c->smem>>>(c->kv, c->kv + c->codes, c->sc, c->sc + c->scales, c->keys,
+                                                              c->sink);
+    else
+        int8_decode_read<false><<<c->items, 128, c->smem>>>(c->kv, c->kv + c->codes, c->sc, c->sc + c->scales,
+                                                               c->keys, c->sink);
 }
 
 template <typename F> static void set_smem(F kernel, int bytes)
@@ -348,40 +392,21 @@ int main(int argc, char **argv)
         row("rows bulk 8 x 4K (x4)", l_rows<8, true>, src, bytes, sms / H * H * 4, sink);
         row("rows bulk 16 x 4K (x2)", l_rows<16, true>, src, bytes, sms / H * H * 2, sink);
     }
-    { /* int8 decode streams: 128 x 32 (sequence, head) items of 8192 keys, within the buffers */
+    { /* int8 decode streams: 128 x 32 (sequence, head) items of 8192 keys */
         const int items = 128 * 32, keys = 8192;
-        const int64_t codes = (int64_t)items * keys * QD;
+        const int64_t codes = (int64_t)items * keys * QD, scales = (int64_t)items * keys;
         char *kv;
         float *sc;
-        if (cudaMalloc(&kv, 2 * codes) == cudaSuccess && cudaMalloc(&sc, 2 * (int64_t)items * keys * 4) == cudaSuccess) {
+        if (cudaMalloc(&kv, 2 * codes) == cudaSuccess && cudaMalloc(&sc, 2 * scales * sizeof(float)) == cudaSuccess) {
             CK(cudaMemset(kv, 0x11, 2 * codes));
-            CK(cudaMemset(sc, 0, 2 * (int64_t)items * keys * 4));
+            CK(cudaMemset(sc, 0, 2 * scales * sizeof(float)));
             const int smem = 4 * QSTG * (2 * QT * QD + 128);
-            CK(cudaFuncSetAttribute(int8_decode_read<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-            CK(cudaFuncSetAttribute(int8_decode_read<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+            set_smem(int8_decode_read<false>, smem);
+            set_smem(int8_decode_read<true>, smem);
             for (int withs = 0; withs < 2; withs++) {
-                cudaEvent_t e0, e1;
-                CK(cudaEventCreate(&e0));
-                CK(cudaEventCreate(&e1));
-                float t[200];
-                const int reps = g_reps < 200 ? g_reps : 200;
-                for (int i = -2; i < reps; i++) {
-                    CK(cudaEventRecord(e0));
-                    if (withs)
-                        int8_decode_read<true><<<items, 128, smem>>>(kv, kv + codes, sc, sc + (int64_t)items * keys, keys, sink);
-                    else
-                        int8_decode_read<false><<<items, 128, smem>>>(kv, kv + codes, sc, sc + (int64_t)items * keys, keys, sink);
-                    CK(cudaEventRecord(e1));
-                    CK(cudaEventSynchronize(e1));
-                    if (i >= 0)
-                        CK(cudaEventElapsedTime(&t[i], e0, e1));
-                }
-                qsort(t, reps, sizeof(float), cmp_float);
-                const double ms = t[reps / 2], bytes = 2.0 * codes + (withs ? 8.0 * items * keys : 0.0);
-                printf("%-28s %6d blocks  %8.1f us  %7.1f GB/s\n", withs ? "int8 decode codes+scales" : "int8 decode codes only",
-                       items, ms * 1e3, bytes / (ms * 1e-3) / 1e9);
-                CK(cudaEventDestroy(e0));
-                CK(cudaEventDestroy(e1));
+                const int8_ctx c = {kv, sc, codes, scales, items, keys, smem, withs, sink};
+                print_row(withs ? "int8 decode codes+scales" : "int8 decode codes only", items, median_ms(run_int8, &c),
+                          2.0 * codes + (withs ? 2.0 * scales * sizeof(float) : 0.0));
             }
             CK(cudaFree(kv));
             CK(cudaFree(sc));

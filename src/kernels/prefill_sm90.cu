@@ -520,7 +520,8 @@ __device__ __forceinline__ void sm90_rescale_pack(float (&acc)[sm90_shape<D>::NH
 }
 
 template <typename Elem, int D, int MODE>
-__global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1) prefill_sm90_kernel(const __grid_constant__ sm90_params p)
+__global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
+    prefill_sm90_kernel(const __grid_constant__ sm90_params p)
 {
 #if FAI_HAS_WGMMA
     using E = sm90_elem<Elem>;
