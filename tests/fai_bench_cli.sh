@@ -10,7 +10,7 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 help=$("$bench" --help) || fail "--help exited $?"
-for flag in --suite --shape --list --dtype --window --softcap --sinks --alibi --layout --page-size --reps \
+for flag in --suite --shape --list --dtype --window --softcap --sinks --alibi --layout --page-size --page-order --reps \
     --warmup --csv --json --check --splits --warps --kernel --tune --flush kv=; do
     grep -q -- "$flag" <<<"$help" || fail "--help does not mention $flag"
 done
@@ -36,6 +36,7 @@ refused "bad --shape value" --list --shape b=-1
 refused "unknown --shape key" --list --shape batch=4
 refused "unknown or incomplete option" --frobnicate
 refused "--flush takes write or read" --list --flush dirty
+refused "--page-order takes scrambled or sequential" --list --page-order random
 
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
     out=$("$bench" --shape b=1,sk=128 2>&1)

@@ -132,6 +132,9 @@ extern "C" cudaError_t bench_count_nonfinite_fp16(const void *src, int64_t n, un
     return bench_count_nonfinite_16(src, n, 0, count, s);
 }
 
+static int g_pages_sequential;
+extern "C" void bench_set_page_order_sequential(int on) { g_pages_sequential = on; }
+
 extern "C" cudaError_t bench_page_table(int32_t *dst, int batch, int pages_per_seq, uint64_t seed)
 {
     const int64_t n = (int64_t)batch * pages_per_seq;
@@ -141,7 +144,7 @@ extern "C" cudaError_t bench_page_table(int32_t *dst, int batch, int pages_per_s
     for (int64_t i = 0; i < n; i++)
         t[i] = (int32_t)i;
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates with xorshift64 */
+    for (int64_t i = g_pages_sequential ? 0 : n - 1; i > 0; i--) { /* Fisher-Yates with xorshift64 */
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;

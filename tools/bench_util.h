@@ -25,6 +25,10 @@ cudaError_t bench_read(const void *src, int64_t bytes, int blocks, uint32_t *sin
  * permutation of the pool's batch * pages_per_seq pages (scrambled, as pages come from a
  * serving engine's free list), copied to dst (device). */
 cudaError_t bench_page_table(int32_t *dst, int batch, int pages_per_seq, uint64_t seed);
+/* --page-order sequential: bench_page_table gives each sequence its pages in order (page
+ * i of sequence b is b * pages_per_seq + i), to tell the page table's cost from that of
+ * scattered pages. */
+void bench_set_page_order_sequential(int on);
 
 /* Sets *count (device memory) to the number of NaN or Inf among n FP16 values. */
 cudaError_t bench_count_nonfinite_fp16(const void *src, int64_t n, unsigned long long *count, cudaStream_t s);

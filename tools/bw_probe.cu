@@ -8,7 +8,10 @@
  *                an mbarrier per stage (sm_90 only)
  *   rows-*       the decode pattern: 8 heads of 256-byte rows interleaved (row stride 2 KB),
  *                a block owns one head and a contiguous run of rows, tiles of 16 rows
- * Usage: fai-bw-probe [--mib N] [--reps N] */
+ * --flush: before each timed launch (outside the events), a streaming read of 256 MiB, as
+ * fai-bench's --flush read: with --mib below the L2 (50 MB), the time of a cold read of that
+ * size, the floor of a short decode call (an empty kernel's row gives the launch's share).
+ * Usage: fai-bw-probe [--mib N] [--reps N] [--flush] */
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -226,6 +229,12 @@ static int cmp_float(const void *a, const void *b)
 typedef void (*launch_fn)(const char *src, int64_t bytes, int grid, uint32_t *sink);
 
 static int g_reps = 30;
+static const uint4 *g_flush;  /* --flush: the 256 MiB read before each timed launch */
+static uint32_t *g_flush_sink;
+static int g_flush_grid;
+#define FLUSH_BYTES (256ll << 20)
+
+__global__ void empty_kernel() {}
 
 /* The median time of --reps calls of run(ctx), each between two events, after three untimed. */
 static double median_ms(void (*run)(const void *), const void *ctx)
@@ -236,6 +245,8 @@ static double median_ms(void (*run)(const void *), const void *ctx)
     float t[200];
     const int reps = g_reps < 200 ? g_reps : 200;
     for (int i = -3; i < reps; i++) {
+        if (g_flush)
+            ldg_read<4><<<g_flush_grid, 512>>>(g_flush, FLUSH_BYTES / 16, g_flush_sink);
         CK(cudaEventRecord(e0));
         run(ctx);
         CK(cudaEventRecord(e1));
@@ -266,6 +277,8 @@ struct launch_ctx {
     int grid;
     uint32_t *sink;
 };
+
+static void run_empty(const void *) { empty_kernel<<<1, 32>>>(); }
 
 static void run_launch(const void *p)
 {
@@ -348,8 +361,10 @@ int main(int argc, char **argv)
             mib = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             g_reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--flush"))
+            g_flush = (const uint4 *)1; /* allocated below */
         else {
-            fprintf(stderr, "usage: fai-bw-probe [--mib N] [--reps N]\n");
+            fprintf(stderr, "usage: fai-bw-probe [--mib N] [--reps N] [--flush]\n");
             return 2;
         }
     }
@@ -366,7 +381,17 @@ int main(int argc, char **argv)
     CK(cudaMalloc(&dst, bytes));
     CK(cudaMalloc(&sink, 1 << 20));
     CK(cudaMemset(src, 0x5a, bytes));
-    printf("device: %s, %d SMs, %lld MiB read per row, median of %d\n", prop.name, sms, (long long)mib, g_reps);
+    if (g_flush) {
+        void *f;
+        CK(cudaMalloc(&f, FLUSH_BYTES));
+        CK(cudaMemset(f, 0x33, FLUSH_BYTES));
+        g_flush = (const uint4 *)f;
+        g_flush_sink = sink;
+        g_flush_grid = sms * 8;
+    }
+    printf("device: %s, %d SMs, %lld MiB read per row, median of %d%s\n", prop.name, sms, (long long)mib, g_reps,
+           g_flush ? ", L2 flushed by a 256 MiB read before each" : "");
+    print_row("empty kernel", 1, median_ms(run_empty, NULL), 0.0);
 
     cuda_memcpy_row(dst, src, bytes);
     row("ldg x4", l_ldg<4>, src, bytes, sms * 8, sink);
@@ -392,7 +417,7 @@ int main(int argc, char **argv)
         row("rows bulk 8 x 4K (x4)", l_rows<8, true>, src, bytes, sms / H * H * 4, sink);
         row("rows bulk 16 x 4K (x2)", l_rows<16, true>, src, bytes, sms / H * H * 2, sink);
     }
-    { /* int8 decode streams: 128 x 32 (sequence, head) items of 8192 keys */
+    if (mib >= 256) { /* int8 decode streams: 128 x 32 (sequence, head) items of 8192 keys */
         const int items = 128 * 32, keys = 8192;
         const int64_t codes = (int64_t)items * keys * QD, scales = (int64_t)items * keys;
         char *kv;
@@ -418,5 +443,7 @@ int main(int argc, char **argv)
     CK(cudaFree(src));
     CK(cudaFree(dst));
     CK(cudaFree(sink));
+    if (g_flush)
+        CK(cudaFree((void *)g_flush));
     return 0;
 }

@@ -587,6 +587,7 @@ static void usage(void)
            "  --page-size P   decode and kv-quant rows over a paged cache: pages of P tokens (a\n"
            "                  power of two, 1-256) in a scrambled page table (default: contiguous);\n"
            "                  also the chunked suite's page size (default 16)\n"
+           "  --page-order O  scrambled (default) or sequential: each sequence's pages in order\n"
            "  --reps N        timed runs per row, median reported (default 50; prefill rows run\n"
            "                  fewer, at least 10, where N would take over 3 s); also the runs of\n"
            "                  each ceiling\n"
@@ -769,6 +770,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "fai-bench: --page-size takes a power of two from 1 to 256\n");
                 return 2;
             }
+        } else if (!strcmp(a, "--page-order") && next) {
+            if (strcmp(next, "sequential") && strcmp(next, "scrambled")) {
+                fprintf(stderr, "fai-bench: --page-order takes scrambled or sequential\n");
+                return 2;
+            }
+            bench_set_page_order_sequential(!strcmp(next, "sequential"));
+            i++;
         } else if (!strcmp(a, "--dtype") && next) {
             o.bf16 = !strcmp(next, "bf16");
             if (!o.bf16 && strcmp(next, "fp16")) {
