@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
     const char *kp = (const char *)a.k + (blk.k_off + kvh * a.kv_head_stride + tx * 8) * EB;
     const char *vp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride + tx * 8) * EB;
     /* int8: the scales of this sequence and KV head (unused otherwise; paged: of the pool) */
-    const int64_t s_off = (blk.pt ? 0 : (int64_t)b * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
+    const int64_t s_off = (blk.pt ? 0 : (int64_t)blk.seq * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
     const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off;
 
     float m[HB], l[HB], acc[HB][8];

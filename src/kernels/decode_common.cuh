@@ -147,6 +147,7 @@ __device__ __forceinline__ int2 cu_range(const int32_t *cu, int b, int total)
  * varlen sequence that is not a decode row (the prefill kernel owns it). */
 typedef struct decode_block {
     int b, kvh, hblk, split, len, kbeg, kend, skip;
+    int seq; /* the sequence's index in the cache (b, or batch_offset + b in varlen mode) */
     int64_t qrow, k_off, v_off;
     const int32_t *pt; /* paged cache: this sequence's page-table row (k_off = v_off = 0) */
 } decode_block;
@@ -208,6 +209,7 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     int n;
     /* The sequence's index in cu_q / cu_k, seq_lens and the page table. */
     const int bg = a.cu_q ? a.batch_offset + w.b : w.b;
+    w.seq = bg;
     if (a.cu_q) {
         const int2 qr = cu_range(a.cu_q, bg, a.total_q);
         w.skip = qr.y - qr.x != 1;

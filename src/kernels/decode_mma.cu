@@ -281,7 +281,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
 
     const char *kcp = (const char *)a.k + (blk.k_off + kvh * a.kv_head_stride) * EB; /* this KV head's rows */
     const char *vcp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride) * EB;
-    const int64_t s_off = (blk.pt ? 0 : (int64_t)b * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
+    const int64_t s_off = (blk.pt ? 0 : (int64_t)blk.seq * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
     const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off; /* int8 only */
     char *conv = smem + warp * (CONV_BYTES + STAGES * STAGE_BYTES);
     char *ring = conv + CONV_BYTES;
