@@ -36,7 +36,7 @@
 #include "kv_codec.h"
 #include "reference.h"
 
-#define MAX_BATCH 16
+#define MAX_BATCH 24 /* the most sequences a case may hold (run_case checks) */
 #define LEAD 2 /* NaN query rows before the first sequence */
 
 typedef struct cache_case {
@@ -411,6 +411,10 @@ static int run_case(const cache_case *c, int index)
     fai_ref_rng_seed(&rng, g_seed * 1000003u + (uint64_t)index);
     const int hq = c->hq, hk = c->hk, d = c->d, batch = c->batch, group = hq / hk;
     const int64_t qrow = (int64_t)hq * d, krow = (int64_t)hk * d;
+    if (batch < 1 || batch > MAX_BATCH) {
+        printf("FAIL %s: batch %d is outside 1..%d (raise MAX_BATCH)\n", c->name, batch, MAX_BATCH);
+        return 1;
+    }
     int capacity = 1, sk[MAX_BATCH];
     for (int b = 0; b < batch; b++) {
         sk[b] = c->sk[b];
