@@ -100,6 +100,11 @@ int main(void)
     CHECK(p.stages == 6 && p.num_splits == 16, "GQA b1 128K: %d stages, %d splits (1 block per SM x 132 SMs / 8 items = 16)",
           p.stages, p.num_splits);
     CHECK(plan(16, 32, 8, 128, 8192).stages == 4, "GQA b16 8K: unsplit, 4 stages");
+    /* A few waves of unsplit blocks: 3 stages, two blocks a SM (GQA 64 x 4K: 512 blocks); from
+     * 8 waves on (MHA 128 x 8K: 4096) 4 stages again. */
+    CHECK(plan(64, 32, 8, 128, 4096).stages == 3 && plan(64, 32, 8, 128, 4096).num_splits == 1,
+          "GQA b64 4K: %d stages", plan(64, 32, 8, 128, 4096).stages);
+    CHECK(plan(128, 32, 32, 128, 8192).stages == 4, "MHA b128 8K: %d stages", plan(128, 32, 32, 128, 8192).stages);
     /* One-byte caches: 3-stage rings, two blocks per SM, twice the splits (measured faster). */
     fai_decode_plan q8;
     fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 0, 1, 32, 8, 128, 131072, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
