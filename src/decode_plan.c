@@ -64,8 +64,9 @@ static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len
 
 /* The ring's depth, measured (fai-bench --tune, docs/perf/): 4 stages (128 KB at head dim 128,
  * one block per SM) when each warp streams 8 tiles or more, 6 when the sequence is split
- * into one wave of blocks and 6 stages still fit as many blocks per SM; for shorter work 3
- * stages let 2 or 3 blocks share an SM and overlap their starts and ends. */
+ * into one wave of blocks and 6 stages still fit as many blocks per SM; for shorter work, and
+ * for one to eight waves of unsplit blocks, 3 stages let 2 or 3 blocks share an SM and
+ * overlap their starts and ends. */
 static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb,
                      int small_pages)
 {
