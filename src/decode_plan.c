@@ -62,6 +62,10 @@ static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len
     p->num_splits = (int32_t)wave_splits(items, (int64_t)dev.num_sms * per_sm, max_seq_len);
 }
 
+/* Pages smaller than the tensor-core kernel's tile of keys: it then looks each row's page up
+ * (decode_mma.cu's in_page is false), which wants the 3-stage ring (plan_mma). */
+static int under_tile_pages(int page_size) { return page_size > 0 && page_size < FAI_DECODE_MMA_KEYS; }
+
 /* The ring's depth, measured (fai-bench --tune, docs/perf/): 4 stages (128 KB at head dim 128,
  * one block per SM) when each warp streams 8 tiles or more, 6 when the sequence is split
  * into one wave of blocks and 6 stages still fit as many blocks per SM; for shorter work, and
@@ -185,7 +189,7 @@ static int prefer_mma(fai_dtype kv_dtype, int page_size, int32_t batch, int32_t 
     fai_decode_plan p = {0};
     p.head_dim = head_dim;
     plan_mma(&p, (int64_t)batch * num_kv_heads * ceil_div(group, mma_rows(group)), max_seq_len, dev, eb,
-             page_size > 0 && page_size < FAI_DECODE_MMA_KEYS);
+             under_tile_pages(page_size));
     return p.num_splits == 1 || ceil_div(max_seq_len, p.num_splits) >= 2048;
 }
 
@@ -233,7 +237,7 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_
                          fn, (int)batch, (int)num_kv_heads, (int)p.head_blocks);
     if (kernel == FAI_DECODE_MMA) {
         p.stages = stages;
-        plan_mma(&p, items, max_seq_len, dev, eb, page_size > 0 && page_size < FAI_DECODE_MMA_KEYS);
+        plan_mma(&p, items, max_seq_len, dev, eb, under_tile_pages(page_size));
     } else {
         plan_simt(&p, items, max_seq_len, dev, eb, page_size);
         if (warps > 0) {

@@ -117,6 +117,11 @@ extern "C" cudaError_t bench_read(const void *src, int64_t bytes, int blocks, ui
     return cudaGetLastError();
 }
 
+extern "C" cudaError_t bench_read_flush(const void *buf, uint32_t *sink, cudaStream_t s)
+{
+    return bench_read(buf, (int64_t)BENCH_FLUSH_BYTES, 1024, sink, s);
+}
+
 extern "C" cudaError_t bench_count_nonfinite_16(const void *src, int64_t n, int bf16, unsigned long long *count,
                                                 cudaStream_t s)
 {

@@ -20,6 +20,10 @@ cudaError_t bench_fill_i32(int32_t *dst, int64_t n, int32_t value, cudaStream_t 
 /* Reads `bytes` (a multiple of 16) with 16-byte loads, grid-stride, and writes one word
  * per block to sink (so the loads are not removed). */
 cudaError_t bench_read(const void *src, int64_t bytes, int blocks, uint32_t *sink, cudaStream_t s);
+/* The L2 flush buffer's size, and its read-only flush: all BENCH_FLUSH_BYTES of buf read by
+ * bench_read (fai-bench --flush read, fai-bw-probe --flush). */
+#define BENCH_FLUSH_BYTES ((size_t)256 << 20)
+cudaError_t bench_read_flush(const void *buf, uint32_t *sink, cudaStream_t s);
 
 /* A paged cache's page table for fai-bench: batch rows of pages_per_seq entries, a random
  * permutation of the pool's batch * pages_per_seq pages (scrambled, as pages come from a

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "kernels/ptx.cuh"
 #include "kernels/ptx_tma.cuh"
 
@@ -229,10 +230,8 @@ static int cmp_float(const void *a, const void *b)
 typedef void (*launch_fn)(const char *src, int64_t bytes, int grid, uint32_t *sink);
 
 static int g_reps = 30;
-static const uint4 *g_flush;  /* --flush: the 256 MiB read before each timed launch */
+static void *g_flush; /* --flush: the buffer read before each timed launch (fai-bench's read flush) */
 static uint32_t *g_flush_sink;
-static int g_flush_grid;
-#define FLUSH_BYTES (256ll << 20)
 
 __global__ void empty_kernel() {}
 
@@ -246,7 +245,7 @@ static double median_ms(void (*run)(const void *), const void *ctx)
     const int reps = g_reps < 200 ? g_reps : 200;
     for (int i = -3; i < reps; i++) {
         if (g_flush)
-            ldg_read<4><<<g_flush_grid, 512>>>(g_flush, FLUSH_BYTES / 16, g_flush_sink);
+            CK(bench_read_flush(g_flush, g_flush_sink, 0));
         CK(cudaEventRecord(e0));
         run(ctx);
         CK(cudaEventRecord(e1));
@@ -356,13 +355,14 @@ template <typename F> static void set_smem(F kernel, int bytes)
 int main(int argc, char **argv)
 {
     int64_t mib = 1024;
+    int flush = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mib") && i + 1 < argc)
             mib = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             g_reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--flush"))
-            g_flush = (const uint4 *)1; /* allocated below */
+            flush = 1;
         else {
             fprintf(stderr, "usage: fai-bw-probe [--mib N] [--reps N] [--flush]\n");
             return 2;
@@ -381,13 +381,10 @@ int main(int argc, char **argv)
     CK(cudaMalloc(&dst, bytes));
     CK(cudaMalloc(&sink, 1 << 20));
     CK(cudaMemset(src, 0x5a, bytes));
-    if (g_flush) {
-        void *f;
-        CK(cudaMalloc(&f, FLUSH_BYTES));
-        CK(cudaMemset(f, 0x33, FLUSH_BYTES));
-        g_flush = (const uint4 *)f;
+    if (flush) {
+        CK(cudaMalloc(&g_flush, BENCH_FLUSH_BYTES));
+        CK(cudaMemset(g_flush, 0x33, BENCH_FLUSH_BYTES));
         g_flush_sink = sink;
-        g_flush_grid = sms * 8;
     }
     printf("device: %s, %d SMs, %lld MiB read per row, median of %d%s\n", prop.name, sms, (long long)mib, g_reps,
            g_flush ? ", L2 flushed by a 256 MiB read before each" : "");
@@ -444,6 +441,6 @@ int main(int argc, char **argv)
     CK(cudaFree(dst));
     CK(cudaFree(sink));
     if (g_flush)
-        CK(cudaFree((void *)g_flush));
+        CK(cudaFree(g_flush));
     return 0;
 }

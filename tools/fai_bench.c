@@ -67,7 +67,6 @@ static const shape *suite_rows(const char *name, int *count)
 #define FAI_BENCH_GIT "unknown"
 #endif
 
-#define FLUSH_BYTES ((size_t)256 << 20)
 #define GEMM_N 8192
 static void *g_flush;
 static uint32_t *g_flush_sink;
@@ -99,9 +98,9 @@ static int cmp_float(const void *a, const void *b)
 void bench_l2_flush(cudaStream_t s)
 {
     if (g_flush_read)
-        CK(bench_read(g_flush, (int64_t)FLUSH_BYTES, 1024, g_flush_sink, s));
+        CK(bench_read_flush(g_flush, g_flush_sink, s));
     else
-        CK(cudaMemsetAsync(g_flush, 0, FLUSH_BYTES, s));
+        CK(cudaMemsetAsync(g_flush, 0, BENCH_FLUSH_BYTES, s));
 }
 
 /* Median time in ms of fn(ctx) over `reps` runs, each after an L2 flush. */
@@ -866,12 +865,12 @@ int main(int argc, char **argv)
     cudaRuntimeGetVersion(&runtime);
     cudaStream_t s;
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    CK(cudaMalloc(&g_flush, FLUSH_BYTES));
+    CK(cudaMalloc(&g_flush, BENCH_FLUSH_BYTES));
     CK(cudaMalloc((void **)&g_flush_sink, 1024 * sizeof(uint32_t)));
     fprintf(stderr, "fai-bench: measuring the ceilings (%.1f s)\n", bench_elapsed());
     /* Half a second of memsets first, so clocks have ramped up before anything is timed. */
     for (int i = 0; i < 2000; i++)
-        CK(cudaMemsetAsync(g_flush, i & 0xff, FLUSH_BYTES, s));
+        CK(cudaMemsetAsync(g_flush, i & 0xff, BENCH_FLUSH_BYTES, s));
     measure_ceilings(s, o.reps);
     bench_gemm_ceiling(GEMM_N, o.warmup, o.reps, s, &g_gemm_tflops, &g_gemm_ms);
     const time_t now = time(NULL);
