@@ -143,6 +143,7 @@ void fai_decode_args_set_cache(fai_decode_args *args, const fai_kv_cache *c)
         args->page_table_stride = c->page_table_stride;
         args->num_pages = c->num_pages;
         args->page_shift = fai_page_shift(c->page_size);
+        args->len_hint = c->max_seq_len > 0 && c->max_seq_len <= c->capacity ? c->max_seq_len : c->capacity;
     }
 }
 

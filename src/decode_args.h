@@ -49,6 +49,8 @@ typedef struct fai_decode_args {
     const int32_t *page_table; /* paged cache (cache mode), or NULL */
     int64_t page_table_stride;
     int32_t page_shift, num_pages; /* log2(page_size); pages in the pool */
+    int32_t len_hint;                /* the planned length (max_seq_len, else capacity): where a
+                                        paged block's first keys are guessed to start */
     const float *k_scale, *v_scale;  /* int8 cache: per (sequence, token, KV head) */
     int64_t scale_seq_stride, scale_token_stride, scale_head_stride;
 } fai_decode_args;

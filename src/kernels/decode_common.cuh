@@ -197,6 +197,23 @@ __device__ __forceinline__ kv_pos kv_in_page(const fai_decode_args &a, int64_t p
     return p;
 }
 
+/* Paged cache: starts fetching the page-table entries of a block's first keys before its
+ * sequence's length has come, so that the two reads overlap instead of taking one memory
+ * latency each before the first K/V copy (the first keys depend on the length only through
+ * the split's start: taken here at the planned length a.len_hint, exact for sequences of
+ * that length; a wrong guess costs one wasted prefetch). Threads 0 and 1 fetch the two
+ * 128-byte lines from the first key's entry on (32 entries each), inside the table row. */
+__device__ __forceinline__ void prefetch_first_pages(const fai_decode_args &a, int seq, int split, int granule)
+{
+    if (threadIdx.x >= 2 || a.window_left >= 0)
+        return;
+    const int64_t chunk = ((int64_t)a.len_hint + a.num_splits - 1) / a.num_splits;
+    const int64_t first = (int64_t)split * ((chunk + granule - 1) / granule * granule);
+    const int64_t entry = (first >> a.page_shift) + 32 * threadIdx.x;
+    if (a.capacity > 0 && entry <= ((int64_t)a.capacity - 1) >> a.page_shift)
+        ptx_prefetch_l1(a.page_table + (int64_t)seq * a.page_table_stride + entry);
+}
+
 __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a, int granule)
 {
     decode_block w;
@@ -219,6 +236,8 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
         w.qrow = w.b;
     }
     if (a.seq_lens) { /* a cache: fai_decode's, or a prefill call's over a kv_cache */
+        if (a.page_table)
+            prefetch_first_pages(a, bg, w.split, granule);
         n = max(0, min(a.seq_lens[bg], a.capacity));
         w.k_off = w.v_off = a.page_table ? 0 : (int64_t)bg * a.kv_seq_stride;
     } else { /* packed K/V of a varlen batch */

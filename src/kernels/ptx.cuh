@@ -95,6 +95,13 @@ __device__ __forceinline__ void ptx_griddep_launch_dependents()
 #endif
 }
 
+/* Fetches the line holding `p` into the L1 (and L2) without waiting for it: a later load of
+ * it then hits there. No fault for any address; callers keep it in bounds all the same. */
+__device__ __forceinline__ void ptx_prefetch_l1(const void *p)
+{
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+}
+
 /* ---- Asynchronous global -> shared copies (sm_80+) ---- */
 
 __device__ __forceinline__ uint32_t ptx_smem_addr(const void *p)
