@@ -4,7 +4,8 @@
  *
  * A block owns BM query rows of one (sequence, query head): its 4 warps hold 16 * MT rows
  * each. Q is copied to shared memory once; K and V tiles of BN keys stream through a ring of
- * STAGES stages with cp.async, STAGES - 1 tiles in flight ahead of the one in use. Per tile,
+ * STAGES stages with cp.async, STAGES - 1 tiles in flight ahead of the one in use (at the
+ * start all STAGES tiles go out together). Per tile,
  * in registers:
  *   S = Q K^T        A fragments of Q and B fragments of K by ldmatrix, mma.sync m16n8k16;
  *   online softmax   scores scaled into the exp2 domain, ALiBi bias and masks added, each
@@ -289,6 +290,7 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
      * (n / BN) % PRING; 2 STAGES slots let a slot be rewritten only after a barrier has passed
      * its last reader. */
     constexpr int PRING = 2 * STAGES, PBN = PAGED ? BN : 1;
+    constexpr int FILL = PAGED ? STAGES - 1 : STAGES; /* tiles copied before the loop */
     static_assert((STAGES & (STAGES - 1)) == 0, "stage and page-slot indices are taken modulo powers of two");
     __shared__ int32_t page_ring[PAGED ? PRING : 1][PBN];
     __shared__ int64_t offs_ring[PAGED ? PRING : 1][2][PBN];
@@ -383,10 +385,13 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
             }
             __syncthreads();
         }
-        /* Q travels in the first tile's copy group. */
+        /* Q travels in the first tile's copy group. Every stage is free now, so the first
+         * FILL tiles go out at once: all STAGES (a sequence of that many tiles or fewer waits
+         * for its keys only once; the loop's refills start at its second tile), or STAGES - 1
+         * over a paged cache (all STAGES made ptxas spill in its sm_80 build). */
         load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
 #pragma unroll
-        for (int i = 0; i < STAGES - 1; i++) {
+        for (int i = 0; i < FILL; i++) {
             const int n = n_last - i * BN;
             if (n >= n_first)
                 FAI_PREFILL_LOAD_TILE(n);
@@ -405,9 +410,9 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
         }
 
         for (int n0 = n_last; n0 >= n_first; n0 -= BN) {
-            ptx_cp_async_wait<STAGES - 2>();
+            ptx_cp_async_wait<FILL - 1>();
             __syncthreads(); /* tile n0 is in; every warp is done with tile n0 + BN's stage */
-            if (n0 - (STAGES - 1) * BN >= n_first)
+            if ((FILL < STAGES || n0 != n_last) && n0 - (STAGES - 1) * BN >= n_first) /* (FILL: the first went out above) */
                 FAI_PREFILL_LOAD_TILE(n0 - (STAGES - 1) * BN);
             ptx_cp_async_commit();
             /* Paged: the page numbers of the tile STAGES tiles on came with tile n0's copies;
