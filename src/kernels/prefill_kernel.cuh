@@ -410,11 +410,19 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
         }
 
         for (int n0 = n_last; n0 >= n_first; n0 -= BN) {
-            ptx_cp_async_wait<FILL - 1>();
+            /* Tile n0's copy group is the n-th from the loop's start (n = (n_last - n0) / BN):
+             * with FILL = STAGES the first pass refills nothing and commits no group. */
+            const bool filled = FILL == STAGES && n0 == n_last;
+            if (filled)
+                ptx_cp_async_wait<STAGES - 1>();
+            else
+                ptx_cp_async_wait<STAGES - 2>();
             __syncthreads(); /* tile n0 is in; every warp is done with tile n0 + BN's stage */
-            if ((FILL < STAGES || n0 != n_last) && n0 - (STAGES - 1) * BN >= n_first) /* (FILL: the first went out above) */
-                FAI_PREFILL_LOAD_TILE(n0 - (STAGES - 1) * BN);
-            ptx_cp_async_commit();
+            if (!filled) {
+                if (n0 - (STAGES - 1) * BN >= n_first)
+                    FAI_PREFILL_LOAD_TILE(n0 - (STAGES - 1) * BN);
+                ptx_cp_async_commit();
+            }
             /* Paged: the page numbers of the tile STAGES tiles on came with tile n0's copies;
              * its row offsets are ready for the next iteration's copies. */
             if (PAGED && n0 - STAGES * BN >= n_first) {
