@@ -122,6 +122,7 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.skip_decode_rows = plan.run_decode;
         args.m_tiles = plan.m_tiles;
         args.mt = plan.mt;
+        args.fill_ring = plan.fill_ring;
         args.sm90 = plan.sm90;
         args.num_sms = plan.num_sms;
         if (p->kv_cache && plan.stage_keys > 0) { /* a quantized cache, read through its copy */

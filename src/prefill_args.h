@@ -71,6 +71,8 @@ extern "C" {
  * Measured on H100: batch 1 x seq 128 in 10.7 us instead of 14.2 (docs/perf/README.md). The
  * flag must reach both the C (planner) and the CUDA (launcher) compiles: scripts/prefill-tune.sh
  * passes a variant's flags to both. */
+/* Blocks an SM that make one wave of the mma.sync kernel, for the planner's fill_ring rule. */
+#define FAI_PREFILL_FILL_WAVE_BLOCKS 2
 #ifndef FAI_PREFILL_SMALL_GRID
 #define FAI_PREFILL_SMALL_GRID 1
 #endif
@@ -148,6 +150,8 @@ typedef struct fai_prefill_args {
     int32_t mt;               /* m16 tiles per warp: FAI_PREFILL_MT(head_dim), or 1 */
     int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also
                                  takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */
+    int32_t fill_ring;        /* mma.sync kernel: copy every ring stage's tile before the key
+                                 loop (fai_prefill_plan.fill_ring) */
     float scale_log2;         /* q.k (or its soft-capped tanh) into the exp2 domain:
                                  softmax_scale * log2(e), or softcap * log2(e) with a soft-cap */
     float softcap_scale;      /* softmax_scale / softcap: q.k into tanh's argument; 0: no cap */

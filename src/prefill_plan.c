@@ -189,6 +189,12 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         plan->prefill_count = p_last - p_first + 1;
         plan->m_tiles = (int32_t)tiles;
         plan->mt = mt;
+        /* The mma.sync kernel copies every ring stage before its key loop on grids of more
+         * than one wave of blocks (two blocks an SM at every head dim): there it took 1.5-6 %
+         * off (H100, session 14: prefill batch 32-128 x 128 keys, the hybrid rows); on one
+         * wave every block's first wait took in its second tile's bytes too (batch 8 x 128
+         * keys, 256 blocks: 5 % slower). */
+        plan->fill_ring = tiles * per_tile > FAI_PREFILL_FILL_WAVE_BLOCKS * (int64_t)dev.num_sms;
         /* The Hopper kernel (one 164 KB block per SM, persistent) wins from ~256 keys a
          * sequence on; at 128 the mma.sync kernel's several blocks per SM hide its load
          * latency as well or better (H100, session 9, Hopper kernel time / mma.sync's: 128

@@ -387,6 +387,29 @@ static void test_nothing_to_run(void)
     }
 }
 
+/* The mma.sync kernel fills its whole ring before the key loop only on grids of more than
+ * one wave (two blocks an SM): batch 8 x 128 rows of 32 heads is 256 blocks on 132 SMs, 32
+ * is 1024. */
+static void test_fill_ring(void)
+{
+    static int32_t cu[33];
+    for (int b = 0; b <= 32; b++)
+        cu[b] = 128 * b;
+    for (int batch = 8; batch <= 32; batch += 24) {
+        fai_prefill_params p = params(batch, cu);
+        p.attn.num_kv_heads = 32;
+        p.total_q = p.total_k = 128 * batch;
+        p.max_seq_q = p.max_seq_k = 128;
+        fai_prefill_plan plan = PLAN(p);
+        const int64_t blocks = (int64_t)plan.m_tiles * batch * 32;
+        CHECK(plan.run_prefill && plan.mt == FAI_PREFILL_MT(128) && plan.m_tiles == 1, "batch %d: mt %d, m_tiles %d",
+              batch, plan.mt, plan.m_tiles);
+        CHECK(plan.fill_ring == (blocks > FAI_PREFILL_FILL_WAVE_BLOCKS * (int64_t)h100.num_sms) &&
+                  plan.fill_ring == (batch == 32),
+              "batch %d (%lld blocks): fill_ring %d", batch, (long long)blocks, plan.fill_ring);
+    }
+}
+
 int main(void)
 {
     test_decode_kernels_serve();
@@ -399,6 +422,7 @@ int main(void)
     test_paged_staging();
     test_hopper_choice();
     test_nothing_to_run();
+    test_fill_ring();
     if (failures) {
         printf("test_prefill_plan: %d checks failed\n", failures);
         return 1;

@@ -4,7 +4,8 @@
  *
  * A block owns BM query rows of one (sequence, query head): its 4 warps hold 16 * MT rows
  * each. Q is copied to shared memory once; K and V tiles of BN keys stream through a ring of
- * STAGES stages with cp.async, STAGES - 1 tiles in flight ahead of the one in use. Per tile,
+ * STAGES stages with cp.async, STAGES - 1 tiles in flight ahead of the one in use (on grids
+ * of several waves, all STAGES tiles go out together at the start). Per tile,
  * in registers:
  *   S = Q K^T        A fragments of Q and B fragments of K by ldmatrix, mma.sync m16n8k16;
  *   online softmax   scores scaled into the exp2 domain, ALiBi bias and masks added, each
@@ -289,6 +290,9 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
      * (n / BN) % PRING; 2 STAGES slots let a slot be rewritten only after a barrier has passed
      * its last reader. */
     constexpr int PRING = 2 * STAGES, PBN = PAGED ? BN : 1;
+    /* Every ring stage's tile copied before the loop (a.fill_ring: grids past one wave of
+     * blocks; not over a paged cache, whose sm_80 build then spilled). */
+    const bool fill = !PAGED && a.fill_ring;
     static_assert((STAGES & (STAGES - 1)) == 0, "stage and page-slot indices are taken modulo powers of two");
     __shared__ int32_t page_ring[PAGED ? PRING : 1][PBN];
     __shared__ int64_t offs_ring[PAGED ? PRING : 1][2][PBN];
@@ -383,14 +387,21 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
             }
             __syncthreads();
         }
-        /* Q travels in the first tile's copy group. */
+        /* Q travels in the first tile's copy group; STAGES - 1 tiles go out before the loop,
+         * or with `fill` all STAGES (every stage is free yet): a sequence of STAGES tiles or
+         * fewer then waits for its keys once, and the loop's refills start at its second
+         * tile. Measured on H100 (session 14): 1.5-6 % off grids of several waves (prefill
+         * batch 32-128 x 128 keys, the hybrid rows), 5 % slower on one wave of blocks (batch 8
+         * x 128: the first tile's wait then takes in the second's bytes too). */
         load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
 #pragma unroll
-        for (int i = 0; i < STAGES - 1; i++) {
+        for (int i = 0; i < STAGES; i++) {
             const int n = n_last - i * BN;
-            if (n >= n_first)
-                FAI_PREFILL_LOAD_TILE(n);
-            ptx_cp_async_commit();
+            if (i < STAGES - 1 || fill) {
+                if (n >= n_first)
+                    FAI_PREFILL_LOAD_TILE(n);
+                ptx_cp_async_commit();
+            }
         }
 
         float acc[MT][NT][4];
@@ -405,11 +416,19 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
         }
 
         for (int n0 = n_last; n0 >= n_first; n0 -= BN) {
-            ptx_cp_async_wait<STAGES - 2>();
+            /* Tile n0's copy group is the n-th from the loop's start (n = (n_last - n0) / BN):
+             * with `fill` the first pass refills nothing and commits no group. */
+            const bool filled = fill && n0 == n_last;
+            if (filled)
+                ptx_cp_async_wait<STAGES - 1>();
+            else
+                ptx_cp_async_wait<STAGES - 2>();
             __syncthreads(); /* tile n0 is in; every warp is done with tile n0 + BN's stage */
-            if (n0 - (STAGES - 1) * BN >= n_first)
-                FAI_PREFILL_LOAD_TILE(n0 - (STAGES - 1) * BN);
-            ptx_cp_async_commit();
+            if (!filled) {
+                if (n0 - (STAGES - 1) * BN >= n_first)
+                    FAI_PREFILL_LOAD_TILE(n0 - (STAGES - 1) * BN);
+                ptx_cp_async_commit();
+            }
             /* Paged: the page numbers of the tile STAGES tiles on came with tile n0's copies;
              * its row offsets are ready for the next iteration's copies. */
             if (PAGED && n0 - STAGES * BN >= n_first) {
