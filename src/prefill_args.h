@@ -71,7 +71,8 @@ extern "C" {
  * Measured on H100: batch 1 x seq 128 in 10.7 us instead of 14.2 (docs/perf/README.md). The
  * flag must reach both the C (planner) and the CUDA (launcher) compiles: scripts/prefill-tune.sh
  * passes a variant's flags to both. */
-/* Blocks an SM that make one wave of the mma.sync kernel, for the planner's fill_ring rule. */
+/* The most mma.sync prefill blocks an SM holds (their registers: 4 warps of up to 255), for
+ * the planner's fill_ring rule; shared memory may allow fewer (one on an A100 at d 128). */
 #define FAI_PREFILL_FILL_WAVE_BLOCKS 2
 #ifndef FAI_PREFILL_SMALL_GRID
 #define FAI_PREFILL_SMALL_GRID 1

@@ -190,11 +190,14 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         plan->m_tiles = (int32_t)tiles;
         plan->mt = mt;
         /* The mma.sync kernel copies every ring stage before its key loop on grids of more
-         * than one wave of blocks (two blocks an SM at every head dim): there it took 1.5-6 %
-         * off (H100, session 14: prefill batch 32-128 x 128 keys, the hybrid rows); on one
-         * wave every block's first wait took in its second tile's bytes too (batch 8 x 128
-         * keys, 256 blocks: 5 % slower). */
-        plan->fill_ring = tiles * per_tile > FAI_PREFILL_FILL_WAVE_BLOCKS * (int64_t)dev.num_sms;
+         * than one wave of blocks: there it took 1.5-5 % off (H100, session 14: prefill batch
+         * 32-2048 x 128 keys, the hybrid rows); on one wave every block's first wait took in
+         * its second tile's bytes too (batch 8 x 128 keys, 256 blocks: 5 % slower). A wave:
+         * the blocks an SM's shared memory holds (1 KB each reserved), at most
+         * FAI_PREFILL_FILL_WAVE_BLOCKS (their registers), times the SMs. */
+        int64_t per_sm = dev.smem_per_sm / ((int64_t)FAI_PREFILL_SMEM(a->head_dim, mt) + 1024);
+        per_sm = per_sm < 1 ? 1 : per_sm > FAI_PREFILL_FILL_WAVE_BLOCKS ? FAI_PREFILL_FILL_WAVE_BLOCKS : per_sm;
+        plan->fill_ring = tiles * per_tile > per_sm * dev.num_sms;
         /* The Hopper kernel (one 164 KB block per SM, persistent) wins from ~256 keys a
          * sequence on; at 128 the mma.sync kernel's several blocks per SM hide its load
          * latency as well or better (H100, session 9, Hopper kernel time / mma.sync's: 128

@@ -931,6 +931,11 @@ int main(int argc, char **argv)
          SEQS({1000, 1000}, {5, 5}, {300, 300}), .causal = 1, .max_seq_q = 64, .block = 16, .stride = 256},
         {.name = "max_seq_q 1 < longest 130 (hybrid)", .hq = 8, .hk = 8, .d = 128,
          SEQS({130, 130}, {1, 50}, {2, 2}), .max_seq_q = 1},
+        /* 288 blocks (past one wave of two an SM on 132 SMs: the mma.sync kernel fills its
+         * whole ring first) whose first blocks each loop over three query tiles. */
+        {.name = "max_seq_q 64 < longest 300, 9 x 32 heads (ring fill, tiles loop)", .hq = 32, .hk = 8, .d = 64,
+         SEQS({300, 300}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}),
+         .causal = 1, .max_seq_q = 64},
         /* CUDA graphs: device values are read at replay. */
         {.name = "CUDA graph, hybrid", .hq = 16, .hk = 4, .d = 128,
          SEQS({128, 128}, {1, 300}, {77, 77}, {1, 1}), .causal = 1, .graph = 1},

@@ -388,25 +388,38 @@ static void test_nothing_to_run(void)
 }
 
 /* The mma.sync kernel fills its whole ring before the key loop only on grids of more than
- * one wave (two blocks an SM): batch 8 x 128 rows of 32 heads is 256 blocks on 132 SMs, 32
- * is 1024. */
+ * one wave: two blocks an SM on an H100 (both kernels' 96 KB fit twice in its 228 KB), one on
+ * an A100 (164 KB). 128 rows of 8 heads a sequence: 33 sequences are 264 blocks (one wave
+ * on 132 SMs), 34 are 272; with 32 heads and 640 rows (5 tiles), 2 sequences are 320. */
 static void test_fill_ring(void)
 {
-    static int32_t cu[33];
-    for (int b = 0; b <= 32; b++)
-        cu[b] = 128 * b;
-    for (int batch = 8; batch <= 32; batch += 24) {
+    static const fai_device_info a100 = {108, 167936, 8, 166912};
+    static const fai_device_info roomy = {132, 4 * 233472, 9, 232448}; /* (no such GPU) */
+    static int32_t cu[35]; /* (sized for the largest batch below) */
+    static const struct {
+        int batch, heads, rows, dev, fill; /* dev: 0 H100, 1 A100, 2 roomy */
+    } cases[] = {
+        {33, 8, 128, 0, 0}, {34, 8, 128, 0, 1}, {8, 32, 128, 0, 0}, {32, 32, 128, 0, 1},
+        {2, 32, 640, 0, 1}, {1, 32, 640, 0, 0}, /* 5 tiles x 32 = 160 blocks */
+        {27, 4, 128, 1, 0}, {28, 4, 128, 1, 1}, /* A100: 108 blocks are one wave, 112 more */
+        {34, 8, 128, 2, 1}, /* room for 4 blocks an SM: registers still hold 2 (272 > 264) */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int batch = cases[i].batch, rows = cases[i].rows;
+        for (int b = 0; b <= batch; b++)
+            cu[b] = rows * b;
         fai_prefill_params p = params(batch, cu);
-        p.attn.num_kv_heads = 32;
-        p.total_q = p.total_k = 128 * batch;
-        p.max_seq_q = p.max_seq_k = 128;
-        fai_prefill_plan plan = PLAN(p);
-        const int64_t blocks = (int64_t)plan.m_tiles * batch * 32;
-        CHECK(plan.run_prefill && plan.mt == FAI_PREFILL_MT(128) && plan.m_tiles == 1, "batch %d: mt %d, m_tiles %d",
-              batch, plan.mt, plan.m_tiles);
-        CHECK(plan.fill_ring == (blocks > FAI_PREFILL_FILL_WAVE_BLOCKS * (int64_t)h100.num_sms) &&
-                  plan.fill_ring == (batch == 32),
-              "batch %d (%lld blocks): fill_ring %d", batch, (long long)blocks, plan.fill_ring);
+        p.attn.num_q_heads = p.attn.num_kv_heads = cases[i].heads;
+        p.total_q = p.total_k = rows * batch;
+        p.max_seq_q = p.max_seq_k = rows;
+        fai_prefill_plan plan;
+        memset(&plan, 0x5a, sizeof plan);
+        const fai_status s =
+            fai_prefill_make_plan("test", &p, cases[i].dev == 1 ? a100 : cases[i].dev == 2 ? roomy : h100, &plan);
+        CHECK(s == FAI_SUCCESS && plan.run_prefill && plan.mt == FAI_PREFILL_MT(128), "case %zu: %s, mt %d", i,
+              fai_status_string(s), plan.mt);
+        CHECK(plan.fill_ring == cases[i].fill, "case %zu: batch %d x %d heads x %d rows (%s): fill_ring %d", i, batch,
+              cases[i].heads, rows, cases[i].dev == 1 ? "A100" : cases[i].dev == 2 ? "roomy" : "H100", plan.fill_ring);
     }
 }
 
