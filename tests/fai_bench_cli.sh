@@ -35,7 +35,8 @@ refused "want fp16, int8, fp8_e4m3 or fp8_e5m2" --list --shape kv=int9
 refused "bad --shape value" --list --shape b=-1
 refused "unknown --shape key" --list --shape batch=4
 refused "unknown or incomplete option" --frobnicate
-refused "--flush takes write or read" --list --flush dirty
+refused "--flush takes write, read or none" --list --flush dirty
+"$bench" --list --flush none >/dev/null || fail "--list --flush none exited $?"
 refused "--page-order takes scrambled or sequential" --list --page-order random
 
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then

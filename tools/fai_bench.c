@@ -71,6 +71,7 @@ static const shape *suite_rows(const char *name, int *count)
 static void *g_flush;
 static uint32_t *g_flush_sink;
 static int g_flush_read; /* --flush read */
+static int g_flush_none; /* --flush none: no flush (warm caches, a diagnostic) */
 static double g_copy_gbps, g_read_gbps, g_gemm_ms = -1.0;
 double g_gemm_tflops = -1.0;
 int g_check_failed, g_check_passed;
@@ -97,6 +98,8 @@ static int cmp_float(const void *a, const void *b)
  * the L2 holds clean lines of data the call never touches, as with inputs rotated past it. */
 void bench_l2_flush(cudaStream_t s)
 {
+    if (g_flush_none)
+        return;
     if (g_flush_read)
         CK(bench_read_flush(g_flush, g_flush_sink, s));
     else
@@ -625,8 +628,10 @@ static void usage(void)
            GEMM_N);
     printf("Timing: 256 MB L2 flush before each run, CUDA events around the call(s), median.\n"
            "  --flush F      write (default: a memset, as triton.testing.do_bench flushes, leaving\n"
-           "                 the L2 dirty: the timed call pays for writing it back) or read (a\n"
-           "                 streaming read: the L2 left holding clean, unrelated lines)\n"
+           "                 the L2 dirty: the timed call pays for writing it back), read (a\n"
+           "                 streaming read: the L2 left holding clean, unrelated lines) or none\n"
+           "                 (no flush: the call's own data and code stay in the L2 from its last\n"
+           "                 run; a diagnostic of what cold caches cost, not a number to report)\n"
            "GB/s counts Q, K, V and O once; %%copy and %%read are fractions of the copy and\n"
            "streaming-read ceilings, %%gemm (prefill) of the cuBLAS one.\n"
            "Prefill: TFLOP/s = 4*b*sq*sk*hq*d, halved for causal with sq == sk (causal sq != sk:\n"
@@ -803,8 +808,9 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--flush") && next) {
             g_flush_read = !strcmp(next, "read");
-            if (!g_flush_read && strcmp(next, "write")) {
-                fprintf(stderr, "fai-bench: --flush takes write or read\n");
+            g_flush_none = !strcmp(next, "none");
+            if (!g_flush_read && !g_flush_none && strcmp(next, "write")) {
+                fprintf(stderr, "fai-bench: --flush takes write, read or none\n");
                 return 2;
             }
             i++;
@@ -885,8 +891,10 @@ int main(int argc, char **argv)
         printf("cuBLAS FP16 GEMM %d^3 %.0f TFLOP/s\n", GEMM_N, g_gemm_tflops);
     else
         printf("cuBLAS FP16 GEMM n/a\n");
-    printf("# L2 flush before each timed run: %s\n", g_flush_read ? "streaming read of 256 MB (--flush read)"
-                                                                  : "memset of 256 MB (as triton.testing.do_bench)");
+    printf("# L2 flush before each timed run: %s\n",
+           g_flush_none   ? "none (--flush none: warm caches, a diagnostic)"
+           : g_flush_read ? "streaming read of 256 MB (--flush read)"
+                          : "memset of 256 MB (as triton.testing.do_bench)");
     if (o.bf16 || o.window >= 0 || o.softcap > 0 || o.sinks) {
         printf("# every decode, prefill, hybrid and chunked row: %s", o.bf16 ? "BF16" : "FP16");
         if (o.window >= 0)
