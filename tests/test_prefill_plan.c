@@ -35,15 +35,15 @@ static void set_dtype(fai_prefill_params *p, fai_dtype t)
     p->q.dtype = p->k.dtype = p->v.dtype = p->o.dtype = t;
 }
 
-static fai_prefill_plan plan_of(int line, const fai_prefill_params *p)
+static fai_prefill_plan plan_of(int line, const fai_prefill_params *p, fai_device_info dev)
 {
     fai_prefill_plan plan;
     memset(&plan, 0x5a, sizeof plan);
-    const fai_status s = fai_prefill_make_plan("test", p, h100, &plan);
+    const fai_status s = fai_prefill_make_plan("test", p, dev, &plan);
     CHECK(s == FAI_SUCCESS, "line %d: make_plan gave %s", line, fai_status_string(s));
     return plan;
 }
-#define PLAN(p) plan_of(__LINE__, &(p))
+#define PLAN(p) plan_of(__LINE__, &(p), h100)
 
 /* The variants, BF16 and a kv_cache one at a time: none changes who runs the decode rows. */
 enum { V_NONE, V_BF16, V_WINDOW, V_WINDOW_UNBOUNDED, V_SOFTCAP, V_SINKS, V_ALL, V_CACHE, V_COUNT };
@@ -412,12 +412,10 @@ static void test_fill_ring(void)
         p.attn.num_q_heads = p.attn.num_kv_heads = cases[i].heads;
         p.total_q = p.total_k = rows * batch;
         p.max_seq_q = p.max_seq_k = rows;
-        fai_prefill_plan plan;
-        memset(&plan, 0x5a, sizeof plan);
-        const fai_status s =
-            fai_prefill_make_plan("test", &p, cases[i].dev == 1 ? a100 : cases[i].dev == 2 ? roomy : h100, &plan);
-        CHECK(s == FAI_SUCCESS && plan.run_prefill && plan.mt == FAI_PREFILL_MT(128), "case %zu: %s, mt %d", i,
-              fai_status_string(s), plan.mt);
+        const fai_prefill_plan plan =
+            plan_of(__LINE__, &p, cases[i].dev == 1 ? a100 : cases[i].dev == 2 ? roomy : h100);
+        CHECK(plan.run_prefill && plan.mt == FAI_PREFILL_MT(128), "case %zu: prefill %d, mt %d", i, plan.run_prefill,
+              plan.mt);
         CHECK(plan.fill_ring == cases[i].fill, "case %zu: batch %d x %d heads x %d rows (%s): fill_ring %d", i, batch,
               cases[i].heads, rows, cases[i].dev == 1 ? "A100" : cases[i].dev == 2 ? "roomy" : "H100", plan.fill_ring);
     }

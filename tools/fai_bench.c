@@ -626,7 +626,7 @@ static void usage(void)
            "streaming read of 4 GiB, and an FP16 %d^3 matrix product with FP32 accumulation through\n"
            "cuBLAS (cublasGemmEx: the tensor-core rate a vendor kernel reaches on this card).\n",
            GEMM_N);
-    printf("Timing: 256 MB L2 flush before each run, CUDA events around the call(s), median.\n"
+    printf("Timing: a 256 MB L2 flush before each run (--flush), CUDA events around the call(s), median.\n"
            "  --flush F      write (default: a memset, as triton.testing.do_bench flushes, leaving\n"
            "                 the L2 dirty: the timed call pays for writing it back), read (a\n"
            "                 streaming read: the L2 left holding clean, unrelated lines) or none\n"
