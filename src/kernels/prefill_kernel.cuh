@@ -301,7 +301,7 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     char *sq = reinterpret_cast<char *>(smem_raw);
     char *stages = sq + BM * ROW * 2;
 
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, quad = lane & 3;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5; /* (lane: the prologue's; see the epilogue) */
     const int T = a.m_tiles;
     const int bh = blockIdx.x / T;
     const int h = bh % a.num_q_heads, b = a.batch_offset + bh / a.num_q_heads, kvh = h / a.group;
@@ -368,7 +368,10 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
         }                                                                                                 \
     } while (0)
 
-        if (PAGED) { /* the first STAGES tiles' page numbers and row offsets, before any copy */
+        if (PAGED) { /* the first STAGES tiles' page numbers and row offsets, before any copy;
+                      * Q's copies go with the page numbers (waited for together, and Q's
+                      * address then holds no register through this setup: it spilled) */
+            load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
 #pragma unroll
             for (int i = 0; i < STAGES; i++) {
                 const int n = n_last - i * BN;
@@ -393,7 +396,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
          * tile. Measured on H100 (session 14): 1.5-6 % off grids of several waves (prefill
          * batch 32-128 x 128 keys, the hybrid rows), 5 % slower on one wave of blocks (batch 8
          * x 128: the first tile's wait then takes in the second's bytes too). */
-        load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
+        if (!PAGED)
+            load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
 #pragma unroll
         for (int i = 0; i < STAGES; i++) {
             const int n = n_last - i * BN;
@@ -485,7 +489,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                                              : a.win_right == 0 && n0 + BN - 1 > wr0 + off);
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                const int r0 = m0 + wrow + mt * 16 + (lane >> 2);
+                const int lq = ptx_laneid(); /* (read here: see the epilogue) */
+                const int r0 = m0 + wrow + mt * 16 + (lq >> 2);
                 /* Soft-cap: s = tanh(q.k * scale / cap); scale_log2 is then cap * log2(e). (Here
                  * per m-tile rather than over all of S at once: that spilled at head dim 128.) */
                 if (SOFTCAP) {
@@ -504,7 +509,7 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                     for (int n = 0; n < NS; n++)
 #pragma unroll
                         for (int e = 0; e < 4; e++) {
-                            const int row = r0 + (e >> 1) * 8, key = n0 + n * 8 + quad * 2 + (e & 1);
+                            const int row = r0 + (e >> 1) * 8, key = n0 + n * 8 + (lq & 3) * 2 + (e & 1);
                             float x = s[mt][n][e] * a.scale_log2 - slope * fabsf((float)(row + off - key));
                             const bool out = VARIANTS ? key >= seq_k || key - row > tdr || key - row < tdl
                                                       : key >= seq_k || (a.win_right == 0 && key > row + off);
@@ -586,6 +591,10 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
         const float *sinks = VARIANTS ? a.sinks : NULL;
         const float sink = sinks ? sinks[h] * FAI_LOG2E : -INFINITY;
         const int q0 = qr.x, rows = seq_q;
+        /* The lane from %laneid (volatile) here and in the masks above, not one register
+         * held across the key loop: at head dim 128 with two m16 tiles the loop peaks at 255
+         * registers, and that one made ptxas spill the Q tile's address in some builds. */
+        const int lane = ptx_laneid(), quad = lane & 3;
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll

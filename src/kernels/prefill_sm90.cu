@@ -231,9 +231,28 @@ __device__ __forceinline__ void sm90_load_tile(char *dst, const CUtensorMap *map
  * tiles to some blocks, the lightest to others, up to 1.5x apart at 512 keys); alternating
  * the direction pairs tile t with tile T - 1 - t. A grid of one block per item gives each
  * block one. */
+template <bool FRESH>
 __device__ __forceinline__ int64_t sm90_item_index(int64_t round)
 {
-    return round * gridDim.x + ((round & 1) ? gridDim.x - 1 - blockIdx.x : blockIdx.x);
+    uint32_t cta = blockIdx.x;
+    if (FRESH) /* %ctaid read anew at each call (see prefill_sm90_kernel's FRESH) */
+        asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(cta));
+    return round * gridDim.x + ((round & 1) ? gridDim.x - 1 - cta : cta);
+}
+
+/* The work items' count, worked out where it is compared (see prefill_sm90_kernel's FRESH). */
+__device__ __forceinline__ int64_t sm90_item_count(const fai_prefill_args &a)
+{
+    int batch = a.batch;
+    asm volatile("" : "+r"(batch));
+    return (int64_t)batch * a.num_q_heads * a.m_tiles;
+}
+
+/* The lane: with FRESH from %laneid at each use, else the register the kernel holds. */
+template <bool FRESH>
+__device__ __forceinline__ int sm90_lane(int lane)
+{
+    return FRESH ? ptx_laneid() : lane;
 }
 
 struct sm90_item {
@@ -556,6 +575,11 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
     __syncthreads();
     const int T = a.m_tiles;
     const int64_t items = (int64_t)a.batch * a.num_q_heads * T;
+    /* FRESH: the d128 window and soft-cap kernels sit at the register ceiling (240 a
+     * consumer thread, 24 the producer's), where ptxas spilled the lane (consumers), the
+     * CTA id and the item count (producer) that the loops hold: those kernels rebuild them
+     * at each use instead (no local memory; the others keep their registers). */
+    constexpr bool FRESH = D == 128 && VARIANTS;
 
     if (warp >= S::CONSUMER_THREADS / 32) { /* the producer warpgroup: one thread works */
         setmaxnreg_dec<SM90_PRODUCER_REGS>();
@@ -565,7 +589,8 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
         tma_prefetch_map(&p.tk);
         tma_prefetch_map(&p.tv);
         uint32_t st = 0, ph = 0, qph = 0;
-        for (int64_t r = 0, i = sm90_item_index(0); i < items; i = sm90_item_index(++r)) {
+        for (int64_t r = 0, i = sm90_item_index<FRESH>(0); i < (FRESH ? sm90_item_count(a) : items);
+             i = sm90_item_index<FRESH>(++r)) {
             const sm90_item it = sm90_item_of(a, i);
             const int kvh = it.h / a.group;
             const int2 qr = cu_range(a.cu_q, it.b, a.total_q), kr = key_range(a, it.b);
@@ -672,8 +697,9 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
                 sm90_issue_qk<Elem, D>(s, stages + 2 * ring.st * S::KVTILE, dq);
                 sm90_turn_pass(pp, c);
                 wgmma_wait<0>();
-                sm90_s_done(s, &kempty[ring.st], &q_empty, n0, tiles.x, lane);
-                rescale = sm90_softmax<BN, MODE>(s, m, l, alpha, a, n0, seq_q, seq_k, wr0, slope, lane);
+                sm90_s_done(s, &kempty[ring.st], &q_empty, n0, tiles.x, sm90_lane<FRESH>(lane));
+                rescale = sm90_softmax<BN, MODE>(s, m, l, alpha, a, n0, seq_q, seq_k, wr0, slope,
+                                                 sm90_lane<FRESH>(lane));
                 sm90_rescale_pack<Elem, D>(acc, pf, s, alpha, rescale);
                 sm90_advance<S::STAGES>(ring);
                 for (n0 -= BN; n0 >= tiles.x; n0 -= BN) {
@@ -689,10 +715,11 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
                     sm90_issue_pv<Elem, D>(acc, pf, stages + (2 * pst + 1) * S::KVTILE);
                     sm90_turn_pass(pp, c);
                     wgmma_wait<1>(); /* S (committed first) is done; P V may run on */
-                    sm90_s_done(s, &kempty[ring.st], &q_empty, n0, tiles.x, lane);
-                    rescale = sm90_softmax<BN, MODE>(s, m, l, alpha, a, n0, seq_q, seq_k, wr0, slope, lane);
+                    sm90_s_done(s, &kempty[ring.st], &q_empty, n0, tiles.x, sm90_lane<FRESH>(lane));
+                    rescale = sm90_softmax<BN, MODE>(s, m, l, alpha, a, n0, seq_q, seq_k, wr0, slope,
+                                                 sm90_lane<FRESH>(lane));
                     wgmma_wait<0>();
-                    sm90_pv_done<D>(acc, pf, &vempty[pst], lane);
+                    sm90_pv_done<D>(acc, pf, &vempty[pst], sm90_lane<FRESH>(lane));
                     sm90_rescale_pack<Elem, D>(acc, pf, s, alpha, rescale);
                     sm90_advance<S::STAGES>(ring);
                 }
@@ -705,7 +732,7 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
                 sm90_issue_pv<Elem, D>(acc, pf, stages + (2 * pst + 1) * S::KVTILE);
                 sm90_turn_pass(pp, c);
                 wgmma_wait<0>();
-                sm90_pv_done<D>(acc, pf, &vempty[pst], lane);
+                sm90_pv_done<D>(acc, pf, &vempty[pst], sm90_lane<FRESH>(lane));
             }
 
             /* Epilogue: the sink joins each row's sum (its max moves up to the sink if that is
@@ -721,17 +748,17 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
                 float mx = m[hr];
                 const float keep = sinks ? sink_fold(sink, mx, sum) : 1.0f; /* the accumulators' share */
                 const float inv = sum > 0.0f ? keep / sum : 0.0f;
-                const int row = wr0 + (lane >> 2) + 8 * hr;
+                const int ln = sm90_lane<FRESH>(lane), qd = FRESH ? ln & 3 : quad, row = wr0 + (ln >> 2) + 8 * hr;
                 if (row >= seq_q)
                     continue;
-                if (a.lse && quad == 0)
+                if (a.lse && qd == 0)
                     a.lse[((int64_t)wk.q0 + row) * a.num_q_heads + h] =
                         sum > 0.0f ? (safe_max(mx) + __log2f(sum)) * FAI_LN2 : -INFINITY;
 #pragma unroll
                 for (int hb = 0; hb < S::NH; hb++)
 #pragma unroll
                     for (int j = 2 * hr; j < 32; j += 4)
-                        ptx_st_u32(og + (int64_t)row * a.o_token_stride + 64 * hb + 8 * (j >> 2) + 2 * quad,
+                        ptx_st_u32(og + (int64_t)row * a.o_token_stride + 64 * hb + 8 * (j >> 2) + 2 * qd,
                                    P::pack(acc[hb][j] * inv, acc[hb][j + 1] * inv));
             }
         }

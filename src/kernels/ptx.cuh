@@ -104,6 +104,15 @@ __device__ __forceinline__ void ptx_prefetch_l1(const void *p)
 
 /* ---- Asynchronous global -> shared copies (sm_80+) ---- */
 
+/* The lane from %laneid, read anew at every use (volatile): a value a kernel can rebuild
+ * anywhere instead of holding a register for it across a loop. */
+__device__ __forceinline__ int ptx_laneid()
+{
+    int id;
+    asm volatile("mov.u32 %0, %%laneid;" : "=r"(id));
+    return id;
+}
+
 __device__ __forceinline__ uint32_t ptx_smem_addr(const void *p)
 {
     return (uint32_t)__cvta_generic_to_shared(p);
