@@ -64,15 +64,37 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
 {
     constexpr int CHUNKS = D / 8;
     char *ks = stage, *vs = stage + KT * ROW * 2;
+    if constexpr (32 % CHUNKS == 0 && (!PAGED || ONE_PAGE)) {
+        /* The tile's rows lie token_stride apart (a contiguous cache, or one page): each
+         * lane's first row is worked out once and the next ones are a pointer step away (the
+         * 64-bit multiplies per row were most of the copy loop's instructions). */
+        constexpr int RSTEP = 32 / CHUNKS;
+        const int r0 = lane / CHUNKS, chunk = lane % CHUNKS;
+        const int64_t row0 = ONE_PAGE ? (int64_t)((key0 & ((1 << a.page_shift) - 1)) + r0) : (int64_t)key0 + r0;
+        const int64_t base = ONE_PAGE ? page * a.kv_seq_stride : 0;
+        const __half *kq = kp + base + row0 * a.kv_token_stride + chunk * 8;
+        const __half *vq = vp + base + row0 * a.v_token_stride + chunk * 8;
+        const int64_t kstep = RSTEP * a.kv_token_stride, vstep = RSTEP * a.v_token_stride;
 #pragma unroll
-    for (int i = lane; i < KT * CHUNKS; i += 32) {
-        const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
-        const bool valid = key < kend;
-        const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, row) : locate_row<PAGED>(a, page, key0, row, kend);
-        const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 8;
-        const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 8;
-        ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + (valid ? ko : 0), valid);
-        ptx_cp_async_16(vs + swizzle(row, chunk, ROW), vp + (valid ? vo : 0), valid);
+        for (int j = 0; j < KT / RSTEP; j++) {
+            const int row = r0 + j * RSTEP;
+            const bool valid = key0 + row < kend; /* (a row past kend copies zeros from the base) */
+            ptx_cp_async_16(ks + swizzle(row, chunk, ROW), valid ? kq : kp, valid);
+            ptx_cp_async_16(vs + swizzle(row, chunk, ROW), valid ? vq : vp, valid);
+            kq += kstep;
+            vq += vstep;
+        }
+    } else {
+#pragma unroll
+        for (int i = lane; i < KT * CHUNKS; i += 32) {
+            const int row = i / CHUNKS, chunk = i % CHUNKS, key = key0 + row;
+            const bool valid = key < kend;
+            const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, row) : locate_row<PAGED>(a, page, key0, row, kend);
+            const int64_t ko = p.page * a.kv_seq_stride + p.row * a.kv_token_stride + chunk * 8;
+            const int64_t vo = p.page * a.kv_seq_stride + p.row * a.v_token_stride + chunk * 8;
+            ptx_cp_async_16(ks + swizzle(row, chunk, ROW), kp + (valid ? ko : 0), valid);
+            ptx_cp_async_16(vs + swizzle(row, chunk, ROW), vp + (valid ? vo : 0), valid);
+        }
     }
 }
 
