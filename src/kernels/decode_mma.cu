@@ -69,6 +69,7 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
          * lane's first row is worked out once and the next ones are a pointer step away (the
          * 64-bit multiplies per row were most of the copy loop's instructions). */
         constexpr int RSTEP = 32 / CHUNKS;
+        static_assert(KT % RSTEP == 0, "a lane steps through whole tiles");
         const int r0 = lane / CHUNKS, chunk = lane % CHUNKS;
         const int64_t row0 = ONE_PAGE ? (int64_t)((key0 & ((1 << a.page_shift) - 1)) + r0) : (int64_t)key0 + r0;
         const int64_t base = ONE_PAGE ? page * a.kv_seq_stride : 0;
