@@ -390,7 +390,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
             }
             __syncthreads();
         }
-        /* Q travels in the first tile's copy group; STAGES - 1 tiles go out before the loop,
+        /* Unpaged, Q travels in the first tile's copy group (paged: with the page numbers,
+         * above); STAGES - 1 tiles go out before the loop,
          * or with `fill` all STAGES (every stage is free yet): a sequence of STAGES tiles or
          * fewer then waits for its keys once, and the loop's refills start at its second
          * tile. Measured on H100 (session 14): 1.5-6 % off grids of several waves (prefill
