@@ -67,6 +67,7 @@ def main():
     ap.add_argument("--suite", default=",".join(STANDARD))
     ap.add_argument("--backends", default="fai,flash,cudnn")
     ap.add_argument("--csv", default="")
+    ap.add_argument("--batches", default="", help="only the rows of these batch sizes (comma-separated)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--dtype", default="fp16", choices=("fp16", "bf16"),
                     help="Q, K, V and O (and the decode rows' cache) in this type, for every backend")
@@ -79,6 +80,9 @@ def main():
                          "(a 256 MB reduction: the L2 left holding clean, unrelated lines; CUDA events, median)")
     a = ap.parse_args()
     work = rows_of(filter(None, a.suite.split(",")))
+    if a.batches:
+        keep = {int(x) for x in a.batches.split(",")}
+        work = [(s, r) for s, r in work if r["b"] in keep]
     if a.list:
         for suite, r in work:
             print(suite, {k: v for k, v in r.items() if v is not None})

@@ -67,10 +67,11 @@ static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len
 static int under_tile_pages(int page_size) { return page_size > 0 && page_size < FAI_DECODE_MMA_KEYS; }
 
 /* The ring's depth, measured (fai-bench --tune, docs/perf/): 4 stages (128 KB at head dim 128,
- * one block per SM) when each warp streams 8 tiles or more, 6 when the sequence is split
- * into one wave of blocks and 6 stages still fit as many blocks per SM; for shorter work, and
- * for one to eight waves of unsplit blocks, 3 stages let 2 or 3 blocks share an SM and
- * overlap their starts and ends. */
+ * one block per SM) when each warp streams 8 tiles or more, split or not (6 stages for a
+ * split sequence were no faster: GQA 32/8 1 x 32K and 1 x 128K 0.99x with 4 as CUDA graph
+ * replays after do_bench's flush, equal after a read-only flush, 0.98-0.99x over 16-key
+ * pages; session 16); for shorter work, and for one to eight waves of unsplit blocks, 3
+ * stages let 2 or 3 blocks share an SM and overlap their starts and ends. */
 static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb,
                      int small_pages)
 {
@@ -100,12 +101,6 @@ static void plan_mma(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai
          * waves, MHA 128 x 8K, 4 stages stay 0.4-0.7 % ahead) */
         p->stages = 3;
         plan_mma_ring(p, items, max_seq_len, dev, eb);
-    } else if (p->num_splits > 1) {
-        fai_decode_plan deep = *p;
-        deep.stages = 6;
-        plan_mma_ring(&deep, items, max_seq_len, dev, eb);
-        if (deep.stages == 6 && deep.num_splits == p->num_splits)
-            *p = deep;
     }
 }
 

@@ -255,6 +255,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
  * over the splits would wait for each load in turn), then add up through shared memory. */
 #define MERGE_THREADS 256
 #define MERGE_GROUPS (MERGE_THREADS / 32)
+#define MERGE_COLS 2 /* float4 columns a lane holds: head dims up to 256 */
+#define MERGE_PRE 4  /* partial rows a group loads before the weights (32 splits) */
 __global__ void __launch_bounds__(MERGE_THREADS)
     decode_merge_kernel(const __grid_constant__ fai_decode_args a)
 {
@@ -273,6 +275,20 @@ __global__ void __launch_bounds__(MERGE_THREADS)
         qrow = qr.x;
     }
     const int splits = a.num_splits, lane = threadIdx.x & 31, group = threadIdx.x >> 5;
+    /* The first MERGE_PRE partial rows of each group are loaded with the log-sum-exps, not
+     * after them: they do not depend on the weights, and one memory latency is most of this
+     * kernel's time. */
+    float4 pre[MERGE_COLS][MERGE_PRE];
+    const float4 *po = reinterpret_cast<const float4 *>(a.part_o);
+    const int64_t split_stride = rows * (head_dim / 4); /* float4s between two splits' rows */
+#pragma unroll
+    for (int ci = 0; ci < MERGE_COLS; ci++)
+#pragma unroll
+        for (int i = 0; i < MERGE_PRE; i++) {
+            const int c = lane + 32 * ci, s = group + i * MERGE_GROUPS;
+            pre[ci][i] = c < head_dim / 4 && s < splits ? po[s * split_stride + row * (head_dim / 4) + c]
+                                                        : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
     for (int s = threadIdx.x; s < splits; s += blockDim.x)
         weight[s] = a.part_lse[s * rows + row];
     __syncthreads();
@@ -295,12 +311,23 @@ __global__ void __launch_bounds__(MERGE_THREADS)
     }
     const float inv = sum > 0.0f ? sink_scale / sum : 0.0f;
 
-    for (int c = lane; c < head_dim / 4; c += 32) {
+#pragma unroll
+    for (int ci = 0; ci < MERGE_COLS; ci++) {
+        const int c = lane + 32 * ci;
+        if (c >= head_dim / 4)
+            break;
         float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+        for (int i = 0; i < MERGE_PRE; i++) {
+            const int s = group + i * MERGE_GROUPS;
+            const float w = s < splits ? weight[s] : 0.0f;
+            const float4 x = pre[ci][i];
+            o.x += w * x.x; o.y += w * x.y; o.z += w * x.z; o.w += w * x.w;
+        }
 #pragma unroll 4
-        for (int s = group; s < splits; s += MERGE_GROUPS) {
+        for (int s = group + MERGE_PRE * MERGE_GROUPS; s < splits; s += MERGE_GROUPS) {
             const float w = weight[s];
-            const float4 x = *reinterpret_cast<const float4 *>(a.part_o + (s * rows + row) * head_dim + c * 4);
+            const float4 x = po[s * split_stride + row * (head_dim / 4) + c];
             o.x += w * x.x; o.y += w * x.y; o.z += w * x.z; o.w += w * x.w;
         }
         part[group][c] = o;
