@@ -99,6 +99,9 @@ int main(void)
           p.kernel, p.heads_per_block, p.head_blocks);
     CHECK(p.stages == 4 && p.num_splits == 16, "GQA b1 128K: %d stages, %d splits (1 block per SM x 132 SMs / 8 items = 16)",
           p.stages, p.num_splits);
+    p = plan(1, 32, 8, 128, 32768);
+    CHECK(p.stages == 4 && p.num_splits == 16, "GQA b1 32K: %d stages, %d splits (split, still 4 stages)", p.stages,
+          p.num_splits);
     CHECK(plan(16, 32, 8, 128, 8192).stages == 4, "GQA b16 8K: unsplit, 4 stages");
     /* A few waves of unsplit blocks: 3 stages, two blocks a SM (GQA 64 x 4K: 512 blocks); from
      * 8 waves on (MHA 128 x 8K: 4096) 4 stages again. */

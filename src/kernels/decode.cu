@@ -256,7 +256,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
 #define MERGE_THREADS 256
 #define MERGE_GROUPS (MERGE_THREADS / 32)
 #define MERGE_COLS 2 /* float4 columns a lane holds: head dims up to 256 */
-#define MERGE_PRE 4  /* partial rows a group loads before the weights (32 splits) */
+#define MERGE_PRE 4  /* partial rows a group loads before the weights (MERGE_PRE x MERGE_GROUPS = 32 splits) */
+static_assert(MERGE_COLS * 32 * 4 >= 256, "a warp's lanes cover the widest head dim's row (256 values)");
 __global__ void __launch_bounds__(MERGE_THREADS)
     decode_merge_kernel(const __grid_constant__ fai_decode_args a)
 {
