@@ -60,7 +60,7 @@ __device__ __forceinline__ int64_t row_page(const fai_decode_args &a, const int3
 /* ONE_PAGE: the tile lies in page `page` (run_page), looked up once. */
 template <int D, int ROW, bool PAGED, bool ONE_PAGE>
 __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, const fai_decode_args &a,
-                                          const int32_t *pt, int64_t page, int key0, int kend, int lane)
+                                          int64_t page, int key0, int kend, int lane)
 {
     constexpr int CHUNKS = D / 8;
     char *ks = stage, *vs = stage + KT * ROW * 2;
@@ -103,8 +103,8 @@ __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const _
  * for int8, its 16 K and 16 V scales (zeros past kend, so masked keys add nothing). */
 template <int D, int CT, bool PAGED, bool ONE_PAGE>
 __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, const char *vp, const float *ksp,
-                                               const float *vsp, const fai_decode_args &a, const int32_t *pt,
-                                               int64_t page, int key0, int kend, int lane)
+                                               const float *vsp, const fai_decode_args &a, int64_t page, int key0,
+                                               int kend, int lane)
 {
     constexpr int CHUNKS = D / 16; /* 16-byte chunks per row */
     char *ks = stage, *vs = stage + KT * D;
@@ -152,16 +152,15 @@ __device__ __forceinline__ void load_any_tile(char *stage, const char *kp, const
     constexpr bool CODES = FAI_KV_BYTES(CT) == 1;
     if (PAGED && page >= 0) {
         if (CODES)
-            load_code_tile<D, CT, PAGED, true>(stage, kp, vp, ksp, vsp, a, pt, page, key0, kend, lane);
+            load_code_tile<D, CT, PAGED, true>(stage, kp, vp, ksp, vsp, a, page, key0, kend, lane);
         else
-            load_tile<D, ROW, PAGED, true>(stage, (const __half *)kp, (const __half *)vp, a, pt, page, key0, kend, lane);
+            load_tile<D, ROW, PAGED, true>(stage, (const __half *)kp, (const __half *)vp, a, page, key0, kend, lane);
     } else {
         const int64_t row_pg = PAGED ? row_page(a, pt, key0, kend, lane) : -1;
         if (CODES)
-            load_code_tile<D, CT, PAGED, false>(stage, kp, vp, ksp, vsp, a, pt, row_pg, key0, kend, lane);
+            load_code_tile<D, CT, PAGED, false>(stage, kp, vp, ksp, vsp, a, row_pg, key0, kend, lane);
         else
-            load_tile<D, ROW, PAGED, false>(stage, (const __half *)kp, (const __half *)vp, a, pt, row_pg, key0, kend,
-                                            lane);
+            load_tile<D, ROW, PAGED, false>(stage, (const __half *)kp, (const __half *)vp, a, row_pg, key0, kend, lane);
     }
 }
 
