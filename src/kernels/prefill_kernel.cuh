@@ -397,25 +397,19 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
          * tile. Measured on H100 (session 14): 1.5-6 % off grids of several waves (prefill
          * batch 32-128 x 128 keys, the hybrid rows), 5 % slower on one wave of blocks (batch 8
          * x 128: the first tile's wait then takes in the second's bytes too). */
-        /* A work item whose key tiles all fit the ring (a.kv_groups; not paged) copies them all
-         * here, each tile's keys and values in copy groups of their own, so that Q K^T of a
-         * tile waits only for Q and its keys, and P V for its values: 2 STAGES groups, the
-         * loop refills nothing. */
+        /* One wave of blocks (a.kv_groups) and a work item whose key tiles all fit the ring
+         * (not paged): each tile's keys and its values are copy groups of their own, one in
+         * flight at a time (Q and the first keys, then the values while Q K^T runs, then the
+         * next keys while P V runs), so that the DRAM, which every block of the wave shares,
+         * brings each block what it needs next first. */
         const bool whole = !PAGED && a.kv_groups && n_last - n_first < STAGES * BN;
         if (!PAGED)
             load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
         if (whole) {
-#pragma unroll
-            for (int i = 0; i < STAGES; i++) {
-                const int n = n_last - i * BN;
-                char *st = stages + ((unsigned)n / BN % STAGES) * STAGE_BYTES;
-                if (n >= n_first)
-                    load_rows<D, ROW, BN, THREADS>(st, kg, a.k_token_stride, n, seq_k);
-                ptx_cp_async_commit();
-                if (n >= n_first)
-                    load_rows<D, ROW, BN, THREADS>(st + BN * ROW * 2, vg, a.v_token_stride, n, seq_k);
-                ptx_cp_async_commit();
-            }
+            if (n_last >= n_first)
+                load_rows<D, ROW, BN, THREADS>(stages + ((unsigned)n_last / BN % STAGES) * STAGE_BYTES, kg,
+                                               a.k_token_stride, n_last, seq_k);
+            ptx_cp_async_commit();
         } else {
 #pragma unroll
             for (int i = 0; i < STAGES; i++) {
@@ -443,17 +437,16 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
             /* Tile n0's copy group is the n-th from the loop's start (n = (n_last - n0) / BN):
              * with `fill` the first pass refills nothing and commits no group. */
             const bool filled = fill && n0 == n_last;
-            /* whole: each pass commits two empty groups, so that 2 STAGES - 1 groups follow
-             * tile n0's keys here and 2 STAGES its values before P V */
-            if (whole)
-                ptx_cp_async_wait<2 * STAGES - 1>();
+            if (whole) /* (tile n0's keys are the one group in flight) */
+                ptx_cp_async_wait<0>();
             else if (filled)
                 ptx_cp_async_wait<STAGES - 1>();
             else
                 ptx_cp_async_wait<STAGES - 2>();
             __syncthreads(); /* tile n0 is in; every warp is done with tile n0 + BN's stage */
             if (whole) {
-                ptx_cp_async_commit();
+                load_rows<D, ROW, BN, THREADS>(stages + ((unsigned)n0 / BN % STAGES) * STAGE_BYTES + BN * ROW * 2, vg,
+                                               a.v_token_stride, n0, seq_k);
                 ptx_cp_async_commit();
             } else if (!filled) {
                 if (n0 - (STAGES - 1) * BN >= n_first)
@@ -590,9 +583,13 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                     pa[mt][kk][3] = E::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
                 }
 
-            if (whole) { /* tile n0's values, copied by every thread */
-                ptx_cp_async_wait<2 * STAGES>();
+            if (whole) { /* tile n0's values, copied by every thread; then the next tile's keys */
+                ptx_cp_async_wait<0>();
                 __syncthreads();
+                if (n0 - BN >= n_first)
+                    load_rows<D, ROW, BN, THREADS>(stages + ((unsigned)(n0 - BN) / BN % STAGES) * STAGE_BYTES, kg,
+                                                   a.k_token_stride, n0 - BN, seq_k);
+                ptx_cp_async_commit();
             }
 
             /* O += P V: k-steps of 16 keys, pairs of output n-tiles (16 dims) per ldmatrix. */
