@@ -8,8 +8,6 @@
  * and each skips the other's sequences. FP16 and BF16, the variants (window, soft-cap,
  * sinks) and K/V from a kv_cache (chunked prefill over a contiguous or paged cache) run on
  * both kinds. */
-#include <stdlib.h>
-
 #include "check.h"
 #include "decode_args.h"
 #include "error.h"
@@ -125,12 +123,6 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.m_tiles = plan.m_tiles;
         args.mt = plan.mt;
         args.fill_ring = plan.fill_ring;
-        args.kv_groups = plan.kv_groups;
-        { /* A/B only (branch kv-groups): 0 never, 1 one-wave grids, 2 always */
-            const char *e = getenv("FAI_PREFILL_KV_GROUPS");
-            if (e)
-                args.kv_groups = e[0] == '2' || (e[0] == '1' && !plan.fill_ring);
-        }
         args.sm90 = plan.sm90;
         args.num_sms = plan.num_sms;
         if (p->kv_cache && plan.stage_keys > 0) { /* a quantized cache, read through its copy */

@@ -153,9 +153,6 @@ typedef struct fai_prefill_args {
                                  takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */
     int32_t fill_ring;        /* mma.sync kernel: copy every ring stage's tile before the key
                                  loop (fai_prefill_plan.fill_ring) */
-    int32_t kv_groups;        /* mma.sync kernel: a work item whose key tiles fit the ring
-                                 copies them all before the loop, keys and values in groups
-                                 of their own (fai_prefill_plan.kv_groups) */
     float scale_log2;         /* q.k (or its soft-capped tanh) into the exp2 domain:
                                  softmax_scale * log2(e), or softcap * log2(e) with a soft-cap */
     float softcap_scale;      /* softmax_scale / softcap: q.k into tanh's argument; 0: no cap */

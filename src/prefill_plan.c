@@ -198,7 +198,6 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         int64_t per_sm = dev.smem_per_sm / ((int64_t)FAI_PREFILL_SMEM(a->head_dim, mt) + 1024);
         per_sm = per_sm < 1 ? 1 : per_sm > FAI_PREFILL_FILL_WAVE_BLOCKS ? FAI_PREFILL_FILL_WAVE_BLOCKS : per_sm;
         plan->fill_ring = tiles * per_tile > per_sm * dev.num_sms;
-        plan->kv_groups = !plan->fill_ring;
         /* The Hopper kernel (one 164 KB block per SM, persistent) wins from ~256 keys a
          * sequence on; at 128 the mma.sync kernel's several blocks per SM hide its load
          * latency as well or better (H100, session 9, Hopper kernel time / mma.sync's: 128

@@ -26,6 +26,9 @@
  *             sinks in the epilogue) or FAI_PREFILL_SOFTCAP (those and the soft-cap: its
  *             run-time branch in the tile loop cost every variant 8-14 % on the H100, as did
  *             the window's mask bounds held in shared memory: they are recomputed where used);
+ *             or FAI_PREFILL_PLAIN_WAVE, plain attention on one wave of blocks with short
+ *             sequences, whose keys and values are copied one group at a time (below: as a
+ *             run-time branch it cost the other grids 0.5-1 %);
  *   PAGED     K/V rows from a paged cache through the page table; a contiguous cache is a
  *             run-time case of the unpaged kernel (only the base pointer and length differ).
  * Paged tiles: a tile's page numbers come into a shared-memory ring by cp.async in the copy
@@ -55,8 +58,10 @@ prefill_kernel_fn fai_prefill_pick_fp16(int d, int mt, int mode, bool paged);
 prefill_kernel_fn fai_prefill_pick_bf16(int d, int mt, int mode, bool paged);
 
 /* The kernels' modes: plain attention (causal or no mask, ALiBi or not); with the sliding
- * window and sinks; with those and the soft-cap. */
-enum { FAI_PREFILL_PLAIN = 0, FAI_PREFILL_WINDOW = 1, FAI_PREFILL_SOFTCAP = 2 };
+ * window and sinks; with those and the soft-cap; plain attention with the one-wave copy
+ * schedule (head dim 128, two m16 tiles a warp, unpaged: prefill_pick returns NULL for the
+ * others). */
+enum { FAI_PREFILL_PLAIN = 0, FAI_PREFILL_WINDOW = 1, FAI_PREFILL_SOFTCAP = 2, FAI_PREFILL_PLAIN_WAVE = 3 };
 
 /* What differs between FP16 and BF16: the MMA and the packing of two floats. */
 template <typename T>
@@ -271,7 +276,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     prefill_kernel(const __grid_constant__ fai_prefill_args a)
 {
     using E = prefill_elem<Elem>;
-    constexpr bool VARIANTS = MODE >= FAI_PREFILL_WINDOW, SOFTCAP = MODE == FAI_PREFILL_SOFTCAP;
+    constexpr bool VARIANTS = MODE == FAI_PREFILL_WINDOW || MODE == FAI_PREFILL_SOFTCAP;
+    constexpr bool SOFTCAP = MODE == FAI_PREFILL_SOFTCAP, WAVE = MODE == FAI_PREFILL_PLAIN_WAVE;
     constexpr int W = FAI_PREFILL_WARPS, THREADS = W * 32;
     constexpr int BM = FAI_PREFILL_BM_OF(MT), BN = FAI_PREFILL_BN(D);
     constexpr int ROW = FAI_PREFILL_ROW(D);
@@ -397,12 +403,14 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
          * tile. Measured on H100 (session 14): 1.5-6 % off grids of several waves (prefill
          * batch 32-128 x 128 keys, the hybrid rows), 5 % slower on one wave of blocks (batch 8
          * x 128: the first tile's wait then takes in the second's bytes too). */
-        /* One wave of blocks (a.kv_groups) and a work item whose key tiles all fit the ring
-         * (not paged): each tile's keys and its values are copy groups of their own, one in
-         * flight at a time (Q and the first keys, then the values while Q K^T runs, then the
-         * next keys while P V runs), so that the DRAM, which every block of the wave shares,
-         * brings each block what it needs next first. */
-        const bool whole = !PAGED && a.kv_groups && n_last - n_first < STAGES * BN;
+        /* WAVE (one wave of blocks): each tile's keys and its values are copy groups of their
+         * own, one in flight at a time (Q and the first keys, then the values while Q K^T
+         * runs, then the next keys while P V runs), so that the DRAM, which every block of
+         * the wave shares, brings each block what it needs next first. Two stages serve:
+         * tile n's copies go out once tile n + BN's products have passed a barrier. Measured
+         * on H100 (session 17): prefill batch 8 x 128 keys 0.96x the time; every copy of the
+         * ring up front, keys and values apart, was 1.03x. */
+        constexpr bool whole = WAVE;
         if (!PAGED)
             load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
         if (whole) {
@@ -652,6 +660,9 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                 ptx_st_v4(og + (int64_t)row * a.o_token_stride + c * 8,
                           *reinterpret_cast<const uint4 *>(sq + tile_offset<ROW>(lrow, c)));
         }
+        if (WAVE) /* one wave: a block has one query tile (m_tiles covers the longest sequence),
+                     and no register need outlive it */
+            break;
     }
 }
 
@@ -675,7 +686,12 @@ static prefill_kernel_fn prefill_pick_paged(int mt, bool paged)
 template <typename T, int D>
 static prefill_kernel_fn prefill_pick_dim(int mt, int mode, bool paged)
 {
+    /* (the one-wave mode's single instance; D != 128 names the plain one, never returned) */
+    constexpr int WAVE = D == 128 && FAI_PREFILL_MT(D) == 2 ? FAI_PREFILL_PLAIN_WAVE : FAI_PREFILL_PLAIN;
     switch (mode) {
+    case FAI_PREFILL_PLAIN_WAVE:
+        return WAVE == FAI_PREFILL_PLAIN_WAVE && mt == FAI_PREFILL_MT(D) && !paged
+                   ? prefill_kernel<T, D, FAI_PREFILL_MT(D), WAVE, false> : NULL;
     case FAI_PREFILL_PLAIN: return prefill_pick_paged<T, D, FAI_PREFILL_PLAIN>(mt, paged);
     case FAI_PREFILL_WINDOW: return prefill_pick_paged<T, D, FAI_PREFILL_WINDOW>(mt, paged);
     case FAI_PREFILL_SOFTCAP: return prefill_pick_paged<T, D, FAI_PREFILL_SOFTCAP>(mt, paged);
