@@ -947,6 +947,11 @@ int main(int argc, char **argv)
          SEQS({128, 250}, {100, 255}, {128, 129}, {64, 64}), .alibi = 2},
         {.name = "one wave, bf16: keys to 200, 64/64 causal", .hq = 64, .hk = 64, .d = 128,
          SEQS({128, 200}, {128, 128}, {33, 150}), .causal = 1, .bf16 = 1},
+        /* Without host lengths the grid is sized by a max_seq_q that is too small: one wave
+         * whose first blocks loop over two query tiles (not the one-wave kernel's work). */
+        {.name = "one wave?: max_seq_q 64 < longest 200, 32/8", .hq = 32, .hk = 8, .d = 128,
+         SEQS({200, 200}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}), .causal = 1,
+         .max_seq_q = 64},
         /* CUDA graphs: device values are read at replay. */
         {.name = "CUDA graph, hybrid", .hq = 16, .hk = 4, .d = 128,
          SEQS({128, 128}, {1, 300}, {77, 77}, {1, 1}), .causal = 1, .graph = 1},

@@ -2,8 +2,6 @@
  * and rows per warp, with the variants' machinery only when a variant is on and the page
  * table only for a paged cache (prefill_kernel.cuh), and launches it over
  * batch * num_q_heads * m_tiles blocks. */
-#include <stdlib.h>
-
 #include "../error.h"
 #include "prefill_kernel.cuh"
 #include "prefill_sm90.h"
@@ -24,14 +22,9 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
         return hopper;
     const int d = args->head_dim, mt = args->mt;
     prefill_kernel_fn kernel = NULL;
-    /* One wave of blocks (the plan fills no ring): plain attention has a kernel with the
-     * one-wave copy schedule at some shapes (prefill_kernel.cuh). */
-    int wave = !args->fill_ring && mode == FAI_PREFILL_PLAIN && !paged;
-    { /* A/B only (branch kv-groups): FAI_PREFILL_KV_GROUPS=0 never, 2 on every grid */
-        const char *e = getenv("FAI_PREFILL_KV_GROUPS");
-        if (e)
-            wave = e[0] == '2' ? mode == FAI_PREFILL_PLAIN && !paged : e[0] == '1' ? wave : 0;
-    }
+    /* One wave of blocks, one query tile each (the plan's one_wave): plain attention has a
+     * kernel with the one-wave copy schedule at some shapes (prefill_kernel.cuh). */
+    const int wave = args->one_wave && mode == FAI_PREFILL_PLAIN && !paged;
     for (int pass = wave ? 0 : 1; pass < 2 && !kernel; pass++) {
         const int m = pass == 0 ? FAI_PREFILL_PLAIN_WAVE : mode;
         if (args->dtype == FAI_DTYPE_FP16)

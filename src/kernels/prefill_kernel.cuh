@@ -408,12 +408,12 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
          * runs, then the next keys while P V runs), so that the DRAM, which every block of
          * the wave shares, brings each block what it needs next first. Two stages serve:
          * tile n's copies go out once tile n + BN's products have passed a barrier. Measured
-         * on H100 (session 17): prefill batch 8 x 128 keys 0.96x the time; every copy of the
-         * ring up front, keys and values apart, was 1.03x. */
-        constexpr bool whole = WAVE;
+         * on H100 (session 17, graph replays): prefill batch 8 x 128 keys 0.945x the time
+         * (22.1-22.4 against 23.5-23.6 us); the whole ring copied up front, keys and values
+         * in groups apart, was 1.03x. */
         if (!PAGED)
             load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
-        if (whole) {
+        if (WAVE) {
             if (n_last >= n_first)
                 load_rows<D, ROW, BN, THREADS>(stages + ((unsigned)n_last / BN % STAGES) * STAGE_BYTES, kg,
                                                a.k_token_stride, n_last, seq_k);
@@ -445,14 +445,14 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
             /* Tile n0's copy group is the n-th from the loop's start (n = (n_last - n0) / BN):
              * with `fill` the first pass refills nothing and commits no group. */
             const bool filled = fill && n0 == n_last;
-            if (whole) /* (tile n0's keys are the one group in flight) */
+            if (WAVE) /* (tile n0's keys are the one group in flight) */
                 ptx_cp_async_wait<0>();
             else if (filled)
                 ptx_cp_async_wait<STAGES - 1>();
             else
                 ptx_cp_async_wait<STAGES - 2>();
             __syncthreads(); /* tile n0 is in; every warp is done with tile n0 + BN's stage */
-            if (whole) {
+            if (WAVE) {
                 load_rows<D, ROW, BN, THREADS>(stages + ((unsigned)n0 / BN % STAGES) * STAGE_BYTES + BN * ROW * 2, vg,
                                                a.v_token_stride, n0, seq_k);
                 ptx_cp_async_commit();
@@ -591,7 +591,7 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                     pa[mt][kk][3] = E::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
                 }
 
-            if (whole) { /* tile n0's values, copied by every thread; then the next tile's keys */
+            if (WAVE) { /* tile n0's values, copied by every thread; then the next tile's keys */
                 ptx_cp_async_wait<0>();
                 __syncthreads();
                 if (n0 - BN >= n_first)
@@ -660,8 +660,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                 ptx_st_v4(og + (int64_t)row * a.o_token_stride + c * 8,
                           *reinterpret_cast<const uint4 *>(sq + tile_offset<ROW>(lrow, c)));
         }
-        if (WAVE) /* one wave: a block has one query tile (m_tiles covers the longest sequence),
-                     and no register need outlive it */
+        if (WAVE) /* a block has one query tile (fai_prefill_args.one_wave), so no register need
+                     outlive it (held across tiles, some spilled) */
             break;
     }
 }
