@@ -123,6 +123,7 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.m_tiles = plan.m_tiles;
         args.mt = plan.mt;
         args.fill_ring = plan.fill_ring;
+        args.one_wave = plan.one_wave;
         args.sm90 = plan.sm90;
         args.num_sms = plan.num_sms;
         if (p->kv_cache && plan.stage_keys > 0) { /* a quantized cache, read through its copy */

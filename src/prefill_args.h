@@ -171,6 +171,9 @@ typedef struct fai_prefill_args {
                                  quantized cache's staged copy holds the prefill rows' range) */
     int32_t page_shift;       /* log2(page_size) */
     int32_t num_pages;
+    int32_t one_wave;         /* mma.sync kernel: one wave of blocks, each one query tile (the
+                                 longest sequence known from host lengths): plain attention
+                                 takes the one-wave copy schedule (FAI_PREFILL_PLAIN_WAVE) */
 } fai_prefill_args;
 
 /* Launches the prefill kernel over batch * num_q_heads * m_tiles blocks. */

@@ -20,6 +20,7 @@ typedef struct fai_prefill_plan {
     int32_t mt;                           /* m16 tiles per warp of the kernel that runs */
     int32_t fill_ring;                    /* mma.sync kernel: every ring stage copied before
                                              the key loop (grids of more than one wave) */
+    int32_t one_wave;                     /* fai_prefill_args.one_wave */
     int32_t sm90;                         /* fai_prefill_args.sm90 */
     int32_t num_sms;                      /* the device's multiprocessors */
     int32_t decode_first, decode_count;   /* the decode kernels' range */

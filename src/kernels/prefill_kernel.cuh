@@ -26,6 +26,9 @@
  *             sinks in the epilogue) or FAI_PREFILL_SOFTCAP (those and the soft-cap: its
  *             run-time branch in the tile loop cost every variant 8-14 % on the H100, as did
  *             the window's mask bounds held in shared memory: they are recomputed where used);
+ *             or FAI_PREFILL_PLAIN_WAVE, plain attention on one wave of blocks with short
+ *             sequences, whose keys and values are copied one group at a time (below: as a
+ *             run-time branch it cost the other grids 0.5-1 %);
  *   PAGED     K/V rows from a paged cache through the page table; a contiguous cache is a
  *             run-time case of the unpaged kernel (only the base pointer and length differ).
  * Paged tiles: a tile's page numbers come into a shared-memory ring by cp.async in the copy
@@ -55,8 +58,10 @@ prefill_kernel_fn fai_prefill_pick_fp16(int d, int mt, int mode, bool paged);
 prefill_kernel_fn fai_prefill_pick_bf16(int d, int mt, int mode, bool paged);
 
 /* The kernels' modes: plain attention (causal or no mask, ALiBi or not); with the sliding
- * window and sinks; with those and the soft-cap. */
-enum { FAI_PREFILL_PLAIN = 0, FAI_PREFILL_WINDOW = 1, FAI_PREFILL_SOFTCAP = 2 };
+ * window and sinks; with those and the soft-cap; plain attention with the one-wave copy
+ * schedule (head dim 128, two m16 tiles a warp, unpaged: prefill_pick returns NULL for the
+ * others). */
+enum { FAI_PREFILL_PLAIN = 0, FAI_PREFILL_WINDOW = 1, FAI_PREFILL_SOFTCAP = 2, FAI_PREFILL_PLAIN_WAVE = 3 };
 
 /* What differs between FP16 and BF16: the MMA and the packing of two floats. */
 template <typename T>
@@ -271,7 +276,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     prefill_kernel(const __grid_constant__ fai_prefill_args a)
 {
     using E = prefill_elem<Elem>;
-    constexpr bool VARIANTS = MODE >= FAI_PREFILL_WINDOW, SOFTCAP = MODE == FAI_PREFILL_SOFTCAP;
+    constexpr bool VARIANTS = MODE == FAI_PREFILL_WINDOW || MODE == FAI_PREFILL_SOFTCAP;
+    constexpr bool SOFTCAP = MODE == FAI_PREFILL_SOFTCAP, WAVE = MODE == FAI_PREFILL_PLAIN_WAVE;
     constexpr int W = FAI_PREFILL_WARPS, THREADS = W * 32;
     constexpr int BM = FAI_PREFILL_BM_OF(MT), BN = FAI_PREFILL_BN(D);
     constexpr int ROW = FAI_PREFILL_ROW(D);
@@ -397,15 +403,30 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
          * tile. Measured on H100 (session 14): 1.5-6 % off grids of several waves (prefill
          * batch 32-128 x 128 keys, the hybrid rows), 5 % slower on one wave of blocks (batch 8
          * x 128: the first tile's wait then takes in the second's bytes too). */
+        /* WAVE (one wave of blocks): each tile's keys and its values are copy groups of their
+         * own, one in flight at a time (Q and the first keys, then the values while Q K^T
+         * runs, then the next keys while P V runs), so that the DRAM, which every block of
+         * the wave shares, brings each block what it needs next first. Two stages serve:
+         * tile n's copies go out once tile n + BN's products have passed a barrier. Measured
+         * on H100 (session 17, graph replays): prefill batch 8 x 128 keys 0.945x the time
+         * (22.1-22.4 against 23.5-23.6 us); the whole ring copied up front, keys and values
+         * in groups apart, was 1.03x. */
         if (!PAGED)
             load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
+        if (WAVE) {
+            if (n_last >= n_first)
+                load_rows<D, ROW, BN, THREADS>(stages + ((unsigned)n_last / BN % STAGES) * STAGE_BYTES, kg,
+                                               a.k_token_stride, n_last, seq_k);
+            ptx_cp_async_commit();
+        } else {
 #pragma unroll
-        for (int i = 0; i < STAGES; i++) {
-            const int n = n_last - i * BN;
-            if (i < STAGES - 1 || fill) {
-                if (n >= n_first)
-                    FAI_PREFILL_LOAD_TILE(n);
-                ptx_cp_async_commit();
+            for (int i = 0; i < STAGES; i++) {
+                const int n = n_last - i * BN;
+                if (i < STAGES - 1 || fill) {
+                    if (n >= n_first)
+                        FAI_PREFILL_LOAD_TILE(n);
+                    ptx_cp_async_commit();
+                }
             }
         }
 
@@ -424,12 +445,18 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
             /* Tile n0's copy group is the n-th from the loop's start (n = (n_last - n0) / BN):
              * with `fill` the first pass refills nothing and commits no group. */
             const bool filled = fill && n0 == n_last;
-            if (filled)
+            if (WAVE) /* (tile n0's keys are the one group in flight) */
+                ptx_cp_async_wait<0>();
+            else if (filled)
                 ptx_cp_async_wait<STAGES - 1>();
             else
                 ptx_cp_async_wait<STAGES - 2>();
             __syncthreads(); /* tile n0 is in; every warp is done with tile n0 + BN's stage */
-            if (!filled) {
+            if (WAVE) {
+                load_rows<D, ROW, BN, THREADS>(stages + ((unsigned)n0 / BN % STAGES) * STAGE_BYTES + BN * ROW * 2, vg,
+                                               a.v_token_stride, n0, seq_k);
+                ptx_cp_async_commit();
+            } else if (!filled) {
                 if (n0 - (STAGES - 1) * BN >= n_first)
                     FAI_PREFILL_LOAD_TILE(n0 - (STAGES - 1) * BN);
                 ptx_cp_async_commit();
@@ -564,6 +591,15 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                     pa[mt][kk][3] = E::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
                 }
 
+            if (WAVE) { /* tile n0's values, copied by every thread; then the next tile's keys */
+                ptx_cp_async_wait<0>();
+                __syncthreads();
+                if (n0 - BN >= n_first)
+                    load_rows<D, ROW, BN, THREADS>(stages + ((unsigned)(n0 - BN) / BN % STAGES) * STAGE_BYTES, kg,
+                                                   a.k_token_stride, n0 - BN, seq_k);
+                ptx_cp_async_commit();
+            }
+
             /* O += P V: k-steps of 16 keys, pairs of output n-tiles (16 dims) per ldmatrix. */
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) {
@@ -624,6 +660,9 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                 ptx_st_v4(og + (int64_t)row * a.o_token_stride + c * 8,
                           *reinterpret_cast<const uint4 *>(sq + tile_offset<ROW>(lrow, c)));
         }
+        if (WAVE) /* a block has one query tile (fai_prefill_args.one_wave), so no register need
+                     outlive it (held across tiles, some spilled) */
+            break;
     }
 }
 
@@ -647,7 +686,12 @@ static prefill_kernel_fn prefill_pick_paged(int mt, bool paged)
 template <typename T, int D>
 static prefill_kernel_fn prefill_pick_dim(int mt, int mode, bool paged)
 {
+    /* (the one-wave mode's single instance; D != 128 names the plain one, never returned) */
+    constexpr int WAVE = D == 128 && FAI_PREFILL_MT(D) == 2 ? FAI_PREFILL_PLAIN_WAVE : FAI_PREFILL_PLAIN;
     switch (mode) {
+    case FAI_PREFILL_PLAIN_WAVE:
+        return WAVE == FAI_PREFILL_PLAIN_WAVE && mt == FAI_PREFILL_MT(D) && !paged
+                   ? prefill_kernel<T, D, FAI_PREFILL_MT(D), WAVE, false> : NULL;
     case FAI_PREFILL_PLAIN: return prefill_pick_paged<T, D, FAI_PREFILL_PLAIN>(mt, paged);
     case FAI_PREFILL_WINDOW: return prefill_pick_paged<T, D, FAI_PREFILL_WINDOW>(mt, paged);
     case FAI_PREFILL_SOFTCAP: return prefill_pick_paged<T, D, FAI_PREFILL_SOFTCAP>(mt, paged);
