@@ -198,10 +198,6 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         int64_t per_sm = dev.smem_per_sm / ((int64_t)FAI_PREFILL_SMEM(a->head_dim, mt) + 1024);
         per_sm = per_sm < 1 ? 1 : per_sm > FAI_PREFILL_FILL_WAVE_BLOCKS ? FAI_PREFILL_FILL_WAVE_BLOCKS : per_sm;
         plan->fill_ring = tiles * per_tile > per_sm * dev.num_sms;
-        /* On one wave, plain attention copies keys and values one group at a time (H100,
-         * session 17: batch 8 x 128 keys 0.945x the time). That kernel takes one query tile a
-         * block, so the longest sequence must be known: max_seq_q may be too small. */
-        plan->one_wave = !plan->fill_ring && p->cu_seqlens_q_host != NULL;
         /* The Hopper kernel (one 164 KB block per SM, persistent) wins from ~256 keys a
          * sequence on; at 128 the mma.sync kernel's several blocks per SM hide its load
          * latency as well or better (H100, session 9, Hopper kernel time / mma.sync's: 128
@@ -211,6 +207,12 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         if (p->kv_cache)
             keys = cache_keys(p->kv_cache);
         plan->sm90 = dev.cc_major != 9 ? 0 : keys >= FAI_PREFILL_SM90_MIN_KEYS ? 2 : 1;
+        /* On one wave, plain attention with keys that fit the ring copies keys and values one
+         * group at a time (H100, session 17: batch 8 x 128 keys 0.945x the time; longer keys
+         * were not measured). That kernel takes one query tile a block, so the longest
+         * sequence must be known: max_seq_q may be too small. */
+        plan->one_wave = !plan->fill_ring && p->cu_seqlens_q_host != NULL &&
+                         keys <= (int64_t)FAI_PREFILL_STAGES(a->head_dim) * FAI_PREFILL_BN(a->head_dim);
         plan->num_sms = dev.num_sms;
     }
     if (decode_rows > 0) {

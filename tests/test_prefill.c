@@ -936,21 +936,22 @@ int main(int argc, char **argv)
         {.name = "max_seq_q 64 < longest 300, 9 x 32 heads (ring fill, tiles loop)", .hq = 32, .hk = 8, .d = 64,
          SEQS({300, 300}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}),
          .causal = 1, .max_seq_q = 64},
-        /* One wave of 128-row blocks (132-264 on an H100 or H200; under 256 keys, so the
-         * mma.sync kernel even there): plain attention takes the one-wave kernel, which copies
-         * keys and values one group at a time, over a short item's tiles and, past 128 keys,
-         * through its two-stage ring again. */
-        {.name = "one wave: 8 x up to 128 rows, 32/8 causal alibi", .hq = 32, .hk = 8, .d = 128,
+        /* One wave of 128-row blocks (132-264 on an H100 or H200) and keys a sequence (the
+         * mean: max_seq_k 0) within the ring: plain attention takes the one-wave kernel on the
+         * mma.sync path (test_prefill_mma_sync runs these: small shapes), which copies keys
+         * and values one group at a time, over a short item's tiles and, for the 250-key
+         * sequence, through its two-stage ring again. */
+        {.name = "one wave: 8 x up to 128 rows, 20/4 causal alibi", .hq = 20, .hk = 4, .d = 128,
          SEQS({128, 128}, {77, 77}, {128, 90}, {64, 128}, {128, 128}, {5, 5}, {0, 40}, {128, 128}), .causal = 1,
          .alibi = 1},
-        {.name = "one wave: keys to 255, 48/8 alibi slopes", .hq = 48, .hk = 8, .d = 128,
-         SEQS({128, 250}, {100, 255}, {128, 129}, {64, 64}), .alibi = 2},
-        {.name = "one wave, bf16: keys to 200, 64/64 causal", .hq = 64, .hk = 64, .d = 128,
-         SEQS({128, 200}, {128, 128}, {33, 150}), .causal = 1, .bf16 = 1},
+        {.name = "one wave: keys to 250, 24/8 alibi slopes", .hq = 24, .hk = 8, .d = 128,
+         SEQS({32, 250}, {16, 40}, {32, 60}, {8, 64}, {20, 100}, {24, 30}), .alibi = 2},
+        {.name = "one wave, bf16: keys to 160, 48/16 causal", .hq = 48, .hk = 16, .d = 128,
+         SEQS({48, 160}, {64, 64}, {33, 120}), .causal = 1, .bf16 = 1},
         /* Without host lengths the grid is sized by a max_seq_q that is too small: one wave
          * whose first blocks loop over two query tiles (not the one-wave kernel's work). */
-        {.name = "one wave?: max_seq_q 64 < longest 200, 32/8", .hq = 32, .hk = 8, .d = 128,
-         SEQS({200, 200}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}), .causal = 1,
+        {.name = "one wave?: max_seq_q 64 < longest 160, 24/8", .hq = 24, .hk = 8, .d = 128,
+         SEQS({160, 160}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 64}), .causal = 1,
          .max_seq_q = 64},
         /* CUDA graphs: device values are read at replay. */
         {.name = "CUDA graph, hybrid", .hq = 16, .hk = 4, .d = 128,

@@ -474,7 +474,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
              * diagonal) has nothing to add (the diagonal tiles of short sequences are mostly
              * such work). */
 #if FAI_PREFILL_WARP_SKIP
-            if (n0 - (m0 + wrow + 16 * MT - 1) > (VARIANTS ? mask_bounds(a, seq_q, seq_k).y : a.win_right == 0 ? off : seq_k))
+            if (!WAVE && /* (the one-wave kernel's copies and barriers below need every warp) */
+                n0 - (m0 + wrow + 16 * MT - 1) > (VARIANTS ? mask_bounds(a, seq_q, seq_k).y : a.win_right == 0 ? off : seq_k))
                 continue;
 #endif
 
