@@ -94,6 +94,7 @@ def main():
     from triton.testing import do_bench
 
     import fai
+    from cuda_graph import graphed  # (bench/, beside this script)
 
     if not torch.cuda.is_available():
         print("compare.py: no CUDA device", file=sys.stderr)
@@ -177,18 +178,6 @@ def main():
             with sdpa_kernel([sdpa_backend[backend]]):
                 return F.scaled_dot_product_attention(qs, k, v, is_causal=bool(causal) and sq > 1, enable_gqa=hq != hk)
         return run
-
-    def graphed(fn):
-        """fn captured in a CUDA graph (after a warm-up call on a side stream, as torch asks)."""
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            fn()
-        torch.cuda.current_stream().wait_stream(side)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            fn()
-        return g.replay
 
     out_rows = []
     for i, (suite, r) in enumerate(work):

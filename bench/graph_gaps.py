@@ -29,6 +29,7 @@ def main():
     from torch.profiler import ProfilerActivity, profile
 
     import fai
+    from cuda_graph import graphed  # (bench/, beside this script)
 
     dev = torch.device("cuda")
     b, sk, hq, hk, d = a.b, a.sk, a.hq, a.hk, a.d
@@ -47,17 +48,6 @@ def main():
     def run_cudnn():
         with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
             return F.scaled_dot_product_attention(qs, k, v, enable_gqa=hq != hk)
-
-    def graphed(fn):
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            fn()
-        torch.cuda.current_stream().wait_stream(side)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            fn()
-        return g.replay
 
     cache = torch.empty(256 << 20, dtype=torch.int8, device=dev)  # do_bench's flush buffer
     for name, fn in (("fai", run_fai), ("cudnn", run_cudnn)):
