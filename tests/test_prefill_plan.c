@@ -388,8 +388,9 @@ static void test_nothing_to_run(void)
 }
 
 /* The mma.sync kernel fills its whole ring before the key loop only on grids of more than
- * one wave, and on one wave with host lengths and short keys takes the one-wave kernel: two blocks an SM on an H100 (both kernels' 96 KB fit twice in its 228 KB), one on
- * an A100 (164 KB). 128 rows of 8 heads a sequence: 33 sequences are 264 blocks (one wave
+ * one wave (two blocks an SM on an H100: both kernels' 96 KB fit twice in its 228 KB; one
+ * on an A100: 164 KB), and on one wave with host lengths and short keys takes the one-wave
+ * kernel. 128 rows of 8 heads a sequence: 33 sequences are 264 blocks (one wave
  * on 132 SMs), 34 are 272; with 32 heads and 640 rows (5 tiles), 2 sequences are 320. */
 static void test_fill_ring(void)
 {

@@ -22,16 +22,15 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
         return hopper;
     const int d = args->head_dim, mt = args->mt;
     prefill_kernel_fn kernel = NULL;
-    /* One wave of blocks, one query tile each (the plan's one_wave): plain attention has a
-     * kernel with the one-wave copy schedule at some shapes (prefill_kernel.cuh). */
-    const int wave = args->one_wave && mode == FAI_PREFILL_PLAIN && !paged;
-    for (int pass = wave ? 0 : 1; pass < 2 && !kernel; pass++) {
-        const int m = pass == 0 ? FAI_PREFILL_PLAIN_WAVE : mode;
-        if (args->dtype == FAI_DTYPE_FP16)
-            kernel = fai_prefill_pick_fp16(d, mt, m, paged);
-        else if (args->dtype == FAI_DTYPE_BF16)
-            kernel = fai_prefill_pick_bf16(d, mt, m, paged);
-    }
+    /* One wave of blocks, one query tile each (the plan's one_wave): plain attention asks for
+     * the one-wave copy schedule, which the pickers give where it is built (else the plain
+     * kernel; prefill_kernel.cuh). */
+    if (args->one_wave && mode == FAI_PREFILL_PLAIN && !paged)
+        mode = FAI_PREFILL_PLAIN_WAVE;
+    if (args->dtype == FAI_DTYPE_FP16)
+        kernel = fai_prefill_pick_fp16(d, mt, mode, paged);
+    else if (args->dtype == FAI_DTYPE_BF16)
+        kernel = fai_prefill_pick_bf16(d, mt, mode, paged);
     const size_t smem = kernel ? FAI_PREFILL_SMEM(d, mt) : 0;
     if (!kernel)
         return fai_error(FAI_ERROR_INTERNAL,

@@ -59,8 +59,8 @@ prefill_kernel_fn fai_prefill_pick_bf16(int d, int mt, int mode, bool paged);
 
 /* The kernels' modes: plain attention (causal or no mask, ALiBi or not); with the sliding
  * window and sinks; with those and the soft-cap; plain attention with the one-wave copy
- * schedule (head dim 128, two m16 tiles a warp, unpaged: prefill_pick returns NULL for the
- * others). */
+ * schedule (built for head dim 128, two m16 tiles a warp, unpaged: prefill_pick gives the
+ * plain kernel for the others). */
 enum { FAI_PREFILL_PLAIN = 0, FAI_PREFILL_WINDOW = 1, FAI_PREFILL_SOFTCAP = 2, FAI_PREFILL_PLAIN_WAVE = 3 };
 
 /* What differs between FP16 and BF16: the MMA and the packing of two floats. */
@@ -687,12 +687,14 @@ static prefill_kernel_fn prefill_pick_paged(int mt, bool paged)
 template <typename T, int D>
 static prefill_kernel_fn prefill_pick_dim(int mt, int mode, bool paged)
 {
-    /* (the one-wave mode's single instance; D != 128 names the plain one, never returned) */
+    /* The one-wave mode's single instance (head dim 128, MT 2, unpaged); elsewhere it is the
+     * plain kernel. (D != 128 names the plain instance here, never the one-wave one.) */
     constexpr int WAVE = D == 128 && FAI_PREFILL_MT(D) == 2 ? FAI_PREFILL_PLAIN_WAVE : FAI_PREFILL_PLAIN;
     switch (mode) {
     case FAI_PREFILL_PLAIN_WAVE:
-        return WAVE == FAI_PREFILL_PLAIN_WAVE && mt == FAI_PREFILL_MT(D) && !paged
-                   ? prefill_kernel<T, D, FAI_PREFILL_MT(D), WAVE, false> : NULL;
+        if (WAVE == FAI_PREFILL_PLAIN_WAVE && mt == FAI_PREFILL_MT(D) && !paged)
+            return prefill_kernel<T, D, FAI_PREFILL_MT(D), WAVE, false>;
+        return prefill_pick_paged<T, D, FAI_PREFILL_PLAIN>(mt, paged);
     case FAI_PREFILL_PLAIN: return prefill_pick_paged<T, D, FAI_PREFILL_PLAIN>(mt, paged);
     case FAI_PREFILL_WINDOW: return prefill_pick_paged<T, D, FAI_PREFILL_WINDOW>(mt, paged);
     case FAI_PREFILL_SOFTCAP: return prefill_pick_paged<T, D, FAI_PREFILL_SOFTCAP>(mt, paged);
