@@ -318,11 +318,23 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     const int off = seq_k - seq_q; /* row i's diagonal key is i + off */
     /* What the paged loads and the epilogue need of the block wait in shared memory, read
      * where they are used (registers are short at head dim 128). */
-    __shared__ int blk[2];
+    __shared__ int blk[PAGED ? 3 : 2];
     if (threadIdx.x == 0) {
         blk[0] = b; /* a paged cache's page-table row and KV head, read where tiles are loaded */
         blk[1] = kvh;
+        if (PAGED)
+            blk[PAGED ? 2 : 0] = h; /* the head (the index keeps the unpaged array's bounds) */
     }
+    /* The paged head-dim-128 two-tile kernel is at 255 registers. Its epilogue reads the head
+     * from blk, and each query tile works Q's address out again (from qr.x and h, not the
+     * 64-bit qg held across the key loop): so ptxas fits every mode without a spill, but
+     * sm_80's plain mode, which fits as it was and spills this way (CUDA 13; measured with
+     * nvcc -Xptxas -v, and scripts/sass-check.sh counts every kernel's spills). */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+    constexpr bool HEAD_IN_SMEM = PAGED && D == 128 && MT == 2 && MODE != FAI_PREFILL_PLAIN;
+#else
+    constexpr bool HEAD_IN_SMEM = PAGED && D == 128 && MT == 2;
+#endif
 
     float slope = 0.0f; /* ALiBi slope in the exp2 domain */
     if (a.alibi)
@@ -377,7 +389,10 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
         if (PAGED) { /* the first STAGES tiles' page numbers and row offsets, before any copy;
                       * Q's copies go with the page numbers (waited for together, and Q's
                       * address then holds no register through this setup: it spilled) */
-            load_rows<D, ROW, BM, THREADS>(sq, qg, a.q_token_stride, m0, seq_q);
+            const Elem *qt = HEAD_IN_SMEM ? (const Elem *)a.q + (int64_t)qr.x * a.q_token_stride +
+                                                (int64_t)h * a.q_head_stride
+                                          : qg; /* (= qg: see HEAD_IN_SMEM) */
+            load_rows<D, ROW, BM, THREADS>(sq, qt, a.q_token_stride, m0, seq_q);
 #pragma unroll
             for (int i = 0; i < STAGES; i++) {
                 const int n = n_last - i * BN;
@@ -627,7 +642,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
          * larger, so that neither term overflows. Read here so that it holds no register in
          * the loop above; -inf without sinks. */
         const float *sinks = VARIANTS ? a.sinks : NULL;
-        const float sink = sinks ? sinks[h] * FAI_LOG2E : -INFINITY;
+        const int hd = HEAD_IN_SMEM ? blk[PAGED ? 2 : 0] : h; /* the head */
+        const float sink = sinks ? sinks[hd] * FAI_LOG2E : -INFINITY;
         const int q0 = qr.x, rows = seq_q;
         /* The lane from %laneid (volatile) here and in the masks above, not one register
          * held across the key loop: at head dim 128 with two m16 tiles the loop peaks at 255
@@ -650,11 +666,11 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
                         E::pack(acc[mt][n][2 * hr] * inv, acc[mt][n][2 * hr + 1] * inv);
                 const int row = m0 + lrow;
                 if (a.lse && quad == 0 && row < rows)
-                    a.lse[((int64_t)q0 + row) * a.num_q_heads + h] =
+                    a.lse[((int64_t)q0 + row) * a.num_q_heads + hd] =
                         sum > 0.0f ? (safe_max(mx) + __log2f(sum)) * FAI_LN2 : -INFINITY;
             }
         __syncwarp();
-        Elem *og = (Elem *)a.o + (int64_t)q0 * a.o_token_stride + (int64_t)h * a.o_head_stride;
+        Elem *og = (Elem *)a.o + (int64_t)q0 * a.o_token_stride + (int64_t)hd * a.o_head_stride;
         for (int i = lane; i < 16 * MT * CH; i += 32) {
             const int lrow = wrow + i / CH, c = i % CH, row = m0 + lrow;
             if (row < rows)
