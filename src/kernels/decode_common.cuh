@@ -207,8 +207,8 @@ __device__ __forceinline__ void prefetch_first_pages(const fai_decode_args &a, i
 {
     if (threadIdx.x >= 2 || a.window_left >= 0)
         return;
-    const int64_t chunk = ((int64_t)a.len_hint + a.num_splits - 1) / a.num_splits;
-    const int64_t first = (int64_t)split * ((chunk + granule - 1) / granule * granule);
+    const unsigned chunk = ((unsigned)a.len_hint + (unsigned)a.num_splits - 1u) / (unsigned)a.num_splits;
+    const int64_t first = (int64_t)split * ((chunk + (unsigned)granule - 1u) / (unsigned)granule * (unsigned)granule);
     const int64_t entry = (first >> a.page_shift) + 32 * threadIdx.x;
     if (a.capacity > 0 && entry <= ((int64_t)a.capacity - 1) >> a.page_shift)
         ptx_prefetch_l1(a.page_table + (int64_t)seq * a.page_table_stride + entry);
@@ -250,8 +250,11 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     /* A sliding window: only keys n - 1 - window_left .. n - 1 are visible; the splits share
      * those out, so the keys outside are never read. */
     const int first = a.window_left >= 0 ? max(0, n - 1 - a.window_left) : 0;
-    const int64_t chunk = ((int64_t)(n - first) + a.num_splits - 1) / a.num_splits;
-    const int64_t rounded = (chunk + granule - 1) / granule * granule;
+    /* In 32-bit unsigned arithmetic (n - first and num_splits are below 2^31, so neither sum
+     * wraps): this lies between the length's arrival and the first copy, where a 64-bit
+     * division was a call of some hundred instructions. */
+    const unsigned chunk = ((unsigned)(n - first) + (unsigned)a.num_splits - 1u) / (unsigned)a.num_splits;
+    const unsigned rounded = (chunk + (unsigned)granule - 1u) / (unsigned)granule * (unsigned)granule;
     w.len = n;
     w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
     w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);

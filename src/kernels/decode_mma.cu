@@ -339,12 +339,6 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++)
         pages[s] = PAGED ? run_page(a, blk.pt, kbeg + (warp + s * W) * KT, KT, kend) : -1;
-    const bool in_page = PAGED && (1 << a.page_shift) >= KT && (kbeg & (KT - 1)) == 0;
-    int pg_cur = -1, pg_next = -1;
-    if (in_page) {
-        pg_cur = issue_page<STAGES>(a, blk.pt, kbeg, kend, warp, lane);
-        pg_next = issue_page<STAGES>(a, blk.pt, kbeg, kend, warp, 32 + lane);
-    }
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
         const int t = warp + s * W;
@@ -353,6 +347,14 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                                              kbeg + t * KT, kend, lane);
         }
         ptx_cp_async_commit();
+    }
+    /* (after the first copies, which do not need them: between the length's arrival and the
+     * first copy, every instruction counts at small batches) */
+    const bool in_page = PAGED && (1 << a.page_shift) >= KT && (kbeg & (KT - 1)) == 0;
+    int pg_cur = -1, pg_next = -1;
+    if (in_page) {
+        pg_cur = issue_page<STAGES>(a, blk.pt, kbeg, kend, warp, lane);
+        pg_next = issue_page<STAGES>(a, blk.pt, kbeg, kend, warp, 32 + lane);
     }
     for (int i = 0; warp + i * W < ntiles; i++) {
         {
