@@ -328,8 +328,8 @@ __global__ void __launch_bounds__(FAI_PREFILL_WARPS * 32, FAI_PREFILL_MINB(D))
     /* The paged head-dim-128 two-tile kernel is at 255 registers. Its epilogue reads the head
      * from blk, and each query tile works Q's address out again (from qr.x and h, not the
      * 64-bit qg held across the key loop): so ptxas fits every mode without a spill, but
-     * sm_80's plain mode, which fits as it was and spills this way (CUDA 13; measured with
-     * nvcc -Xptxas -v, and scripts/sass-check.sh counts every kernel's spills). */
+     * sm_80's plain mode, which fits as it was and spills this way (CUDA 13, nvcc -Xptxas -v;
+     * ctest's spill_check fails on any kernel's spill). */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
     constexpr bool HEAD_IN_SMEM = PAGED && D == 128 && MT == 2 && MODE != FAI_PREFILL_PLAIN;
 #else
