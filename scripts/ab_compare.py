@@ -2,10 +2,14 @@
 """The table of an A/B round (scripts/ab-round.sh's ab.csv): one row per benchmark shape, one
 column per (tree, run), each a time in ms and its ratio to the base tree's time on that
 shape in the same run (else in the base tree's first run); the base is --base TREE, by
-default the last tree in the file (ab-round's convention: the baseline goes last). Ceiling rows are left out. Standard library only.
+default the last tree in the file (ab-round's convention: the baseline goes last). Ceiling rows are left out. A
+row's note joins its key without the measured numbers some suites write there (chunked: "x whole
+1.213", kv-quant: "x_fp16 1.785; other kernel 3.45 ms"), so that the trees' rows line up.
+Standard library only.
 
   python3 scripts/ab_compare.py ab.csv [--base main] [--runs 1,3]"""
 import csv
+import re
 import sys
 
 KEY = ("suite", "dtype", "b", "sq", "sk", "hq", "hk", "d", "causal", "prefill_frac", "note")
@@ -44,7 +48,7 @@ def main(argv):
             col = (tree, run)
             if col not in columns:
                 columns.append(col)
-            key = tuple(row.get(k, "") for k in KEY)
+            key = tuple(re.sub(r" ?-?\d+\.\d+", "", row.get(k, "")) if k == "note" else row.get(k, "") for k in KEY)
             if key not in table:
                 table[key] = {}
                 order.append(key)
