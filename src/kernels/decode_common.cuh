@@ -197,6 +197,16 @@ __device__ __forceinline__ kv_pos kv_in_page(const fai_decode_args &a, int64_t p
     return p;
 }
 
+/* The keys of each split of `keys` keys over `splits` splits: ceil(keys / splits), rounded up
+ * to a multiple of `granule`. In 32-bit unsigned arithmetic (keys and splits are below 2^31,
+ * so no sum wraps): in decode_block_of this lies between the length's arrival and the first
+ * copy, where a 64-bit division was a call of some hundred instructions. */
+__device__ __forceinline__ unsigned split_keys(int keys, int splits, int granule)
+{
+    const unsigned chunk = ((unsigned)keys + (unsigned)splits - 1u) / (unsigned)splits;
+    return (chunk + (unsigned)granule - 1u) / (unsigned)granule * (unsigned)granule;
+}
+
 /* Paged cache: starts fetching the page-table entries of a block's first keys before its
  * sequence's length has come, so that the two reads overlap instead of taking one memory
  * latency each before the first K/V copy (the first keys depend on the length only through
@@ -207,8 +217,7 @@ __device__ __forceinline__ void prefetch_first_pages(const fai_decode_args &a, i
 {
     if (threadIdx.x >= 2 || a.window_left >= 0)
         return;
-    const unsigned chunk = ((unsigned)a.len_hint + (unsigned)a.num_splits - 1u) / (unsigned)a.num_splits;
-    const int64_t first = (int64_t)split * ((chunk + (unsigned)granule - 1u) / (unsigned)granule * (unsigned)granule);
+    const int64_t first = (int64_t)split * split_keys(a.len_hint, a.num_splits, granule);
     const int64_t entry = (first >> a.page_shift) + 32 * threadIdx.x;
     if (a.capacity > 0 && entry <= ((int64_t)a.capacity - 1) >> a.page_shift)
         ptx_prefetch_l1(a.page_table + (int64_t)seq * a.page_table_stride + entry);
@@ -250,11 +259,7 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     /* A sliding window: only keys n - 1 - window_left .. n - 1 are visible; the splits share
      * those out, so the keys outside are never read. */
     const int first = a.window_left >= 0 ? max(0, n - 1 - a.window_left) : 0;
-    /* In 32-bit unsigned arithmetic (n - first and num_splits are below 2^31, so neither sum
-     * wraps): this lies between the length's arrival and the first copy, where a 64-bit
-     * division was a call of some hundred instructions. */
-    const unsigned chunk = ((unsigned)(n - first) + (unsigned)a.num_splits - 1u) / (unsigned)a.num_splits;
-    const unsigned rounded = (chunk + (unsigned)granule - 1u) / (unsigned)granule * (unsigned)granule;
+    const unsigned rounded = split_keys(n - first, a.num_splits, granule);
     w.len = n;
     w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
     w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
