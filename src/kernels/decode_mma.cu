@@ -253,11 +253,12 @@ __device__ __forceinline__ uint32_t bf162_to_half2_sat(uint32_t w)
 }
 
 /* Q of 2-byte caches: each warp copies the block's nrows query rows (row stride `stride`
- * bytes) into its front tile, swizzled as the K and V tiles are, with its first tile's copies (one cp.async
- * group: no register waits on them), and takes its A fragments from there once that group
- * has landed (load_q_fragments, in the loop's first iteration). As 32 register loads a
- * thread before the first copies, Q delayed those at small batches (a block's wait for its
- * first bytes is most of such a call); read after them, its latency showed at large ones. */
+ * bytes) into its front tile, swizzled as the K and V tiles are, with its first tile's
+ * copies (one cp.async group: no register waits on them), and takes its A fragments from
+ * there once that group has landed (load_q_fragments, in the loop's first iteration). As 32
+ * register loads a thread before the first copies, Q delayed those at small batches (a
+ * block's wait for its first bytes is most of such a call: batch 1 x 128 keys 1-2 % faster
+ * this way); read after them, its latency showed at large ones (docs/design/decode.md). */
 template <int D, int ROW>
 __device__ __forceinline__ void copy_q_rows(char *qs, const char *q, int64_t stride, int nrows, int lane)
 {
@@ -392,9 +393,10 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
             load_any_tile<D, ROW, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, pages[s],
                                              kbeg + t * KT, kend, lane);
         }
-        if (!CODES && s == 0) /* Q: see copy_q_rows */
-            copy_q_rows<D, ROW>(front, (const char *)a.q + (blk.qrow * a.q_token_stride + (int64_t)h_first * a.q_head_stride) * 2,
-                                a.q_head_stride * 2, nrows, lane);
+        if (!CODES && s == 0) { /* Q: see copy_q_rows */
+            const int64_t q_off = blk.qrow * a.q_token_stride + (int64_t)h_first * a.q_head_stride;
+            copy_q_rows<D, ROW>(front, (const char *)a.q + q_off * 2, a.q_head_stride * 2, nrows, lane);
+        }
         ptx_cp_async_commit();
     }
     /* (after the first copies, which do not need them: between the length's arrival and the
