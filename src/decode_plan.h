@@ -43,8 +43,13 @@ extern "C" {
 #define FAI_DECODE_MMA_STAGES(d) 4 /* the default; 2, 3, 4 and 6 are compiled */
 /* Shared-memory row in elements: a multiple of 64 so the 16-byte chunks can be swizzled. */
 #define FAI_DECODE_MMA_ROW(d) ((d) == 96 ? 128 : (d))
-#define FAI_DECODE_MMA_SMEM(d, stages) \
-    ((size_t)FAI_DECODE_MMA_WARPS * (stages) * 2 * FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_ROW(d) * 2)
+/* Each warp's shared memory: a front tile, then its ring of stages. The front tile of 2-byte
+ * caches receives the warp's copy of the block's query rows (16 rows of FP16); that of one-byte
+ * caches is the FP16 K and V tile their codes are converted into (below). */
+#define FAI_DECODE_MMA_Q_BYTES(d) ((size_t)FAI_DECODE_MMA_ROWS * FAI_DECODE_MMA_ROW(d) * 2)
+#define FAI_DECODE_MMA_SMEM(d, stages)                                                                \
+    ((size_t)FAI_DECODE_MMA_WARPS * ((stages) * 2 * FAI_DECODE_MMA_KEYS * FAI_DECODE_MMA_ROW(d) * 2 + \
+                                     FAI_DECODE_MMA_Q_BYTES(d)))
 /* One-byte caches (eb = 1): each warp's ring holds codes (K and V rows of d bytes, then 16 K
  * and 16 V scales of 4 bytes) and the warp converts the tile it is on into one FP16 tile of
  * the layout above (its ldmatrix source). Stages: 3 or 6 (twice the FP16 ring's tiles for

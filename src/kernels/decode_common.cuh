@@ -259,10 +259,15 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     /* A sliding window: only keys n - 1 - window_left .. n - 1 are visible; the splits share
      * those out, so the keys outside are never read. */
     const int first = a.window_left >= 0 ? max(0, n - 1 - a.window_left) : 0;
-    const unsigned rounded = split_keys(n - first, a.num_splits, granule);
     w.len = n;
-    w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
-    w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
+    if (a.num_splits == 1) { /* (no division between the length and the first copies) */
+        w.kbeg = first;
+        w.kend = n;
+    } else {
+        const unsigned rounded = split_keys(n - first, a.num_splits, granule);
+        w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
+        w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
+    }
     return w;
 }
 

@@ -252,6 +252,67 @@ __device__ __forceinline__ uint32_t bf162_to_half2_sat(uint32_t w)
     return pack_half2(f[0], f[1]);
 }
 
+/* Q of 2-byte caches: each warp copies the block's nrows query rows (row stride `stride`
+ * bytes) into its front tile, swizzled as the K and V tiles are, with its first tile's
+ * copies (one cp.async group: no register waits on them), and takes its A fragments from
+ * there once that group has landed (load_q_fragments, in the loop's first iteration). As 32
+ * register loads a thread before the first copies, Q delayed those at small batches (a
+ * block's wait for its first bytes is most of such a call: batch 1 x 128 keys 1-2 % faster
+ * this way); read after them, its latency showed at large ones (docs/design/decode.md). */
+template <int D, int ROW>
+__device__ __forceinline__ void copy_q_rows(char *qs, const char *q, int64_t stride, int nrows, int lane)
+{
+    constexpr int QC = D / 8; /* 16-byte chunks of a row */
+#pragma unroll 1
+    for (int i = lane; i < nrows * QC; i += 32) {
+        const int r = i / QC, c = i % QC;
+        ptx_cp_async_16(qs + swizzle(r, c, ROW), q + r * stride + c * 16, true);
+    }
+}
+
+/* The A fragments of Q from the warp's copy of its rows (swizzled as the tiles are):
+ * ldmatrix matrix lane / 8 covers rows ((lane / 8) % 2) * 8 .. + 7 and dims 16 kk + (lane / 16) * 8
+ * .. + 7, so register j is fragment register j. Rows past the group's (never copied) are
+ * zeros. */
+template <int KSTEPS, int ROW>
+__device__ __forceinline__ void load_q_fragments(uint32_t qa[KSTEPS][4], const char *qs, int lane, bool row0_valid,
+                                                 bool row1_valid)
+{
+    const int qrow = (lane & 7) + ((lane >> 3) & 1) * 8, half = lane >> 4;
+#pragma unroll
+    for (int kk = 0; kk < KSTEPS; kk++) {
+        uint32_t r[4];
+        ptx_ldmatrix_x4(r, qs + swizzle(qrow, kk * 2 + half, ROW));
+        qa[kk][0] = row0_valid ? r[0] : 0u;
+        qa[kk][1] = row1_valid ? r[1] : 0u;
+        qa[kk][2] = row0_valid ? r[2] : 0u;
+        qa[kk][3] = row1_valid ? r[3] : 0u;
+    }
+}
+
+/* One-byte caches: Q's A fragments straight from global memory, converted to FP16 from a BF16
+ * q (a run-time branch, once per block). Their blocks stream long runs of tiles, and Q through
+ * shared memory (copy_q_rows) measured 1-3 % slower at GQA 16 x 8K. */
+template <int KSTEPS>
+__device__ __forceinline__ void load_q_registers(uint32_t qa[KSTEPS][4], const uint16_t *q0, const uint16_t *q1,
+                                                 int quad, bool row0_valid, bool row1_valid, bool q_bf16)
+{
+#pragma unroll
+    for (int kk = 0; kk < KSTEPS; kk++) {
+        const int c = kk * 16 + quad * 2;
+        qa[kk][0] = row0_valid ? *reinterpret_cast<const uint32_t *>(q0 + c) : 0u;
+        qa[kk][1] = row1_valid ? *reinterpret_cast<const uint32_t *>(q1 + c) : 0u;
+        qa[kk][2] = row0_valid ? *reinterpret_cast<const uint32_t *>(q0 + c + 8) : 0u;
+        qa[kk][3] = row1_valid ? *reinterpret_cast<const uint32_t *>(q1 + c + 8) : 0u;
+    }
+    if (q_bf16)
+#pragma unroll
+        for (int kk = 0; kk < KSTEPS; kk++)
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+                qa[kk][r] = bf162_to_half2_sat(qa[kk][r]);
+}
+
 /* CT: the cache's element type (FAI_KV_FP16 ... kv_dequant.cuh); PAGED: a paged cache. */
 template <int D, int STAGES, int CT, bool PAGED>
 __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
@@ -264,7 +325,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     constexpr int EB = CODES ? 1 : 2;
     constexpr int TILE_BYTES = 2 * KT * ROW * 2; /* an FP16 K and V tile */
     constexpr int STAGE_BYTES = CODES ? FAI_DECODE_MMA_CODE_STAGE(D) : TILE_BYTES;
-    constexpr int CONV_BYTES = CODES ? TILE_BYTES : 0; /* the converted tile */
+    /* each warp's front tile: its copy of Q (2-byte caches) or each converted tile (one-byte) */
+    constexpr int FRONT_BYTES = CODES ? TILE_BYTES : (int)FAI_DECODE_MMA_Q_BYTES(D);
     constexpr int W = FAI_DECODE_MMA_WARPS;
 
     extern __shared__ uint4 smem_raw[];
@@ -282,27 +344,14 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const int nrows = min(FAI_DECODE_MMA_ROWS, a.group - hb0);   /* valid rows */
     const int h_first = kvh * a.group + hb0;
 
-    /* Q as A fragments (row = head, 16 dims per k-step); padding rows are zeros. FP16 and
-     * BF16 caches: q's own bits (q has the cache's dtype); codes: FP16 fragments, from a BF16
-     * q converted (a run-time branch, once per block). */
-    uint32_t qa[KSTEPS][4];
-    {
-        const uint16_t *q0 = (const uint16_t *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h_first + row0) * a.q_head_stride;
-        const uint16_t *q1 = (const uint16_t *)a.q + blk.qrow * a.q_token_stride + (int64_t)(h_first + row1) * a.q_head_stride;
-#pragma unroll
-        for (int kk = 0; kk < KSTEPS; kk++) {
-            const int c = kk * 16 + quad * 2;
-            qa[kk][0] = row0 < nrows ? *reinterpret_cast<const uint32_t *>(q0 + c) : 0u;
-            qa[kk][1] = row1 < nrows ? *reinterpret_cast<const uint32_t *>(q1 + c) : 0u;
-            qa[kk][2] = row0 < nrows ? *reinterpret_cast<const uint32_t *>(q0 + c + 8) : 0u;
-            qa[kk][3] = row1 < nrows ? *reinterpret_cast<const uint32_t *>(q1 + c + 8) : 0u;
-        }
-        if (CODES && a.q_bf16)
-#pragma unroll
-            for (int kk = 0; kk < KSTEPS; kk++)
-#pragma unroll
-                for (int r = 0; r < 4; r++)
-                    qa[kk][r] = bf162_to_half2_sat(qa[kk][r]);
+    char *front = smem + warp * (FRONT_BYTES + STAGES * STAGE_BYTES);
+    char *ring = front + FRONT_BYTES;
+    uint32_t qa[KSTEPS][4]; /* Q as A fragments (row = head, 16 dims per k-step); padding rows zeros */
+    if constexpr (CODES) {
+        const uint16_t *q = (const uint16_t *)a.q + blk.qrow * a.q_token_stride;
+        load_q_registers<KSTEPS>(qa, q + (int64_t)(h_first + row0) * a.q_head_stride,
+                                 q + (int64_t)(h_first + row1) * a.q_head_stride, quad, row0 < nrows, row1 < nrows,
+                                 a.q_bf16 != 0);
     }
     float slope0 = 0.0f, slope1 = 0.0f; /* ALiBi slopes of the two rows, exp2 domain */
     if (a.alibi) {
@@ -318,8 +367,6 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const char *vcp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride) * EB;
     const int64_t s_off = (blk.pt ? 0 : (int64_t)blk.seq * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
     const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off; /* int8 only */
-    char *conv = smem + warp * (CONV_BYTES + STAGES * STAGE_BYTES);
-    char *ring = conv + CONV_BYTES;
 
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* l: this thread's partial sums */
     float acc[NT][4];
@@ -345,6 +392,10 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         if (t < ntiles) {
             load_any_tile<D, ROW, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, pages[s],
                                              kbeg + t * KT, kend, lane);
+        }
+        if (!CODES && s == 0) { /* Q: see copy_q_rows */
+            const int64_t q_off = blk.qrow * a.q_token_stride + (int64_t)h_first * a.q_head_stride;
+            copy_q_rows<D, ROW>(front, (const char *)a.q + q_off * 2, a.q_head_stride * 2, nrows, lane);
         }
         ptx_cp_async_commit();
     }
@@ -376,13 +427,15 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         }
         ptx_cp_async_wait<STAGES - 1>();
         __syncwarp(); /* the tile's copies by every lane are visible to the warp */
+        if (!CODES && i == 0) /* (Q came with the first tile) */
+            load_q_fragments<KSTEPS, ROW>(qa, front, lane, row0 < nrows, row1 < nrows);
         const char *stage = ring + (i % STAGES) * STAGE_BYTES;
         const char *ks = stage;
         if constexpr (CODES) { /* codes to the FP16 tile (the warp finished reading the last one above) */
             convert_code_tile<D, ROW, CT, CT == FAI_KV_INT8 && !PAGED ? FAI_DECODE_MMA_INT8_HOIST : PAGED ? 1 : 0>(
-                conv, stage, lane);
+                front, stage, lane);
             __syncwarp();
-            ks = conv;
+            ks = front;
         }
         const char *vs = ks + KT * ROW * 2;
         const int key0 = kbeg + (warp + i * W) * KT;
