@@ -223,6 +223,11 @@ __device__ __forceinline__ void prefetch_first_pages(const fai_decode_args &a, i
         ptx_prefetch_l1(a.page_table + (int64_t)seq * a.page_table_stride + entry);
 }
 
+/* ONE_SPLIT_BRANCH: an unsplit sequence skips the split's division behind a uniform branch.
+ * Taken by the 2-byte tensor-core kernels (with their Q through shared memory: batch 1 x 128
+ * keys 1-2 % faster); the branch reshuffled ptxas's register allocation of the one-byte
+ * kernels (+-1-2 % by shape), which keep the division, as the CUDA-core kernels do. */
+template <bool ONE_SPLIT_BRANCH = false>
 __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a, int granule)
 {
     decode_block w;
@@ -259,12 +264,19 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     /* A sliding window: only keys n - 1 - window_left .. n - 1 are visible; the splits share
      * those out, so the keys outside are never read. */
     const int first = a.window_left >= 0 ? max(0, n - 1 - a.window_left) : 0;
-    w.len = n;
-    if (a.num_splits == 1) { /* (no division between the length and the first copies) */
-        w.kbeg = first;
-        w.kend = n;
+    if constexpr (ONE_SPLIT_BRANCH) { /* (both forms as measured: ptxas's output moves with the order) */
+        w.len = n;
+        if (a.num_splits == 1) { /* (no division between the length and the first copies) */
+            w.kbeg = first;
+            w.kend = n;
+        } else {
+            const unsigned rounded = split_keys(n - first, a.num_splits, granule);
+            w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
+            w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
+        }
     } else {
         const unsigned rounded = split_keys(n - first, a.num_splits, granule);
+        w.len = n;
         w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
         w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
     }

@@ -334,7 +334,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int quad = lane & 3, row0 = lane >> 2, row1 = row0 + 8; /* this thread's tile rows */
 
-    const decode_block blk = decode_block_of(a, KT);
+    const decode_block blk = decode_block_of<!CODES>(a, KT);
     if (blk.skip)
         return;
     const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk, split = blk.split;
@@ -344,8 +344,13 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const int nrows = min(FAI_DECODE_MMA_ROWS, a.group - hb0);   /* valid rows */
     const int h_first = kvh * a.group + hb0;
 
-    char *front = smem + warp * (FRONT_BYTES + STAGES * STAGE_BYTES);
-    char *ring = front + FRONT_BYTES;
+    /* (Each kernel's pointers to its front tile and ring are set where its SASS was measured:
+     * ptxas's schedule, and one-byte kernels' registers, move with the place.) */
+    char *front, *ring;
+    if constexpr (!CODES) {
+        front = smem + warp * (FRONT_BYTES + STAGES * STAGE_BYTES);
+        ring = front + FRONT_BYTES;
+    }
     uint32_t qa[KSTEPS][4]; /* Q as A fragments (row = head, 16 dims per k-step); padding rows zeros */
     if constexpr (CODES) {
         const uint16_t *q = (const uint16_t *)a.q + blk.qrow * a.q_token_stride;
@@ -367,6 +372,10 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const char *vcp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride) * EB;
     const int64_t s_off = (blk.pt ? 0 : (int64_t)blk.seq * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
     const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off; /* int8 only */
+    if constexpr (CODES) {
+        front = smem + warp * (FRONT_BYTES + STAGES * STAGE_BYTES);
+        ring = front + FRONT_BYTES;
+    }
 
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* l: this thread's partial sums */
     float acc[NT][4];
