@@ -573,11 +573,15 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     float *sm_acc = reinterpret_cast<float *>(smem);
     float *sm_m = sm_acc + W * SLOTS * D;
     float *sm_l = sm_m + W * SLOTS;
+    /* (only the group's rows: the combine reads no other; MHA has 1 of 16) */
+    const bool keep0 = row0 < nrows, keep1 = row1 < nrows;
 #pragma unroll
     for (int n = 0; n < NT; n++) {
         const int col = n * 8 + quad * 2;
-        *reinterpret_cast<float2 *>(sm_acc + (warp * SLOTS + row0) * D + col) = make_float2(acc[n][0], acc[n][1]);
-        *reinterpret_cast<float2 *>(sm_acc + (warp * SLOTS + row1) * D + col) = make_float2(acc[n][2], acc[n][3]);
+        if (keep0)
+            *reinterpret_cast<float2 *>(sm_acc + (warp * SLOTS + row0) * D + col) = make_float2(acc[n][0], acc[n][1]);
+        if (keep1)
+            *reinterpret_cast<float2 *>(sm_acc + (warp * SLOTS + row1) * D + col) = make_float2(acc[n][2], acc[n][3]);
     }
     if (quad == 0) {
         sm_m[warp * SLOTS + row0] = m0;
