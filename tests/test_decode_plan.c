@@ -84,6 +84,10 @@ int main(void)
     CHECK(plan(2048, 32, 32, 128, 128).stages == 3, "b2048 sk128: %d stages", plan(2048, 32, 32, 128, 128).stages);
     CHECK(plan(128, 32, 32, 128, 256).stages == 3, "b128 sk256: %d stages", plan(128, 32, 32, 128, 256).stages);
     CHECK(plan(128, 32, 32, 128, 512).stages == 4, "b128 sk512: %d stages", plan(128, 32, 32, 128, 512).stages);
+    /* A 3-stage ring, with each warp's tile of Q (session 19), still lets two blocks share an
+     * H100 SM: the short rows were measured so (112 KB a block at head dim 128). */
+    CHECK(2 * (plan(2048, 32, 32, 128, 128).smem_bytes + 1024) <= (size_t)h100.smem_per_sm,
+          "3 stages, d128: %zu bytes a block", plan(2048, 32, 32, 128, 128).smem_bytes);
     /* Groups of 4+ on tensor cores at every length (measured faster at batch 1 x 4K-16K too);
      * groups of 2 with short splits stay on CUDA cores. */
     CHECK(plan(1, 32, 8, 128, 8192).kernel == FAI_DECODE_MMA, "GQA 32/8 b1 8K");
