@@ -879,7 +879,7 @@ int main(int argc, char **argv)
             {"paged 8, GQA, window 333", 6, 16, 4, 128, 1000, 8, 0, 0, FAI_DTYPE_FP16, lens_mixed},
             {"paged 4 E4M3, MHA, window 77", 6, 8, 8, 128, 1000, 4, 0, 0, FAI_DTYPE_FP8_E4M3, lens_mixed},
             {"paged 32 int8, GQA, window 1001", 3, 32, 8, 64, 3000, 32, 0, 1, FAI_DTYPE_INT8, lens_mixed},
-            /* the per-row copies (a lane pair a row) on the other head dims and dtypes */
+            /* tiles across pages (a page lookup per row) at head dim 96, and int8 GQA */
             {"paged 2, GQA, d96", 5, 16, 4, 96, 1000, 2, 0, 0, FAI_DTYPE_FP16, lens_mixed},
             {"paged 1 E5M2, MQA, d96, HND", 5, 8, 1, 96, 1000, 1, 0, 1, FAI_DTYPE_FP8_E5M2, lens_mixed},
             {"paged 1 int8, GQA", 3, 32, 8, 128, 1000, 1, 0, 0, FAI_DTYPE_INT8, lens_mixed},
