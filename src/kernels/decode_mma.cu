@@ -164,28 +164,14 @@ __device__ __forceinline__ void load_any_tile(char *stage, const char *kp, const
     }
 }
 
-/* The page-table entry of the tile a warp issues at loop iteration `iter` (its copies go out
- * STAGES - 1 iterations before it is used; tiles in whole pages), 0 past kend (never used).
- * Not clamped into the pool here but where it is used (issued_page): a clamp beside the load
- * made the warp wait for the load at once (ncu, GQA 32/8 1 x 32K at page 16: 7.7 % of the
- * samples on that clamp), where the entry is needed one to 32 iterations later. Measured
- * (session 20, page 16, time / before): int8 MHA 128 x 8K 0.982-0.998 (four runs), FP8 E4M3
- * MHA 1.008-1.016, FP16 GQA 0.989-1.003. */
+/* The page of the tile a warp issues at loop iteration `iter` (its copies go out STAGES - 1
+ * iterations before it is used; tiles in whole pages), -1 past kend. */
 template <int STAGES>
 __device__ __forceinline__ int issue_page(const fai_decode_args &a, const int32_t *pt, int kbeg, int kend, int warp,
                                           int iter)
 {
     const int64_t key0 = kbeg + (int64_t)(warp + (int64_t)(iter + STAGES - 1) * FAI_DECODE_MMA_WARPS) * KT;
-    int entry = 0;
-    if (key0 < kend)
-        entry = __ldg(pt + (key0 >> a.page_shift));
-    return entry;
-}
-
-/* issue_page's entry for iteration i (held by lane i % 32 of `batch`), clamped into the pool. */
-__device__ __forceinline__ int issued_page(const fai_decode_args &a, int batch, int i)
-{
-    return min(max(__shfl_sync(0xffffffffu, batch, i & 31), 0), a.num_pages - 1);
+    return key0 < kend ? (int)run_page(a, pt, (int)key0, KT, kend) : -1;
 }
 
 /* Converts a stage's codes into the warp's FP16 tile (the swizzled layout load_tile writes).
@@ -409,14 +395,6 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++)
         pages[s] = PAGED ? run_page(a, blk.pt, kbeg + (warp + s * W) * KT, KT, kend) : -1;
-    /* (read before the first tiles' copies, not behind them: under a full stream the read
-     * would queue behind them all, and the loop's first copy waits on it) */
-    const bool in_page = PAGED && (1 << a.page_shift) >= KT && (kbeg & (KT - 1)) == 0;
-    int pg_cur = 0, pg_next = 0;
-    if (in_page) {
-        pg_cur = issue_page<STAGES>(a, blk.pt, kbeg, kend, warp, lane);
-        pg_next = issue_page<STAGES>(a, blk.pt, kbeg, kend, warp, 32 + lane);
-    }
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
         const int t = warp + s * W;
@@ -430,6 +408,14 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         }
         ptx_cp_async_commit();
     }
+    /* (after the first copies, which do not need them: between the length's arrival and the
+     * first copy, every instruction counts at small batches) */
+    const bool in_page = PAGED && (1 << a.page_shift) >= KT && (kbeg & (KT - 1)) == 0;
+    int pg_cur = -1, pg_next = -1;
+    if (in_page) {
+        pg_cur = issue_page<STAGES>(a, blk.pt, kbeg, kend, warp, lane);
+        pg_next = issue_page<STAGES>(a, blk.pt, kbeg, kend, warp, 32 + lane);
+    }
     for (int i = 0; warp + i * W < ntiles; i++) {
         {
             const int t = warp + (i + STAGES - 1) * W;
@@ -439,7 +425,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
                     pg_cur = pg_next; /* (read 32 iterations ago) */
                     pg_next = issue_page<STAGES>(a, blk.pt, kbeg, kend, warp, i + 32 + lane);
                 }
-                page = issued_page(a, pg_cur, i);
+                page = __shfl_sync(0xffffffffu, pg_cur, i & 31);
             }
             __syncwarp(); /* every lane is done reading the stage about to be refilled */
             if (t < ntiles) {
