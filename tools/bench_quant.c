@@ -372,7 +372,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
                                 QCK(cudaMalloc(&c.ws, c.ws_bytes));
                             }
                             c.plan = &tp;
-                            const float tms = median_ms(run_decode, &c, reps < 10 ? reps : 10, s);
+                            const float tms = median_ms(run_decode, &c, reps, s);
                             printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: %s %d, %d splits)\n", bench_quant_dtypes[t], b, sk,
                                    hq, hk, d, mma ? "mma" : "simt", tms * 1e3, mma ? "stages" : "warps", x, sp);
                         }

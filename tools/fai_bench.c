@@ -384,7 +384,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
             c.ws_bytes = c.plan.workspace_bytes;
             CK(cudaMalloc(&c.ws, c.ws_bytes));
         }
-        const float ms = time_median(run_decode, &c, o->warmup, ci ? 10 : o->reps, s);
+        const float ms = time_median(run_decode, &c, o->warmup, o->reps, s);
         if (ms < 0)
             exit(1);
         if (!report)
@@ -620,7 +620,9 @@ static void usage(void)
     printf("  --splits N      decode: force N split-KV parts (default: fai's plan)\n"
            "  --warps N       decode: force N warps per block (default: fai's plan)\n"
            "  --kernel K      decode: force the kernel, simt (CUDA cores) or mma (tensor cores)\n"
-           "  --tune          decode: also time a grid of other plans per row (marked 'tune')\n"
+           "  --tune          decode: also time a grid of other plans per row (marked 'tune'), each\n"
+           "                  with the row's --reps (a short row's median moves with the number of\n"
+           "                  runs, so the plans are timed alike)\n"
            "  --help, -h      this text\n");
     printf("Ceilings, measured first: device-to-device copy of 1 GiB (read + write bytes),\n"
            "streaming read of 4 GiB, and an FP16 %d^3 matrix product with FP32 accumulation through\n"
