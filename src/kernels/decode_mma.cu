@@ -57,6 +57,37 @@ __device__ __forceinline__ int64_t row_page(const fai_decode_args &a, const int3
     return kv_locate<true>(a, pt, key < kend ? key : 0).page;
 }
 
+/* The first tiles of a 2-byte paged block whose rows may lie in different pages (pages under
+ * 16 keys, or a window's unaligned start), head dims 64 and 128: groups of 8 lanes copy a
+ * row's 128 bytes at a time (the lines a copy instruction spans, as the stepped copies), each
+ * lane looking up its own rows' pages (r0, r0 + 4, ...), so that no copy waits on a shuffle.
+ * Only before the loop, where a short call's latency is these copies' issue: in the loop the
+ * same copies ran GQA page 1 3 % slower (session 20, branch rows3). Rows past kend copy
+ * zeros from key 0's row, a valid address. */
+template <int D, int ROW>
+__device__ __forceinline__ void load_first_tile_rows(char *stage, const char *kp, const char *vp,
+                                                     const fai_decode_args &a, const int32_t *pt, int key0,
+                                                     int kend, int lane)
+{
+    constexpr int CHUNKS = D / 8, LPR = 8, RSTEP = 32 / LPR, NR = KT / RSTEP, NC = CHUNKS / LPR;
+    static_assert(CHUNKS % LPR == 0, "whole 128-byte pieces of a row");
+    char *ks = stage, *vs = stage + KT * ROW * 2;
+    const int r0 = lane / LPR, c0 = lane % LPR;
+#pragma unroll
+    for (int i = 0; i < NR; i++) {
+        const int row = r0 + i * RSTEP;
+        const bool valid = key0 + row < kend;
+        const kv_pos p = kv_locate<true>(a, pt, valid ? key0 + row : 0);
+        const char *kq = kp + (p.page * a.kv_seq_stride + p.row * a.kv_token_stride) * 2 + c0 * 16;
+        const char *vq = vp + (p.page * a.kv_seq_stride + p.row * a.v_token_stride) * 2 + c0 * 16;
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            ptx_cp_async_16(ks + swizzle(row, c0 + j * LPR, ROW), kq + j * LPR * 16, valid);
+            ptx_cp_async_16(vs + swizzle(row, c0 + j * LPR, ROW), vq + j * LPR * 16, valid);
+        }
+    }
+}
+
 /* ONE_PAGE: the tile lies in page `page` (run_page), looked up once. */
 template <int D, int ROW, bool PAGED, bool ONE_PAGE>
 __device__ __forceinline__ void load_tile(char *stage, const __half *kp, const __half *vp, const fai_decode_args &a,
@@ -399,8 +430,17 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     for (int s = 0; s < STAGES - 1; s++) {
         const int t = warp + s * W;
         if (t < ntiles) {
-            load_any_tile<D, ROW, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, pages[s],
-                                             kbeg + t * KT, kend, lane);
+            if constexpr (PAGED && !CODES && D % 64 == 0) {
+                if (pages[s] < 0)
+                    load_first_tile_rows<D, ROW>(ring + s * STAGE_BYTES, kcp, vcp, a, blk.pt, kbeg + t * KT, kend,
+                                                 lane);
+                else
+                    load_any_tile<D, ROW, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt,
+                                                     pages[s], kbeg + t * KT, kend, lane);
+            } else {
+                load_any_tile<D, ROW, CT, PAGED>(ring + s * STAGE_BYTES, kcp, vcp, ksp, vsp, a, blk.pt, pages[s],
+                                                 kbeg + t * KT, kend, lane);
+            }
         }
         if (!CODES && s == 0) { /* Q: see copy_q_rows */
             const int64_t q_off = blk.qrow * a.q_token_stride + (int64_t)h_first * a.q_head_stride;
