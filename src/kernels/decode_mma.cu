@@ -61,9 +61,9 @@ __device__ __forceinline__ int64_t row_page(const fai_decode_args &a, const int3
  * 16 keys, or a window's unaligned start), head dims 64 and 128: groups of 8 lanes copy a
  * row's 128 bytes at a time (the lines a copy instruction spans, as the stepped copies), each
  * lane looking up its own rows' pages (r0, r0 + 4, ...), so that no copy waits on a shuffle.
- * Only before the loop, where a short call's latency is these copies' issue: in the loop the
- * same copies ran GQA page 1 3 % slower (session 20, branch rows3). Rows past kend copy
- * zeros from key 0's row, a valid address. */
+ * Only before the loop, where a short call's latency is these copies' issue (batch 1 x 128
+ * keys at page 1: 0.92-0.97x the time): in the loop the same copies ran GQA page 1 3 % slower
+ * (session 20, branch rows3). Rows past kend copy zeros from key 0's row, a valid address. */
 template <int D, int ROW>
 __device__ __forceinline__ void load_first_tile_rows(char *stage, const char *kp, const char *vp,
                                                      const fai_decode_args &a, const int32_t *pt, int key0,
