@@ -54,6 +54,9 @@ typedef int (*timed_fn)(void *ctx, cudaStream_t s);
 /* fai_bench.c: the L2 flush before each timed run (--flush: a memset, or a streaming read). */
 void bench_l2_flush(cudaStream_t s);
 float time_median(timed_fn fn, void *ctx, int warmup, int reps, cudaStream_t s);
+/* fai_bench.c: time_median's warm-up: at least `warmup` runs of fn, each after the flush, and
+ * 20 ms of them (none when warmup is 0); nonzero when fn returned nonzero. */
+int bench_warm_up(timed_fn fn, void *ctx, int warmup, cudaStream_t s);
 /* fai_bench.c: the one input arena, sized for the largest row; reset before every row. */
 void arena_reset(void);
 void *arena_take(size_t bytes);

@@ -38,29 +38,32 @@ static int cmp_float(const void *a, const void *b)
 
 typedef fai_status (*quant_fn)(void *ctx, cudaStream_t s);
 
+/* A quant_fn call as a timed_fn (for bench_warm_up). */
+typedef struct quant_call {
+    quant_fn fn;
+    void *ctx;
+} quant_call;
+
+static int run_quant_call(void *p, cudaStream_t s)
+{
+    const quant_call *c = (const quant_call *)p;
+    return c->fn(c->ctx, s) != FAI_SUCCESS;
+}
+
 static float median_ms(quant_fn fn, void *ctx, int reps, cudaStream_t s)
 {
     cudaEvent_t e0, e1;
     QCK(cudaEventCreate(&e0));
     QCK(cudaEventCreate(&e1));
     float *t = malloc(sizeof(float) * (size_t)reps);
-    /* Untimed runs first, at least 10 and 20 ms of GPU time with their flushes (as
-     * time_median): with 3, the first row timed after a cache was written measured up to 15%
-     * slow in some device calls (FP16 GQA 1 x 128K: 222 us against 192 us for the same plan a
-     * moment later), and a count alone left short calls' first plan slow (session 20). */
-    float warm = 0.0f;
-    for (int i = 0; i < 4096 && (i < 10 || warm < 20.0f); i++) {
-        bench_l2_flush(s);
-        QCK(cudaEventRecord(e0, s));
-        if (fn(ctx, s) != FAI_SUCCESS) {
-            fprintf(stderr, "fai-bench: kv-quant: %s\n", fai_last_error());
-            exit(1);
-        }
-        QCK(cudaEventRecord(e1, s));
-        QCK(cudaEventSynchronize(e1));
-        float ms = 0.0f;
-        QCK(cudaEventElapsedTime(&ms, e0, e1));
-        warm += ms + 0.1f; /* (+ the flush's ~0.1 ms, outside the events) */
+    /* Untimed runs first, at least 10 and 20 ms of them with their flushes (as time_median):
+     * with 3, the first row timed after a cache was written measured up to 15% slow in some
+     * device calls (FP16 GQA 1 x 128K: 222 us against 192 us for the same plan a moment
+     * later), and a count alone left short calls' first plan slow (session 20). */
+    quant_call call = {fn, ctx};
+    if (bench_warm_up(run_quant_call, &call, 10, s)) {
+        fprintf(stderr, "fai-bench: kv-quant: %s\n", fai_last_error());
+        exit(1);
     }
     for (int i = 0; i < reps; i++) {
         bench_l2_flush(s);

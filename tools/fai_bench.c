@@ -111,7 +111,7 @@ void bench_l2_flush(cudaStream_t s)
  * the first plan timed after a row's setup 5-15 % slower than the same plan timed later
  * (fai-bench --tune, batch 1 x 128 keys, session 20); triton's do_bench warms up for 25 ms. */
 #define WARMUP_MS 20.0f
-static int warm_up(timed_fn fn, void *ctx, int warmup, cudaStream_t s)
+int bench_warm_up(timed_fn fn, void *ctx, int warmup, cudaStream_t s)
 {
     if (warmup <= 0)
         return 0;
@@ -140,7 +140,7 @@ static int warm_up(timed_fn fn, void *ctx, int warmup, cudaStream_t s)
 /* Median time in ms of fn(ctx) over `reps` runs, each after an L2 flush. */
 float time_median(timed_fn fn, void *ctx, int warmup, int reps, cudaStream_t s)
 {
-    if (warm_up(fn, ctx, warmup, s))
+    if (bench_warm_up(fn, ctx, warmup, s))
         return -1.0f;
     cudaEvent_t *ev = malloc(sizeof(cudaEvent_t) * 2 * (size_t)reps);
     float *ms = malloc(sizeof(float) * (size_t)reps);
