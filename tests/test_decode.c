@@ -54,15 +54,36 @@ static int unquantized(fai_dtype t) { return t == FAI_DTYPE_FP16 || t == FAI_DTY
 static uint16_t to_elem(float x) { return g_bf16 ? host_float_to_bf16(x) : host_float_to_half(x); }
 static float from_elem(uint16_t bits) { return g_bf16 ? host_bf16_to_float(bits) : host_half_to_float(bits); }
 
-/* Rounds x through the running case's element type (FP16 or BF16) in place and returns the bits. */
+/* Rounds x through the running case's element type (FP16 or BF16) in place and returns the
+ * bits (split over threads: the 2^31-offset cases round 2.4e9 values a tensor). */
+typedef struct rounding {
+    float *x;
+    uint16_t *bits;
+} rounding;
+
+static void round_range(int64_t first, int64_t end, void *ctx)
+{
+    const rounding *r = ctx;
+    for (int64_t i = first; i < end; i++) {
+        const uint16_t h = to_elem(r->x[i]);
+        if (r->bits)
+            r->bits[i] = h;
+        r->x[i] = from_elem(h);
+    }
+}
+
 static void round_to_elem(float *x, uint16_t *bits, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        const uint16_t h = to_elem(x[i]);
-        if (bits)
-            bits[i] = h;
-        x[i] = from_elem(h);
-    }
+    rounding r = {x, bits};
+    fai_ref_parallel_for(n, (int64_t)1 << 20, round_range, &r);
+}
+
+/* Wall-clock seconds (the host costs below run on several threads, so CPU time overstates them). */
+static double wall_seconds(void)
+{
+    struct timespec t;
+    timespec_get(&t, TIME_UTC);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* Plain FP32 attention of one query row with an FP16-rounded (BF16 cases: BF16-rounded)
@@ -173,6 +194,35 @@ static void download_rows(const void *base, int64_t seq_stride, int64_t token_st
  * b * capacity + t), checks the codes and scales it wrote against the host codecs bit for
  * bit, and turns hp->k[b]/v[b] into the values the cache now stands for (the FP16 rows are
  * kept in k16/v16). Returns the number of mismatching codes and scales. */
+/* The host codec over rows [first, end) of one tensor: the values the cache stands for into
+ * deq, and against the kernel's codes and scales where given, mismatches into bad[chunk]. */
+enum { ENCODE_GRAIN = 1 << 14 };
+typedef struct encoding {
+    fai_dtype dtype;
+    int d;
+    const float *src;
+    float *deq;
+    const uint8_t *got;     /* the kernel's codes, or NULL */
+    const float *got_scale; /* the kernel's int8 scales, or NULL */
+    int64_t *bad;           /* [chunks] */
+} encoding;
+
+static void encode_range(int64_t first, int64_t end, void *ctx)
+{
+    const encoding *e = ctx;
+    const int d = e->d;
+    uint8_t want[2 * 256];
+    int64_t bad = 0;
+    for (int64_t r = first; r < end; r++) {
+        float scale;
+        host_encode_row(e->dtype, e->src + r * d, d, want, &scale, e->deq + r * d);
+        bad += e->got && memcmp(want, e->got + r * d, (size_t)d) != 0;
+        if (e->got_scale)
+            bad += memcmp(&scale, e->got_scale + r, sizeof(float)) != 0;
+    }
+    e->bad[first / ENCODE_GRAIN] = bad;
+}
+
 static int64_t append_quantized(const decode_case *c, device_problem *dp, host_problem *hp, int b, int len,
                                 const uint16_t *kb, const uint16_t *vb)
 {
@@ -239,7 +289,7 @@ static int64_t append_quantized(const decode_case *c, device_problem *dp, host_p
     hp->v16[b] = hp->v[b];
     hp->k[b] = malloc(sizeof(float) * (size_t)n);
     hp->v[b] = malloc(sizeof(float) * (size_t)n);
-    uint8_t *want = malloc((size_t)d * 2), *got = malloc((size_t)n);
+    uint8_t *got = malloc((size_t)n);
     float *got_scale = malloc(sizeof(float) * (size_t)len * hk);
     int64_t bad = 0;
     for (int which = 0; which < 2; which++) {
@@ -253,15 +303,15 @@ static int64_t append_quantized(const decode_case *c, device_problem *dp, host_p
         if (sc)
             download_rows(sc, kc->scale_seq_stride, kc->scale_token_stride, kc->scale_head_stride, b, len, hk, 1, 4,
                           (uint8_t *)got_scale);
-        for (int64_t r = 0; r < (int64_t)len * hk; r++) {
-            float scale;
-            host_encode_row(c->kv_dtype, src + r * d, d, want, &scale, deq + r * d);
-            bad += compare && memcmp(want, got + r * d, (size_t)d) != 0;
-            if (sc)
-                bad += memcmp(&scale, got_scale + r, sizeof(float)) != 0;
-        }
+        encoding job = {c->kv_dtype, d, src, deq, compare ? got : NULL, sc ? got_scale : NULL, NULL};
+        const int64_t rows = (int64_t)len * hk, chunks = (rows - 1) / ENCODE_GRAIN + 1;
+        job.bad = calloc((size_t)chunks, sizeof(int64_t));
+        fai_ref_parallel_for(rows, ENCODE_GRAIN, encode_range, &job);
+        for (int64_t i = 0; i < chunks; i++)
+            bad += job.bad[i];
+        free(job.bad);
     }
-    free(want); free(got); free(got_scale); free(slots);
+    free(got); free(got_scale); free(slots);
     cudaFree(new_k); cudaFree(new_v); cudaFree(slots_dev);
     return bad;
 }
@@ -331,28 +381,30 @@ static void poison_outputs(const decode_case *c, device_problem *dp)
 /* The references of the current inputs, computed once and kept for every plan checked:
  * the double reference (and LSE) of each checked sequence, the FP32 yardstick's max error,
  * and for quantized caches the reference on the FP16 rows. */
-static double g_ref_seconds, g_input_seconds; /* CPU time in compute_references and in
+static double g_start, g_ref_seconds, g_input_seconds; /* wall time in compute_references and in
                                                  * upload_inputs (the test's host costs) */
-static void compute_references(const decode_case *c, const device_problem *dp, host_problem *hp)
+typedef struct ref_job {
+    const decode_case *c;
+    const device_problem *dp;
+    host_problem *hp;
+    double *max_err32; /* [batch]: each sequence's FP32 yardstick error, reduced after */
+} ref_job;
+
+/* The references of sequences [first, end) (each writes only its own rows). */
+static void reference_range(int64_t first, int64_t end, void *ctx)
 {
-    const clock_t t0 = clock();
+    const ref_job *job = ctx;
+    const decode_case *c = job->c;
+    host_problem *hp = job->hp;
     const int d = c->d, group = c->hq / c->hk;
     const int64_t row_elems = (int64_t)c->hq * d;
-    const size_t n = (size_t)(c->batch * row_elems + 1);
-    free(hp->ref);
-    free(hp->ref_lse);
-    free(hp->ref16);
-    hp->ref = calloc(n, sizeof(double));
-    hp->ref_lse = calloc((size_t)c->batch * c->hq + 1, sizeof(double));
-    hp->ref16 = !unquantized(c->kv_dtype) ? calloc(n, sizeof(double)) : NULL;
-    hp->max_err32 = 0;
+    const int every = c->check_every > 0 ? c->check_every : 1;
     double *scratch_lse = malloc(sizeof(double) * (size_t)c->hq);
     float *o32 = malloc(sizeof(float) * (size_t)d);
-    const int every = c->check_every > 0 ? c->check_every : 1;
-    for (int b = 0; b < c->batch; b++) {
+    for (int b = (int)first; b < (int)end; b++) {
         if (b % every != 0 && b != c->batch - 1)
             continue;
-        fai_ref_problem rp = {c->hq, c->hk, d, 1, hp->lens[b], dp->p.attn.softmax_scale, 0,
+        fai_ref_problem rp = {c->hq, c->hk, d, 1, hp->lens[b], job->dp->p.attn.softmax_scale, 0,
                               c->alibi != 0, c->alibi >= 2 ? hp->slopes : NULL, 0, 0, 0, 0.0, NULL};
         rp.window = c->window_left != 0;
         rp.window_left = c->window_left;
@@ -364,24 +416,46 @@ static void compute_references(const decode_case *c, const device_problem *dp, h
             printf("  reference failed\n");
             exit(1);
         }
+        double err32 = 0;
         for (int h = 0; h < c->hq; h++) {
             const float slope = c->alibi ? (float)hp->slopes[h] : 0.0f;
-            const int first = c->window_left > 0 && hp->lens[b] - 1 - c->window_left > 0
-                                  ? hp->lens[b] - 1 - c->window_left : 0;
+            const int first_key = c->window_left > 0 && hp->lens[b] - 1 - c->window_left > 0
+                                      ? hp->lens[b] - 1 - c->window_left : 0;
             ref32_row(hp->q + b * row_elems + (int64_t)h * d, hp->k[b] + (int64_t)(h / group) * d,
-                      hp->v[b] + (int64_t)(h / group) * d, hp->lens[b], c->hk * d, d, dp->p.attn.softmax_scale,
-                      slope, first, c->softcap, c->sinks ? (float)hp->sinks[h] : NAN, o32);
+                      hp->v[b] + (int64_t)(h / group) * d, hp->lens[b], c->hk * d, d,
+                      job->dp->p.attn.softmax_scale, slope, first_key, c->softcap,
+                      c->sinks ? (float)hp->sinks[h] : NAN, o32);
             for (int e = 0; e < d; e++)
-                hp->max_err32 = fmax(hp->max_err32, fabs((double)o32[e] - ref[(int64_t)h * d + e]));
+                err32 = fmax(err32, fabs((double)o32[e] - ref[(int64_t)h * d + e]));
         }
+        job->max_err32[b] = err32;
         if (hp->ref16 && hp->lens[b] > 0)
             fai_ref_attention(&rp, hp->q + b * row_elems, hp->k16[b], hp->v16[b], hp->ref16 + b * row_elems,
                               scratch_lse);
     }
     free(scratch_lse);
     free(o32);
+}
+
+static void compute_references(const decode_case *c, const device_problem *dp, host_problem *hp)
+{
+    const double t0 = wall_seconds();
+    const int64_t row_elems = (int64_t)c->hq * c->d;
+    const size_t n = (size_t)(c->batch * row_elems + 1);
+    free(hp->ref);
+    free(hp->ref_lse);
+    free(hp->ref16);
+    hp->ref = calloc(n, sizeof(double));
+    hp->ref_lse = calloc((size_t)c->batch * c->hq + 1, sizeof(double));
+    hp->ref16 = !unquantized(c->kv_dtype) ? calloc(n, sizeof(double)) : NULL;
+    ref_job job = {c, dp, hp, calloc((size_t)c->batch + 1, sizeof(double))};
+    fai_ref_parallel_for(c->batch, 1, reference_range, &job);
+    hp->max_err32 = 0;
+    for (int b = 0; b < c->batch; b++)
+        hp->max_err32 = fmax(hp->max_err32, job.max_err32[b]);
+    free(job.max_err32);
     hp->ref_valid = 1;
-    g_ref_seconds += (double)(clock() - t0) / CLOCKS_PER_SEC;
+    g_ref_seconds += wall_seconds() - t0;
 }
 
 /* Compares the GPU's O and LSE with the references; returns the number of failures. */
@@ -626,9 +700,9 @@ static int run_case(const decode_case *c, int index)
     hp.lens = calloc((size_t)c->batch + 1, sizeof(int));
     int *raw = calloc((size_t)c->batch + 1, sizeof(int));
     random_lens(&rng, c, raw);
-    const clock_t t_inputs = clock();
+    const double t_inputs = wall_seconds();
     upload_inputs(c, &rng, &dp, &hp, raw);
-    g_input_seconds += (double)(clock() - t_inputs) / CLOCKS_PER_SEC;
+    g_input_seconds += wall_seconds() - t_inputs;
 
     int fails = 0;
     fai_status s = fai_decode_workspace_size(p, &dp.ws_bytes);
@@ -755,6 +829,7 @@ int main(int argc, char **argv)
     const char *env = getenv("FAI_TEST_SEED");
     g_seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
     const int small = argc > 1 && strcmp(argv[1], "--small") == 0; /* for compute-sanitizer */
+    g_start = wall_seconds();
     printf("test_decode: seed %llu (FAI_TEST_SEED=%llu reproduces)%s\n", (unsigned long long)g_seed,
            (unsigned long long)g_seed, small ? ", small shapes" : "");
     int dev = 0;
@@ -1023,9 +1098,9 @@ int main(int argc, char **argv)
         }
         if ((dtypes && !strstr(dtypes, dtype_short(cases[i].kv_dtype))) || (name && !strstr(cases[i].name, name)))
             continue;
-        const clock_t t0 = clock();
+        const double t0 = wall_seconds();
         fails += run_case(&cases[i], i);
-        printf("  (%.1f s)\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
+        printf("  (%.1f s)\n", wall_seconds() - t0);
         ran++;
     }
 
@@ -1036,7 +1111,8 @@ int main(int argc, char **argv)
         printf("batch 0: FAIL (%s)\n", fai_last_error());
         fails++;
     }
-    printf("test_decode: %d cases, %d failed (CPU time: references %.1f s, inputs %.1f s, whole test %.1f s)\n", ran,
-           fails, g_ref_seconds, g_input_seconds, (double)clock() / CLOCKS_PER_SEC);
+    printf("test_decode: %d cases, %d failed (wall time: references %.1f s, inputs %.1f s, whole test %.1f s on %d "
+           "host threads)\n",
+           ran, fails, g_ref_seconds, g_input_seconds, wall_seconds() - g_start, fai_ref_threads());
     return fails ? 1 : 0;
 }

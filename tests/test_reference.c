@@ -639,6 +639,49 @@ static void test_rng(void)
     CHECK(fabs(mean) < 0.03, "normal mean %g, want 0", mean);
     CHECK(fabs(sd - 2.0) < 0.03, "normal stddev %g, want 2", sd);
     free(x);
+
+    /* A fill large enough to be split over threads (an odd length across several chunks)
+       gives the values, and leaves the state, of one thread's Box-Muller over the same draws. */
+    const int64_t big = 3 * ((int64_t)1 << 19) + 7;
+    x = xcalloc((size_t)big, sizeof(float));
+    fai_ref_rng_seed(&a, 7);
+    fai_ref_fill_normal(&a, x, big, 1.5);
+    fai_ref_rng_seed(&b, 7);
+    int64_t differ = 0;
+    for (int64_t i = 0; i < big; i += 2) {
+        const double radius = 1.5 * sqrt(-2.0 * log(1.0 - fai_ref_rng_uniform(&b)));
+        const double angle = 6.283185307179586476925286766559 * fai_ref_rng_uniform(&b);
+        differ += x[i] != (float)(radius * cos(angle));
+        if (i + 1 < big)
+            differ += x[i + 1] != (float)(radius * sin(angle));
+    }
+    CHECK(differ == 0, "a threaded fill differs from one thread's in %lld values", (long long)differ);
+    CHECK(fai_ref_rng_uniform(&a) == fai_ref_rng_uniform(&b), "a threaded fill left another state");
+    free(x);
+}
+
+/* fai_ref_parallel_for visits every item once, with uneven and single-item chunks. */
+static void count_items(int64_t first, int64_t end, void *ctx)
+{
+    int *seen = ctx;
+    for (int64_t i = first; i < end; i++)
+        seen[i]++;
+}
+
+static void test_parallel_for(void)
+{
+    enum { N = 1001 };
+    static const int64_t grains[] = {1, 7, 1000, 5000};
+    for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++) {
+        int *seen = xcalloc(N, sizeof(int));
+        fai_ref_parallel_for(N, grains[g], count_items, seen);
+        int bad = 0;
+        for (int i = 0; i < N; i++)
+            bad += seen[i] != 1;
+        CHECK(bad == 0, "grain %lld: %d items not visited exactly once", (long long)grains[g], bad);
+        free(seen);
+    }
+    fai_ref_parallel_for(0, 1, count_items, NULL); /* nothing to do: fn is never called */
 }
 
 /* ---- the variants: sliding window, logit soft-cap, attention sinks ------------------- */
@@ -851,6 +894,7 @@ int main(void)
     test_error_measures();
     test_bad_arguments();
     test_rng();
+    test_parallel_for();
     test_hand_window();
     test_hand_softcap();
     test_hand_sinks();

@@ -137,10 +137,12 @@ double fai_ref_max_abs(const float *out, const double *ref, int64_t n)
 
 void fai_ref_rng_seed(fai_ref_rng *r, uint64_t seed) { r->state = seed; }
 
-/* splitmix64 (Steele, Lea, Flood 2014): one add and a strong mix, so every seed works. */
+/* splitmix64 (Steele, Lea, Flood 2014): one add and a strong mix, so every seed works. The
+   state after n draws is the seed plus n * GOLDEN_GAMMA, so a generator can jump ahead. */
+#define GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
 static uint64_t rng_next(fai_ref_rng *r)
 {
-    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+    uint64_t z = (r->state += GOLDEN_GAMMA);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
@@ -151,15 +153,36 @@ double fai_ref_rng_uniform(fai_ref_rng *r)
     return (double)(rng_next(r) >> 11) * 0x1.0p-53; /* the top 53 bits: exact in a double */
 }
 
+/* Box-Muller pairs [first, end) of a fill that started at state `start`: pair p takes draws
+   2p and 2p + 1 and writes x[2p] and x[2p + 1] (when below n). */
+typedef struct normal_fill {
+    uint64_t start;
+    float *x;
+    int64_t n;
+    double stddev;
+} normal_fill;
+
+static void fill_pairs(int64_t first, int64_t end, void *ctx)
+{
+    const normal_fill *f = ctx;
+    const double two_pi = 6.283185307179586476925286766559;
+    fai_ref_rng r = {f->start + 2u * (uint64_t)first * GOLDEN_GAMMA};
+    for (int64_t p = first; p < end; p++) {
+        /* 1 - u lies in (0, 1], so the log stays finite. */
+        const double radius = f->stddev * sqrt(-2.0 * log(1.0 - fai_ref_rng_uniform(&r)));
+        const double angle = two_pi * fai_ref_rng_uniform(&r);
+        f->x[2 * p] = (float)(radius * cos(angle));
+        if (2 * p + 1 < f->n)
+            f->x[2 * p + 1] = (float)(radius * sin(angle));
+    }
+}
+
 void fai_ref_fill_normal(fai_ref_rng *r, float *x, int64_t n, double stddev)
 {
-    const double two_pi = 6.283185307179586476925286766559;
-    for (int64_t i = 0; i < n; i += 2) {
-        /* Box-Muller; 1 - u lies in (0, 1], so the log stays finite. */
-        const double radius = stddev * sqrt(-2.0 * log(1.0 - fai_ref_rng_uniform(r)));
-        const double angle = two_pi * fai_ref_rng_uniform(r);
-        x[i] = (float)(radius * cos(angle));
-        if (i + 1 < n)
-            x[i + 1] = (float)(radius * sin(angle));
-    }
+    if (n <= 0)
+        return;
+    const int64_t pairs = (n + 1) / 2;
+    normal_fill f = {r->state, x, n, stddev};
+    fai_ref_parallel_for(pairs, (int64_t)1 << 18, fill_pairs, &f); /* small fills: this thread alone */
+    r->state += 2u * (uint64_t)pairs * GOLDEN_GAMMA;
 }

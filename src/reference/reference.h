@@ -62,7 +62,17 @@ double fai_ref_max_abs(const float *out, const double *ref, int64_t n);
 typedef struct fai_ref_rng { uint64_t state; } fai_ref_rng;
 void fai_ref_rng_seed(fai_ref_rng *r, uint64_t seed);
 double fai_ref_rng_uniform(fai_ref_rng *r);             /* [0,1), 53 random bits */
+/* x[i] for i < n; the values (and r's state after) do not depend on the number of threads
+   a large fill is split over. */
 void fai_ref_fill_normal(fai_ref_rng *r, float *x, int64_t n, double stddev);
+
+/* fn(first, end, ctx) over [0, count) in chunks of `grain` items on up to fai_ref_threads()
+   threads (the caller's among them); returns when every chunk is done. fn must be safe to run
+   on disjoint ranges at once. */
+typedef void (*fai_ref_range_fn)(int64_t first, int64_t end, void *ctx);
+void fai_ref_parallel_for(int64_t count, int64_t grain, fai_ref_range_fn fn, void *ctx);
+/* The host's online cores, or FAI_REF_THREADS when set; 1 to 64. */
+int fai_ref_threads(void);
 
 #ifdef __cplusplus
 }

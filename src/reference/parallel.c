@@ -1,0 +1,56 @@
+/* parallel.c: a parallel loop for the host-side work of tests and tools (random inputs,
+ * references), which on the device machine's 16 cores otherwise takes most of a test's time.
+ * Chunks are handed out one at a time, so uneven chunks (sequences of different lengths)
+ * still share the threads evenly. */
+#define _POSIX_C_SOURCE 200809L
+#include "reference.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+enum { MAX_THREADS = 64 };
+
+typedef struct loop {
+    int64_t count, grain;
+    atomic_llong next; /* the first item of the next chunk to hand out */
+    fai_ref_range_fn fn;
+    void *ctx;
+} loop;
+
+static void *worker(void *arg)
+{
+    loop *l = arg;
+    for (;;) {
+        const int64_t first = (int64_t)atomic_fetch_add(&l->next, (long long)l->grain);
+        if (first >= l->count)
+            return NULL;
+        l->fn(first, first + l->grain < l->count ? first + l->grain : l->count, l->ctx);
+    }
+}
+
+int fai_ref_threads(void)
+{
+    const char *env = getenv("FAI_REF_THREADS");
+    const long n = env && *env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+void fai_ref_parallel_for(int64_t count, int64_t grain, fai_ref_range_fn fn, void *ctx)
+{
+    if (count <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    loop l = {count, grain, 0, fn, ctx};
+    const int64_t chunks = (count - 1) / grain + 1;
+    const int threads = chunks < fai_ref_threads() ? (int)chunks : fai_ref_threads();
+    pthread_t t[MAX_THREADS];
+    int started = 0;
+    for (int i = 1; i < threads; i++) /* a thread that fails to start leaves its share to the rest */
+        started += pthread_create(&t[started], NULL, worker, &l) == 0;
+    worker(&l);
+    for (int i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+}
