@@ -1,5 +1,6 @@
 /* test_reference.c: CPU tests of the double-precision reference (src/reference). Hand-worked
    cases first, then properties on random data. Exits non-zero on any failure. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "reference.h"
 
 #include <math.h>
@@ -682,6 +683,40 @@ static void test_parallel_for(void)
         free(seen);
     }
     fai_ref_parallel_for(0, 1, count_items, NULL); /* nothing to do: fn is never called */
+
+    /* A reference large enough to be split over threads gives one thread's result bit for
+       bit (causal, ALiBi, GQA, a sink: every per-item path). */
+    const int sq = 3, hq = 4, hk = 2, sk = 40000, d = 32;
+    const double sinks[4] = {0.5, -1.0, 2.0, 0.0};
+    fai_ref_problem p = {hq, hk, d, sq, sk, 0.2, 1, 1, NULL, 0, 0, 0, 0.0, sinks};
+    float *q = xcalloc((int64_t)sq * hq * d, sizeof(float));
+    float *k = xcalloc((int64_t)sk * hk * d, sizeof(float)), *v = xcalloc((int64_t)sk * hk * d, sizeof(float));
+    double *o[2], *lse[2];
+    fai_ref_rng rng;
+    fai_ref_rng_seed(&rng, 11);
+    fai_ref_fill_normal(&rng, q, (int64_t)sq * hq * d, 1.0);
+    fai_ref_fill_normal(&rng, k, (int64_t)sk * hk * d, 1.0);
+    fai_ref_fill_normal(&rng, v, (int64_t)sk * hk * d, 1.0);
+    const char *threads = getenv("FAI_REF_THREADS");
+    char *saved = threads ? strdup(threads) : NULL;
+    for (int run = 0; run < 2; run++) {
+        o[run] = xcalloc((int64_t)sq * hq * d, sizeof(double));
+        lse[run] = xcalloc((int64_t)sq * hq, sizeof(double));
+        if (run == 1)
+            setenv("FAI_REF_THREADS", "1", 1);
+        CHECK(fai_ref_attention(&p, q, k, v, o[run], lse[run]) == 0, "returned non-zero");
+    }
+    if (saved)
+        setenv("FAI_REF_THREADS", saved, 1);
+    else
+        unsetenv("FAI_REF_THREADS");
+    free(saved);
+    CHECK(memcmp(o[0], o[1], sizeof(double) * (size_t)(sq * hq * d)) == 0 &&
+              memcmp(lse[0], lse[1], sizeof(double) * (size_t)(sq * hq)) == 0,
+          "a reference split over threads differs from one thread's");
+    for (int run = 0; run < 2; run++)
+        free(o[run]), free(lse[run]);
+    free(q), free(k), free(v);
 }
 
 /* ---- the variants: sliding window, logit soft-cap, attention sinks ------------------- */

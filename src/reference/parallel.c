@@ -19,9 +19,14 @@ typedef struct loop {
     void *ctx;
 } loop;
 
+/* Set on the threads of a loop that runs on more than one: a loop inside one of its chunks
+ * (a reference called from a parallel test loop) stays on its thread. */
+static _Thread_local int g_in_loop;
+
 static void *worker(void *arg)
 {
     loop *l = arg;
+    g_in_loop = 1;
     for (;;) {
         const int64_t first = (int64_t)atomic_fetch_add(&l->next, (long long)l->grain);
         if (first >= l->count)
@@ -45,12 +50,18 @@ void fai_ref_parallel_for(int64_t count, int64_t grain, fai_ref_range_fn fn, voi
         grain = 1;
     loop l = {count, grain, 0, fn, ctx};
     const int64_t chunks = (count - 1) / grain + 1;
-    const int threads = chunks < fai_ref_threads() ? (int)chunks : fai_ref_threads();
+    const int threads = g_in_loop ? 1 : chunks < fai_ref_threads() ? (int)chunks : fai_ref_threads();
+    if (threads == 1) {
+        for (int64_t first = 0; first < count; first += grain)
+            fn(first, first + grain < count ? first + grain : count, ctx);
+        return;
+    }
     pthread_t t[MAX_THREADS];
     int started = 0;
     for (int i = 1; i < threads; i++) /* a thread that fails to start leaves its share to the rest */
         started += pthread_create(&t[started], NULL, worker, &l) == 0;
     worker(&l);
+    g_in_loop = 0; /* (this thread's loop is done) */
     for (int i = 0; i < started; i++)
         pthread_join(t[i], NULL);
 }

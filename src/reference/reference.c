@@ -2,36 +2,37 @@
 #include "reference.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* A pointer may be NULL only when its tensor has no elements. */
 static int data_ok(const void *ptr, int64_t elems) { return ptr != NULL || elems == 0; }
 
-int fai_ref_attention(const fai_ref_problem *p, const float *q, const float *k, const float *v,
-                      double *o, double *lse)
+/* One attention problem split into (query row, head) items over threads (items are
+   independent; each range has its own score scratch). */
+typedef struct attention_job {
+    const fai_ref_problem *p;
+    const float *q, *k, *v;
+    double *o, *lse;
+    const double *slopes;
+    atomic_int failed; /* a range could not get its scratch */
+} attention_job;
+
+static void attention_range(int64_t first, int64_t end, void *ctx)
 {
-    if (p == NULL || p->num_q_heads <= 0 || p->num_kv_heads <= 0 ||
-        p->num_q_heads % p->num_kv_heads != 0 || p->head_dim < 0 || p->seq_q < 0 ||
-        p->seq_k < 0 || !isfinite(p->softmax_scale) || !(p->softcap >= 0.0) || !isfinite(p->softcap))
-        return -1;
+    attention_job *job = ctx;
+    const fai_ref_problem *p = job->p;
     const int hq = p->num_q_heads, hk = p->num_kv_heads, d = p->head_dim;
     const int sq = p->seq_q, sk = p->seq_k, group = hq / hk;
-    const int64_t q_elems = (int64_t)sq * hq * d, kv_elems = (int64_t)sk * hk * d;
-    if (!data_ok(q, q_elems) || !data_ok(o, q_elems) || !data_ok(k, kv_elems) ||
-        !data_ok(v, kv_elems))
-        return -1;
-
-    /* Scratch: one row's scores, then the per-head slopes (hq >= 1, so never 0 bytes). */
-    double *s = malloc(((size_t)sk + (size_t)hq) * sizeof(double));
-    if (s == NULL)
-        return -1;
-    const double *slopes = p->alibi_slopes;
-    if (p->alibi && slopes == NULL) {
-        fai_ref_alibi_slopes(hq, s + sk);
-        slopes = s + sk;
+    const float *k = job->k, *v = job->v;
+    /* Scratch: one row's scores (never 0 bytes). */
+    double *s = malloc(((size_t)sk + 1) * sizeof(double));
+    if (s == NULL) {
+        job->failed = 1;
+        return;
     }
-
-    for (int i = 0; i < sq; i++) {
+    for (int64_t item = first; item < end; item++) {
+        const int i = (int)(item / hq), h = (int)(item % hq);
         /* Row i's diagonal is key i + sk - sq (bottom-right alignment); causal rows see keys
            0..diag, which is none when diag < 0. */
         const int64_t diag = (int64_t)i + sk - sq;
@@ -45,50 +46,76 @@ int fai_ref_attention(const fai_ref_problem *p, const float *q, const float *k, 
             lo = diag - p->window_left;
         if (hi < lo)
             hi = lo;
-        for (int h = 0; h < hq; h++) {
-            const float *qr = q + ((int64_t)i * hq + h) * d;
-            double *orow = o + ((int64_t)i * hq + h) * d;
-            const int kvh = h / group;
+        const float *qr = job->q + ((int64_t)i * hq + h) * d;
+        double *orow = job->o + ((int64_t)i * hq + h) * d;
+        const int kvh = h / group;
 
-            double m = p->sinks ? p->sinks[h] : -INFINITY;
-            for (int64_t j = lo; j < hi; j++) {
-                const float *kr = k + (j * hk + kvh) * d;
-                double dot = 0.0;
-                for (int c = 0; c < d; c++)
-                    dot += (double)qr[c] * (double)kr[c];
-                s[j] = p->softmax_scale * dot;
-                if (p->softcap > 0.0)
-                    s[j] = p->softcap * tanh(s[j] / p->softcap);
-                if (p->alibi)
-                    s[j] -= slopes[h] * fabs((double)(diag - j));
-                if (s[j] > m)
-                    m = s[j];
-            }
-
+        double m = p->sinks ? p->sinks[h] : -INFINITY;
+        for (int64_t j = lo; j < hi; j++) {
+            const float *kr = k + (j * hk + kvh) * d;
+            double dot = 0.0;
             for (int c = 0; c < d; c++)
-                orow[c] = 0.0;
-            if (hi == lo) { /* no visible key: zeros, and the log of the sink or of an empty sum */
-                if (lse != NULL)
-                    lse[(int64_t)i * hq + h] = p->sinks ? p->sinks[h] : -INFINITY;
-                continue;
-            }
-            /* Subtracting the max keeps every exp() in (0, 1], so no logit overflows. */
-            double sum = p->sinks ? exp(p->sinks[h] - m) : 0.0;
-            for (int64_t j = lo; j < hi; j++) {
-                const double w = exp(s[j] - m);
-                const float *vr = v + (j * hk + kvh) * d;
-                sum += w;
-                for (int c = 0; c < d; c++)
-                    orow[c] += w * (double)vr[c];
-            }
-            for (int c = 0; c < d; c++)
-                orow[c] /= sum; /* sum >= 1: the max term is exp(0) */
-            if (lse != NULL)
-                lse[(int64_t)i * hq + h] = m + log(sum);
+                dot += (double)qr[c] * (double)kr[c];
+            s[j] = p->softmax_scale * dot;
+            if (p->softcap > 0.0)
+                s[j] = p->softcap * tanh(s[j] / p->softcap);
+            if (p->alibi)
+                s[j] -= job->slopes[h] * fabs((double)(diag - j));
+            if (s[j] > m)
+                m = s[j];
         }
+
+        for (int c = 0; c < d; c++)
+            orow[c] = 0.0;
+        if (hi == lo) { /* no visible key: zeros, and the log of the sink or of an empty sum */
+            if (job->lse != NULL)
+                job->lse[(int64_t)i * hq + h] = p->sinks ? p->sinks[h] : -INFINITY;
+            continue;
+        }
+        /* Subtracting the max keeps every exp() in (0, 1], so no logit overflows. */
+        double sum = p->sinks ? exp(p->sinks[h] - m) : 0.0;
+        for (int64_t j = lo; j < hi; j++) {
+            const double w = exp(s[j] - m);
+            const float *vr = v + (j * hk + kvh) * d;
+            sum += w;
+            for (int c = 0; c < d; c++)
+                orow[c] += w * (double)vr[c];
+        }
+        for (int c = 0; c < d; c++)
+            orow[c] /= sum; /* sum >= 1: the max term is exp(0) */
+        if (job->lse != NULL)
+            job->lse[(int64_t)i * hq + h] = m + log(sum);
     }
     free(s);
-    return 0;
+}
+
+int fai_ref_attention(const fai_ref_problem *p, const float *q, const float *k, const float *v,
+                      double *o, double *lse)
+{
+    if (p == NULL || p->num_q_heads <= 0 || p->num_kv_heads <= 0 ||
+        p->num_q_heads % p->num_kv_heads != 0 || p->head_dim < 0 || p->seq_q < 0 ||
+        p->seq_k < 0 || !isfinite(p->softmax_scale) || !(p->softcap >= 0.0) || !isfinite(p->softcap))
+        return -1;
+    const int hq = p->num_q_heads, hk = p->num_kv_heads, d = p->head_dim;
+    const int64_t q_elems = (int64_t)p->seq_q * hq * d, kv_elems = (int64_t)p->seq_k * hk * d;
+    if (!data_ok(q, q_elems) || !data_ok(o, q_elems) || !data_ok(k, kv_elems) ||
+        !data_ok(v, kv_elems))
+        return -1;
+
+    double *slopes = NULL; /* the standard ALiBi slopes when none are given */
+    if (p->alibi && p->alibi_slopes == NULL) {
+        slopes = malloc((size_t)hq * sizeof(double));
+        if (slopes == NULL)
+            return -1;
+        fai_ref_alibi_slopes(hq, slopes);
+    }
+    attention_job job = {p, q, k, v, o, lse, slopes ? slopes : p->alibi_slopes, 0};
+    /* Chunks of at least ~2^22 multiply-adds, so small problems stay on this thread. */
+    const int64_t per_item = (int64_t)p->seq_k * d + 1;
+    const int64_t grain = per_item >= ((int64_t)1 << 22) ? 1 : ((int64_t)1 << 22) / per_item;
+    fai_ref_parallel_for((int64_t)p->seq_q * hq, grain, attention_range, &job);
+    free(slopes);
+    return job.failed ? -1 : 0;
 }
 
 void fai_ref_alibi_slopes(int n, double *slopes)
