@@ -502,12 +502,50 @@ static void free_reference(reference *ref)
     memset(ref, 0, sizeof *ref);
 }
 
+/* The FP32 yardstick of rows r0 .. of one sequence, split over host threads: item (row,
+ * head) keeps its own error against the double reference and its largest logit, reduced by
+ * the caller. */
+typedef struct ref32_job {
+    const prefill_case *c;
+    const problem *pb;
+    const float *qs, *ks, *vs; /* the sequence's rows */
+    const double *o;           /* the double reference of row r0 */
+    int r0, sq, sk;
+    double *err, *logit_max;   /* [items] */
+} ref32_job;
+
+static void ref32_range(int64_t first, int64_t end, void *ctx)
+{
+    const ref32_job *jb = ctx;
+    const problem *pb = jb->pb;
+    const int hq = pb->hq, hk = pb->hk, d = pb->d, group = hq / hk;
+    const int64_t row_elems = (int64_t)hq * d;
+    float *o32 = malloc(sizeof(float) * (size_t)d);
+    for (int64_t it = first; it < end; it++) {
+        const int i = jb->r0 + (int)(it / hq), h = (int)(it % hq);
+        int lo, hi, diag;
+        visible_range(jb->c, i, jb->sq, jb->sk, &lo, &hi, &diag);
+        const float slope = jb->c->alibi ? (float)pb->slopes[h] : 0.0f;
+        const float sink = pb->sinks ? (float)pb->sinks[h] : NAN;
+        double logit_max = 0.0, err = 0.0;
+        ref32_row(jb->qs + (int64_t)i * row_elems + (int64_t)h * d, jb->ks + (int64_t)(h / group) * d,
+                  jb->vs + (int64_t)(h / group) * d, lo, hi, diag, (int64_t)hk * d, d, pb->p.attn.softmax_scale, slope,
+                  jb->c->softcap, sink, o32, &logit_max);
+        const double *want = jb->o + (it / hq) * row_elems + (int64_t)h * d;
+        for (int e = 0; e < d; e++)
+            err = fmax(err, fabs((double)o32[e] - want[e]));
+        jb->err[it] = err;
+        jb->logit_max[it] = logit_max;
+    }
+    free(o32);
+}
+
 /* The double reference of the checked rows (blocks of rows are exact sub-problems: see
  * below) and the error of the plain FP32 reference on them. */
 static int compute_reference(const problem *pb, reference *ref)
 {
     const prefill_case *c = pb->c;
-    const int hq = pb->hq, hk = pb->hk, d = pb->d, group = hq / hk;
+    const int hq = pb->hq, hk = pb->hk, d = pb->d;
     const int64_t rows_q = pb->cu_q[pb->batch] - pb->cu_q[0], row_elems = (int64_t)hq * d;
     int r0[MAX_BLOCKS], r1[MAX_BLOCKS];
     free_reference(ref);
@@ -522,7 +560,6 @@ static int compute_reference(const problem *pb, reference *ref)
     }
     ref->o = malloc(sizeof(double) * (size_t)(checked * row_elems + 1));
     ref->lse = malloc(sizeof(double) * (size_t)(checked * hq + 1));
-    float *o32 = malloc(sizeof(float) * (size_t)d);
     const float scale = pb->p.attn.softmax_scale;
     int64_t idx = 0;
     for (int b = 0; b < pb->batch; b++) {
@@ -542,28 +579,25 @@ static int compute_reference(const problem *pb, reference *ref)
             if (fai_ref_attention(&rp, qs + (int64_t)r0[j] * row_elems, ks, vs, ref->o + idx * row_elems,
                                   ref->lse + idx * hq) != 0) {
                 printf("  %s: reference failed\n", c->name);
-                free(o32);
                 return -1;
             }
-            for (int i = r0[j]; i < r1[j]; i++, idx++) {
+            const int64_t items = (int64_t)(r1[j] - r0[j]) * hq;
+            ref32_job jb = {c, pb, qs, ks, vs, ref->o + idx * row_elems, r0[j], sq, sk,
+                            malloc(sizeof(double) * (size_t)(items + 1)), malloc(sizeof(double) * (size_t)(items + 1))};
+            for (int i = r0[j]; i < r1[j]; i++, idx++)
                 ref->slot[pb->cu_q[b] - pb->cu_q[0] + i] = (int)idx;
-                int lo, hi, diag;
-                visible_range(c, i, sq, sk, &lo, &hi, &diag);
-                for (int h = 0; h < hq; h++) {
-                    const float slope = c->alibi ? (float)pb->slopes[h] : 0.0f;
-                    const float sink = pb->sinks ? (float)pb->sinks[h] : NAN;
-                    ref32_row(qs + (int64_t)i * row_elems + (int64_t)h * d, ks + (int64_t)(h / group) * d,
-                              vs + (int64_t)(h / group) * d, lo, hi, diag, (int64_t)hk * d, d, scale, slope,
-                              c->softcap, sink, o32, &ref->logit_max);
-                    const double *want = ref->o + idx * row_elems + (int64_t)h * d;
-                    for (int e = 0; e < d; e++)
-                        ref->max_err32 = fmax(ref->max_err32, fabs((double)o32[e] - want[e]));
-                }
+            const int64_t per_item = (int64_t)sub_k * d + 1; /* chunks of ~2^20 multiply-adds */
+            fai_ref_parallel_for(items, per_item >= ((int64_t)1 << 20) ? 1 : ((int64_t)1 << 20) / per_item, ref32_range,
+                                 &jb);
+            for (int64_t it = 0; it < items; it++) {
+                ref->max_err32 = fmax(ref->max_err32, jb.err[it]);
+                ref->logit_max = fmax(ref->logit_max, jb.logit_max[it]);
             }
+            free(jb.err);
+            free(jb.logit_max);
         }
     }
     g_work += reference_work(c, pb->seqs);
-    free(o32);
     return 0;
 }
 

@@ -116,6 +116,51 @@ static void ref32_row(const float *q, const float *k, const float *v, int lo, in
     free(s);
 }
 
+/* The FP32 yardstick over every (row, head) of one sequence (q [sq, hq, d], k and v
+ * [sk, hk, d], the double reference [sq, hq, d]), split over host threads: its largest error. */
+typedef struct yardstick {
+    const cache_case *c;
+    const float *q, *k, *v;
+    const double *ref, *sinks; /* sinks: [hq] or NULL */
+    int sq, sk, hq, hk, d;
+    float scale;
+    double *err; /* [sq * hq] */
+} yardstick;
+
+static void yardstick_range(int64_t first, int64_t end, void *ctx)
+{
+    const yardstick *y = ctx;
+    const int d = y->d;
+    const int64_t qrow = (int64_t)y->hq * d;
+    float *o32 = malloc(sizeof(float) * (size_t)d);
+    for (int64_t it = first; it < end; it++) {
+        const int i = (int)(it / y->hq), h = (int)(it % y->hq), kvh = h / (y->hq / y->hk);
+        int lo, hi;
+        visible(y->c, i, y->sq, y->sk, &lo, &hi);
+        ref32_row(y->q + i * qrow + h * d, y->k + kvh * d, y->v + kvh * d, lo, hi, (int64_t)y->hk * d, d, y->scale,
+                  y->sinks ? (float)y->sinks[h] : NAN, o32);
+        double err = 0.0;
+        for (int e = 0; e < d; e++)
+            err = fmax(err, fabs((double)o32[e] - y->ref[i * qrow + h * d + e]));
+        y->err[it] = err;
+    }
+    free(o32);
+}
+
+static double yardstick_error(const cache_case *c, const float *q, const float *k, const float *v, const double *ref,
+                              int sq, int sk, int hq, int hk, int d, float scale, const double *sinks)
+{
+    const int64_t items = (int64_t)sq * hq, per_item = (int64_t)sk * d + 1;
+    yardstick y = {c, q, k, v, ref, sinks, sq, sk, hq, hk, d, scale, malloc(sizeof(double) * (size_t)(items + 1))};
+    fai_ref_parallel_for(items, per_item >= ((int64_t)1 << 20) ? 1 : ((int64_t)1 << 20) / per_item, yardstick_range,
+                         &y);
+    double worst = 0.0;
+    for (int64_t it = 0; it < items; it++)
+        worst = fmax(worst, y.err[it]);
+    free(y.err);
+    return worst;
+}
+
 /* fai_prefill with the workspace it asks for: decode rows (seq_q = 1), packed or over a
  * cache, run on the decoding kernels, whose split needs one. One buffer, grown as needed and
  * kept (the calls on one stream, or synchronized, never overlap). */
@@ -409,7 +454,7 @@ static int run_case(const cache_case *c, int index)
     g_bf16 = c->bf16;
     fai_ref_rng rng;
     fai_ref_rng_seed(&rng, g_seed * 1000003u + (uint64_t)index);
-    const int hq = c->hq, hk = c->hk, d = c->d, batch = c->batch, group = hq / hk;
+    const int hq = c->hq, hk = c->hk, d = c->d, batch = c->batch;
     const int64_t qrow = (int64_t)hq * d, krow = (int64_t)hk * d;
     if (batch < 1 || batch > MAX_BATCH) {
         printf("FAIL %s: batch %d is outside 1..%d (raise MAX_BATCH)\n", c->name, batch, MAX_BATCH);
@@ -524,7 +569,6 @@ static int run_case(const cache_case *c, int index)
     double *ref = malloc(sizeof(double) * (size_t)(rows * qrow + 1));
     double *ref_lse = malloc(sizeof(double) * (size_t)(rows * hq + 1));
     double max_err32 = 0;
-    float *o32 = malloc(sizeof(float) * (size_t)d);
     for (int b = 0; b < batch; b++) {
         const int64_t r0 = cu[b] - LEAD;
         fai_ref_problem rp = {0};
@@ -543,18 +587,9 @@ static int run_case(const cache_case *c, int index)
             printf("%s: reference failed\n", c->name);
             exit(2);
         }
-        for (int i = 0; i < c->sq[b]; i++) {
-            int lo, hi;
-            visible(c, i, c->sq[b], sk[b], &lo, &hi);
-            for (int h = 0; h < hq; h++) {
-                ref32_row(q + (r0 + i) * qrow + h * d, ks[b] + (h / group) * d, vs[b] + (h / group) * d, lo, hi, krow,
-                          d, p.attn.softmax_scale, sinks ? (float)sinks[h] : NAN, o32);
-                for (int e = 0; e < d; e++)
-                    max_err32 = fmax(max_err32, fabs((double)o32[e] - ref[(r0 + i) * qrow + h * d + e]));
-            }
-        }
+        max_err32 = fmax(max_err32, yardstick_error(c, q + r0 * qrow, ks[b], vs[b], ref + r0 * qrow, c->sq[b], sk[b],
+                                                    hq, hk, d, p.attn.softmax_scale, sinks));
     }
-    free(o32);
 
     printf("%s: batch %d, heads %d/%d, d %d, %s%s%s, %s, %scausal, window %d, sinks %d, total_q %d\n", c->name, batch,
            hq, hk, d, c->bf16 ? "bf16" : "fp16", is_quantized(c->quant) ? " over " : "",
@@ -691,18 +726,8 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
     if (fai_ref_attention(&rp, q, k, v, ref, ref_lse) != 0)
         exit(2);
     const cache_case yard = {.causal = 1};
-    double max_err32 = 0;
-    float *o32 = malloc(sizeof(float) * (size_t)d);
-    for (int i = 0; i < len; i++) /* every row: the GPU error is the max over all of them */
-        for (int h = 0; h < hq; h++) {
-            int lo, hi;
-            visible(&yard, i, len, len, &lo, &hi);
-            ref32_row(q + i * qrow + h * d, k + (h / (hq / hk)) * d, v + (h / (hq / hk)) * d, lo, hi, krow, d,
-                      1.0f / sqrtf((float)d), NAN, o32);
-            for (int e = 0; e < d; e++)
-                max_err32 = fmax(max_err32, fabs((double)o32[e] - ref[i * qrow + h * d + e]));
-        }
-    free(o32);
+    /* every row: the GPU error is the max over all of them */
+    const double max_err32 = yardstick_error(&yard, q, k, v, ref, len, len, hq, hk, d, 1.0f / sqrtf((float)d), NULL);
 
     /* The whole prompt from packed K/V. */
     fai_prefill_params w = fai_prefill_params_default();
