@@ -50,7 +50,9 @@ void fai_ref_parallel_for(int64_t count, int64_t grain, fai_ref_range_fn fn, voi
         grain = 1;
     loop l = {count, grain, 0, fn, ctx};
     const int64_t chunks = (count - 1) / grain + 1;
-    const int threads = g_in_loop ? 1 : chunks < fai_ref_threads() ? (int)chunks : fai_ref_threads();
+    /* (one chunk asks nothing of the system: some callers draw one value at a time, and
+     * sysconf reads a file) */
+    const int threads = g_in_loop || chunks == 1 ? 1 : chunks < fai_ref_threads() ? (int)chunks : fai_ref_threads();
     if (threads == 1) {
         for (int64_t first = 0; first < count; first += grain)
             fn(first, first + grain < count ? first + grain : count, ctx);
