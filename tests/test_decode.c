@@ -11,8 +11,10 @@
  * codes checked bit for bit against the host codecs, as for FP16 rows). They follow
  * tests/test_prefill.c's BF16 rule: the reference runs on the BF16-rounded inputs, rel L2
  * <= 1.6e-2 (2e-3 x 8, BF16's unit roundoff against FP16's), max error at most twice that of
- * the plain FP32 reference with a BF16-rounded output; the LSE keeps FP16's bound. */
+ * the plain FP32 reference with BF16-rounded softmax weights and output (ref32_row); the LSE
+ * keeps FP16's bound. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +94,9 @@ static double wall_seconds(void)
  * them (and FlashAttention-2's plain reference casts P to the input type): that rounding
  * (2^-9) is as large as the output's, and a yardstick without it put the bound under the
  * kernel's error for some seeds (bf16 d64 h8/8, seed 1795724723: 4.38e-3 against
- * 2 x 1.94e-3). FP16's weights stay FP32: their rounding is under the output's, and the
- * FP16 bound stays as tight as it was. */
+ * 2 x 1.94e-3). One yardstick serves every plan, so the CUDA-core kernel (FP32 weights) is
+ * held to the same, looser bound. FP16's weights stay FP32: their rounding is under the
+ * output's, and the FP16 bound stays as tight as it was. */
 /* (the variants: keys from `first` on, soft-cap cap (0: off), a sink logit (NAN: none)) */
 static void ref32_row(const float *q, const float *k, const float *v, int len, int kv_stride, int d,
                       float scale, float slope, int first, float cap, float sink, float *out)
@@ -397,12 +400,13 @@ typedef struct ref_job {
     const device_problem *dp;
     host_problem *hp;
     double *max_err32; /* [batch]: each sequence's FP32 yardstick error, reduced after */
+    atomic_int failed; /* a reference call failed (reported once the loop is done) */
 } ref_job;
 
 /* The references of sequences [first, end) (each writes only its own rows). */
 static void reference_range(int64_t first, int64_t end, void *ctx)
 {
-    const ref_job *job = ctx;
+    ref_job *job = ctx;
     const decode_case *c = job->c;
     host_problem *hp = job->hp;
     const int d = c->d, group = c->hq / c->hk;
@@ -422,8 +426,8 @@ static void reference_range(int64_t first, int64_t end, void *ctx)
         rp.sinks = c->sinks ? hp->sinks : NULL;
         double *ref = hp->ref + b * row_elems;
         if (fai_ref_attention(&rp, hp->q + b * row_elems, hp->k[b], hp->v[b], ref, hp->ref_lse + (int64_t)b * c->hq)) {
-            printf("  reference failed\n");
-            exit(1);
+            job->failed = 1;
+            continue;
         }
         double err32 = 0;
         for (int h = 0; h < c->hq; h++) {
@@ -457,8 +461,12 @@ static void compute_references(const decode_case *c, const device_problem *dp, h
     hp->ref = calloc(n, sizeof(double));
     hp->ref_lse = calloc((size_t)c->batch * c->hq + 1, sizeof(double));
     hp->ref16 = !unquantized(c->kv_dtype) ? calloc(n, sizeof(double)) : NULL;
-    ref_job job = {c, dp, hp, calloc((size_t)c->batch + 1, sizeof(double))};
+    ref_job job = {c, dp, hp, calloc((size_t)c->batch + 1, sizeof(double)), 0};
     fai_ref_parallel_for(c->batch, 1, reference_range, &job);
+    if (job.failed) {
+        printf("  reference failed\n");
+        exit(1);
+    }
     hp->max_err32 = 0;
     for (int b = 0; b < c->batch; b++)
         hp->max_err32 = fmax(hp->max_err32, job.max_err32[b]);

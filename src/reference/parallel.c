@@ -52,7 +52,8 @@ void fai_ref_parallel_for(int64_t count, int64_t grain, fai_ref_range_fn fn, voi
     const int64_t chunks = (count - 1) / grain + 1;
     /* (one chunk asks nothing of the system: some callers draw one value at a time, and
      * sysconf reads a file) */
-    const int threads = g_in_loop || chunks == 1 ? 1 : chunks < fai_ref_threads() ? (int)chunks : fai_ref_threads();
+    const int cores = g_in_loop || chunks == 1 ? 1 : fai_ref_threads();
+    const int threads = chunks < cores ? (int)chunks : cores;
     if (threads == 1) {
         for (int64_t first = 0; first < count; first += grain)
             fn(first, first + grain < count ? first + grain : count, ctx);
@@ -62,8 +63,9 @@ void fai_ref_parallel_for(int64_t count, int64_t grain, fai_ref_range_fn fn, voi
     int started = 0;
     for (int i = 1; i < threads; i++) /* a thread that fails to start leaves its share to the rest */
         started += pthread_create(&t[started], NULL, worker, &l) == 0;
+    const int outer = g_in_loop;
     worker(&l);
-    g_in_loop = 0; /* (this thread's loop is done) */
+    g_in_loop = outer; /* (this thread's loop is done) */
     for (int i = 0; i < started; i++)
         pthread_join(t[i], NULL);
 }

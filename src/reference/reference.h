@@ -66,9 +66,10 @@ double fai_ref_rng_uniform(fai_ref_rng *r);             /* [0,1), 53 random bits
    a large fill is split over. */
 void fai_ref_fill_normal(fai_ref_rng *r, float *x, int64_t n, double stddev);
 
-/* fn(first, end, ctx) over [0, count) in chunks of `grain` items on up to fai_ref_threads()
-   threads (the caller's among them); returns when every chunk is done. fn must be safe to run
-   on disjoint ranges at once. */
+/* fn(first, end, ctx) over [0, count) in chunks of `grain` items (first is a multiple of
+   grain; only the last chunk is shorter) on up to fai_ref_threads() threads (the caller's
+   among them); returns when every chunk is done. fn must be safe to run on disjoint ranges
+   at once. A loop called from inside a chunk runs on its caller's thread. */
 typedef void (*fai_ref_range_fn)(int64_t first, int64_t end, void *ctx);
 void fai_ref_parallel_for(int64_t count, int64_t grain, fai_ref_range_fn fn, void *ctx);
 /* The host's online cores, or FAI_REF_THREADS when set; 1 to 64. */
