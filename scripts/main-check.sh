@@ -6,8 +6,9 @@
 # logs go into one tarball and $OUT gets summary.txt, logs.tar.gz and the CSVs.
 #   scripts/main-check.sh
 # Environment:
-#   CHECK_CTEST_EXCLUDE  ctest -E regex (default test_decode$: long, and unchanged by prefill work)
-#   CHECK_CTEST_S        ctest time limit (default 200)
+#   CHECK_CTEST_EXCLUDE  ctest -E regex (default ^$: every test; test_decode takes about 150 s of it
+#                        since the tests' host work runs on threads, session 21)
+#   CHECK_CTEST_S        ctest time limit (default 300)
 #   CHECK_SANITIZE       "tool:test ..." pairs (default: racecheck, initcheck and synccheck
 #                        of test_prefill and test_prefill_cache); "" skips
 #   CHECK_SANITIZE_S     time limit of all sanitizer runs together (default 200)
@@ -45,8 +46,8 @@ stamp "build (sm_$arch)"
 cmake -S . -B build-c -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$LOGS/build.log" 2>&1 &&
     cmake --build build-c -j"$(nproc)" >>"$LOGS/build.log" 2>&1 || { tail -n 30 "$LOGS/build.log"; exit 1; }
 
-stamp "ctest -E '${CHECK_CTEST_EXCLUDE-test_decode$}'"
-timeout "$(upto ${CHECK_CTEST_S:-200} $cmp_s)" ctest --test-dir build-c -j6 -E "${CHECK_CTEST_EXCLUDE-test_decode$}" --output-on-failure \
+stamp "ctest -E '${CHECK_CTEST_EXCLUDE-^\$}'"
+timeout "$(upto ${CHECK_CTEST_S:-300} $cmp_s)" ctest --test-dir build-c -j6 -E "${CHECK_CTEST_EXCLUDE-^\$}" --output-on-failure \
     >"$LOGS/ctest.log" 2>&1 || status=1
 grep -E "tests passed|tests failed|\*\*\*|Failed|Timeout" "$LOGS/ctest.log" | tail -n 12
 
