@@ -963,6 +963,8 @@ int main(int argc, char **argv)
             {"paged 16, shared prefix of 3 pages", 4, 32, 8, 128, 700, 16, 3, 0, FAI_DTYPE_FP16, NULL},
             {"paged 16, split 70000 keys", 1, 32, 8, 128, 70000, 16, 0, 0, FAI_DTYPE_FP16, lens_long},
             {"paged 16 int8", 6, 16, 4, 128, 1000, 16, 0, 0, FAI_DTYPE_INT8, lens_mixed},
+            /* HND pages: a head's scales of a page side by side (token stride 1) */
+            {"paged 16 int8, MHA, HND", 6, 8, 8, 128, 1000, 16, 0, 1, FAI_DTYPE_INT8, lens_mixed},
             {"paged 1 int8, MHA, HND", 6, 8, 8, 64, 1000, 1, 0, 1, FAI_DTYPE_INT8, lens_mixed},
             {"paged 256 E4M3, shared prefix", 4, 16, 2, 128, 2000, 256, 1, 0, FAI_DTYPE_FP8_E4M3, NULL},
             {"paged 16 E5M2, MHA", 6, 8, 8, 96, 1000, 16, 0, 0, FAI_DTYPE_FP8_E5M2, lens_mixed},
