@@ -586,9 +586,8 @@ static int compute_reference(const problem *pb, reference *ref)
                             malloc(sizeof(double) * (size_t)(items + 1)), malloc(sizeof(double) * (size_t)(items + 1))};
             for (int i = r0[j]; i < r1[j]; i++, idx++)
                 ref->slot[pb->cu_q[b] - pb->cu_q[0] + i] = (int)idx;
-            const int64_t per_item = (int64_t)sub_k * d + 1; /* chunks of ~2^20 multiply-adds */
-            fai_ref_parallel_for(items, per_item >= ((int64_t)1 << 20) ? 1 : ((int64_t)1 << 20) / per_item, ref32_range,
-                                 &jb);
+            /* chunks of ~2^20 multiply-adds */
+            fai_ref_parallel_for(items, fai_ref_grain((int64_t)sub_k * d + 1, (int64_t)1 << 20), ref32_range, &jb);
             for (int64_t it = 0; it < items; it++) {
                 ref->max_err32 = fmax(ref->max_err32, jb.err[it]);
                 ref->logit_max = fmax(ref->logit_max, jb.logit_max[it]);

@@ -150,10 +150,9 @@ static void yardstick_range(int64_t first, int64_t end, void *ctx)
 static double yardstick_error(const cache_case *c, const float *q, const float *k, const float *v, const double *ref,
                               int sq, int sk, int hq, int hk, int d, float scale, const double *sinks)
 {
-    const int64_t items = (int64_t)sq * hq, per_item = (int64_t)sk * d + 1;
+    const int64_t items = (int64_t)sq * hq;
     yardstick y = {c, q, k, v, ref, sinks, sq, sk, hq, hk, d, scale, malloc(sizeof(double) * (size_t)(items + 1))};
-    fai_ref_parallel_for(items, per_item >= ((int64_t)1 << 20) ? 1 : ((int64_t)1 << 20) / per_item, yardstick_range,
-                         &y);
+    fai_ref_parallel_for(items, fai_ref_grain((int64_t)sk * d + 1, (int64_t)1 << 20), yardstick_range, &y);
     double worst = 0.0;
     for (int64_t it = 0; it < items; it++)
         worst = fmax(worst, y.err[it]);

@@ -683,6 +683,10 @@ static void test_parallel_for(void)
         free(seen);
     }
     fai_ref_parallel_for(0, 1, count_items, NULL); /* nothing to do: fn is never called */
+    /* grains: items making up a chunk's work, at least one */
+    CHECK(fai_ref_grain(1000, 1 << 20) == 1048, "grain of 1000-unit items: %lld", (long long)fai_ref_grain(1000, 1 << 20));
+    CHECK(fai_ref_grain(1 << 20, 1 << 20) == 1 && fai_ref_grain((int64_t)1 << 30, 1 << 20) == 1,
+          "items as large as a chunk or larger get a grain of 1");
 
     /* A reference large enough to be split over threads gives one thread's result bit for
        bit (causal, ALiBi, GQA, sinks). */

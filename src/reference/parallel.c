@@ -42,6 +42,11 @@ int fai_ref_threads(void)
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
+int64_t fai_ref_grain(int64_t item_work, int64_t chunk_work)
+{
+    return item_work >= chunk_work ? 1 : chunk_work / (item_work > 1 ? item_work : 1);
+}
+
 void fai_ref_parallel_for(int64_t count, int64_t grain, fai_ref_range_fn fn, void *ctx)
 {
     if (count <= 0)

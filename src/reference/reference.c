@@ -111,8 +111,7 @@ int fai_ref_attention(const fai_ref_problem *p, const float *q, const float *k, 
     }
     attention_job job = {p, q, k, v, o, lse, slopes ? slopes : p->alibi_slopes, 0};
     /* Chunks of at least ~2^22 multiply-adds, so small problems stay on this thread. */
-    const int64_t per_item = (int64_t)p->seq_k * d + 1;
-    const int64_t grain = per_item >= ((int64_t)1 << 22) ? 1 : ((int64_t)1 << 22) / per_item;
+    const int64_t grain = fai_ref_grain((int64_t)p->seq_k * d + 1, (int64_t)1 << 22);
     fai_ref_parallel_for((int64_t)p->seq_q * hq, grain, attention_range, &job);
     free(slopes);
     return job.failed ? -1 : 0;

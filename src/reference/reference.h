@@ -72,6 +72,9 @@ void fai_ref_fill_normal(fai_ref_rng *r, float *x, int64_t n, double stddev);
    at once. A loop called from inside a chunk runs on its caller's thread. */
 typedef void (*fai_ref_range_fn)(int64_t first, int64_t end, void *ctx);
 void fai_ref_parallel_for(int64_t count, int64_t grain, fai_ref_range_fn fn, void *ctx);
+/* A grain for items of `item_work` units each: as many items as make `chunk_work` units (at
+   least 1), so that small problems stay on one thread. */
+int64_t fai_ref_grain(int64_t item_work, int64_t chunk_work);
 /* The host's online cores, or FAI_REF_THREADS when set; 1 to 64. */
 int fai_ref_threads(void);
 
