@@ -190,12 +190,12 @@ static fai_attention pick_attention(reader *r)
 static void pick_variants(reader *r, fai_attention *a)
 {
     static const int32_t sides[] = {0, -1, 1, 127, 4095, INT32_MAX, -2, INT32_MIN};
-    static const float caps[] = {0.0f, 50.0f, 30.0f, 1e-3f, -1.0f, 1e-40f, 3e38f};
+    static const float caps[] = {0.0f, 50.0f, 30.0f, 1e-3f, -1.0f, 1e-40f, 3e38f, 1e-39f};
     const uint64_t k = take(r, 1);
     a->window = (int32_t)(k & 1);
     a->window_left = (k & 2) ? pick_i32(r) : sides[take(r, 1) % 8];
     a->window_right = (k & 4) ? pick_i32(r) : sides[take(r, 1) % 8];
-    a->softcap = (k & 8) ? caps[take(r, 1) % 7] : (k & 16) ? pick_scale(r) : 0.0f;
+    a->softcap = (k & 8) ? caps[take(r, 1) % 8] : (k & 16) ? pick_scale(r) : 0.0f;
     a->sinks = (k & 32) ? (const float *)pick_ptr(r) : NULL;
 }
 
@@ -378,7 +378,9 @@ static void fuzz_prefill(reader *r)
                 REQUIRE(!p.kv_cache->k_scale && !p.kv_cache->v_scale);
         }
         REQUIRE(p.attn.window_left >= -1 && p.attn.window_right >= -1);
-        REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap > 0.0f && isfinite(p.attn.softcap * 1.4426950408889634f)));
+        REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap > 0.0f && isfinite(p.attn.softcap * 1.4426950408889634f) &&
+                                              isfinite(1.0f / (p.attn.softcap * 1.4426950408889634f))));
+        REQUIRE(p.total_q <= INT32_MAX - (1 << 20) && p.total_k <= INT32_MAX - (1 << 20));
     }
     /* The decode kernels take the decode rows only in FP16 without the variants. */
     const int decode_kernels = !null_params && fai_prefill_decode_kernels_serve(&p);

@@ -86,8 +86,8 @@ FAI_API const char *fai_status_string(fai_status status);
 
 /* The message of this thread's most recent failed fai call, naming the argument and its
  * value, e.g. "fai_decode: attn.num_q_heads (12) is not a multiple of attn.num_kv_heads (8)".
- * Every fai call clears it on entry, so it is "" after a call that succeeded. The pointer
- * stays valid until this thread's next fai call. */
+ * Every fai call that returns a fai_status clears it on entry, so it is "" after a call that
+ * succeeded. The pointer stays valid until this thread's next such call. */
 FAI_API const char *fai_last_error(void);
 
 /* FAI_VERSION of the library actually linked. */
@@ -139,7 +139,7 @@ typedef struct fai_kv_cache {
     int64_t seq_stride;       /* elements between consecutive sequences' slots */
     int64_t token_stride;     /* elements between consecutive tokens */
     int64_t head_stride;      /* elements between consecutive KV heads */
-    int32_t capacity;         /* tokens per slot, 0 .. 2^31 - 2^20 */
+    int32_t capacity;         /* tokens per slot, 0 .. 2^31 - 2^20 - 1 */
     const int32_t *seq_lens;  /* device, [batch]: valid tokens per sequence. Read on the
                                  device only: a value < 0 counts as 0 and a value over
                                  capacity as capacity (a guard, not a feature). */

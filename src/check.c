@@ -88,10 +88,13 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn)
         if (!isfinite(attn->softcap) || !(attn->softcap > 0.0f))
             return fai_error(FAI_ERROR_BAD_PARAM, "%s: attn.softcap (%g) must be 0 (off) or finite and > 0", fn,
                              (double)attn->softcap);
-        if (!isfinite(attn->softmax_scale / attn->softcap) || !isfinite(attn->softcap * 2.8853900817779268f))
+        /* (the decode kernels also divide the logit by softcap * log2(e): below ~2e-39 that
+         * reciprocal is infinite and a zero logit would give 0 * inf = NaN) */
+        if (!isfinite(attn->softmax_scale / attn->softcap) || !isfinite(attn->softcap * 2.8853900817779268f) ||
+            !isfinite(1.0f / (attn->softcap * 1.4426950408889634f)))
             return fai_error(FAI_ERROR_BAD_PARAM,
                              "%s: attn.softcap (%g) is out of range for attn.softmax_scale (%g): "
-                             "softmax_scale / softcap and softcap * 2 log2(e) must be finite",
+                             "softmax_scale / softcap, softcap * 2 log2(e) and 1 / (softcap log2(e)) must be finite",
                              fn, (double)attn->softcap, (double)attn->softmax_scale);
     }
     if (attn->sinks && misaligned(attn->sinks, sizeof(float)))
@@ -212,14 +215,16 @@ static fai_status check_scales(const char *fn, const fai_kv_cache *c, int32_t ba
     }
     if (c->scale_seq_stride < 0 || c->scale_token_stride < 0 || c->scale_head_stride < 0)
         return fai_error(FAI_ERROR_BAD_PARAM_STRIDE,
-                         "%s: cache scale strides (seq %lld, token %lld, head %lld) must be >= 0", fn,
+                         "%s: cache.scale_seq_stride (%lld), cache.scale_token_stride (%lld) and "
+                         "cache.scale_head_stride (%lld) must be >= 0", fn,
                          (long long)c->scale_seq_stride, (long long)c->scale_token_stride,
                          (long long)c->scale_head_stride);
     int64_t last;
     if (!mul_add_fits(batch - 1, c->scale_seq_stride, 1, &last) ||
         !mul_add_fits(capacity - 1, c->scale_token_stride, last, &last) ||
         !mul_add_fits(heads - 1, c->scale_head_stride, last, &last))
-        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache scales span more than 2^63 elements", fn);
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.k_scale and cache.v_scale span more than 2^63 elements",
+                         fn);
     return FAI_SUCCESS;
 }
 
@@ -288,7 +293,7 @@ fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t bat
     if (!mul_add_fits(slots - 1, c->seq_stride, head_dim, &last) ||
         !mul_add_fits(rows - 1, c->token_stride, last, &last) ||
         !mul_add_fits(heads - 1, c->head_stride, last, &last))
-        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache spans more than 2^63 elements", fn);
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.k and cache.v span more than 2^63 elements", fn);
     return check_scales(fn, c, slots, rows, heads);
 }
 

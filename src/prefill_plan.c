@@ -76,6 +76,11 @@ fai_status fai_prefill_validate(const char *fn, const fai_prefill_params *p)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: total_q (%d) is negative", fn, (int)p->total_q);
     if (p->total_k < 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: total_k (%d) is negative", fn, (int)p->total_k);
+    /* The kernels index queries and keys with int, a few tiles past a sequence's end: the
+     * same bound as a cache's capacity (a longer sequence would wrap its tile count). */
+    if (p->total_q > FAI_MAX_CACHE_CAPACITY || p->total_k > FAI_MAX_CACHE_CAPACITY)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: total_q (%d) and total_k (%d) must be at most %d", fn,
+                         (int)p->total_q, (int)p->total_k, (int)FAI_MAX_CACHE_CAPACITY);
     if (p->max_seq_k < 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: max_seq_k (%d) is negative", fn, (int)p->max_seq_k);
     if (p->batch > 0 && p->max_seq_q < 1)

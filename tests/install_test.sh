@@ -54,6 +54,12 @@ cmake -S "$src/examples" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
 cmake --build "$tmp/cmake-build" || fail "building examples/ with CMake failed"
 run_example "$tmp/cmake-build/decode_example"
 
+step "building examples/ with find_package(fai) and fai::fai_static"
+cmake -S "$src/examples" -B "$tmp/cmake-static" -DCMAKE_PREFIX_PATH="$prefix" -DFAI_EXAMPLE_STATIC=ON \
+    -DCMAKE_BUILD_TYPE=Release || fail "configuring examples/ (static) against $prefix failed"
+cmake --build "$tmp/cmake-static" || fail "building examples/ against libfai.a failed"
+run_example "$tmp/cmake-static/decode_example"
+
 step "building examples/ with the Makefile and pkg-config"
 command -v pkg-config >/dev/null || fail "pkg-config is not installed (needed to test fai.pc)"
 command -v make >/dev/null || fail "make is not installed"
@@ -62,5 +68,12 @@ cp "$src/examples/Makefile" "$src/examples/decode_example.c" "$tmp/make-build/"
 PKG_CONFIG_PATH="$(dirname "$pc")" make -C "$tmp/make-build" ||
     fail "building examples/ with the Makefile failed"
 run_example "$tmp/make-build/decode_example"
+
+step "linking libfai.a by pkg-config --static"
+cc -std=c11 "$src/examples/decode_example.c" $(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --cflags fai) \
+    -o "$tmp/static-pc" "$libdir/libfai.a" $(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --static --libs-only-other --libs-only-L fai) \
+    $(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --static --libs-only-l fai | sed 's/-lfai\b//') ||
+    fail "linking examples/decode_example.c with libfai.a and pkg-config --static failed"
+run_example "$tmp/static-pc"
 
 echo "install_test: PASS"

@@ -133,10 +133,11 @@ static void test_decode_rejects(void)
     REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cache.v_scale");
     p.cache.v_scale = (float *)FAKE(8);
     p.cache.scale_token_stride = -8;
-    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "scale strides (seq 0, token -8, head 0)");
+    REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE,
+           "cache.scale_seq_stride (0), cache.scale_token_stride (-8) and cache.scale_head_stride (0) must be >= 0");
     p.cache.scale_token_stride = 8;
     p.cache.scale_seq_stride = (int64_t)1 << 62;
-    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache scales span more than 2^63");
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.k_scale and cache.v_scale span more than 2^63");
     p = valid_params(); p.cache.dtype = FAI_DTYPE_FP8_E4M3; p.cache.k_scale = (float *)FAKE(7);
     REJECT(p, FAI_ERROR_BAD_PARAM, "a FAI_DTYPE_FP8_E4M3 cache has no scales");
     p = valid_params(); p.cache.dtype = FAI_DTYPE_FP8_E5M2; p.cache.token_stride = 8 * 128 + 8;
@@ -161,7 +162,7 @@ static void test_decode_rejects(void)
     REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cache.page_table");
     p.cache.page_table = table;
     p.cache.seq_stride = (int64_t)1 << 56;
-    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache spans more than 2^63 elements");
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.k and cache.v span more than 2^63 elements");
 
     /* Null pointers. */
     p = valid_params(); p.q.data = NULL;
@@ -201,7 +202,7 @@ static void test_decode_rejects(void)
     p = valid_params(); p.o.token_stride = 128; /* tokens land on the next token's heads */
     REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "o strides");
     p = valid_params(); p.cache.seq_stride = (int64_t)1 << 62;
-    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache spans more than 2^63 elements");
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.k and cache.v span more than 2^63 elements");
 
     /* The workspace check comes last; with no GPU it is never reached here. */
 }
@@ -438,6 +439,12 @@ static void test_prefill_rejects(void)
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "total_q (-1)");
     p = valid_prefill(); p.total_k = -7;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "total_k (-7)");
+    /* Past a cache's capacity bound the kernels' int tile counts would wrap (2^31 - 1 keys
+     * visited no tile): refused like cache.capacity. */
+    p = valid_prefill(); p.total_k = INT32_MAX;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "total_q (1000) and total_k (2147483647) must be at most 2146435071");
+    p = valid_prefill(); p.total_q = INT32_MAX - (1 << 20) + 1;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "total_q (2146435072) and total_k");
     p = valid_prefill(); p.max_seq_k = -1;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "max_seq_k (-1)");
     p = valid_prefill(); p.max_seq_q = 0;
@@ -640,7 +647,11 @@ static void test_variant_checks(void)
     p = valid_prefill(); p.attn.softcap = 3e38f; /* softcap * log2(e) overflows */
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "is out of range for attn.softmax_scale");
     p = valid_prefill(); p.attn.softcap = 1.5e38f; /* softcap * 2 log2(e) overflows (the Hopper kernel's) */
-    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "softcap * 2 log2(e) must be finite");
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "softcap * 2 log2(e) and 1 / (softcap log2(e)) must be finite");
+    p = valid_prefill(); p.attn.softcap = 1e-39f; /* 1 / (softcap log2(e)) overflows: 0 * inf = NaN in decode */
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "1 / (softcap log2(e)) must be finite");
+    p = valid_prefill(); p.attn.softcap = 3e-39f; p.attn.softmax_scale = 1e-30f; /* the smallest caps still pass */
+    PREFILL_ACCEPT(p);
     /* Sinks: a device [num_q_heads] FP32 array, 4-byte aligned. */
     p = valid_prefill(); p.attn.sinks = (const float *)((char *)FAKE(9) + 2);
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.sinks");
@@ -679,6 +690,8 @@ static void test_decode_variants(void)
     REJECT(p, FAI_ERROR_BAD_PARAM, "attn.window_left (-3)");
     p = valid_params(); p.attn.softcap = -2.0f;
     REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (-2)");
+    p = valid_params(); p.attn.softcap = 1e-39f;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (1e-39) is out of range");
     p = valid_params(); p.attn.sinks = (const float *)((char *)FAKE(9) + 1);
     REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.sinks");
     size_t bytes = 0;
@@ -782,6 +795,9 @@ static void test_prefill_cache_checks(void)
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_STRIDE, "kv_cache->token_stride (100)");
     CACHE_PARAMS(); c.capacity = -1;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "kv_cache->capacity (-1)");
+    /* every field a cache check names is named kv_cache->... here */
+    CACHE_PARAMS(); c.seq_stride = (int64_t)1 << 62;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "kv_cache->k and kv_cache->v span more than 2^63 elements");
     CACHE_PARAMS(); c.page_table = fake_cu_q; c.page_table_stride = 64; c.page_size = 24; c.num_pages = 100;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "kv_cache->page_size (24)");
     CACHE_PARAMS(); c.page_table = fake_cu_q; c.page_table_stride = 3; c.page_size = 16; c.num_pages = 100;

@@ -2,8 +2,8 @@
 
 A thin ctypes layer over libfai (no compiled extension): it takes CUDA arrays that offer
 ``__cuda_array_interface__`` or DLPack (torch tensors do), checks dtype, shape and strides
-before calling, runs on the current CUDA stream (torch's, when the inputs are torch
-tensors), and turns a failing fai status into :class:`FaiError` carrying
+before calling, runs on the caller's ``stream=`` (by default torch's current stream for
+torch tensors, the legacy default stream for other arrays), and turns a failing fai status into :class:`FaiError` carrying
 ``fai_last_error()``. The library is found through ``$FAI_LIBRARY``, next to this package,
 or on the system's search path.
 
@@ -268,6 +268,9 @@ def _workspace(lib_size, params, workspace, like, fn):
     if workspace is None:
         workspace = _alloc_like(like, (size.value,), "uint8", "workspace")
     w = view("workspace", workspace)
+    # The view holds the array until the library call has been made: one allocated here would
+    # otherwise be freed, and could be handed out again, before fai's kernels are queued.
+    w.keepalive = (w.keepalive, workspace)
     expected, acc = [], 1
     for s in reversed(w.shape):
         expected.append(acc)
@@ -359,7 +362,8 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
         raise ValueError(f"fai: num_q_heads ({hq}) must be a multiple of num_kv_heads ({hk})")
     handle, current = _stream(stream, q)
     arrays = [("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens), ("out", out), ("lse", lse),
-              ("k_scale", k_scale), ("v_scale", v_scale), ("sinks", sinks)]
+              ("k_scale", k_scale), ("v_scale", v_scale), ("sinks", sinks), ("alibi_slopes", alibi_slopes),
+              ("workspace", workspace)]
     with _on_device_and_stream(q, handle, arrays, current):
         out, ov, lse, lse_v = _outputs(q, qv, out, lse)
         slopes = _slopes(alibi_slopes, hq)
@@ -372,7 +376,7 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
         _fill_cache(p.cache, kv, vv, cdtype, ks, vs)
         p.batch = _int32("batch", batch)
         p.cache.seq_lens = lv.ptr
-        p.cache.max_seq_len = int(max_seq_len)
+        p.cache.max_seq_len = _int32("max_seq_len", int(max_seq_len))
         p.lse = lse_v.ptr if lse_v is not None else None
         w, wbytes = _workspace(lib.fai_decode_workspace_size, p, workspace, q, "decode")
         _check(lib.fai_decode(ctypes.byref(p), w.ptr if w else None, wbytes, handle))
@@ -467,7 +471,7 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
     handle, current = _stream(stream, q)
     arrays = [("k", k), ("v", v), ("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k), ("out", out),
               ("lse", lse), ("sinks", sinks), ("k_cache", k_cache), ("v_cache", v_cache), ("seq_lens", seq_lens),
-              ("k_scale", k_scale), ("v_scale", v_scale)]
+              ("k_scale", k_scale), ("v_scale", v_scale), ("alibi_slopes", alibi_slopes), ("workspace", workspace)]
     with _on_device_and_stream(q, handle, arrays, current):
         out, ov, lse, lse_v = _outputs(q, qv, out, lse)
         slopes = _slopes(alibi_slopes, hq)
@@ -478,13 +482,13 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
             cache = _lib.KVCache()
             _fill_cache(cache, kv, vv, cdtype, ks, vs)
             cache.seq_lens = lv.ptr
-            cache.max_seq_len = int(max_seq_len)
+            cache.max_seq_len = _int32("max_seq_len", int(max_seq_len))
             p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes, window, softcap, sinks)
             p.batch, p.causal = batch, 1 if causal else 0
             p.q, p.o = _fai_tensor(qv), _fai_tensor(ov)
             p.k.dtype = p.v.dtype = p.q.dtype
             p.cu_seqlens_q = cq.ptr
-            p.total_q, p.max_seq_q = _int32("total_q", total_q), int(max_seq_q)
+            p.total_q, p.max_seq_q = _int32("total_q", total_q), _int32("max_seq_q", int(max_seq_q))
             if host is not None:
                 p.cu_seqlens_q_host = ctypes.cast(host, ctypes.POINTER(ctypes.c_int32))
             p.lse = lse_v.ptr if lse_v is not None else None
@@ -497,7 +501,7 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         p.q, p.k, p.v, p.o = _fai_tensor(qv), _fai_tensor(kv), _fai_tensor(vv), _fai_tensor(ov)
         p.cu_seqlens_q, p.cu_seqlens_k = cq.ptr, ck.ptr
         p.total_q, p.total_k = _int32("total_q", total_q), _int32("total_k", total_k)
-        p.max_seq_q, p.max_seq_k = int(max_seq_q), int(max_seq_k)
+        p.max_seq_q, p.max_seq_k = _int32("max_seq_q", int(max_seq_q)), _int32("max_seq_k", int(max_seq_k))
         if host is not None:
             p.cu_seqlens_q_host = ctypes.cast(host, ctypes.POINTER(ctypes.c_int32))
         p.lse = lse_v.ptr if lse_v is not None else None

@@ -266,6 +266,110 @@ class DLPack(unittest.TestCase):
             _tensor.view("x", self.capsule_of(2, 2, 64, (3,), (1,)))
 
 
+class FakeTorch(unittest.TestCase):
+    """torch tensors without torch: a stand-in module named torch (devices, dtypes, the CUDA
+    device and stream contexts, empty) and tensors whose class lives in a torch.* module, as
+    the package tells torch tensors apart. Only host-side paths run."""
+
+    class Tensor:
+        def __init__(self, shape, dtype, device, ptr=0x7F0000000000):
+            self.shape, self.dtype, self.device, self._ptr = tuple(shape), dtype, device, ptr
+
+        def data_ptr(self):
+            return self._ptr
+
+        def stride(self):
+            out, acc = [], 1
+            for n in reversed(self.shape):
+                out.append(acc)
+                acc *= n
+            return tuple(reversed(out))
+
+    Tensor.__module__ = "torch.fake"
+
+    class Device:
+        def __init__(self, spec):
+            self.type, _, index = spec.partition(":")
+            self.index = int(index or 0)
+
+        def __eq__(self, other):
+            return (self.type, self.index) == (other.type, other.index)
+
+        def __str__(self):
+            return f"{self.type}:{self.index}"
+
+    class DType:
+        def __init__(self, name):
+            self.name = name
+
+        def __str__(self):
+            return f"torch.{self.name}"
+
+    def setUp(self):
+        import contextlib
+        import sys
+        import types
+        torch = types.ModuleType("torch")
+        torch.device = FakeTorch.Device
+        for name in ("float16", "bfloat16", "float32", "int32", "uint8"):
+            setattr(torch, name, FakeTorch.DType(name))
+        torch.allocated = []
+
+        def empty(shape, dtype, device):
+            t = FakeTorch.Tensor(shape, dtype, device, ptr=0x7F0000100000)
+            torch.allocated.append(t)
+            return t
+        torch.empty = empty
+        cuda = types.SimpleNamespace(
+            current_device=lambda: 0, device=lambda d: contextlib.nullcontext(),
+            stream=lambda s: contextlib.nullcontext(), ExternalStream=lambda h, device=None: None,
+            current_stream=lambda d: types.SimpleNamespace(cuda_stream=0))
+        torch.cuda = cuda
+        self.saved = sys.modules.get("torch")
+        sys.modules["torch"] = torch
+        self.torch = torch
+
+    def tearDown(self):
+        import sys
+        if self.saved is None:
+            del sys.modules["torch"]
+        else:
+            sys.modules["torch"] = self.saved
+
+    def t(self, *shape, dtype="float16", device="cuda:0"):
+        return FakeTorch.Tensor(shape, getattr(self.torch, dtype), FakeTorch.Device(device))
+
+    def decode_args(self, batch=0):
+        return dict(q=self.t(batch, 8, 128), k_cache=self.t(batch, 64, 2, 128), v_cache=self.t(batch, 64, 2, 128),
+                    seq_lens=self.t(batch, dtype="int32"), out=self.t(batch, 8, 128), stream=0)
+
+    def test_every_array_on_q_device(self):
+        # alibi_slopes and a caller's workspace are checked like the other arrays.
+        for name, arr in (("sinks", self.t(8, dtype="float32", device="cuda:1")),
+                          ("alibi_slopes", self.t(8, dtype="float32", device="cuda:1")),
+                          ("workspace", self.t(1024, dtype="uint8", device="cuda:1"))):
+            kw = {name: arr, "alibi": True} if name == "alibi_slopes" else {name: arr}
+            with self.assertRaises(ValueError) as cm:
+                fai.decode(**self.decode_args(), **kw)
+            self.assertIn(f"{name} is on cuda:1, q on cuda:0", str(cm.exception))
+        p = dict(q=self.t(4, 8, 64), k=self.t(4, 2, 64), v=self.t(4, 2, 64), cu_seqlens_q=self.t(2, dtype="int32"),
+                 cu_seqlens_k=self.t(2, dtype="int32"), max_seq_q=4, out=self.t(4, 8, 64), stream=0)
+        with self.assertRaises(ValueError) as cm:
+            fai.prefill(**p, alibi=True, alibi_slopes=self.t(8, dtype="float32", device="cuda:1"))
+        self.assertIn("alibi_slopes is on cuda:1, q on cuda:0", str(cm.exception))
+
+    def test_allocated_workspace_outlives_the_call(self):
+        # The workspace fai allocates is held by its view (alive while the call is made).
+        def size(params, out):
+            ctypes.cast(out, ctypes.POINTER(ctypes.c_size_t))[0] = 4096
+            return 0
+        w, nbytes = fai._workspace(size, ctypes.c_int(0), None, self.t(1, 8, 128), "decode")
+        self.assertEqual(nbytes, 4096)
+        self.assertEqual(len(self.torch.allocated), 1)
+        self.assertIn(self.torch.allocated[0], w.keepalive)
+        self.assertEqual(w.ptr, self.torch.allocated[0].data_ptr())
+
+
 @unittest.skipUnless(os.environ.get("FAI_LIBRARY"), "FAI_LIBRARY is not set")
 class Library(unittest.TestCase):
     def test_version(self):
@@ -294,6 +398,17 @@ class Library(unittest.TestCase):
         with self.assertRaises(fai.FaiError) as cm:
             fai.decode(**a, max_seq_len=65)
         self.assertIn("cache.max_seq_len (65) must be in [0, cache.capacity (64)]", cm.exception.message)
+        # Sizes past 32 bits are refused, not wrapped (2^32 + 16 would have read as 16).
+        for kw in (dict(max_seq_len=2**32 + 16),):
+            with self.assertRaises(ValueError) as cm:
+                fai.decode(**a, **kw)
+            self.assertIn("does not fit fai's 32-bit sizes", str(cm.exception))
+        for kw in (dict(max_seq_q=2**32), dict(max_seq_k=2**32 - 1)):
+            pa = prefill_args()
+            pa.update(kw)
+            with self.assertRaises(ValueError) as cm:
+                fai.prefill(**pa)
+            self.assertIn("does not fit fai's 32-bit sizes", str(cm.exception))
         p = prefill_args()
         with self.assertRaises(fai.FaiError) as cm:
             fai.prefill(**p, cu_seqlens_q_host=[0, 10, 5, 20])
