@@ -25,6 +25,7 @@
  * The variants' fields and the shared BF16 dtype are read from bytes after all the others,
  * so the inputs of the corpus keep their meaning for the rest.
  * Build: fuzz/CMakeLists.txt (clang, -fsanitize=fuzzer,address,undefined). */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -378,7 +379,7 @@ static void fuzz_prefill(reader *r)
                 REQUIRE(!p.kv_cache->k_scale && !p.kv_cache->v_scale);
         }
         REQUIRE(p.attn.window_left >= -1 && p.attn.window_right >= -1);
-        REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap > 0.0f && isfinite(p.attn.softcap * 1.4426950408889634f) &&
+        REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap >= FLT_MIN && isfinite(p.attn.softcap * 1.4426950408889634f) &&
                                               isfinite(1.0f / (p.attn.softcap * 1.4426950408889634f))));
         REQUIRE(p.total_q <= INT32_MAX - (1 << 20) && p.total_k <= INT32_MAX - (1 << 20));
     }

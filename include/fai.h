@@ -191,7 +191,7 @@ typedef struct fai_attention {
                                   causal (which is the same as window_right = 0) */
     int32_t window_left;       /* >= 0, or -1: unbounded on that side */
     int32_t window_right;      /* >= 0, or -1: unbounded on that side */
-    float softcap;             /* > 0 (finite): logit soft-cap s = softcap * tanh(s / softcap),
+    float softcap;             /* >= FLT_MIN (finite): logit soft-cap s = softcap * tanh(s / softcap),
                                   before the ALiBi bias and the mask; 0: off */
     const float *sinks;        /* device, [num_q_heads] FP32 (natural-log units, finite), or NULL:
                                   a logit per query head that joins the softmax denominator

@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <cuda_runtime_api.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -85,16 +86,18 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn)
     if (attn->softcap != 0.0f) {
         /* The kernels take tanh of q.k * (softmax_scale / softcap) and scale the result by
          * softcap * log2(e), the Hopper kernel also by twice that: all must be finite. */
-        if (!isfinite(attn->softcap) || !(attn->softcap > 0.0f))
-            return fai_error(FAI_ERROR_BAD_PARAM, "%s: attn.softcap (%g) must be 0 (off) or finite and > 0", fn,
-                             (double)attn->softcap);
-        /* (the decode kernels also divide the logit by softcap * log2(e): below ~2e-39 that
-         * reciprocal is infinite and a zero logit would give 0 * inf = NaN) */
-        if (!isfinite(attn->softmax_scale / attn->softcap) || !isfinite(attn->softcap * 2.8853900817779268f) ||
-            !isfinite(1.0f / (attn->softcap * 1.4426950408889634f)))
+        /* At least FLT_MIN: the decode kernels also divide the logit by softcap * log2(e),
+         * whose reciprocal is infinite below ~2e-39 (a zero logit would give 0 * inf = NaN).
+         * (Tested as a bound, not as isfinite(1 / ...): gcc 13's range propagation took
+         * 1 / x = inf to mean x = 0 and printed the smallest float as the cap.) */
+        if (!isfinite(attn->softcap) || !(attn->softcap >= FLT_MIN))
+            return fai_error(FAI_ERROR_BAD_PARAM,
+                             "%s: attn.softcap (%g) must be 0 (off), or finite and at least FLT_MIN (%g)", fn,
+                             (double)attn->softcap, (double)FLT_MIN);
+        if (!isfinite(attn->softmax_scale / attn->softcap) || !isfinite(attn->softcap * 2.8853900817779268f))
             return fai_error(FAI_ERROR_BAD_PARAM,
                              "%s: attn.softcap (%g) is out of range for attn.softmax_scale (%g): "
-                             "softmax_scale / softcap, softcap * 2 log2(e) and 1 / (softcap log2(e)) must be finite",
+                             "softmax_scale / softcap and softcap * 2 log2(e) must be finite",
                              fn, (double)attn->softcap, (double)attn->softmax_scale);
     }
     if (attn->sinks && misaligned(attn->sinks, sizeof(float)))

@@ -2,6 +2,7 @@
  * every argument check of the decode and prefill entry points (each bad input gives its
  * status and a message naming the argument). Runs without a GPU: checks come before any device query,
  * and no call here reaches a launch. */
+#include <float.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -637,20 +638,21 @@ static void test_variant_checks(void)
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.window_left (-2147483648)");
     /* Soft-cap: 0 (off) or finite and > 0, and within range of the scale. */
     p = valid_prefill(); p.attn.softcap = -1.0f;
-    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (-1) must be 0 (off) or finite and > 0");
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (-1) must be 0 (off), or finite and at least FLT_MIN");
     p = valid_prefill(); p.attn.softcap = 1.0f / 0.0f;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (inf)");
     p = valid_prefill(); p.attn.softcap = 0.0f / 0.0f;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (");
-    p = valid_prefill(); p.attn.softcap = 1e-40f; /* softmax_scale / softcap overflows */
-    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (9.99995e-41) is out of range");
+    p = valid_prefill(); p.attn.softcap = 2e-38f; p.attn.softmax_scale = 100.0f; /* softmax_scale / softcap overflows */
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (2e-38) is out of range for attn.softmax_scale (100)");
     p = valid_prefill(); p.attn.softcap = 3e38f; /* softcap * log2(e) overflows */
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "is out of range for attn.softmax_scale");
     p = valid_prefill(); p.attn.softcap = 1.5e38f; /* softcap * 2 log2(e) overflows (the Hopper kernel's) */
-    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "softcap * 2 log2(e) and 1 / (softcap log2(e)) must be finite");
-    p = valid_prefill(); p.attn.softcap = 1e-39f; /* 1 / (softcap log2(e)) overflows: 0 * inf = NaN in decode */
-    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "1 / (softcap log2(e)) must be finite");
-    p = valid_prefill(); p.attn.softcap = 3e-39f; p.attn.softmax_scale = 1e-30f; /* the smallest caps still pass */
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "softcap * 2 log2(e) must be finite");
+    /* Below FLT_MIN 1 / (softcap log2(e)), a decode kernel's factor, overflows (0 * inf = NaN). */
+    p = valid_prefill(); p.attn.softcap = 1e-40f;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (9.99995e-41) must be 0 (off), or finite and at least FLT_MIN");
+    p = valid_prefill(); p.attn.softcap = FLT_MIN; p.attn.softmax_scale = 1e-30f; /* the smallest cap passes */
     PREFILL_ACCEPT(p);
     /* Sinks: a device [num_q_heads] FP32 array, 4-byte aligned. */
     p = valid_prefill(); p.attn.sinks = (const float *)((char *)FAKE(9) + 2);
@@ -691,7 +693,7 @@ static void test_decode_variants(void)
     p = valid_params(); p.attn.softcap = -2.0f;
     REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (-2)");
     p = valid_params(); p.attn.softcap = 1e-39f;
-    REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (1e-39) is out of range");
+    REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (1e-39) must be 0 (off), or finite and at least FLT_MIN");
     p = valid_params(); p.attn.sinks = (const float *)((char *)FAKE(9) + 1);
     REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.sinks");
     size_t bytes = 0;
