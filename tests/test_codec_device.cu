@@ -7,6 +7,7 @@
  * rows encode through them: software on sm_80, cvt from f32 on sm_89+). Exits 77 without a
  * GPU. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,10 @@ int main(void)
     gpu_require_device("test_codec_device");
     results *r_dev, *r = (results *)calloc(1, sizeof(results));
     CUDA_CHECK(cudaMalloc(&r_dev, sizeof(results)));
-    CUDA_CHECK(cudaMemset(r_dev, 0, sizeof(results)));
+    /* Poisoned (0xA5: a code no small positive input has, a float no decoding gives) so that an
+     * element the kernel did not write fails; has_hw alone starts at 0. */
+    CUDA_CHECK(cudaMemset(r_dev, 0xA5, sizeof(results)));
+    CUDA_CHECK(cudaMemset((char *)r_dev + offsetof(results, has_hw), 0, sizeof(int)));
     codec_halves<<<NH / 256, 256>>>(r_dev);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaMemcpy(r, r_dev, sizeof(results), cudaMemcpyDeviceToHost));
@@ -154,6 +158,7 @@ int main(void)
     int *hw_dev, has_hw_f = 0;
     CUDA_CHECK(cudaMalloc(&x_dev, (size_t)n * sizeof(float)));
     CUDA_CHECK(cudaMalloc(&out_dev, (size_t)n * sizeof(uint32_t)));
+    CUDA_CHECK(cudaMemset(out_dev, 0xA5, (size_t)n * sizeof(uint32_t))); /* poisoned, as above */
     CUDA_CHECK(cudaMalloc(&hw_dev, sizeof(int)));
     CUDA_CHECK(cudaMemset(hw_dev, 0, sizeof(int)));
     CUDA_CHECK(cudaMemcpy(x_dev, xs, (size_t)n * sizeof(float), cudaMemcpyHostToDevice));

@@ -884,7 +884,7 @@ int main(int argc, char **argv)
         {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
         {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
         {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 7, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
         {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
         {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
         /* Partial trailing head blocks: 24 = 16 + 8 rows on tensor cores, 12 = 8 + 4 heads on

@@ -39,7 +39,7 @@
 #include "gpu_test_util.h"
 #include "reference.h"
 
-#define MAX_BATCH 32
+#define MAX_BATCH 80
 #define MAX_BLOCKS 64
 #define PAD_LEAD 3  /* default NaN rows before the first sequence */
 #define PAD_TAIL 5  /* NaN rows after the last sequence (none with --small) */
@@ -901,7 +901,21 @@ int main(int argc, char **argv)
             c.batch = (int)(sizeof grid_seqs / sizeof grid_seqs[0]);
             cases[n++] = c;
         }
+    /* A large varlen batch: 72 sequences of mixed lengths (empty ones, single rows, chunks over
+     * longer keys, ragged tile edges), deterministic. */
+    static seq_len many_seqs[72];
+    for (int b = 0; b < 72; b++) {
+        static const int qs[] = {0, 1, 7, 64, 65, 129, 200, 1};
+        const int q = qs[b % 8], k = q + (b * 37) % 300 - (b % 5 == 0 ? q : 0);
+        many_seqs[b] = (seq_len){q, k};
+    }
     const prefill_case extra[] = {
+        /* Packed K/V past 64K keys on the prefill kernels: a chunk of 128 queries at the end of
+         * 70000 keys (rows around every 64th and each end against the reference). */
+        {.name = "packed 70000 keys: chunk 128x70000, d128 8/2 causal", .hq = 8, .hk = 2, .d = 128,
+         SEQS({128, 70000}), .causal = 1, .block = 16, .stride = 64},
+        {.name = "varlen batch of 72, d64 16/4 causal", .hq = 16, .hk = 4, .d = 64, .seqs = many_seqs, .batch = 72,
+         .causal = 1},
         /* Length 1000 on every head dim; 16 rows around each multiple of 256 checked. With
          * 28-32 query heads the grid has over 132 blocks of 128 rows, so these keep the
          * two-tiles-per-warp kernels even in a FAI_PREFILL_SMALL_GRID build (where the small

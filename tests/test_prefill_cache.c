@@ -746,6 +746,7 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
     w.total_q = w.total_k = w.max_seq_q = len;
     w.lse = lse_whole;
     CUDA_CHECK(cudaMemset(o_whole, 0xff, 2 * (size_t)nq)); /* poisoned: NaN where unwritten */
+    CUDA_CHECK(cudaMemset(lse_whole, 0xff, sizeof(float) * (size_t)(len * hq)));
     fai_status s = run_prefill(&w, 0);
     CUDA_CHECK(cudaDeviceSynchronize());
     if (s != FAI_SUCCESS) {

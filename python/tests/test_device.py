@@ -14,6 +14,17 @@ except ImportError:  # CI: no torch
 import fai
 
 
+class DeviceTestsRun(unittest.TestCase):
+    """The device tests below (and test_merge.py's) skip without torch or CUDA; on a machine
+    that has an NVIDIA GPU that would pass them all unrun, so it is a failure there."""
+
+    def test_not_skipped_where_a_gpu_is(self):
+        import glob
+        if glob.glob("/dev/nvidia[0-9]*") and not HAVE_GPU:
+            self.fail("an NVIDIA GPU is present (/dev/nvidia*) but torch with CUDA is not usable: "
+                      "every device test would be skipped")
+
+
 def sdpa(q, k, v, causal):
     """q [sq, hq, d], k/v [sk, hk, d], float32, bottom-right causal, GQA by repetition."""
     hq, hk = q.shape[1], k.shape[1]
