@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The side-by-side run: fai (through the Python package) and PyTorch SDPA's FlashAttention-2
 and cuDNN backends on the same tensors, every standard sweep of shared/guides/benchmarks.md,
-one timer (triton.testing.do_bench: median, L2 flushed before each run; --flush read: the same
-with a read-only flush), one CSV with
+one timer (CUDA events around each call after an L2 flush, as triton.testing.do_bench times,
+but at least 50 timed calls a row: do_bench's 100 ms budget gave long prefill rows 3-11;
+--flush read: a read-only flush), one CSV with
 fai-bench's columns (so scripts/compare.py and scripts/plot_perf.py read it).
 
   FAI_LIBRARY=build-gpu/libfai.so PYTHONPATH=python python3 bench/compare.py --csv out.csv
@@ -11,11 +12,13 @@ fai-bench's columns (so scripts/compare.py and scripts/plot_perf.py read it).
   python3 bench/compare.py --dtype bf16 --suite prefill-seq,prefill-gqa --csv bf16.csv
   python3 bench/compare.py --list            # the rows, no GPU needed
 
-Shapes: prefill rows hold every sequence at the same length; fai gets them packed
-([b * s, h, d] with cu_seqlens), SDPA gets the very same storage viewed as [b, h, s, d].
-Decode rows keep the cache as [b, hk, sk, d] (SDPA's layout); fai reads it through a
-permuted view. Hybrid rows: fai in one call on the mixed batch, SDPA as two calls (it has
-no mixed batch). Metrics as benchmarks.md: TFLOP/s = 4 sq sk hq d per sequence (halved for
+Shapes: every backend of a row reads the same values. Prefill rows hold every sequence at
+the same length: Q is [b * s, hq, d] (SDPA's view [b, hq, s, d]), K/V [b, hk, s, d] as SDPA
+takes them, and fai a packed copy ([b * s, hk, d] with cu_seqlens). Decode rows keep the
+cache as [b, hk, sk, d] (SDPA's layout); fai reads it through a permuted view. Hybrid rows:
+fai in one call on the mixed batch (the parts' tensors concatenated), SDPA as two calls (it
+has no mixed batch) timed together, in one flushed region (one graph with --graphs), as
+fai's one call is. Metrics as benchmarks.md: TFLOP/s = 4 sq sk hq d per sequence (halved for
 causal with sq == sk), GB/s of Q, K, V and O moved once."""
 import argparse
 import csv
@@ -91,7 +94,6 @@ def main():
     import torch
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    from triton.testing import do_bench
 
     import fai
     from cuda_graph import graphed  # (bench/, beside this script)
@@ -104,13 +106,13 @@ def main():
     sdpa_backend = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
     dt = torch.float16 if a.dtype == "fp16" else torch.bfloat16
 
-    flush_buf = torch.ones(64 << 20, dtype=torch.int32, device=dev) if a.flush == "read" else None
+    flush_buf = torch.ones(64 << 20, dtype=torch.int32, device=dev)  # 256 MB
+    flush = flush_buf.sum if a.flush == "read" else flush_buf.zero_  # (zero_: do_bench's own flush)
 
     def median_ms(fn):
-        """do_bench's median, or with --flush read the same protocol (25 warm-up calls, about
-        100 ms of timed calls) after a read-only flush."""
-        if flush_buf is None:
-            return do_bench(fn, warmup=25, rep=100, return_mode="median")
+        """The median of n timed calls, each after the L2 flush (events around the call alone),
+        after 25 warm-up calls: n for about 100 ms of calls as do_bench, but 50 at least (do_bench
+        took 3 on a 30 ms row) and 1000 at most."""
         for _ in range(25):
             fn()
         probe = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
@@ -119,21 +121,27 @@ def main():
             fn()
         probe[1].record()
         torch.cuda.synchronize()
-        n = max(10, min(1000, int(100.0 / max(probe[0].elapsed_time(probe[1]) / 5, 1e-3))))
+        n = max(50, min(1000, int(100.0 / max(probe[0].elapsed_time(probe[1]) / 5, 1e-3))))
         ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
         for e0, e1 in ev:
-            flush_buf.sum()
+            flush()
             e0.record()
             fn()
             e1.record()
         torch.cuda.synchronize()
         return statistics.median(e0.elapsed_time(e1) for e0, e1 in ev)
 
+    inputs = {}  # the row's tensors of each part, made once and read by every backend
+
     def tensors(b, sq, sk, hq, hk, d):
-        """Q [b*sq, hq, d], K/V as [b, hk, sk, d], O like Q; SDPA views of the same storage."""
-        q = torch.randn(b * sq, hq, d, dtype=dt, device=dev)
-        k = torch.randn(b, hk, sk, d, dtype=dt, device=dev)
-        v = torch.randn(b, hk, sk, d, dtype=dt, device=dev)
+        """Q [b*sq, hq, d], K/V as [b, hk, sk, d] (random normal, the same for every backend of
+        the row), and a fresh O like Q."""
+        key = (b, sq, sk, hq, hk, d)
+        if key not in inputs:
+            inputs[key] = (torch.randn(b * sq, hq, d, dtype=dt, device=dev),
+                           torch.randn(b, hk, sk, d, dtype=dt, device=dev),
+                           torch.randn(b, hk, sk, d, dtype=dt, device=dev))
+        q, k, v = inputs[key]
         return q, k, v, torch.empty_like(q)
 
     def fai_part(b, sq, sk, hq, hk, d, causal):
@@ -153,13 +161,15 @@ def main():
                                    out=o)
 
     def fai_hybrid(r):
-        """One fai call on the mixed batch: prefill sequences first, then decode steps."""
+        """One fai call on the mixed batch: prefill sequences first, then decode steps (the
+        parts' tensors, K/V packed, concatenated)."""
         hq, hk, d, sk = r["hq"], r["hk"], r["d"], r["sk"]
         lens_q = [sq for b, sq, _, _ in parts_of(r) for _ in range(b)]
-        total_q, total_k = sum(lens_q), len(lens_q) * sk
-        q = torch.randn(total_q, hq, d, dtype=dt, device=dev)
-        k = torch.randn(total_k, hk, d, dtype=dt, device=dev)
-        v = torch.randn(total_k, hk, d, dtype=dt, device=dev)
+        parts = [tensors(b, sq, psk, hq, hk, d) for b, sq, psk, _ in parts_of(r)]
+        q = torch.cat([t[0] for t in parts])
+        k = torch.cat([t[1].transpose(1, 2).reshape(-1, hk, d) for t in parts])
+        v = torch.cat([t[2].transpose(1, 2).reshape(-1, hk, d) for t in parts])
+        total_k = k.shape[0]
         o = torch.empty_like(q)
         cu_q = [0]
         for n in lens_q:
@@ -182,6 +192,7 @@ def main():
     out_rows = []
     for i, (suite, r) in enumerate(work):
         flops, nbytes = work_of(r)
+        inputs.clear()
         for backend in a.backends.split(","):
             ms, note = 0.0, ""
             try:
@@ -191,7 +202,9 @@ def main():
                     fns = [fai_part(b, sq, sk, r["hq"], r["hk"], r["d"], c) for b, sq, sk, c in parts_of(r)]
                 else:
                     fns = [sdpa_part(b, sq, sk, r["hq"], r["hk"], r["d"], c, backend) for b, sq, sk, c in parts_of(r)]
-                    note = "two calls" if len(fns) > 1 else ""
+                    if len(fns) > 1:  # both in one timed region, as fai's one call
+                        note = "two calls"
+                        fns = [lambda fs=tuple(fns): [f() for f in fs]]
                 if a.graphs:
                     fns = [graphed(fn) for fn in fns]
                     note = "graph replay" + (", two calls" if note else "")

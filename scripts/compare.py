@@ -20,7 +20,11 @@ def load(path):
 
 
 def key(r):
-    return (r["suite"], r["b"], r["sq"], r["sk"], r["hq"], r["hk"], r["d"], r.get("prefill_frac", ""))
+    return (r["suite"], r.get("dtype", "") or "fp16", r["b"], r["sq"], r["sk"], r["hq"], r["hk"], r["d"],
+            r.get("causal", ""), r.get("prefill_frac", ""))
+
+
+PEERS = ("flash", "cudnn")  # the peers a row is compared with (a peer file may hold others)
 
 
 def emit(head, rows, md):
@@ -53,8 +57,11 @@ def decode_table(fai, by_key, ceil):
     rows, behind = [], 0
     for r in fai:
         p = by_key.get(key(r), {})
+        if not r.get("gbps"):  # a shape fai-bench skipped or refused
+            rows.append([r["suite"], r["b"], r["sk"], f'{r["hq"]}/{r["hk"]}', "n/a", "", "", "", "", ""])
+            continue
         g = float(r["gbps"])
-        best = max([float(x["gbps"]) for x in p.values()] or [0])
+        best = max([float(p[b]["gbps"]) for b in PEERS if p.get(b, {}).get("gbps")] or [0])
         ratio_ = g / best if best else float("nan")
         behind += best > 0 and ratio_ < 1
         rows.append([r["suite"], r["b"], r["sk"], f'{r["hq"]}/{r["hk"]}', f"{g:.0f}",
@@ -119,7 +126,7 @@ def main(argv):
     ceil = {r["backend"]: float(r["gbps"]) for r in fai if r["suite"] == "ceiling"}
     by_key = {}
     for r in peers:
-        if r["ms"]:
+        if r["ms"] and r["backend"] in PEERS:
             by_key.setdefault(key(r), {})[r["backend"]] = r
     plain = [r for r in fai if r["suite"] != "ceiling" and not r.get("prefill_frac") and r["backend"] == "fai"]
     decode = [r for r in plain if r["sq"] == "1"]

@@ -336,7 +336,8 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
     const int seen = p->attn.window && p->attn.window_left >= 0 && p->attn.window_left < sh->sk
                          ? p->attn.window_left + 1
                          : sh->sk;
-    const double seen_kv = (double)kv_elems * seen / sh->sk;
+    /* (the keys that exist: a pool's padding past sk in its last pages is not counted) */
+    const double seen_kv = (double)sh->b * sh->hk * sh->d * seen;
     const double bytes = 2.0 * (2.0 * q_elems + 2.0 * seen_kv);
     /* Candidate plans: the heuristic's (or the forced one), and with --tune a grid of kernels x
      * warps (CUDA cores) or ring stages (tensor cores) x splits. */
