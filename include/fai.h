@@ -178,7 +178,7 @@ typedef struct fai_kv_cache {
  * Every entry point honors them (fai_prefill, fai_decode, hybrid batches; FP16 and quantized
  * caches, contiguous and paged). */
 typedef struct fai_attention {
-    int32_t num_q_heads;       /* >= 1, a multiple of num_kv_heads */
+    int32_t num_q_heads;       /* 1 .. 65536, a multiple of num_kv_heads */
     int32_t num_kv_heads;      /* >= 1 */
     int32_t head_dim;          /* 64, 96, 128 or 256 */
     float softmax_scale;       /* multiplies q.k; finite and > 0, usually 1/sqrt(head_dim) */
@@ -354,7 +354,7 @@ FAI_API fai_status fai_prefill(const fai_prefill_params *params, void *workspace
  * distinct. Needs no workspace.
  * ------------------------------------------------------------------------------------- */
 typedef struct fai_kv_append_params {
-    int32_t num_kv_heads;  /* >= 1 */
+    int32_t num_kv_heads;  /* 1 .. 65536 */
     int32_t head_dim;      /* 64, 96, 128 or 256 */
     int32_t num_tokens;    /* rows of k_new/v_new, >= 0 (0 launches nothing) */
     fai_tensor k_new;      /* [num_tokens, num_kv_heads, head_dim] FP16 or BF16 */

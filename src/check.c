@@ -59,6 +59,9 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn)
     if (attn->num_q_heads < 1)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: attn.num_q_heads (%d) must be >= 1", fn,
                          (int)attn->num_q_heads);
+    if (attn->num_q_heads > FAI_MAX_HEADS)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: attn.num_q_heads (%d) is more than %d", fn,
+                         (int)attn->num_q_heads, FAI_MAX_HEADS);
     if (attn->num_q_heads % attn->num_kv_heads != 0)
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
                          "%s: attn.num_q_heads (%d) is not a multiple of attn.num_kv_heads (%d)", fn,

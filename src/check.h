@@ -10,6 +10,10 @@
 /* The most tokens a cache may hold (cache.capacity): 2^31 - 2^20, so that the key indices a
  * kernel forms a few tiles past the end stay within int. */
 #define FAI_MAX_CACHE_CAPACITY (INT32_MAX - (1 << 20))
+/* The most query heads (and KV heads) a call may have: far past any model, and small enough
+ * that the kernels' int products of heads, head_dim and their grid strides cannot wrap (an
+ * append of ~2^30 heads or a staging row of ~2^31 16-byte chunks did). */
+#define FAI_MAX_HEADS 65536
 
 #ifdef __cplusplus
 extern "C" {

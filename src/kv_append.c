@@ -19,8 +19,9 @@ fai_status fai_kv_append_validate(const char *fn, const fai_kv_append_params *p)
 {
     if (!p)
         return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: params is NULL", fn);
-    if (p->num_kv_heads < 1)
-        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: num_kv_heads (%d) must be >= 1", fn, (int)p->num_kv_heads);
+    if (p->num_kv_heads < 1 || p->num_kv_heads > FAI_MAX_HEADS)
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: num_kv_heads (%d) must be in [1, %d]", fn,
+                         (int)p->num_kv_heads, FAI_MAX_HEADS);
     if (p->head_dim != 64 && p->head_dim != 96 && p->head_dim != 128 && p->head_dim != 256)
         return fai_error(FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "%s: head_dim (%d) is not supported (64, 96, 128 or 256)",
                          fn, (int)p->head_dim);

@@ -92,6 +92,8 @@ static void test_decode_rejects(void)
     REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "attn.num_q_heads (0)");
     p = valid_params(); p.attn.num_kv_heads = -1;
     REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "attn.num_kv_heads (-1)");
+    p = valid_params(); p.attn.num_q_heads = p.attn.num_kv_heads = 65537; /* the kernels' int products */
+    REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "attn.num_q_heads (65537) is more than 65536");
     p = valid_params(); p.attn.head_dim = 80;
     REJECT(p, FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "attn.head_dim (80)");
     p = valid_params(); p.attn.head_dim = 0;
@@ -316,6 +318,8 @@ static void test_append_checks(void)
     CHECK(fai_kv_append(NULL, 0) == FAI_ERROR_BAD_PARAM_NULL_POINTER, "NULL params");
     p = valid_append(); p.num_kv_heads = 0;
     REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_SHAPE, "num_kv_heads (0)");
+    p = valid_append(); p.num_kv_heads = 1073709057; /* its head loop's 2 x heads wrapped */
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_SHAPE, "num_kv_heads (1073709057) must be in [1, 65536]");
     p = valid_append(); p.head_dim = 80;
     REJECT_APPEND(p, FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "head_dim (80)");
     p = valid_append(); p.num_tokens = -1;
