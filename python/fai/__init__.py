@@ -3,9 +3,14 @@
 A thin ctypes layer over libfai (no compiled extension): it takes CUDA arrays that offer
 ``__cuda_array_interface__`` or DLPack (torch tensors do), checks dtype, shape and strides
 before calling, runs on the caller's ``stream=`` (by default torch's current stream for
-torch tensors, the legacy default stream for other arrays), and turns a failing fai status into :class:`FaiError` carrying
-``fai_last_error()``. The library is found through ``$FAI_LIBRARY``, next to this package,
-or on the system's search path.
+torch tensors, the legacy default stream for other arrays), and turns a failing fai status
+into :class:`FaiError` carrying ``fai_last_error()``. The library is found through
+``$FAI_LIBRARY``, next to this package, or on the system's search path.
+
+Arrays from other libraries are read as they are: fai does not wait for the stream their
+producer named (``__cuda_array_interface__``'s ``stream``, DLPack's ``stream=``), so order
+that work before the call yourself, for instance by passing the producer's stream as
+``stream=``.
 
     import fai
     out = fai.decode(q, k_cache, v_cache, seq_lens)                  # one token per sequence
