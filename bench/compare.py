@@ -78,9 +78,10 @@ def main():
                     help="time each call as a CUDA graph replay (the GPU's time alone: no Python or launch "
                          "overhead, as an engine that captures its steps sees it); default: eager calls")
     ap.add_argument("--flush", default="write", choices=("write", "read"),
-                    help="the L2 flush before each timed run: write (triton.testing.do_bench's own, a 256 MB "
-                         "zero_() that leaves the L2 dirty, so the timed call also writes it back) or read "
-                         "(a 256 MB reduction: the L2 left holding clean, unrelated lines; CUDA events, median)")
+                    help="the L2 flush before each timed run (CUDA events around the call, median): write "
+                         "(a 256 MB zero_(), triton.testing.do_bench's flush, that leaves the L2 dirty, so the "
+                         "timed call also writes it back) or read (a 256 MB reduction: the L2 left holding "
+                         "clean, unrelated lines)")
     a = ap.parse_args()
     work = rows_of(filter(None, a.suite.split(",")))
     if a.batches:
@@ -221,7 +222,7 @@ def main():
                        ms="" if ms is None else round(ms, 5),
                        tflops="" if ms is None else round(flops / (ms * 1e-3) / 1e12, 2),
                        gbps="" if ms is None else round(nbytes / (ms * 1e-3) / 1e9, 1),
-                       note="; ".join(filter(None, (note, "flush read" if flush_buf is not None else ""))))
+                       note="; ".join(filter(None, (note, "flush read" if a.flush == "read" else ""))))
             out_rows.append(row)
             print(f"[{i + 1}/{len(work)}] {suite:13s} {backend:5s} b={r['b']:<5d} sq={r['sq']:<6d} sk={r['sk']:<7d} "
                   f"hq={r['hq']} hk={r['hk']} d={r['d']} " +

@@ -281,8 +281,8 @@ typedef struct fai_prefill_params {
     fai_tensor o;        /* [total_q, num_q_heads, head_dim], written */
     const int32_t *cu_seqlens_q; /* device, [batch + 1], non-decreasing, last <= total_q */
     const int32_t *cu_seqlens_k; /* device, [batch + 1], non-decreasing, last <= total_k */
-    int32_t total_q;     /* rows of q and o, >= 0 */
-    int32_t total_k;     /* rows of k and v, >= 0 */
+    int32_t total_q;     /* rows of q and o, 0 .. 2^31 - 2^20 - 1 */
+    int32_t total_k;     /* rows of k and v, 0 .. 2^31 - 2^20 - 1 */
     int32_t max_seq_q;   /* host-side bound of seq_q, >= 1 when batch > 0: sizes the grid.
                             A longer sequence is still computed in full, less evenly. */
     int32_t max_seq_k;   /* host-side bound of seq_k for splitting decode rows; 0: total_k */

@@ -7,8 +7,9 @@
 #include "decode_plan.h"
 #include "error.h"
 
-/* The most tokens a cache may hold (cache.capacity): 2^31 - 2^20, so that the key indices a
- * kernel forms a few tiles past the end stay within int. */
+/* The most tokens a cache may hold (cache.capacity), and rows of fai_prefill's q and packed
+ * k/v: 2^31 - 2^20 - 1, so that the key indices a kernel forms a few tiles past the end stay
+ * within int. */
 #define FAI_MAX_CACHE_CAPACITY (INT32_MAX - (1 << 20))
 /* The most query heads (and KV heads) a call may have: far past any model, and small enough
  * that the kernels' int products of heads, head_dim and their grid strides cannot wrap (an

@@ -1,8 +1,8 @@
 #include "gpu_test_util.h"
 
+#include <glob.h>
 #include <math.h>
 #include <string.h>
-#include <unistd.h>
 
 void gpu_require_device(const char *test_name)
 {
@@ -13,7 +13,11 @@ void gpu_require_device(const char *test_name)
     /* Skipped only where there is no GPU: a machine with an NVIDIA device node whose CUDA
      * cannot be used (a driver too old for the runtime, a failed initialization) fails, so
      * that a broken setup is not reported as tests skipped. */
-    if (access("/dev/nvidia0", F_OK) == 0 || access("/dev/nvidiactl", F_OK) == 0) {
+    glob_t gpus; /* (a GPU's node: /dev/nvidiactl alone comes with the driver, GPU or not) */
+    const int rc = glob("/dev/nvidia[0-9]*", 0, NULL, &gpus), found = rc == 0 && gpus.gl_pathc > 0;
+    if (rc == 0)
+        globfree(&gpus);
+    if (found) {
         printf("%s: an NVIDIA device is present but CUDA is unusable: %s (%d devices)\n", test_name,
                cudaGetErrorString(err), n);
         exit(1);

@@ -640,7 +640,7 @@ static void test_variant_checks(void)
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.window_right (-100)");
     p = valid_prefill(); p.attn.window_left = INT32_MIN;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.window_left (-2147483648)");
-    /* Soft-cap: 0 (off) or finite and > 0, and within range of the scale. */
+    /* Soft-cap: 0 (off) or finite and at least FLT_MIN, and within range of the scale. */
     p = valid_prefill(); p.attn.softcap = -1.0f;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (-1) must be 0 (off), or finite and at least FLT_MIN");
     p = valid_prefill(); p.attn.softcap = 1.0f / 0.0f;

@@ -275,7 +275,8 @@ def _workspace(lib_size, params, workspace, like, fn):
     w = view("workspace", workspace)
     # The view holds the array until the library call has been made: one allocated here would
     # otherwise be freed, and could be handed out again, before fai's kernels are queued.
-    w.keepalive = (w.keepalive, workspace)
+    if w is not workspace:
+        w.keepalive = (w.keepalive, workspace)
     expected, acc = [], 1
     for s in reversed(w.shape):
         expected.append(acc)
