@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "decode_plan.h"
 #include "error.h"
 #include "fai.h"
@@ -223,7 +224,7 @@ static void check_decode_plan(const fai_decode_plan *p, int32_t batch, const fai
     if (p->kernel == FAI_DECODE_MMA && kv_dtype != FAI_DTYPE_FP16 && kv_dtype != FAI_DTYPE_BF16) /* one-byte: 3 or 6 */
         REQUIRE(p->stages == 3 || p->stages == 6);
     const int32_t group = a->num_q_heads / a->num_kv_heads;
-    REQUIRE(a->num_q_heads <= 65536); /* (FAI_MAX_HEADS) */
+    REQUIRE(a->num_q_heads <= FAI_MAX_HEADS);
     REQUIRE(p->kernel == FAI_DECODE_SIMT || p->kernel == FAI_DECODE_MMA);
     REQUIRE(p->num_splits >= 1 && p->num_splits <= FAI_DECODE_MAX_SPLITS);
     REQUIRE(p->warps_per_block >= 1 && p->warps_per_block <= FAI_DECODE_MAX_WARPS);
@@ -380,10 +381,10 @@ static void fuzz_prefill(reader *r)
                 REQUIRE(!p.kv_cache->k_scale && !p.kv_cache->v_scale);
         }
         REQUIRE(p.attn.window_left >= -1 && p.attn.window_right >= -1);
-        REQUIRE(p.attn.num_q_heads <= 65536); /* (FAI_MAX_HEADS) */
+        REQUIRE(p.attn.num_q_heads <= FAI_MAX_HEADS);
         REQUIRE(p.attn.softcap == 0.0f || (p.attn.softcap >= FLT_MIN && isfinite(p.attn.softcap * 1.4426950408889634f) &&
                                               isfinite(1.0f / (p.attn.softcap * 1.4426950408889634f))));
-        REQUIRE(p.total_q <= INT32_MAX - (1 << 20) && p.total_k <= INT32_MAX - (1 << 20));
+        REQUIRE(p.total_q <= FAI_MAX_CACHE_CAPACITY && p.total_k <= FAI_MAX_CACHE_CAPACITY);
     }
     /* The decode kernels take the decode rows only in FP16 without the variants. */
     const int decode_kernels = !null_params && fai_prefill_decode_kernels_serve(&p);
@@ -517,7 +518,7 @@ static void fuzz_append(reader *r)
     }
     /* Accepted: the views it will touch fit in int64 offsets (the checks promise it). */
     REQUIRE(p.num_tokens >= 0 && p.cache_batch >= 1 && p.cache.capacity >= 0);
-    REQUIRE(p.num_kv_heads >= 1 && p.num_kv_heads <= 65536); /* (FAI_MAX_HEADS) */
+    REQUIRE(p.num_kv_heads >= 1 && p.num_kv_heads <= FAI_MAX_HEADS);
     if (p.num_tokens == 0 || (p.cache.capacity == 0 && !p.cache.page_table))
         REQUIRE(fai_kv_append(&p, 0) == FAI_SUCCESS);
     if (p.cache.page_table && p.num_tokens > 0) /* a valid pool */

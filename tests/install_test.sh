@@ -70,9 +70,9 @@ PKG_CONFIG_PATH="$(dirname "$pc")" make -C "$tmp/make-build" ||
 run_example "$tmp/make-build/decode_example"
 
 step "linking libfai.a by pkg-config --static"
-cc -std=c11 "$src/examples/decode_example.c" $(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --cflags fai) \
-    -o "$tmp/static-pc" "$libdir/libfai.a" $(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --static --libs-only-other --libs-only-L fai) \
-    $(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --static --libs-only-l fai | sed 's/-lfai\b//') ||
+# (libfai.a by path: -lfai would pick libfai.so beside it)
+pc_static=$(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --cflags --static --libs fai | sed 's/-lfai\b//')
+cc -std=c11 "$src/examples/decode_example.c" -o "$tmp/static-pc" "$libdir/libfai.a" $pc_static ||
     fail "linking examples/decode_example.c with libfai.a and pkg-config --static failed"
 run_example "$tmp/static-pc"
 

@@ -169,6 +169,7 @@ def _float32_vector(v, n):
 
 
 def _int32(name, value):
+    value = int(value)
     if not -2**31 <= value < 2**31:
         raise ValueError(f"fai: {name} ({value}) does not fit fai's 32-bit sizes")
     return value
@@ -382,7 +383,7 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
         _fill_cache(p.cache, kv, vv, cdtype, ks, vs)
         p.batch = _int32("batch", batch)
         p.cache.seq_lens = lv.ptr
-        p.cache.max_seq_len = _int32("max_seq_len", int(max_seq_len))
+        p.cache.max_seq_len = _int32("max_seq_len", max_seq_len)
         p.lse = lse_v.ptr if lse_v is not None else None
         w, wbytes = _workspace(lib.fai_decode_workspace_size, p, workspace, q, "decode")
         _check(lib.fai_decode(ctypes.byref(p), w.ptr if w else None, wbytes, handle))
@@ -488,13 +489,13 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
             cache = _lib.KVCache()
             _fill_cache(cache, kv, vv, cdtype, ks, vs)
             cache.seq_lens = lv.ptr
-            cache.max_seq_len = _int32("max_seq_len", int(max_seq_len))
+            cache.max_seq_len = _int32("max_seq_len", max_seq_len)
             p.attn = _attention(hq, hk, d, softmax_scale, alibi, slopes, window, softcap, sinks)
             p.batch, p.causal = batch, 1 if causal else 0
             p.q, p.o = _fai_tensor(qv), _fai_tensor(ov)
             p.k.dtype = p.v.dtype = p.q.dtype
             p.cu_seqlens_q = cq.ptr
-            p.total_q, p.max_seq_q = _int32("total_q", total_q), _int32("max_seq_q", int(max_seq_q))
+            p.total_q, p.max_seq_q = _int32("total_q", total_q), _int32("max_seq_q", max_seq_q)
             if host is not None:
                 p.cu_seqlens_q_host = ctypes.cast(host, ctypes.POINTER(ctypes.c_int32))
             p.lse = lse_v.ptr if lse_v is not None else None
@@ -507,7 +508,7 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         p.q, p.k, p.v, p.o = _fai_tensor(qv), _fai_tensor(kv), _fai_tensor(vv), _fai_tensor(ov)
         p.cu_seqlens_q, p.cu_seqlens_k = cq.ptr, ck.ptr
         p.total_q, p.total_k = _int32("total_q", total_q), _int32("total_k", total_k)
-        p.max_seq_q, p.max_seq_k = _int32("max_seq_q", int(max_seq_q)), _int32("max_seq_k", int(max_seq_k))
+        p.max_seq_q, p.max_seq_k = _int32("max_seq_q", max_seq_q), _int32("max_seq_k", max_seq_k)
         if host is not None:
             p.cu_seqlens_q_host = ctypes.cast(host, ctypes.POINTER(ctypes.c_int32))
         p.lse = lse_v.ptr if lse_v is not None else None
