@@ -12,8 +12,10 @@
  *    h / (num_q_heads / num_kv_heads); num_q_heads must be a multiple of num_kv_heads.
  *  - Softmax is computed in FP32 with FP32 accumulation. A query row that sees no key
  *    (an empty sequence) gets an output of zeros and a log-sum-exp of -infinity, never NaN.
- *  - On failure the call returns a non-zero status, launches nothing, and
- *    fai_last_error() names the offending argument and value (per thread).
+ *  - On failure the call returns a non-zero status and fai_last_error() names the offending
+ *    argument and value (per thread). A call whose arguments are rejected launches nothing;
+ *    a call that launches several kernels and fails at a later one (a 3xxx status) leaves
+ *    the earlier ones enqueued, and its outputs are not valid.
  *
  * This header is C99 and C++ (extern "C") and includes no CUDA header: streams are passed as
  * fai_stream_t, which is the very type of cudaStream_t (struct CUstream_st *), so callers pass
@@ -60,7 +62,7 @@ typedef struct CUstream_st *fai_stream_t;
     X(FAI_ERROR_BAD_PARAM_NULL_POINTER, 1001, "bad parameter: a required pointer is NULL")  \
     X(FAI_ERROR_BAD_PARAM_SHAPE, 1002, "bad parameter: a size is negative or sizes disagree") \
     X(FAI_ERROR_BAD_PARAM_STRIDE, 1003, "bad parameter: a stride is negative, unaligned or overlapping") \
-    X(FAI_ERROR_BAD_PARAM_MISALIGNED, 1004, "bad parameter: a pointer is not 16-byte aligned") \
+    X(FAI_ERROR_BAD_PARAM_MISALIGNED, 1004, "bad parameter: a pointer is not aligned as required")  \
     X(FAI_ERROR_BAD_PARAM_WORKSPACE, 1005, "bad parameter: the workspace is missing or too small") \
     X(FAI_ERROR_NOT_SUPPORTED, 2000, "not supported")                                       \
     X(FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, 2001, "not supported: head dimension")              \
@@ -225,10 +227,12 @@ typedef struct fai_decode_params {
     fai_tensor o;      /* [batch, num_q_heads, head_dim], written; q's dtype */
     fai_kv_cache cache; /* FP16 with FP16 q, BF16 with BF16 q; int8 and FP8 with either (a
                            BF16 q beyond FP16's range saturates to +-65504 on the tensor-core
-                           path of a quantized cache: docs/api.md) */
+                           path of a quantized cache, as do int8 values written from BF16 rows
+                           beyond it: docs/api.md) */
     float *lse;        /* optional device [batch, num_q_heads] FP32, written with the natural
-                          log-sum-exp of the scaled, biased scores (-inf for an empty
-                          sequence); NULL to skip */
+                          log-sum-exp of the scaled, soft-capped, biased scores, a sink
+                          included (-inf for an empty sequence, sinks[h] with sinks); NULL
+                          to skip */
 } fai_decode_params;
 
 /* Defaults: fai_attention_default(), batch 0, FP16 tensors, NULL pointers, zero strides. */

@@ -97,10 +97,13 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn)
             return fai_error(FAI_ERROR_BAD_PARAM,
                              "%s: attn.softcap (%g) must be 0 (off), or finite and at least FLT_MIN (%g)", fn,
                              (double)attn->softcap, (double)FLT_MIN);
-        if (!isfinite(attn->softmax_scale / attn->softcap) || !isfinite(attn->softcap * 2.8853900817779268f))
+        /* (the Hopper kernel multiplies each logit by softmax_scale / softcap * 2 log2(e) in one
+         * factor: an infinite one turns a zero logit into NaN) */
+        if (!isfinite(attn->softmax_scale / attn->softcap * 2.8853900817779268f) ||
+            !isfinite(attn->softcap * 2.8853900817779268f))
             return fai_error(FAI_ERROR_BAD_PARAM,
                              "%s: attn.softcap (%g) is out of range for attn.softmax_scale (%g): "
-                             "softmax_scale / softcap and softcap * 2 log2(e) must be finite",
+                             "softmax_scale / softcap * 2 log2(e) and softcap * 2 log2(e) must be finite",
                              fn, (double)attn->softcap, (double)attn->softmax_scale);
     }
     if (attn->sinks && misaligned(attn->sinks, sizeof(float)))
@@ -317,8 +320,7 @@ fai_status fai_current_device(const char *fn, fai_device_info *info)
     if (err == cudaSuccess)
         err = cudaDeviceGetAttribute(&info->smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     if (err != cudaSuccess)
-        return fai_error(FAI_ERROR_EXECUTION_FAILED, "%s: querying the current CUDA device failed: %s",
-                         fn, cudaGetErrorString(err));
+        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED, err, "%s: querying the current CUDA device failed", fn);
     if (major < 8)
         return fai_error(FAI_ERROR_NOT_SUPPORTED_DEVICE,
                          "%s: device %d has compute capability %d.x; fai needs 8.0 or newer", fn, dev,

@@ -29,6 +29,16 @@ void fai_error_clear(void);
  *   return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: batch (%d) is negative", fn, batch); */
 fai_status fai_error(fai_status status, const char *fmt, ...) FAI_PRINTF_LIKE(2, 3);
 
+/* A failed CUDA runtime call (err: its cudaError_t) as fai's status and message, which is
+ * fmt's text followed by the CUDA error's. The error is also taken off the runtime's last-error
+ * slot, so the caller's next cudaGetLastError() does not report it a second time, against an
+ * unrelated kernel. Two kinds of error change the message or the status:
+ *  - a sticky one (an illegal address, a trap, ...) cannot come from the call itself: the
+ *    context had already failed in earlier asynchronous work, which the message says;
+ *  - no code for this device in the build (cudaErrorNoKernelImageForDevice,
+ *    cudaErrorInvalidDeviceFunction) gives FAI_ERROR_NOT_SUPPORTED_DEVICE. */
+fai_status fai_cuda_error(fai_status status, int err, const char *fmt, ...) FAI_PRINTF_LIKE(3, 4);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,7 +20,10 @@
  * and q = 0. Dequantized value: q * scale. The reciprocal and the product are IEEE
  * (correctly rounded) FP32 operations on both sides, so host and device agree bit for bit;
  * the reciprocal is one per row (the compiler hoists it), where a division per value made the
- * append kernel compute-bound. */
+ * append kernel compute-bound. A scale below 2^-64 (max|x| under ~6.9e-18: only BF16 rows get
+ * there) is taken with x times 2^64 and 1 / (scale 2^64): both exact rescalings, so q is the
+ * same x * (1 / scale) wherever that reciprocal is finite, and stays so where it is not
+ * (scale under 2^-128, whose reciprocal overflowed and turned every nonzero code into +-127). */
 #ifndef FAI_KV_CODEC_H
 #define FAI_KV_CODEC_H
 
@@ -135,11 +138,25 @@ FAI_CODEC_FN float fai_bf16_bits_to_float(uint16_t b)
  * conversion (an infinite value gives an infinite scale, and the row dequantizes to NaN). A
  * row whose max|x| is below 127 times the smallest float (about 1.8e-43) gets scale 0 and
  * codes 0. */
+/* The factor x is multiplied by before the reciprocal (see the int8 paragraph above): 2^64
+ * for scales below 2^-64, 1 otherwise (decimal literals of the two powers of two, exact). */
+FAI_CODEC_FN float fai_int8_pre(float scale)
+{
+    return scale < 5.42101086242752217e-20f ? 18446744073709551616.0f : 1.0f;
+}
+
+/* The reciprocal a row's values are multiplied by once pre-multiplied: 1 / (scale * pre),
+ * finite for every scale > 0; 0 for a scale that is not > 0 (codes 0). */
+FAI_CODEC_FN float fai_int8_inv(float scale)
+{
+    return scale > 0.0f ? 1.0f / (scale * fai_int8_pre(scale)) : 0.0f;
+}
+
 FAI_CODEC_FN int8_t fai_int8_quantize(float x, float scale)
 {
     if (!(scale > 0.0f))
         return 0;
-    float q = fai_rne(x * (1.0f / scale));
+    float q = fai_rne((x * fai_int8_pre(scale)) * fai_int8_inv(scale));
     if (q != q)
         return 0;
     q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
@@ -147,8 +164,8 @@ FAI_CODEC_FN int8_t fai_int8_quantize(float x, float scale)
 }
 
 /* fai_int8_quantize(x, scale) without a float-to-int conversion (the append kernel's form; a
- * quarter-rate instruction on the GPU): inv = 1 / scale (0 for a scale that is not > 0),
- * q = x * inv, NaN -> 0, clamped to +-127 (clamping before rounding is the same, +-127 being
+ * quarter-rate instruction on the GPU), given x * fai_int8_pre(scale) and inv =
+ * fai_int8_inv(scale): q = x * inv, NaN -> 0, clamped to +-127 (clamping before rounding is the same, +-127 being
  * integers), then adding 1.5 * 2^23 rounds q to nearest even into the low mantissa bits
  * (the ulp there is 1), whose low byte is the two's-complement code. CPU-tested to equal
  * fai_int8_quantize on every FP16 value under a spread of scales. */

@@ -649,6 +649,10 @@ static void test_variant_checks(void)
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (");
     p = valid_prefill(); p.attn.softcap = 2e-38f; p.attn.softmax_scale = 100.0f; /* softmax_scale / softcap overflows */
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softcap (2e-38) is out of range for attn.softmax_scale (100)");
+    /* softmax_scale / softcap is finite (1.7e38) but the Hopper kernel's factor, twice log2(e)
+     * times that, is not: a zero logit would be 0 * inf = NaN there */
+    p = valid_prefill(); p.attn.softcap = FLT_MIN; p.attn.softmax_scale = 2.0f;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "is out of range for attn.softmax_scale (2)");
     p = valid_prefill(); p.attn.softcap = 3e38f; /* softcap * log2(e) overflows */
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "is out of range for attn.softmax_scale");
     p = valid_prefill(); p.attn.softcap = 1.5e38f; /* softcap * 2 log2(e) overflows (the Hopper kernel's) */
@@ -900,9 +904,27 @@ static void test_decode_bf16_checks(void)
     CHECK(fai_kv_append(&a, 0) == FAI_SUCCESS, "BF16, 0 tokens: %s", fai_last_error());
 }
 
+/* A CUDA call that fails inside fai ends fai's message with CUDA's error text and name:
+ * where the device query fails (CI's machines have no GPU) the status is 3000. (That the
+ * runtime's last-error slot is cleared is not checked here: an initialization error such as
+ * these machines' stays in the slot whatever clears it.) A machine with a GPU passes the
+ * query and checks nothing here (fai_decode_workspace_size launches nothing). */
+static void test_cuda_error_message(void)
+{
+    fai_decode_params p = valid_params();
+    size_t bytes = 0;
+    const fai_status s = fai_decode_workspace_size(&p, &bytes);
+    if (s != FAI_ERROR_EXECUTION_FAILED)
+        return;
+    CHECK(strstr(fai_last_error(), "fai_decode_workspace_size: querying the current CUDA device failed: ") != NULL &&
+              strstr(fai_last_error(), " (cuda") != NULL,
+          "message '%s'", fai_last_error());
+}
+
 int main(void)
 {
     test_status_strings();
+    test_cuda_error_message();
     test_decode_rejects();
     test_decode_accepts();
     test_append_checks();

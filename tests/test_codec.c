@@ -184,10 +184,10 @@ static void test_int8(void)
         const float scales[] = {0.0f, 1e-45f, 1e-40f, 1.17549435e-38f, 3e-30f, 1e-8f, 6.1e-5f, 0.0078125f, 0.125f,
                                 0.3f, 1.0f, 1.0f / 127.0f, 3.14159f, 257.0f, 65504.0f / 127.0f, 1e30f, INFINITY};
         for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
-            const float scale = scales[si], inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+            const float scale = scales[si], pre = fai_int8_pre(scale), inv = fai_int8_inv(scale);
             for (uint32_t h = 0; h < 65536; h++) {
                 const float x = fai_half_bits_to_float((uint16_t)h);
-                const int8_t want = fai_int8_quantize(x, scale), got = (int8_t)fai_int8_code_by_add(x, inv);
+                const int8_t want = fai_int8_quantize(x, scale), got = (int8_t)fai_int8_code_by_add(x * pre, inv);
                 EXPECT(want == got, "int8 by addition: x %.9g scale %.9g -> %d, expected %d", (double)x, (double)scale,
                        got, want);
             }
@@ -198,14 +198,36 @@ static void test_int8(void)
                    (double)x);
         }
     }
-    /* Random rows: the row maximum maps to +-127, every value within half a step. */
+    /* A BF16 row far below FP16's range: its scale (3e-37 / 127) is under 2^-128, whose
+     * reciprocal overflows FP32; the codes are still round(x / scale). */
+    {
+        const float x[3] = {3e-37f, 1e-38f, 1e-40f};
+        const float scale = fai_int8_scale(x[0]);
+        const int want[3] = {127, 4, 0};
+        EXPECT(scale < 0x1p-128f, "int8: the tiny row's scale %.9g is not under 2^-128", (double)scale);
+        for (int i = 0; i < 3; i++) {
+            EXPECT(fai_int8_quantize(x[i], scale) == want[i], "int8: tiny %.9g -> %d, expected %d", (double)x[i],
+                   fai_int8_quantize(x[i], scale), want[i]);
+            EXPECT((int8_t)fai_int8_code_by_add(x[i] * fai_int8_pre(scale), fai_int8_inv(scale)) == want[i],
+                   "int8 by addition: tiny %.9g", (double)x[i]);
+        }
+    }
+    /* Random rows: the row maximum maps to +-127, every value within half a step. Ranges
+     * 1e-6 .. 1e6, and BF16 rows of 1e-18 .. 1e-38 (scales under 2^-64, down to subnormal). */
     uint64_t state = 0x9E3779B97F4A7C15ull;
-    for (int row = 0; row < 20000; row++) {
+    for (int row = 0; row < 30000; row++) {
         float x[128], amax = 0.0f;
-        const float range = powf(10.0f, (float)(row % 13) - 6.0f);
+        const int tiny = row >= 20000;
+        const float range = tiny ? powf(10.0f, -18.0f - (float)(row % 21)) : powf(10.0f, (float)(row % 13) - 6.0f);
         for (int i = 0; i < 128; i++) {
             state = state * 6364136223846793005ull + 1442695040888963407ull;
             x[i] = range * ((float)(state >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+            if (tiny) { /* rounded to BF16 (nearest even), the rows fai_kv_append takes */
+                uint32_t u;
+                memcpy(&u, &x[i], sizeof u);
+                u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+                memcpy(&x[i], &u, sizeof u);
+            }
             amax = fmaxf(amax, fabsf(x[i]));
         }
         const float scale = fai_int8_scale(amax);
@@ -215,7 +237,8 @@ static void test_int8(void)
             const double err = fabs((double)fai_int8_dequantize(q, scale) - (double)x[i]);
             /* Half a step, plus what the FP32 quotient x / scale (up to 127, so within
              * 127 * 2^-24 of exact) and the FP32 product q * scale can add. */
-            const double bound = (0.5 + 127.0 * 0x1p-24) * scale + fabs((double)x[i]) * 0x1p-24;
+            const double bound = (0.5 + 127.0 * 0x1p-24) * scale + fabs((double)x[i]) * 0x1p-24 +
+                                 128.0 * 0x1p-149; /* (a subnormal scale and product: absolute steps) */
             EXPECT(err <= bound, "int8: %.9g -> %d * %.9g, error %.3g over half a step",
                    (double)x[i], q, (double)scale, err);
             if (fabsf(x[i]) == amax)

@@ -10,7 +10,9 @@ into :class:`FaiError` carrying ``fai_last_error()``. The library is found throu
 Arrays from other libraries are read as they are: fai does not wait for the stream their
 producer named (``__cuda_array_interface__``'s ``stream``, DLPack's ``stream=``), so order
 that work before the call yourself, for instance by passing the producer's stream as
-``stream=``.
+``stream=``. For torch tensors fai makes their device current for the call; arrays from
+other libraries must be on the current CUDA device (fai cannot switch to theirs; those that
+name theirs through ``__dlpack_device__`` must at least all name one).
 
     import fai
     out = fai.decode(q, k_cache, v_cache, seq_lens)                  # one token per sequence
@@ -220,6 +222,7 @@ def _on_device_and_stream(like, handle, arrays, current=False):
     entering the two contexts cost more host time than the rest of a call)."""
     torch = _torch_of(like)
     if torch is None:
+        _one_dlpack_device(like, arrays)
         yield
         return
     dev = like.device
@@ -232,6 +235,21 @@ def _on_device_and_stream(like, handle, arrays, current=False):
     with torch.cuda.device(dev):
         with torch.cuda.stream(torch.cuda.ExternalStream(handle, device=like.device)):
             yield
+
+
+def _one_dlpack_device(like, arrays):
+    """Arrays other than torch tensors run on the current CUDA device, as the C API's pointers
+    do (the package cannot switch to theirs: it has no CUDA runtime of its own). Arrays that
+    say where they live (DLPack's __dlpack_device__) must at least agree with q's."""
+    def device_id(a):
+        f = getattr(a, "__dlpack_device__", None)
+        return int(f()[1]) if f is not None else None
+    first = device_id(like)
+    for name, a in arrays:
+        d = device_id(a) if a is not None else None
+        if first is not None and d is not None and d != first:
+            raise ValueError(f"fai: {name} is on CUDA device {d}, q on device {first}; all must be on one device "
+                             "(the current one)")
 
 
 def _alloc_like(obj, shape, dtype_name, name):

@@ -4,6 +4,10 @@ import ctypes
 import os
 from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_void_p
 
+# The fai.h version these structs were written from, (MAJOR, MINOR): a library of another
+# minor version (while MAJOR is 0) or another major version has other struct layouts.
+ABI_VERSION = (0, 1)
+
 FAI_DTYPE_FP16 = 0
 FAI_DTYPE_BF16 = 1
 FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2 = 2, 3, 4
@@ -76,21 +80,37 @@ def _candidates():
     if env:
         return [env]  # an explicit choice is the only one tried
     here = os.path.dirname(os.path.abspath(__file__))
-    names = ["libfai.so", "libfai.so.0", "libfai.dylib", "fai.dll"]
+    names = ["libfai.so", "libfai.so.%d.%d" % ABI_VERSION, "libfai.dylib", "fai.dll"]
     found = [os.path.join(here, n) for n in names]
     import ctypes.util
     system = ctypes.util.find_library("fai")
     return found + ([system] if system else []) + ["libfai.so"]
 
 
+def abi_mismatch(version):
+    """Why a library of fai_version() `version` cannot serve these bindings, or None."""
+    major, minor = version // 10000, version // 100 % 100
+    if major == ABI_VERSION[0] and (major > 0 or minor == ABI_VERSION[1]):
+        return None
+    want = "%d.%d" % ABI_VERSION if ABI_VERSION[0] == 0 else "%d.x" % ABI_VERSION[0]
+    return f"it is version {major}.{minor}.{version % 100}, these bindings are for {want} (other struct layouts)"
+
+
 def load():
-    """Loads libfai: $FAI_LIBRARY, else next to this package, else the system's search path."""
+    """Loads libfai: $FAI_LIBRARY, else next to this package, else the system's search path;
+    a library of another ABI version (abi_mismatch) is passed over."""
     tried = []
     for path in _candidates():
         try:
             lib = ctypes.CDLL(path)
         except OSError as e:
             tried.append(f"{path}: {e}")
+            continue
+        lib.fai_version.restype = c_int
+        lib.fai_version.argtypes = []
+        why = abi_mismatch(lib.fai_version())
+        if why:
+            tried.append(f"{path}: {why}")
             continue
         _declare(lib)
         return lib

@@ -41,11 +41,28 @@ def prefill_args(batch=3, tq=40, tk=50, hq=8, hk=2, d=64):
                 cu_seqlens_k=i32(batch + 1), max_seq_q=16, out=f16(tq, hq, d))
 
 
+class OnDevice(FakeArray):
+    """A FakeArray that names its CUDA device as DLPack does (__dlpack_device__)."""
+
+    def __init__(self, shape, device, typestr="<f2"):
+        super().__init__(shape, typestr)
+        self.device_id = device
+
+    def __dlpack_device__(self):
+        return (2, self.device_id)  # kDLCUDA
+
+
 class ArgumentChecks(unittest.TestCase):
     def assertRaisesNaming(self, exc, needle, fn, **kw):
         with self.assertRaises(exc) as cm:
             fn(**kw)
         self.assertIn(needle, str(cm.exception))
+
+    def test_arrays_on_two_devices(self):
+        a = decode_args()
+        a["q"] = OnDevice((2, 8, 128), 0)
+        a["v_cache"] = OnDevice((2, 64, 2, 128), 1)
+        self.assertRaisesNaming(ValueError, "v_cache is on CUDA device 1, q on device 0", fai.decode, **a)
 
     def test_decode_dtype(self):
         a = decode_args()
@@ -430,6 +447,21 @@ class Library(unittest.TestCase):
 
 
 class Loading(unittest.TestCase):
+    def test_abi_version(self):
+        major, minor = _lib.ABI_VERSION
+        self.assertIsNone(_lib.abi_mismatch(major * 10000 + minor * 100 + 7))  # any patch
+        for other in ((major, minor + 1), (major + 1, minor)):
+            why = _lib.abi_mismatch(other[0] * 10000 + other[1] * 100)
+            self.assertIn("other struct layouts", why)
+            self.assertIn(f"{other[0]}.{other[1]}.0", why)
+
+    def test_abi_version_is_the_header_s(self):
+        header = os.path.join(os.path.dirname(__file__), "..", "..", "include", "fai.h")
+        with open(header) as f:
+            text = f.read()
+        parts = [int(text.split(f"#define FAI_VERSION_{k} ")[1].split()[0]) for k in ("MAJOR", "MINOR")]
+        self.assertEqual(tuple(parts), _lib.ABI_VERSION)
+
     def test_missing_library(self):
         saved, saved_handle = os.environ.get("FAI_LIBRARY"), fai._handle
         try:

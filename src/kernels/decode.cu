@@ -403,9 +403,7 @@ fai_status fai_decode_launch_kernel(const char *what, decode_kernel_fn kernel, d
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, *args);
     if (err == cudaSuccess)
         return FAI_SUCCESS;
-    cudaGetLastError(); /* the launch error is reported here; do not leave it for the caller */
-    return fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, "fai_decode: launching the %s failed: %s (%s)", what,
-                     cudaGetErrorString(err), cudaGetErrorName(err));
+    return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "fai_decode: launching the %s failed", what);
 }
 
 fai_status fai_decode_launch_simt(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
@@ -435,8 +433,13 @@ extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_d
      * was compiled for sm_90+ (from PTX 9.0+), so that its ptx_griddep_wait() does wait: code
      * JIT-compiled from compute_80 PTX launches the plain way. */
     struct cudaFuncAttributes fattr;
-    const int dependent = plan->dependent_launch &&
-                          cudaFuncGetAttributes(&fattr, decode_merge_kernel) == cudaSuccess && fattr.ptxVersion >= 90;
+    int dependent = 0;
+    if (plan->dependent_launch) {
+        if (cudaFuncGetAttributes(&fattr, decode_merge_kernel) == cudaSuccess)
+            dependent = fattr.ptxVersion >= 90;
+        else
+            cudaGetLastError(); /* (the plain launch then; its own error, if any, is reported) */
+    }
     return fai_decode_launch_kernel("split-KV merge kernel", decode_merge_kernel,
                                     dim3((unsigned)(args->batch * args->num_q_heads)), dim3(MERGE_THREADS), 0, stream,
                                     dependent, args);

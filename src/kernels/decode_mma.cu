@@ -262,10 +262,15 @@ __device__ __forceinline__ void mma_16816(float d[4], const uint32_t a[4], uint3
         ptx_mma_16816(d, a, b0, b1);
 }
 
+/* int8's weights carry their key's 127 * v_scale = max|v| (below), which passes FP16's range
+ * only for a cache written from BF16 rows beyond it: saturated there, as a BF16 q is, rather
+ * than an infinity that would make the output NaN (the same F2FP instruction). */
 template <int CT> __device__ __forceinline__ uint32_t pack_p(float lo, float hi)
 {
     if constexpr (CT == FAI_KV_BF16)
         return ptx_cvt_bf16x2_f32(lo, hi);
+    else if constexpr (CT == FAI_KV_INT8)
+        return ptx_cvt_f16x2_f32_satfinite(lo, hi);
     else
         return pack_half2(lo, hi);
 }
@@ -679,8 +684,8 @@ fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_p
      * and allowed during stream capture. */
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)plan->smem_bytes);
     if (err != cudaSuccess)
-        return fai_error(FAI_ERROR_EXECUTION_FAILED, "fai_decode: cudaFuncSetAttribute (%zu bytes of shared memory): %s",
-                         plan->smem_bytes, cudaGetErrorString(err));
+        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED, err, "fai_decode: cudaFuncSetAttribute (%zu bytes of shared memory)",
+                              plan->smem_bytes);
     const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
     return fai_decode_launch_kernel("tensor-core decode kernel", kernel, grid, dim3(FAI_DECODE_MMA_WARPS * 32),
                                     plan->smem_bytes, stream, 0, args);

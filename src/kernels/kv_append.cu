@@ -51,11 +51,12 @@ __device__ __forceinline__ uint32_t fp8x2_from_half2(uint32_t h2, int e4m3)
  * chunks c and c + lanes of 8), so a lane group never straddles a warp (the shuffles). */
 __host__ __device__ static inline int append_lanes(int head_dim) { return head_dim <= 64 ? 4 : head_dim <= 128 ? 8 : 16; }
 
-/* Four values to int8 codes (fai_int8_code_by_add: no float-to-int conversion), packed. */
-__device__ __forceinline__ uint32_t int8x4_from_float(const float *f, float inv)
+/* Four values to int8 codes (fai_int8_code_by_add: no float-to-int conversion), packed;
+ * pre and inv: fai_int8_pre and fai_int8_inv of the row's scale. */
+__device__ __forceinline__ uint32_t int8x4_from_float(const float *f, float pre, float inv)
 {
-    const uint32_t b0 = fai_int8_code_by_add(f[0], inv), b1 = fai_int8_code_by_add(f[1], inv);
-    const uint32_t b2 = fai_int8_code_by_add(f[2], inv), b3 = fai_int8_code_by_add(f[3], inv);
+    const uint32_t b0 = fai_int8_code_by_add(f[0] * pre, inv), b1 = fai_int8_code_by_add(f[1] * pre, inv);
+    const uint32_t b2 = fai_int8_code_by_add(f[2] * pre, inv), b3 = fai_int8_code_by_add(f[3] * pre, inv);
     return b0 | b1 << 8 | b2 << 16 | b3 << 24;
 }
 
@@ -132,7 +133,7 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
                 const int64_t off = b * a.seq_stride + pos * a.token_stride + (int64_t)h * a.head_stride;
                 if (int8 && c == 0)
                     scale_out[b * a.scale_seq_stride + pos * a.scale_token_stride + (int64_t)h * a.scale_head_stride] = scale;
-                const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+                const float pre = fai_int8_pre(scale), inv = fai_int8_inv(scale);
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
                     if (!has[j])
@@ -141,7 +142,7 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
                     if (a.dtype == FAI_DTYPE_FP16 || a.dtype == FAI_DTYPE_BF16) { /* the rows' own dtype */
                         ptx_st_v4(dst + e * 2, x[u][j]);
                     } else if (int8) {
-                        ptx_st_v2(dst + e, make_uint2(int8x4_from_float(f[j], inv), int8x4_from_float(f[j] + 4, inv)));
+                        ptx_st_v2(dst + e, make_uint2(int8x4_from_float(f[j], pre, inv), int8x4_from_float(f[j] + 4, pre, inv)));
                     } else {
                         const int e4m3 = a.dtype == FAI_DTYPE_FP8_E4M3;
                         const uint4 w = x[u][j];
@@ -175,8 +176,7 @@ extern "C" fai_status fai_kv_append_launch(const fai_kv_append_args *args, cudaS
     /* cudaLaunchKernelEx returns this launch's own error (cudaGetLastError could report an
      * earlier, unrelated one) */
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kv_append_kernel, *args);
-    if (err != cudaSuccess && (cudaGetLastError(), 1))
-        return fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, "fai_kv_append: launching the append kernel failed: %s (%s)",
-                         cudaGetErrorString(err), cudaGetErrorName(err));
+    if (err != cudaSuccess)
+        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "fai_kv_append: launching the append kernel failed");
     return FAI_SUCCESS;
 }

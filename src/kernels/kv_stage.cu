@@ -20,7 +20,9 @@
 #define STAGE_THREADS 256
 #define STAGE_MAX_BLOCKS_X 4096 /* per sequence; the loop strides over the rest */
 
-/* Eight floats as FP16 or BF16 (round to nearest even), packed in a uint4. */
+/* Eight floats as FP16 or BF16 (round to nearest even), packed in a uint4. FP16 saturates at
+ * +-65504: an int8 code times its scale can pass FP16's range where the cache was written
+ * from BF16 rows (a staged infinity would turn the prefill's outputs into NaN). */
 __device__ __forceinline__ uint4 pack8(const float *f, int bf16)
 {
     uint32_t w[4];
@@ -30,8 +32,7 @@ __device__ __forceinline__ uint4 pack8(const float *f, int bf16)
             const __nv_bfloat162 h = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
             w[i] = *reinterpret_cast<const uint32_t *>(&h);
         } else {
-            const __half2 h = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
-            w[i] = *reinterpret_cast<const uint32_t *>(&h);
+            w[i] = ptx_cvt_f16x2_f32_satfinite(f[2 * i], f[2 * i + 1]);
         }
     }
     return make_uint4(w[0], w[1], w[2], w[3]);
@@ -113,7 +114,5 @@ extern "C" fai_status fai_kv_stage_launch(const fai_kv_stage_args *args, cudaStr
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, *args);
     if (err == cudaSuccess)
         return FAI_SUCCESS;
-    cudaGetLastError(); /* reported here, not left for the caller's next check */
-    return fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, "fai_prefill: launching the cache staging kernel failed: %s (%s)",
-                     cudaGetErrorString(err), cudaGetErrorName(err));
+    return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "fai_prefill: launching the cache staging kernel failed");
 }

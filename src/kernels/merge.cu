@@ -150,10 +150,7 @@ extern "C" fai_status fai_merge_launch(const fai_merge_args *args, cudaStream_t 
     /* cudaLaunchKernelEx returns this launch's own error (cudaGetLastError could report an
      * earlier, unrelated one). */
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, *args);
-    if (err != cudaSuccess) {
-        cudaGetLastError();
-        return fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, "fai_merge_states: launching the merge kernel failed: %s (%s)",
-                         cudaGetErrorString(err), cudaGetErrorName(err));
-    }
+    if (err != cudaSuccess)
+        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "fai_merge_states: launching the merge kernel failed");
     return FAI_SUCCESS;
 }

@@ -39,8 +39,8 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
     /* Over 48 KB of dynamic shared memory must be asked for (host-only, capture-safe). */
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (err != cudaSuccess)
-        return fai_error(FAI_ERROR_EXECUTION_FAILED, "fai_prefill: cudaFuncSetAttribute (%zu bytes of shared memory): %s",
-                         smem, cudaGetErrorString(err));
+        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED, err, "fai_prefill: cudaFuncSetAttribute (%zu bytes of shared memory)",
+                              smem);
     const int64_t blocks = (int64_t)args->batch * args->num_q_heads * args->m_tiles;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)blocks);
@@ -50,7 +50,5 @@ extern "C" fai_status fai_prefill_launch(const fai_prefill_args *args, cudaStrea
     err = cudaLaunchKernelEx(&cfg, kernel, *args);
     if (err == cudaSuccess)
         return FAI_SUCCESS;
-    cudaGetLastError(); /* reported here, not left for the caller's next check */
-    return fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, "fai_prefill: launching the prefill kernel failed: %s (%s)",
-                     cudaGetErrorString(err), cudaGetErrorName(err));
+    return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "fai_prefill: launching the prefill kernel failed");
 }

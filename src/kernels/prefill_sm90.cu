@@ -848,6 +848,20 @@ static void sm90_block_of(int *bm, int *threads, int *smem, int *pool)
 }
 
 #ifdef FAI_HAVE_SM90A
+/* Whether environment variable `name` starts with `c`. */
+static bool sm90_env_is(const char *name, char c)
+{
+    const char *v = getenv(name);
+    return v && v[0] == c;
+}
+
+/* What FAI_PREFILL_SM90 asks of args->sm90 (the planner's 1 or 2): 0 never (3), 1 every call
+ * (1), unset from FAI_PREFILL_SM90_MIN_KEYS keys on (2). */
+static int sm90_env_need(void)
+{
+    return sm90_env_is("FAI_PREFILL_SM90", '0') ? 3 : sm90_env_is("FAI_PREFILL_SM90", '1') ? 1 : 2;
+}
+
 /* setmaxnreg only moves registers inside the block's pool: a build whose ptxas gave the
  * kernel fewer registers a thread than the split assumes (say, with -maxrregcount) would
  * leave consumer warps spinning in setmaxnreg.inc forever, so such a kernel is not launched
@@ -869,9 +883,9 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     *launched = 0;
 #ifdef FAI_HAVE_SM90A
     /* FAI_PREFILL_SM90=0: never; =1: on every Hopper call it serves, short sequences too
-     * (the tests); unset: from FAI_PREFILL_SM90_MIN_KEYS keys a sequence on. */
-    const char *env = getenv("FAI_PREFILL_SM90");
-    const int need = env && env[0] == '0' ? 3 : env && env[0] == '1' ? 1 : 2;
+     * (the tests); unset: from FAI_PREFILL_SM90_MIN_KEYS keys a sequence on. The switches
+     * are read once (getenv on every call could race another thread's setenv). */
+    static const int need = sm90_env_need();
     const int d = args->head_dim;
     /* Head dims 64 and 128 where the planner chose 128-row tiles (its small-grid 64-row
      * kernel keeps small grids); 256 always (its mma.sync kernel has 64-row tiles: the tile
@@ -930,16 +944,16 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
         return FAI_SUCCESS;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess)
-        return fai_error(FAI_ERROR_EXECUTION_FAILED, "fai_prefill: cudaFuncSetAttribute (%d bytes of shared memory): %s",
-                         smem, cudaGetErrorString(err));
+        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED, err, "fai_prefill: cudaFuncSetAttribute (%d bytes of shared memory)",
+                              smem);
     /* One block per SM walking the work items (its producer loads the next item's tiles while
      * the consumers finish this one), or with FAI_PREFILL_SM90_PERSISTENT=0 one block per item. */
     const int64_t items = (int64_t)args->batch * args->num_q_heads * p.a.m_tiles;
-    const char *persist = getenv("FAI_PREFILL_SM90_PERSISTENT");
+    static const bool one_per_item = sm90_env_is("FAI_PREFILL_SM90_PERSISTENT", '0');
+    static const bool pingpong = sm90_env_is("FAI_PREFILL_SM90_PINGPONG", '1');
     const int64_t sms = args->num_sms > 0 ? args->num_sms : items;
-    const int64_t blocks = persist && persist[0] == '0' ? items : items < sms ? items : sms;
-    const char *pingpong = getenv("FAI_PREFILL_SM90_PINGPONG");
-    p.pingpong = pingpong && pingpong[0] == '1';
+    const int64_t blocks = one_per_item ? items : items < sms ? items : sms;
+    p.pingpong = pingpong;
     *launched = 1;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)blocks);
@@ -949,9 +963,7 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     err = cudaLaunchKernelEx(&cfg, kernel, p);
     if (err == cudaSuccess)
         return FAI_SUCCESS;
-    cudaGetLastError(); /* reported here, not left for the caller's next check */
-    return fai_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, "fai_prefill: launching the Hopper prefill kernel failed: %s (%s)",
-                     cudaGetErrorString(err), cudaGetErrorName(err));
+    return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "fai_prefill: launching the Hopper prefill kernel failed");
 #else
     (void)args;
     (void)mode;

@@ -249,6 +249,17 @@ __device__ __forceinline__ uint32_t ptx_cvt_bf16x2_f32(float lo, float hi)
     return d;
 }
 
+/* Two floats to FP16 (lo in the low half), nearest even, magnitudes past FP16's largest finite
+ * value saturated to +-65504 instead of rounded to infinity (NaN stays NaN): where a value
+ * from a quantized cache (an int8 code times its FP32 scale) can exceed FP16's range. One
+ * F2FP instruction, as the plain conversion. */
+__device__ __forceinline__ uint32_t ptx_cvt_f16x2_f32_satfinite(float lo, float hi)
+{
+    uint32_t d;
+    asm("cvt.rn.satfinite.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+
 /* tanh on the special-function unit (sm_75+): one instruction, relative error about 2^-11. */
 __device__ __forceinline__ float ptx_tanh(float x)
 {
