@@ -1106,6 +1106,23 @@ int main(int argc, char **argv)
          .sinks = SINKS_HUGE, .bf16 = 1},
         {.name = "sinks -1000: no effect, d256 8/8", .hq = 8, .hk = 8, .d = 256,
          SEQS({100, 100}, {1, 50}, {64, 20}, {0, 5}), .causal = 1, .sinks = SINKS_TINY},
+        /* The adversarial cases above on grids the planner gives 128-row tiles (32+ query
+         * heads), which on an H100 take the Hopper kernel (head dims 64 and 128; the cases
+         * above, of 8 or fewer heads, plan 64-row tiles: mma.sync). */
+        {.name = "hopper: huge keys above the diagonal, d128 32/8", .hq = 32, .hk = 8, .d = 128,
+         SEQS({700, 700}, {129, 300}, {300, 300}), .causal = 1, .huge_future = 1},
+        {.name = "hopper: bf16 huge keys outside a 20/20 window, d64 48/8", .hq = 48, .hk = 8, .d = 64,
+         SEQS({400, 400}, {300, 300}), .window = 1, .wl = 20, .wr = 20, .huge_future = 1, .bf16 = 1},
+        {.name = "hopper: window 3/2 rows with no key, sinks, d128 32/8", .hq = 32, .hk = 8, .d = 128,
+         SEQS({300, 100}, {200, 1}, {129, 0}, {150, 149}), .window = 1, .wl = 3, .wr = 2, .sinks = SINKS_RANDOM},
+        {.name = "hopper: sinks 8 (above every logit), d128 32/8", .hq = 32, .hk = 8, .d = 128,
+         SEQS({300, 300}, {129, 500}), .sinks = SINKS_HIGH},
+        {.name = "hopper: sinks 1000, causal, d64 48/8", .hq = 48, .hk = 8, .d = 64,
+         SEQS({300, 300}, {129, 500}, {40, 0}), .causal = 1, .sinks = SINKS_HUGE},
+        {.name = "hopper: alibi slope 8 (logits to -8000), d64 32/32", .hq = 32, .hk = 32, .d = 64,
+         SEQS({1000, 100}, {64, 64}), .alibi = 3},
+        {.name = "hopper: window 5000/5000 (larger than seq), d128 32/8", .hq = 32, .hk = 8, .d = 128,
+         SEQS({300, 300}, {1, 77}, {129, 500}, {0, 9}), .window = 1, .wl = 5000, .wr = 5000},
         /* The combinations of today's models: gpt-oss (window 128 + sinks, 64/8 heads of 64)
          * and Gemma 2 (window + soft-cap 50, heads of 256), FP16 and BF16; then everything. */
         {.name = "gpt-oss: window 128 + sinks, 64/8 d64", .hq = 64, .hk = 8, .d = 64,

@@ -51,6 +51,8 @@ typedef struct cache_case {
     int bf16;
     int window_left;    /* > 0: causal sliding window of window_left + 1 keys */
     int sinks;          /* random sinks in [-2, 4] */
+    float softcap;      /* > 0: logit soft-cap */
+    int alibi;          /* ALiBi with the standard slopes */
     fai_dtype quant;    /* FAI_DTYPE_INT8 / FP8_E4M3 / FP8_E5M2: a quantized cache (0: q's dtype) */
 } cache_case;
 
@@ -89,9 +91,10 @@ static int visible(const cache_case *c, int i, int sq, int sk, int *lo, int *hi)
     return h - l;
 }
 
-/* Plain FP32 attention of one row with an output rounded to the element type (the yardstick). */
+/* Plain FP32 attention of one row with an output rounded to the element type (the yardstick):
+ * logits scaled, soft-capped (softcap > 0), biased by -slope |diag - j|. */
 static void ref32_row(const float *q, const float *k, const float *v, int lo, int hi, int64_t kv_stride, int d,
-                      float scale, float sink, float *out)
+                      float scale, float softcap, float slope, int diag, float sink, float *out)
 {
     float *s = malloc(sizeof(float) * (size_t)(hi > lo ? hi - lo : 1));
     float mx = isnan(sink) ? -INFINITY : sink;
@@ -99,7 +102,10 @@ static void ref32_row(const float *q, const float *k, const float *v, int lo, in
         float dot = 0.0f;
         for (int e = 0; e < d; e++)
             dot += q[e] * k[(int64_t)j * kv_stride + e];
-        s[j - lo] = dot * scale;
+        float x = dot * scale;
+        if (softcap > 0.0f)
+            x = softcap * tanhf(x / softcap);
+        s[j - lo] = x - slope * (float)abs(diag - j);
         mx = fmaxf(mx, s[j - lo]);
     }
     float sum = isnan(sink) ? 0.0f : expf(sink - mx);
@@ -122,6 +128,7 @@ typedef struct yardstick {
     const cache_case *c;
     const float *q, *k, *v;
     const double *ref, *sinks; /* sinks: [hq] or NULL */
+    const double *slopes;      /* [hq] (ALiBi) or NULL */
     int sq, sk, hq, hk, d;
     float scale;
     double *err; /* [sq * hq] */
@@ -138,6 +145,7 @@ static void yardstick_range(int64_t first, int64_t end, void *ctx)
         int lo, hi;
         visible(y->c, i, y->sq, y->sk, &lo, &hi);
         ref32_row(y->q + i * qrow + h * d, y->k + kvh * d, y->v + kvh * d, lo, hi, (int64_t)y->hk * d, d, y->scale,
+                  y->c->softcap, y->slopes ? (float)y->slopes[h] : 0.0f, i + y->sk - y->sq,
                   y->sinks ? (float)y->sinks[h] : NAN, o32);
         double err = 0.0;
         for (int e = 0; e < d; e++)
@@ -148,10 +156,12 @@ static void yardstick_range(int64_t first, int64_t end, void *ctx)
 }
 
 static double yardstick_error(const cache_case *c, const float *q, const float *k, const float *v, const double *ref,
-                              int sq, int sk, int hq, int hk, int d, float scale, const double *sinks)
+                              int sq, int sk, int hq, int hk, int d, float scale, const double *sinks,
+                              const double *slopes)
 {
     const int64_t items = (int64_t)sq * hq;
-    yardstick y = {c, q, k, v, ref, sinks, sq, sk, hq, hk, d, scale, malloc(sizeof(double) * (size_t)(items + 1))};
+    yardstick y = {c,  q,  k,  v, ref,   sinks,
+                   slopes, sq, sk, hq, hk, d, scale, malloc(sizeof(double) * (size_t)(items + 1))};
     fai_ref_parallel_for(items, fai_ref_grain((int64_t)sk * d + 1, (int64_t)1 << 20), yardstick_range, &y);
     double worst = 0.0;
     for (int64_t it = 0; it < items; it++)
@@ -552,6 +562,13 @@ static int run_case(const cache_case *c, int index)
         p.attn.window_right = -1;
     }
     p.attn.sinks = sinks_dev;
+    p.attn.softcap = c->softcap;
+    p.attn.alibi = c->alibi; /* (slopes NULL: the standard ones) */
+    double *slopes = NULL;
+    if (c->alibi) {
+        slopes = malloc(sizeof(double) * (size_t)hq);
+        fai_ref_alibi_slopes(hq, slopes);
+    }
     p.batch = batch;
     p.causal = c->causal;
     const fai_dtype dt = c->bf16 ? FAI_DTYPE_BF16 : FAI_DTYPE_FP16;
@@ -582,19 +599,22 @@ static int run_case(const cache_case *c, int index)
         rp.window_left = c->window_left;
         rp.window_right = -1;
         rp.sinks = sinks;
+        rp.softcap = c->softcap;
+        rp.alibi = c->alibi;
         if (fai_ref_attention(&rp, q + r0 * qrow, ks[b], vs[b], ref + r0 * qrow, ref_lse + r0 * hq) != 0) {
             printf("%s: reference failed\n", c->name);
             exit(2);
         }
         max_err32 = fmax(max_err32, yardstick_error(c, q + r0 * qrow, ks[b], vs[b], ref + r0 * qrow, c->sq[b], sk[b],
-                                                    hq, hk, d, p.attn.softmax_scale, sinks));
+                                                    hq, hk, d, p.attn.softmax_scale, sinks, slopes));
     }
 
-    printf("%s: batch %d, heads %d/%d, d %d, %s%s%s, %s, %scausal, window %d, sinks %d, total_q %d\n", c->name, batch,
+    printf("%s: batch %d, heads %d/%d, d %d, %s%s%s, %s, %scausal, window %d, sinks %d, softcap %g, alibi %d, "
+           "total_q %d\n", c->name, batch,
            hq, hk, d, c->bf16 ? "bf16" : "fp16", is_quantized(c->quant) ? " over " : "",
            is_quantized(c->quant) ? quant_name(c->quant) : "",
            c->page_size ? (c->page_size == 1 ? "paged 1" : c->page_size == 16 ? "paged 16" : "paged") : "contiguous",
-           c->causal ? "" : "non-", c->window_left, c->sinks, total_q);
+           c->causal ? "" : "non-", c->window_left, c->sinks, (double)c->softcap, c->alibi, total_q);
     cudaStream_t stream;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     uint16_t *ob = malloc(obytes);
@@ -662,6 +682,7 @@ static int run_case(const cache_case *c, int index)
     free(ref);
     free(ref_lse);
     free(sinks);
+    free(slopes);
     cudaFree(q_dev);
     cudaFree(o_dev);
     cudaFree(lse_dev);
@@ -726,7 +747,7 @@ static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps,
         exit(2);
     const cache_case yard = {.causal = 1};
     /* every row: the GPU error is the max over all of them */
-    const double max_err32 = yardstick_error(&yard, q, k, v, ref, len, len, hq, hk, d, 1.0f / sqrtf((float)d), NULL);
+    const double max_err32 = yardstick_error(&yard, q, k, v, ref, len, len, hq, hk, d, 1.0f / sqrtf((float)d), NULL, NULL);
 
     /* The whole prompt from packed K/V. */
     fai_prefill_params w = fai_prefill_params_default();
@@ -931,6 +952,17 @@ int main(int argc, char **argv)
         {.name = "paged 16 head-major, window 64 + sinks, d128 32/8", .hq = 32, .hk = 8, .d = 128, .batch = 5,
          .sq = LENS(100, 1, 200, 64, 129), .sk = LENS(400, 300, 200, 1000, 129), .page_size = 16, .hnd = 1,
          .causal = 1, .window_left = 64, .sinks = 1},
+        /* Soft-cap and ALiBi over a cache (Gemma 2's chunked prefill): the Hopper kernel's
+         * variants mode reading pages (32/8), the mma.sync kernel over pages of 1, and a
+         * staged FP8 cache with a window. */
+        {.name = "paged 16 head-major, softcap 1.5 + alibi, d128 32/8", .hq = 32, .hk = 8, .d = 128, .batch = 5,
+         .sq = LENS(100, 1, 200, 64, 129), .sk = LENS(400, 300, 200, 1000, 129), .page_size = 16, .hnd = 1,
+         .causal = 1, .softcap = 1.5f, .alibi = 1},
+        {.name = "paged 1, softcap 2 + alibi, d64 8/8", .hq = 8, .hk = 8, .d = 64, .batch = 4, .sq = LENS(17, 1, 5, 33),
+         .sk = LENS(40, 1, 5, 100), .page_size = 1, .causal = 1, .softcap = 2.0f, .alibi = 1},
+        {.name = "e4m3 paged 16, window 255 + softcap 3, d256 8/4", .hq = 8, .hk = 4, .d = 256, .batch = 3,
+         .sq = LENS(100, 1, 300), .sk = LENS(700, 90, 300), .page_size = 16, .causal = 1, .window_left = 255,
+         .softcap = 3.0f, .quant = FAI_DTYPE_FP8_E4M3},
         {.name = "bf16 paged 64 scrambled, d64 48/8", .hq = 48, .hk = 8, .d = 64, .batch = 3, .sq = LENS(300, 1, 129),
          .sk = LENS(900, 50, 129), .page_size = 64, .causal = 1, .bf16 = 1},
         {.name = "bf16 contiguous, d64 8/1", .hq = 8, .hk = 1, .d = 64, .batch = 7, .sq = gq, .sk = gk, .causal = 1,
