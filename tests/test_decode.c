@@ -749,6 +749,15 @@ static int run_case(const decode_case *c, int index)
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     poison_outputs(c, &dp);
     if (!c->graph) {
+        if (dp.ws_bytes) { /* a workspace a byte short: refused, with a message naming it */
+            s = fai_decode(p, dp.ws, dp.ws_bytes - 1, stream);
+            CUDA_CHECK(cudaStreamSynchronize(stream));
+            if (s != FAI_ERROR_BAD_PARAM_WORKSPACE || !strstr(fai_last_error(), "workspace")) {
+                printf("  fai_decode with a workspace a byte short: %s (%s): FAIL\n", fai_status_string(s),
+                       fai_last_error());
+                fails++;
+            }
+        }
         s = fai_decode(p, dp.ws, dp.ws_bytes, stream);
         if (s != FAI_SUCCESS) {
             printf("  fai_decode: %s: %s\n", fai_status_string(s), fai_last_error());
