@@ -177,6 +177,16 @@ static void test_cache_split_bound(void)
               "capacity %d, max_seq_len %d: decode %d, %d splits, workspace %zu", (int)bounds[i][0],
               (int)bounds[i][1], plan.run_decode, (int)plan.decode.num_splits, plan.workspace_bytes);
     }
+    /* A window: the decode rows read only its keys, and split for those (64 keys: no split),
+     * as fai_decode plans. */
+    cache.capacity = 100000;
+    cache.max_seq_len = 0;
+    p.attn.window = 1;
+    p.attn.window_left = 63;
+    p.attn.window_right = 0;
+    const fai_prefill_plan wplan = PLAN(p);
+    CHECK(wplan.run_decode && wplan.decode.num_splits == 1 && wplan.workspace_bytes == 0,
+          "window 63 over 100000 keys: %d splits, workspace %zu", (int)wplan.decode.num_splits, wplan.workspace_bytes);
 }
 
 /* A quantized kv_cache: the prefill rows' keys and values are staged in q's dtype after the
