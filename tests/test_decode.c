@@ -25,6 +25,10 @@
 #include "gpu_test_util.h"
 #include "reference.h"
 
+/* Keys left of a window that stay finite in the cache (see upload_inputs): the first tile or
+ * step of a window may start before it, and reads them masked. */
+#define WINDOW_MARGIN 256
+
 typedef struct decode_case {
     const char *name;
     int batch, hq, hk, d, capacity;
@@ -365,6 +369,13 @@ static void upload_inputs(const decode_case *c, fai_ref_rng *rng, device_problem
         round_to_elem(hp->k[b], kb, n); /* the rows: FP16, or BF16 in the BF16 cases */
         round_to_elem(hp->v[b], vb, n);
         if (c->kv_dtype == FAI_DTYPE_FP16 && !c->page_size) {
+            /* A window's keys more than WINDOW_MARGIN left of it are NaN in the cache (the
+             * reference reads the finite host rows): a kernel that read them and masked them
+             * (0 x NaN = NaN in P V) instead of skipping them fails (issue 6: skipped, not
+             * masked). The margin leaves a partial first tile or step its finite rows. */
+            const int64_t skipped = c->window_left > 0 ? (int64_t)len - 1 - c->window_left - WINDOW_MARGIN : 0;
+            for (int64_t e = 0; e < skipped * c->hk * c->d; e++)
+                kb[e] = vb[e] = HALF_NAN;
             upload_rows((uint16_t *)kc->k + b * kc->seq_stride, kb, len, c->hk, c->d, kc->token_stride,
                         kc->head_stride);
             upload_rows((uint16_t *)kc->v + b * kc->seq_stride, vb, len, c->hk, c->d, kc->token_stride,
