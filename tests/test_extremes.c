@@ -43,6 +43,30 @@ static void *upload(const void *host, size_t bytes)
     return d;
 }
 
+/* BF16 rows [tokens, heads, D], packed. */
+static fai_tensor bf16_rows(void *data, int heads) { return (fai_tensor){data, FAI_DTYPE_BF16, (int64_t)heads * D, D}; }
+
+/* The int8 cache [1, LEN, HK, D] with scales [1, LEN, HK] both calls use. */
+static fai_kv_cache int8_cache(int8_t *kc, int8_t *vc, float *ks, float *vs, int32_t *lens_dev)
+{
+    fai_kv_cache c;
+    memset(&c, 0, sizeof c);
+    c.dtype = FAI_DTYPE_INT8;
+    c.k = kc;
+    c.v = vc;
+    c.k_scale = ks;
+    c.v_scale = vs;
+    c.capacity = LEN;
+    c.seq_stride = (int64_t)LEN * HK * D;
+    c.token_stride = HK * D;
+    c.head_stride = D;
+    c.scale_seq_stride = LEN * HK;
+    c.scale_token_stride = HK;
+    c.scale_head_stride = 1;
+    c.seq_lens = lens_dev;
+    return c;
+}
+
 /* BF16 rows [LEN, HK, D] (bits) into an int8 cache [1, LEN, HK, D] with scales [1, LEN, HK]
  * through fai_kv_append: both K and V from the same rows when v_bits is NULL. */
 static void append_int8(const uint16_t *k_bits, const uint16_t *v_bits, int8_t *kc, int8_t *vc, float *ks, float *vs,
@@ -58,27 +82,11 @@ static void append_int8(const uint16_t *k_bits, const uint16_t *v_bits, int8_t *
     a.num_kv_heads = HK;
     a.head_dim = D;
     a.num_tokens = LEN;
-    a.k_new.data = kn;
-    a.k_new.dtype = FAI_DTYPE_BF16;
-    a.k_new.token_stride = HK * D;
-    a.k_new.head_stride = D;
-    a.v_new = a.k_new;
-    a.v_new.data = vn;
+    a.k_new = bf16_rows(kn, HK);
+    a.v_new = bf16_rows(vn, HK);
     a.slots = slots_dev;
     a.cache_batch = 1;
-    a.cache.dtype = FAI_DTYPE_INT8;
-    a.cache.k = kc;
-    a.cache.v = vc;
-    a.cache.k_scale = ks;
-    a.cache.v_scale = vs;
-    a.cache.capacity = LEN;
-    a.cache.seq_stride = (int64_t)LEN * HK * D;
-    a.cache.token_stride = HK * D;
-    a.cache.head_stride = D;
-    a.cache.scale_seq_stride = LEN * HK;
-    a.cache.scale_token_stride = HK;
-    a.cache.scale_head_stride = 1;
-    a.cache.seq_lens = lens_dev;
+    a.cache = int8_cache(kc, vc, ks, vs, lens_dev);
     const fai_status st = fai_kv_append(&a, 0);
     if (st != FAI_SUCCESS) {
         printf("fai_kv_append: %s\n", fai_last_error());
@@ -216,25 +224,9 @@ int main(void)
     p.attn.head_dim = D;
     p.attn.softmax_scale = (float)rp.softmax_scale;
     p.batch = 1;
-    p.q.data = q_dev;
-    p.q.dtype = FAI_DTYPE_BF16;
-    p.q.token_stride = HQ * D;
-    p.q.head_stride = D;
-    p.o = p.q;
-    p.o.data = o_dev;
-    p.cache.dtype = FAI_DTYPE_INT8;
-    p.cache.k = kc;
-    p.cache.v = vc;
-    p.cache.k_scale = ks;
-    p.cache.v_scale = vs;
-    p.cache.capacity = LEN;
-    p.cache.seq_stride = (int64_t)LEN * HK * D;
-    p.cache.token_stride = HK * D;
-    p.cache.head_stride = D;
-    p.cache.scale_seq_stride = LEN * HK;
-    p.cache.scale_token_stride = HK;
-    p.cache.scale_head_stride = 1;
-    p.cache.seq_lens = lens_dev;
+    p.q = bf16_rows(q_dev, HQ);
+    p.o = bf16_rows(o_dev, HQ);
+    p.cache = int8_cache(kc, vc, ks, vs, lens_dev);
     fai_device_info dev;
     if (fai_current_device("test_extremes", &dev) != FAI_SUCCESS) {
         printf("%s\n", fai_last_error());
