@@ -63,14 +63,15 @@ fai_status fai_cuda_error(fai_status status, int err, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         n = 0;
-    if ((size_t)n >= sizeof last_error)
-        return status; /* (truncated: no room for the CUDA part) */
     const int no_code = e == cudaErrorNoKernelImageForDevice || e == cudaErrorInvalidDeviceFunction;
+    const fai_status st = no_code ? FAI_ERROR_NOT_SUPPORTED_DEVICE : status;
+    if ((size_t)n >= sizeof last_error)
+        return st; /* (truncated: no room for the CUDA part) */
     snprintf(last_error + n, sizeof last_error - (size_t)n, ": %s (%s)%s", cudaGetErrorString(e), cudaGetErrorName(e),
              sticky(e) ? "; the CUDA context had already failed, in earlier asynchronous work (fai's or not)"
              : no_code ? "; this build of fai has no code for the device (CMAKE_CUDA_ARCHITECTURES)"
                        : "");
-    return no_code ? FAI_ERROR_NOT_SUPPORTED_DEVICE : status;
+    return st;
 }
 
 int fai_version(void) { return FAI_VERSION; }
