@@ -997,6 +997,9 @@ int main(int argc, char **argv)
             {"paged 2, GQA, d96", 5, 16, 4, 96, 1000, 2, 0, 0, FAI_DTYPE_FP16, lens_mixed},
             {"paged 1 E5M2, MQA, d96, HND", 5, 8, 1, 96, 1000, 1, 0, 1, FAI_DTYPE_FP8_E5M2, lens_mixed},
             {"paged 1 int8, GQA", 3, 32, 8, 128, 1000, 1, 0, 0, FAI_DTYPE_INT8, lens_mixed},
+            /* large batches over a paged pool (random lengths 0..300, scrambled pages) */
+            {"paged 16, batch 512, GQA", 512, 32, 8, 128, 300, 16, 0, 0, FAI_DTYPE_FP16, NULL},
+            {"paged 16 int8, batch 512, MHA, HND", 512, 16, 16, 64, 300, 16, 0, 1, FAI_DTYPE_INT8, NULL},
         };
         for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++) {
             decode_case c = {0};
