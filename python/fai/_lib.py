@@ -5,7 +5,8 @@ import os
 from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_void_p
 
 # The fai.h version these structs were written from, (MAJOR, MINOR): a library of another
-# minor version (while MAJOR is 0) or another major version has other struct layouts.
+# minor or major version may have other struct layouts (structs grow at their end, and the
+# *_default() functions return them by value).
 ABI_VERSION = (0, 1)
 
 FAI_DTYPE_FP16 = 0
@@ -90,10 +91,10 @@ def _candidates():
 def abi_mismatch(version):
     """Why a library of fai_version() `version` cannot serve these bindings, or None."""
     major, minor = version // 10000, version // 100 % 100
-    if major == ABI_VERSION[0] and (major > 0 or minor == ABI_VERSION[1]):
+    if (major, minor) == ABI_VERSION:
         return None
-    want = "%d.%d" % ABI_VERSION if ABI_VERSION[0] == 0 else "%d.x" % ABI_VERSION[0]
-    return f"it is version {major}.{minor}.{version % 100}, these bindings are for {want} (other struct layouts)"
+    return (f"it is version {major}.{minor}.{version % 100}, these bindings are for {ABI_VERSION[0]}.{ABI_VERSION[1]} "
+            "(other struct layouts)")
 
 
 def load():
