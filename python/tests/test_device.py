@@ -13,6 +13,28 @@ except ImportError:  # CI: no torch
 
 import fai
 
+# Every output the package allocates (out, lse) starts as NaN, and a workspace as 0xff bytes:
+# torch.empty may hand back a block that still holds an earlier call's right answer, which
+# would hide an output the kernels never wrote.
+_alloc_like = fai._alloc_like
+
+
+def _poisoned_alloc_like(obj, shape, dtype_name, name):
+    t = _alloc_like(obj, shape, dtype_name, name)
+    if t.is_floating_point():
+        t.fill_(float("nan"))
+    else:
+        t.fill_(255)
+    return t
+
+
+def setUpModule():  # (for this module's tests only: test_package's stand-in torch has no fill_)
+    fai._alloc_like = _poisoned_alloc_like
+
+
+def tearDownModule():
+    fai._alloc_like = _alloc_like
+
 
 class DeviceTestsRun(unittest.TestCase):
     """The device tests below (and test_merge.py's) skip without torch or CUDA; on a machine
