@@ -49,9 +49,8 @@ fai_status fai_decode_validate(const char *fn, const fai_decode_params *p)
 fai_status fai_decode_plan_params(const char *fn, const fai_decode_params *p, fai_device_info dev,
                                   fai_decode_plan *plan)
 {
-    int32_t max_len = p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity;
-    if (p->attn.window && p->attn.window_left >= 0 && p->attn.window_left < max_len)
-        max_len = p->attn.window_left + 1; /* the keys a row can see: plan the split for those */
+    const int32_t max_len =
+        fai_decode_planned_keys(&p->attn, p->cache.max_seq_len > 0 ? p->cache.max_seq_len : p->cache.capacity);
     const int page_size = p->cache.page_table ? p->cache.page_size : 0;
     return fai_decode_make_plan_kv(fn, p->cache.dtype, page_size, p->batch, p->attn.num_q_heads,
                                    p->attn.num_kv_heads, p->attn.head_dim, max_len, dev, FAI_DECODE_AUTO, 0, 0, 0,

@@ -29,6 +29,11 @@ static int32_t keys_per_step(int32_t d, int32_t hb, int eb)
     }
 }
 
+int32_t fai_decode_planned_keys(const fai_attention *attn, int32_t max_len)
+{
+    return attn->window && attn->window_left >= 0 && attn->window_left < max_len ? attn->window_left + 1 : max_len;
+}
+
 size_t fai_decode_part_lse_offset(const fai_decode_plan *plan, int32_t batch, int32_t num_q_heads)
 {
     return align256((size_t)plan->num_splits * (size_t)batch * (size_t)num_q_heads *

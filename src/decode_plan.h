@@ -110,6 +110,10 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_
                                    fai_device_info dev, int kernel, int splits, int warps, int stages,
                                    fai_decode_plan *plan);
 
+/* The keys a decode row's KV split is planned for: max_len, or a window's keys (window_left
+ * + 1) when fewer, the only ones a decode row reads (fai_decode, a hybrid batch's decode rows). */
+int32_t fai_decode_planned_keys(const fai_attention *attn, int32_t max_len);
+
 /* The host half of fai_decode, without a device (tests, fuzzer): the argument checks, and
  * the plan of validated parameters with batch > 0 on the given device. */
 fai_status fai_decode_validate(const char *fn, const fai_decode_params *p);

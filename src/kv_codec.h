@@ -164,14 +164,15 @@ FAI_CODEC_FN int8_t fai_int8_quantize(float x, float scale)
 }
 
 /* fai_int8_quantize(x, scale) without a float-to-int conversion (the append kernel's form; a
- * quarter-rate instruction on the GPU), given x * fai_int8_pre(scale) and inv =
- * fai_int8_inv(scale): q = x * inv, NaN -> 0, clamped to +-127 (clamping before rounding is the same, +-127 being
- * integers), then adding 1.5 * 2^23 rounds q to nearest even into the low mantissa bits
- * (the ulp there is 1), whose low byte is the two's-complement code. CPU-tested to equal
- * fai_int8_quantize on every FP16 value under a spread of scales. */
-FAI_CODEC_FN uint8_t fai_int8_code_by_add(float x, float inv)
+ * quarter-rate instruction on the GPU), given the row's pre = fai_int8_pre(scale) and inv =
+ * fai_int8_inv(scale): q = (x * pre) * inv, as fai_int8_quantize, NaN -> 0, clamped to +-127
+ * (clamping before rounding is the same, +-127 being integers), then adding 1.5 * 2^23 rounds
+ * q to nearest even into the low mantissa bits (the ulp there is 1), whose low byte is the
+ * two's-complement code. CPU-tested to equal fai_int8_quantize on every FP16 value under a
+ * spread of scales. */
+FAI_CODEC_FN uint8_t fai_int8_code_by_add(float x, float pre, float inv)
 {
-    float q = x * inv;
+    float q = (x * pre) * inv;
     q = q != q ? 0.0f : fminf(fmaxf(q, -127.0f), 127.0f);
     return (uint8_t)(fai_float_bits(q + 12582912.0f) & 0xFFu);
 }

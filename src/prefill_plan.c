@@ -224,9 +224,8 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         /* The kernel, split and warps suit the decode rows there are; the grid spans their
          * range (other sequences' blocks exit at once), so plan it again for the range with
          * those choices. */
-        int32_t max_k = p->kv_cache ? cache_keys(p->kv_cache) : p->max_seq_k > 0 ? p->max_seq_k : p->total_k;
-        if (a->window && a->window_left >= 0 && a->window_left < max_k)
-            max_k = a->window_left + 1; /* a decode row reads its window's keys: split those (as fai_decode does) */
+        const int32_t max_k = fai_decode_planned_keys(
+            a, p->kv_cache ? cache_keys(p->kv_cache) : p->max_seq_k > 0 ? p->max_seq_k : p->total_k);
         const int32_t count = d_last - d_first + 1;
         /* The decode rows read the cache itself (quantized or paged) or the packed K/V: plan
          * for what they read (a one-byte cache has its own rings: an FP16 plan's 4-stage ring

@@ -187,14 +187,14 @@ static void test_int8(void)
             const float scale = scales[si], pre = fai_int8_pre(scale), inv = fai_int8_inv(scale);
             for (uint32_t h = 0; h < 65536; h++) {
                 const float x = fai_half_bits_to_float((uint16_t)h);
-                const int8_t want = fai_int8_quantize(x, scale), got = (int8_t)fai_int8_code_by_add(x * pre, inv);
+                const int8_t want = fai_int8_quantize(x, scale), got = (int8_t)fai_int8_code_by_add(x, pre, inv);
                 EXPECT(want == got, "int8 by addition: x %.9g scale %.9g -> %d, expected %d", (double)x, (double)scale,
                        got, want);
             }
         }
         for (int k = -127; k < 127; k++) {
             const float x = ((float)k + 0.5f) * 0.125f;
-            EXPECT((int8_t)fai_int8_code_by_add(x, 8.0f) == fai_int8_quantize(x, 0.125f), "int8 by addition: tie %.9g",
+            EXPECT((int8_t)fai_int8_code_by_add(x, 1.0f, 8.0f) == fai_int8_quantize(x, 0.125f), "int8 by addition: tie %.9g",
                    (double)x);
         }
     }
@@ -208,7 +208,7 @@ static void test_int8(void)
         for (int i = 0; i < 3; i++) {
             EXPECT(fai_int8_quantize(x[i], scale) == want[i], "int8: tiny %.9g -> %d, expected %d", (double)x[i],
                    fai_int8_quantize(x[i], scale), want[i]);
-            EXPECT((int8_t)fai_int8_code_by_add(x[i] * fai_int8_pre(scale), fai_int8_inv(scale)) == want[i],
+            EXPECT((int8_t)fai_int8_code_by_add(x[i], fai_int8_pre(scale), fai_int8_inv(scale)) == want[i],
                    "int8 by addition: tiny %.9g", (double)x[i]);
         }
     }

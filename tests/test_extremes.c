@@ -98,29 +98,30 @@ static void append_int8(const uint16_t *k_bits, const uint16_t *v_bits, int8_t *
     cudaFree(slots_dev);
 }
 
-/* The int8 cache after fai_kv_append of `bits` against the host codec, bit for bit, and each
- * code against round(x / scale) in double (ties cannot occur with these values: checked). */
-static void check_codes(const char *what, const uint16_t *bits, const int8_t *kc_dev, const float *ks_dev)
+/* The int8 cache after fai_kv_append of BF16 rows `bits` ([LEN * HK, D]) against the host
+ * codec (host_encode_row), codes and scales bit for bit, and each code against round(x /
+ * scale) in double away from near-ties (where FP32's x * (1 / scale) may round the other
+ * way). deq: where not NULL, the values the cache stands for. */
+static void check_codes(const char *what, const uint16_t *bits, const int8_t *kc_dev, const float *ks_dev, float *deq)
 {
     const size_t n = (size_t)LEN * HK * D;
-    int8_t *codes = malloc(n);
-    float *scales = malloc(sizeof(float) * LEN * HK);
+    int8_t *codes = malloc(n), *want = malloc(n);
+    float *scales = malloc(sizeof(float) * LEN * HK), *row_deq = malloc(sizeof(float) * D);
     CUDA_CHECK(cudaMemcpy(codes, kc_dev, n, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(scales, ks_dev, sizeof(float) * LEN * HK, cudaMemcpyDeviceToHost));
     int64_t bad_host = 0, bad_def = 0, bad_scale = 0;
     for (int r = 0; r < LEN * HK; r++) {
-        float amax = 0.0f;
+        float x[D], scale;
         for (int i = 0; i < D; i++)
-            amax = fmaxf(amax, fabsf(host_bf16_to_float(bits[(size_t)r * D + i])));
-        const float scale = fai_int8_scale(amax);
+            x[i] = host_bf16_to_float(bits[(size_t)r * D + i]);
+        host_encode_row(FAI_DTYPE_INT8, x, D, (uint8_t *)want + (size_t)r * D, &scale, deq ? deq + (size_t)r * D : row_deq);
         bad_scale += memcmp(&scale, &scales[r], sizeof scale) != 0;
         for (int i = 0; i < D; i++) {
-            const float x = host_bf16_to_float(bits[(size_t)r * D + i]);
             const int8_t got = codes[(size_t)r * D + i];
-            bad_host += got != fai_int8_quantize(x, scale);
-            double q = scale > 0.0f ? (double)x / (double)scale : 0.0;
+            bad_host += got != want[(size_t)r * D + i];
+            double q = scale > 0.0f ? (double)x[i] / (double)scale : 0.0;
             q = q > 127.0 ? 127.0 : q < -127.0 ? -127.0 : q;
-            if (fabs(fabs(q - floor(q)) - 0.5) > 1e-3) /* (away from a tie, where FP32's rounding may differ) */
+            if (fabs(fabs(q - floor(q)) - 0.5) > 1e-3)
                 bad_def += got != (int8_t)lrint(q);
         }
     }
@@ -128,7 +129,9 @@ static void check_codes(const char *what, const uint16_t *bits, const int8_t *kc
            (long long)bad_host, (long long)bad_def, (long long)bad_scale);
     EXPECT(bad_host == 0 && bad_def == 0 && bad_scale == 0, "%s", what);
     free(codes);
+    free(want);
     free(scales);
+    free(row_deq);
 }
 
 int main(void)
@@ -158,7 +161,7 @@ int main(void)
             bits[i] = host_float_to_bf16(x[i] * powf(10.0f, -18.0f - (float)(r % 23)));
         }
         append_int8(bits, NULL, kc, vc, ks, vs, lens_dev);
-        check_codes("int8 from BF16 rows of 1e-18 .. 1e-40", bits, kc, ks);
+        check_codes("int8 from BF16 rows of 1e-18 .. 1e-40", bits, kc, ks, NULL);
         free(x);
         free(bits);
     }
@@ -187,21 +190,9 @@ int main(void)
         vb[i] = host_float_to_bf16(v[i]);
     }
     append_int8(kb, vb, kc, vc, ks, vs, lens_dev);
-    /* the values the cache stands for (host codec: check_codes showed it is the kernel's) */
-    for (int which = 0; which < 2; which++) {
-        const uint16_t *src = which ? vb : kb;
-        float *dst = which ? v : k;
-        for (int r = 0; r < LEN * HK; r++) {
-            float amax = 0.0f;
-            for (int i = 0; i < D; i++)
-                amax = fmaxf(amax, fabsf(host_bf16_to_float(src[(size_t)r * D + i])));
-            const float scale = fai_int8_scale(amax);
-            for (int i = 0; i < D; i++)
-                dst[(size_t)r * D + i] =
-                    fai_int8_dequantize(fai_int8_quantize(host_bf16_to_float(src[(size_t)r * D + i]), scale), scale);
-        }
-    }
-    check_codes("int8 from BF16 rows with 70000 in a V row", vb, vc, vs);
+    /* k and v become the values the cache stands for */
+    check_codes("int8 from BF16 K rows (q's directions)", kb, kc, ks, k);
+    check_codes("int8 from BF16 V rows with 70000 in one", vb, vc, vs, v);
     fai_ref_problem rp;
     memset(&rp, 0, sizeof rp);
     rp.num_q_heads = HQ;

@@ -55,8 +55,8 @@ __host__ __device__ static inline int append_lanes(int head_dim) { return head_d
  * pre and inv: fai_int8_pre and fai_int8_inv of the row's scale. */
 __device__ __forceinline__ uint32_t int8x4_from_float(const float *f, float pre, float inv)
 {
-    const uint32_t b0 = fai_int8_code_by_add(f[0] * pre, inv), b1 = fai_int8_code_by_add(f[1] * pre, inv);
-    const uint32_t b2 = fai_int8_code_by_add(f[2] * pre, inv), b3 = fai_int8_code_by_add(f[3] * pre, inv);
+    const uint32_t b0 = fai_int8_code_by_add(f[0], pre, inv), b1 = fai_int8_code_by_add(f[1], pre, inv);
+    const uint32_t b2 = fai_int8_code_by_add(f[2], pre, inv), b3 = fai_int8_code_by_add(f[3], pre, inv);
     return b0 | b1 << 8 | b2 << 16 | b3 << 24;
 }
 
