@@ -445,16 +445,30 @@ static uint32_t float_bits(float f)
 typedef struct tally {
     double err2, ref2, max_err, max_err32, max_lse_err;
     int64_t bad; /* non-finite, non-zero where no key, bad LSE, poison overwritten */
+    int seq_bad; /* sequences over the rel L2 bound on their own (tally_sequence) */
 } tally;
+
+static double rel_tol(int bf16) { return bf16 ? 1.6e-2 : 2e-3; }
+
+/* One sequence's squared errors into the tally, and its own rel L2 against the bound: in a
+ * batch, one sequence's error is diluted in the pooled rel L2 (an RMS floor of 1e-6 where
+ * the reference is ~0, as under a sink far above every logit). */
+static void tally_sequence(tally *t, double se2, double sr2, int64_t n, int bf16)
+{
+    t->err2 += se2;
+    t->ref2 += sr2;
+    const double srel = sr2 > 0 ? sqrt(se2 / sr2) : sqrt(se2);
+    t->seq_bad += n > 0 && !(srel <= rel_tol(bf16) || sqrt(se2 / (double)n) <= 1e-6);
+}
 
 static int report(const char *label, const char *name, const tally *t, int bf16)
 {
     const double rel = t->ref2 > 0 ? sqrt(t->err2 / t->ref2) : sqrt(t->err2);
     const double bound = 2.0 * t->max_err32 + 1e-5;
-    const int ok = t->bad == 0 && rel <= (bf16 ? 1.6e-2 : 2e-3) && t->max_err <= bound;
+    const int ok = t->bad == 0 && t->seq_bad == 0 && rel <= rel_tol(bf16) && t->max_err <= bound;
     if (!ok || !g_small)
-        printf("  %-9s %-56s rel_l2 %.2e  max_err %.2e (bound %.2e)  lse_err %.1e  bad %lld  %s\n", label, name, rel,
-               t->max_err, bound, t->max_lse_err, (long long)t->bad, ok ? "ok" : "FAIL");
+        printf("  %-9s %-56s rel_l2 %.2e  max_err %.2e (bound %.2e)  lse_err %.1e  bad %lld  seqs over %d  %s\n", label,
+               name, rel, t->max_err, bound, t->max_lse_err, (long long)t->bad, t->seq_bad, ok ? "ok" : "FAIL");
     return !ok;
 }
 
@@ -643,7 +657,8 @@ static int run_case(const cache_case *c, int index)
             t.bad += ob[e] != 0xffffu; /* rows outside every sequence keep their poison */
         for (int64_t e = 0; e < LEAD * hq; e++)
             t.bad += float_bits(lse[e]) != 0xffffffffu;
-        for (int b = 0; b < batch; b++)
+        for (int b = 0; b < batch; b++) {
+            double se2 = 0, sr2 = 0;
             for (int i = 0; i < c->sq[b]; i++) {
                 const int64_t r = cu[b] + i, rr = r - LEAD;
                 int lo, hi;
@@ -652,8 +667,8 @@ static int run_case(const cache_case *c, int index)
                     const float x = from_elem(ob[r * qrow + e]);
                     t.bad += !isfinite(x) || (nv == 0 && x != 0.0f);
                     const double err = fabs((double)x - ref[rr * qrow + e]);
-                    t.err2 += err * err;
-                    t.ref2 += ref[rr * qrow + e] * ref[rr * qrow + e];
+                    se2 += err * err;
+                    sr2 += ref[rr * qrow + e] * ref[rr * qrow + e];
                     if (!(err <= t.max_err))
                         t.max_err = err;
                 }
@@ -668,6 +683,8 @@ static int run_case(const cache_case *c, int index)
                     }
                 }
             }
+            tally_sequence(&t, se2, sr2, (int64_t)c->sq[b] * qrow, c->bf16);
+        }
         fails += report(host_plan ? "host plan" : "no plan", c->name, &t, c->bf16);
     }
     CUDA_CHECK(cudaStreamDestroy(stream));
