@@ -5,10 +5,14 @@
  * chunk on the mma.sync kernel, and a 640-query GQA chunk that a Hopper GPU runs on the
  * wgmma/TMA kernel, its tensor maps spanning the pool),
  * fai_prefill over an int8 cache whose last sequence is staged (kv_stage.cu) past 2^31
- * elements of the workspace, and fai_merge_states over parts of 540000 rows x 32 heads x
- * 128 (2.2e9 elements each).
- * Only the rows near the far end are written and checked (the rest of each buffer is
- * poison or filler), so that the test stays a few seconds and ~20 GB of device memory.
+ * elements of the workspace, fai_decode over paged caches (FP16 pages of 16 tokens, int8
+ * pages of 8, FP8 E4M3 pages of 16; GQA 32/8) whose sequences read pages on both sides of
+ * element 2^31 (byte 2^31 for one-byte codes) and past byte 2^32, scrambled, with the public
+ * plan and forced plans of both decode kernels, split and not, and fai_merge_states over
+ * parts of 540000 rows x 32 heads x 128 (2.2e9 elements each).
+ * Only the rows near the far end (the pages read) are written and checked (the rest of each
+ * buffer is poison or filler), so that the test stays a few seconds and ~20 GB of device
+ * memory.
  * Outputs are poisoned (NaN) first; inputs are fresh random values (seed printed).
  * Exits 77 without a GPU; FAI_TEST_SEED=N reproduces a run. */
 #include <math.h>
@@ -18,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "decode_args.h"
 #include "fai.h"
 #include "gpu_test_util.h"
 #include "kv_codec.h"
@@ -26,6 +31,7 @@
 #define BIG ((int64_t)1 << 31)
 
 static fai_ref_rng g_rng;
+static fai_device_info g_dev; /* for the decode plans */
 
 /* One normal(0, 1) value (through the reference's generator). */
 static double normal(void)
@@ -144,6 +150,19 @@ static int append_case(int paged)
     return fails;
 }
 
+/* The worst of n log-sum-exps' errors against the reference, in units of the bound 1e-3 +
+ * 1e-4 |lse|; infinite when one is NaN (fmax would drop it: an unwritten, poisoned LSE). */
+static double lse_error(const float *lse, const double *ref_lse, int64_t n)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double e = fabs((double)lse[i] - ref_lse[i]) / (1e-3 + 1e-4 * fabs(ref_lse[i]));
+        if (!(e <= worst))
+            worst = isnan(e) ? INFINITY : e;
+    }
+    return worst;
+}
+
 /* One causal sequence's output (FP16 [seq_q, hq, d], downloaded) and LSE against the
  * double-precision reference on the given inputs; prints a line, returns 1 on failure. */
 static int check_sequence(const char *label, const float *qf, const float *kf, const float *vf, int hq, int hk, int d,
@@ -164,11 +183,8 @@ static int check_sequence(const char *label, const float *qf, const float *kf, c
         exit(2);
     for (int64_t i = 0; i < n; i++)
         of[i] = host_half_to_float(ob[i]);
-    const double rel = fai_ref_rel_l2(of, ref, n);
-    double lse_err = 0;
-    for (int i = 0; i < seq_q * hq; i++)
-        lse_err = fmax(lse_err, fabs((double)lse[i] - ref_lse[i]) / (1e-3 + 1e-4 * fabs(ref_lse[i])));
-    const int ok = rel <= 2e-3 && lse_err <= 1.0; /* (NaN fails both) */
+    const double rel = fai_ref_rel_l2(of, ref, n), lse_err = lse_error(lse, ref_lse, (int64_t)seq_q * hq);
+    const int ok = rel <= 2e-3 && lse_err <= 1.0; /* (a NaN is infinite in both) */
     printf("  %srel_l2 %.2e, lse error %.2f of its bound  %s\n", label, rel, lse_err, ok ? "ok" : "FAIL");
     free(ref);
     free(ref_lse);
@@ -201,9 +217,7 @@ static int check_rows(const float *qf, const float *kf, const float *vf, int hq,
             exit(2);
         for (int64_t j = 0; j < rn; j++)
             of[i * rn + j] = host_half_to_float(ob[rows[i] * rn + j]);
-        for (int h = 0; h < hq; h++)
-            lse_err = fmax(lse_err, fabs((double)lse[rows[i] * hq + h] - ref_lse[h]) /
-                                        (1e-3 + 1e-4 * fabs(ref_lse[h])));
+        lse_err = fmax(lse_err, lse_error(lse + rows[i] * hq, ref_lse, hq));
     }
     const double rel = fai_ref_rel_l2(of, ref, nrows * rn);
     float vmax = 0.0f;
@@ -504,6 +518,245 @@ static int staged_prefill_case(void)
     return fails;
 }
 
+/* fai_decode over a paged cache of `dt` (pages of ps tokens, GQA 32/8, head dim 128) whose
+ * pool passes 2^32 bytes: 4 sequences of 1, 45, 700 and 5001 keys (none a whole number of
+ * pages) read pages drawn from just below element 2^31 (FP16) or byte 2^31 (one-byte codes),
+ * from it on, and from the pool's end, in scrambled order. Only their valid rows hold values;
+ * the rest of the pool (the tails of the last pages, the spare table entries' page 0, the
+ * int8 scales around them) is NaN, so a read of anything else fails. Runs the public
+ * fai_decode (its own plan: split on an H100), then forced plans of the CUDA-core and the
+ * tensor-core kernel, split and not (13 splits: the short sequences' later ones are empty). */
+static int decode_case(fai_dtype dt, int ps)
+{
+    enum { batch = 4, hq = 32, hk = 8, d = 128 };
+    static const int32_t lens[batch] = {1, 45, 700, 5001};
+    const int eb = dt == FAI_DTYPE_FP16 ? 2 : 1;
+    const int64_t row = (int64_t)hk * d, page_elems = ps * row, page_bytes = page_elems * eb;
+    const int first_big = (int)(BIG / page_elems);             /* the page at element 2^31 */
+    const int pages = (int)(2 * BIG / page_bytes) + 1024;       /* past byte 2^32 */
+    const int pps = (lens[batch - 1] + ps - 1) / ps, stride = pps + 3; /* (a stride beyond the pages) */
+    int used = 0, at[batch + 1];                                /* sequence b's pages: pg[at[b]..] */
+    for (int b = 0; b < batch; b++) {
+        at[b] = used;
+        used += (lens[b] + ps - 1) / ps;
+    }
+    at[batch] = used;
+    const int n1 = used / 3, n2 = used / 3, n3 = used - n1 - n2;
+    printf("decode over a paged %s cache, page %d, GQA %d/%d d%d, %d sequences of %d..%d keys: %d pages of %d, "
+           "%d below element 2^31 (%d..%d), %d from it (%d..%d, element %.3e), %d at the end (to byte %.3e)\n",
+           dtype_short(dt), ps, hq, hk, d, batch, lens[0], lens[batch - 1], used, pages, n1, first_big - n1,
+           first_big - 1, n2, first_big, first_big + n2 - 1, (double)first_big * page_elems, n3,
+           (double)pages * page_bytes);
+    int32_t *pg = malloc(sizeof(int32_t) * (size_t)used);
+    for (int i = 0; i < used; i++)
+        pg[i] = i < n1 ? first_big - n1 + i : i < n1 + n2 ? first_big + i - n1 : pages - n3 + (i - n1 - n2);
+    for (int i = used - 1; i > 0; i--) { /* scrambled */
+        const int j = (int)(fai_ref_rng_uniform(&g_rng) * (i + 1));
+        const int32_t t = pg[i];
+        pg[i] = pg[j];
+        pg[j] = t;
+    }
+    int32_t *table = calloc((size_t)(batch * stride), sizeof(int32_t)); /* spare entries: page 0, all NaN */
+    for (int b = 0; b < batch; b++)
+        for (int i = 0; i < at[b + 1] - at[b]; i++)
+            table[b * stride + i] = pg[at[b] + i];
+
+    /* The used pages on the host, NaN past each sequence's length (0xff: FP16 and FP8 NaN,
+     * int8 code -1 with a NaN scale), and each sequence's K and V as the cache holds them. */
+    uint8_t *kimg = malloc((size_t)(used * page_bytes)), *vimg = malloc((size_t)(used * page_bytes));
+    float *ksc = malloc(sizeof(float) * (size_t)used * ps * hk), *vsc = malloc(sizeof(float) * (size_t)used * ps * hk);
+    memset(kimg, 0xff, (size_t)(used * page_bytes));
+    memset(vimg, 0xff, (size_t)(used * page_bytes));
+    memset(ksc, 0xff, sizeof(float) * (size_t)used * ps * hk);
+    memset(vsc, 0xff, sizeof(float) * (size_t)used * ps * hk);
+    float *kf[batch], *vf[batch], x[d];
+    for (int b = 0; b < batch; b++) {
+        kf[b] = malloc(sizeof(float) * (size_t)(lens[b] * row));
+        vf[b] = malloc(sizeof(float) * (size_t)(lens[b] * row));
+        for (int j = 0; j < lens[b]; j++)
+            for (int h = 0; h < hk; h++) {
+                const int64_t slot = (int64_t)(at[b] + j / ps) * ps + j % ps; /* token of the used pages */
+                for (int kv = 0; kv < 2; kv++) {
+                    fai_ref_fill_normal(&g_rng, x, d, 1.0);
+                    round_to_half(x, NULL, d); /* rows as fai_kv_append takes them */
+                    host_encode_row(dt, x, d, (kv ? vimg : kimg) + (slot * row + h * d) * eb,
+                                    (kv ? vsc : ksc) + slot * hk + h, (kv ? vf : kf)[b] + j * row + h * d);
+                }
+            }
+    }
+    float *qf = malloc(sizeof(float) * (size_t)(batch * hq * d));
+    uint16_t *qb = malloc(2 * (size_t)(batch * hq * d));
+    random_half(qb, qf, batch * hq * d);
+    double *ref = malloc(sizeof(double) * (size_t)(batch * hq * d)), *ref_lse = malloc(sizeof(double) * batch * hq);
+    for (int b = 0; b < batch; b++) {
+        fai_ref_problem rp = {0};
+        rp.num_q_heads = hq;
+        rp.num_kv_heads = hk;
+        rp.head_dim = d;
+        rp.seq_q = 1;
+        rp.seq_k = lens[b];
+        rp.softmax_scale = 1.0 / sqrt((double)d);
+        if (fai_ref_attention(&rp, qf + b * hq * d, kf[b], vf[b], ref + b * hq * d, ref_lse + b * hq) != 0)
+            exit(2);
+    }
+
+    uint8_t *k, *v;
+    float *ks = NULL, *vs = NULL, *lse_dev;
+    void *q, *o;
+    int32_t *table_dev, *lens_dev;
+    CUDA_CHECK(cudaMalloc((void **)&k, (size_t)(pages * page_bytes)));
+    CUDA_CHECK(cudaMalloc((void **)&v, (size_t)(pages * page_bytes)));
+    CUDA_CHECK(cudaMemset(k, 0xff, (size_t)(pages * page_bytes))); /* NaN where no key lives */
+    CUDA_CHECK(cudaMemset(v, 0xff, (size_t)(pages * page_bytes)));
+    for (int i = 0; i < used; i++) {
+        CUDA_CHECK(cudaMemcpy(k + pg[i] * page_bytes, kimg + i * page_bytes, (size_t)page_bytes,
+                              cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(v + pg[i] * page_bytes, vimg + i * page_bytes, (size_t)page_bytes,
+                              cudaMemcpyHostToDevice));
+    }
+    if (dt == FAI_DTYPE_INT8) {
+        const int64_t per_page = (int64_t)ps * hk, n = pages * per_page;
+        CUDA_CHECK(cudaMalloc((void **)&ks, sizeof(float) * (size_t)n));
+        CUDA_CHECK(cudaMalloc((void **)&vs, sizeof(float) * (size_t)n));
+        CUDA_CHECK(cudaMemset(ks, 0xff, sizeof(float) * (size_t)n));
+        CUDA_CHECK(cudaMemset(vs, 0xff, sizeof(float) * (size_t)n));
+        for (int i = 0; i < used; i++) {
+            CUDA_CHECK(cudaMemcpy(ks + pg[i] * per_page, ksc + i * per_page, sizeof(float) * (size_t)per_page,
+                                  cudaMemcpyHostToDevice));
+            CUDA_CHECK(cudaMemcpy(vs + pg[i] * per_page, vsc + i * per_page, sizeof(float) * (size_t)per_page,
+                                  cudaMemcpyHostToDevice));
+        }
+    }
+    CUDA_CHECK(cudaMalloc(&q, 2 * (size_t)(batch * hq * d)));
+    CUDA_CHECK(cudaMalloc(&o, 2 * (size_t)(batch * hq * d)));
+    CUDA_CHECK(cudaMalloc((void **)&lse_dev, sizeof(float) * batch * hq));
+    CUDA_CHECK(cudaMemcpy(q, qb, 2 * (size_t)(batch * hq * d), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc((void **)&table_dev, sizeof(int32_t) * (size_t)(batch * stride)));
+    CUDA_CHECK(cudaMemcpy(table_dev, table, sizeof(int32_t) * (size_t)(batch * stride), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc((void **)&lens_dev, sizeof lens));
+    CUDA_CHECK(cudaMemcpy(lens_dev, lens, sizeof lens, cudaMemcpyHostToDevice));
+
+    fai_decode_params p = fai_decode_params_default();
+    p.attn.num_q_heads = hq;
+    p.attn.num_kv_heads = hk;
+    p.attn.head_dim = d;
+    p.attn.softmax_scale = 1.0f / sqrtf((float)d);
+    p.batch = batch;
+    p.q = (fai_tensor){q, FAI_DTYPE_FP16, (int64_t)hq * d, d};
+    p.o = (fai_tensor){o, FAI_DTYPE_FP16, (int64_t)hq * d, d};
+    p.lse = lse_dev;
+    fai_kv_cache *c = &p.cache;
+    c->dtype = dt;
+    c->k = k;
+    c->v = v;
+    c->seq_stride = page_elems;
+    c->token_stride = row;
+    c->head_stride = d;
+    c->capacity = pps * ps;
+    c->seq_lens = lens_dev;
+    c->page_table = table_dev;
+    c->page_table_stride = stride;
+    c->page_size = ps;
+    c->num_pages = pages;
+    if (dt == FAI_DTYPE_INT8) {
+        c->k_scale = ks;
+        c->v_scale = vs;
+        c->scale_seq_stride = (int64_t)ps * hk;
+        c->scale_token_stride = hk;
+        c->scale_head_stride = 1;
+    }
+
+    /* The runs: fai_decode, then forced plans {kernel, warps (0: planned), splits}. */
+    static const int forced[4][3] = {
+        {FAI_DECODE_SIMT, 0, 1}, {FAI_DECODE_SIMT, 8, 5}, {FAI_DECODE_MMA, 0, 1}, {FAI_DECODE_MMA, 0, 13}};
+    uint16_t *ob = malloc(2 * (size_t)(batch * hq * d));
+    float *of = malloc(sizeof(float) * (size_t)(batch * hq * d)), *lse = malloc(sizeof(float) * batch * hq);
+    int fails = 0;
+    for (int run = 0; run < 5; run++) {
+        fai_decode_plan plan = {0};
+        size_t ws_bytes = 0;
+        void *ws = NULL;
+        fai_status st;
+        if (run == 0) {
+            if (check_status("fai_decode_workspace_size", fai_decode_workspace_size(&p, &ws_bytes))) {
+                fails++;
+                continue;
+            }
+            if (fai_decode_plan_params("test_large", &p, g_dev, &plan) != FAI_SUCCESS) /* (its label) */
+                plan.kernel = -1;
+        } else {
+            const int *f = forced[run - 1];
+            if (fai_decode_make_plan_kv("test_large", dt, ps, batch, hq, hk, d, c->capacity, g_dev, f[0], f[2], f[1], 0,
+                                        &plan) != FAI_SUCCESS || plan.kernel != f[0]) {
+                printf("  forced plan %d: %s  FAIL\n", run, fai_last_error());
+                fails++;
+                continue;
+            }
+            ws_bytes = plan.workspace_bytes;
+        }
+        char label[48];
+        snprintf(label, sizeof label, "%s%s, %d split%s", run ? "" : "fai_decode: ",
+                 plan.kernel == FAI_DECODE_MMA ? "mma" : plan.kernel == FAI_DECODE_SIMT ? "simt" : "?",
+                 plan.num_splits, plan.num_splits > 1 ? "s" : "");
+        if (ws_bytes) {
+            CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
+            CUDA_CHECK(cudaMemset(ws, 0xff, ws_bytes)); /* it needs no clearing */
+        }
+        CUDA_CHECK(cudaMemset(o, 0xff, 2 * (size_t)(batch * hq * d))); /* NaN poison */
+        CUDA_CHECK(cudaMemset(lse_dev, 0xff, sizeof(float) * batch * hq));
+        st = run ? fai_decode_run_plan("test_large", &p, &plan, ws, ws_bytes, 0) : fai_decode(&p, ws, ws_bytes, 0);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        cudaFree(ws);
+        if (check_status(label, st)) {
+            fails++;
+            continue;
+        }
+        CUDA_CHECK(cudaMemcpy(ob, o, 2 * (size_t)(batch * hq * d), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(lse, lse_dev, sizeof(float) * batch * hq, cudaMemcpyDeviceToHost));
+        for (int i = 0; i < batch * hq * d; i++)
+            of[i] = host_half_to_float(ob[i]);
+        /* Each sequence on its own: a long one's output is an average of many rows and small,
+         * so one norm over the batch would let its errors hide behind the short ones'. */
+        double rel = 0, lse_err = 0;
+        for (int b = 0; b < batch; b++) {
+            const double r = fai_ref_rel_l2(of + b * hq * d, ref + b * hq * d, hq * d); /* inf on NaN */
+            rel = fmax(rel, r);
+            lse_err = fmax(lse_err, lse_error(lse + b * hq, ref_lse + b * hq, hq));
+        }
+        const int ok = rel <= 2e-3 && lse_err <= 1.0;
+        printf("  %-26s worst rel_l2 of the sequences %.2e, lse error %.2f of its bound  %s\n", label, rel, lse_err,
+               ok ? "ok" : "FAIL");
+        fails += !ok;
+    }
+    for (int b = 0; b < batch; b++) {
+        free(kf[b]);
+        free(vf[b]);
+    }
+    free(pg);
+    free(table);
+    free(kimg);
+    free(vimg);
+    free(ksc);
+    free(vsc);
+    free(qf);
+    free(qb);
+    free(ref);
+    free(ref_lse);
+    free(ob);
+    free(of);
+    free(lse);
+    cudaFree(k);
+    cudaFree(v);
+    cudaFree(ks);
+    cudaFree(vs);
+    cudaFree(q);
+    cudaFree(o);
+    cudaFree(lse_dev);
+    cudaFree(table_dev);
+    cudaFree(lens_dev);
+    return fails;
+}
+
 /* fai_merge_states of two parts [540000, 32, 128] (2.2e9 elements each), in place into part
  * 0; only the last 512 rows hold random values and are checked (the rest hold 1s and an LSE
  * of 0, which merge to 1). */
@@ -594,6 +847,12 @@ int main(void)
     const uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL);
     printf("test_large: seed %llu (FAI_TEST_SEED=%llu reproduces)\n", (unsigned long long)seed, (unsigned long long)seed);
     fai_ref_rng_seed(&g_rng, seed);
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.num_sms, cudaDevAttrMultiProcessorCount, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.cc_major, cudaDevAttrComputeCapabilityMajor, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     int fails = 0, n = 0;
     fails += append_case(0), n++;
     fails += append_case(1), n++;
@@ -608,6 +867,9 @@ int main(void)
         rows[nrows++] = 16 * sl + (7 * sl + 3) % 16;
     fails += prefill_case(32, 8, 640, rows, nrows), n++;
     fails += staged_prefill_case(), n++;
+    fails += decode_case(FAI_DTYPE_FP16, 16), n++;
+    fails += decode_case(FAI_DTYPE_INT8, 8), n++; /* pages under a tile: a page lookup per row */
+    fails += decode_case(FAI_DTYPE_FP8_E4M3, 16), n++;
     fails += merge_case(), n++;
     printf("test_large: %d cases, %d failed\n", n, fails);
     return fails ? 1 : 0;
