@@ -16,6 +16,17 @@
  *    key: zeros, LSE -inf or the sink). With a host copy of cu_seqlens_q equal to the clamped
  *    offsets the result is the same; with one that disagrees with the device values rows may
  *    be left unwritten (documented) but every row written must still be right.
+ *  - fai_prefill over a kv_cache (chunked prefill), seq_lens out of [0, capacity] (-5,
+ *    capacity + 100, INT_MAX, INT_MIN) and page-table entries out of the pool (-3, -1,
+ *    num_pages, num_pages + 1000, INT_MAX, INT_MIN) inside the pages a sequence uses: clamped
+ *    as in decode. FP16 caches contiguous and paged (pages of 16 and 1), int8 (pages of 16)
+ *    and FP8 E4M3 (pages of 32, contiguous) ones, which are staged in the workspace (the
+ *    prefill rows then see at most the K keys staged: K = max_seq_len when set, else
+ *    capacity; decode rows read the cache), causal and not; a hybrid batch (chunks of 3 to
+ *    150 rows, rows with no key, decode rows on the decode kernels), planned for capacity and
+ *    for a hint, with and without a host copy of cu_seqlens_q. Every query row must match the
+ *    reference of its clamped sequence (rows with no key: zeros, LSE -inf); rows of no
+ *    sequence keep their poison; the workspace sits between guard bands too.
  *  - fai_kv_append, slots out of range (-1, INT64_MIN, the first slot past the cache and
  *    beyond, INT64_MAX, 2^32 + 3 which a 32-bit truncation would turn into slot 3): skipped;
  *    the in-range rows are written (bit for bit the host codec's), nothing else changes.
@@ -95,8 +106,8 @@ static void add_row(errs *e, const uint16_t *got, const double *ref, int d)
         const double g = host_half_to_float(got[i]), err = fabs(g - ref[i]);
         e->e2 += err * err;
         e->r2 += ref[i] * ref[i];
-        if (!(err <= e->max_abs))
-            e->max_abs = err; /* NaN sticks */
+        if (!(err <= e->max_abs) && !isnan(e->max_abs))
+            e->max_abs = err; /* NaN sticks (a later finite error must not replace it) */
     }
 }
 
@@ -109,7 +120,7 @@ static void add_lse(errs *e, float got, double want)
         return;
     }
     const double err = fabs((double)got - want);
-    if (!(err <= e->max_lse))
+    if (!(err <= e->max_lse) && !isnan(e->max_lse))
         e->max_lse = err;
     e->bad += !(err <= 1e-3 + 1e-4 * fabs(want));
 }
@@ -125,6 +136,22 @@ static int errs_ok(const errs *e)
     if (e->max_abs > g_worst_abs || isnan(e->max_abs))
         g_worst_abs = e->max_abs;
     return rel <= 2e-3 && e->max_abs <= 5e-3 && e->bad == 0;
+}
+
+/* Folds one sequence's errors into a run's; returns whether the sequence's own rel L2 is
+ * within the bound (in a batch, one sequence's error is diluted in the pooled rel L2; an RMS
+ * floor of 1e-6 where its reference is ~0). */
+static int fold_seq(errs *run, const errs *s, int64_t n)
+{
+    run->e2 += s->e2;
+    run->r2 += s->r2;
+    if (!(s->max_abs <= run->max_abs) && !isnan(run->max_abs))
+        run->max_abs = s->max_abs;
+    if (!(s->max_lse <= run->max_lse) && !isnan(run->max_lse))
+        run->max_lse = s->max_lse;
+    run->bad += s->bad;
+    const double rel = s->r2 > 0 ? sqrt(s->e2 / s->r2) : sqrt(s->e2);
+    return n == 0 || rel <= 2e-3 || sqrt(s->e2 / (double)n) <= 1e-6;
 }
 
 static void print_errs(const errs *e)
@@ -575,6 +602,278 @@ static int run_prefill_guard(const pg_case *c)
 }
 
 /* ===================================================================================== */
+/* fai_prefill over a kv_cache: lengths and page numbers out of range. */
+
+enum { CB = 9, CCAP = 300, CTAIL = 2 };
+/* Per sequence, the raw length (clamped into [0, CCAP]: 0 0 300 300 40 123 300 300 77) and
+ * the query rows: a decode row with no key (first, so that a host plan's prefill range and a
+ * staged copy's slots start at sequence 1), 3 prefill rows with no key, a 150-row chunk (the
+ * Hopper kernel's 128-row tiles where it runs), a decode row of the whole capacity, 70 rows
+ * over 40 keys (causal: the first 30 see none), chunks of 17 and 5 rows, an empty chunk of a
+ * full cache, a decode row; CTAIL query rows after the last sequence belong to none. */
+static const int32_t g_cg_lens[CB] = {INT_MIN, -5, CCAP + 100, INT_MAX, 40, 123, CCAP, INT_MAX, 77};
+static const int g_cg_sq[CB] = {1, 3, 150, 1, 70, 17, 5, 0, 1};
+
+typedef struct cg_case {
+    const char *name;
+    fai_dtype dt; /* the cache's: FP16, or int8 / FP8 (staged) */
+    int page_size, hq, hk, d, causal;
+    int hint;     /* kv_cache->max_seq_len of the second pair of runs (the first: 0) */
+} cg_case;
+
+/* The keys sequence b's rows see: its length clamped into [0, capacity]. The prefill rows of
+ * an int8 / FP8 cache read a staged copy of K keys a sequence (max_seq_len when in
+ * [1, capacity], else capacity), so they see at most K (docs/api.md: "a longer sequence sees
+ * only its first K keys"); decode rows read the cache itself, as fai_decode does. */
+static int cg_seq_k(const cg_case *c, int b, int hint)
+{
+    const int n = clampi(g_cg_lens[b], 0, CCAP), keys = hint >= 1 && hint <= CCAP ? hint : CCAP;
+    return c->dt != FAI_DTYPE_FP16 && g_cg_sq[b] != 1 && n > keys ? keys : n;
+}
+
+static int run_cache_guard(const cg_case *c)
+{
+    const int hq = c->hq, hk = c->hk, d = c->d, eb = c->dt == FAI_DTYPE_FP16 ? 2 : 1;
+    const int staged = c->dt != FAI_DTYPE_FP16, ps = c->page_size;
+    const int pps = ps ? (CCAP + ps - 1) / ps : 0, num_pages = ps ? CB * pps + 2 : 0;
+    const int64_t rows = ps ? (int64_t)num_pages * ps : (int64_t)CB * CCAP;
+    const int64_t n = rows * hk;
+    const size_t nd = (size_t)(n * d);
+    printf("prefill cache guard: %s [%s], %scausal\n", c->name, dtype_short(c->dt), c->causal ? "" : "non-");
+
+    /* The cache, every row finite (a clamped page or length reads real rows): kf/vf the values
+     * it stands for (what the decode kernels read), kh/vh those rounded to FP16 (an int8
+     * cache's staged copy; the same values for FP16 and FP8). */
+    float *kf = malloc(sizeof(float) * nd), *vf = malloc(sizeof(float) * nd);
+    float *kh = malloc(sizeof(float) * nd), *vh = malloc(sizeof(float) * nd);
+    uint8_t *kimg = malloc(nd * (size_t)eb), *vimg = malloc(nd * (size_t)eb);
+    float *ksc = malloc(sizeof(float) * (size_t)n), *vsc = malloc(sizeof(float) * (size_t)n);
+    float *x = malloc(sizeof(float) * (size_t)d);
+    for (int w = 0; w < 2; w++)
+        for (int64_t r = 0; r < n; r++) {
+            rand_rows(x, NULL, d);
+            host_encode_row(c->dt, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
+                            (w ? vf : kf) + r * d);
+        }
+    memcpy(kh, kf, sizeof(float) * nd);
+    memcpy(vh, vf, sizeof(float) * nd);
+    round_to_half(kh, NULL, (int64_t)nd);
+    round_to_half(vh, NULL, (int64_t)nd);
+    gbuf gk = galloc(nd * (size_t)eb, 0xff), gv = galloc(nd * (size_t)eb, 0xff);
+    CUDA_CHECK(cudaMemcpy(gk.p, kimg, nd * (size_t)eb, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(gv.p, vimg, nd * (size_t)eb, cudaMemcpyHostToDevice));
+    gbuf gks = {0}, gvs = {0};
+    if (c->dt == FAI_DTYPE_INT8) {
+        gks = galloc(sizeof(float) * (size_t)n, 0xff); /* NaN scales in the bands */
+        gvs = galloc(sizeof(float) * (size_t)n, 0xff);
+        CUDA_CHECK(cudaMemcpy(gks.p, ksc, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(gvs.p, vsc, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
+    }
+
+    /* The page table: a scrambled pool; entries past the pages a sequence's clamped length
+     * uses are never read (garbage); entries out of range inside the used pages. */
+    int32_t *table = NULL;
+    gbuf gt = {0};
+    if (ps) {
+        table = malloc(sizeof(int32_t) * (size_t)(CB * pps));
+        int32_t *perm = malloc(sizeof(int32_t) * (size_t)num_pages);
+        for (int i = 0; i < num_pages; i++)
+            perm[i] = i;
+        for (int i = num_pages - 1; i > 0; i--) {
+            const int j = (int)(fai_ref_rng_uniform(&g_rng) * (i + 1)) % (i + 1);
+            const int32_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        for (int i = 0; i < CB * pps; i++)
+            table[i] = perm[i];
+        free(perm);
+        for (int b = 0; b < CB; b++)
+            for (int i = (clampi(g_cg_lens[b], 0, CCAP) + ps - 1) / ps; i < pps; i++)
+                table[b * pps + i] = 123456789;
+        table[2 * pps + 0] = num_pages;
+        table[2 * pps + pps - 1] = INT_MAX;
+        table[3 * pps + 1] = -3;
+        table[3 * pps + pps / 2] = INT_MIN;
+        table[4 * pps + 39 / ps] = num_pages + 1000; /* the last page of its 40 keys */
+        table[5 * pps + 0] = -1;
+        table[5 * pps + 122 / ps] = INT_MIN;
+        table[6 * pps + pps - 1] = num_pages; /* the page of the 5 query rows' own keys */
+        table[7 * pps + 1] = INT_MIN;          /* (no query row: only a staged copy reads it) */
+        table[8 * pps + 0] = INT_MAX;
+        gt = galloc(sizeof(int32_t) * (size_t)(CB * pps), 0xff);
+        CUDA_CHECK(cudaMemcpy(gt.p, table, sizeof(int32_t) * (size_t)(CB * pps), cudaMemcpyHostToDevice));
+    }
+
+    /* Queries (the rows past the last sequence keep the band's NaN), O, LSE, offsets, lengths. */
+    int32_t cu[CB + 1];
+    cu[0] = 0;
+    int longest = 1;
+    for (int b = 0; b < CB; b++) {
+        cu[b + 1] = cu[b] + g_cg_sq[b];
+        longest = g_cg_sq[b] > longest ? g_cg_sq[b] : longest;
+    }
+    const int tq = cu[CB] + CTAIL;
+    const int64_t qn = (int64_t)tq * hq * d, owned = (int64_t)cu[CB] * hq * d;
+    float *qf = malloc(sizeof(float) * (size_t)owned);
+    uint16_t *qb = malloc(sizeof(uint16_t) * (size_t)owned);
+    rand_rows(qf, qb, owned);
+    gbuf gq = galloc((size_t)qn * 2, 0xff), go = galloc((size_t)qn * 2, 0xff);
+    gbuf gl = galloc(sizeof(float) * (size_t)tq * hq, 0xff);
+    CUDA_CHECK(cudaMemcpy(gq.p, qb, (size_t)owned * 2, cudaMemcpyHostToDevice));
+    gbuf gcq = galloc(sizeof cu, 0xff), glen = galloc(sizeof g_cg_lens, 0xff);
+    CUDA_CHECK(cudaMemcpy(gcq.p, cu, sizeof cu, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(glen.p, g_cg_lens, sizeof g_cg_lens, cudaMemcpyHostToDevice));
+
+    fai_kv_cache kc;
+    memset(&kc, 0, sizeof kc);
+    kc.dtype = c->dt;
+    kc.k = gk.p;
+    kc.v = gv.p;
+    const int rps = ps ? ps : CCAP; /* rows per slot or page */
+    kc.seq_stride = (int64_t)rps * hk * d;
+    kc.token_stride = (int64_t)hk * d;
+    kc.head_stride = d;
+    kc.capacity = CCAP;
+    kc.seq_lens = glen.p;
+    if (c->dt == FAI_DTYPE_INT8) {
+        kc.k_scale = gks.p;
+        kc.v_scale = gvs.p;
+        kc.scale_seq_stride = (int64_t)rps * hk;
+        kc.scale_token_stride = hk;
+        kc.scale_head_stride = 1;
+    }
+    if (ps) {
+        kc.page_table = gt.p;
+        kc.page_table_stride = pps;
+        kc.page_size = ps;
+        kc.num_pages = num_pages;
+    }
+    fai_prefill_params p = fai_prefill_params_default();
+    p.attn.num_q_heads = hq;
+    p.attn.num_kv_heads = hk;
+    p.attn.head_dim = d;
+    p.attn.softmax_scale = 1.0f / sqrtf((float)d);
+    p.batch = CB;
+    p.causal = c->causal;
+    p.q = (fai_tensor){gq.p, FAI_DTYPE_FP16, (int64_t)hq * d, d};
+    p.o = (fai_tensor){go.p, FAI_DTYPE_FP16, (int64_t)hq * d, d};
+    p.lse = gl.p;
+    p.cu_seqlens_q = gcq.p;
+    p.total_q = tq;
+    p.max_seq_q = longest;
+    p.kv_cache = &kc;
+
+    /* The runs: planned for capacity (max_seq_len 0), then for c->hint (an FP16 cache: a
+     * planning hint below most lengths; a staged cache: the keys staged), each without and
+     * with a host copy of cu_seqlens_q (equal to the device's). */
+    double *ref = calloc((size_t)qn, sizeof(double)), *ref_lse = calloc((size_t)tq * hq, sizeof(double));
+    float *ks = malloc(sizeof(float) * (size_t)CCAP * hk * d), *vs = malloc(sizeof(float) * (size_t)CCAP * hk * d);
+    int *nokey = calloc((size_t)tq, sizeof(int));
+    uint16_t *ob = malloc(sizeof(uint16_t) * (size_t)qn);
+    float *lb = malloc(sizeof(float) * (size_t)tq * hq);
+    int fails = 0, ref_hint = -1;
+    for (int run = 0; run < 4; run++) {
+        const int hint = run < 2 ? 0 : c->hint, host = run & 1;
+        /* The reference of the clamped problem (the hint changes it for a staged cache only). */
+        if (ref_hint < 0 || (staged && hint != ref_hint)) {
+            ref_hint = hint;
+            for (int b = 0; b < CB; b++) {
+                const int sq = g_cg_sq[b], sk = cg_seq_k(c, b, hint);
+                const float *kfrom = sq == 1 ? kf : kh, *vfrom = sq == 1 ? vf : vh;
+                for (int j = 0; j < sk; j++) {
+                    const int64_t row = ps ? (int64_t)clampi(table[b * pps + j / ps], 0, num_pages - 1) * ps + j % ps
+                                           : (int64_t)b * CCAP + j;
+                    memcpy(ks + (int64_t)j * hk * d, kfrom + row * hk * d, sizeof(float) * (size_t)hk * d);
+                    memcpy(vs + (int64_t)j * hk * d, vfrom + row * hk * d, sizeof(float) * (size_t)hk * d);
+                }
+                for (int i = 0; i < sq; i++) /* row i's diagonal key: i + sk - sq */
+                    nokey[cu[b] + i] = sk == 0 || (c->causal && i + sk - sq < 0);
+                if (sq == 0)
+                    continue;
+                fai_ref_problem rp = {0};
+                rp.num_q_heads = hq;
+                rp.num_kv_heads = hk;
+                rp.head_dim = d;
+                rp.seq_q = sq;
+                rp.seq_k = sk;
+                rp.softmax_scale = p.attn.softmax_scale;
+                rp.causal = c->causal;
+                if (fai_ref_attention(&rp, qf + (int64_t)cu[b] * hq * d, ks, vs, ref + (int64_t)cu[b] * hq * d,
+                                      ref_lse + (int64_t)cu[b] * hq)) {
+                    printf("  reference failed\n");
+                    exit(2);
+                }
+            }
+        }
+        char label[48];
+        snprintf(label, sizeof label, "hint %d, %s", hint, host ? "host plan" : "no host plan");
+        kc.max_seq_len = hint;
+        p.cu_seqlens_q_host = host ? cu : NULL;
+        gpoison(&go);
+        gpoison(&gl);
+        size_t ws_bytes = 0;
+        fai_status st = fai_prefill_workspace_size(&p, &ws_bytes);
+        gbuf gw = {0}; /* the workspace between bands too: a staged copy must stay inside it */
+        if (st == FAI_SUCCESS && ws_bytes)
+            gw = galloc(ws_bytes, 0xff);
+        if (st == FAI_SUCCESS)
+            st = fai_prefill(&p, ws_bytes ? gw.p : NULL, ws_bytes, 0);
+        const cudaError_t e = cudaDeviceSynchronize();
+        if (st != FAI_SUCCESS || e != cudaSuccess) {
+            printf("  %-24s status %s (%s), sync %s  FAIL\n", label, fai_status_string(st), fai_last_error(),
+                   cudaGetErrorString(e));
+            if (e != cudaSuccess)
+                exit(1); /* the context is gone */
+            fails++;
+            if (gw.base)
+                gfree(&gw);
+            continue;
+        }
+        CUDA_CHECK(cudaMemcpy(ob, go.p, (size_t)qn * 2, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(lb, gl.p, sizeof(float) * (size_t)tq * hq, cudaMemcpyDeviceToHost));
+        errs er = {0};
+        int seqs_over = 0;
+        for (int b = 0; b < CB; b++) {
+            errs es = {0};
+            for (int r = cu[b]; r < cu[b + 1]; r++)
+                for (int h = 0; h < hq; h++) {
+                    const int64_t i = (int64_t)r * hq + h;
+                    add_row(&es, ob + i * d, ref + i * d, d);
+                    if (nokey[r]) /* no visible key: exact zeros (the LSE -inf, checked below) */
+                        for (int y = 0; y < d; y++)
+                            es.bad += ob[i * d + y] != 0 && ob[i * d + y] != 0x8000;
+                    add_lse(&es, lb[i], ref_lse[i]);
+                }
+            seqs_over += !fold_seq(&er, &es, (int64_t)(cu[b + 1] - cu[b]) * hq * d);
+        }
+        int64_t unexpected = 0; /* rows of no sequence: still poisoned */
+        for (int64_t i = (int64_t)cu[CB] * hq; i < (int64_t)tq * hq; i++) {
+            uint32_t lbits;
+            memcpy(&lbits, &lb[i], 4);
+            for (int y = 0; y < d; y++)
+                unexpected += ob[i * d + y] != 0xffff;
+            unexpected += lbits != 0xffffffffu;
+        }
+        const int64_t dmg = guard_damage(&go) + guard_damage(&gl) + (gw.base ? guard_damage(&gw) : 0);
+        const int ok = errs_ok(&er) && seqs_over == 0 && dmg == 0 && unexpected == 0;
+        printf("  %-24s ", label);
+        print_errs(&er);
+        printf(" seqs over %d, other rows changed %lld, guard bytes changed %lld  %s\n", seqs_over,
+               (long long)unexpected, (long long)dmg, ok ? "ok" : "FAIL");
+        fails += !ok;
+        if (gw.base)
+            gfree(&gw);
+    }
+    free(kf); free(vf); free(kh); free(vh); free(kimg); free(vimg); free(ksc); free(vsc); free(x); free(table);
+    free(qf); free(qb); free(ref); free(ref_lse); free(ks); free(vs); free(nokey); free(ob); free(lb);
+    gfree(&gk); gfree(&gv); gfree(&gq); gfree(&go); gfree(&gl); gfree(&gcq); gfree(&glen);
+    if (gks.base) { gfree(&gks); gfree(&gvs); }
+    if (gt.base) gfree(&gt);
+    return fails;
+}
+
+/* ===================================================================================== */
 /* fai_kv_append: slots out of range. */
 
 typedef struct ag_case {
@@ -740,6 +1039,24 @@ int main(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++, ran++)
         fails += run_prefill_guard(&pg[i]) != 0;
+    /* Capacity 300 >= FAI_PREFILL_SM90_MIN_KEYS: planned for it (hint 0), an H100 runs the
+     * prefill rows on the Hopper kernel wherever the planner picks 128-row tiles (d256:
+     * always): in place over pages of 16, over the contiguous cache, over a staged copy. The
+     * hint runs (hints < 256) take the mma.sync kernel (d128 contiguous with a host plan: its
+     * one-wave schedule), as pages of 1 always do. A staged cache's hint is below its capacity
+     * and below the 150-row chunk. */
+    static const cg_case cg[] = {
+        {"contiguous, GQA 16/4 d128", FAI_DTYPE_FP16, 0, 16, 4, 128, 1, 16},
+        {"contiguous, 8/8 d64", FAI_DTYPE_FP16, 0, 8, 8, 64, 0, 16},
+        {"paged 16, GQA 32/8 d128", FAI_DTYPE_FP16, 16, 32, 8, 128, 1, 16},
+        {"paged 16, GQA 32/8 d128", FAI_DTYPE_FP16, 16, 32, 8, 128, 0, 16},
+        {"paged 1, GQA 8/2 d96", FAI_DTYPE_FP16, 1, 8, 2, 96, 1, 16},
+        {"paged 16 int8, 8/2 d128", FAI_DTYPE_INT8, 16, 8, 2, 128, 1, 130},
+        {"paged 32 e4m3, 16/4 d64", FAI_DTYPE_FP8_E4M3, 32, 16, 4, 64, 0, 64},
+        {"contiguous e4m3, 8/2 d256", FAI_DTYPE_FP8_E4M3, 0, 8, 2, 256, 1, 130},
+    };
+    for (size_t i = 0; i < sizeof cg / sizeof cg[0]; i++, ran++)
+        fails += run_cache_guard(&cg[i]) != 0;
     static const ag_case ag[] = {
         {"contiguous, d64", FAI_DTYPE_FP16, 0, 2, 64, 3, 40, 0},
         {"contiguous, d128", FAI_DTYPE_INT8, 0, 2, 128, 3, 40, 0},
