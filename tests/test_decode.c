@@ -1030,6 +1030,30 @@ int main(int argc, char **argv)
             cases[n++] = c;
         }
     }
+    /* Soft-cap over int8 caches: the cap's tanh on scores from codes and per-row scales, on
+     * both kernels (every case runs the forced plans: CUDA cores and tensor cores, split and
+     * not), contiguous and paged, GQA; logits far beyond the cap; with a window and sinks. */
+    {
+        static const struct { const char *name; int b, hq, hk, d, cap, wl; float softcap, q_std; int sinks, alibi, ps;
+                               const int *lens; } sc[] = {
+            {"int8 soft-cap 30, logits to +-40, GQA 32/8", 4, 32, 8, 128, 1000, 0, 30.0f, 10, 0, 0, 0, NULL},
+            {"paged 16 int8, soft-cap 30, GQA 16/4", 6, 16, 4, 128, 1000, 0, 30.0f, 10, 0, 1, 16, lens_mixed},
+            {"int8 soft-cap 5, logits to +-100, GQA 16/2 d64", 4, 16, 2, 64, 1000, 0, 5.0f, 30, 0, 0, 0, NULL},
+            {"int8 window 200 + sinks + soft-cap 20, GQA 16/4 d96", 6, 16, 4, 96, 1000, 200, 20.0f, 4, 1, 1, 0,
+             lens_mixed},
+            {"paged 8 int8, window 333 + sinks + soft-cap 30, 32/8", 6, 32, 8, 64, 1000, 333, 30.0f, 8, 1, 0, 8,
+             lens_mixed},
+        };
+        for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++) {
+            decode_case c = {0};
+            c.name = sc[i].name;
+            c.batch = sc[i].b; c.hq = sc[i].hq; c.hk = sc[i].hk; c.d = sc[i].d; c.capacity = sc[i].cap;
+            c.lens = sc[i].lens; c.alibi = sc[i].alibi; c.q_std = sc[i].q_std; c.check_every = 1;
+            c.window_left = sc[i].wl; c.softcap = sc[i].softcap; c.sinks = sc[i].sinks; c.page_size = sc[i].ps;
+            c.kv_dtype = FAI_DTYPE_INT8;
+            cases[n++] = c;
+        }
+    }
     {
         decode_case c = extra[11]; /* batch 2048 */
         c.kv_dtype = FAI_DTYPE_INT8;

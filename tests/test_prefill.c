@@ -5,7 +5,9 @@
  * Rows of Q/K/V outside the batch's sequences (before cu_seqlens[0] and after
  * cu_seqlens[batch]) hold NaN, so a read outside a sequence shows in the output; O and LSE
  * are poisoned with NaN before every call, so an unwritten element fails, and their rows
- * outside every sequence must keep the poison. Every case runs twice against one
+ * outside every sequence must keep the poison. In the window cases the keys more than a
+ * margin left of all of a sequence's windows hold NaN as well, so that reading them instead
+ * of skipping their tiles fails (poison_unseen_keys). Every case runs twice against one
  * reference: planned from a host copy of cu_seqlens_q, and without one (both kernels
  * launched). Tolerances are those of shared/guides/correctness.md: rel L2 <= 2e-3, max error
  * at most twice that of a plain FP32 reference with FP16 output, LSE within
@@ -44,6 +46,9 @@
 #define PAD_LEAD 3  /* default NaN rows before the first sequence */
 #define PAD_TAIL 5  /* NaN rows after the last sequence (none with --small) */
 #define PAD_CHECK 16 /* rows of O / LSE next to the sequences checked to keep their poison */
+/* Keys left of every window of a sequence that stay finite (see poison_unseen_keys): the
+ * first key tile a query tile reads may start before the window, and its keys are masked. */
+#define WINDOW_MARGIN 128
 
 typedef struct seq_len {
     int q, k; /* seq_q and seq_k */
@@ -333,7 +338,41 @@ static void poison_outputs(problem *pb)
     CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-/* Fresh random rows for every sequence (NaN elsewhere), and the offsets, on the device. */
+/* Sets to NaN, in the rows about to be uploaded (compact [rows, hk, d] from cu_k[0] on: K's
+ * or V's), the keys of each sequence that lie more than WINDOW_MARGIN left of its first
+ * row's window: no row sees them (row i's window starts at i + seq_k - seq_q - window_left,
+ * growing with i), so a kernel that read and masked them instead of skipping their tiles
+ * would turn 0 x NaN into NaN in P V (issue 6: tiles outside the window are skipped, not
+ * masked). The host copies stay finite; the reference reads only each row's visible keys.
+ *
+ * The margin: both prefill kernels start query tile m0 (0, BM, 2 BM, ...) at the key tile
+ * holding key max(0, m0 + seq_k - seq_q - window_left), rounded down to a multiple of BN
+ * (prefill_key_tiles), and mask that tile's keys left of each row's window. The tile of
+ * m0 = 0 starts lowest, so no key below L - (BN - 1) is read, L being row 0's window start,
+ * whatever the query tile's height (64-192 rows). BN is at most 128: the mma.sync kernel's
+ * 32 or 64 by head dim (at most its 128 threads in any build: a static_assert), the Hopper
+ * kernel's 128 (64 at head dim 256). The decode kernels (a hybrid batch's decode rows)
+ * start at L itself. The right side needs nothing: the last row's diagonal is key
+ * seq_k - 1 (bottom-right alignment), so any window leaves no key right of it unseen. */
+static void poison_unseen_keys(const problem *pb, uint16_t *bits)
+{
+    const prefill_case *c = pb->c;
+    if (!c->window || c->wl < 0)
+        return;
+    const int64_t row = (int64_t)pb->hk * pb->d;
+    for (int b = 0; b < pb->batch; b++) {
+        if (pb->seqs[b].q == 0) /* (no row, no window: left as they are) */
+            continue;
+        int lo, hi, diag;
+        visible_range(c, 0, pb->seqs[b].q, pb->seqs[b].k, &lo, &hi, &diag);
+        const int64_t first = pb->cu_k[b] - pb->cu_k[0], unseen = lo - WINDOW_MARGIN;
+        for (int64_t e = first * row; e < (first + unseen) * row; e++)
+            bits[e] = HALF_NAN; /* (0x7fff: a BF16 NaN too) */
+    }
+}
+
+/* Fresh random rows for every sequence (NaN elsewhere; window cases: NaN keys left of the
+ * windows too, see poison_unseen_keys), and the offsets, on the device. */
 static void upload_inputs(problem *pb, fai_ref_rng *rng)
 {
     const prefill_case *c = pb->c;
@@ -359,10 +398,12 @@ static void upload_inputs(problem *pb, fai_ref_rng *rng)
                 for (int e = 0; e < pb->hk * pb->d; e++)
                     pb->k[((int64_t)(pb->cu_k[b] - pb->cu_k[0]) + j) * pb->hk * pb->d + e] *= 30.0f;
     round_to_elem(pb->k, bits, nk);
+    poison_unseen_keys(pb, bits);
     upload_view(&pb->p.k, bits, pb->cu_k[0], rows_k, pb->hk, pb->d);
 
     fai_ref_fill_normal(rng, pb->v, nk, 1.0);
     round_to_elem(pb->v, bits, nk);
+    poison_unseen_keys(pb, bits);
     upload_view(&pb->p.v, bits, pb->cu_k[0], rows_k, pb->hk, pb->d);
     free(bits);
 
@@ -1100,6 +1141,15 @@ int main(int argc, char **argv)
          .stride = 1024},
         {.name = "window 512, max_seq_q 64 < 3000 (tiles loop)", .hq = 8, .hk = 2, .d = 64, SEQS({3000, 3000}, {5, 5}),
          .causal = 1, .window = 1, .wl = 512, .wr = -1, .max_seq_q = 64, .block = 16, .stride = 512},
+        /* Chunks far right in their keys, whose keys left of the windows are NaN (see
+         * poison_unseen_keys), small enough for test_prefill_mma_sync: head dim 96 (mma.sync
+         * only, 32-key tiles) in BF16, and head dim 256 with Gemma 2's soft-cap (Hopper's
+         * 64-key tiles on an H100, mma.sync's 32 with FAI_PREFILL_SM90=0); decode rows too. */
+        {.name = "bf16 window 100 causal, chunk 100x900, d96 16/4", .hq = 16, .hk = 4, .d = 96,
+         SEQS({100, 900}, {1, 250}), .causal = 1, .window = 1, .wl = 100, .wr = -1, .bf16 = 1},
+        {.name = "Gemma 2 chunk 64x1100: window 256 + softcap 50, d256", .hq = 8, .hk = 4, .d = 256,
+         SEQS({64, 1100}, {1, 60}), .causal = 1, .window = 1, .wl = 255, .wr = -1, .softcap = 50.0f,
+         .q_std = 4.0f},
         /* Soft-cap: 5 under logits to +-50 (far beyond it), 30 with ALiBi. */
         {.name = "softcap 5, logits to +-50, causal, d128 8/8", .hq = 8, .hk = 8, .d = 128,
          SEQS({257, 257}, {31, 31}, {1, 100}), .causal = 1, .q_std = 11.0f, .softcap = 5.0f},

@@ -5,8 +5,10 @@
  * Every cache slot or page row that a sequence does not own holds NaN (so do the unused pages
  * of the pool and the unused page-table entries point at such pages), as do the query rows
  * outside the batch; O and LSE are poisoned with NaN before every call. A read of a wrong row
- * or page, or an unwritten output, thus fails. Pages are handed out in scrambled order, and
- * sequences can share the pages of a common prefix. Tolerances are those of test_prefill.c
+ * or page, or an unwritten output, thus fails. With a window, a sequence's keys more than a
+ * margin left of all its rows' windows hold NaN too (their tiles must be skipped, not read
+ * and masked). Pages are handed out in scrambled order, and sequences can share the pages of
+ * a common prefix. Tolerances are those of test_prefill.c
  * (shared/guides/correctness.md): rel L2 <= 2e-3 (BF16: 1.6e-2), max error at most twice that
  * of a plain FP32 reference with an output rounded to the element type, LSE within
  * 1e-3 + 1e-4 |lse|, rows that see no key exactly zero with an LSE of -inf. Each case runs
@@ -38,6 +40,9 @@
 
 #define MAX_BATCH 24 /* the most sequences a case may hold (run_case checks) */
 #define LEAD 2 /* NaN query rows before the first sequence */
+/* Keys left of a sequence's windows that stay finite: test_prefill.c's WINDOW_MARGIN (a tile
+ * read from a paged or staged cache covers the same keys as one from packed K/V). */
+#define WINDOW_MARGIN 128
 
 typedef struct cache_case {
     const char *name;
@@ -280,6 +285,26 @@ static int64_t cache_index(const host_cache *hc, int b, int t, int h)
         row = t % ps;
     }
     return slot * hc->seq_stride + row * hc->token_stride + (int64_t)h * hc->head_stride;
+}
+
+/* Token t of sequence b, head h, as NaN in what the device gets: its K and V values, or its
+ * codes (FP8: 0x7f, NaN in both formats) or int8 scales. */
+static void poison_row(host_cache *hc, int b, int t, int h, int hk, int d)
+{
+    int64_t slot = b, row = t;
+    if (hc->table) {
+        slot = hc->table[(int64_t)b * hc->table_stride + t / hc->rows];
+        row = t % hc->rows;
+    }
+    const int64_t at = slot * hc->seq_stride + row * hc->token_stride + (int64_t)h * hc->head_stride;
+    for (int e = 0; e < d; e++)
+        hc->k[at + e] = hc->v[at + e] = HALF_NAN; /* (0x7fff: a BF16 NaN too) */
+    if (hc->quant == FAI_DTYPE_INT8)
+        hc->k_scale[scale_index(hc, slot, row, h, hk)] = hc->v_scale[scale_index(hc, slot, row, h, hk)] = NAN;
+    else if (hc->k8) {
+        memset(hc->k8 + at, 0x7f, (size_t)d);
+        memset(hc->v8 + at, 0x7f, (size_t)d);
+    }
 }
 
 /* Lays out the cache of a case: pages handed out in scrambled order (sequence 1 reusing the
@@ -527,6 +552,20 @@ static int run_case(const cache_case *c, int index)
                     quantize_row(&hc, b, t, h, hk, d, 0, ks[b] + t * krow + h * d);
                     quantize_row(&hc, b, t, h, hk, d, 1, vs[b] + t * krow + h * d);
                 }
+    /* A window's keys more than WINDOW_MARGIN left of the first row's window (the leftmost)
+     * are NaN in the cache: no row sees them, and a kernel must skip their tiles rather than
+     * read and mask them (test_prefill.c's poison_unseen_keys derives the margin). ks and vs,
+     * which the reference reads within each row's window, stay finite. A shared prefix is
+     * left alone (its pages are another sequence's keys too). */
+    for (int b = 0; b < batch && c->window_left > 0; b++) {
+        int lo, hi;
+        if (c->sq[b] == 0 || (c->shared && b <= 1))
+            continue;
+        visible(c, 0, c->sq[b], sk[b], &lo, &hi);
+        for (int t = 0; t < lo - WINDOW_MARGIN; t++)
+            for (int h = 0; h < hk; h++)
+                poison_row(&hc, b, t, h, hk, d);
+    }
     dev_cache dc;
     upload_cache(&hc, c, &dc, 1);
     CUDA_CHECK(cudaMemcpy(dc.lens, sk, sizeof(int32_t) * (size_t)batch, cudaMemcpyHostToDevice));
