@@ -313,7 +313,8 @@ typedef struct fai_prefill_params {
                             workspace (2 x prefill sequences x K x num_kv_heads x head_dim x
                             2 bytes, K = kv_cache->max_seq_len when in [1, capacity], else
                             capacity: with max_seq_len set, no sequence may be longer, as
-                            only that many keys are staged). A paged FP16/BF16 cache may be
+                            only that many keys are staged; a longer one's prefill rows see
+                            only its first K keys, tested by test_guards). A paged FP16/BF16 cache may be
                             gathered the same way (capacity keys a sequence) when the chunks
                             are long enough to repay the copy: ask fai_prefill_workspace_size
                             for every shape. k.data, v.data and
