@@ -85,6 +85,44 @@ static int64_t guard_damage(const gbuf *g)
 
 static void gfree(gbuf *g) { cudaFree(g->base); }
 
+/* A cache's K and V (bytes each) and, for int8, its n scales, uploaded between guard bands
+ * (NaN scales in the bands). */
+static void upload_cache(fai_dtype dt, const uint8_t *kimg, const uint8_t *vimg, size_t bytes, const float *ksc,
+                         const float *vsc, int64_t n, gbuf *gk, gbuf *gv, gbuf *gks, gbuf *gvs)
+{
+    *gk = galloc(bytes, 0xff);
+    *gv = galloc(bytes, 0xff);
+    CUDA_CHECK(cudaMemcpy(gk->p, kimg, bytes, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(gv->p, vimg, bytes, cudaMemcpyHostToDevice));
+    memset(gks, 0, sizeof *gks);
+    memset(gvs, 0, sizeof *gvs);
+    if (dt == FAI_DTYPE_INT8) {
+        *gks = galloc(sizeof(float) * (size_t)n, 0xff);
+        *gvs = galloc(sizeof(float) * (size_t)n, 0xff);
+        CUDA_CHECK(cudaMemcpy(gks->p, ksc, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(gvs->p, vsc, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
+    }
+}
+
+/* A page table of `entries` distinct pages of a pool of num_pages, in scrambled order. */
+static int32_t *scrambled_table(int num_pages, int entries)
+{
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)entries);
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)num_pages);
+    for (int i = 0; i < num_pages; i++)
+        perm[i] = i;
+    for (int i = num_pages - 1; i > 0; i--) {
+        const int j = (int)(fai_ref_rng_uniform(&g_rng) * (i + 1)) % (i + 1);
+        const int32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (int i = 0; i < entries; i++)
+        table[i] = perm[i];
+    free(perm);
+    return table;
+}
+
 /* FP16-exact normal values and their bits. */
 static void rand_rows(float *x, uint16_t *bits, int64_t n)
 {
@@ -194,34 +232,14 @@ static int run_decode_guard(const dg_case *c)
             host_encode_row(c->dt, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
                             (w ? vf : kf) + r * d);
         }
-    gbuf gk = galloc((size_t)(n * d * eb), 0xff), gv = galloc((size_t)(n * d * eb), 0xff);
-    CUDA_CHECK(cudaMemcpy(gk.p, kimg, (size_t)(n * d * eb), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(gv.p, vimg, (size_t)(n * d * eb), cudaMemcpyHostToDevice));
-    gbuf gks = {0}, gvs = {0};
-    if (c->dt == FAI_DTYPE_INT8) {
-        gks = galloc(sizeof(float) * (size_t)n, 0xff); /* NaN scales in the bands */
-        gvs = galloc(sizeof(float) * (size_t)n, 0xff);
-        CUDA_CHECK(cudaMemcpy(gks.p, ksc, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(gvs.p, vsc, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
-    }
+    gbuf gk, gv, gks, gvs;
+    upload_cache(c->dt, kimg, vimg, (size_t)(n * d * eb), ksc, vsc, n, &gk, &gv, &gks, &gvs);
 
     /* The page table: a scrambled pool, then entries out of range inside the used pages. */
     int32_t *table = NULL;
     gbuf gt = {0};
     if (ps) {
-        table = malloc(sizeof(int32_t) * (size_t)(DB * pps));
-        int32_t *perm = malloc(sizeof(int32_t) * (size_t)num_pages);
-        for (int i = 0; i < num_pages; i++)
-            perm[i] = i;
-        for (int i = num_pages - 1; i > 0; i--) {
-            const int j = (int)(fai_ref_rng_uniform(&g_rng) * (i + 1)) % (i + 1);
-            const int32_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
-        for (int i = 0; i < DB * pps; i++)
-            table[i] = perm[i];
-        free(perm);
+        table = scrambled_table(num_pages, DB * pps);
         table[1 * pps + (pps > 3 ? 3 : pps - 1)] = -3;
         table[2 * pps + 0] = num_pages;
         table[2 * pps + pps - 1] = INT_MAX;
@@ -659,35 +677,15 @@ static int run_cache_guard(const cg_case *c)
     memcpy(vh, vf, sizeof(float) * nd);
     round_to_half(kh, NULL, (int64_t)nd);
     round_to_half(vh, NULL, (int64_t)nd);
-    gbuf gk = galloc(nd * (size_t)eb, 0xff), gv = galloc(nd * (size_t)eb, 0xff);
-    CUDA_CHECK(cudaMemcpy(gk.p, kimg, nd * (size_t)eb, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(gv.p, vimg, nd * (size_t)eb, cudaMemcpyHostToDevice));
-    gbuf gks = {0}, gvs = {0};
-    if (c->dt == FAI_DTYPE_INT8) {
-        gks = galloc(sizeof(float) * (size_t)n, 0xff); /* NaN scales in the bands */
-        gvs = galloc(sizeof(float) * (size_t)n, 0xff);
-        CUDA_CHECK(cudaMemcpy(gks.p, ksc, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(gvs.p, vsc, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
-    }
+    gbuf gk, gv, gks, gvs;
+    upload_cache(c->dt, kimg, vimg, nd * (size_t)eb, ksc, vsc, n, &gk, &gv, &gks, &gvs);
 
     /* The page table: a scrambled pool; entries past the pages a sequence's clamped length
      * uses are never read (garbage); entries out of range inside the used pages. */
     int32_t *table = NULL;
     gbuf gt = {0};
     if (ps) {
-        table = malloc(sizeof(int32_t) * (size_t)(CB * pps));
-        int32_t *perm = malloc(sizeof(int32_t) * (size_t)num_pages);
-        for (int i = 0; i < num_pages; i++)
-            perm[i] = i;
-        for (int i = num_pages - 1; i > 0; i--) {
-            const int j = (int)(fai_ref_rng_uniform(&g_rng) * (i + 1)) % (i + 1);
-            const int32_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
-        for (int i = 0; i < CB * pps; i++)
-            table[i] = perm[i];
-        free(perm);
+        table = scrambled_table(num_pages, CB * pps);
         for (int b = 0; b < CB; b++)
             for (int i = (clampi(g_cg_lens[b], 0, CCAP) + ps - 1) / ps; i < pps; i++)
                 table[b * pps + i] = 123456789;
