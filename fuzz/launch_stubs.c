@@ -9,8 +9,10 @@
 #include "merge_args.h"
 #include "prefill_args.h"
 
-fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
+fai_status fai_decode_launch(const char *fn, const fai_decode_args *args, const fai_decode_plan *plan,
+                             cudaStream_t stream)
 {
+    (void)fn;
     (void)args;
     (void)plan;
     (void)stream;
@@ -31,8 +33,9 @@ fai_status fai_kv_append_launch(const fai_kv_append_args *args, cudaStream_t str
     abort();
 }
 
-fai_status fai_merge_launch(const fai_merge_args *args, cudaStream_t stream)
+fai_status fai_merge_launch(const char *fn, const fai_merge_args *args, cudaStream_t stream)
 {
+    (void)fn;
     (void)args;
     (void)stream;
     abort();

@@ -155,7 +155,7 @@ fai_status fai_decode_run_plan(const char *fn, const fai_decode_params *p, const
     FAI_TRY(fai_check_workspace(fn, "fai_decode_workspace_size", plan->workspace_bytes, workspace, workspace_bytes));
     fai_decode_args args = fai_decode_args_common(&p->attn, plan, p->batch, &p->q, &p->o, p->lse, workspace);
     fai_decode_args_set_cache(&args, &p->cache);
-    return fai_decode_launch(&args, plan, stream);
+    return fai_decode_launch(fn, &args, plan, stream);
 }
 
 fai_status fai_decode(const fai_decode_params *params, void *workspace, size_t workspace_bytes,

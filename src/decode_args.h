@@ -55,8 +55,9 @@ typedef struct fai_decode_args {
     int64_t scale_seq_stride, scale_token_stride, scale_head_stride;
 } fai_decode_args;
 
-/* Launches the decode kernel (and the merge kernel when split) as planned. */
-fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan,
+/* Launches the decode kernel (and the merge kernel when split) as planned; a failure's
+ * message names `fn`, the public call (fai_decode, or fai_prefill for its decode rows). */
+fai_status fai_decode_launch(const char *fn, const fai_decode_args *args, const fai_decode_plan *plan,
                              cudaStream_t stream);
 
 

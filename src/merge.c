@@ -113,7 +113,7 @@ static fai_status merge_run(const char *fn, const fai_merge_params *p, int pair,
     a.num_heads = p->num_heads;
     a.head_dim = p->head_dim;
     a.dtype = p->o.dtype;
-    return fai_merge_launch(&a, stream);
+    return fai_merge_launch(fn, &a, stream);
 }
 
 fai_status fai_merge_states(const fai_merge_params *params, cudaStream_t stream)

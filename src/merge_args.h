@@ -26,8 +26,9 @@ typedef struct fai_merge_args {
  * o_a, lse_a, o_b and lse_b instead of parts[i] and parts_lse[i]. */
 fai_status fai_merge_validate(const char *fn, const fai_merge_params *p, int pair);
 
-/* Launches the merge kernel on `stream` (args->num_rows > 0). */
-fai_status fai_merge_launch(const fai_merge_args *args, cudaStream_t stream);
+/* Launches the merge kernel on `stream` (args->num_rows > 0); a failure's message names
+ * `fn`, the public call. */
+fai_status fai_merge_launch(const char *fn, const fai_merge_args *args, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

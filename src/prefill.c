@@ -53,8 +53,8 @@ fai_status fai_prefill_workspace_size(const fai_prefill_params *params, size_t *
 }
 
 /* The decode rows (seq_q == 1) through the decode kernels' varlen mode. */
-static fai_status launch_decode_rows(const fai_prefill_params *p, const fai_prefill_plan *pp, void *workspace,
-                                     cudaStream_t stream)
+static fai_status launch_decode_rows(const char *fn, const fai_prefill_params *p, const fai_prefill_plan *pp,
+                                     void *workspace, cudaStream_t stream)
 {
     fai_decode_args args =
         fai_decode_args_common(&p->attn, &pp->decode, pp->decode_count, &p->q, &p->o, p->lse, workspace);
@@ -72,7 +72,7 @@ static fai_status launch_decode_rows(const fai_prefill_params *p, const fai_pref
     args.v_head_stride = p->v.head_stride;
     if (p->kv_cache) /* keys and values from the cache, as fai_decode reads them */
         fai_decode_args_set_cache(&args, p->kv_cache);
-    return fai_decode_launch(&args, &pp->decode, stream);
+    return fai_decode_launch(fn, &args, &pp->decode, stream);
 }
 
 fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t workspace_bytes,
@@ -176,6 +176,6 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         FAI_TRY(fai_prefill_launch(&args, stream));
     }
     if (plan.run_decode)
-        FAI_TRY(launch_decode_rows(p, &plan, workspace, stream));
+        FAI_TRY(launch_decode_rows(fn, p, &plan, workspace, stream));
     return FAI_SUCCESS;
 }

@@ -387,8 +387,8 @@ static decode_kernel_fn pick_kernel(int kv_dtype, int head_dim, int heads_per_bl
     return NULL;
 }
 
-fai_status fai_decode_launch_kernel(const char *what, decode_kernel_fn kernel, dim3 grid, dim3 block, size_t smem,
-                                    cudaStream_t stream, int dependent, const fai_decode_args *args)
+fai_status fai_decode_launch_kernel(const char *fn, const char *what, decode_kernel_fn kernel, dim3 grid, dim3 block,
+                                    size_t smem, cudaStream_t stream, int dependent, const fai_decode_args *args)
 {
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr = {};
@@ -403,29 +403,30 @@ fai_status fai_decode_launch_kernel(const char *what, decode_kernel_fn kernel, d
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, *args);
     if (err == cudaSuccess)
         return FAI_SUCCESS;
-    return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "fai_decode: launching the %s failed", what);
+    return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "%s: launching the %s failed", fn, what);
 }
 
-fai_status fai_decode_launch_simt(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
+fai_status fai_decode_launch_simt(const char *fn, const fai_decode_args *args, const fai_decode_plan *plan,
+                                  cudaStream_t stream)
 {
     const decode_kernel_fn kernel = args->page_table
                                         ? pick_kernel<true>(args->kv_dtype, plan->head_dim, plan->heads_per_block)
                                         : pick_kernel<false>(args->kv_dtype, plan->head_dim, plan->heads_per_block);
     if (!kernel)
-        return fai_error(FAI_ERROR_INTERNAL, "fai_decode: no kernel for cache dtype %d, head_dim %d, %d heads per block",
+        return fai_error(FAI_ERROR_INTERNAL, "%s: no kernel for cache dtype %d, head_dim %d, %d heads per block", fn,
                          (int)args->kv_dtype, (int)plan->head_dim, (int)plan->heads_per_block);
     const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
-    return fai_decode_launch_kernel("decode kernel", kernel, grid, dim3(plan->warps_per_block * 32),
+    return fai_decode_launch_kernel(fn, "decode kernel", kernel, grid, dim3(plan->warps_per_block * 32),
                                     plan->smem_bytes, stream, 0, args);
 }
 
-extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_decode_plan *plan,
+extern "C" fai_status fai_decode_launch(const char *fn, const fai_decode_args *args, const fai_decode_plan *plan,
                                         cudaStream_t stream)
 {
     if (plan->kernel == FAI_DECODE_MMA)
-        FAI_TRY(fai_decode_launch_mma(args, plan, stream));
+        FAI_TRY(fai_decode_launch_mma(fn, args, plan, stream));
     else
-        FAI_TRY(fai_decode_launch_simt(args, plan, stream));
+        FAI_TRY(fai_decode_launch_simt(fn, args, plan, stream));
     if (plan->num_splits <= 1)
         return FAI_SUCCESS;
     /* As a programmatic dependent on sm_90+, the merge kernel's launch overlaps the decode
@@ -440,7 +441,7 @@ extern "C" fai_status fai_decode_launch(const fai_decode_args *args, const fai_d
         else
             cudaGetLastError(); /* (the plain launch then; its own error, if any, is reported) */
     }
-    return fai_decode_launch_kernel("split-KV merge kernel", decode_merge_kernel,
+    return fai_decode_launch_kernel(fn, "split-KV merge kernel", decode_merge_kernel,
                                     dim3((unsigned)(args->batch * args->num_q_heads)), dim3(MERGE_THREADS), 0, stream,
                                     dependent, args);
 }

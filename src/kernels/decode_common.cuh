@@ -284,16 +284,19 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
 }
 
 /* Launches of the two decode kernels (decode.cu, decode_mma.cu). */
-fai_status fai_decode_launch_simt(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream);
-fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream);
+fai_status fai_decode_launch_simt(const char *fn, const fai_decode_args *args, const fai_decode_plan *plan,
+                                  cudaStream_t stream);
+fai_status fai_decode_launch_mma(const char *fn, const fai_decode_args *args, const fai_decode_plan *plan,
+                                 cudaStream_t stream);
 
 /* Every decode kernel takes the one argument struct. */
 typedef void (*decode_kernel_fn)(const fai_decode_args);
 
 /* Launches `kernel` (optionally as a programmatic dependent of the previous one) and
- * reports its own launch error as a status naming `what`; cudaLaunchKernelEx returns this
- * launch's error, where cudaGetLastError after <<<>>> could also pick up an unrelated one. */
-fai_status fai_decode_launch_kernel(const char *what, decode_kernel_fn kernel, dim3 grid, dim3 block, size_t smem,
-                                    cudaStream_t stream, int dependent, const fai_decode_args *args);
+ * reports its own launch error as a status naming `fn` (the public call) and `what`;
+ * cudaLaunchKernelEx returns this launch's error, where cudaGetLastError after <<<>>> could
+ * also pick up an unrelated one. */
+fai_status fai_decode_launch_kernel(const char *fn, const char *what, decode_kernel_fn kernel, dim3 grid, dim3 block,
+                                    size_t smem, cudaStream_t stream, int dependent, const fai_decode_args *args);
 
 #endif

@@ -671,22 +671,23 @@ static decode_kernel_fn pick_mma_dim(int head_dim, int kv_dtype, int st)
     return NULL;
 }
 
-fai_status fai_decode_launch_mma(const fai_decode_args *args, const fai_decode_plan *plan, cudaStream_t stream)
+fai_status fai_decode_launch_mma(const char *fn, const fai_decode_args *args, const fai_decode_plan *plan,
+                                 cudaStream_t stream)
 {
     const int st = plan->stages;
     decode_kernel_fn kernel = args->page_table ? pick_mma_dim<true>(plan->head_dim, args->kv_dtype, st)
                                                : pick_mma_dim<false>(plan->head_dim, args->kv_dtype, st);
     if (!kernel || plan->warps_per_block != FAI_DECODE_MMA_WARPS)
         return fai_error(FAI_ERROR_INTERNAL,
-                         "fai_decode: no tensor-core kernel for cache dtype %d, head_dim %d, %d stages, %d warps",
+                         "%s: no tensor-core kernel for cache dtype %d, head_dim %d, %d stages, %d warps", fn,
                          (int)args->kv_dtype, (int)plan->head_dim, st, (int)plan->warps_per_block);
     /* More than 48 KB of dynamic shared memory must be asked for; the call is cheap, host-only
      * and allowed during stream capture. */
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)plan->smem_bytes);
     if (err != cudaSuccess)
-        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED, err, "fai_decode: cudaFuncSetAttribute (%zu bytes of shared memory)",
-                              plan->smem_bytes);
+        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED, err, "%s: cudaFuncSetAttribute (%zu bytes of shared memory)",
+                              fn, plan->smem_bytes);
     const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
-    return fai_decode_launch_kernel("tensor-core decode kernel", kernel, grid, dim3(FAI_DECODE_MMA_WARPS * 32),
+    return fai_decode_launch_kernel(fn, "tensor-core decode kernel", kernel, grid, dim3(FAI_DECODE_MMA_WARPS * 32),
                                     plan->smem_bytes, stream, 0, args);
 }

@@ -129,14 +129,14 @@ static merge_kernel_fn pick_lanes(int lanes)
     return NULL;
 }
 
-extern "C" fai_status fai_merge_launch(const fai_merge_args *args, cudaStream_t stream)
+extern "C" fai_status fai_merge_launch(const char *fn, const fai_merge_args *args, cudaStream_t stream)
 {
     int lanes = 4;
     while (lanes * 8 < args->head_dim)
         lanes *= 2;
     const merge_kernel_fn kernel = args->dtype == FAI_DTYPE_BF16 ? pick_lanes<true>(lanes) : pick_lanes<false>(lanes);
     if (!kernel || args->num_parts < 1 || args->num_parts > FAI_MERGE_MAX_PARTS)
-        return fai_error(FAI_ERROR_INTERNAL, "fai_merge_states: no merge kernel for head_dim %d, %d parts",
+        return fai_error(FAI_ERROR_INTERNAL, "%s: no merge kernel for head_dim %d, %d parts", fn,
                          (int)args->head_dim, (int)args->num_parts);
     const int64_t items = (int64_t)args->num_rows * args->num_heads;
     const int64_t per_block = MERGE_THREADS / lanes;
@@ -151,6 +151,6 @@ extern "C" fai_status fai_merge_launch(const fai_merge_args *args, cudaStream_t 
      * earlier, unrelated one). */
     const cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, *args);
     if (err != cudaSuccess)
-        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "fai_merge_states: launching the merge kernel failed");
+        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err, "%s: launching the merge kernel failed", fn);
     return FAI_SUCCESS;
 }
