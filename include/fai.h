@@ -142,11 +142,13 @@ typedef struct fai_kv_cache {
     int64_t token_stride;     /* elements between consecutive tokens */
     int64_t head_stride;      /* elements between consecutive KV heads */
     int32_t capacity;         /* tokens per slot, 0 .. 2^31 - 2^20 - 1 */
-    const int32_t *seq_lens;  /* device, [batch]: valid tokens per sequence. Read on the
-                                 device only: a value < 0 counts as 0 and a value over
-                                 capacity as capacity (a guard, not a feature). */
+    const int32_t *seq_lens;  /* device, [batch], 4-byte aligned: valid tokens per sequence.
+                                 Read on the device only: a value < 0 counts as 0 and a value
+                                 over capacity as capacity (a guard, not a feature). */
     int32_t max_seq_len;      /* host-side upper bound of seq_lens used to plan the work
-                                 (split-KV). 0 means capacity. A larger seq_len is still
+                                 (split-KV). 0 means capacity. fai_decode requires 0 ..
+                                 capacity; fai_prefill takes any value and plans for capacity
+                                 when it is outside 1 .. capacity. A larger seq_len is still
                                  computed correctly, only less evenly spread (except in
                                  fai_prefill over an int8/FP8 cache, which stages only this
                                  many keys per sequence: there it must be a true bound). */
@@ -183,7 +185,9 @@ typedef struct fai_attention {
     int32_t num_q_heads;       /* 1 .. 65536, a multiple of num_kv_heads */
     int32_t num_kv_heads;      /* >= 1 */
     int32_t head_dim;          /* 64, 96, 128 or 256 */
-    float softmax_scale;       /* multiplies q.k; finite and > 0, usually 1/sqrt(head_dim) */
+    float softmax_scale;       /* multiplies q.k; > 0 and at most FLT_MAX / log2(e) (the kernels
+                                  scale by softmax_scale * log2(e), which must be finite),
+                                  usually 1/sqrt(head_dim) */
     int32_t alibi;             /* nonzero: add the ALiBi bias -slope_h * |distance to the
                                   bottom-right diagonal| (FlashAttention-2's convention) */
     const float *alibi_slopes; /* device, [num_q_heads] FP32, or NULL for the standard
@@ -229,10 +233,10 @@ typedef struct fai_decode_params {
                            BF16 q beyond FP16's range saturates to +-65504 on the tensor-core
                            path of a quantized cache, as do int8 values written from BF16 rows
                            beyond it: docs/api.md) */
-    float *lse;        /* optional device [batch, num_q_heads] FP32, written with the natural
-                          log-sum-exp of the scaled, soft-capped, biased scores, a sink
-                          included (-inf for an empty sequence, sinks[h] with sinks); NULL
-                          to skip */
+    float *lse;        /* optional device [batch, num_q_heads] FP32, 4-byte aligned, written
+                          with the natural log-sum-exp of the scaled, soft-capped, biased
+                          scores, a sink included (-inf for an empty sequence, sinks[h] with
+                          sinks); NULL to skip */
 } fai_decode_params;
 
 /* Defaults: fai_attention_default(), batch 0, FP16 tensors, NULL pointers, zero strides. */
@@ -243,7 +247,8 @@ FAI_API fai_decode_params fai_decode_params_default(void);
 FAI_API fai_status fai_decode_workspace_size(const fai_decode_params *params, size_t *bytes);
 
 /* Launches decoding attention on `stream`. workspace: device memory of at least
- * fai_decode_workspace_size() bytes, 16-byte aligned (may be NULL when that size is 0).
+ * fai_decode_workspace_size() bytes (else FAI_ERROR_BAD_PARAM_WORKSPACE), 16-byte aligned
+ * (else FAI_ERROR_BAD_PARAM_MISALIGNED); it may be NULL when that size is 0.
  * Its contents need no clearing and are not kept between calls; calls running at the same
  * time need separate workspaces. */
 FAI_API fai_status fai_decode(const fai_decode_params *params, void *workspace,
@@ -283,21 +288,26 @@ typedef struct fai_prefill_params {
     fai_tensor k;        /* [total_k, num_kv_heads, head_dim] */
     fai_tensor v;        /* [total_k, num_kv_heads, head_dim] */
     fai_tensor o;        /* [total_q, num_q_heads, head_dim], written */
-    const int32_t *cu_seqlens_q; /* device, [batch + 1], non-decreasing, last <= total_q */
-    const int32_t *cu_seqlens_k; /* device, [batch + 1], non-decreasing, last <= total_k */
+    const int32_t *cu_seqlens_q; /* device, [batch + 1], 4-byte aligned, non-decreasing,
+                                    last <= total_q */
+    const int32_t *cu_seqlens_k; /* device, [batch + 1], 4-byte aligned, non-decreasing,
+                                    last <= total_k */
     int32_t total_q;     /* rows of q and o, 0 .. 2^31 - 2^20 - 1 */
     int32_t total_k;     /* rows of k and v, 0 .. 2^31 - 2^20 - 1 */
     int32_t max_seq_q;   /* host-side bound of seq_q, >= 1 when batch > 0: sizes the grid.
                             A longer sequence is still computed in full, less evenly. */
-    int32_t max_seq_k;   /* host-side bound of seq_k for splitting decode rows; 0: total_k */
+    int32_t max_seq_k;   /* host-side bound of seq_k (packed K/V), >= 0: plans the decode
+                            rows' split (0: total_k) and picks the prefill kernel (on
+                            Hopper, the wgmma one from 256 keys; 0: total_k / batch). A
+                            longer sequence is still computed in full. */
     const int32_t *cu_seqlens_q_host; /* optional host copy of cu_seqlens_q ([batch + 1]):
                             plans which kernels run over which sequences, so it must
                             equal the device values when the work runs (a mismatch can
                             leave rows unwritten, never out of bounds); NULL: launch
                             both kinds over the whole batch */
-    float *lse;          /* optional device [total_q, num_q_heads] FP32: natural log-sum-exp
-                            of each row's scaled, capped, biased scores (and its sink); NULL
-                            to skip */
+    float *lse;          /* optional device [total_q, num_q_heads] FP32, 4-byte aligned:
+                            natural log-sum-exp of each row's scaled, capped, biased scores
+                            (and its sink); NULL to skip */
     const fai_kv_cache *kv_cache; /* optional (chunked prefill, prefix caching; docs/api.md
                             "Chunked prefill and prefix caching from a KV cache"): keys and
                             values come from this cache, contiguous or paged, instead of k
@@ -323,8 +333,9 @@ typedef struct fai_prefill_params {
                             run on the decoding kernels as in any call, reading the cache as
                             fai_decode does; their split is planned for kv_cache->max_seq_len
                             keys when it is in [1, capacity], else for capacity (a workspace
-                            when split: fai_prefill_workspace_size). NULL: keys and values
-                            from k and v. */
+                            when split: fai_prefill_workspace_size), and the same count picks
+                            the prefill kernel as max_seq_k does for packed K/V. NULL: keys
+                            and values from k and v. */
 } fai_prefill_params;
 
 /* Defaults: fai_attention_default(), batch 0, not causal, FP16 tensors, NULL pointers. */
@@ -348,15 +359,18 @@ FAI_API fai_status fai_prefill(const fai_prefill_params *params, void *workspace
  * Row i of k_new and v_new ([num_tokens, num_kv_heads, head_dim], FP16 or BF16) goes to cache slot
  * slots[i]: sequence b = slots[i] / cache.capacity, position t = slots[i] % cache.capacity
  * (vLLM's slot mapping), for every KV head; in a paged cache page slots[i] / page_size,
- * position slots[i] % page_size (cache_batch is then not used). One call serves a whole prompt (consecutive
- * slots) and a decode step (one token per sequence) alike. Rows are written in the cache's
+ * position slots[i] % page_size. The cache is checked as fai_decode checks a cache of
+ * cache_batch sequences, so a paged one still needs cache_batch >= 1 (it addresses nothing
+ * there), a non-NULL page_table (it marks the cache as paged; the append does not read it)
+ * and page_table_stride >= ceil(capacity / page_size). One call serves a whole prompt
+ * (consecutive slots) and a decode step (one token per sequence) alike. Rows are written in the cache's
  * dtype: FP16 and BF16 copied (the cache must have the rows' dtype), FP8 (from FP16 or BF16
  * rows, via their exact FP32 values) rounded to nearest even with saturation, int8 quantized per
  * (token, KV head) with scale = max|x| / 127, written to cache.k_scale / v_scale. A negative
  * slot skips its row (padding); a slot >= cache_batch * cache.capacity is skipped as well (a
- * device-side guard: the host never sees the slots; paged: >= num_pages * page_size). The sequence lengths are the caller's to
- * update (cache.seq_lens and cache.max_seq_len are not used). Slots of one call must be
- * distinct. Needs no workspace.
+ * device-side guard: the host never sees the slots; paged: >= num_pages * page_size). The
+ * sequence lengths are the caller's to update (cache.seq_lens and cache.max_seq_len are not
+ * used). Slots of one call must be distinct. Needs no workspace.
  * ------------------------------------------------------------------------------------- */
 typedef struct fai_kv_append_params {
     int32_t num_kv_heads;  /* 1 .. 65536 */
@@ -364,8 +378,9 @@ typedef struct fai_kv_append_params {
     int32_t num_tokens;    /* rows of k_new/v_new, >= 0 (0 launches nothing) */
     fai_tensor k_new;      /* [num_tokens, num_kv_heads, head_dim] FP16 or BF16 */
     fai_tensor v_new;      /* [num_tokens, num_kv_heads, head_dim], k_new's dtype */
-    const int64_t *slots;  /* device, [num_tokens] */
-    int32_t cache_batch;   /* sequence slots the cache holds (its first dimension), >= 1 */
+    const int64_t *slots;  /* device, [num_tokens], 8-byte aligned */
+    int32_t cache_batch;   /* sequence slots the cache holds (its first dimension), >= 1
+                              (paged caches too, where it addresses nothing) */
     fai_kv_cache cache;    /* destination: dtype, k, v, strides, capacity, scales */
 } fai_kv_append_params;
 
@@ -399,7 +414,7 @@ FAI_API fai_status fai_kv_append(const fai_kv_append_params *params, fai_stream_
 #define FAI_MERGE_MAX_PARTS 16 /* parts of one call; merge more in a tree of calls */
 
 typedef struct fai_merge_params {
-    int32_t num_parts;              /* 1 .. FAI_MERGE_MAX_PARTS */
+    int32_t num_parts;              /* 1 .. FAI_MERGE_MAX_PARTS (more: FAI_ERROR_NOT_SUPPORTED) */
     int32_t num_rows;               /* tokens, >= 0 (0 launches nothing) */
     int32_t num_heads;              /* >= 1 */
     int32_t head_dim;               /* a multiple of 8 in [8, 256] (the head dim of V) */

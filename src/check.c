@@ -72,8 +72,9 @@ fai_status fai_check_attention(const char *fn, const fai_attention *attn)
                          (int)attn->head_dim);
     /* The kernels work in the exp2 domain: scale * log2(e) must stay finite too. */
     if (!isfinite(attn->softmax_scale * 1.4426950408889634f) || !(attn->softmax_scale > 0.0f))
-        return fai_error(FAI_ERROR_BAD_PARAM, "%s: attn.softmax_scale (%g) must be finite and > 0",
-                         fn, (double)attn->softmax_scale);
+        return fai_error(FAI_ERROR_BAD_PARAM,
+                         "%s: attn.softmax_scale (%g) must be > 0 and at most FLT_MAX / log2(e) (%g)", fn,
+                         (double)attn->softmax_scale, (double)FLT_MAX / 1.4426950408889634);
     if (attn->alibi && attn->alibi_slopes && misaligned(attn->alibi_slopes, sizeof(float)))
         return fai_error(FAI_ERROR_BAD_PARAM_MISALIGNED,
                          "%s: attn.alibi_slopes (%p) is not 4-byte aligned", fn,

@@ -10,6 +10,7 @@
 #include "fai.h"
 
 #include "cpu_check.h"
+#include "kv_append_args.h" /* fai_kv_append_validate: the checks alone, never a launch */
 
 /* (FAKE addresses are never dereferenced: every call below fails its checks first.) */
 
@@ -102,6 +103,9 @@ static void test_decode_rejects(void)
     REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softmax_scale (0)");
     p = valid_params(); p.attn.softmax_scale = -1.0f / 0.0f;
     REJECT(p, FAI_ERROR_BAD_PARAM, "attn.softmax_scale (-inf)");
+    /* Finite but too large: the kernels' scale * log2(e) would overflow. */
+    p = valid_params(); p.attn.softmax_scale = FLT_MAX;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "must be > 0 and at most FLT_MAX / log2(e) (2.35866e+38)");
     p = valid_params(); p.attn.alibi = 1; p.attn.alibi_slopes = (const float *)((char *)FAKE(5) + 2);
     REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "attn.alibi_slopes");
 
@@ -222,6 +226,11 @@ static void test_decode_accepts(void)
     p.q.token_stride = (32 + 2 * 8) * 128;
     fai_status s = fai_decode_workspace_size(&p, &bytes);
     CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "valid layout rejected: %s", fai_last_error());
+    /* The largest scales below FLT_MAX / log2(e) pass. */
+    p = valid_params();
+    p.attn.softmax_scale = 2.3e38f;
+    s = fai_decode_workspace_size(&p, &bytes);
+    CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "softmax_scale 2.3e38 rejected: %s", fai_last_error());
     /* batch 0 needs no pointers at all. */
     p = fai_decode_params_default();
     s = fai_decode_workspace_size(&p, &bytes);
@@ -346,6 +355,30 @@ static void test_append_checks(void)
     REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.k is NULL");
     p = valid_append(); p.cache.head_stride = 120;
     REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_STRIDE, "cache.head_stride (120)");
+    /* A paged cache is checked as a cache of cache_batch sequences (docs/api.md, "Paged
+     * caches"): cache_batch >= 1 though it addresses nothing (the default 0 is refused), a
+     * page_table (not read by the append) and a table row wide enough for capacity. */
+    static const int32_t append_table[4 * 64];
+    p = valid_append();
+    p.cache.page_table = append_table;
+    p.cache.page_table_stride = 64; /* capacity 1024 in pages of 16 */
+    p.cache.page_size = 16;
+    p.cache.num_pages = 300;
+    p.cache.seq_stride = 16 * 8 * 128;
+    p.cache.scale_seq_stride = 16 * 8;
+    CHECK(fai_kv_append_validate("fai_kv_append", &p) == FAI_SUCCESS, "paged append rejected: %s", fai_last_error());
+    p.cache_batch = 1;
+    CHECK(fai_kv_append_validate("fai_kv_append", &p) == FAI_SUCCESS, "paged append, cache_batch 1: %s",
+          fai_last_error());
+    p.cache_batch = fai_kv_append_params_default().cache_batch;
+    CHECK(p.cache_batch == 0, "default cache_batch %d", (int)p.cache_batch);
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_SHAPE, "fai_kv_append: cache_batch (0) must be >= 1");
+    p.cache_batch = 4;
+    p.cache.page_table_stride = 63;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.page_table_stride (63) is less than the 64 pages");
+    p.cache.page_table_stride = 64;
+    p.cache.page_table = (const int32_t *)((const char *)append_table + 2);
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cache.page_table");
     /* Nothing to write: succeeds without a device. */
     p = valid_append(); p.num_tokens = 0;
     CHECK(fai_kv_append(&p, 0) == FAI_SUCCESS, "0 tokens: %s", fai_last_error());
@@ -760,6 +793,12 @@ static void test_prefill_cache_checks(void)
     PREFILL_ACCEPT(p); /* contiguous FP16 */
     CACHE_PARAMS(); c.page_table = fake_cu_q; c.page_table_stride = 64; c.page_size = 16; c.num_pages = 100;
     PREFILL_ACCEPT(p); /* paged */
+    /* max_seq_len: any value (outside [1, capacity] it means capacity), where fai_decode
+     * refuses one outside [0, capacity]. */
+    CACHE_PARAMS(); c.max_seq_len = 5000;
+    PREFILL_ACCEPT(p);
+    CACHE_PARAMS(); c.max_seq_len = -7;
+    PREFILL_ACCEPT(p);
     CACHE_PARAMS(); c.dtype = FAI_DTYPE_BF16; p.q.dtype = p.o.dtype = FAI_DTYPE_BF16;
     PREFILL_ACCEPT(p); /* BF16 cache and q (k/v's dtype fields are not read) */
     CACHE_PARAMS(); c.capacity = 0; c.k = c.v = NULL;

@@ -165,6 +165,15 @@ static void test_zero_rows(void)
     /* ...but the shape fields and the host arrays still are. */
     m.p.head_dim = 7;
     CHECK(fai_merge_states(&m.p, 0) == FAI_ERROR_NOT_SUPPORTED_HEAD_DIM, "%s", fai_last_error());
+    /* ...and so are the host arrays, the dtypes and lse's alignment (docs/api.md). */
+    valid(&m, 2), m.p.num_rows = 0, m.p.parts = NULL;
+    REJECT(m, FAI_ERROR_BAD_PARAM_NULL_POINTER, "parts (the host array of part outputs) is NULL");
+    valid(&m, 2), m.p.num_rows = 0, m.p.parts_lse = NULL;
+    REJECT(m, FAI_ERROR_BAD_PARAM_NULL_POINTER, "parts_lse (the host array of part LSEs) is NULL");
+    valid(&m, 2), m.p.num_rows = 0, m.parts[1].dtype = FAI_DTYPE_BF16;
+    REJECT(m, FAI_ERROR_NOT_SUPPORTED_DTYPE, "parts[1].dtype (1) is FAI_DTYPE_BF16 but o.dtype is FAI_DTYPE_FP16");
+    valid(&m, 2), m.p.num_rows = 0, m.p.lse = (float *)((char *)FAKE(65) + 2);
+    REJECT(m, FAI_ERROR_BAD_PARAM_MISALIGNED, "lse (");
     valid(&m, 1), m.p.num_rows = 0;
     CHECK(fai_merge_states(&m.p, 0) == FAI_SUCCESS, "one part: %s", fai_last_error());
     valid(&m, 2), m.p.num_rows = 0, m.p.o.dtype = FAI_DTYPE_BF16;
