@@ -21,7 +21,8 @@ name theirs through ``__dlpack_device__`` must at least all name one).
 
 Quantized KV caches: int8 (torch.int8, with float32 scales [batch, capacity, num_kv_heads]
 as k_scale / v_scale) or FP8 (torch.float8_e4m3fn / torch.float8_e5m2, or uint8 with
-cache_dtype="fp8_e4m3" / "fp8_e5m2"); fai.kv_append writes them, fai.decode reads them.
+cache_dtype="fp8_e4m3" / "fp8_e5m2"); fai.kv_append writes them, fai.decode and
+fai.prefill (k_cache=) read them.
 BF16: torch.bfloat16 q/out (decode, prefill) and rows (kv_append) work as float16 ones do; an
 unquantized cache has q's dtype (float16 or bfloat16), a quantized one serves either.
 """
@@ -548,7 +549,8 @@ def kv_append(k_new, v_new, slots, k_cache, v_cache, *, k_scale=None, v_scale=No
     copied), or quantized from either: int8 (with float32
     k_scale / v_scale [batch, capacity, num_kv_heads], written too), float8_e4m3fn or
     float8_e5m2 (uint8 arrays with cache_dtype=). Runs on `stream` (default: torch's current
-    stream). Returns None; the sequence lengths are the caller's to update."""
+    stream for torch tensors, else the legacy stream). Returns None; the sequence lengths are
+    the caller's to update."""
     kn, vn, sv = view("k_new", k_new), view("v_new", v_new), view("slots", slots)
     kv, vv = view("k_cache", k_cache), view("v_cache", v_cache)
     _rank(kn, 3, "[tokens, num_kv_heads, head_dim]")
@@ -600,8 +602,8 @@ def merge_states(outs, lses, *, out=None, lse=None, stream=None):
     out = sum_p e^(lses[p] - lse) outs[p]. A part whose LSE is -inf contributes nothing (its
     rows are not read); a row where all are -inf gets zeros and -inf. out may be one of outs
     (in place) and lse one of lses; out and lse (lse=True) are allocated when omitted and the
-    inputs are torch tensors. Runs on `stream` (default: torch's current stream). Returns out
-    (and lse, when given or lse=True)."""
+    inputs are torch tensors. Runs on `stream` (default: torch's current stream for torch
+    tensors, else the legacy stream). Returns out (and lse, when given or lse=True)."""
     outs, lses = list(outs), list(lses)
     if not 1 <= len(outs) <= _lib.FAI_MERGE_MAX_PARTS:
         raise ValueError(f"fai: merge_states takes 1 to {_lib.FAI_MERGE_MAX_PARTS} parts; got {len(outs)}")

@@ -25,7 +25,8 @@ def _from_cai(name, cai):
     shape = tuple(int(s) for s in cai["shape"])
     dtype = _TYPESTR.get(cai["typestr"])
     if dtype is None:
-        raise TypeError(f"fai: {name} has element type {cai['typestr']!r}; expected float16 (or int32 for lengths)")
+        raise TypeError(f"fai: {name} has element type {cai['typestr']!r}; fai reads float16, float32, int8, uint8, "
+                        "int32 and int64 arrays through __cuda_array_interface__ (bfloat16 through DLPack)")
     item = _ITEMSIZE[dtype]
     ptr = int(cai["data"][0])
     if cai.get("strides") is None:  # C-contiguous
@@ -72,7 +73,8 @@ def _from_dlpack(name, obj):
         raise ValueError(f"fai: {name} is not in CUDA device memory (DLPack device type {t.device.device_type})")
     dtype = _DL_DTYPES.get((t.dtype.code, t.dtype.bits))
     if dtype is None or t.dtype.lanes != 1:
-        raise TypeError(f"fai: {name} has DLPack dtype code {t.dtype.code}, {t.dtype.bits} bits; expected float16")
+        raise TypeError(f"fai: {name} has DLPack dtype code {t.dtype.code}, {t.dtype.bits} bits, {t.dtype.lanes} "
+                        "lanes; fai reads float16, bfloat16, float32, int8, uint8, int32 and int64")
     shape = tuple(t.shape[i] for i in range(t.ndim))
     if t.strides:
         strides = tuple(t.strides[i] for i in range(t.ndim))

@@ -118,6 +118,12 @@ class ArgumentChecks(unittest.TestCase):
         a["q"] = [1, 2, 3]
         self.assertRaisesNaming(TypeError, "neither __cuda_array_interface__ nor __dlpack__", fai.decode, **a)
 
+    def test_unreadable_element_type(self):
+        # An element type neither interface gives fai: the message lists what it reads.
+        a = decode_args()
+        a["q"] = FakeArray((2, 8, 128), "<f8")
+        self.assertRaisesNaming(TypeError, "q has element type '<f8'; fai reads float16, float32", fai.decode, **a)
+
     def test_prefill_shapes(self):
         a = prefill_args()
         a["v"] = f16(49, 2, 64)
@@ -279,8 +285,9 @@ class DLPack(unittest.TestCase):
         self.assertIn("not in CUDA device memory", str(cm.exception))
 
     def test_dtype(self):
-        with self.assertRaises(TypeError):
+        with self.assertRaises(TypeError) as cm:
             _tensor.view("x", self.capsule_of(2, 2, 64, (3,), (1,)))
+        self.assertIn("fai reads float16, bfloat16, float32", str(cm.exception))
 
 
 class FakeTorch(unittest.TestCase):
