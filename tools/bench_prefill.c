@@ -352,7 +352,7 @@ static float time_row(prefill_ctx *c, int var, const options *o, int report, int
 }
 
 static void csv_row(const shape *sh, const char *backend, const char *dtype, const char *frac, float ms, double flops,
-                    double bytes, const char *note, const char *check)
+                    double bytes, const char *note, const char *check, int reps)
 {
     const int timed = ms >= 0;
     const report_row row = {sh->suite,
@@ -370,7 +370,8 @@ static void csv_row(const shape *sh, const char *backend, const char *dtype, con
                             timed ? flops / (ms * 1e-3) / 1e12 : -1.0,
                             timed ? bytes / (ms * 1e-3) / 1e9 : -1.0,
                             note,
-                            check};
+                            check,
+                            reps};
     report_row_write(&row);
 }
 
@@ -593,13 +594,10 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
             if (o->alibi)
                 bench_note_add(note[i], sizeof note[i], "alibi");
             bench_variant_note(note[i], sizeof note[i], o, &attn);
-            if (reps[i] < o->reps) {
-                char w[32];
-                snprintf(w, sizeof w, "reps %d", reps[i]);
-                bench_note_add(note[i], sizeof note[i], w);
-            }
         }
-        csv_row(sh, var_backend[i], bench_dtype_name(o), frac, ms[i], flops, bytes, note[i], verdict[i]);
+        /* (the timed runs, fewer than --reps where they would take over ROW_BUDGET_MS, end the
+         * note with the flush: bench_report.c) */
+        csv_row(sh, var_backend[i], bench_dtype_name(o), frac, ms[i], flops, bytes, note[i], verdict[i], reps[i]);
     }
     /* The table's check column: the one call's summary, and which variants failed if any. */
     char check_col[400] = "";

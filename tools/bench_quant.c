@@ -296,9 +296,9 @@ static double cache_bytes(fai_dtype dtype, int64_t tokens, int hk, int d)
 }
 
 static void write_row(const char *suite, const char *dtype, int b, int sq, int sk, int hq, int hk, int d, double ms,
-                      double gbps, const char *note, const char *check)
+                      double gbps, const char *note, const char *check, int reps)
 {
-    const report_row r = {suite, "fai", dtype, b, sq, sk, hq, hk, d, 0, "", ms, -1, gbps, note, check};
+    const report_row r = {suite, "fai", dtype, b, sq, sk, hq, hk, d, 0, "", ms, -1, gbps, note, check, reps};
     report_row_write(&r);
 }
 
@@ -406,7 +406,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
             }
             snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms; page %d%s%s", kname, fp16_ms / ms,
                      other_ms, page_size, check ? "; " : "", check_msg);
-            write_row("kv-quant", bench_quant_dtypes[t], b, 1, sk, hq, hk, d, ms, gbps, note, verdict);
+            write_row("kv-quant", bench_quant_dtypes[t], b, 1, sk, hq, hk, d, ms, gbps, note, verdict, reps);
             free_cache(&c.p.cache);
             cudaFree(qo);
             cudaFree(lens);
@@ -452,7 +452,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
         const double gbps = bytes / (ms * 1e-3) / 1e9;
         printf("%-14s %9.1f %9.0f %7.1f\n", bench_quant_dtypes[t], ms * 1e3, gbps, 100.0 * gbps / copy_gbps);
         write_row("kv-append", bench_quant_dtypes[t], 1, tokens, tokens, 0, hk, d, ms, gbps,
-                  "rows read + codes/scales written", "");
+                  "rows read + codes/scales written", "", reps);
         free_cache(&c);
         cudaFree(rows);
         cudaFree(slots_dev);
