@@ -295,9 +295,8 @@ def main():
             torch.cuda.empty_cache()
             if not report:
                 continue
-            if ms is not None:
-                note = "; ".join(filter(None, (note, f"flush {a.flush}", "graphs" if a.graphs else "eager",
-                                               f"runs {runs}", f"p25 {p25:.5f} p75 {p75:.5f}")))
+            timing = (f"runs {runs}", f"p25 {p25:.5f} p75 {p75:.5f}") if ms is not None else ()
+            note = "; ".join(filter(None, (note, f"flush {a.flush}", "graphs" if a.graphs else "eager") + timing))
             rows[backend] = dict(device=device_name, suite=suite, backend=backend, dtype=a.dtype, b=r["b"], sq=r["sq"],
                                  sk=r["sk"], hq=r["hq"], hk=r["hk"], d=r["d"], causal=r["causal"],
                                  prefill_frac="" if r["frac"] is None else r["frac"],
