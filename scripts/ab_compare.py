@@ -4,7 +4,9 @@ column per (tree, run), each a time in ms and its ratio to the base tree's time 
 shape in the same run (else in the base tree's first run); the base is --base TREE, by
 default the last tree in the file (ab-round's convention: the baseline goes last). Ceiling rows are left out. A
 row's note joins its key without the measured numbers some suites write there (chunked: "x whole
-1.213", kv-quant: "x_fp16 1.785; other kernel 3.45 ms"), so that the trees' rows line up.
+1.213", kv-quant: "x_fp16 1.785; other kernel 3.45 ms") and without the "flush F; reps N" that
+ends every measured row's note (a prefill row's reps are cut where its runs would take over
+3 s, which a slower tree can hit alone), so that the trees' rows line up.
 Standard library only.
 
   python3 scripts/ab_compare.py ab.csv [--base main] [--runs 1,3]"""
@@ -13,6 +15,12 @@ import re
 import sys
 
 KEY = ("suite", "dtype", "b", "sq", "sk", "hq", "hk", "d", "causal", "prefill_frac", "note")
+
+
+def note_key(note):
+    """The note as part of a row's key: no timing words, no measured numbers."""
+    note = re.sub(r"(; )?flush \w+; reps \d+", "", note)
+    return re.sub(r" ?-?\d+\.\d+", "", note)
 
 
 def main(argv):
@@ -48,7 +56,7 @@ def main(argv):
             col = (tree, run)
             if col not in columns:
                 columns.append(col)
-            key = tuple(re.sub(r" ?-?\d+\.\d+", "", row.get(k, "")) if k == "note" else row.get(k, "") for k in KEY)
+            key = tuple(note_key(row.get(k, "")) if k == "note" else row.get(k, "") for k in KEY)
             if key not in table:
                 table[key] = {}
                 order.append(key)

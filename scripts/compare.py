@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Side-by-side table of fai-bench and sdpa_peers.py CSVs (same columns), joined on the
 shape. Usage: compare.py FAI_CSV [PEERS_CSV] [--markdown]. Standard library only.
+A bench/compare.py CSV holds fai's rows and the peers' of one run (one timer, the same inputs):
+give it alone (FAI_CSV's own flash and cudnn rows are the peers when there is no PEERS_CSV).
+Joining two files (fai-bench's and sdpa_peers.py's) pairs two timers, run counts and sets of
+inputs; a line on stderr says so.
 
 One table per kind of row present in FAI_CSV:
   decode  (sq = 1)        GB/s of fai, flash and cudnn; fai/best = fai GB/s / best peer's
@@ -122,7 +126,10 @@ def main(argv):
     md = "--markdown" in argv
     paths = [a for a in argv if not a.startswith("--")]
     fai = load(paths[0])
-    peers = load(paths[1]) if len(paths) > 1 else []
+    peers = load(paths[1]) if len(paths) > 1 else fai
+    if len(paths) > 1 and paths[1] != paths[0]:
+        print(f"compare.py: fai from {paths[0]}, peers from {paths[1]}: two runs (timers, run counts, inputs); "
+              "bench/compare.py's CSV alone times them alike", file=sys.stderr)
     ceil = {r["backend"]: float(r["gbps"]) for r in fai if r["suite"] == "ceiling"}
     by_key = {}
     for r in peers:
@@ -137,7 +144,7 @@ def main(argv):
         emit(head, rows, md)
         if ceil:
             print(f'ceilings: copy {ceil.get("copy", 0):.0f} GB/s, read {ceil.get("read", 0):.0f} GB/s')
-        if peers:
+        if by_key:
             print(f"rows behind the best peer: {behind} of {len(rows)}")
         printed = True
     for table, rows_in, what in ((prefill_table, prefill, "prefill"), (hybrid_table, fai, "hybrid")):
@@ -147,7 +154,7 @@ def main(argv):
         if printed:
             print()
         emit(head, rows, md)
-        if peers:
+        if by_key:
             print(f"{what} rows behind the best peer: {behind} of {len(rows)}")
         printed = True
     if ceil and not decode:

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # One round on the GPU machine: configure, build (this card's architecture only), run every
 # test (GPU tests included), compute-sanitizer on the kernels (small shapes), fai-bench on
-# the decode suites and PyTorch SDPA's flash and cuDNN backends on the same shapes, the same
-# for the prefill and hybrid suites, then compact side-by-side tables last. Logs and CSVs go
-# to $OUT (or ./gpu-out).
+# the decode suites, bench/compare.py (fai through the Python package and PyTorch SDPA's flash
+# and cuDNN backends, one timer, the same inputs) on the same shapes, the same for the prefill
+# and hybrid suites, then compact tables last: fai-bench's own (with its ceilings) and
+# compare.py's side by side. Logs and CSVs go to $OUT (or ./gpu-out).
 #   scripts/gpu-check.sh [test] [test80] [sanitize] [bench] [peers] [tune]
 #                        [test-prefill] [test-variants] [bench-prefill] [peers-prefill] [compare]
-# Default: all but test-variants, tune and compare (bench/compare.py: the Python package against SDPA on
-# every suite, with charts). test-prefill runs build-gpu/tests/test_prefill alone (for quick
+# Default: all but test-variants, tune and compare (bench/compare.py on every suite, with
+# charts). peers / peers-prefill: bench/compare.py on the decode / prefill and hybrid suites
+# (GPU_CHECK_COMPARE_ARGS: more of its arguments, e.g. "--graphs --flush read"); the side by
+# side reads that CSV alone, not fai-bench's CSV joined with shared/tools/sdpa_peers.py's
+# (two timers, run counts and inputs). test-prefill runs build-gpu/tests/test_prefill alone (for quick
 # rounds; skipped when test runs, whose ctest includes it). bench-prefill times
 # `fai-bench --suite prefill,hybrid`: ~58 calls a row, ~0.11 s for one call of every row at
 # FlashAttention-2's speed on an H100 (the seq 8192 row alone ~26 ms), so ~10 s in all;
@@ -113,15 +117,19 @@ if has tune; then
     awk 'NR>3' "$OUT/tune.txt" | sort -k1,1 -k2,2n -k3,3n -k9,9n |
         awk '{k=$1" "$2" "$3; if (k!=p) {p=k; print $1, $2, $3, $4, $6, $7, $8, $9, $10}}'
 fi
-if has peers && [ -f .peers/sdpa_peers.py ]; then
-    stamp "PyTorch SDPA peers"
-    PYTHONUNBUFFERED=1 python3 .peers/sdpa_peers.py --suite decode-seq,decode-batch,decode-gqa \
-        --csv "$OUT/peers.csv" >"$OUT/peers.log" 2>&1 || tail -n 5 "$OUT/peers.log"
+# fai (this build's libfai.so through the Python package) and the peers, timed alike.
+compare_py() {  # SUITES CSV LOG
+    FAI_LIBRARY="$PWD/build-gpu/libfai.so" PYTHONPATH="$PWD/python" PYTHONUNBUFFERED=1 \
+        python3 bench/compare.py --suite "$1" ${GPU_CHECK_COMPARE_ARGS:-} --csv "$2" >"$3" 2>&1
+}
+if has peers; then
+    stamp "bench/compare.py: fai and PyTorch SDPA, decode suites"
+    compare_py decode-seq,decode-batch,decode-gqa "$OUT/peers.csv" "$OUT/peers.log" || tail -n 5 "$OUT/peers.log"
 fi
-if has peers-prefill && [ -f .peers/sdpa_peers.py ]; then
-    stamp "PyTorch SDPA peers, prefill and hybrid"
-    PYTHONUNBUFFERED=1 python3 .peers/sdpa_peers.py --suite prefill-seq,prefill-batch,hybrid,prefill-gqa,head-dims \
-        --csv "$OUT/peers-prefill.csv" >"$OUT/peers-prefill.log" 2>&1 || tail -n 5 "$OUT/peers-prefill.log"
+if has peers-prefill; then
+    stamp "bench/compare.py: fai and PyTorch SDPA, prefill and hybrid suites"
+    compare_py prefill-seq,prefill-batch,hybrid,prefill-gqa,head-dims "$OUT/peers-prefill.csv" "$OUT/peers-prefill.log" ||
+        tail -n 5 "$OUT/peers-prefill.log"
 fi
 if has compare; then
     # fai through the Python package and SDPA's flash/cuDNN on the same tensors, every suite.
@@ -130,17 +138,17 @@ if has compare; then
         python3 bench/compare.py --csv "$OUT/compare.csv" >"$OUT/compare.log" 2>&1 || { status=1; tail -n 5 "$OUT/compare.log"; }
     [ -f "$OUT/compare.csv" ] && python3 scripts/plot_perf.py --out "$OUT/charts" "$OUT/compare.csv" | tail -n 1
 fi
-if [ -f "$OUT/fai.csv" ]; then
-    stamp "side by side"
-    python3 scripts/compare.py "$OUT/fai.csv" ${OUT:+$( [ -f "$OUT/peers.csv" ] && echo "$OUT/peers.csv")}
-fi
-if [ -f "$OUT/fai-prefill.csv" ]; then
-    stamp "side by side, prefill and hybrid"
-    if [ -f "$OUT/peers-prefill.csv" ]; then
-        python3 scripts/compare.py "$OUT/fai-prefill.csv" "$OUT/peers-prefill.csv"
-    else
-        python3 scripts/compare.py "$OUT/fai-prefill.csv"
-    fi
-fi
+# fai-bench's tables alone (its own timer, %copy of its ceilings); then fai against the peers
+# from compare.py's CSVs, each file holding fai's rows and the peers' of one run.
+for f in fai fai-prefill; do
+    [ -f "$OUT/$f.csv" ] || continue
+    stamp "fai-bench: $f.csv"
+    python3 scripts/compare.py "$OUT/$f.csv"
+done
+for f in peers peers-prefill; do
+    [ -f "$OUT/$f.csv" ] || continue
+    stamp "side by side (bench/compare.py, one timer): $f.csv"
+    python3 scripts/compare.py "$OUT/$f.csv"
+done
 stamp "done (status $status)"
 exit $status

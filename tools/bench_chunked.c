@@ -395,7 +395,8 @@ void bench_chunked(const options *o, cudaStream_t s)
                                 timed && flops[i] > 0 ? flops[i] / (ms[i] * 1e-3) / 1e12 : -1.0,
                                 timed ? bytes[i] / (ms[i] * 1e-3) / 1e9 : -1.0,
                                 note,
-                                verdict[i]};
+                                verdict[i],
+                                o->reps};
         report_row_write(&row);
         if (!timed) {
             printf("%-22s n/a: %s\n", mode_backend[i], why[i]);

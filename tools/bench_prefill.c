@@ -218,11 +218,15 @@ static double pairs(int sq, int sk, int causal)
     return n;
 }
 
+/* With a window, the pairs inside it, counted exactly, except for causal rows with sq == sk:
+ * there the plain count's convention (n^2 / 2, not the n (n + 1) / 2 pairs on and below the
+ * diagonal) is kept by taking half the diagonal off (n / 2), so a window that covers every key
+ * gives the plain row's count and windowed TFLOP/s compare with plain ones. */
 double bench_pairs(int sq, int sk, int causal, const fai_attention *a)
 {
     if (!a || !a->window)
         return pairs(sq, sk, causal);
-    double n = 0;
+    double n = causal && sq == sk ? -0.5 * sq : 0.0;
     for (int i = 0; i < sq; i++) {
         const int64_t diag = (int64_t)i + sk - sq;
         int64_t lo = 0, hi = (int64_t)sk - 1;
@@ -242,12 +246,16 @@ double bench_pairs(int sq, int sk, int causal, const fai_attention *a)
  *   flops = 4 * hq * d * (npre * sq * sk / 2 + ndec * 1 * sk)     (prefill part causal)
  *   bytes = 2 * (2 * (npre * sq + ndec) * hq * d + 2 * b * sk * hk * d)   (Q, O, K, V once)
  * so fai's rows and the peers' have the same TFLOP/s and GB/s for the same time. With a
- * sliding window the FLOPs count only the pairs inside it (bench_pairs); bytes are unchanged. */
+ * sliding window the FLOPs count only the pairs inside it (bench_pairs); the prefill
+ * sequences' K/V bytes are unchanged (every key is inside some query's window), and a decode
+ * sequence's count only the keys its one query sees (window_left + 1), as plain decode rows do. */
 static void work_of(const shape *sh, const row_sizes *r, const fai_attention *a, double *flops, double *bytes)
 {
     *flops = 4.0 * sh->hq * sh->d *
              (r->npre * bench_pairs(sh->sq, sh->sk, sh->causal, a) + r->ndec * bench_pairs(1, sh->sk, 0, a));
-    *bytes = 2.0 * (2.0 * (double)r->total_q * sh->hq * sh->d + 2.0 * (double)r->total_k * sh->hk * sh->d);
+    const int dec_keys = a && a->window && a->window_left >= 0 && a->window_left < sh->sk ? a->window_left + 1 : sh->sk;
+    const double kv_rows = (double)r->npre * sh->sk + (double)r->ndec * dec_keys;
+    *bytes = 2.0 * (2.0 * (double)r->total_q * sh->hq * sh->d + 2.0 * kv_rows * sh->hk * sh->d);
 }
 
 enum { VAR_HOST = 0, VAR_NOHOST = 1, VAR_SEPARATE = 2, VARS = 3 };
@@ -344,7 +352,7 @@ static float time_row(prefill_ctx *c, int var, const options *o, int report, int
 }
 
 static void csv_row(const shape *sh, const char *backend, const char *dtype, const char *frac, float ms, double flops,
-                    double bytes, const char *note, const char *check)
+                    double bytes, const char *note, const char *check, int reps)
 {
     const int timed = ms >= 0;
     const report_row row = {sh->suite,
@@ -362,7 +370,8 @@ static void csv_row(const shape *sh, const char *backend, const char *dtype, con
                             timed ? flops / (ms * 1e-3) / 1e12 : -1.0,
                             timed ? bytes / (ms * 1e-3) / 1e9 : -1.0,
                             note,
-                            check};
+                            check,
+                            reps};
     report_row_write(&row);
 }
 
@@ -585,13 +594,10 @@ void bench_prefill(const shape *sh, const options *o, int index, int total, cuda
             if (o->alibi)
                 bench_note_add(note[i], sizeof note[i], "alibi");
             bench_variant_note(note[i], sizeof note[i], o, &attn);
-            if (reps[i] < o->reps) {
-                char w[32];
-                snprintf(w, sizeof w, "reps %d", reps[i]);
-                bench_note_add(note[i], sizeof note[i], w);
-            }
         }
-        csv_row(sh, var_backend[i], bench_dtype_name(o), frac, ms[i], flops, bytes, note[i], verdict[i]);
+        /* (the timed runs, fewer than --reps where they would take over ROW_BUDGET_MS, end the
+         * note with the flush: bench_report.c) */
+        csv_row(sh, var_backend[i], bench_dtype_name(o), frac, ms[i], flops, bytes, note[i], verdict[i], reps[i]);
     }
     /* The table's check column: the one call's summary, and which variants failed if any. */
     char check_col[400] = "";

@@ -296,22 +296,111 @@ static double cache_bytes(fai_dtype dtype, int64_t tokens, int hk, int d)
 }
 
 static void write_row(const char *suite, const char *dtype, int b, int sq, int sk, int hq, int hk, int d, double ms,
-                      double gbps, const char *note, const char *check)
+                      double gbps, const char *note, const char *check, int reps)
 {
-    const report_row r = {suite, "fai", dtype, b, sq, sk, hq, hk, d, 0, "", ms, -1, gbps, note, check};
+    const report_row r = {suite, "fai", dtype, b, sq, sk, hq, hk, d, 0, "", ms, -1, gbps, note, check, reps};
     report_row_write(&r);
+}
+
+/* The kv-quant suite's shapes: the issue's two decode rows (MHA batch 128 x 8K, GQA 32/8 batch
+ * 1 x 128K), and GQA at batch 16 x 8K and MHA at batch 32 x 2K, over every dtype. */
+const quant_shape bench_quant_suite[BENCH_QUANT_SUITE_ROWS] = {{128, 8192, 32, 32, 128, 0xF},
+                                                               {1, 131072, 32, 8, 128, 0xF},
+                                                               {16, 8192, 32, 8, 128, 0xF},
+                                                               {32, 2048, 32, 32, 128, 0xF}};
+
+/* What one timing pass of a shape over one cache dtype measured. */
+typedef struct quant_pass {
+    float ms, other_ms; /* the planned call; the other kernel's (-1: the planner has one kernel) */
+    int mma;            /* the plan's kernel is the tensor-core one */
+    char check_msg[96];
+    const char *verdict;
+} quant_pass;
+
+/* One pass: a fresh cache of dtype k_dtypes[t] written by fai_kv_append, the planned call and
+ * the other kernel timed (median_ms), with tune the grid of plans printed, with check the
+ * planned call checked (check_decode). */
+static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, int page_size, int tune, int check,
+                      fai_device_info dev, cudaStream_t s)
+{
+    const int b = sh->b, sk = sh->sk, hq = sh->hq, hk = sh->hk, d = sh->d;
+    decode_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = fai_decode_params_default();
+    c.p.attn.num_q_heads = hq;
+    c.p.attn.num_kv_heads = hk;
+    c.p.attn.head_dim = d;
+    c.p.batch = b;
+    void *qo;
+    int32_t *lens;
+    QCK(cudaMalloc(&qo, (size_t)b * hq * d * 2 * 2));
+    QCK(cudaMalloc((void **)&lens, sizeof(int32_t) * (size_t)b));
+    QCK(bench_fill_fp16(qo, (int64_t)b * hq * d, 7, 1.0f, 0));
+    QCK(bench_fill_i32(lens, b, sk, 0));
+    c.p.q.data = qo;
+    c.p.q.token_stride = (int64_t)hq * d;
+    c.p.q.head_stride = d;
+    c.p.o = c.p.q;
+    c.p.o.data = (char *)qo + (size_t)b * hq * d * 2;
+    make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, page_size, 1234);
+    c.p.cache.seq_lens = lens;
+    fai_decode_plan plan, other;
+    fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0, 0, 0,
+                            &plan);
+    fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev,
+                            plan.kernel == FAI_DECODE_MMA ? FAI_DECODE_SIMT : FAI_DECODE_MMA, 0, 0, 0, &other);
+    c.ws_bytes = plan.workspace_bytes > other.workspace_bytes ? plan.workspace_bytes : other.workspace_bytes;
+    if (c.ws_bytes)
+        QCK(cudaMalloc(&c.ws, c.ws_bytes));
+    out->ms = median_ms(run_decode, &c, reps, s);
+    c.plan = &other;
+    out->other_ms = other.kernel != plan.kernel ? median_ms(run_decode, &c, reps, s) : -1.0f;
+    out->mma = plan.kernel == FAI_DECODE_MMA;
+    if (tune) { /* the grid the planner chooses from, a line per plan */
+        const int xs[2][3] = {{2, 4, 8}, {3, 6, 0}}, mult[] = {1, 2, 4, 8};
+        for (int kind = 0; kind < 2; kind++)
+            for (int i = 0; i < 3 && xs[kind][i]; i++)
+                for (int j = 0; j < 4; j++) {
+                    fai_decode_plan base, tp;
+                    const int x = xs[kind][i], mma = kind == FAI_DECODE_MMA;
+                    if (fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev, kind, 0,
+                                                mma ? 0 : x, mma ? x : 0, &base) != FAI_SUCCESS ||
+                        base.kernel != kind)
+                        continue;
+                    const int sp = mult[j] * base.num_splits;
+                    if (sp > FAI_DECODE_MAX_SPLITS ||
+                        fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev, kind, sp,
+                                                mma ? 0 : x, mma ? x : 0, &tp) != FAI_SUCCESS)
+                        continue;
+                    if (tp.workspace_bytes > c.ws_bytes) {
+                        cudaFree(c.ws);
+                        c.ws_bytes = tp.workspace_bytes;
+                        QCK(cudaMalloc(&c.ws, c.ws_bytes));
+                    }
+                    c.plan = &tp;
+                    const float tms = median_ms(run_decode, &c, reps, s);
+                    printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: %s %d, %d splits)\n", bench_quant_dtypes[t], b,
+                           sk, hq, hk, d, mma ? "mma" : "simt", tms * 1e3, mma ? "stages" : "warps", x, sp);
+                }
+    }
+    out->check_msg[0] = '\0';
+    out->verdict = "";
+    if (check) {
+        c.plan = NULL; /* the planned call, as timed */
+        out->verdict = check_decode(&c, b, sk, hq, hk, d, s, out->check_msg, sizeof out->check_msg);
+    }
+    free_cache(&c.p.cache);
+    cudaFree(qo);
+    cudaFree(lens);
+    cudaFree(c.ws);
 }
 
 void bench_quant(const quant_shape *shapes, int count, int append, double copy_gbps, int reps, int page_size,
                  int tune, int check, cudaStream_t s)
 {
-    /* The suite's shapes: the issue's two decode rows (MHA batch 128 x 8K, GQA 32/8 batch 1 x
-     * 128K), and GQA at batch 16 x 8K and MHA at batch 32 x 2K, over every dtype. */
-    static const quant_shape suite[] = {{128, 8192, 32, 32, 128, 0xF}, {1, 131072, 32, 8, 128, 0xF},
-                                        {16, 8192, 32, 8, 128, 0xF}, {32, 2048, 32, 32, 128, 0xF}};
     if (!shapes) {
-        shapes = suite;
-        count = (int)(sizeof suite / sizeof suite[0]);
+        shapes = bench_quant_suite;
+        count = BENCH_QUANT_SUITE_ROWS;
     }
     struct cudaDeviceProp prop;
     int dev_id = 0;
@@ -320,97 +409,52 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
     const fai_device_info dev = {prop.multiProcessorCount, (int)prop.sharedMemPerMultiprocessor, prop.major,
                                  (int)prop.sharedMemPerBlockOptin};
     printf("\nkv-quant: decoding attention over each cache dtype (copy ceiling %.0f GB/s, %s); 'other' =\n"
-           "the other kernel's time (tensor cores vs CUDA cores) for the same call\n", copy_gbps,
-           page_size ? "paged" : "contiguous caches");
+           "the other kernel's time (tensor cores vs CUDA cores) for the same call; FP16 is timed before\n"
+           "and after the quantized dtypes of each shape, and x fp16 divides the lower of the two\n"
+           "(FP16's line shows that time and both passes)\n", copy_gbps, page_size ? "paged" : "contiguous caches");
     printf("%-10s %5s %7s %6s %4s %5s %9s %9s %7s %8s %9s\n", "dtype", "b", "sk", "hq/hk", "d", "plan", "us", "GB/s",
            "%copy", "x fp16", "other us");
     for (int r = 0; r < count; r++) {
         const int b = shapes[r].b, sk = shapes[r].sk, hq = shapes[r].hq, hk = shapes[r].hk, d = shapes[r].d;
-        float fp16_ms = 0;
+        /* FP16 first (tuned and checked there), then the quantized dtypes, then FP16 again: the
+         * baseline timed first ran slow in some processes (the first timed row, or the first
+         * after a cache was written), and a slow baseline inflates every x fp16 of the shape. */
+        quant_pass pass[BENCH_QUANT_DTYPES], fp16_after;
+        int quantized = 0;
         for (int t = 0; t < BENCH_QUANT_DTYPES; t++) {
             if (t > 0 && !(shapes[r].dtypes & (1u << t)))
                 continue;
-            decode_ctx c;
-            memset(&c, 0, sizeof c);
-            c.p = fai_decode_params_default();
-            c.p.attn.num_q_heads = hq;
-            c.p.attn.num_kv_heads = hk;
-            c.p.attn.head_dim = d;
-            c.p.batch = b;
-            void *qo;
-            int32_t *lens;
-            QCK(cudaMalloc(&qo, (size_t)b * hq * d * 2 * 2));
-            QCK(cudaMalloc((void **)&lens, sizeof(int32_t) * (size_t)b));
-            QCK(bench_fill_fp16(qo, (int64_t)b * hq * d, 7, 1.0f, 0));
-            QCK(bench_fill_i32(lens, b, sk, 0));
-            c.p.q.data = qo;
-            c.p.q.token_stride = (int64_t)hq * d;
-            c.p.q.head_stride = d;
-            c.p.o = c.p.q;
-            c.p.o.data = (char *)qo + (size_t)b * hq * d * 2;
-            make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, page_size, 1234);
-            c.p.cache.seq_lens = lens;
-            fai_decode_plan plan, other;
-            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0,
-                                    0, 0, &plan);
-            fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev,
-                                    plan.kernel == FAI_DECODE_MMA ? FAI_DECODE_SIMT : FAI_DECODE_MMA, 0, 0, 0, &other);
-            c.ws_bytes = plan.workspace_bytes > other.workspace_bytes ? plan.workspace_bytes : other.workspace_bytes;
-            if (c.ws_bytes)
-                QCK(cudaMalloc(&c.ws, c.ws_bytes));
-            const float ms = median_ms(run_decode, &c, reps, s);
-            c.plan = &other;
-            const float other_ms = other.kernel != plan.kernel ? median_ms(run_decode, &c, reps, s) : -1.0f;
-            if (t == 0)
-                fp16_ms = ms;
-            if (tune) { /* the grid the planner chooses from, a line per plan */
-                const int xs[2][3] = {{2, 4, 8}, {3, 6, 0}}, mult[] = {1, 2, 4, 8};
-                for (int kind = 0; kind < 2; kind++)
-                    for (int i = 0; i < 3 && xs[kind][i]; i++)
-                        for (int j = 0; j < 4; j++) {
-                            fai_decode_plan base, tp;
-                            const int x = xs[kind][i], mma = kind == FAI_DECODE_MMA;
-                            if (fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev,
-                                                        kind, 0, mma ? 0 : x, mma ? x : 0, &base) != FAI_SUCCESS ||
-                                base.kernel != kind)
-                                continue;
-                            const int sp = mult[j] * base.num_splits;
-                            if (sp > FAI_DECODE_MAX_SPLITS ||
-                                fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev,
-                                                        kind, sp, mma ? 0 : x, mma ? x : 0, &tp) != FAI_SUCCESS)
-                                continue;
-                            if (tp.workspace_bytes > c.ws_bytes) {
-                                cudaFree(c.ws);
-                                c.ws_bytes = tp.workspace_bytes;
-                                QCK(cudaMalloc(&c.ws, c.ws_bytes));
-                            }
-                            c.plan = &tp;
-                            const float tms = median_ms(run_decode, &c, reps, s);
-                            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: %s %d, %d splits)\n", bench_quant_dtypes[t], b, sk,
-                                   hq, hk, d, mma ? "mma" : "simt", tms * 1e3, mma ? "stages" : "warps", x, sp);
-                        }
-                c.plan = NULL;
-            }
+            time_pass(&pass[t], &shapes[r], t, reps, page_size, tune, check, dev, s);
+            quantized += t > 0;
+        }
+        fp16_after.ms = -1.0f;
+        if (quantized)
+            time_pass(&fp16_after, &shapes[r], 0, reps, page_size, 0, 0, dev, s);
+        const float fp16_before = pass[0].ms;
+        const float fp16_ms = fp16_after.ms > 0 && fp16_after.ms < fp16_before ? fp16_after.ms : fp16_before;
+        for (int t = 0; t < BENCH_QUANT_DTYPES; t++) {
+            if (t > 0 && !(shapes[r].dtypes & (1u << t)))
+                continue;
+            const quant_pass *q = &pass[t];
+            const float ms = t == 0 ? fp16_ms : q->ms; /* FP16's row: the baseline the ratios use */
             const double bytes = cache_bytes(k_dtypes[t], (int64_t)b * sk, hk, d) + 2.0 * b * hq * d * 2;
             const double gbps = bytes / (ms * 1e-3) / 1e9;
-            const char *kname = plan.kernel == FAI_DECODE_MMA ? "mma" : "simt";
-            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f %9.0f %7.1f %8.2f %9.1f\n", bench_quant_dtypes[t], b, sk, hq, hk, d, kname,
-                   ms * 1e3, gbps, 100.0 * gbps / copy_gbps, fp16_ms / ms, other_ms * 1e3);
-            char note[192], check_msg[96] = "";
-            const char *verdict = "";
-            if (check) {
-                c.plan = NULL; /* the planned call, as timed */
-                verdict = check_decode(&c, b, sk, hq, hk, d, s, check_msg, sizeof check_msg);
-                printf("%-10s %5d %7d %3d/%-2d %4d  %s: %s\n", bench_quant_dtypes[t], b, sk, hq, hk, d, check_msg,
-                       verdict);
-            }
-            snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms; page %d%s%s", kname, fp16_ms / ms,
-                     other_ms, page_size, check ? "; " : "", check_msg);
-            write_row("kv-quant", bench_quant_dtypes[t], b, 1, sk, hq, hk, d, ms, gbps, note, verdict);
-            free_cache(&c.p.cache);
-            cudaFree(qo);
-            cudaFree(lens);
-            cudaFree(c.ws);
+            const char *kname = q->mma ? "mma" : "simt";
+            char both[96] = "";
+            if (t == 0 && fp16_after.ms > 0)
+                snprintf(both, sizeof both, "  (before %.1f, after %.1f us)", fp16_before * 1e3, fp16_after.ms * 1e3);
+            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f %9.0f %7.1f %8.2f %9.1f%s\n", bench_quant_dtypes[t], b, sk, hq,
+                   hk, d, kname, ms * 1e3, gbps, 100.0 * gbps / copy_gbps, fp16_ms / ms, q->other_ms * 1e3, both);
+            if (check)
+                printf("%-10s %5d %7d %3d/%-2d %4d  %s: %s\n", bench_quant_dtypes[t], b, sk, hq, hk, d, q->check_msg,
+                       q->verdict);
+            char note[768], fp16_note[96] = "";
+            if (t == 0 && fp16_after.ms > 0)
+                snprintf(fp16_note, sizeof fp16_note, "; fp16 before %.5f ms after %.5f ms (the lower reported)",
+                         fp16_before, fp16_after.ms);
+            snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms; page %d%s%s%s", kname,
+                     fp16_ms / ms, q->other_ms, page_size, fp16_note, check ? "; " : "", q->check_msg);
+            write_row("kv-quant", bench_quant_dtypes[t], b, 1, sk, hq, hk, d, ms, gbps, note, q->verdict, reps);
         }
     }
 
@@ -452,7 +496,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
         const double gbps = bytes / (ms * 1e-3) / 1e9;
         printf("%-14s %9.1f %9.0f %7.1f\n", bench_quant_dtypes[t], ms * 1e3, gbps, 100.0 * gbps / copy_gbps);
         write_row("kv-append", bench_quant_dtypes[t], 1, tokens, tokens, 0, hk, d, ms, gbps,
-                  "rows read + codes/scales written", "");
+                  "rows read + codes/scales written", "", reps);
         free_cache(&c);
         cudaFree(rows);
         cudaFree(slots_dev);

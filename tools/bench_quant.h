@@ -17,9 +17,15 @@ typedef struct quant_shape {
     unsigned dtypes;
 } quant_shape;
 
+/* The kv-quant suite's shapes (every dtype), in the order they are timed. */
+#define BENCH_QUANT_SUITE_ROWS 4
+extern const quant_shape bench_quant_suite[BENCH_QUANT_SUITE_ROWS];
+
 /* Times decode over the caches of each shape (the kv-quant suite's four shapes over every
  * dtype when shapes is NULL) and, with append, fai_kv_append of a prompt into each dtype;
  * prints a table and writes rows (suites kv-quant and kv-append) through bench_report.h.
+ * FP16 is timed before and after the quantized dtypes of each shape; its row and x fp16 use
+ * the lower time (its note holds both).
  * copy_gbps: the measured copy ceiling; page_size: decode over paged caches of that page size
  * (0: contiguous); tune: also time a grid of other plans per row (kernel x stages or warps x
  * splits), marked 'tune'; check: fai-bench --check for each decode call (contiguous caches: the

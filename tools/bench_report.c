@@ -10,7 +10,8 @@
 
 static FILE *g_rcsv, *g_rjson;
 static int g_rows_written;
-static char g_rdevice[256], g_rcommit[128];
+static char g_rdevice[256], g_rcommit[128], g_rflush[16];
+static int g_rreps;
 
 /* A CSV field of free text: no commas or line breaks. */
 static void csv_text(FILE *f, const char *s)
@@ -64,6 +65,17 @@ static void at_exit_finish(void)
     }
 }
 
+/* The row's note as written: a measured row's ends in "flush F; reps N" (the note of a row
+ * that was not timed, a skipped shape's reason, is left as it is). */
+static void full_note(char *buf, size_t size, const report_row *r)
+{
+    snprintf(buf, size, "%s", r->note ? r->note : "");
+    if (r->ms < 0 && r->tflops < 0 && r->gbps < 0)
+        return;
+    const size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%sflush %s; reps %d", len ? "; " : "", g_rflush, r->reps > 0 ? r->reps : g_rreps);
+}
+
 int report_active(void)
 {
     return g_rcsv != NULL;
@@ -73,6 +85,8 @@ int report_open(const char *csv_path, const char *json_path, const report_info *
 {
     snprintf(g_rdevice, sizeof g_rdevice, "%s", in->device);
     snprintf(g_rcommit, sizeof g_rcommit, "%s", in->commit);
+    snprintf(g_rflush, sizeof g_rflush, "%s", in->flush ? in->flush : "write");
+    g_rreps = in->reps;
     static int registered;
     if (!registered) {
         atexit(at_exit_finish);
@@ -110,8 +124,10 @@ int report_open(const char *csv_path, const char *json_path, const report_info *
                 fputs(", ", f);
             json_string(f, in->argv[i]);
         }
-        fprintf(f, "],\n    \"reps\": %d,\n    \"warmup\": %d,\n    \"check\": %s,\n", in->reps, in->warmup,
-                in->check ? "true" : "false");
+        fprintf(f, "],\n    \"reps\": %d,\n    \"warmup\": %d,\n    \"check\": %s,\n    \"flush\": ", in->reps,
+                in->warmup, in->check ? "true" : "false");
+        json_string(f, g_rflush);
+        fputs(",\n", f);
         fputs("    \"ceilings\": {\"copy_gbps\": ", f);
         json_number(f, "%.1f", in->copy_gbps);
         fputs(", \"read_gbps\": ", f);
@@ -126,6 +142,8 @@ int report_open(const char *csv_path, const char *json_path, const report_info *
 
 void report_row_write(const report_row *r)
 {
+    char note[1024];
+    full_note(note, sizeof note, r);
     if (g_rcsv) {
         FILE *f = g_rcsv;
         csv_text(f, g_rdevice);
@@ -140,7 +158,7 @@ void report_row_write(const report_row *r)
         if (r->gbps >= 0)
             fprintf(f, "%.1f", r->gbps);
         fputc(',', f);
-        csv_text(f, r->note);
+        csv_text(f, note);
         fputc(',', f);
         csv_text(f, r->check);
         fputc(',', f);
@@ -173,7 +191,7 @@ void report_row_write(const report_row *r)
         fputs(", \"gbps\": ", f);
         json_number(f, "%.1f", r->gbps);
         fputs(", \"note\": ", f);
-        json_string(f, r->note);
+        json_string(f, note);
         fputs(", \"check\": ", f);
         json_string(f, r->check);
         fputs(", \"commit\": ", f);

@@ -8,7 +8,8 @@
 /* One result row. The CSV columns are those of shared/tools/sdpa_peers.py, then `check` and
  * `commit`:
  *   device,suite,backend,dtype,b,sq,sk,hq,hk,d,causal,prefill_frac,ms,tflops,gbps,note,check,commit
- * A negative ms, tflops or gbps is an empty field (null in JSON). */
+ * A negative ms, tflops or gbps is an empty field (null in JSON). A measured row's note (any of
+ * the three set) ends in "flush F; reps N": the run's --flush and the row's timed runs. */
 typedef struct report_row {
     const char *suite, *backend, *dtype;
     int b, sq, sk, hq, hk, d, causal;
@@ -16,6 +17,7 @@ typedef struct report_row {
     double ms, tflops, gbps;
     const char *note;  /* free text; commas and line breaks become ';' in the CSV */
     const char *check; /* "pass", "FAIL", "n/a", or "" (no --check) */
+    int reps;          /* timed runs of the row's median; 0: the run's --reps */
 } report_row;
 
 /* What the JSON header object holds (and the CSV's device and commit columns). */
@@ -28,6 +30,7 @@ typedef struct report_info {
     int gemm_n, check, reps, warmup;
     int argc;
     char **argv;
+    const char *flush; /* --flush: "write", "read" or "none" */
 } report_info;
 
 /* Opens the files (either path may be NULL) and writes the CSV header line and the JSON header

@@ -322,7 +322,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
             printf("%-13s %5d %7d %3d/%-3d %4d  %s\n", sh->suite, sh->b, sh->sk, sh->hq, sh->hk, sh->d, why);
             fflush(stdout);
             const report_row row = {sh->suite, "fai", bench_dtype_name(o), sh->b, 1, sh->sk, sh->hq, sh->hk, sh->d,
-                                    0, "", -1, -1, -1, why, o->check ? "n/a" : ""};
+                                    0, "", -1, -1, -1, why, o->check ? "n/a" : "", 0};
             report_row_write(&row);
             fprintf(stderr, "[%d/%d] %s b=%d sk=%d %s\n", index + 1, total, sh->suite, sh->b, sh->sk, why);
         }
@@ -450,7 +450,7 @@ static void bench_decode(const shape *sh, const options *o, int index, int total
                      c.plan.num_splits, o->nhd ? "nhd" : "hnd", o->alibi ? " alibi" : "", paged);
             bench_variant_note(note, sizeof note, o, &p->attn);
             const report_row row = {sh->suite, "fai", bench_dtype_name(o), sh->b, 1, sh->sk, sh->hq, sh->hk, sh->d,
-                                    0, "", ms, tflops, gbps, note, verdict};
+                                    0, "", ms, tflops, gbps, note, verdict, o->reps};
             report_row_write(&row);
         }
     }
@@ -630,7 +630,8 @@ static void usage(void)
            "                  (device,suite,backend,dtype,b,sq,sk,hq,hk,d,causal,prefill_frac,ms,\n"
            "                  tflops,gbps,note), then check (pass/FAIL/n/a with --check, else\n"
            "                  empty) and commit; the ceilings are rows of suite 'ceiling' (backends\n"
-           "                  copy, read: gbps; cublas: ms, tflops, and gbps of A, B, C once)\n"
+           "                  copy, read: gbps; cublas: ms, tflops, and gbps of A, B, C once); every\n"
+           "                  measured row's note ends in 'flush F; reps N' (--flush, its timed runs)\n"
            "  --json FILE     also write the same rows as JSON, under a header object (device,\n"
            "                  SMs, compute capability, driver and runtime versions, git commit,\n"
            "                  UTC date, the command line, the ceilings); \"complete\": false if the\n"
@@ -941,34 +942,58 @@ int main(int argc, char **argv)
     fflush(stdout);
     const report_info info = {prop.name, prop.multiProcessorCount, prop.major, prop.minor, driver, runtime,
                               fai_version(), FAI_BENCH_GIT, iso, g_copy_gbps, g_read_gbps, g_gemm_tflops, g_gemm_ms,
-                              GEMM_N, o.check, o.reps, o.warmup, argc, argv};
+                              GEMM_N, o.check, o.reps, o.warmup, argc, argv,
+                              g_flush_none ? "none" : g_flush_read ? "read" : "write"};
     if (report_open(o.csv, o.json, &info))
         return 1;
     {
         const report_row copy = {"ceiling", "copy", "", 0, 0, 0, 0, 0, 0, 0, "", -1, -1, g_copy_gbps,
-                                 "device-to-device copy read+write", ""};
+                                 "device-to-device copy read+write", "", o.reps};
         const report_row read = {"ceiling", "read", "", 0, 0, 0, 0, 0, 0, 0, "", -1, -1, g_read_gbps,
-                                 "streaming read 4 GiB", ""};
+                                 "streaming read 4 GiB", "", o.reps};
         report_row_write(&copy);
         report_row_write(&read);
         if (g_gemm_tflops > 0) {
             char note[96];
             snprintf(note, sizeof note, "cublasGemmEx FP16 %d^3 FP32 accumulate; gbps = A+B+C once", GEMM_N);
             const report_row gemm = {"ceiling", "cublas", "fp16", 0, 0, 0, 0, 0, 0, 0, "", g_gemm_ms, g_gemm_tflops,
-                                     3.0 * 2.0 * GEMM_N * GEMM_N / (g_gemm_ms * 1e-3) / 1e9, note, ""};
+                                     3.0 * 2.0 * GEMM_N * GEMM_N / (g_gemm_ms * 1e-3) / 1e9, note, "", o.reps};
             report_row_write(&gemm);
         }
     }
     const fai_device_info dev = {prop.multiProcessorCount, (int)prop.sharedMemPerMultiprocessor, prop.major,
                                  (int)prop.sharedMemPerBlockOptin};
+    /* The first row timed in a process ran ~10% slow in every run (docs/perf/): run it once
+     * unreported first. With no decode, prefill or hybrid rows (--suite kv-quant, or kv= shapes,
+     * alone) that row is FP16 decode over the first kv-quant shape, its cache laid out as the
+     * kv-quant suite's ([batch, seq, heads, dim], --page-size's pages), no variants: the
+     * kv-quant rows' first timed call was otherwise the FP16 baseline of their x fp16. */
+    const shape *warm = n > 0 ? &rows[0] : NULL;
+    options warm_o = o;
+    shape quant_warm;
+    if (!warm && (nq > 0 || o.kv_quant)) {
+        const quant_shape *q = nq > 0 ? &quant_rows[0] : &bench_quant_suite[0];
+        quant_warm = (shape){"kv-quant", ROW_DECODE, q->b, 1, q->sk, q->hq, q->hk, q->d, 0, 0.0};
+        warm = &quant_warm;
+        warm_o.bf16 = warm_o.alibi = warm_o.sinks = warm_o.tune = warm_o.splits = warm_o.warps = 0;
+        warm_o.window = -1;
+        warm_o.softcap = 0.0f;
+        warm_o.kernel = FAI_DECODE_AUTO;
+        warm_o.nhd = 1;
+    }
     for (int i = 0; i < n; i++)
         if (row_bytes(&rows[i]) > g_arena_size)
             g_arena_size = row_bytes(&rows[i]);
+    if (warm && row_bytes(warm) > g_arena_size)
+        g_arena_size = row_bytes(warm);
     CK(cudaMalloc((void **)&g_arena, g_arena_size));
-    /* The first row timed in a process ran ~10% slow in every run (docs/perf/): run it once
-     * unreported first. */
-    if (n > 0)
-        bench_row(&rows[0], &o, 0, n, s, dev, 0);
+    if (warm)
+        bench_row(warm, &warm_o, 0, n > 0 ? n : 1, s, dev, 0);
+    if (n == 0) { /* (the kv-quant rows allocate their own caches) */
+        cudaFree(g_arena);
+        g_arena = NULL;
+        g_arena_size = 0;
+    }
     for (int i = 0; i < n; i++) {
         table_header(rows[i].kind, o.check);
         bench_row(&rows[i], &o, i, n, s, dev, 1);
