@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "decode_args.h"
+#include "check.h"
 #include "fai.h"
 #include "gpu_test_util.h"
 #include "reference.h"
@@ -887,12 +888,10 @@ int main(int argc, char **argv)
     g_start = wall_seconds();
     printf("test_decode: seed %llu (FAI_TEST_SEED=%llu reproduces)%s\n", (unsigned long long)g_seed,
            (unsigned long long)g_seed, small ? ", small shapes" : "");
-    int dev = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.num_sms, cudaDevAttrMultiProcessorCount, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.cc_major, cudaDevAttrComputeCapabilityMajor, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (fai_current_device("test_decode", &g_dev) != FAI_SUCCESS) { /* what the planner sees */
+        fprintf(stderr, "%s\n", fai_last_error());
+        return 2;
+    }
 
     static decode_case cases[320];
     int n = 0;

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "decode_args.h"
+#include "check.h"
 #include "fai.h"
 #include "gpu_test_util.h"
 #include "reference.h"
@@ -1009,12 +1010,10 @@ int main(int argc, char **argv)
     (void)argc; /* (--small is accepted: the shapes are small already) */
     (void)argv;
     fai_ref_rng_seed(&g_rng, 7007);
-    int dev = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.num_sms, cudaDevAttrMultiProcessorCount, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.cc_major, cudaDevAttrComputeCapabilityMajor, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (fai_current_device("test_guards", &g_dev) != FAI_SUCCESS) { /* what the planner sees */
+        fprintf(stderr, "%s\n", fai_last_error());
+        return 2;
+    }
     int fails = 0, ran = 0;
     static const dg_case dg[] = {
         {"contiguous, GQA 16/4 d128", FAI_DTYPE_FP16, 0, 16, 4, 128, 0},

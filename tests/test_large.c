@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "decode_args.h"
+#include "check.h"
 #include "fai.h"
 #include "gpu_test_util.h"
 #include "kv_codec.h"
@@ -847,12 +848,10 @@ int main(void)
     const uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL);
     printf("test_large: seed %llu (FAI_TEST_SEED=%llu reproduces)\n", (unsigned long long)seed, (unsigned long long)seed);
     fai_ref_rng_seed(&g_rng, seed);
-    int dev = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.num_sms, cudaDevAttrMultiProcessorCount, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.cc_major, cudaDevAttrComputeCapabilityMajor, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&g_dev.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (fai_current_device("test_large", &g_dev) != FAI_SUCCESS) { /* what the planner sees */
+        fprintf(stderr, "%s\n", fai_last_error());
+        return 2;
+    }
     int fails = 0, n = 0;
     fails += append_case(0), n++;
     fails += append_case(1), n++;
