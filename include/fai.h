@@ -14,7 +14,7 @@
  *    (an empty sequence) gets an output of zeros and a log-sum-exp of -infinity, never NaN.
  *  - On failure the call returns a non-zero status and fai_last_error() names the offending
  *    argument and value (per thread). A call whose arguments are rejected launches nothing;
- *    a call that launches several kernels and fails at a later one (a 3xxx status) leaves
+ *    a call that launches several kernels and fails at a later one (a 3xxx status, or 4000) leaves
  *    the earlier ones enqueued, and its outputs are not valid.
  *
  * This header is C99 and C++ (extern "C") and includes no CUDA header: streams are passed as

@@ -9,7 +9,8 @@
 #                        [test-prefill] [test-variants] [bench-prefill] [peers-prefill] [compare]
 # Default: all but test-variants, tune and compare (bench/compare.py on every suite, with
 # charts). peers / peers-prefill: bench/compare.py on the decode / prefill and hybrid suites
-# (GPU_CHECK_COMPARE_ARGS: more of its arguments, e.g. "--graphs --flush read"); the side by
+# (GPU_CHECK_COMPARE_ARGS: more of its arguments, e.g. "--graphs"; not "--flush read", whose decode-batch
+# rows came out faster than the HBM in session 25, docs/perf/README.md); the side by
 # side reads that CSV alone, not fai-bench's CSV joined with shared/tools/sdpa_peers.py's
 # (two timers, run counts and inputs). test-prefill runs build-gpu/tests/test_prefill alone (for quick
 # rounds; skipped when test runs, whose ctest includes it). bench-prefill times

@@ -1,5 +1,7 @@
 #include "gpu_test_util.h"
 
+#include "prefill_args.h"
+
 #include <glob.h>
 #include <math.h>
 #include <string.h>
@@ -131,4 +133,10 @@ const char *dtype_short(fai_dtype dtype)
     case FAI_DTYPE_FP8_E5M2: return "e5m2";
     }
     return "?";
+}
+
+int prefill_window_margin(int d, int seq_q)
+{
+    const char *e = getenv("FAI_PREFILL_SM90");
+    return seq_q > 1 && e && strcmp(e, "0") == 0 ? FAI_PREFILL_BN(d) : 128;
 }

@@ -49,6 +49,14 @@ void round_to_half(float *x, uint16_t *bits, int64_t n);
  * *scale (0 otherwise), and the values the cache stands for into deq. */
 void host_encode_row(fai_dtype dtype, const float *x, int d, uint8_t *out, float *scale, float *deq);
 
+/* Keys left of every window of a prefill sequence that the window tests keep finite (the
+ * rest left of the windows hold NaN: tiles outside a window are skipped, not read and masked;
+ * tests/test_prefill.c's poison_unseen_keys derives it): 128, the widest key tile (the Hopper
+ * kernel's); when FAI_PREFILL_SM90=0 puts every prefill row on the mma.sync kernel, that
+ * kernel's own key tile for head dim d (32 or 64), so that starting one tile too far left
+ * fails too. Decode rows (seq_q 1, on the decode kernels) keep 128. */
+int prefill_window_margin(int d, int seq_q);
+
 /* "fp16", "int8", "e4m3", "e5m2". */
 const char *dtype_short(fai_dtype dtype);
 

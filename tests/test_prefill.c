@@ -46,9 +46,7 @@
 #define PAD_LEAD 3  /* default NaN rows before the first sequence */
 #define PAD_TAIL 5  /* NaN rows after the last sequence (none with --small) */
 #define PAD_CHECK 16 /* rows of O / LSE next to the sequences checked to keep their poison */
-/* Keys left of every window of a sequence that stay finite (see poison_unseen_keys): the
- * first key tile a query tile reads may start before the window, and its keys are masked. */
-#define WINDOW_MARGIN 128
+
 
 typedef struct seq_len {
     int q, k; /* seq_q and seq_k */
@@ -339,7 +337,7 @@ static void poison_outputs(problem *pb)
 }
 
 /* Sets to NaN, in the rows about to be uploaded (compact [rows, hk, d] from cu_k[0] on: K's
- * or V's), the keys of each sequence that lie more than WINDOW_MARGIN left of its first
+ * or V's), the keys of each sequence that lie more than prefill_window_margin() left of its first
  * row's window: no row sees them (row i's window starts at i + seq_k - seq_q - window_left,
  * growing with i), so a kernel that read and masked them instead of skipping their tiles
  * would turn 0 x NaN into NaN in P V (issue 6: tiles outside the window are skipped, not
@@ -351,7 +349,8 @@ static void poison_outputs(problem *pb)
  * m0 = 0 starts lowest, so no key below L - (BN - 1) is read, L being row 0's window start,
  * whatever the query tile's height (64-192 rows). BN is at most 128: the mma.sync kernel's
  * 32 or 64 by head dim (at most its 128 threads in any build: a static_assert), the Hopper
- * kernel's 128 (64 at head dim 256). The decode kernels (a hybrid batch's decode rows)
+ * kernel's 128 (64 at head dim 256): 128 for every kernel, the mma.sync kernel's own BN when
+ * it runs every prefill row (gpu_test_util.c). The decode kernels (a hybrid batch's decode rows)
  * start at L itself. The right side needs nothing: the last row's diagonal is key
  * seq_k - 1 (bottom-right alignment), so any window leaves no key right of it unseen. */
 static void poison_unseen_keys(const problem *pb, uint16_t *bits)
@@ -365,7 +364,7 @@ static void poison_unseen_keys(const problem *pb, uint16_t *bits)
             continue;
         int lo, hi, diag;
         visible_range(c, 0, pb->seqs[b].q, pb->seqs[b].k, &lo, &hi, &diag);
-        const int64_t first = pb->cu_k[b] - pb->cu_k[0], unseen = lo - WINDOW_MARGIN;
+        const int64_t first = pb->cu_k[b] - pb->cu_k[0], unseen = lo - prefill_window_margin(pb->d, pb->seqs[b].q);
         for (int64_t e = first * row; e < (first + unseen) * row; e++)
             bits[e] = HALF_NAN; /* (0x7fff: a BF16 NaN too) */
     }

@@ -40,9 +40,6 @@
 
 #define MAX_BATCH 24 /* the most sequences a case may hold (run_case checks) */
 #define LEAD 2 /* NaN query rows before the first sequence */
-/* Keys left of a sequence's windows that stay finite: test_prefill.c's WINDOW_MARGIN (a tile
- * read from a paged or staged cache covers the same keys as one from packed K/V). */
-#define WINDOW_MARGIN 128
 
 typedef struct cache_case {
     const char *name;
@@ -552,7 +549,7 @@ static int run_case(const cache_case *c, int index)
                     quantize_row(&hc, b, t, h, hk, d, 0, ks[b] + t * krow + h * d);
                     quantize_row(&hc, b, t, h, hk, d, 1, vs[b] + t * krow + h * d);
                 }
-    /* A window's keys more than WINDOW_MARGIN left of the first row's window (the leftmost)
+    /* A window's keys more than prefill_window_margin() left of the first row's window (the leftmost)
      * are NaN in the cache: no row sees them, and a kernel must skip their tiles rather than
      * read and mask them (test_prefill.c's poison_unseen_keys derives the margin). ks and vs,
      * which the reference reads within each row's window, stay finite. A shared prefix is
@@ -562,7 +559,7 @@ static int run_case(const cache_case *c, int index)
         if (c->sq[b] == 0 || (c->shared && b <= 1))
             continue;
         visible(c, 0, c->sq[b], sk[b], &lo, &hi);
-        for (int t = 0; t < lo - WINDOW_MARGIN; t++)
+        for (int t = 0; t < lo - prefill_window_margin(d, c->sq[b]); t++)
             for (int h = 0; h < hk; h++)
                 poison_row(&hc, b, t, h, hk, d);
     }
