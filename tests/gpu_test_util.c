@@ -1,10 +1,10 @@
 #include "gpu_test_util.h"
 
-#include "prefill_args.h"
-
 #include <glob.h>
 #include <math.h>
 #include <string.h>
+
+#include "prefill_args.h"
 
 void gpu_require_device(const char *test_name)
 {
@@ -139,4 +139,10 @@ int prefill_window_margin(int d, int seq_q)
 {
     const char *e = getenv("FAI_PREFILL_SM90");
     return seq_q > 1 && e && strcmp(e, "0") == 0 ? FAI_PREFILL_BN(d) : 128;
+}
+
+int rel_l2_within(double se2, double sr2, int64_t n, double tol, double *rel)
+{
+    *rel = sr2 > 0 ? sqrt(se2 / sr2) : sqrt(se2);
+    return n == 0 || *rel <= tol || sqrt(se2 / (double)n) <= 1e-6;
 }

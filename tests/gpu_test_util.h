@@ -57,6 +57,12 @@ void host_encode_row(fai_dtype dtype, const float *x, int d, uint8_t *out, float
  * fails too. Decode rows (seq_q 1, on the decode kernels) keep 128. */
 int prefill_window_margin(int d, int seq_q);
 
+/* A rel L2 error from the squared error se2 and the reference's squared norm sr2 over n
+ * elements (one sequence of a batch, say), into *rel; whether it is within tol, or, for a
+ * reference of near-zero norm (a sink far above every logit), its RMS error under 1e-6.
+ * n = 0: within. */
+int rel_l2_within(double se2, double sr2, int64_t n, double tol, double *rel);
+
 /* "fp16", "int8", "e4m3", "e5m2". */
 const char *dtype_short(fai_dtype dtype);
 

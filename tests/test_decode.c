@@ -535,8 +535,8 @@ static int check_outputs(const decode_case *c, const char *round, device_problem
         ref2 += sr2;
         /* Each sequence on its own too: in a batch of hundreds, one sequence's error is
          * diluted in the pooled rel L2 (the same RMS floor as below for a near-zero norm). */
-        const double srel = sr2 > 0 ? sqrt(se2 / sr2) : sqrt(se2);
-        if (!(srel <= rel_tol || sqrt(se2 / (double)row_elems) <= 1e-6)) {
+        double srel;
+        if (!rel_l2_within(se2, sr2, row_elems, rel_tol, &srel)) {
             seq_bad++;
             if (!(srel <= worst_seq_rel)) {
                 worst_seq_rel = srel;

@@ -759,8 +759,8 @@ static int check_outputs(const problem *pb, const reference *ref, const char *la
         ref2 += sr2;
         /* Each sequence on its own too: in a long varlen batch one sequence's error is
          * diluted in the pooled rel L2 (an RMS floor of 1e-6 where the reference is ~0). */
-        const double srel = sr2 > 0 ? sqrt(se2 / sr2) : sqrt(se2);
-        if (sn > 0 && !(srel <= rel_tol || sqrt(se2 / (double)sn) <= 1e-6)) {
+        double srel;
+        if (!rel_l2_within(se2, sr2, sn, rel_tol, &srel)) {
             seq_bad++;
             if (!(srel <= worst_seq_rel)) {
                 worst_seq_rel = srel;

@@ -479,8 +479,8 @@ static void tally_sequence(tally *t, double se2, double sr2, int64_t n, int bf16
 {
     t->err2 += se2;
     t->ref2 += sr2;
-    const double srel = sr2 > 0 ? sqrt(se2 / sr2) : sqrt(se2);
-    t->seq_bad += n > 0 && !(srel <= rel_tol(bf16) || sqrt(se2 / (double)n) <= 1e-6);
+    double srel;
+    t->seq_bad += !rel_l2_within(se2, sr2, n, rel_tol(bf16), &srel);
 }
 
 static int report(const char *label, const char *name, const tally *t, int bf16)
