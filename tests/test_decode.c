@@ -879,6 +879,32 @@ static const int lens_long[] = {70000};
 static const int lens_split_var[] = {0, 5000, 1, 100000};
 static const int lens_empty[] = {0, 0, 0};
 
+/* A row of the variant tables (window, soft-cap, sinks; over any cache dtype, contiguous or
+ * paged): every case checks every call (check_every 1); "HND" and "shared prefix" in the name
+ * ask for HND pages and a prefix of 3 shared pages. */
+typedef struct variant_row {
+    const char *name;
+    int b, hq, hk, d, cap, wl;
+    float softcap, q_std;
+    int sinks, alibi, ps;
+    fai_dtype dt;
+    const int *lens;
+} variant_row;
+
+static decode_case variant_case(const variant_row *r)
+{
+    decode_case c = {0};
+    c.name = r->name;
+    c.batch = r->b; c.hq = r->hq; c.hk = r->hk; c.d = r->d; c.capacity = r->cap;
+    c.lens = r->lens; c.alibi = r->alibi; c.q_std = r->q_std; c.check_every = 1;
+    c.window_left = r->wl; c.softcap = r->softcap; c.sinks = r->sinks; c.page_size = r->ps;
+    c.hnd = strstr(c.name, "HND") != NULL;
+    c.shared_pages = strstr(c.name, "shared prefix") ? 3 : 0;
+    c.kv_dtype = r->dt;
+    c.bf16 = r->dt == FAI_DTYPE_BF16;
+    return c;
+}
+
 int main(int argc, char **argv)
 {
     gpu_require_device("test_decode");
@@ -962,32 +988,25 @@ int main(int argc, char **argv)
      * beyond the cap, sinks far above and below every logit, the combinations of gpt-oss
      * (window + sinks + GQA) and Gemma 2 (window + soft-cap), on FP16 and quantized caches. */
     {
-        static const struct { const char *name; int b, hq, hk, d, cap, wl; float softcap, q_std; int sinks, alibi;
-                               fai_dtype dt; const int *lens; } v[] = {
-            {"window 64 (lengths 1..1000)", 6, 16, 4, 128, 1000, 64, 0, 1, 0, 0, FAI_DTYPE_FP16, lens_mixed},
-            {"window_left 1 (two keys)", 6, 8, 8, 64, 1000, 1, 0, 1, 0, 0, FAI_DTYPE_FP16, lens_mixed},
-            {"window = length 1000", 6, 8, 2, 128, 1000, 999, 0, 1, 0, 1, FAI_DTYPE_FP16, lens_mixed},
-            {"window 4096 of 70000 keys, split", 1, 32, 8, 128, 70000, 4096, 0, 1, 0, 0, FAI_DTYPE_FP16, lens_long},
-            {"soft-cap 30, logits to +-100", 4, 16, 4, 128, 1000, 0, 30.0f, 30, 0, 0, FAI_DTYPE_FP16, NULL},
-            {"soft-cap 5, MHA d256", 4, 8, 8, 256, 900, 0, 5.0f, 3, 0, 1, FAI_DTYPE_FP16, NULL},
-            {"sinks random", 6, 16, 4, 96, 1000, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, lens_mixed},
-            {"sinks +30 (above every logit)", 6, 8, 8, 128, 1000, 0, 0, 1, 2, 0, FAI_DTYPE_FP16, lens_mixed},
-            {"sinks -30, empty sequences", 3, 8, 2, 64, 64, 0, 0, 1, 3, 0, FAI_DTYPE_FP16, lens_empty},
-            {"sinks, split 70000 keys", 1, 32, 8, 128, 70000, 0, 0, 1, 1, 1, FAI_DTYPE_FP16, lens_long},
-            {"gpt-oss: window 128 + sinks, GQA 64/8", 4, 64, 8, 64, 3000, 128, 0, 1, 1, 0, FAI_DTYPE_FP16, NULL},
-            {"Gemma 2: window 4096 + soft-cap 50", 3, 16, 8, 256, 9000, 4096, 50.0f, 20, 0, 0, FAI_DTYPE_FP16, NULL},
-            {"gpt-oss on int8", 4, 64, 8, 64, 3000, 128, 0, 1, 1, 0, FAI_DTYPE_INT8, NULL},
-            {"Gemma 2 on FP8 E4M3, split", 1, 16, 8, 128, 20000, 4096, 50.0f, 20, 0, 0, FAI_DTYPE_FP8_E4M3, NULL},
-            {"window + sinks on E5M2, MHA", 6, 8, 8, 128, 1000, 100, 0, 1, 1, 1, FAI_DTYPE_FP8_E5M2, lens_mixed},
+        static const variant_row v[] = {
+            {"window 64 (lengths 1..1000)", 6, 16, 4, 128, 1000, 64, 0, 1, 0, 0, 0, FAI_DTYPE_FP16, lens_mixed},
+            {"window_left 1 (two keys)", 6, 8, 8, 64, 1000, 1, 0, 1, 0, 0, 0, FAI_DTYPE_FP16, lens_mixed},
+            {"window = length 1000", 6, 8, 2, 128, 1000, 999, 0, 1, 0, 1, 0, FAI_DTYPE_FP16, lens_mixed},
+            {"window 4096 of 70000 keys, split", 1, 32, 8, 128, 70000, 4096, 0, 1, 0, 0, 0, FAI_DTYPE_FP16, lens_long},
+            {"soft-cap 30, logits to +-100", 4, 16, 4, 128, 1000, 0, 30.0f, 30, 0, 0, 0, FAI_DTYPE_FP16, NULL},
+            {"soft-cap 5, MHA d256", 4, 8, 8, 256, 900, 0, 5.0f, 3, 0, 1, 0, FAI_DTYPE_FP16, NULL},
+            {"sinks random", 6, 16, 4, 96, 1000, 0, 0, 1, 1, 0, 0, FAI_DTYPE_FP16, lens_mixed},
+            {"sinks +30 (above every logit)", 6, 8, 8, 128, 1000, 0, 0, 1, 2, 0, 0, FAI_DTYPE_FP16, lens_mixed},
+            {"sinks -30, empty sequences", 3, 8, 2, 64, 64, 0, 0, 1, 3, 0, 0, FAI_DTYPE_FP16, lens_empty},
+            {"sinks, split 70000 keys", 1, 32, 8, 128, 70000, 0, 0, 1, 1, 1, 0, FAI_DTYPE_FP16, lens_long},
+            {"gpt-oss: window 128 + sinks, GQA 64/8", 4, 64, 8, 64, 3000, 128, 0, 1, 1, 0, 0, FAI_DTYPE_FP16, NULL},
+            {"Gemma 2: window 4096 + soft-cap 50", 3, 16, 8, 256, 9000, 4096, 50.0f, 20, 0, 0, 0, FAI_DTYPE_FP16, NULL},
+            {"gpt-oss on int8", 4, 64, 8, 64, 3000, 128, 0, 1, 1, 0, 0, FAI_DTYPE_INT8, NULL},
+            {"Gemma 2 on FP8 E4M3, split", 1, 16, 8, 128, 20000, 4096, 50.0f, 20, 0, 0, 0, FAI_DTYPE_FP8_E4M3, NULL},
+            {"window + sinks on E5M2, MHA", 6, 8, 8, 128, 1000, 100, 0, 1, 1, 1, 0, FAI_DTYPE_FP8_E5M2, lens_mixed},
         };
-        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-            decode_case c = {0};
-            c.name = v[i].name;
-            c.batch = v[i].b; c.hq = v[i].hq; c.hk = v[i].hk; c.d = v[i].d; c.capacity = v[i].cap;
-            c.lens = v[i].lens; c.alibi = v[i].alibi; c.q_std = v[i].q_std; c.check_every = 1;
-            c.window_left = v[i].wl; c.softcap = v[i].softcap; c.sinks = v[i].sinks; c.kv_dtype = v[i].dt;
-            cases[n++] = c;
-        }
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+            cases[n++] = variant_case(&v[i]);
     }
     /* Paged caches: page sizes 1, 16 and 256, scrambled pages, sequences ending mid-page and
      * empty ones, a shared prefix, every cache dtype, both kernels, splits. */
@@ -1033,25 +1052,17 @@ int main(int argc, char **argv)
      * both kernels (every case runs the forced plans: CUDA cores and tensor cores, split and
      * not), contiguous and paged, GQA; logits far beyond the cap; with a window and sinks. */
     {
-        static const struct { const char *name; int b, hq, hk, d, cap, wl; float softcap, q_std; int sinks, alibi, ps;
-                               const int *lens; } sc[] = {
-            {"int8 soft-cap 30, logits to +-40, GQA 32/8", 4, 32, 8, 128, 1000, 0, 30.0f, 10, 0, 0, 0, NULL},
-            {"paged 16 int8, soft-cap 30, GQA 16/4", 6, 16, 4, 128, 1000, 0, 30.0f, 10, 0, 1, 16, lens_mixed},
-            {"int8 soft-cap 5, logits to +-100, GQA 16/2 d64", 4, 16, 2, 64, 1000, 0, 5.0f, 30, 0, 0, 0, NULL},
-            {"int8 window 200 + sinks + soft-cap 20, GQA 16/4 d96", 6, 16, 4, 96, 1000, 200, 20.0f, 4, 1, 1, 0,
+        static const variant_row sc[] = {
+            {"int8 soft-cap 30, logits to +-40, GQA 32/8", 4, 32, 8, 128, 1000, 0, 30.0f, 10, 0, 0, 0, FAI_DTYPE_INT8, NULL},
+            {"paged 16 int8, soft-cap 30, GQA 16/4", 6, 16, 4, 128, 1000, 0, 30.0f, 10, 0, 1, 16, FAI_DTYPE_INT8, lens_mixed},
+            {"int8 soft-cap 5, logits to +-100, GQA 16/2 d64", 4, 16, 2, 64, 1000, 0, 5.0f, 30, 0, 0, 0, FAI_DTYPE_INT8, NULL},
+            {"int8 window 200 + sinks + soft-cap 20, GQA 16/4 d96", 6, 16, 4, 96, 1000, 200, 20.0f, 4, 1, 1, 0, FAI_DTYPE_INT8,
              lens_mixed},
-            {"paged 8 int8, window 333 + sinks + soft-cap 30, 32/8", 6, 32, 8, 64, 1000, 333, 30.0f, 8, 1, 0, 8,
+            {"paged 8 int8, window 333 + sinks + soft-cap 30, 32/8", 6, 32, 8, 64, 1000, 333, 30.0f, 8, 1, 0, 8, FAI_DTYPE_INT8,
              lens_mixed},
         };
-        for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++) {
-            decode_case c = {0};
-            c.name = sc[i].name;
-            c.batch = sc[i].b; c.hq = sc[i].hq; c.hk = sc[i].hk; c.d = sc[i].d; c.capacity = sc[i].cap;
-            c.lens = sc[i].lens; c.alibi = sc[i].alibi; c.q_std = sc[i].q_std; c.check_every = 1;
-            c.window_left = sc[i].wl; c.softcap = sc[i].softcap; c.sinks = sc[i].sinks; c.page_size = sc[i].ps;
-            c.kv_dtype = FAI_DTYPE_INT8;
-            cases[n++] = c;
-        }
+        for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
+            cases[n++] = variant_case(&sc[i]);
     }
     {
         decode_case c = extra[11]; /* batch 2048 */
@@ -1087,36 +1098,26 @@ int main(int argc, char **argv)
             c.kv_dtype = FAI_DTYPE_BF16; c.bf16 = 1;
             cases[n++] = c;
         }
-        static const struct { const char *name; int b, hq, hk, d, cap, wl; float softcap, q_std; int sinks, alibi, ps;
-                               const int *lens; } bv[] = {
-            {"bf16 window 64 (lengths 1..1000)", 6, 16, 4, 128, 1000, 64, 0, 1, 0, 0, 0, lens_mixed},
-            {"bf16 soft-cap 30, logits to +-100", 4, 16, 4, 128, 1000, 0, 30.0f, 30, 0, 0, 0, NULL},
-            {"bf16 sinks +30, MHA", 6, 8, 8, 128, 1000, 0, 0, 1, 2, 0, 0, lens_mixed},
-            {"bf16 sinks -30, empty sequences", 3, 8, 2, 64, 64, 0, 0, 1, 3, 0, 0, lens_empty},
-            {"bf16 gpt-oss: window 128 + sinks, GQA 64/8", 4, 64, 8, 64, 3000, 128, 0, 1, 1, 0, 0, NULL},
-            {"bf16 Gemma 2: window 4096 + soft-cap 50, d256", 3, 16, 8, 256, 9000, 4096, 50.0f, 20, 0, 0, 0, NULL},
-            {"bf16 window + sinks + soft-cap, split 70000", 1, 32, 8, 128, 70000, 4096, 20.0f, 5, 1, 1, 0, lens_long},
-            {"bf16 window 100 + sinks + soft-cap 10, MHA", 6, 8, 8, 96, 1000, 100, 10.0f, 4, 1, 1, 0, lens_mixed},
+        static const variant_row bv[] = {
+            {"bf16 window 64 (lengths 1..1000)", 6, 16, 4, 128, 1000, 64, 0, 1, 0, 0, 0, FAI_DTYPE_BF16, lens_mixed},
+            {"bf16 soft-cap 30, logits to +-100", 4, 16, 4, 128, 1000, 0, 30.0f, 30, 0, 0, 0, FAI_DTYPE_BF16, NULL},
+            {"bf16 sinks +30, MHA", 6, 8, 8, 128, 1000, 0, 0, 1, 2, 0, 0, FAI_DTYPE_BF16, lens_mixed},
+            {"bf16 sinks -30, empty sequences", 3, 8, 2, 64, 64, 0, 0, 1, 3, 0, 0, FAI_DTYPE_BF16, lens_empty},
+            {"bf16 gpt-oss: window 128 + sinks, GQA 64/8", 4, 64, 8, 64, 3000, 128, 0, 1, 1, 0, 0, FAI_DTYPE_BF16, NULL},
+            {"bf16 Gemma 2: window 4096 + soft-cap 50, d256", 3, 16, 8, 256, 9000, 4096, 50.0f, 20, 0, 0, 0, FAI_DTYPE_BF16, NULL},
+            {"bf16 window + sinks + soft-cap, split 70000", 1, 32, 8, 128, 70000, 4096, 20.0f, 5, 1, 1, 0, FAI_DTYPE_BF16, lens_long},
+            {"bf16 window 100 + sinks + soft-cap 10, MHA", 6, 8, 8, 96, 1000, 100, 10.0f, 4, 1, 1, 0, FAI_DTYPE_BF16, lens_mixed},
             /* paged: page sizes 1, 8, 16, 256, HND pages, a shared prefix, splits, a window */
-            {"bf16 paged 16, mixed lens", 6, 16, 4, 128, 1000, 0, 0, 1, 0, 1, 16, lens_mixed},
-            {"bf16 paged 1, MHA", 6, 8, 8, 64, 1000, 0, 0, 1, 0, 0, 1, lens_mixed},
-            {"bf16 paged 256, HND pages, d256", 6, 8, 8, 256, 1000, 0, 0, 1, 0, 1, 256, lens_mixed},
-            {"bf16 paged 16, shared prefix of 3 pages", 4, 32, 8, 128, 700, 0, 0, 1, 0, 0, 16, NULL},
-            {"bf16 paged 16, split 70000 keys", 1, 32, 8, 128, 70000, 0, 0, 1, 0, 1, 16, lens_long},
-            {"bf16 paged 8, GQA, window 333 + sinks + soft-cap", 6, 16, 4, 128, 1000, 333, 30.0f, 3, 1, 0, 8,
+            {"bf16 paged 16, mixed lens", 6, 16, 4, 128, 1000, 0, 0, 1, 0, 1, 16, FAI_DTYPE_BF16, lens_mixed},
+            {"bf16 paged 1, MHA", 6, 8, 8, 64, 1000, 0, 0, 1, 0, 0, 1, FAI_DTYPE_BF16, lens_mixed},
+            {"bf16 paged 256, HND pages, d256", 6, 8, 8, 256, 1000, 0, 0, 1, 0, 1, 256, FAI_DTYPE_BF16, lens_mixed},
+            {"bf16 paged 16, shared prefix of 3 pages", 4, 32, 8, 128, 700, 0, 0, 1, 0, 0, 16, FAI_DTYPE_BF16, NULL},
+            {"bf16 paged 16, split 70000 keys", 1, 32, 8, 128, 70000, 0, 0, 1, 0, 1, 16, FAI_DTYPE_BF16, lens_long},
+            {"bf16 paged 8, GQA, window 333 + sinks + soft-cap", 6, 16, 4, 128, 1000, 333, 30.0f, 3, 1, 0, 8, FAI_DTYPE_BF16,
              lens_mixed},
         };
-        for (size_t i = 0; i < sizeof bv / sizeof bv[0]; i++) {
-            decode_case c = {0};
-            c.name = bv[i].name;
-            c.batch = bv[i].b; c.hq = bv[i].hq; c.hk = bv[i].hk; c.d = bv[i].d; c.capacity = bv[i].cap;
-            c.lens = bv[i].lens; c.alibi = bv[i].alibi; c.q_std = bv[i].q_std; c.check_every = 1;
-            c.window_left = bv[i].wl; c.softcap = bv[i].softcap; c.sinks = bv[i].sinks;
-            c.page_size = bv[i].ps; c.hnd = strstr(c.name, "HND") != NULL;
-            c.shared_pages = strstr(c.name, "shared prefix") ? 3 : 0;
-            c.kv_dtype = FAI_DTYPE_BF16; c.bf16 = 1;
-            cases[n++] = c;
-        }
+        for (size_t i = 0; i < sizeof bv / sizeof bv[0]; i++)
+            cases[n++] = variant_case(&bv[i]);
         /* BF16 q over quantized caches (BF16 rows through fai_kv_append): every head dim with a
          * rotating head layout, HND + fused QKV, > 64K keys split, a graph, a partial head
          * block, a paged cache and gpt-oss's variants. */

@@ -310,6 +310,25 @@ static int check_union(fai_dtype t, int64_t nl, int H, int d, const float *out, 
     return bad;
 }
 
+/* The merge of nparts parts into o (and lse) through either public entry point: the pair
+ * form (fai_merge_state, nparts == 2) or fai_merge_states. */
+static fai_status merge_parts(int pair, int nparts, int rows, int heads, int d, const fai_tensor *parts,
+                              const float *const *lses, fai_tensor o, float *lse, cudaStream_t stream)
+{
+    if (pair)
+        return fai_merge_state(rows, heads, d, parts[0], lses[0], parts[1], lses[1], o, lse, stream);
+    fai_merge_params mp = fai_merge_params_default();
+    mp.num_parts = nparts;
+    mp.num_rows = rows;
+    mp.num_heads = heads;
+    mp.head_dim = d;
+    mp.parts = parts;
+    mp.parts_lse = lses;
+    mp.o = o;
+    mp.lse = lse;
+    return fai_merge_states(&mp, stream);
+}
+
 static int run_case(const merge_case *c, int index)
 {
     const int rows = c->rows, H = c->heads, d = c->d, P = c->parts;
@@ -380,21 +399,7 @@ static int run_case(const merge_case *c, int index)
     CUDA_CHECK(cudaDeviceSynchronize());
     cudaStream_t stream;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    fai_status s;
-    if (c->pair) {
-        s = fai_merge_state(rows, H, d, parts[0], lses[0], parts[1], lses[1], o, dlse, stream);
-    } else {
-        fai_merge_params mp = fai_merge_params_default();
-        mp.num_parts = P;
-        mp.num_rows = rows;
-        mp.num_heads = H;
-        mp.head_dim = d;
-        mp.parts = parts;
-        mp.parts_lse = lses;
-        mp.o = o;
-        mp.lse = dlse;
-        s = fai_merge_states(&mp, stream);
-    }
+    const fai_status s = merge_parts(c->pair, P, rows, H, d, parts, lses, o, dlse, stream);
     if (s != FAI_SUCCESS) {
         printf("%-58s FAIL: %s: %s\n", c->name, fai_status_string(s), fai_last_error());
         return 1;
@@ -795,20 +800,7 @@ static int run_cascade(const cascade_case *c, int index)
             CUDA_CHECK(cudaDeviceSynchronize());
         }
         const fai_tensor o = {mo, t, qrow, d};
-        if (c->pair) {
-            s = fai_merge_state(rows, hq, d, parts[0], lses[0], parts[1], lses[1], o, ml, stream);
-        } else {
-            fai_merge_params mp = fai_merge_params_default();
-            mp.num_parts = 2;
-            mp.num_rows = rows;
-            mp.num_heads = hq;
-            mp.head_dim = d;
-            mp.parts = parts;
-            mp.parts_lse = lses;
-            mp.o = o;
-            mp.lse = ml;
-            s = fai_merge_states(&mp, stream);
-        }
+        s = merge_parts(c->pair, 2, rows, hq, d, parts, lses, o, ml, stream);
         char label[160];
         snprintf(label, sizeof label, "%s, %s", c->name, in_place ? "in place" : "out of place");
         if (s != FAI_SUCCESS) {
