@@ -107,6 +107,8 @@ fai_decode_args fai_decode_args_common(const fai_attention *a, const fai_decode_
     args.group = a->num_q_heads / a->num_kv_heads;
     args.head_blocks = plan->head_blocks;
     args.num_splits = plan->num_splits;
+    args.split_from = plan->split_from;
+    args.split_row0 = plan->split_row0;
     args.alibi = a->alibi != 0;
     args.scale_log2 = a->softmax_scale * 1.4426950408889634f;
     /* The variants. A decode row's diagonal is its last key, so only the window's left side

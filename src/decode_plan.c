@@ -34,10 +34,64 @@ int32_t fai_decode_planned_keys(const fai_attention *attn, int32_t max_len)
     return attn->window && attn->window_left >= 0 && attn->window_left < max_len ? attn->window_left + 1 : max_len;
 }
 
+/* Query rows with partials: those of the split items (all rows, or from split_row0 on). */
+static size_t split_rows(const fai_decode_plan *plan, int32_t batch, int32_t num_q_heads)
+{
+    return (size_t)batch * (size_t)num_q_heads - (size_t)plan->split_row0;
+}
+
 size_t fai_decode_part_lse_offset(const fai_decode_plan *plan, int32_t batch, int32_t num_q_heads)
 {
-    return align256((size_t)plan->num_splits * (size_t)batch * (size_t)num_q_heads *
-                    (size_t)plan->head_dim * sizeof(float));
+    return align256((size_t)plan->num_splits * split_rows(plan, batch, num_q_heads) * (size_t)plan->head_dim *
+                    sizeof(float));
+}
+
+static void size_workspace(fai_decode_plan *p, int32_t batch, int32_t num_q_heads)
+{
+    p->workspace_bytes = 0;
+    if (p->num_splits > 1) {
+        const size_t lse_bytes = (size_t)p->num_splits * split_rows(p, batch, num_q_heads) * sizeof(float);
+        p->workspace_bytes = fai_decode_part_lse_offset(p, batch, num_q_heads) + align256(lse_bytes);
+    }
+}
+
+void fai_decode_plan_tail(fai_decode_plan *p, int32_t batch, int32_t num_q_heads, int32_t num_kv_heads,
+                          int32_t split_from, int32_t splits)
+{
+    const int64_t items = (int64_t)batch * num_kv_heads * p->head_blocks;
+    const int32_t group = num_q_heads / num_kv_heads;
+    p->num_splits = splits < 1 ? 1 : splits > FAI_DECODE_MAX_SPLITS ? FAI_DECODE_MAX_SPLITS : splits;
+    p->split_from = p->split_row0 = 0;
+    if (split_from >= items || (int64_t)batch * num_q_heads > INT32_MAX ||
+        split_from + (items - split_from) * p->num_splits > INT32_MAX) /* (the grid's limits) */
+        p->num_splits = 1;
+    else if (split_from > 0 && p->num_splits > 1) {
+        const int64_t hblk = split_from % p->head_blocks, rest = split_from / p->head_blocks;
+        p->split_from = split_from;
+        p->split_row0 = (int32_t)((rest / num_kv_heads) * num_q_heads + (rest % num_kv_heads) * group +
+                                  hblk * p->heads_per_block);
+    }
+    size_workspace(p, batch, num_q_heads);
+}
+
+/* The one-byte tensor-core kernel is bound by its own issue on each SM, so a last wave that
+ * leaves SMs idle costs it the time of a whole one (int8 MHA b x 8K, session 26: batch 132's
+ * 16 full waves took no longer than batch 128's 15.5). Splits `splits` ways only the
+ * `tail` items of that wave: their parts then fill ceil(tail x splits / resident) waves of
+ * 1 / splits the length. The number of ways that ends soonest (2 to 4; the fewest of equals),
+ * when it saves at least a quarter of a block's time; else 1. */
+static int32_t tail_splits(int64_t tail, int64_t resident, int32_t max_seq_len)
+{
+    int32_t best = 1;
+    double best_cost = 0.75; /* in blocks' times: at least a quarter saved */
+    for (int32_t s = 2; s <= 4; s++) {
+        const double cost = (double)ceil_div(tail * s, resident) / s;
+        if (cost < best_cost && (int64_t)max_seq_len >= (int64_t)s * MIN_KEYS_PER_SPLIT) {
+            best = s;
+            best_cost = cost;
+        }
+    }
+    return best;
 }
 
 /* Splits so that items x splits blocks fill about one wave of `resident` blocks (rounding
@@ -257,9 +311,14 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_
         return fai_error(FAI_ERROR_BAD_PARAM_SHAPE,
                          "%s: batch (%d) x num_q_heads (%d) exceeds the grid limit of the split merge", fn,
                          (int)batch, (int)num_q_heads);
-    if (p.num_splits > 1) {
-        size_t lse_bytes = (size_t)p.num_splits * (size_t)batch * (size_t)num_q_heads * sizeof(float);
-        p.workspace_bytes = fai_decode_part_lse_offset(&p, batch, num_q_heads) + align256(lse_bytes);
+    size_workspace(&p, batch, num_q_heads);
+    if (kernel == FAI_DECODE_MMA && eb == 1 && splits == 0 && p.num_splits == 1) {
+        /* more than a wave of unsplit blocks, the last part empty: split its items only */
+        const int64_t resident = (int64_t)dev.num_sms * (dev.smem_per_sm / (int64_t)(p.smem_bytes + 1024));
+        const int64_t tail = resident > 0 ? items % resident : 0;
+        if (items > resident && tail > 0)
+            fai_decode_plan_tail(&p, batch, num_q_heads, num_kv_heads, (int32_t)(items - tail),
+                                 tail_splits(tail, resident, max_seq_len));
     }
     *plan = p;
     return FAI_SUCCESS;

@@ -81,15 +81,30 @@ typedef struct fai_decode_plan {
     int32_t head_blocks;     /* blocks per KV head: ceil(group / heads_per_block) */
     int32_t warps_per_block; /* 1 .. FAI_DECODE_MAX_WARPS */
     int32_t num_splits;      /* blocks per (sequence, KV head, head block) along the KV */
+    /* A split tail (fai_decode_plan_tail): items before split_from run whole, those from it on
+     * in num_splits blocks each, on a one-dimensional grid; 0: every item takes num_splits
+     * blocks (grid y). split_row0: the first query row (b * num_q_heads + h) of a split item;
+     * partials are kept for rows from it on. */
+    int32_t split_from;
+    int32_t split_row0;
     int32_t stages;          /* MMA: shared-memory stages of each warp's ring */
     size_t smem_bytes;       /* dynamic shared memory of the decode kernel */
     size_t workspace_bytes;  /* partial outputs and LSEs when num_splits > 1, else 0 */
     int32_t dependent_launch; /* launch the merge kernel as a programmatic dependent (sm_90+) */
 } fai_decode_plan;
 
-/* Workspace layout when split: part_o [splits][batch * num_q_heads][head_dim] floats, then
- * part_lse [splits][batch * num_q_heads] floats (log2 domain), each 256-byte aligned. */
+/* Workspace layout when split: part_o [splits][rows][head_dim] floats, then part_lse
+ * [splits][rows] floats (log2 domain), each 256-byte aligned, for the rows batch *
+ * num_q_heads - split_row0 of the split items (row r's partials at r - split_row0). */
 size_t fai_decode_part_lse_offset(const fai_decode_plan *plan, int32_t batch, int32_t num_q_heads);
+
+/* Splits only the items from split_from on (the grid's last ones) `splits` ways, the others
+ * whole (split_from 0 or splits 1: as fai_decode_make_plan left it), and sizes the workspace:
+ * a grid whose last wave would be part empty evens out its end without paying a split's
+ * start and merge on every item. The planner sets it for the one-byte tensor-core kernel;
+ * fai-bench and the tests force it. */
+void fai_decode_plan_tail(fai_decode_plan *plan, int32_t batch, int32_t num_q_heads, int32_t num_kv_heads,
+                          int32_t split_from, int32_t splits);
 
 /* The plan for a validated problem on a device. A pure function of its arguments (tested on
  * the CPU). max_seq_len: the host-side bound on the lengths. `kernel` picks the kernel

@@ -223,7 +223,7 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
     if (decode_rows > 0) {
         /* The kernel, split and warps suit the decode rows there are; the grid spans their
          * range (other sequences' blocks exit at once), so plan it again for the range with
-         * those choices. */
+         * those choices (a split tail's items are not the range's: there, none split). */
         const int32_t max_k = fai_decode_planned_keys(
             a, p->kv_cache ? cache_keys(p->kv_cache) : p->max_seq_k > 0 ? p->max_seq_k : p->total_k);
         const int32_t count = d_last - d_first + 1;
@@ -237,7 +237,8 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         FAI_TRY(fai_decode_make_plan_kv(fn, kv_dtype, page_size, decode_rows, a->num_q_heads, a->num_kv_heads,
                                         a->head_dim, max_k, dev, FAI_DECODE_AUTO, 0, 0, 0, &rows));
         FAI_TRY(fai_decode_make_plan_kv(fn, kv_dtype, page_size, count, a->num_q_heads, a->num_kv_heads, a->head_dim,
-                                        max_k, dev, rows.kernel, rows.num_splits, rows.warps_per_block,
+                                        max_k, dev, rows.kernel, rows.split_from ? 1 : rows.num_splits,
+                                        rows.warps_per_block,
                                         rows.kernel == FAI_DECODE_MMA ? rows.stages : 0, &plan->decode));
         plan->run_decode = 1;
         plan->decode_first = d_first;

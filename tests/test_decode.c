@@ -765,10 +765,10 @@ static int run_case(const decode_case *c, int index)
     const int planned_len = c->max_seq_len > 0 ? c->max_seq_len : c->capacity;
     fai_decode_make_plan_kv("test", c->kv_dtype, c->page_size, c->batch, c->hq, c->hk, d, planned_len, g_dev,
                             FAI_DECODE_AUTO, 0, 0, 0, &plan);
-    printf("%s [%s]: batch %d, heads %d/%d, d %d, capacity %d; plan: %s, %d heads/block, %d warps, %d splits\n",
+    printf("%s [%s]: batch %d, heads %d/%d, d %d, capacity %d; plan: %s, %d heads/block, %d warps, %d splits%s\n",
            c->name, dtype_short(c->kv_dtype), c->batch, c->hq, c->hk, d, c->capacity,
            plan.kernel == FAI_DECODE_MMA ? "tensor cores" : "CUDA cores", plan.heads_per_block, plan.warps_per_block,
-           plan.num_splits);
+           plan.num_splits, plan.split_from ? " (a split tail)" : "");
     if (g_append_mismatches) {
         printf("  fai_kv_append: %lld rows or scales differ from the host codec: FAIL\n",
                (long long)g_append_mismatches);
@@ -797,15 +797,22 @@ static int run_case(const decode_case *c, int index)
         CUDA_CHECK(cudaGetLastError());
         fails += check_outputs(c, "call", &dp, &hp);
         /* The same problem under other plans than the heuristic's: the other kernel, more or
-         * fewer warps, forced splits. Every plan must compute the same function. */
-        const int forced[][4] = {{FAI_DECODE_SIMT, 8, 1, 0}, {FAI_DECODE_SIMT, 1, 3, 0}, {FAI_DECODE_MMA, 0, 1, 2},
-                                 {FAI_DECODE_MMA, 0, 5, 6}}; /* kernel, warps, splits, stages */
+         * fewer warps, forced splits, split tails (the items from 1 / tail_div of the grid on
+         * split, those before whole: one item alone is split). Every plan must compute the
+         * same function. */
+        const int forced[][5] = {{FAI_DECODE_SIMT, 8, 1, 0, 0}, {FAI_DECODE_SIMT, 1, 3, 0, 2},
+                                 {FAI_DECODE_MMA, 0, 1, 2, 0},
+                                 {FAI_DECODE_MMA, 0, 5, 6, 3}}; /* kernel, warps, splits, stages, tail_div */
         for (int f = 0; f < 4; f++) {
             fai_decode_plan alt;
             fai_decode_make_plan_kv("test", c->kv_dtype, c->page_size, c->batch, c->hq, c->hk, d, planned_len,
                                     g_dev, forced[f][0], forced[f][2], forced[f][1], forced[f][3], &alt);
             if (alt.kernel != forced[f][0])
                 continue; /* no tensor-core kernel for head dim 256 */
+            if (forced[f][4]) {
+                const int items = c->batch * c->hk * alt.head_blocks;
+                fai_decode_plan_tail(&alt, c->batch, c->hq, c->hk, items / forced[f][4], alt.num_splits);
+            }
             void *ws = NULL;
             if (alt.workspace_bytes) {
                 CUDA_CHECK(cudaMalloc(&ws, alt.workspace_bytes));
@@ -819,9 +826,11 @@ static int run_case(const decode_case *c, int index)
             }
             CUDA_CHECK(cudaStreamSynchronize(stream));
             CUDA_CHECK(cudaGetLastError());
-            char label[32];
-            snprintf(label, sizeof label, "%s%dw%ds", alt.kernel == FAI_DECODE_MMA ? "mma" : "simt",
-                     alt.kernel == FAI_DECODE_MMA ? alt.stages : alt.warps_per_block, alt.num_splits);
+            char label[48];
+            int at = snprintf(label, sizeof label, "%s%dw%ds", alt.kernel == FAI_DECODE_MMA ? "mma" : "simt",
+                              alt.kernel == FAI_DECODE_MMA ? alt.stages : alt.warps_per_block, alt.num_splits);
+            if (alt.split_from) /* the split tail's first item */
+                snprintf(label + at, sizeof label - (size_t)at, "t%d", alt.split_from);
             fails += check_outputs(c, label, &dp, &hp);
             cudaFree(ws);
         }
@@ -1036,6 +1045,11 @@ int main(int argc, char **argv)
             /* large batches over a paged pool (random lengths 0..300, scrambled pages) */
             {"paged 16, batch 512, GQA", 512, 32, 8, 128, 300, 16, 0, 0, FAI_DTYPE_FP16, NULL},
             {"paged 16 int8, batch 512, MHA, HND", 512, 16, 16, 64, 300, 16, 0, 1, FAI_DTYPE_INT8, NULL},
+            /* one-byte caches on tensor cores over more than a wave of blocks, the last one
+             * part empty: planned with a split tail on an H100 (132 SMs) */
+            {"paged 16 int8, MHA, 288 items (split tail)", 9, 32, 32, 128, 3000, 16, 0, 0, FAI_DTYPE_INT8, NULL},
+            {"int8 GQA 32/8, 320 items (split tail)", 40, 32, 8, 128, 1500, 0, 0, 0, FAI_DTYPE_INT8, NULL},
+            {"E5M2 MHA d64, 704 items (split tail)", 22, 32, 32, 64, 1200, 0, 0, 1, FAI_DTYPE_FP8_E5M2, NULL},
         };
         for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++) {
             decode_case c = {0};

@@ -59,12 +59,30 @@ static void check_invariants(fai_device_info dev, int batch, int hq, int hk, int
     CHECK(p.num_splits >= 1 && p.num_splits <= FAI_DECODE_MAX_SPLITS, "splits %d", p.num_splits);
     CHECK((p.num_splits > 1) == (p.workspace_bytes > 0), "splits %d workspace %zu", p.num_splits,
           p.workspace_bytes);
+    CHECK(p.split_from == 0 || (p.kernel == FAI_DECODE_MMA && p.num_splits > 1), "split tail from %d, %d splits",
+          p.split_from, p.num_splits);
     if (p.num_splits > 1) {
-        const size_t need = (size_t)p.num_splits * batch * hq * (d + 1) * sizeof(float);
+        const size_t need = (size_t)p.num_splits * ((size_t)batch * hq - p.split_row0) * (d + 1) * sizeof(float);
         CHECK(p.workspace_bytes >= need, "workspace %zu < %zu", p.workspace_bytes, need);
         CHECK(fai_decode_part_lse_offset(&p, batch, hq) % 256 == 0, "lse offset unaligned");
         /* A split is never shorter than the minimum chunk when the heuristic chose it. */
         CHECK((int64_t)p.num_splits * 256 <= (int64_t)len + 255, "splits %d for len %d", p.num_splits, len);
+    }
+    /* A forced split tail from the middle item: its first query row, and partials for the rows
+     * from there on only. */
+    const int64_t items = (int64_t)batch * hk * p.head_blocks;
+    if (items >= 2 && items * 3 < INT32_MAX && (int64_t)batch * hq < INT32_MAX) {
+        fai_decode_plan t = p;
+        const int32_t from = (int32_t)(items / 2);
+        fai_decode_plan_tail(&t, batch, hq, hk, from, 3);
+        const int64_t item = from / p.head_blocks;
+        const int64_t row0 = (item / hk) * hq + (item % hk) * group + (from % p.head_blocks) * p.heads_per_block;
+        CHECK(t.split_from == from && t.num_splits == 3 && t.split_row0 == row0, "tail from %d: %d, row %d, %d splits",
+              from, t.split_from, t.split_row0, t.num_splits);
+        const size_t rows = (size_t)batch * hq - (size_t)row0;
+        CHECK(t.workspace_bytes >= 3 * rows * (d + 1) * sizeof(float) &&
+                  t.workspace_bytes < 3 * rows * (d + 1) * sizeof(float) + 512,
+              "tail workspace %zu for %zu rows", t.workspace_bytes, rows);
     }
 }
 
@@ -126,6 +144,19 @@ int main(void)
     CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3, "FP8 MHA b128 8K: kernel %d, %d stages", q8.kernel, q8.stages);
     fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 0, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
     CHECK(q8.kernel == FAI_DECODE_MMA && q8.stages == 3, "int8 MHA b128 8K: kernel %d", q8.kernel);
+    /* ... whose 4096 blocks fill 15 waves of 264 and leave 136: those items alone split in
+     * thirds (408 blocks, two waves of a third's length); their rows' partials only. */
+    CHECK(q8.split_from == 3960 && q8.num_splits == 3 && q8.split_row0 == 3960 &&
+              q8.workspace_bytes == 3 * 136 * 128 * 4 + 1792,
+          "int8 MHA b128 8K: tail from %d, %d splits, row %d, %zu bytes", q8.split_from, q8.num_splits, q8.split_row0,
+          q8.workspace_bytes);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 16, 124, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.split_from == 3960 && q8.num_splits == 4, "paged int8 MHA b124 8K: tail from %d, %d splits",
+          q8.split_from, q8.num_splits); /* 8 items past 15 waves: in quarters */
+    fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 0, 132, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.split_from == 0 && q8.num_splits == 1, "int8 MHA b132 8K (16 full waves): %d splits", q8.num_splits);
+    fai_decode_make_plan_kv("test", FAI_DTYPE_FP16, 16, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0, &q8);
+    CHECK(q8.split_from == 0 && q8.num_splits == 1, "paged FP16 MHA b128 8K: no tail (%d splits)", q8.num_splits);
     /* Over a paged cache int8 MHA keeps tensor cores, FP8 MHA too from 4096 keys and CUDA cores
      * below (measured faster); FP8 GQA and FP16 MHA keep tensor cores. */
     fai_decode_make_plan_kv("test", FAI_DTYPE_FP8_E4M3, 16, 128, 32, 32, 128, 8192, h100, FAI_DECODE_AUTO, 0, 0, 0,

@@ -383,6 +383,23 @@ static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, i
                            sk, hq, hk, d, mma ? "mma" : "simt", tms * 1e3, mma ? "stages" : "warps", x, sp);
                 }
     }
+    if (tune && plan.split_from > 0) { /* the planner's split tail: off, and other ways to split it */
+        const int ways[] = {1, 2, 3, 4, 6};
+        for (int j = 0; j < 5; j++) {
+            fai_decode_plan tp = plan;
+            fai_decode_plan_tail(&tp, b, hq, hk, ways[j] == 1 ? INT32_MAX : plan.split_from, ways[j]);
+            if (tp.workspace_bytes > c.ws_bytes) {
+                cudaFree(c.ws);
+                c.ws_bytes = tp.workspace_bytes;
+                QCK(cudaMalloc(&c.ws, c.ws_bytes));
+            }
+            c.plan = &tp;
+            const float tms = median_ms(run_decode, &c, reps, s);
+            printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: items from %d in %d splits%s)\n", bench_quant_dtypes[t],
+                   b, sk, hq, hk, d, "mma", tms * 1e3, plan.split_from, ways[j],
+                   ways[j] == plan.num_splits ? ", planned" : ways[j] == 1 ? ": no split tail" : "");
+        }
+    }
     out->check_msg[0] = '\0';
     out->verdict = "";
     if (check) {

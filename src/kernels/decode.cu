@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
         }
     }
     __syncthreads();
-    combine_warps_and_store<D>(a, smem, nwarps, HB, max(nh, 0), b, blk.qrow, h0, split);
+    combine_warps_and_store<D>(a, smem, nwarps, HB, max(nh, 0), b, blk.qrow, h0, split, blk.nsplits);
 }
 
 /* Combines the splits of one (sequence, query head) row by their log-sum-exps:
@@ -265,8 +265,8 @@ __global__ void __launch_bounds__(MERGE_THREADS)
     __shared__ float weight[FAI_DECODE_MAX_SPLITS];
     __shared__ float4 part[MERGE_GROUPS][256 / 4];
     ptx_griddep_wait(); /* the partials of the decode kernel */
-    const int64_t rows = (int64_t)a.batch * a.num_q_heads;
-    const int64_t row = blockIdx.x;
+    const int64_t rows = (int64_t)a.batch * a.num_q_heads - a.split_row0; /* rows with partials */
+    const int64_t row = a.split_row0 + (int64_t)blockIdx.x, prow = blockIdx.x; /* prow: in the partials */
     const int b = (int)(row / a.num_q_heads), h = (int)(row % a.num_q_heads);
     int64_t qrow = b; /* the query's row in o and lse */
     if (a.cu_q) {
@@ -287,11 +287,11 @@ __global__ void __launch_bounds__(MERGE_THREADS)
 #pragma unroll
         for (int i = 0; i < MERGE_PRE; i++) {
             const int c = lane + 32 * ci, s = group + i * MERGE_GROUPS;
-            pre[ci][i] = c < head_dim / 4 && s < splits ? po[s * split_stride + row * (head_dim / 4) + c]
+            pre[ci][i] = c < head_dim / 4 && s < splits ? po[s * split_stride + prow * (head_dim / 4) + c]
                                                         : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
     for (int s = threadIdx.x; s < splits; s += blockDim.x)
-        weight[s] = a.part_lse[s * rows + row];
+        weight[s] = a.part_lse[s * rows + prow];
     __syncthreads();
     float mx = -INFINITY;
     for (int s = 0; s < splits; s++)
@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(MERGE_THREADS)
 #pragma unroll 4
         for (int s = group + MERGE_PRE * MERGE_GROUPS; s < splits; s += MERGE_GROUPS) {
             const float w = weight[s];
-            const float4 x = po[s * split_stride + row * (head_dim / 4) + c];
+            const float4 x = po[s * split_stride + prow * (head_dim / 4) + c];
             o.x += w * x.x; o.y += w * x.y; o.z += w * x.z; o.w += w * x.w;
         }
         part[group][c] = o;
@@ -415,8 +415,8 @@ fai_status fai_decode_launch_simt(const char *fn, const fai_decode_args *args, c
     if (!kernel)
         return fai_error(FAI_ERROR_INTERNAL, "%s: no kernel for cache dtype %d, head_dim %d, %d heads per block", fn,
                          (int)args->kv_dtype, (int)plan->head_dim, (int)plan->heads_per_block);
-    const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
-    return fai_decode_launch_kernel(fn, "decode kernel", kernel, grid, dim3(plan->warps_per_block * 32),
+    return fai_decode_launch_kernel(fn, "decode kernel", kernel, fai_decode_grid(args, plan),
+                                    dim3(plan->warps_per_block * 32),
                                     plan->smem_bytes, stream, 0, args);
 }
 
@@ -442,6 +442,7 @@ extern "C" fai_status fai_decode_launch(const char *fn, const fai_decode_args *a
             cudaGetLastError(); /* (the plain launch then; its own error, if any, is reported) */
     }
     return fai_decode_launch_kernel(fn, "split-KV merge kernel", decode_merge_kernel,
-                                    dim3((unsigned)(args->batch * args->num_q_heads)), dim3(MERGE_THREADS), 0, stream,
+                                    dim3((unsigned)(args->batch * args->num_q_heads - plan->split_row0)),
+                                    dim3(MERGE_THREADS), 0, stream,
                                     dependent, args);
 }

@@ -80,7 +80,7 @@ __device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.0
 template <int D>
 __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a, const float *smem, int nwarps,
                                                         int slots, int nheads, int b, int64_t qrow, int h_first,
-                                                        int split)
+                                                        int split, int nsplits)
 {
     constexpr int VEC = D / 8;
     const float *sm_acc = smem;
@@ -101,7 +101,7 @@ __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a
             o[4] += x1.x * sc; o[5] += x1.y * sc; o[6] += x1.z * sc; o[7] += x1.w * sc;
         }
         const int h = h_first + j;
-        if (a.sinks && a.num_splits == 1) { /* the sink joins the denominator (split: in the merge) */
+        if (a.sinks && nsplits == 1) { /* the sink joins the denominator (split: in the merge) */
             const float sink2 = a.sinks[h] * FAI_LOG2E;
             const float mn = fmaxf(mx, sink2), c = ptx_exp2(mx - safe_max(mn));
             sum = sum * c + ptx_exp2(sink2 - mn);
@@ -112,7 +112,7 @@ __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a
         }
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
         const float lse2 = sum > 0.0f ? mx + __log2f(sum) : -INFINITY;
-        if (a.num_splits == 1) {
+        if (nsplits == 1) {
             uint16_t *op = (uint16_t *)a.o + qrow * a.o_token_stride + (int64_t)h * a.o_head_stride + c * 8;
             const bool bf = a.q_bf16 != 0; /* o has q's dtype */
             ptx_st_v4(op, make_uint4(pack_out2(o[0] * inv, o[1] * inv, bf), pack_out2(o[2] * inv, o[3] * inv, bf),
@@ -120,7 +120,8 @@ __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a
             if (c == 0 && a.lse)
                 a.lse[qrow * a.num_q_heads + h] = lse2 * FAI_LN2;
         } else {
-            const int64_t part = ((int64_t)split * a.batch + b) * a.num_q_heads + h;
+            const int64_t rows = (int64_t)a.batch * a.num_q_heads - a.split_row0; /* rows with partials */
+            const int64_t part = (int64_t)split * rows + (int64_t)b * a.num_q_heads + h - a.split_row0;
             float *po = a.part_o + part * D + c * 8;
             ptx_st_v4_f32(po, o[0] * inv, o[1] * inv, o[2] * inv, o[3] * inv);
             ptx_st_v4_f32(po + 4, o[4] * inv, o[5] * inv, o[6] * inv, o[7] * inv);
@@ -139,14 +140,16 @@ __device__ __forceinline__ int2 cu_range(const int32_t *cu, int b, int total)
     return make_int2(lo, hi);
 }
 
-/* What a decode block works on: grid x enumerates (sequence b, KV head, head block), grid y
- * the split; len is the sequence length (device-side guard: clamped to [0, capacity], or to
+/* What a decode block works on: grid x enumerates (sequence b, KV head, head block) items,
+ * grid y the split, of nsplits (a.num_splits); with a split tail (a.split_from > 0) the grid is
+ * one-dimensional: items before split_from whole (nsplits 1), then a.num_splits blocks for each
+ * later item. len is the sequence length (device-side guard: clamped to [0, capacity], or to
  * the cumulative offsets' bounds in varlen mode) and [kbeg, kend) the split's keys, whole
  * multiples of `granule`, trailing splits maybe empty. qrow is the query's row in q, o and
  * lse; k_off and v_off the element offsets of the sequence's first key; skip is set for a
  * varlen sequence that is not a decode row (the prefill kernel owns it). */
 typedef struct decode_block {
-    int b, kvh, hblk, split, len, kbeg, kend, skip;
+    int b, kvh, hblk, split, nsplits, len, kbeg, kend, skip;
     int seq; /* the sequence's index in the cache (b, or batch_offset + b in varlen mode) */
     int64_t qrow, k_off, v_off;
     const int32_t *pt; /* paged cache: this sequence's page-table row (k_off = v_off = 0) */
@@ -213,11 +216,12 @@ __device__ __forceinline__ unsigned split_keys(int keys, int splits, int granule
  * the split's start: taken here at the planned length a.len_hint, exact for sequences of
  * that length; a wrong guess costs one wasted prefetch). Threads 0 and 1 fetch the two
  * 128-byte lines from the first key's entry on (32 entries each), inside the table row. */
-__device__ __forceinline__ void prefetch_first_pages(const fai_decode_args &a, int seq, int split, int granule)
+__device__ __forceinline__ void prefetch_first_pages(const fai_decode_args &a, int seq, int split, int nsplits,
+                                                     int granule)
 {
     if (threadIdx.x >= 2 || a.window_left >= 0)
         return;
-    const int64_t first = (int64_t)split * split_keys(a.len_hint, a.num_splits, granule);
+    const int64_t first = (int64_t)split * split_keys(a.len_hint, nsplits, granule);
     const int64_t entry = (first >> a.page_shift) + 32 * threadIdx.x;
     if (a.capacity > 0 && entry <= ((int64_t)a.capacity - 1) >> a.page_shift)
         ptx_prefetch_l1(a.page_table + (int64_t)seq * a.page_table_stride + entry);
@@ -232,11 +236,21 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
 {
     decode_block w;
     int item = blockIdx.x;
+    w.split = blockIdx.y;
+    w.nsplits = a.num_splits;
+    if (a.split_from > 0) { /* a split tail */
+        if (item < a.split_from) {
+            w.nsplits = 1;
+        } else {
+            const unsigned r = (unsigned)(item - a.split_from);
+            item = a.split_from + (int)(r / (unsigned)a.num_splits);
+            w.split = (int)(r % (unsigned)a.num_splits);
+        }
+    }
     w.hblk = item % a.head_blocks;
     item /= a.head_blocks;
     w.kvh = item % a.num_kv_heads;
     w.b = item / a.num_kv_heads;
-    w.split = blockIdx.y;
     int n;
     /* The sequence's index in cu_q / cu_k, seq_lens and the page table. */
     const int bg = a.cu_q ? a.batch_offset + w.b : w.b;
@@ -251,7 +265,7 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     }
     if (a.seq_lens) { /* a cache: fai_decode's, or a prefill call's over a kv_cache */
         if (a.page_table)
-            prefetch_first_pages(a, bg, w.split, granule);
+            prefetch_first_pages(a, bg, w.split, w.nsplits, granule);
         n = max(0, min(a.seq_lens[bg], a.capacity));
         w.k_off = w.v_off = a.page_table ? 0 : (int64_t)bg * a.kv_seq_stride;
     } else { /* packed K/V of a varlen batch */
@@ -266,21 +280,31 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     const int first = a.window_left >= 0 ? max(0, n - 1 - a.window_left) : 0;
     if constexpr (ONE_SPLIT_BRANCH) { /* (both forms as measured: ptxas's output moves with the order) */
         w.len = n;
-        if (a.num_splits == 1) { /* (no division between the length and the first copies) */
+        if (w.nsplits == 1) { /* (no division between the length and the first copies) */
             w.kbeg = first;
             w.kend = n;
         } else {
-            const unsigned rounded = split_keys(n - first, a.num_splits, granule);
+            const unsigned rounded = split_keys(n - first, w.nsplits, granule);
             w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
             w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
         }
     } else {
-        const unsigned rounded = split_keys(n - first, a.num_splits, granule);
+        const unsigned rounded = split_keys(n - first, w.nsplits, granule);
         w.len = n;
         w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
         w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
     }
     return w;
+}
+
+/* The decode kernels' grid: items x splits, or with a split tail split_from whole items and
+ * then num_splits blocks for each later one, in one dimension (decode_block_of). */
+static inline dim3 fai_decode_grid(const fai_decode_args *args, const fai_decode_plan *plan)
+{
+    const int64_t items = (int64_t)args->batch * args->num_kv_heads * plan->head_blocks;
+    if (plan->split_from > 0)
+        return dim3((unsigned)(plan->split_from + (items - plan->split_from) * plan->num_splits));
+    return dim3((unsigned)items, (unsigned)plan->num_splits);
 }
 
 /* Launches of the two decode kernels (decode.cu, decode_mma.cu). */

@@ -636,7 +636,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     }
     __syncthreads();
     combine_warps_and_store<D>(a, reinterpret_cast<const float *>(smem), W, SLOTS, nrows, b, blk.qrow, h_first,
-                               split);
+                               split, blk.nsplits);
 }
 
 /* The instantiation for a cache dtype, head dim and ring depth: FP16 and BF16 caches have rings
@@ -687,7 +687,7 @@ fai_status fai_decode_launch_mma(const char *fn, const fai_decode_args *args, co
     if (err != cudaSuccess)
         return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED, err, "%s: cudaFuncSetAttribute (%zu bytes of shared memory)",
                               fn, plan->smem_bytes);
-    const dim3 grid((unsigned)(args->batch * args->num_kv_heads * plan->head_blocks), (unsigned)plan->num_splits);
-    return fai_decode_launch_kernel(fn, "tensor-core decode kernel", kernel, grid, dim3(FAI_DECODE_MMA_WARPS * 32),
+    return fai_decode_launch_kernel(fn, "tensor-core decode kernel", kernel, fai_decode_grid(args, plan),
+                                    dim3(FAI_DECODE_MMA_WARPS * 32),
                                     plan->smem_bytes, stream, 0, args);
 }
