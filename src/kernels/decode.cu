@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
     const decode_block blk = decode_block_of(a, KS);
     if (blk.skip)
         return;
-    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk, split = blk.split;
+    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk;
     const int len = blk.len, kbeg = blk.kbeg, kend = blk.kend;
 
     const int h0 = kvh * a.group + hblk * HB; /* first query head of this block */
@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
         }
     }
     __syncthreads();
-    combine_warps_and_store<D>(a, smem, nwarps, HB, max(nh, 0), b, blk.qrow, h0, split, blk.nsplits);
+    combine_warps_and_store<D>(a, smem, nwarps, HB, max(nh, 0), b, blk.qrow, h0);
 }
 
 /* Combines the splits of one (sequence, query head) row by their log-sum-exps:

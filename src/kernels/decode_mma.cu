@@ -373,7 +373,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const decode_block blk = decode_block_of<!CODES>(a, KT);
     if (blk.skip)
         return;
-    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk, split = blk.split;
+    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk;
     const int len = blk.len, kbeg = blk.kbeg, kend = blk.kend;
 
     const int hb0 = hblk * FAI_DECODE_MMA_ROWS;                  /* first head of the block in its group */
@@ -635,8 +635,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         sm_l[warp * SLOTS + row1] = l1;
     }
     __syncthreads();
-    combine_warps_and_store<D>(a, reinterpret_cast<const float *>(smem), W, SLOTS, nrows, b, blk.qrow, h_first,
-                               split, blk.nsplits);
+    combine_warps_and_store<D>(a, reinterpret_cast<const float *>(smem), W, SLOTS, nrows, b, blk.qrow, h_first);
 }
 
 /* The instantiation for a cache dtype, head dim and ring depth: FP16 and BF16 caches have rings
