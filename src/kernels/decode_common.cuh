@@ -71,18 +71,23 @@ __device__ __forceinline__ float softcap_exp2(float s, float cap2, float inv_cap
 __device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.0f : m; }
 
 /* A block's split of its item and the item's number of splits (see decode_block), from the
- * block index. The epilogue calls it again rather than keep the two in registers across the
- * loop: the block index is read anew (volatile), so the compiler recomputes them there (kept
- * live, they moved ptxas's register allocation of the paged one-byte kernel: 1.5 % slower). */
+ * block index. The epilogue calls it again (REREAD) rather than keep the two in registers
+ * across the loop: there the block index is read anew (volatile), so the compiler recomputes
+ * them (kept live, they moved ptxas's register allocation of the paged one-byte kernel: 1.5 %
+ * slower); the prologue reads it as before (volatile there, short paged FP16 calls were
+ * 0.5-2 % slower). */
 typedef struct block_split {
     int item, split, nsplits;
 } block_split;
 
+template <bool REREAD>
 __device__ __forceinline__ block_split block_split_of(const fai_decode_args &a)
 {
-    unsigned x, y;
-    asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(x));
-    asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(y));
+    unsigned x = blockIdx.x, y = blockIdx.y;
+    if (REREAD) {
+        asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(x));
+        asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(y));
+    }
     block_split s;
     s.item = (int)x;
     s.split = (int)y;
@@ -110,7 +115,7 @@ template <int D>
 __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a, const float *smem, int nwarps,
                                                         int slots, int nheads, int b, int64_t qrow, int h_first)
 {
-    const block_split bs = block_split_of(a);
+    const block_split bs = block_split_of<true>(a);
     const int split = bs.split, nsplits = bs.nsplits;
     constexpr int VEC = D / 8;
     const float *sm_acc = smem;
@@ -265,7 +270,7 @@ template <bool ONE_SPLIT_BRANCH = false>
 __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a, int granule)
 {
     decode_block w;
-    const block_split bs = block_split_of(a);
+    const block_split bs = block_split_of<false>(a);
     int item = bs.item;
     w.split = bs.split;
     w.nsplits = bs.nsplits;
