@@ -36,7 +36,6 @@ typedef struct fai_decode_args {
     int64_t v_token_stride, v_head_stride;                   /* V's */
     int32_t capacity, head_dim;
     int32_t batch, num_q_heads, num_kv_heads, group, head_blocks, num_splits;
-    int32_t split_from, split_row0; /* a split tail (fai_decode_plan's fields of those names) */
     int32_t alibi;
     float scale_log2; /* softmax_scale * log2(e): scores live in the exp2 domain */
     int32_t window_left; /* sliding window: keys len - 1 - window_left .. len - 1 (-1: all) */
@@ -54,6 +53,7 @@ typedef struct fai_decode_args {
                                         paged block's first keys are guessed to start */
     const float *k_scale, *v_scale;  /* int8 cache: per (sequence, token, KV head) */
     int64_t scale_seq_stride, scale_token_stride, scale_head_stride;
+    int32_t split_from, split_row0; /* a split tail (fai_decode_plan's fields of those names) */
 } fai_decode_args;
 
 /* Launches the decode kernel (and the merge kernel when split) as planned; a failure's

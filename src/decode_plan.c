@@ -12,6 +12,8 @@
 #define MIN_KEYS_PER_SPLIT 256
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+/* Bytes per cache element: BF16 plans as FP16 (same bytes), int8 and FP8 take one. */
+static int cache_bytes(fai_dtype t) { return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_BF16 ? 2 : 1; }
 static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 static int32_t heads_per_block(int32_t group)
@@ -55,9 +57,11 @@ static void size_workspace(fai_decode_plan *p, int32_t batch, int32_t num_q_head
     }
 }
 
-void fai_decode_plan_tail(fai_decode_plan *p, int32_t batch, int32_t num_q_heads, int32_t num_kv_heads,
-                          int32_t split_from, int32_t splits)
+int fai_decode_plan_tail(fai_decode_plan *p, fai_dtype kv_dtype, int32_t batch, int32_t num_q_heads,
+                         int32_t num_kv_heads, int32_t split_from, int32_t splits)
 {
+    if (p->kernel != FAI_DECODE_MMA || cache_bytes(kv_dtype) != 1)
+        return 0; /* (the kernels compiled without split tails) */
     const int64_t items = (int64_t)batch * num_kv_heads * p->head_blocks;
     const int32_t group = num_q_heads / num_kv_heads;
     p->num_splits = splits < 1 ? 1 : splits > FAI_DECODE_MAX_SPLITS ? FAI_DECODE_MAX_SPLITS : splits;
@@ -72,6 +76,7 @@ void fai_decode_plan_tail(fai_decode_plan *p, int32_t batch, int32_t num_q_heads
                                   hblk * p->heads_per_block);
     }
     size_workspace(p, batch, num_q_heads);
+    return 1;
 }
 
 /* The one-byte tensor-core kernel is bound by its own issue on each SM, so a last wave that
@@ -265,7 +270,7 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_
                                    fai_decode_plan *plan)
 {
     const int32_t group = num_q_heads / num_kv_heads;
-    const int eb = kv_dtype == FAI_DTYPE_FP16 || kv_dtype == FAI_DTYPE_BF16 ? 2 : 1; /* BF16 plans as FP16 */
+    const int eb = cache_bytes(kv_dtype);
     fai_decode_plan p = {0};
     p.head_dim = head_dim;
     /* Tensor cores pay off once a KV row serves several query heads; they hold up to 128
@@ -320,7 +325,7 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_
         const int64_t resident = (int64_t)dev.num_sms * (dev.smem_per_sm / (int64_t)(p.smem_bytes + 1024));
         const int64_t tail = resident > 0 ? items % resident : 0;
         if (items > resident && tail > 0)
-            fai_decode_plan_tail(&p, batch, num_q_heads, num_kv_heads, (int32_t)(items - tail),
+            fai_decode_plan_tail(&p, kv_dtype, batch, num_q_heads, num_kv_heads, (int32_t)(items - tail),
                                  tail_splits(tail, resident, max_seq_len));
     }
     *plan = p;

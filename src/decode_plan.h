@@ -99,12 +99,13 @@ typedef struct fai_decode_plan {
 size_t fai_decode_part_lse_offset(const fai_decode_plan *plan, int32_t batch, int32_t num_q_heads);
 
 /* Splits only the items from split_from on (the grid's last ones) `splits` ways, the others
- * whole (split_from 0 or splits 1: as fai_decode_make_plan left it), and sizes the workspace:
- * a grid whose last wave would be part empty evens out its end without paying a split's
- * start and merge on every item. The planner sets it for the one-byte tensor-core kernel;
- * fai-bench and the tests force it. */
-void fai_decode_plan_tail(fai_decode_plan *plan, int32_t batch, int32_t num_q_heads, int32_t num_kv_heads,
-                          int32_t split_from, int32_t splits);
+ * whole (split_from 0: all of them; split_from past the last item or splits 1: none), and
+ * sizes the workspace: a grid whose last wave would be part empty evens out its end without
+ * paying a split's start and merge on every item. Only the tensor-core kernel over one-byte
+ * caches (kv_dtype int8 or FP8) takes split tails: for any other plan it returns 0 and leaves
+ * the plan as it was, else 1. The planner sets them; fai-bench and the tests force them. */
+int fai_decode_plan_tail(fai_decode_plan *plan, fai_dtype kv_dtype, int32_t batch, int32_t num_q_heads,
+                         int32_t num_kv_heads, int32_t split_from, int32_t splits);
 
 /* The plan for a validated problem on a device. A pure function of its arguments (tested on
  * the CPU). max_seq_len: the host-side bound on the lengths. `kernel` picks the kernel

@@ -797,10 +797,10 @@ static int run_case(const decode_case *c, int index)
         CUDA_CHECK(cudaGetLastError());
         fails += check_outputs(c, "call", &dp, &hp);
         /* The same problem under other plans than the heuristic's: the other kernel, more or
-         * fewer warps, forced splits, split tails (the items from 1 / tail_div of the grid on
-         * split, those before whole: one item alone is split). Every plan must compute the
-         * same function. */
-        const int forced[][5] = {{FAI_DECODE_SIMT, 8, 1, 0, 0}, {FAI_DECODE_SIMT, 1, 3, 0, 2},
+         * fewer warps, forced splits, a split tail (one-byte caches on tensor cores: the items
+         * from a third of the grid on split, those before whole; one item alone is split).
+         * Every plan must compute the same function. */
+        const int forced[][5] = {{FAI_DECODE_SIMT, 8, 1, 0, 0}, {FAI_DECODE_SIMT, 1, 3, 0, 0},
                                  {FAI_DECODE_MMA, 0, 1, 2, 0},
                                  {FAI_DECODE_MMA, 0, 5, 6, 3}}; /* kernel, warps, splits, stages, tail_div */
         for (int f = 0; f < 4; f++) {
@@ -811,7 +811,7 @@ static int run_case(const decode_case *c, int index)
                 continue; /* no tensor-core kernel for head dim 256 */
             if (forced[f][4]) {
                 const int items = c->batch * c->hk * alt.head_blocks;
-                fai_decode_plan_tail(&alt, c->batch, c->hq, c->hk, items / forced[f][4], alt.num_splits);
+                fai_decode_plan_tail(&alt, c->kv_dtype, c->batch, c->hq, c->hk, items / forced[f][4], alt.num_splits);
             }
             void *ws = NULL;
             if (alt.workspace_bytes) {

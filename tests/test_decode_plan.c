@@ -68,15 +68,24 @@ static void check_invariants(fai_device_info dev, int batch, int hq, int hk, int
         /* A split is never shorter than the minimum chunk when the heuristic chose it. */
         CHECK((int64_t)p.num_splits * 256 <= (int64_t)len + 255, "splits %d for len %d", p.num_splits, len);
     }
-    /* A forced split tail from the middle item: its first query row, and partials for the rows
-     * from there on only. */
-    const int64_t items = (int64_t)batch * hk * p.head_blocks;
-    if (items >= 2 && items * 3 < INT32_MAX && (int64_t)batch * hq < INT32_MAX) {
-        fai_decode_plan t = p;
+    /* A forced split tail from the middle item (one-byte caches on tensor cores only): its
+     * first query row, and partials for the rows from there on only. */
+    fai_decode_plan t;
+    CHECK(fai_decode_make_plan_kv("test", FAI_DTYPE_INT8, 0, batch, hq, hk, d, len, dev, kernel, 0, 0, 0, &t) ==
+              FAI_SUCCESS,
+          "int8 plan");
+    const int64_t items = (int64_t)batch * hk * t.head_blocks;
+    fai_decode_plan same = p;
+    CHECK(!fai_decode_plan_tail(&same, FAI_DTYPE_FP16, batch, hq, hk, 0, 3) && same.num_splits == p.num_splits &&
+              same.workspace_bytes == p.workspace_bytes,
+          "a split tail on an FP16 plan");
+    CHECK(t.kernel == FAI_DECODE_MMA || !fai_decode_plan_tail(&t, FAI_DTYPE_INT8, batch, hq, hk, 0, 3),
+          "a split tail on a CUDA-core plan");
+    if (t.kernel == FAI_DECODE_MMA && items >= 2 && items * 3 < INT32_MAX && (int64_t)batch * hq < INT32_MAX) {
         const int32_t from = (int32_t)(items / 2);
-        fai_decode_plan_tail(&t, batch, hq, hk, from, 3);
-        const int64_t item = from / p.head_blocks;
-        const int64_t row0 = (item / hk) * hq + (item % hk) * group + (from % p.head_blocks) * p.heads_per_block;
+        CHECK(fai_decode_plan_tail(&t, FAI_DTYPE_INT8, batch, hq, hk, from, 3), "tail refused");
+        const int64_t item = from / t.head_blocks;
+        const int64_t row0 = (item / hk) * hq + (item % hk) * group + (from % t.head_blocks) * t.heads_per_block;
         CHECK(t.split_from == from && t.num_splits == 3 && t.split_row0 == row0, "tail from %d: %d, row %d, %d splits",
               from, t.split_from, t.split_row0, t.num_splits);
         const size_t rows = (size_t)batch * hq - (size_t)row0;

@@ -387,7 +387,7 @@ static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, i
         const int ways[] = {1, 2, 3, 4, 6};
         for (int j = 0; j < 5; j++) {
             fai_decode_plan tp = plan;
-            fai_decode_plan_tail(&tp, b, hq, hk, ways[j] == 1 ? INT32_MAX : plan.split_from, ways[j]);
+            fai_decode_plan_tail(&tp, k_dtypes[t], b, hq, hk, ways[j] == 1 ? INT32_MAX : plan.split_from, ways[j]);
             if (tp.workspace_bytes > c.ws_bytes) {
                 cudaFree(c.ws);
                 c.ws_bytes = tp.workspace_bytes;

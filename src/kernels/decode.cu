@@ -76,10 +76,10 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
     const int tx = lane % LPK, sub = lane / LPK;
     const bool has_dims = tx < VEC;
 
-    const decode_block blk = decode_block_of(a, KS);
+    const decode_block blk = decode_block_of<false, false>(a, KS); /* (no split tails) */
     if (blk.skip)
         return;
-    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk;
+    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk, split = blk.split;
     const int len = blk.len, kbeg = blk.kbeg, kend = blk.kend;
 
     const int h0 = kvh * a.group + hblk * HB; /* first query head of this block */
@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MAX_WARPS * 32, DECODE_MIN_BLOCKS(D
         }
     }
     __syncthreads();
-    combine_warps_and_store<D>(a, smem, nwarps, HB, max(nh, 0), b, blk.qrow, h0);
+    combine_warps_and_store<D, false>(a, smem, nwarps, HB, max(nh, 0), b, blk.qrow, h0, split);
 }
 
 /* Combines the splits of one (sequence, query head) row by their log-sum-exps:

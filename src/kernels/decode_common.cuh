@@ -70,21 +70,22 @@ __device__ __forceinline__ float softcap_exp2(float s, float cap2, float inv_cap
  * empty rows give weights of 0 rather than NaN. */
 __device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.0f : m; }
 
-/* A block's split of its item and the item's number of splits (see decode_block), from the
- * block index. The epilogue calls it again (REREAD) rather than keep the two in registers
- * across the loop: there the block index is read anew (volatile), so the compiler recomputes
- * them (kept live, they moved ptxas's register allocation of the paged one-byte kernel: 1.5 %
- * slower); the prologue reads it as before (volatile there, short paged FP16 calls were
- * 0.5-2 % slower). */
+/* A block's item, split and the item's number of splits (see decode_block), from the block
+ * index. TAIL: the kernel takes split tails (a.split_from > 0: the one-byte tensor-core
+ * kernels, the only ones the planner gives them; fai_decode_plan_tail refuses the others, so
+ * that their code stays as measured before the tails). Their epilogue calls it again (REREAD)
+ * rather than keep the split in registers across the loop, reading the block index anew
+ * (volatile) so that the compiler recomputes it there (kept live, it moved ptxas's register
+ * allocation of the paged int8 kernel: 1.5 % slower, session 27). */
 typedef struct block_split {
     int item, split, nsplits;
 } block_split;
 
-template <bool REREAD>
+template <bool TAIL, bool REREAD>
 __device__ __forceinline__ block_split block_split_of(const fai_decode_args &a)
 {
     unsigned x = blockIdx.x, y = blockIdx.y;
-    if (REREAD) {
+    if (TAIL && REREAD) {
         asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(x));
         asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(y));
     }
@@ -92,7 +93,7 @@ __device__ __forceinline__ block_split block_split_of(const fai_decode_args &a)
     s.item = (int)x;
     s.split = (int)y;
     s.nsplits = a.num_splits;
-    if (a.split_from > 0) { /* a split tail: one-dimensional grid */
+    if (TAIL && a.split_from > 0) { /* a split tail: one-dimensional grid */
         if (s.item < a.split_from) {
             s.nsplits = 1;
         } else {
@@ -111,12 +112,17 @@ __device__ __forceinline__ block_split block_split_of(const fai_decode_args &a)
  * as output (FP16 or BF16, q's dtype) and LSE (at query row qrow) when the sequence is not split, else as this
  * split's normalized partial output and log2-sum-exp for decode_merge_kernel (at sequence
  * b). Call after __syncthreads(). */
-template <int D>
+template <int D, bool TAIL>
 __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a, const float *smem, int nwarps,
-                                                        int slots, int nheads, int b, int64_t qrow, int h_first)
+                                                        int slots, int nheads, int b, int64_t qrow, int h_first,
+                                                        int block_split_index)
 {
-    const block_split bs = block_split_of<true>(a);
-    const int split = bs.split, nsplits = bs.nsplits;
+    int split = block_split_index, nsplits = a.num_splits;
+    if constexpr (TAIL) { /* recomputed (block_split_of), block_split_index unused */
+        const block_split bs = block_split_of<true, true>(a);
+        split = bs.split;
+        nsplits = bs.nsplits;
+    }
     constexpr int VEC = D / 8;
     const float *sm_acc = smem;
     const float *sm_m = smem + nwarps * slots * D;
@@ -155,8 +161,11 @@ __device__ __forceinline__ void combine_warps_and_store(const fai_decode_args &a
             if (c == 0 && a.lse)
                 a.lse[qrow * a.num_q_heads + h] = lse2 * FAI_LN2;
         } else {
-            const int64_t rows = (int64_t)a.batch * a.num_q_heads - a.split_row0; /* rows with partials */
-            const int64_t part = (int64_t)split * rows + (int64_t)b * a.num_q_heads + h - a.split_row0;
+            int64_t part = ((int64_t)split * a.batch + b) * a.num_q_heads + h;
+            if constexpr (TAIL) { /* partials from row split_row0 on */
+                const int64_t rows = (int64_t)a.batch * a.num_q_heads - a.split_row0;
+                part = (int64_t)split * rows + (int64_t)b * a.num_q_heads + h - a.split_row0;
+            }
             float *po = a.part_o + part * D + c * 8;
             ptx_st_v4_f32(po, o[0] * inv, o[1] * inv, o[2] * inv, o[3] * inv);
             ptx_st_v4_f32(po + 4, o[4] * inv, o[5] * inv, o[6] * inv, o[7] * inv);
@@ -251,12 +260,13 @@ __device__ __forceinline__ unsigned split_keys(int keys, int splits, int granule
  * the split's start: taken here at the planned length a.len_hint, exact for sequences of
  * that length; a wrong guess costs one wasted prefetch). Threads 0 and 1 fetch the two
  * 128-byte lines from the first key's entry on (32 entries each), inside the table row. */
+template <bool TAIL>
 __device__ __forceinline__ void prefetch_first_pages(const fai_decode_args &a, int seq, int split, int nsplits,
                                                      int granule)
 {
     if (threadIdx.x >= 2 || a.window_left >= 0)
         return;
-    const int64_t first = (int64_t)split * split_keys(a.len_hint, nsplits, granule);
+    const int64_t first = (int64_t)split * split_keys(a.len_hint, TAIL ? nsplits : a.num_splits, granule);
     const int64_t entry = (first >> a.page_shift) + 32 * threadIdx.x;
     if (a.capacity > 0 && entry <= ((int64_t)a.capacity - 1) >> a.page_shift)
         ptx_prefetch_l1(a.page_table + (int64_t)seq * a.page_table_stride + entry);
@@ -265,19 +275,25 @@ __device__ __forceinline__ void prefetch_first_pages(const fai_decode_args &a, i
 /* ONE_SPLIT_BRANCH: an unsplit sequence skips the split's division behind a uniform branch.
  * Taken by the 2-byte tensor-core kernels (with their Q through shared memory: batch 1 x 128
  * keys 1-2 % faster); the branch reshuffled ptxas's register allocation of the one-byte
- * kernels (+-1-2 % by shape), which keep the division, as the CUDA-core kernels do. */
-template <bool ONE_SPLIT_BRANCH = false>
+ * kernels (+-1-2 % by shape), which keep the division, as the CUDA-core kernels do. TAIL:
+ * the kernel takes split tails (block_split_of). */
+template <bool ONE_SPLIT_BRANCH, bool TAIL>
 __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a, int granule)
 {
     decode_block w;
-    const block_split bs = block_split_of<false>(a);
-    int item = bs.item;
-    w.split = bs.split;
-    w.nsplits = bs.nsplits;
+    int item = blockIdx.x;
+    if constexpr (TAIL) {
+        const block_split bs = block_split_of<true, false>(a);
+        item = bs.item;
+        w.split = bs.split;
+        w.nsplits = bs.nsplits;
+    }
     w.hblk = item % a.head_blocks;
     item /= a.head_blocks;
     w.kvh = item % a.num_kv_heads;
     w.b = item / a.num_kv_heads;
+    if constexpr (!TAIL) /* (in this order, as the kernels were measured before split tails) */
+        w.split = blockIdx.y;
     int n;
     /* The sequence's index in cu_q / cu_k, seq_lens and the page table. */
     const int bg = a.cu_q ? a.batch_offset + w.b : w.b;
@@ -292,7 +308,7 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     }
     if (a.seq_lens) { /* a cache: fai_decode's, or a prefill call's over a kv_cache */
         if (a.page_table)
-            prefetch_first_pages(a, bg, w.split, w.nsplits, granule);
+            prefetch_first_pages<TAIL>(a, bg, w.split, TAIL ? w.nsplits : 0, granule);
         n = max(0, min(a.seq_lens[bg], a.capacity));
         w.k_off = w.v_off = a.page_table ? 0 : (int64_t)bg * a.kv_seq_stride;
     } else { /* packed K/V of a varlen batch */
@@ -307,20 +323,22 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     const int first = a.window_left >= 0 ? max(0, n - 1 - a.window_left) : 0;
     if constexpr (ONE_SPLIT_BRANCH) { /* (both forms as measured: ptxas's output moves with the order) */
         w.len = n;
-        if (w.nsplits == 1) { /* (no division between the length and the first copies) */
+        if ((TAIL ? w.nsplits : a.num_splits) == 1) { /* (no division between the length and the first copies) */
             w.kbeg = first;
             w.kend = n;
         } else {
-            const unsigned rounded = split_keys(n - first, w.nsplits, granule);
+            const unsigned rounded = split_keys(n - first, TAIL ? w.nsplits : a.num_splits, granule);
             w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
             w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
         }
     } else {
-        const unsigned rounded = split_keys(n - first, w.nsplits, granule);
+        const unsigned rounded = split_keys(n - first, TAIL ? w.nsplits : a.num_splits, granule);
         w.len = n;
         w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
         w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
     }
+    if constexpr (!TAIL)
+        w.nsplits = a.num_splits;
     return w;
 }
 

@@ -370,10 +370,10 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int quad = lane & 3, row0 = lane >> 2, row1 = row0 + 8; /* this thread's tile rows */
 
-    const decode_block blk = decode_block_of<!CODES>(a, KT);
+    const decode_block blk = decode_block_of<!CODES, CODES>(a, KT); /* (split tails: one-byte caches) */
     if (blk.skip)
         return;
-    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk;
+    const int b = blk.b, kvh = blk.kvh, hblk = blk.hblk, split = blk.split;
     const int len = blk.len, kbeg = blk.kbeg, kend = blk.kend;
 
     const int hb0 = hblk * FAI_DECODE_MMA_ROWS;                  /* first head of the block in its group */
@@ -635,7 +635,8 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         sm_l[warp * SLOTS + row1] = l1;
     }
     __syncthreads();
-    combine_warps_and_store<D>(a, reinterpret_cast<const float *>(smem), W, SLOTS, nrows, b, blk.qrow, h_first);
+    combine_warps_and_store<D, CODES>(a, reinterpret_cast<const float *>(smem), W, SLOTS, nrows, b, blk.qrow,
+                                      h_first, split);
 }
 
 /* The instantiation for a cache dtype, head dim and ring depth: FP16 and BF16 caches have rings
