@@ -317,6 +317,19 @@ typedef struct quant_pass {
     const char *verdict;
 } quant_pass;
 
+/* The median time of the call under plan p, the workspace grown to what p needs (a tuning
+ * grid's plans; c->plan is left pointing at p). */
+static float time_plan(decode_ctx *c, const fai_decode_plan *p, int reps, cudaStream_t s)
+{
+    if (p->workspace_bytes > c->ws_bytes) {
+        cudaFree(c->ws);
+        c->ws_bytes = p->workspace_bytes;
+        QCK(cudaMalloc(&c->ws, c->ws_bytes));
+    }
+    c->plan = p;
+    return median_ms(run_decode, c, reps, s);
+}
+
 /* One pass: a fresh cache of dtype k_dtypes[t] written by fai_kv_append, the planned call and
  * the other kernel timed (median_ms), with tune the grid of plans printed, with check the
  * planned call checked (check_decode). */
@@ -372,13 +385,7 @@ static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, i
                         fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev, kind, sp,
                                                 mma ? 0 : x, mma ? x : 0, &tp) != FAI_SUCCESS)
                         continue;
-                    if (tp.workspace_bytes > c.ws_bytes) {
-                        cudaFree(c.ws);
-                        c.ws_bytes = tp.workspace_bytes;
-                        QCK(cudaMalloc(&c.ws, c.ws_bytes));
-                    }
-                    c.plan = &tp;
-                    const float tms = median_ms(run_decode, &c, reps, s);
+                    const float tms = time_plan(&c, &tp, reps, s);
                     printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: %s %d, %d splits)\n", bench_quant_dtypes[t], b,
                            sk, hq, hk, d, mma ? "mma" : "simt", tms * 1e3, mma ? "stages" : "warps", x, sp);
                 }
@@ -388,13 +395,7 @@ static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, i
         for (int j = 0; j < 5; j++) {
             fai_decode_plan tp = plan;
             fai_decode_plan_tail(&tp, k_dtypes[t], b, hq, hk, ways[j] == 1 ? INT32_MAX : plan.split_from, ways[j]);
-            if (tp.workspace_bytes > c.ws_bytes) {
-                cudaFree(c.ws);
-                c.ws_bytes = tp.workspace_bytes;
-                QCK(cudaMalloc(&c.ws, c.ws_bytes));
-            }
-            c.plan = &tp;
-            const float tms = median_ms(run_decode, &c, reps, s);
+            const float tms = time_plan(&c, &tp, reps, s);
             printf("%-10s %5d %7d %3d/%-2d %4d %5s %9.1f  (tune: items from %d in %d splits%s)\n", bench_quant_dtypes[t],
                    b, sk, hq, hk, d, "mma", tms * 1e3, plan.split_from, ways[j],
                    ways[j] == plan.num_splits ? ", planned" : ways[j] == 1 ? ": no split tail" : "");

@@ -412,9 +412,10 @@ fai_status fai_decode_launch_simt(const char *fn, const fai_decode_args *args, c
     const decode_kernel_fn kernel = args->page_table
                                         ? pick_kernel<true>(args->kv_dtype, plan->head_dim, plan->heads_per_block)
                                         : pick_kernel<false>(args->kv_dtype, plan->head_dim, plan->heads_per_block);
-    if (!kernel)
-        return fai_error(FAI_ERROR_INTERNAL, "%s: no kernel for cache dtype %d, head_dim %d, %d heads per block", fn,
-                         (int)args->kv_dtype, (int)plan->head_dim, (int)plan->heads_per_block);
+    if (!kernel || plan->split_from > 0) /* (no split tails here: fai_decode_plan_tail) */
+        return fai_error(FAI_ERROR_INTERNAL,
+                         "%s: no CUDA-core kernel for cache dtype %d, head_dim %d, %d heads per block, split tail %d", fn,
+                         (int)args->kv_dtype, (int)plan->head_dim, (int)plan->heads_per_block, (int)plan->split_from);
     return fai_decode_launch_kernel(fn, "decode kernel", kernel, fai_decode_grid(args, plan),
                                     dim3(plan->warps_per_block * 32),
                                     plan->smem_bytes, stream, 0, args);

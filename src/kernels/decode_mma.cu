@@ -677,10 +677,12 @@ fai_status fai_decode_launch_mma(const char *fn, const fai_decode_args *args, co
     const int st = plan->stages;
     decode_kernel_fn kernel = args->page_table ? pick_mma_dim<true>(plan->head_dim, args->kv_dtype, st)
                                                : pick_mma_dim<false>(plan->head_dim, args->kv_dtype, st);
-    if (!kernel || plan->warps_per_block != FAI_DECODE_MMA_WARPS)
+    const bool two_byte = args->kv_dtype == FAI_DTYPE_FP16 || args->kv_dtype == FAI_DTYPE_BF16;
+    if (!kernel || plan->warps_per_block != FAI_DECODE_MMA_WARPS || (two_byte && plan->split_from > 0))
         return fai_error(FAI_ERROR_INTERNAL,
-                         "%s: no tensor-core kernel for cache dtype %d, head_dim %d, %d stages, %d warps", fn,
-                         (int)args->kv_dtype, (int)plan->head_dim, st, (int)plan->warps_per_block);
+                         "%s: no tensor-core kernel for cache dtype %d, head_dim %d, %d stages, %d warps, split tail %d",
+                         fn, (int)args->kv_dtype, (int)plan->head_dim, st, (int)plan->warps_per_block,
+                         (int)plan->split_from);
     /* More than 48 KB of dynamic shared memory must be asked for; the call is cheap, host-only
      * and allowed during stream capture. */
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)plan->smem_bytes);
