@@ -236,8 +236,20 @@ static void check_decode_plan(const fai_decode_plan *p, int32_t batch, const fai
     } else {
         REQUIRE(p->smem_bytes <= FAI_DECODE_SMEM_LIMIT);
     }
+    const int64_t items = (int64_t)batch * a->num_kv_heads * p->head_blocks;
+    if (p->split_from > 0) { /* a split tail: one-byte caches on tensor cores, the grid in range */
+        REQUIRE(p->kernel == FAI_DECODE_MMA && kv_dtype != FAI_DTYPE_FP16 && kv_dtype != FAI_DTYPE_BF16);
+        REQUIRE(p->num_splits > 1 && p->split_from < items);
+        REQUIRE(p->split_from + (items - p->split_from) * p->num_splits <= INT32_MAX);
+        const int64_t item = p->split_from / p->head_blocks;
+        REQUIRE(p->split_row0 == (item / a->num_kv_heads) * a->num_q_heads + (item % a->num_kv_heads) * group +
+                                     (p->split_from % p->head_blocks) * p->heads_per_block);
+    } else {
+        REQUIRE(p->split_row0 == 0);
+    }
     if (p->num_splits > 1) {
-        const size_t rows = (size_t)batch * (size_t)a->num_q_heads * (size_t)p->num_splits;
+        /* partials for the split items' rows (all rows, or from split_row0 on) */
+        const size_t rows = ((size_t)batch * (size_t)a->num_q_heads - (size_t)p->split_row0) * (size_t)p->num_splits;
         const size_t lse_off = fai_decode_part_lse_offset(p, batch, a->num_q_heads);
         REQUIRE((int64_t)batch * a->num_q_heads <= INT32_MAX);
         REQUIRE(lse_off >= rows * (size_t)a->head_dim * sizeof(float));
