@@ -113,6 +113,14 @@ static int64_t wave_splits(int64_t items, int64_t resident, int32_t max_seq_len)
     return s < 1 ? 1 : s;
 }
 
+/* Tensor-core blocks of p->smem_bytes that the device holds at once (1 KB of shared memory
+ * reserved per block, at least one an SM): a wave. */
+static int64_t mma_resident(const fai_decode_plan *p, fai_device_info dev)
+{
+    const int64_t per_sm = dev.smem_per_sm / (int64_t)(p->smem_bytes + 1024);
+    return (int64_t)dev.num_sms * (per_sm < 1 ? 1 : per_sm);
+}
+
 /* Splits for a ring of p->stages stages (shrunk to what the SM's shared memory holds). eb:
  * bytes per cache element (one-byte caches have rings of 3 or 6 stages). */
 static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len, fai_device_info dev, int eb)
@@ -123,10 +131,7 @@ static void plan_mma_ring(fai_decode_plan *p, int64_t items, int32_t max_seq_len
             FAI_DECODE_MMA_SMEM_KV(p->head_dim, p->stages, eb) > (size_t)dev.smem_per_block))
         p->stages = eb == 1 ? 3 : p->stages == 6 ? 4 : p->stages - 1;
     p->smem_bytes = FAI_DECODE_MMA_SMEM_KV(p->head_dim, p->stages, eb);
-    int64_t per_sm = dev.smem_per_sm / (int64_t)(p->smem_bytes + 1024); /* 1 KB reserved per block */
-    if (per_sm < 1)
-        per_sm = 1;
-    p->num_splits = (int32_t)wave_splits(items, (int64_t)dev.num_sms * per_sm, max_seq_len);
+    p->num_splits = (int32_t)wave_splits(items, mma_resident(p, dev), max_seq_len);
 }
 
 /* Pages smaller than the tensor-core kernel's tile of keys: it then looks each row's page up
@@ -322,8 +327,8 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_
     size_workspace(&p, batch, num_q_heads);
     if (kernel == FAI_DECODE_MMA && eb == 1 && splits == 0 && p.num_splits == 1) {
         /* more than a wave of unsplit blocks, the last part empty: split its items only */
-        const int64_t resident = (int64_t)dev.num_sms * (dev.smem_per_sm / (int64_t)(p.smem_bytes + 1024));
-        const int64_t tail = resident > 0 ? items % resident : 0;
+        const int64_t resident = mma_resident(&p, dev);
+        const int64_t tail = items % resident;
         if (items > resident && tail > 0)
             fai_decode_plan_tail(&p, kv_dtype, batch, num_q_heads, num_kv_heads, (int32_t)(items - tail),
                                  tail_splits(tail, resident, max_seq_len));

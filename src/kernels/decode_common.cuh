@@ -185,15 +185,14 @@ __device__ __forceinline__ int2 cu_range(const int32_t *cu, int b, int total)
 }
 
 /* What a decode block works on: grid x enumerates (sequence b, KV head, head block) items,
- * grid y the split, of nsplits (a.num_splits); with a split tail (a.split_from > 0) the grid is
- * one-dimensional: items before split_from whole (nsplits 1), then a.num_splits blocks for each
- * later item. len is the sequence length (device-side guard: clamped to [0, capacity], or to
+ * grid y the split; with a split tail (a.split_from > 0) the grid is one-dimensional: items
+ * before split_from whole, then a.num_splits blocks for each later item (block_split_of). len is the sequence length (device-side guard: clamped to [0, capacity], or to
  * the cumulative offsets' bounds in varlen mode) and [kbeg, kend) the split's keys, whole
  * multiples of `granule`, trailing splits maybe empty. qrow is the query's row in q, o and
  * lse; k_off and v_off the element offsets of the sequence's first key; skip is set for a
  * varlen sequence that is not a decode row (the prefill kernel owns it). */
 typedef struct decode_block {
-    int b, kvh, hblk, split, nsplits, len, kbeg, kend, skip;
+    int b, kvh, hblk, split, len, kbeg, kend, skip;
     int seq; /* the sequence's index in the cache (b, or batch_offset + b in varlen mode) */
     int64_t qrow, k_off, v_off;
     const int32_t *pt; /* paged cache: this sequence's page-table row (k_off = v_off = 0) */
@@ -281,12 +280,12 @@ template <bool ONE_SPLIT_BRANCH, bool TAIL>
 __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a, int granule)
 {
     decode_block w;
-    int item = blockIdx.x;
+    int item = blockIdx.x, nsplits = 0; /* nsplits: the item's splits, with TAIL (else a.num_splits) */
     if constexpr (TAIL) {
         const block_split bs = block_split_of<true, false>(a);
         item = bs.item;
         w.split = bs.split;
-        w.nsplits = bs.nsplits;
+        nsplits = bs.nsplits;
     }
     w.hblk = item % a.head_blocks;
     item /= a.head_blocks;
@@ -308,7 +307,7 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     }
     if (a.seq_lens) { /* a cache: fai_decode's, or a prefill call's over a kv_cache */
         if (a.page_table)
-            prefetch_first_pages<TAIL>(a, bg, w.split, TAIL ? w.nsplits : 0, granule);
+            prefetch_first_pages<TAIL>(a, bg, w.split, nsplits, granule);
         n = max(0, min(a.seq_lens[bg], a.capacity));
         w.k_off = w.v_off = a.page_table ? 0 : (int64_t)bg * a.kv_seq_stride;
     } else { /* packed K/V of a varlen batch */
@@ -323,22 +322,20 @@ __device__ __forceinline__ decode_block decode_block_of(const fai_decode_args &a
     const int first = a.window_left >= 0 ? max(0, n - 1 - a.window_left) : 0;
     if constexpr (ONE_SPLIT_BRANCH) { /* (both forms as measured: ptxas's output moves with the order) */
         w.len = n;
-        if ((TAIL ? w.nsplits : a.num_splits) == 1) { /* (no division between the length and the first copies) */
+        if ((TAIL ? nsplits : a.num_splits) == 1) { /* (no division between the length and the first copies) */
             w.kbeg = first;
             w.kend = n;
         } else {
-            const unsigned rounded = split_keys(n - first, TAIL ? w.nsplits : a.num_splits, granule);
+            const unsigned rounded = split_keys(n - first, TAIL ? nsplits : a.num_splits, granule);
             w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
             w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
         }
     } else {
-        const unsigned rounded = split_keys(n - first, TAIL ? w.nsplits : a.num_splits, granule);
+        const unsigned rounded = split_keys(n - first, TAIL ? nsplits : a.num_splits, granule);
         w.len = n;
         w.kbeg = (int)min((int64_t)n, (int64_t)first + (int64_t)w.split * rounded);
         w.kend = (int)min((int64_t)n, (int64_t)w.kbeg + rounded);
     }
-    if constexpr (!TAIL)
-        w.nsplits = a.num_splits;
     return w;
 }
 
