@@ -13,6 +13,8 @@
 #              prefill small sets, memcheck of decode), or 0 to skip them; a command may name
 #              another tree's binaries as ../TREE/build/...
 #   AB_FULL    the trees built with every target (default: the first; the others: fai-bench)
+#   AB_FULL_TARGETS  what "every target" means (default: all; e.g. "fai-bench test_decode" to
+#              spend less of the call on the build)
 # Output in $OUT: ab.txt (every run's table, tree by tree), ab.csv (the CSV rows with the
 # tree and the run's arguments in front), tests.txt (FAIL lines and tails), summary.txt;
 # scripts/ab_compare.py ab.csv --base TREE prints the shapes x (tree, run) table of times.
@@ -30,7 +32,7 @@ summary="device: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 stamp "build ${trees[*]} (sm_$arch)"
 for t in "${trees[@]}"; do
     targets="fai-bench"
-    [[ " ${AB_FULL:-$first} " == *" $t "* ]] && targets="all"
+    [[ " ${AB_FULL:-$first} " == *" $t "* ]] && targets="${AB_FULL_TARGETS:-all}"
     (cmake -S ".ab/$t" -B ".ab/$t/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$arch \
         >".ab/$t.build.log" 2>&1 && cmake --build ".ab/$t/build" -j16 --target $targets >>".ab/$t.build.log" 2>&1 ||
         echo "BUILD FAILED" >>".ab/$t.build.log") &
