@@ -204,12 +204,13 @@ static const char *check_decode(decode_ctx *c, int b, int seq_k, int hq, int hk,
     return ok ? "pass" : "FAIL";
 }
 
-/* A [batch, capacity, hk, d] cache of `dtype` (scales [batch, hk, capacity]) filled through
- * fai_kv_append from random FP16 rows, `chunk` tokens at a time. page_size > 0: a pool of
- * batch * ceil(capacity / page_size) pages [page_size, hk, d] (scales [page, hk, page_size])
- * with a scrambled page table. */
+/* A [batch, hk, capacity, d] cache (HND; nhd: [batch, capacity, hk, d]) of `dtype` (scales
+ * [batch, hk, capacity]) filled through fai_kv_append from random FP16 rows, `chunk` tokens
+ * at a time. page_size > 0: a pool of batch * ceil(capacity / page_size) pages [hk,
+ * page_size, d] (nhd: [page_size, hk, d]; scales [page, hk, page_size]) with a scrambled page
+ * table. */
 static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity, int hk, int d, int page_size,
-                       uint64_t seed)
+                       int nhd, uint64_t seed)
 {
     const int eb = dtype == FAI_DTYPE_FP16 ? 2 : 1;
     const int pps = page_size ? (capacity + page_size - 1) / page_size : 0;
@@ -220,9 +221,9 @@ static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity
     QCK(cudaMalloc(&c->k, (size_t)(elems * eb)));
     QCK(cudaMalloc(&c->v, (size_t)(elems * eb)));
     c->capacity = capacity;
-    c->token_stride = (int64_t)hk * d;
-    c->head_stride = d;
     c->seq_stride = (int64_t)(page_size ? page_size : capacity) * hk * d;
+    c->token_stride = nhd ? (int64_t)hk * d : d;
+    c->head_stride = nhd ? d : (int64_t)(page_size ? page_size : capacity) * d;
     if (dtype == FAI_DTYPE_INT8) {
         /* Scales [batch, hk, capacity]: a decode block (one sequence and KV head) reads its
          * scales contiguously ([batch, capacity, hk] puts them hk floats apart, a 32-byte
@@ -333,8 +334,8 @@ static float time_plan(decode_ctx *c, const fai_decode_plan *p, int reps, cudaSt
 /* One pass: a fresh cache of dtype k_dtypes[t] written by fai_kv_append, the planned call and
  * the other kernel timed (median_ms), with tune the grid of plans printed, with check the
  * planned call checked (check_decode). */
-static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, int page_size, int tune, int check,
-                      fai_device_info dev, cudaStream_t s)
+static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, int page_size, int nhd, int tune,
+                      int check, fai_device_info dev, cudaStream_t s)
 {
     const int b = sh->b, sk = sh->sk, hq = sh->hq, hk = sh->hk, d = sh->d;
     decode_ctx c;
@@ -355,7 +356,7 @@ static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, i
     c.p.q.head_stride = d;
     c.p.o = c.p.q;
     c.p.o.data = (char *)qo + (size_t)b * hq * d * 2;
-    make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, page_size, 1234);
+    make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, page_size, nhd, 1234);
     c.p.cache.seq_lens = lens;
     fai_decode_plan plan, other;
     fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0, 0, 0,
@@ -414,7 +415,7 @@ static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, i
 }
 
 void bench_quant(const quant_shape *shapes, int count, int append, double copy_gbps, int reps, int page_size,
-                 int tune, int check, cudaStream_t s)
+                 int nhd, int tune, int check, cudaStream_t s)
 {
     if (!shapes) {
         shapes = bench_quant_suite;
@@ -426,10 +427,11 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
     QCK(cudaGetDeviceProperties(&prop, dev_id));
     const fai_device_info dev = {prop.multiProcessorCount, (int)prop.sharedMemPerMultiprocessor, prop.major,
                                  (int)prop.sharedMemPerBlockOptin};
-    printf("\nkv-quant: decoding attention over each cache dtype (copy ceiling %.0f GB/s, %s); 'other' =\n"
+    printf("\nkv-quant: decoding attention over each cache dtype (copy ceiling %.0f GB/s, %s, %s); 'other' =\n"
            "the other kernel's time (tensor cores vs CUDA cores) for the same call; FP16 is timed before\n"
            "and after the quantized dtypes of each shape, and x fp16 divides the lower of the two\n"
-           "(FP16's line shows that time and both passes)\n", copy_gbps, page_size ? "paged" : "contiguous caches");
+           "(FP16's line shows that time and both passes)\n", copy_gbps, page_size ? "paged" : "contiguous caches",
+           nhd ? "NHD" : "HND");
     printf("%-10s %5s %7s %6s %4s %5s %9s %9s %7s %8s %9s\n", "dtype", "b", "sk", "hq/hk", "d", "plan", "us", "GB/s",
            "%copy", "x fp16", "other us");
     for (int r = 0; r < count; r++) {
@@ -442,12 +444,12 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
         for (int t = 0; t < BENCH_QUANT_DTYPES; t++) {
             if (t > 0 && !(shapes[r].dtypes & (1u << t)))
                 continue;
-            time_pass(&pass[t], &shapes[r], t, reps, page_size, tune, check, dev, s);
+            time_pass(&pass[t], &shapes[r], t, reps, page_size, nhd, tune, check, dev, s);
             quantized += t > 0;
         }
         fp16_after.ms = -1.0f;
         if (quantized)
-            time_pass(&fp16_after, &shapes[r], 0, reps, page_size, 0, 0, dev, s);
+            time_pass(&fp16_after, &shapes[r], 0, reps, page_size, nhd, 0, 0, dev, s);
         const float fp16_before = pass[0].ms;
         const float fp16_ms = fp16_after.ms > 0 && fp16_after.ms < fp16_before ? fp16_after.ms : fp16_before;
         for (int t = 0; t < BENCH_QUANT_DTYPES; t++) {
@@ -470,8 +472,9 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
             if (t == 0 && fp16_after.ms > 0)
                 snprintf(fp16_note, sizeof fp16_note, "; fp16 before %.5f ms after %.5f ms (the lower reported)",
                          fp16_before, fp16_after.ms);
-            snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms; page %d%s%s%s", kname,
-                     fp16_ms / ms, q->other_ms, page_size, fp16_note, check ? "; " : "", q->check_msg);
+            snprintf(note, sizeof note, "plan %s; x_fp16 %.3f; other kernel %.5f ms; page %d; %s%s%s%s", kname,
+                     fp16_ms / ms, q->other_ms, page_size, nhd ? "nhd" : "hnd", fp16_note, check ? "; " : "",
+                     q->check_msg);
             write_row("kv-quant", bench_quant_dtypes[t], b, 1, sk, hq, hk, d, ms, gbps, note, q->verdict, reps);
         }
     }
@@ -487,7 +490,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
     for (int t = 0; t < BENCH_QUANT_DTYPES; t++) {
         fai_kv_append_params a = fai_kv_append_params_default();
         fai_kv_cache c;
-        make_cache(&c, k_dtypes[t], 4, tokens, hk, d, 0, 99);
+        make_cache(&c, k_dtypes[t], 4, tokens, hk, d, 0, 1, 99); /* (NHD: a prompt's rows side by side) */
         void *rows;
         int64_t *slots_dev;
         QCK(cudaMalloc(&rows, (size_t)tokens * hk * d * 2 * 2));

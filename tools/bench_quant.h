@@ -27,10 +27,11 @@ extern const quant_shape bench_quant_suite[BENCH_QUANT_SUITE_ROWS];
  * FP16 is timed before and after the quantized dtypes of each shape; its row and x fp16 use
  * the lower time (its note holds both).
  * copy_gbps: the measured copy ceiling; page_size: decode over paged caches of that page size
- * (0: contiguous); tune: also time a grid of other plans per row (kernel x stages or warps x
+ * (0: contiguous); nhd: decode caches [.., token, head, dim] instead of HND [.., head, token,
+ * dim] (the append rows write NHD caches either way); tune: also time a grid of other plans per row (kernel x stages or warps x
  * splits), marked 'tune'; check: fai-bench --check for each decode call (contiguous caches: the
  * output against the double reference on the dequantized cache; paged: n/a). */
 void bench_quant(const quant_shape *shapes, int count, int append, double copy_gbps, int reps, int page_size,
-                 int tune, int check, cudaStream_t s);
+                 int nhd, int tune, int check, cudaStream_t s);
 
 #endif

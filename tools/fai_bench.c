@@ -615,8 +615,9 @@ static void usage(void)
            "                  4096/0 softcap 30 sinks', and --check gives them to the reference. With\n"
            "                  a window, TFLOP/s and decode GB/s count only the keys inside it)\n"
            "  --alibi         add the ALiBi bias (standard slopes)\n"
-           "  --layout L      decode KV cache layout: hnd [batch, heads, seq, dim] (default, as the\n"
-           "                  peers) or nhd [batch, seq, heads, dim]\n"
+           "  --layout L      decode and kv-quant KV cache layout: hnd [batch, heads, seq, dim]\n"
+           "                  (default, as the peers; pages [heads, page, dim]) or nhd [batch, seq,\n"
+           "                  heads, dim] (pages [page, heads, dim])\n"
            "  --page-size P   decode and kv-quant rows over a paged cache: pages of P tokens (a\n"
            "                  power of two, 1-256) in a scrambled page table (default: contiguous);\n"
            "                  also the chunked suite's page size (default 16)\n"
@@ -999,9 +1000,9 @@ int main(int argc, char **argv)
         bench_row(&rows[i], &o, i, n, s, dev, 1);
     }
     if (nq > 0)
-        bench_quant(quant_rows, nq, 0, g_copy_gbps, o.reps, o.page_size, o.tune, o.check, s);
+        bench_quant(quant_rows, nq, 0, g_copy_gbps, o.reps, o.page_size, o.nhd, o.tune, o.check, s);
     if (o.kv_quant)
-        bench_quant(NULL, 0, 1, g_copy_gbps, o.reps, o.page_size, o.tune, o.check, s);
+        bench_quant(NULL, 0, 1, g_copy_gbps, o.reps, o.page_size, o.nhd, o.tune, o.check, s);
     if (o.chunked)
         bench_chunked(&o, s);
     report_close();
