@@ -32,9 +32,8 @@ extern "C" {
 /* The tensor-core kernel (GQA groups): each warp streams tiles of 16 keys through its own
  * ring of shared-memory stages; the group's query heads are the rows of an m16n8k16 tile. */
 #define FAI_DECODE_MMA_WARPS 4
-/* Contiguous int8 caches: how the tensor-core kernel groups its shared-memory loads of codes
- * before converting them (convert_code_tile in decode_mma.cu: 1 a K or V tile, 2 both;
- * paged caches take 1). */
+/* int8 caches: how the tensor-core kernel groups its shared-memory loads of codes before
+ * converting them (convert_code_tile in decode_mma.cu: 1 a K or V tile, 2 both). */
 #ifndef FAI_DECODE_MMA_INT8_HOIST
 #define FAI_DECODE_MMA_INT8_HOIST 2
 #endif

@@ -209,9 +209,11 @@ __device__ __forceinline__ int issue_page(const fai_decode_args &a, const int32_
  * HOIST 0: each 8-code chunk loaded from shared memory, converted and stored in turn; 1: all
  * of the K (then the V) tile's loads first; 2: all loads of both first. ncu (session 12):
  * with 0 the first instruction after each load took 25-30 % of the stall samples. Hoisted
- * loads measured faster for int8 (MHA 128 x 8K: 7-9 % with 2, 6-7 % with 1; over a paged
- * cache 1 was 2 % ahead of 2) and for paged FP8 (10-13 %), and slower for contiguous FP8 MHA
- * (1-2 %), which keeps 0 (session 12, docs/perf/). */
+ * loads measured faster for int8 (MHA 128 x 8K: 7-9 % with 2, 6-7 % with 1) and for paged FP8
+ * (10-13 %), and slower for contiguous FP8 MHA (1-2 %), which keeps 0 (session 12). Paged
+ * int8 took 1 until session 29: with HND pages [heads, page, dim] 2 is 1-3 % faster (MHA 128 x
+ * 8K 1.864-1.869x paged FP16 against 1.834-1.860x; GQA 1 x 128K level), with NHD pages level
+ * (docs/perf/). */
 template <int D, int ROW, int CT, int HOIST>
 __device__ __forceinline__ void convert_code_tile(char *conv, const char *stage, int lane)
 {
@@ -486,7 +488,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         const char *stage = ring + (i % STAGES) * STAGE_BYTES;
         const char *ks = stage;
         if constexpr (CODES) { /* codes to the FP16 tile (the warp finished reading the last one above) */
-            convert_code_tile<D, ROW, CT, CT == FAI_KV_INT8 && !PAGED ? FAI_DECODE_MMA_INT8_HOIST : PAGED ? 1 : 0>(
+            convert_code_tile<D, ROW, CT, CT == FAI_KV_INT8 ? FAI_DECODE_MMA_INT8_HOIST : PAGED ? 1 : 0>(
                 front, stage, lane);
             __syncwarp();
             ks = front;
