@@ -4,6 +4,7 @@
  * docs/design/decode.md), spread first inside a block (no merge needed), then across splits. */
 #include "decode_plan.h"
 
+#include "check.h"
 #include "error.h"
 
 /* Warps per SM that keep the read ceiling: 16 warps x 4 KB steps = 64 KB in flight. */
@@ -12,8 +13,6 @@
 #define MIN_KEYS_PER_SPLIT 256
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-/* Bytes per cache element: BF16 plans as FP16 (same bytes), int8 and FP8 take one. */
-static int cache_bytes(fai_dtype t) { return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_BF16 ? 2 : 1; }
 static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 static int32_t heads_per_block(int32_t group)
@@ -60,7 +59,7 @@ static void size_workspace(fai_decode_plan *p, int32_t batch, int32_t num_q_head
 int fai_decode_plan_tail(fai_decode_plan *p, fai_dtype kv_dtype, int32_t batch, int32_t num_q_heads,
                          int32_t num_kv_heads, int32_t split_from, int32_t splits)
 {
-    if (p->kernel != FAI_DECODE_MMA || cache_bytes(kv_dtype) != 1)
+    if (p->kernel != FAI_DECODE_MMA || fai_dtype_bytes(kv_dtype) != 1)
         return 0; /* (the kernels compiled without split tails) */
     const int64_t items = (int64_t)batch * num_kv_heads * p->head_blocks;
     const int32_t group = num_q_heads / num_kv_heads;
@@ -275,7 +274,7 @@ fai_status fai_decode_make_plan_kv(const char *fn, fai_dtype kv_dtype, int page_
                                    fai_decode_plan *plan)
 {
     const int32_t group = num_q_heads / num_kv_heads;
-    const int eb = cache_bytes(kv_dtype);
+    const int eb = fai_dtype_bytes(kv_dtype); /* (BF16 plans as FP16: the same bytes) */
     fai_decode_plan p = {0};
     p.head_dim = head_dim;
     /* Tensor cores pay off once a KV row serves several query heads; they hold up to 128

@@ -22,6 +22,7 @@
  * saturating to +-65504 beyond it (codes decode exactly to FP16, and FP16's 11-bit P keeps
  * more of the weights than BF16's 8). */
 #include "../alibi.h"
+#include "../check.h"
 #include "../error.h"
 #include "decode_common.cuh"
 #include "kv_dequant.cuh"
@@ -679,8 +680,8 @@ fai_status fai_decode_launch_mma(const char *fn, const fai_decode_args *args, co
     const int st = plan->stages;
     decode_kernel_fn kernel = args->page_table ? pick_mma_dim<true>(plan->head_dim, args->kv_dtype, st)
                                                : pick_mma_dim<false>(plan->head_dim, args->kv_dtype, st);
-    const bool two_byte = args->kv_dtype == FAI_DTYPE_FP16 || args->kv_dtype == FAI_DTYPE_BF16;
-    if (!kernel || plan->warps_per_block != FAI_DECODE_MMA_WARPS || (two_byte && plan->split_from > 0))
+    if (!kernel || plan->warps_per_block != FAI_DECODE_MMA_WARPS ||
+        (fai_dtype_bytes((fai_dtype)args->kv_dtype) == 2 && plan->split_from > 0))
         return fai_error(FAI_ERROR_INTERNAL,
                          "%s: no tensor-core kernel for cache dtype %d, head_dim %d, %d stages, %d warps, split tail %d",
                          fn, (int)args->kv_dtype, (int)plan->head_dim, st, (int)plan->warps_per_block,
