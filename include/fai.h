@@ -107,7 +107,7 @@ typedef enum fai_dtype {
     /* Quantized KV-cache element types (fai_kv_cache.dtype; queries and outputs FP16 or
      * BF16). The cache layout is the same as for FP16 with one-byte elements (docs/api.md,
      * "Quantized KV caches"); the codecs round to nearest even and saturate (docs/kv-quant.md). */
-    FAI_DTYPE_INT8 = 2,     /* int8 codes, one FP32 scale per (token, KV head): x = code * scale */
+    FAI_DTYPE_INT8 = 2,     /* int8 codes, one scale per (token, KV head) (FP32 or BF16): x = code * scale */
     FAI_DTYPE_FP8_E4M3 = 3, /* OCP FP8 E4M3 ("e4m3fn": max 448, no infinities), no scale */
     FAI_DTYPE_FP8_E5M2 = 4  /* OCP FP8 E5M2 (max 57344), no scale */
 } fai_dtype;
@@ -123,6 +123,12 @@ typedef struct fai_tensor {
     int64_t head_stride;
 } fai_tensor;
 
+/* How an int8 cache keeps its scales (fai_kv_cache.scale_format; below). */
+typedef enum fai_scale_format {
+    FAI_SCALES_FP32 = 0,  /* k_scale and v_scale: one float each per (token, KV head) */
+    FAI_SCALES_BF16X2 = 1 /* k_scale: one word per (token, KV head), BF16 K scale low, V high */
+} fai_scale_format;
+
 /* A KV cache of one contiguous slot per sequence: token t of sequence b, KV head h is at
  *   k + b * seq_stride + t * token_stride + h * head_stride      (and the same for v).
  * A slot holds up to `capacity` tokens (seq_stride is usually capacity * token_stride, but
@@ -130,9 +136,16 @@ typedef struct fai_tensor {
  * [batch, heads, capacity, dim] are both fine). seq_lens[b] tokens of slot b are valid.
  * Alignment: k and v 16-byte aligned, all three strides multiples of 16 bytes (8 FP16 or
  * BF16 elements, 16 one-byte elements). Strides count elements of `dtype`.
- * An int8 cache (FAI_DTYPE_INT8) also has a scale per token and KV head, for K and for V:
- *   k_scale[b * scale_seq_stride + t * scale_token_stride + h * scale_head_stride]
- * (FP32; the natural layout is [batch, capacity, kv_heads], 4 bytes per head_dim codes).
+ * An int8 cache (FAI_DTYPE_INT8) also has a scale per token and KV head, for K and for V,
+ * in one of two formats (scale_format):
+ * - FAI_SCALES_FP32 (0, the default): two float arrays, k_scale and v_scale, with
+ *     k_scale[b * scale_seq_stride + t * scale_token_stride + h * scale_head_stride]
+ *   (the natural layout is [batch, capacity, kv_heads]: 8 bytes of scales per token and head);
+ * - FAI_SCALES_BF16X2: one array of 32-bit words at k_scale (cast to float *), addressed as
+ *   above (strides in words), each holding the token's K scale as BF16 in its low half and its
+ *   V scale in its high half (a __nv_bfloat162 {k, v}); v_scale NULL. Half the bytes of FP32
+ *   scales; fai_kv_append rounds each scale to BF16 before coding the row with it, so the
+ *   codes are as accurate as with FP32 scales (docs/kv-quant.md).
  * FP8, FP16 and BF16 caches have no scales (leave the pointers NULL). */
 typedef struct fai_kv_cache {
     fai_dtype dtype;          /* element type of k and v */
@@ -152,9 +165,11 @@ typedef struct fai_kv_cache {
                                  computed correctly, only less evenly spread (except in
                                  fai_prefill over an int8/FP8 cache, which stages only this
                                  many keys per sequence: there it must be a true bound). */
-    /* int8 caches only (NULL and 0 otherwise); strides in floats, >= 0. */
+    /* int8 caches only (NULL and 0 otherwise); strides in 4-byte elements, >= 0. */
+    fai_scale_format scale_format; /* FAI_SCALES_FP32 (0) or FAI_SCALES_BF16X2; int8 only */
     float *k_scale;           /* device, 4-byte aligned (written by fai_kv_append) */
-    float *v_scale;           /* device, 4-byte aligned, same strides as k_scale */
+    float *v_scale;           /* device, 4-byte aligned, same strides as k_scale; NULL with
+                                 FAI_SCALES_BF16X2 */
     int64_t scale_seq_stride;
     int64_t scale_token_stride;
     int64_t scale_head_stride;

@@ -211,11 +211,21 @@ static fai_status check_scales(const char *fn, const fai_kv_cache *c, int32_t ba
                              fn, fai_dtype_name(c->dtype));
         return FAI_SUCCESS;
     }
+    if (c->scale_format != FAI_SCALES_FP32 && c->scale_format != FAI_SCALES_BF16X2)
+        return fai_error(FAI_ERROR_BAD_PARAM,
+                         "%s: cache.scale_format (%d) is not FAI_SCALES_FP32 (0) or FAI_SCALES_BF16X2 (1)", fn,
+                         (int)c->scale_format);
+    const int pairs = c->scale_format == FAI_SCALES_BF16X2;
+    if (pairs && c->v_scale)
+        return fai_error(FAI_ERROR_BAD_PARAM,
+                         "%s: cache.v_scale is set, but FAI_SCALES_BF16X2 keeps both scales in cache.k_scale's "
+                         "words (leave v_scale NULL)",
+                         fn);
     if (batch == 0 || capacity == 0)
         return FAI_SUCCESS;
     const float *ptrs[2] = {c->k_scale, c->v_scale};
     const char *names[2] = {"cache.k_scale", "cache.v_scale"};
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 - pairs; i++) {
         if (!ptrs[i])
             return fai_error(FAI_ERROR_BAD_PARAM_NULL_POINTER, "%s: %s is NULL (an int8 cache needs its scales)",
                              fn, names[i]);

@@ -52,6 +52,8 @@ typedef struct fai_decode_args {
     int32_t len_hint;                /* the planned length (max_seq_len, else capacity): where a
                                         paged block's first keys are guessed to start */
     const float *k_scale, *v_scale;  /* int8 cache: per (sequence, token, KV head) */
+    int32_t scale_pairs;             /* FAI_SCALES_BF16X2: k_scale's words hold both scales as BF16
+                                        (K low, V high) and v_scale is unused */
     int64_t scale_seq_stride, scale_token_stride, scale_head_stride;
     int32_t split_from, split_row0; /* a split tail (fai_decode_plan's fields of those names) */
 } fai_decode_args;

@@ -18,6 +18,7 @@ typedef struct fai_kv_append_args {
     void *k, *v;
     int64_t seq_stride, token_stride, head_stride; /* cache, elements of its dtype */
     float *k_scale, *v_scale;
+    int32_t scale_pairs; /* FAI_SCALES_BF16X2: BF16 K scale in the low half of k_scale's word, V's high */
     int64_t scale_seq_stride, scale_token_stride, scale_head_stride;
     int64_t num_slots; /* cache_batch * capacity: larger slots are skipped */
     int32_t capacity, num_tokens, num_kv_heads, head_dim, dtype;

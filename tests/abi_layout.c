@@ -20,6 +20,7 @@ int main(void)
     FIELD(fai_kv_cache, dtype, 0), FIELD(fai_kv_cache, k, 0), FIELD(fai_kv_cache, v, 0);
     FIELD(fai_kv_cache, seq_stride, 0), FIELD(fai_kv_cache, token_stride, 0), FIELD(fai_kv_cache, head_stride, 0);
     FIELD(fai_kv_cache, capacity, 0), FIELD(fai_kv_cache, seq_lens, 0), FIELD(fai_kv_cache, max_seq_len, 0);
+    FIELD(fai_kv_cache, scale_format, 0);
     FIELD(fai_kv_cache, k_scale, 0), FIELD(fai_kv_cache, v_scale, 0), FIELD(fai_kv_cache, scale_seq_stride, 0);
     FIELD(fai_kv_cache, scale_token_stride, 0), FIELD(fai_kv_cache, scale_head_stride, 0);
     FIELD(fai_kv_cache, page_table, 0), FIELD(fai_kv_cache, page_table_stride, 0);

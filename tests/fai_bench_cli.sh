@@ -31,7 +31,7 @@ refused() { # expected message, then the arguments
     grep -q -- "$want" <<<"$out" || fail "fai-bench $*: message '$out' lacks '$want'"
 }
 refused "kv= is for decode rows" --list --shape b=4,sq=2,kv=int8
-refused "want fp16, int8, fp8_e4m3 or fp8_e5m2" --list --shape kv=int9
+refused "want fp16, int8, fp8_e4m3, fp8_e5m2 or int8_bf16x2" --list --shape kv=int9
 refused "bad --shape value" --list --shape b=-1
 refused "unknown --shape key" --list --shape batch=4
 refused "unknown or incomplete option" --frobnicate

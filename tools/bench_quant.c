@@ -27,8 +27,12 @@
         }                                                                                      \
     } while (0)
 
-static const fai_dtype k_dtypes[] = {FAI_DTYPE_FP16, FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2};
-const char *const bench_quant_dtypes[BENCH_QUANT_DTYPES] = {"fp16", "int8", "fp8_e4m3", "fp8_e5m2"};
+static const fai_dtype k_dtypes[] = {FAI_DTYPE_FP16, FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2,
+                                     FAI_DTYPE_INT8};
+/* int8_bf16x2: int8 codes with FAI_SCALES_BF16X2 scales (one word of two BF16 a token and head) */
+static const fai_scale_format k_scales[] = {FAI_SCALES_FP32, FAI_SCALES_FP32, FAI_SCALES_FP32, FAI_SCALES_FP32,
+                                            FAI_SCALES_BF16X2};
+const char *const bench_quant_dtypes[BENCH_QUANT_DTYPES] = {"fp16", "int8", "fp8_e4m3", "fp8_e5m2", "int8_bf16x2"};
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -121,10 +125,16 @@ static void download_rows(const fai_kv_cache *c, int kv, int b, int g, int seq_k
     QCK(cudaMemcpy2D(raw, (size_t)d * eb, src, (size_t)c->token_stride * eb, (size_t)d * eb, (size_t)seq_k,
                      cudaMemcpyDeviceToHost));
     if (c->dtype == FAI_DTYPE_INT8) {
-        const float *sp = (kv ? c->v_scale : c->k_scale) + (int64_t)b * c->scale_seq_stride +
+        const int pairs = c->scale_format == FAI_SCALES_BF16X2;
+        const float *sp = (kv && !pairs ? c->v_scale : c->k_scale) + (int64_t)b * c->scale_seq_stride +
                           (int64_t)g * c->scale_head_stride;
         QCK(cudaMemcpy2D(scales, sizeof(float), sp, sizeof(float) * (size_t)c->scale_token_stride, sizeof(float),
                          (size_t)seq_k, cudaMemcpyDeviceToHost));
+        for (int t = 0; pairs && t < seq_k; t++) { /* the word's K (low) or V (high) BF16 half */
+            uint32_t w;
+            memcpy(&w, &scales[t], sizeof w);
+            scales[t] = fai_bf16_bits_to_float((uint16_t)(kv ? w >> 16 : w & 0xFFFFu));
+        }
     }
     for (int t = 0; t < seq_k; t++)
         for (int e = 0; e < d; e++)
@@ -209,8 +219,8 @@ static const char *check_decode(decode_ctx *c, int b, int seq_k, int hq, int hk,
  * at a time. page_size > 0: a pool of batch * ceil(capacity / page_size) pages [hk,
  * page_size, d] (nhd: [page_size, hk, d]; scales [page, hk, page_size]) with a scrambled page
  * table. */
-static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity, int hk, int d, int page_size,
-                       int nhd, uint64_t seed)
+static void make_cache(fai_kv_cache *c, fai_dtype dtype, fai_scale_format scales, int batch, int capacity, int hk,
+                       int d, int page_size, int nhd, uint64_t seed)
 {
     const int eb = dtype == FAI_DTYPE_FP16 ? 2 : 1;
     const int pps = page_size ? (capacity + page_size - 1) / page_size : 0;
@@ -229,8 +239,10 @@ static void make_cache(fai_kv_cache *c, fai_dtype dtype, int batch, int capacity
          * scales contiguously ([batch, capacity, hk] puts them hk floats apart, a 32-byte
          * sector for every 4 bytes used); in pages the same, page by page. */
         const int unit = page_size ? page_size : capacity;
+        c->scale_format = scales;
         QCK(cudaMalloc((void **)&c->k_scale, sizeof(float) * (size_t)batch * slot_tokens * hk));
-        QCK(cudaMalloc((void **)&c->v_scale, sizeof(float) * (size_t)batch * slot_tokens * hk));
+        if (scales == FAI_SCALES_FP32)
+            QCK(cudaMalloc((void **)&c->v_scale, sizeof(float) * (size_t)batch * slot_tokens * hk));
         c->scale_seq_stride = (int64_t)unit * hk;
         c->scale_token_stride = 1;
         c->scale_head_stride = unit;
@@ -290,9 +302,11 @@ static void free_cache(fai_kv_cache *c)
     cudaFree(c->v_scale);
 }
 
-static double cache_bytes(fai_dtype dtype, int64_t tokens, int hk, int d)
+static double cache_bytes(int t, int64_t tokens, int hk, int d)
 {
-    const double per_row = dtype == FAI_DTYPE_FP16 ? 2.0 * d : dtype == FAI_DTYPE_INT8 ? d + 4.0 : (double)d;
+    const fai_dtype dtype = k_dtypes[t];
+    const double scale = k_scales[t] == FAI_SCALES_BF16X2 ? 2.0 : 4.0; /* a token and head's K (or V) scale */
+    const double per_row = dtype == FAI_DTYPE_FP16 ? 2.0 * d : dtype == FAI_DTYPE_INT8 ? d + scale : (double)d;
     return 2.0 * (double)tokens * hk * per_row; /* K and V */
 }
 
@@ -305,10 +319,10 @@ static void write_row(const char *suite, const char *dtype, int b, int sq, int s
 
 /* The kv-quant suite's shapes: the issue's two decode rows (MHA batch 128 x 8K, GQA 32/8 batch
  * 1 x 128K), and GQA at batch 16 x 8K and MHA at batch 32 x 2K, over every dtype. */
-const quant_shape bench_quant_suite[BENCH_QUANT_SUITE_ROWS] = {{128, 8192, 32, 32, 128, 0xF},
-                                                               {1, 131072, 32, 8, 128, 0xF},
-                                                               {16, 8192, 32, 8, 128, 0xF},
-                                                               {32, 2048, 32, 32, 128, 0xF}};
+const quant_shape bench_quant_suite[BENCH_QUANT_SUITE_ROWS] = {{128, 8192, 32, 32, 128, 0x1F},
+                                                               {1, 131072, 32, 8, 128, 0x1F},
+                                                               {16, 8192, 32, 8, 128, 0x1F},
+                                                               {32, 2048, 32, 32, 128, 0x1F}};
 
 /* What one timing pass of a shape over one cache dtype measured. */
 typedef struct quant_pass {
@@ -356,7 +370,7 @@ static void time_pass(quant_pass *out, const quant_shape *sh, int t, int reps, i
     c.p.q.head_stride = d;
     c.p.o = c.p.q;
     c.p.o.data = (char *)qo + (size_t)b * hq * d * 2;
-    make_cache(&c.p.cache, k_dtypes[t], b, sk, hk, d, page_size, nhd, 1234);
+    make_cache(&c.p.cache, k_dtypes[t], k_scales[t], b, sk, hk, d, page_size, nhd, 1234);
     c.p.cache.seq_lens = lens;
     fai_decode_plan plan, other;
     fai_decode_make_plan_kv("fai-bench", k_dtypes[t], page_size, b, hq, hk, d, sk, dev, FAI_DECODE_AUTO, 0, 0, 0,
@@ -457,7 +471,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
                 continue;
             const quant_pass *q = &pass[t];
             const float ms = t == 0 ? fp16_ms : q->ms; /* FP16's row: the baseline the ratios use */
-            const double bytes = cache_bytes(k_dtypes[t], (int64_t)b * sk, hk, d) + 2.0 * b * hq * d * 2;
+            const double bytes = cache_bytes(t, (int64_t)b * sk, hk, d) + 2.0 * b * hq * d * 2;
             const double gbps = bytes / (ms * 1e-3) / 1e9;
             const char *kname = q->mma ? "mma" : "simt";
             char both[96] = "";
@@ -490,7 +504,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
     for (int t = 0; t < BENCH_QUANT_DTYPES; t++) {
         fai_kv_append_params a = fai_kv_append_params_default();
         fai_kv_cache c;
-        make_cache(&c, k_dtypes[t], 4, tokens, hk, d, 0, 1, 99); /* (NHD: a prompt's rows side by side) */
+        make_cache(&c, k_dtypes[t], k_scales[t], 4, tokens, hk, d, 0, 1, 99); /* (NHD: a prompt's rows side by side) */
         void *rows;
         int64_t *slots_dev;
         QCK(cudaMalloc(&rows, (size_t)tokens * hk * d * 2 * 2));
@@ -513,7 +527,7 @@ void bench_quant(const quant_shape *shapes, int count, int append, double copy_g
         a.cache_batch = 4;
         a.cache = c;
         const float ms = median_ms(run_append, &a, reps, s);
-        const double bytes = 2.0 * tokens * hk * d * 2 + cache_bytes(k_dtypes[t], tokens, hk, d) + 8.0 * tokens;
+        const double bytes = 2.0 * tokens * hk * d * 2 + cache_bytes(t, tokens, hk, d) + 8.0 * tokens;
         const double gbps = bytes / (ms * 1e-3) / 1e9;
         printf("%-14s %9.1f %9.0f %7.1f\n", bench_quant_dtypes[t], ms * 1e3, gbps, 100.0 * gbps / copy_gbps);
         write_row("kv-append", bench_quant_dtypes[t], 1, tokens, tokens, 0, hk, d, ms, gbps,

@@ -7,8 +7,9 @@
 #include "fai.h"
 
 /* The cache dtypes of the kv-quant rows, by index (0: FP16, the baseline of every row). */
-#define BENCH_QUANT_DTYPES 4
-extern const char *const bench_quant_dtypes[BENCH_QUANT_DTYPES]; /* fp16, int8, fp8_e4m3, fp8_e5m2 */
+#define BENCH_QUANT_DTYPES 5
+/* fp16, int8, fp8_e4m3, fp8_e5m2, int8_bf16x2 (int8 with FAI_SCALES_BF16X2 scales) */
+extern const char *const bench_quant_dtypes[BENCH_QUANT_DTYPES];
 
 /* One decode shape of the kv-quant rows and the cache dtypes to time it over (bit t:
  * bench_quant_dtypes[t]; FP16 is always timed too, for the x fp16 column). */

@@ -538,7 +538,7 @@ static int parse_shape(const char *spec, shape *sh, int *kv)
                 if (!strcmp(val, bench_quant_dtypes[k]))
                     *kv = k;
             if (*kv < 0) {
-                fprintf(stderr, "fai-bench: --shape kv=%s: want fp16, int8, fp8_e4m3 or fp8_e5m2\n", val);
+                fprintf(stderr, "fai-bench: --shape kv=%s: want fp16, int8, fp8_e4m3, fp8_e5m2 or int8_bf16x2\n", val);
                 return -1;
             }
             continue;
@@ -590,7 +590,7 @@ static void usage(void)
            "                  decode (the three decode suites), prefill (the four prefill suites),\n"
            "                  all (every suite) (default, with no --suite or --shape: decode-seq)\n"
            "  --shape SPEC    one shape, b=..,sq=..,sk=..,hq=..,hk=..,d=..,causal=0|1 (defaults\n"
-           "                  1,1,128,32,32,128,0), and kv=int8|fp8_e4m3|fp8_e5m2 for a decode row\n"
+           "                  1,1,128,32,32,128,0), and kv=int8|fp8_e4m3|fp8_e5m2|int8_bf16x2 for a decode row\n"
            "                  over a quantized cache (timed as the kv-quant rows are, beside FP16,\n"
            "                  after the other rows); may be repeated. sq=1: a decode row (fai_decode);\n"
            "                  sq>1: a prefill row (fai_prefill on b packed sequences of sq x sk);\n"

@@ -23,7 +23,8 @@ class KVCache(Structure):
     """fai_kv_cache: one contiguous slot per sequence."""
     _fields_ = [("dtype", c_int), ("k", c_void_p), ("v", c_void_p), ("seq_stride", c_int64),
                 ("token_stride", c_int64), ("head_stride", c_int64), ("capacity", c_int32),
-                ("seq_lens", c_void_p), ("max_seq_len", c_int32), ("k_scale", c_void_p), ("v_scale", c_void_p),
+                ("seq_lens", c_void_p), ("max_seq_len", c_int32), ("scale_format", c_int),
+                ("k_scale", c_void_p), ("v_scale", c_void_p),
                 ("scale_seq_stride", c_int64), ("scale_token_stride", c_int64), ("scale_head_stride", c_int64),
                 ("page_table", c_void_p), ("page_table_stride", c_int64), ("page_size", c_int32),
                 ("num_pages", c_int32)]

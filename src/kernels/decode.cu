@@ -41,8 +41,14 @@ __device__ __forceinline__ void load_step(typename kv_vec<KT>::type kr[U], typen
             vr[u] = kv_load<KT>(vp + (p.page * a.kv_seq_stride + p.row * a.v_token_stride) * EB);
             if (KT == FAI_KV_INT8) {
                 const int64_t so = p.page * a.scale_seq_stride + p.row * a.scale_token_stride;
-                ks[u] = ptx_ld_stream_f32(ksp + so);
-                vs[u] = ptx_ld_stream_f32(vsp + so);
+                if (a.scale_pairs) { /* one word: BF16 K scale low, V high */
+                    const uint32_t w = __float_as_uint(ptx_ld_stream_f32(ksp + so));
+                    ks[u] = scale_pair_k(w);
+                    vs[u] = scale_pair_v(w);
+                } else {
+                    ks[u] = ptx_ld_stream_f32(ksp + so);
+                    vs[u] = ptx_ld_stream_f32(vsp + so);
+                }
             }
         } else {
             kr[u] = kv_zero<KT>();

@@ -150,7 +150,23 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
         ptx_cp_async_16(ks + row * D + chunk * 16, kp + (valid ? ko : 0), valid);
         ptx_cp_async_16(vs + row * D + chunk * 16, vp + (valid ? vo : 0), valid);
     }
-    if (CT == FAI_KV_INT8) {
+    if (CT == FAI_KV_INT8 && a.scale_pairs) {
+        /* FAI_SCALES_BF16X2: one word a key holds both scales, [16 words]. */
+        float *sc = reinterpret_cast<float *>(stage + 2 * KT * D);
+        const int64_t so0 = PAGED ? 0 : (int64_t)key0 * a.scale_token_stride;
+        const bool packed = !PAGED && a.scale_token_stride == 1 && key0 + KT <= kend &&
+                            (reinterpret_cast<uintptr_t>(ksp + so0) & 15) == 0;
+        if (packed) {
+            if (lane < 4)
+                ptx_cp_async_16(sc + lane * 4, ksp + so0 + lane * 4, true);
+        } else if (lane < KT) {
+            const int key = key0 + lane;
+            const bool valid = key < kend;
+            const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, lane) : locate_row<PAGED>(a, page, key0, lane, kend);
+            const int64_t so = p.page * a.scale_seq_stride + p.row * a.scale_token_stride;
+            ptx_cp_async_4(sc + lane, ksp + (valid ? so : 0), valid);
+        }
+    } else if (CT == FAI_KV_INT8) {
         float *sc = reinterpret_cast<float *>(stage + 2 * KT * D); /* [K 16][V 16] */
         /* A whole tile of a contiguous cache whose 16 scales lie side by side (one float
          * apart, 16-byte aligned): four 16-byte copies each for K and V through L2 only, as the
@@ -516,8 +532,15 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
             const float *sc = reinterpret_cast<const float *>(stage + 2 * KT * D);
 #pragma unroll
             for (int n = 0; n < 2; n++) {
-                const float2 k2 = *reinterpret_cast<const float2 *>(sc + n * 8 + quad * 2);
-                vsc[n] = *reinterpret_cast<const float2 *>(sc + KT + n * 8 + quad * 2);
+                float2 k2;
+                if (a.scale_pairs) { /* [16 words]: BF16 K scale low, V high */
+                    const uint2 w = *reinterpret_cast<const uint2 *>(sc + n * 8 + quad * 2);
+                    k2 = make_float2(scale_pair_k(w.x), scale_pair_k(w.y));
+                    vsc[n] = make_float2(scale_pair_v(w.x), scale_pair_v(w.y));
+                } else {
+                    k2 = *reinterpret_cast<const float2 *>(sc + n * 8 + quad * 2);
+                    vsc[n] = *reinterpret_cast<const float2 *>(sc + KT + n * 8 + quad * 2);
+                }
                 s[n][0] *= k2.x;
                 s[n][1] *= k2.y;
                 s[n][2] *= k2.x;

@@ -120,6 +120,8 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
                     for (int off = lanes / 2; off >= 1; off /= 2)
                         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
                     scale = fai_int8_scale(amax);
+                    if (a.scale_pairs) /* the row is coded with the BF16 scale its readers see */
+                        scale = fai_bf16_bits_to_float(fai_int8_scale_bf16(scale));
                 }
                 if (slot[u] < 0 || slot[u] >= a.num_slots)
                     continue; /* padding, or a slot outside the cache (device-side guard) */
@@ -131,8 +133,13 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
                     b = slot[u] / a.capacity, pos = slot[u] % a.capacity;
                 }
                 const int64_t off = b * a.seq_stride + pos * a.token_stride + (int64_t)h * a.head_stride;
-                if (int8 && c == 0)
-                    scale_out[b * a.scale_seq_stride + pos * a.scale_token_stride + (int64_t)h * a.scale_head_stride] = scale;
+                if (int8 && c == 0) {
+                    const int64_t so = b * a.scale_seq_stride + pos * a.scale_token_stride + (int64_t)h * a.scale_head_stride;
+                    if (a.scale_pairs) /* K's half and V's half of the word, stored by their own threads */
+                        reinterpret_cast<uint16_t *>(a.k_scale)[2 * so + kv] = (uint16_t)(fai_float_bits(scale) >> 16);
+                    else
+                        scale_out[so] = scale;
+                }
                 const float pre = fai_int8_pre(scale), inv = fai_int8_inv(scale);
 #pragma unroll
                 for (int j = 0; j < 2; j++) {

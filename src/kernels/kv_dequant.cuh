@@ -110,6 +110,10 @@ __device__ __forceinline__ void e4m3x4_to_float(uint32_t w, float *f)
     half2_bits_to_float(e4m3x2_to_half2_bits(w, 1), f + 2);
 }
 
+/* An int8 cache's FAI_SCALES_BF16X2 word: the K scale is its low BF16 half, V's its high one. */
+__device__ __forceinline__ float scale_pair_k(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float scale_pair_v(uint32_t w) { return __uint_as_float(w & 0xFFFF0000u); }
+
 /* Eight values of one lane's load as floats (int8: the codes, to be multiplied by the scale). */
 template <int KT> __device__ __forceinline__ void kv_to_float(typename kv_vec<KT>::type v, float f[8]);
 template <> __device__ __forceinline__ void kv_to_float<FAI_KV_FP16>(uint4 u, float f[8])

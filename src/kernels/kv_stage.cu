@@ -78,7 +78,13 @@ __global__ void __launch_bounds__(STAGE_THREADS) kv_stage_kernel(const __grid_co
                 float f[8];
                 kv_to_float<KT>(kv_load<KT>(at), f);
                 if (KT == FAI_KV_INT8) {
-                    const float s = (kv ? c->v_scale : c->k_scale)[sc];
+                    float s;
+                    if (c->scale_format == FAI_SCALES_BF16X2) {
+                        const uint32_t w = reinterpret_cast<const uint32_t *>(c->k_scale)[sc];
+                        s = kv ? scale_pair_v(w) : scale_pair_k(w);
+                    } else {
+                        s = (kv ? c->v_scale : c->k_scale)[sc];
+                    }
 #pragma unroll
                     for (int e = 0; e < 8; e++)
                         f[e] = f[e] * s;
