@@ -51,9 +51,10 @@ typedef struct fai_decode_args {
     int32_t page_shift, num_pages; /* log2(page_size); pages in the pool */
     int32_t len_hint;                /* the planned length (max_seq_len, else capacity): where a
                                         paged block's first keys are guessed to start */
+    int32_t scale_pairs;             /* int8, FAI_SCALES_BF16X2: k_scale's words hold both scales as
+                                        BF16 (K low, V high) and v_scale is unused (in the padding
+                                        before k_scale: no other field moves) */
     const float *k_scale, *v_scale;  /* int8 cache: per (sequence, token, KV head) */
-    int32_t scale_pairs;             /* FAI_SCALES_BF16X2: k_scale's words hold both scales as BF16
-                                        (K low, V high) and v_scale is unused */
     int64_t scale_seq_stride, scale_token_stride, scale_head_stride;
     int32_t split_from, split_row0; /* a split tail (fai_decode_plan's fields of those names) */
 } fai_decode_args;

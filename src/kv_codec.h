@@ -186,8 +186,8 @@ FAI_CODEC_FN float fai_int8_dequantize(int8_t q, float scale) { return (float)q 
  * to even, as its bits. The row is then coded with that BF16 value (fai_bf16_bits_to_float),
  * so the codes fit the scale the readers see; a scale rounded down codes the row's largest
  * value as 127 all the same (its code is at most 127 * (1 + 2^-9) before the clamp). Scales
- * are never NaN (fai_int8_scale of a max|x|); +inf stays +inf, and a scale under 2^-134 (rows
- * with max|x| under about 5.8e-39) rounds to 0, which codes its row as zeros. */
+ * are never NaN (fai_int8_scale of a max|x|); +inf stays +inf, and a scale of at most 2^-134
+ * (rows with max|x| up to about 5.8e-39) rounds to 0, which codes its row as zeros. */
 FAI_CODEC_FN uint16_t fai_int8_scale_bf16(float scale)
 {
     const uint32_t b = fai_float_bits(scale);

@@ -95,7 +95,7 @@ float host_bf16_to_float(uint16_t b)
     return f;
 }
 
-void host_encode_row(fai_dtype dtype, const float *x, int d, uint8_t *out, float *scale, float *deq)
+void host_encode_row(fai_dtype dtype, int bf16_scale, const float *x, int d, uint8_t *out, float *scale, float *deq)
 {
     *scale = 0.0f;
     if (dtype == FAI_DTYPE_FP16) {
@@ -109,6 +109,8 @@ void host_encode_row(fai_dtype dtype, const float *x, int d, uint8_t *out, float
         for (int e = 0; e < d; e++)
             amax = fmaxf(amax, fabsf(x[e]));
         *scale = fai_int8_scale(amax);
+        if (bf16_scale) /* FAI_SCALES_BF16X2: coded with the scale rounded to BF16, as fai_kv_append */
+            *scale = fai_bf16_bits_to_float(fai_int8_scale_bf16(*scale));
         for (int e = 0; e < d; e++) {
             const int8_t q = fai_int8_quantize(x[e], *scale);
             out[e] = (uint8_t)q;

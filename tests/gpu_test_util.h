@@ -46,8 +46,9 @@ void round_to_half(float *x, uint16_t *bits, int64_t n);
 
 /* One row of d FP16-exact values as a cache of `dtype` holds it (src/kv_codec.h, the code
  * fai_kv_append runs): FP16 bits (2d bytes) or codes (d bytes) into out, the int8 scale into
- * *scale (0 otherwise), and the values the cache stands for into deq. */
-void host_encode_row(fai_dtype dtype, const float *x, int d, uint8_t *out, float *scale, float *deq);
+ * *scale (0 otherwise; bf16_scale: rounded to BF16 first, as FAI_SCALES_BF16X2 keeps it), and
+ * the values the cache stands for into deq. */
+void host_encode_row(fai_dtype dtype, int bf16_scale, const float *x, int d, uint8_t *out, float *scale, float *deq);
 
 /* Keys left of every window of a prefill sequence that the window tests keep finite (the
  * rest left of the windows hold NaN: tiles outside a window are skipped, not read and masked;

@@ -145,6 +145,31 @@ static void test_decode_rejects(void)
     p.cache.scale_token_stride = 8;
     p.cache.scale_seq_stride = (int64_t)1 << 62;
     REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.k_scale and cache.v_scale span more than 2^63");
+    /* FAI_SCALES_BF16X2: both scales in k_scale's words, v_scale NULL; other formats refused;
+     * the format of a cache without scales is not looked at. */
+    p = valid_params(); p.cache.dtype = FAI_DTYPE_INT8; p.cache.k_scale = (float *)FAKE(7);
+    p.cache.scale_format = (fai_scale_format)2;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "cache.scale_format (2) is not FAI_SCALES_FP32 (0) or FAI_SCALES_BF16X2 (1)");
+    p.cache.scale_format = (fai_scale_format)-1;
+    REJECT(p, FAI_ERROR_BAD_PARAM, "cache.scale_format (-1)");
+    p.cache.scale_format = FAI_SCALES_BF16X2; p.cache.v_scale = (float *)FAKE(8);
+    REJECT(p, FAI_ERROR_BAD_PARAM, "cache.v_scale is set, but FAI_SCALES_BF16X2 keeps both scales");
+    p.cache.v_scale = NULL; p.cache.k_scale = NULL;
+    REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.k_scale is NULL");
+    p.cache.k_scale = (float *)((char *)FAKE(7) + 2);
+    REJECT(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "cache.k_scale");
+    p.cache.k_scale = (float *)FAKE(7);
+    { /* (accepted: past the checks, failing at most at the device query without a GPU) */
+        size_t bytes = 1;
+        fai_status s = fai_decode_workspace_size(&p, &bytes);
+        CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "int8 FAI_SCALES_BF16X2, v_scale NULL: %s",
+              fai_last_error());
+        p.cache.scale_seq_stride = (int64_t)1 << 62;
+        REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "span more than 2^63");
+        p = valid_params(); p.cache.scale_format = (fai_scale_format)77;
+        s = fai_decode_workspace_size(&p, &bytes);
+        CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "FP16 cache, scale_format 77: %s", fai_last_error());
+    }
     p = valid_params(); p.cache.dtype = FAI_DTYPE_FP8_E4M3; p.cache.k_scale = (float *)FAKE(7);
     REJECT(p, FAI_ERROR_BAD_PARAM, "a FAI_DTYPE_FP8_E4M3 cache has no scales");
     p = valid_params(); p.cache.dtype = FAI_DTYPE_FP8_E5M2; p.cache.token_stride = 8 * 128 + 8;
@@ -347,6 +372,10 @@ static void test_append_checks(void)
     REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_MISALIGNED, "slots");
     p = valid_append(); p.cache.k_scale = NULL;
     REJECT_APPEND(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "cache.k_scale is NULL");
+    p = valid_append(); p.cache.scale_format = FAI_SCALES_BF16X2;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM, "cache.v_scale is set, but FAI_SCALES_BF16X2");
+    p = valid_append(); p.cache.scale_format = (fai_scale_format)3;
+    REJECT_APPEND(p, FAI_ERROR_BAD_PARAM, "cache.scale_format (3)");
     p = valid_append(); p.cache.dtype = FAI_DTYPE_FP8_E5M2;
     REJECT_APPEND(p, FAI_ERROR_BAD_PARAM, "has no scales");
     p = valid_append(); p.cache.dtype = (fai_dtype)11;
@@ -820,6 +849,10 @@ static void test_prefill_cache_checks(void)
     CACHE_PARAMS(); c.dtype = FAI_DTYPE_INT8; c.k_scale = scales; c.v_scale = scales + 2;
     c.scale_seq_stride = 1024 * 8; c.scale_token_stride = 8; c.scale_head_stride = 1;
     PREFILL_ACCEPT(p); /* int8 */
+    c.scale_format = FAI_SCALES_BF16X2;
+    PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM, "kv_cache->v_scale is set, but FAI_SCALES_BF16X2");
+    c.v_scale = NULL;
+    PREFILL_ACCEPT(p); /* int8 with BF16 scale pairs */
     c.k_scale = NULL;
     PREFILL_REJECT(p, FAI_ERROR_BAD_PARAM_NULL_POINTER, "kv_cache->k_scale is NULL");
     CACHE_PARAMS(); c.dtype = FAI_DTYPE_FP8_E4M3;

@@ -8,10 +8,15 @@
  *    largest finite value, NaN to 0x7F;
  *  - int8 per-head: codes within [-127, 127], every value within half a step of its
  *    original (plus the FP32 rounding of x / scale and q * scale), the row maximum at
- *    +-127, ties to even, zero rows guarded. */
+ *    +-127, ties to even, zero rows guarded;
+ *  - int8 scales kept as BF16 (FAI_SCALES_BF16X2): every FP32 scale bit pattern from 0 to
+ *    +inf in steps of 61 (and every pattern near ties) rounds to the nearest BF16 a search in
+ *    double picks, ties to even; rows coded with the rounded scale keep the bounds above,
+ *    their maximum at +-127 even where the scale rounded down. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gpu_test_util.h"
 #include "kv_codec.h"
@@ -247,6 +252,78 @@ static void test_int8(void)
     }
 }
 
+/* The BF16 a scale rounds to, by search in double: the nearer of the two BF16 values around
+ * it (its upper 16 bits and the next pattern), the even one on a tie. */
+static uint16_t bf16_nearest(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint32_t lo = u >> 16, hi = lo + 1;
+    if (lo == 0x7F7Fu) /* above BF16's largest finite value: to +inf from half an ulp on (a tie: inf is even) */
+        return (uint16_t)((u & 0xFFFFu) >= 0x8000u ? 0x7F80u : lo);
+    if (lo == 0x7F80u) /* +inf */
+        return (uint16_t)lo;
+    const double dlo = fabs((double)x - (double)fai_bf16_bits_to_float((uint16_t)lo));
+    const double dhi = fabs((double)fai_bf16_bits_to_float((uint16_t)hi) - (double)x);
+    if (dlo < dhi)
+        return (uint16_t)lo;
+    if (dhi < dlo)
+        return (uint16_t)hi;
+    return (uint16_t)((lo & 1u) ? hi : lo);
+}
+
+static void test_int8_bf16_scale(void)
+{
+    /* every 61st pattern from 0 to +inf, and the patterns at and beside every 257th tie */
+    for (uint64_t b = 0; b <= 0x7F800000u; b += 61) {
+        float x;
+        const uint32_t u = (uint32_t)b;
+        memcpy(&x, &u, sizeof x);
+        EXPECT(fai_int8_scale_bf16(x) == bf16_nearest(x), "bf16 scale: bits 0x%08x -> 0x%04x, expected 0x%04x", u,
+               fai_int8_scale_bf16(x), bf16_nearest(x));
+    }
+    for (uint32_t hi = 0; hi < 0x7F80u; hi += 257)
+        for (int dt = -1; dt <= 1; dt++) {
+            const uint32_t u = (hi << 16 | 0x8000u) + (uint32_t)dt;
+            float x;
+            memcpy(&x, &u, sizeof x);
+            EXPECT(fai_int8_scale_bf16(x) == bf16_nearest(x), "bf16 scale: tie bits 0x%08x -> 0x%04x, expected 0x%04x",
+                   u, fai_int8_scale_bf16(x), bf16_nearest(x));
+        }
+    EXPECT(fai_int8_scale_bf16(INFINITY) == 0x7F80u && fai_int8_scale_bf16(0.0f) == 0 &&
+               fai_int8_scale_bf16(0x1p-135f) == 0 && fai_int8_scale_bf16(0x1p-133f) == 0x0001u,
+           "bf16 scale: inf, zero, and the smallest subnormals");
+
+    /* Rows coded with the rounded scale: codes in range, the maximum at +-127 (the scale may
+     * have rounded down: its quotient up to 127 (1 + 2^-9) clamps), every value within half a
+     * step of the BF16 scale, plus the FP32 rounding, plus what the clamp cuts (2^-8 of a
+     * maximum's step). */
+    uint64_t state = 0x2545F4914F6CDD1Dull;
+    int rounded_down = 0;
+    for (int row = 0; row < 30000; row++) {
+        float x[128], amax = 0.0f;
+        const float range = powf(10.0f, (float)(row % 17) - 8.0f);
+        for (int i = 0; i < 128; i++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = range * ((float)(state >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+            amax = fmaxf(amax, fabsf(x[i]));
+        }
+        const float exact = fai_int8_scale(amax), scale = fai_bf16_bits_to_float(fai_int8_scale_bf16(exact));
+        rounded_down += scale < exact;
+        for (int i = 0; i < 128; i++) {
+            const int8_t q = fai_int8_quantize(x[i], scale);
+            EXPECT(q != -128, "int8 bf16 scale: code %d out of range", q);
+            const double err = fabs((double)fai_int8_dequantize(q, scale) - (double)x[i]);
+            const double bound = (0.5 + 127.0 * 0x1p-24) * scale + fabs((double)x[i]) * 0x1p-24 +
+                                 (double)amax * 0x1p-8 + 128.0 * 0x1p-149;
+            EXPECT(err <= bound, "int8 bf16 scale: %.9g -> %d * %.9g, error %.3g", (double)x[i], q, (double)scale, err);
+            if (fabsf(x[i]) == amax)
+                EXPECT(q == (x[i] > 0 ? 127 : -127), "int8 bf16 scale: row max %.9g -> %d", (double)x[i], q);
+        }
+    }
+    EXPECT(rounded_down > 1000, "int8 bf16 scale: only %d of 30000 scales rounded down", rounded_down);
+}
+
 int main(void)
 {
     fp8_format e4m3 = {"e4m3", 3, 7, 0, enc43, dec43, {0}, 0, 0};
@@ -256,6 +333,7 @@ int main(void)
     test_format(&e5m2);
     EXPECT(e5m2.max == 57344.0 && e5m2.max_code == 0x7B, "e5m2: max %.9g code 0x%02x", e5m2.max, e5m2.max_code);
     test_int8();
+    test_int8_bf16_scale();
     printf("test_codec: %d failures\n", failures);
     return failures ? 1 : 0;
 }

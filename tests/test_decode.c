@@ -51,6 +51,7 @@ typedef struct decode_case {
     int page_size;     /* > 0: a paged cache (pages in scrambled order, written by fai_kv_append) */
     int shared_pages;  /* paged: sequence 1 starts with sequence 0's first pages (a common prefix) */
     int bf16;          /* BF16 q and o (kv_dtype BF16 or quantized, written from BF16 rows) */
+    int scale_pairs;   /* int8: FAI_SCALES_BF16X2 (both scales of a token and head in one word) */
 } decode_case;
 
 static uint64_t g_seed;
@@ -220,8 +221,9 @@ typedef struct encoding {
     const float *src;
     float *deq;
     const uint8_t *got;     /* the kernel's codes, or NULL */
-    const float *got_scale; /* the kernel's int8 scales, or NULL */
+    const float *got_scale; /* the kernel's int8 scales (FAI_SCALES_BF16X2: words), or NULL */
     int64_t *bad;           /* [chunks] */
+    int pairs, is_v;        /* FAI_SCALES_BF16X2: compare the word's V (high) or K (low) half */
 } encoding;
 
 static void encode_range(int64_t first, int64_t end, void *ctx)
@@ -232,10 +234,14 @@ static void encode_range(int64_t first, int64_t end, void *ctx)
     int64_t bad = 0;
     for (int64_t r = first; r < end; r++) {
         float scale;
-        host_encode_row(e->dtype, e->src + r * d, d, want, &scale, e->deq + r * d);
+        host_encode_row(e->dtype, e->pairs, e->src + r * d, d, want, &scale, e->deq + r * d);
         bad += e->got && memcmp(want, e->got + r * d, (size_t)d) != 0;
-        if (e->got_scale)
+        if (e->got_scale && e->pairs) {
+            const uint32_t w = fai_float_bits(e->got_scale[r]);
+            bad += (uint16_t)(e->is_v ? w >> 16 : w & 0xFFFFu) != (uint16_t)(fai_float_bits(scale) >> 16);
+        } else if (e->got_scale) {
             bad += memcmp(&scale, e->got_scale + r, sizeof(float)) != 0;
+        }
     }
     e->bad[first / ENCODE_GRAIN] = bad;
 }
@@ -316,11 +322,12 @@ static int64_t append_quantized(const decode_case *c, device_problem *dp, host_p
         if (compare)
             download_rows(which ? kc->v : kc->k, kc->seq_stride, kc->token_stride, kc->head_stride, b, len, hk, d, 1,
                           got);
-        const float *sc = compare ? (which ? kc->v_scale : kc->k_scale) : NULL;
+        const float *sc = compare ? (which && !c->scale_pairs ? kc->v_scale : kc->k_scale) : NULL;
         if (sc)
             download_rows(sc, kc->scale_seq_stride, kc->scale_token_stride, kc->scale_head_stride, b, len, hk, 1, 4,
                           (uint8_t *)got_scale);
-        encoding job = {c->kv_dtype, d, src, deq, compare ? got : NULL, sc ? got_scale : NULL, NULL};
+        encoding job = {c->kv_dtype, d, src, deq, compare ? got : NULL, sc ? got_scale : NULL, NULL, c->scale_pairs,
+                        which};
         const int64_t rows = (int64_t)len * hk, chunks = (rows - 1) / ENCODE_GRAIN + 1;
         job.bad = calloc((size_t)chunks, sizeof(int64_t));
         fai_ref_parallel_for(rows, ENCODE_GRAIN, encode_range, &job);
@@ -684,10 +691,15 @@ static int run_case(const decode_case *c, int index)
     const int slots = c->page_size ? num_pages : c->batch, rows = c->page_size ? c->page_size : c->capacity;
     if (c->kv_dtype == FAI_DTYPE_INT8) {
         const int64_t ns = (int64_t)slots * rows * c->hk;
+        /* FAI_SCALES_BF16X2: one word per (token, head) at k_scale, the same poison (BF16 NaN
+         * 0xffff, or 0x5a5a: 1.5e16) */
+        kc->scale_format = c->scale_pairs ? FAI_SCALES_BF16X2 : FAI_SCALES_FP32;
         CUDA_CHECK(cudaMalloc((void **)&kc->k_scale, sizeof(float) * (size_t)(ns + 1)));
-        CUDA_CHECK(cudaMalloc((void **)&kc->v_scale, sizeof(float) * (size_t)(ns + 1)));
         CUDA_CHECK(cudaMemset(kc->k_scale, c->huge_tail ? 0x5a : 0xff, sizeof(float) * (size_t)ns));
-        CUDA_CHECK(cudaMemset(kc->v_scale, c->huge_tail ? 0x5a : 0xff, sizeof(float) * (size_t)ns));
+        if (!c->scale_pairs) {
+            CUDA_CHECK(cudaMalloc((void **)&kc->v_scale, sizeof(float) * (size_t)(ns + 1)));
+            CUDA_CHECK(cudaMemset(kc->v_scale, c->huge_tail ? 0x5a : 0xff, sizeof(float) * (size_t)ns));
+        }
         /* the scales in the cache's own order: [batch, capacity, hk] or [batch, hk, capacity] */
         kc->scale_seq_stride = (int64_t)rows * c->hk;
         kc->scale_token_stride = c->hnd ? 1 : c->hk;
@@ -928,7 +940,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    static decode_case cases[320];
+    static decode_case cases[400];
     int n = 0;
     static char names[128][64];
     /* Every head dim x GQA ratio (1, 4, 7, 8, MQA 8 and 32), odd lengths, ALiBi alternating. */
@@ -945,25 +957,25 @@ int main(int argc, char **argv)
             cases[n++] = c;
         }
     decode_case extra[] = {
-        {"HND cache, fused QKV view, head-major O", 5, 32, 8, 128, 700, NULL, 1, 1, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"ALiBi standard slopes, 12 heads", 4, 12, 4, 128, 900, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"ALiBi caller slopes", 4, 16, 16, 64, 900, NULL, 0, 0, 2, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"very negative logits (slope 8)", 3, 8, 2, 128, 1000, NULL, 0, 0, 3, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"logits to +-50", 4, 16, 4, 128, 1000, NULL, 0, 0, 0, 15.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"huge keys past the length", 6, 8, 8, 128, 1000, lens_mixed, 0, 0, 0, 1.0f, 1, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"length guard (-5, > capacity)", 4, 8, 4, 64, 200, lens_guard, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"all sequences empty", 3, 8, 8, 128, 64, lens_empty, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"HND cache, fused QKV view, head-major O", 5, 32, 8, 128, 700, NULL, 1, 1, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"ALiBi standard slopes, 12 heads", 4, 12, 4, 128, 900, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"ALiBi caller slopes", 4, 16, 16, 64, 900, NULL, 0, 0, 2, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"very negative logits (slope 8)", 3, 8, 2, 128, 1000, NULL, 0, 0, 3, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"logits to +-50", 4, 16, 4, 128, 1000, NULL, 0, 0, 0, 15.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"huge keys past the length", 6, 8, 8, 128, 1000, lens_mixed, 0, 0, 0, 1.0f, 1, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"length guard (-5, > capacity)", 4, 8, 4, 64, 200, lens_guard, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"all sequences empty", 3, 8, 8, 128, 64, lens_empty, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"split-KV GQA 32/8, 70000 keys", 1, 32, 8, 128, 70000, lens_long, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"split-KV varlen, d256", 4, 4, 4, 256, 100000, lens_split_var, 1, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"planning hint below the lengths", 4, 4, 4, 256, 100000, lens_split_var, 0, 0, 0, 1.0f, 0, 300, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"batch 2048, short lengths", 2048, 8, 8, 64, 64, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"CUDA graph, split, new values and lengths", 2, 32, 8, 128, 20000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"CUDA graph, no split", 64, 8, 8, 128, 300, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 1, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
         /* Partial trailing head blocks: 24 = 16 + 8 rows on tensor cores, 12 = 8 + 4 heads on
          * CUDA cores (its forced plans); and no LSE requested, split and not. */
-        {"MQA 24/1, partial head block", 3, 24, 1, 128, 3000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"MQA 12/1, partial head block, d256", 3, 12, 1, 256, 3000, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
-        {"lse NULL, split", 1, 16, 4, 64, 40000, lens_long, 0, 0, 0, 1.0f, 0, 0, 1, 0, 1, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0},
+        {"MQA 24/1, partial head block", 3, 24, 1, 128, 3000, NULL, 0, 0, 1, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"MQA 12/1, partial head block, d256", 3, 12, 1, 256, 3000, NULL, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
+        {"lse NULL, split", 1, 16, 4, 64, 40000, lens_long, 0, 0, 0, 1.0f, 0, 0, 1, 0, 1, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         cases[n++] = extra[i];
@@ -1164,6 +1176,23 @@ int main(int argc, char **argv)
             cases[n++] = c;
         }
     }
+    /* int8 with FAI_SCALES_BF16X2 scales (names start with "int8 bf16x2 scales"): every other
+     * int8 case above again (contiguous and paged, NHD and HND, every head dim, both kernels
+     * and their split and split-tail plans, graphs, the variants, BF16 q), with both scales of a
+     * token and head as BF16 in one word. */
+    {
+        static char snames[64][128];
+        int ns = 0;
+        const int upto = n;
+        for (int i = 0, k = 0; i < upto && ns < 64; i++)
+            if (cases[i].kv_dtype == FAI_DTYPE_INT8 && k++ % 2 == 0) {
+                decode_case c = cases[i];
+                snprintf(snames[ns], sizeof snames[ns], "int8 bf16x2 scales: %s", c.name);
+                c.name = snames[ns++];
+                c.scale_pairs = 1;
+                cases[n++] = c;
+            }
+    }
     if (!small) {
         /* Offsets past 2^31 elements: 36 x 66000 x 8 x 128 = 2.43e9 elements per cache tensor. */
         static int lens_big[36];
@@ -1171,7 +1200,7 @@ int main(int argc, char **argv)
             lens_big[b] = (b * 37) % 61;
         lens_big[34] = 3000;
         lens_big[35] = 66000;
-        decode_case big = {"offsets past 2^31, 66000 keys", 36, 32, 8, 128, 66000, lens_big, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0};
+        decode_case big = {"offsets past 2^31, 66000 keys", 36, 32, 8, 128, 66000, lens_big, 0, 0, 0, 1.0f, 0, 0, 1, 0, 0, FAI_DTYPE_FP16, 0, 0, 0, 0, 0, 0, 0};
         cases[n++] = big;
         big.kv_dtype = FAI_DTYPE_INT8; /* 2.4e9 bytes per cache tensor: byte offsets past 2^31 */
         cases[n++] = big;

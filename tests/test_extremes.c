@@ -9,7 +9,8 @@
  *  - BF16 rows of magnitudes 1e-18 .. 1e-40 appended to an int8 cache: scales under 2^-64
  *    and down to subnormal (whose reciprocal overflows FP32); codes and scales bit for bit
  *    those of the host codec (src/kv_codec.h), and each code round(x / scale) in double.
- * Outputs are poisoned (NaN) before each call. Exits 77 without a GPU. */
+ * Both with FP32 scales and with FAI_SCALES_BF16X2 (scales rounded to BF16; up to 2^-134 they
+ * round to 0 and code their rows as zeros). Outputs are poisoned (NaN) before each call. Exits 77 without a GPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 enum { HQ = 8, HK = 2, D = 128, LEN = 64, BIG_KEY = 37 };
 
 static int g_failures;
+static int g_pairs; /* the scales are FAI_SCALES_BF16X2 words at ks (vs unused) */
 #define EXPECT(cond, ...)                                                     \
     do {                                                                      \
         if (!(cond)) {                                                        \
@@ -54,8 +56,9 @@ static fai_kv_cache int8_cache(int8_t *kc, int8_t *vc, float *ks, float *vs, int
     c.dtype = FAI_DTYPE_INT8;
     c.k = kc;
     c.v = vc;
+    c.scale_format = g_pairs ? FAI_SCALES_BF16X2 : FAI_SCALES_FP32;
     c.k_scale = ks;
-    c.v_scale = vs;
+    c.v_scale = g_pairs ? NULL : vs;
     c.capacity = LEN;
     c.seq_stride = (int64_t)LEN * HK * D;
     c.token_stride = HK * D;
@@ -102,7 +105,8 @@ static void append_int8(const uint16_t *k_bits, const uint16_t *v_bits, int8_t *
  * codec (host_encode_row), codes and scales bit for bit, and each code against round(x /
  * scale) in double away from near-ties (where FP32's x * (1 / scale) may round the other
  * way). deq: where not NULL, the values the cache stands for. */
-static void check_codes(const char *what, const uint16_t *bits, const int8_t *kc_dev, const float *ks_dev, float *deq)
+static void check_codes(const char *what, const uint16_t *bits, const int8_t *kc_dev, const float *ks_dev, int is_v,
+                        float *deq)
 {
     const size_t n = (size_t)LEN * HK * D;
     int8_t *codes = malloc(n), *want = malloc(n);
@@ -114,8 +118,14 @@ static void check_codes(const char *what, const uint16_t *bits, const int8_t *kc
         float x[D], scale;
         for (int i = 0; i < D; i++)
             x[i] = host_bf16_to_float(bits[(size_t)r * D + i]);
-        host_encode_row(FAI_DTYPE_INT8, x, D, (uint8_t *)want + (size_t)r * D, &scale, deq ? deq + (size_t)r * D : row_deq);
-        bad_scale += memcmp(&scale, &scales[r], sizeof scale) != 0;
+        host_encode_row(FAI_DTYPE_INT8, g_pairs, x, D, (uint8_t *)want + (size_t)r * D, &scale,
+                        deq ? deq + (size_t)r * D : row_deq);
+        if (g_pairs) { /* the word's K (low) or V (high) BF16 half */
+            const uint32_t w = fai_float_bits(scales[r]);
+            bad_scale += (uint16_t)(is_v ? w >> 16 : w & 0xFFFFu) != (uint16_t)(fai_float_bits(scale) >> 16);
+        } else {
+            bad_scale += memcmp(&scale, &scales[r], sizeof scale) != 0;
+        }
         for (int i = 0; i < D; i++) {
             const int8_t got = codes[(size_t)r * D + i];
             bad_host += got != want[(size_t)r * D + i];
@@ -150,113 +160,120 @@ int main(void)
     CUDA_CHECK(cudaMalloc((void **)&ks, sizeof(float) * LEN * HK));
     CUDA_CHECK(cudaMalloc((void **)&vs, sizeof(float) * LEN * HK));
     lens_dev = upload(&len, sizeof len);
+    for (g_pairs = 0; g_pairs < 2; g_pairs++) {
+        printf("  int8 scales %s\n", g_pairs ? "FAI_SCALES_BF16X2" : "FAI_SCALES_FP32");
 
-    /* 1. Tiny BF16 rows: row r of magnitude 10^-(18 + r % 23), random signs and spread. */
-    {
-        float *x = malloc(sizeof(float) * kvn);
-        uint16_t *bits = malloc(sizeof(uint16_t) * kvn);
-        fai_ref_fill_normal(&rng, x, (int64_t)kvn, 1.0);
-        for (size_t i = 0; i < kvn; i++) {
-            const int r = (int)(i / D);
-            bits[i] = host_float_to_bf16(x[i] * powf(10.0f, -18.0f - (float)(r % 23)));
+        /* 1. Tiny BF16 rows: row r of magnitude 10^-(18 + r % 23), random signs and spread. */
+        {
+            float *x = malloc(sizeof(float) * kvn);
+            uint16_t *bits = malloc(sizeof(uint16_t) * kvn);
+            fai_ref_fill_normal(&rng, x, (int64_t)kvn, 1.0);
+            for (size_t i = 0; i < kvn; i++) {
+                const int r = (int)(i / D);
+                bits[i] = host_float_to_bf16(x[i] * powf(10.0f, -18.0f - (float)(r % 23)));
+            }
+            append_int8(bits, NULL, kc, vc, ks, vs, lens_dev);
+            check_codes("int8 from BF16 rows of 1e-18 .. 1e-40", bits, kc, ks, 0, NULL);
+            if (g_pairs) /* (the same rows as V: the words' high halves) */
+                check_codes("  ... as V", bits, vc, ks, 1, NULL);
+            free(x);
+            free(bits);
         }
-        append_int8(bits, NULL, kc, vc, ks, vs, lens_dev);
-        check_codes("int8 from BF16 rows of 1e-18 .. 1e-40", bits, kc, ks, NULL);
-        free(x);
-        free(bits);
-    }
 
-    /* 2. V beyond FP16's range. q, K, V ~ N(0, 1) in BF16; key BIG_KEY of KV head 0 is
-     * each of its group's queries' mean direction (logits ~ 2-5 above the rest) and its V
-     * row has 70000 in dim 0 (max|v| / 127 * 127 = 70000 > 65504). */
-    float *q = malloc(sizeof(float) * qn), *k = malloc(sizeof(float) * kvn), *v = malloc(sizeof(float) * kvn);
-    uint16_t *qb = malloc(sizeof(uint16_t) * qn), *kb = malloc(sizeof(uint16_t) * kvn), *vb = malloc(sizeof(uint16_t) * kvn);
-    fai_ref_fill_normal(&rng, q, (int64_t)qn, 1.0);
-    fai_ref_fill_normal(&rng, k, (int64_t)kvn, 1.0);
-    fai_ref_fill_normal(&rng, v, (int64_t)kvn, 1.0);
-    for (int i = 0; i < D; i++) {
-        float m = 0.0f;
-        for (int h = 0; h < HQ / HK; h++)
-            m += q[h * D + i];
-        k[((size_t)BIG_KEY * HK + 0) * D + i] = 0.5f * m;
-    }
-    v[((size_t)BIG_KEY * HK + 0) * D + 0] = 70000.0f;
-    for (size_t i = 0; i < qn; i++) {
-        qb[i] = host_float_to_bf16(q[i]);
-        q[i] = host_bf16_to_float(qb[i]);
-    }
-    for (size_t i = 0; i < kvn; i++) {
-        kb[i] = host_float_to_bf16(k[i]);
-        vb[i] = host_float_to_bf16(v[i]);
-    }
-    append_int8(kb, vb, kc, vc, ks, vs, lens_dev);
-    /* k and v become the values the cache stands for */
-    check_codes("int8 from BF16 K rows (q's directions)", kb, kc, ks, k);
-    check_codes("int8 from BF16 V rows with 70000 in one", vb, vc, vs, v);
-    fai_ref_problem rp;
-    memset(&rp, 0, sizeof rp);
-    rp.num_q_heads = HQ;
-    rp.num_kv_heads = HK;
-    rp.head_dim = D;
-    rp.seq_q = 1;
-    rp.seq_k = LEN;
-    rp.softmax_scale = 1.0 / sqrt((double)D);
-    double *ref = malloc(sizeof(double) * qn);
-    if (fai_ref_attention(&rp, q, k, v, ref, NULL) != 0) {
-        printf("reference failed\n");
-        return 1;
-    }
-
-    void *q_dev = upload(qb, qn * 2), *o_dev;
-    CUDA_CHECK(cudaMalloc(&o_dev, qn * 2));
-    fai_decode_params p = fai_decode_params_default();
-    p.attn.num_q_heads = HQ;
-    p.attn.num_kv_heads = HK;
-    p.attn.head_dim = D;
-    p.attn.softmax_scale = (float)rp.softmax_scale;
-    p.batch = 1;
-    p.q = bf16_rows(q_dev, HQ);
-    p.o = bf16_rows(o_dev, HQ);
-    p.cache = int8_cache(kc, vc, ks, vs, lens_dev);
-    fai_device_info dev;
-    if (fai_current_device("test_extremes", &dev) != FAI_SUCCESS) {
-        printf("%s\n", fai_last_error());
-        return 1;
-    }
-    uint16_t *ob = malloc(sizeof(uint16_t) * qn);
-    float *of = malloc(sizeof(float) * qn);
-    const int kernels[2] = {FAI_DECODE_SIMT, FAI_DECODE_MMA};
-    for (int ki = 0; ki < 2; ki++) {
-        fai_decode_plan plan;
-        memset(&plan, 0, sizeof plan);
-        if (fai_decode_make_plan_kv("test_extremes", FAI_DTYPE_INT8, 0, 1, HQ, HK, D, LEN, dev, kernels[ki], 1, 0, 0,
-                                    &plan) != FAI_SUCCESS ||
-            plan.kernel != kernels[ki]) {
-            printf("  no plan for kernel %d: %s\n", kernels[ki], fai_last_error());
-            g_failures++;
-            continue;
+        /* 2. V beyond FP16's range. q, K, V ~ N(0, 1) in BF16; key BIG_KEY of KV head 0 is
+         * each of its group's queries' mean direction (logits ~ 2-5 above the rest) and its V
+         * row has 70000 in dim 0 (max|v| / 127 * 127 = 70000 > 65504). */
+        float *q = malloc(sizeof(float) * qn), *k = malloc(sizeof(float) * kvn), *v = malloc(sizeof(float) * kvn);
+        uint16_t *qb = malloc(sizeof(uint16_t) * qn), *kb = malloc(sizeof(uint16_t) * kvn), *vb = malloc(sizeof(uint16_t) * kvn);
+        fai_ref_fill_normal(&rng, q, (int64_t)qn, 1.0);
+        fai_ref_fill_normal(&rng, k, (int64_t)kvn, 1.0);
+        fai_ref_fill_normal(&rng, v, (int64_t)kvn, 1.0);
+        for (int i = 0; i < D; i++) {
+            float m = 0.0f;
+            for (int h = 0; h < HQ / HK; h++)
+                m += q[h * D + i];
+            k[((size_t)BIG_KEY * HK + 0) * D + i] = 0.5f * m;
         }
-        CUDA_CHECK(cudaMemset(o_dev, 0xff, qn * 2)); /* NaN */
-        const fai_status st = fai_decode_run_plan("test_extremes", &p, &plan, NULL, 0, 0);
-        CUDA_CHECK(cudaDeviceSynchronize());
-        EXPECT(st == FAI_SUCCESS, "fai_decode: %s", fai_last_error());
-        CUDA_CHECK(cudaMemcpy(ob, o_dev, qn * 2, cudaMemcpyDeviceToHost));
-        int nonfinite = 0;
+        v[((size_t)BIG_KEY * HK + 0) * D + 0] = 70000.0f;
         for (size_t i = 0; i < qn; i++) {
-            of[i] = host_bf16_to_float(ob[i]);
-            nonfinite += !isfinite(of[i]);
+            qb[i] = host_float_to_bf16(q[i]);
+            q[i] = host_bf16_to_float(qb[i]);
         }
-        /* KV head 0's query heads (the 70000) and KV head 1's, apart */
-        const size_t half = qn / 2;
-        const double rel0 = fai_ref_rel_l2(of, ref, (int64_t)half), rel1 = fai_ref_rel_l2(of + half, ref + half, (int64_t)half);
-        const char *name = kernels[ki] == FAI_DECODE_MMA ? "tensor-core" : "CUDA-core";
-        printf("  decode, V of 70000, %-12s non-finite outputs %d, rel L2 head 0's group %.3g, head 1's %.3g "
-               "(out[0] %.6g, ref %.6g)\n",
-               name, nonfinite, rel0, rel1, (double)of[0], ref[0]);
-        EXPECT(nonfinite == 0, "%s kernel: %d non-finite outputs", name, nonfinite);
-        EXPECT(rel1 <= 1.6e-2, "%s kernel: KV head 1's group rel L2 %.3g", name, rel1);
-        if (kernels[ki] == FAI_DECODE_SIMT) /* FP32 throughout: exact up to BF16 rounding */
-            EXPECT(rel0 <= 1.6e-2, "CUDA-core kernel: rel L2 %.3g", rel0);
+        for (size_t i = 0; i < kvn; i++) {
+            kb[i] = host_float_to_bf16(k[i]);
+            vb[i] = host_float_to_bf16(v[i]);
+        }
+        append_int8(kb, vb, kc, vc, ks, vs, lens_dev);
+        /* k and v become the values the cache stands for */
+        check_codes("int8 from BF16 K rows (q's directions)", kb, kc, ks, 0, k);
+        check_codes("int8 from BF16 V rows with 70000 in one", vb, vc, g_pairs ? ks : vs, 1, v);
+        fai_ref_problem rp;
+        memset(&rp, 0, sizeof rp);
+        rp.num_q_heads = HQ;
+        rp.num_kv_heads = HK;
+        rp.head_dim = D;
+        rp.seq_q = 1;
+        rp.seq_k = LEN;
+        rp.softmax_scale = 1.0 / sqrt((double)D);
+        double *ref = malloc(sizeof(double) * qn);
+        if (fai_ref_attention(&rp, q, k, v, ref, NULL) != 0) {
+            printf("reference failed\n");
+            return 1;
+        }
+
+        void *q_dev = upload(qb, qn * 2), *o_dev;
+        CUDA_CHECK(cudaMalloc(&o_dev, qn * 2));
+        fai_decode_params p = fai_decode_params_default();
+        p.attn.num_q_heads = HQ;
+        p.attn.num_kv_heads = HK;
+        p.attn.head_dim = D;
+        p.attn.softmax_scale = (float)rp.softmax_scale;
+        p.batch = 1;
+        p.q = bf16_rows(q_dev, HQ);
+        p.o = bf16_rows(o_dev, HQ);
+        p.cache = int8_cache(kc, vc, ks, vs, lens_dev);
+        fai_device_info dev;
+        if (fai_current_device("test_extremes", &dev) != FAI_SUCCESS) {
+            printf("%s\n", fai_last_error());
+            return 1;
+        }
+        uint16_t *ob = malloc(sizeof(uint16_t) * qn);
+        float *of = malloc(sizeof(float) * qn);
+        const int kernels[2] = {FAI_DECODE_SIMT, FAI_DECODE_MMA};
+        for (int ki = 0; ki < 2; ki++) {
+            fai_decode_plan plan;
+            memset(&plan, 0, sizeof plan);
+            if (fai_decode_make_plan_kv("test_extremes", FAI_DTYPE_INT8, 0, 1, HQ, HK, D, LEN, dev, kernels[ki], 1, 0, 0,
+                                        &plan) != FAI_SUCCESS ||
+                plan.kernel != kernels[ki]) {
+                printf("  no plan for kernel %d: %s\n", kernels[ki], fai_last_error());
+                g_failures++;
+                continue;
+            }
+            CUDA_CHECK(cudaMemset(o_dev, 0xff, qn * 2)); /* NaN */
+            const fai_status st = fai_decode_run_plan("test_extremes", &p, &plan, NULL, 0, 0);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            EXPECT(st == FAI_SUCCESS, "fai_decode: %s", fai_last_error());
+            CUDA_CHECK(cudaMemcpy(ob, o_dev, qn * 2, cudaMemcpyDeviceToHost));
+            int nonfinite = 0;
+            for (size_t i = 0; i < qn; i++) {
+                of[i] = host_bf16_to_float(ob[i]);
+                nonfinite += !isfinite(of[i]);
+            }
+            /* KV head 0's query heads (the 70000) and KV head 1's, apart */
+            const size_t half = qn / 2;
+            const double rel0 = fai_ref_rel_l2(of, ref, (int64_t)half), rel1 = fai_ref_rel_l2(of + half, ref + half, (int64_t)half);
+            const char *name = kernels[ki] == FAI_DECODE_MMA ? "tensor-core" : "CUDA-core";
+            printf("  decode, V of 70000, %-12s non-finite outputs %d, rel L2 head 0's group %.3g, head 1's %.3g "
+                   "(out[0] %.6g, ref %.6g)\n",
+                   name, nonfinite, rel0, rel1, (double)of[0], ref[0]);
+            EXPECT(nonfinite == 0, "%s kernel: %d non-finite outputs", name, nonfinite);
+            EXPECT(rel1 <= 1.6e-2, "%s kernel: KV head 1's group rel L2 %.3g", name, rel1);
+            if (kernels[ki] == FAI_DECODE_SIMT) /* FP32 throughout: exact up to BF16 rounding */
+                EXPECT(rel0 <= 1.6e-2, "CUDA-core kernel: rel L2 %.3g", rel0);
+        }
+        free(q); free(k); free(v); free(qb); free(kb); free(vb); free(ref); free(ob); free(of);
+        cudaFree(q_dev); cudaFree(o_dev);
     }
     printf("test_extremes: %s\n", g_failures ? "FAILED" : "passed");
     return g_failures ? 1 : 0;

@@ -117,7 +117,7 @@ static void cache_randomize(cache_buf *c)
         for (int64_t r = 0; r < n; r++) {
             fai_ref_fill_normal(&g_rng, x, c->d, 1.0);
             round_to_half(x, NULL, c->d);
-            host_encode_row(c->dt, x, c->d, img[w] + r * c->d * c->eb, &sc[w][r], deq);
+            host_encode_row(c->dt, 0, x, c->d, img[w] + r * c->d * c->eb, &sc[w][r], deq);
         }
     }
     CUDA_CHECK(cudaMemcpy(c->k_snap, img[0], cache_bytes(c), cudaMemcpyHostToDevice));
@@ -605,7 +605,7 @@ static int check_result(const state *s, const uint8_t *res, const char *label)
                     for (int e = 0; e < d; e++)
                         x[e] = host_half_to_float(src[e]);
                     float scale;
-                    host_encode_row(c->dt, x, d, want, &scale, deq);
+                    host_encode_row(c->dt, 0, x, d, want, &scale, deq);
                     const int64_t row = slot * c->hk + h; /* natural strides: slot = pool row */
                     rows_bad += memcmp(want, (w ? cv : ck) + row * rb, (size_t)rb) != 0;
                     if (c->ks)

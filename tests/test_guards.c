@@ -230,7 +230,7 @@ static int run_decode_guard(const dg_case *c)
     for (int w = 0; w < 2; w++)
         for (int64_t r = 0; r < n; r++) {
             rand_rows(x, NULL, d);
-            host_encode_row(c->dt, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
+            host_encode_row(c->dt, 0, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
                             (w ? vf : kf) + r * d);
         }
     gbuf gk, gv, gks, gvs;
@@ -671,7 +671,7 @@ static int run_cache_guard(const cg_case *c)
     for (int w = 0; w < 2; w++)
         for (int64_t r = 0; r < n; r++) {
             rand_rows(x, NULL, d);
-            host_encode_row(c->dt, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
+            host_encode_row(c->dt, 0, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
                             (w ? vf : kf) + r * d);
         }
     memcpy(kh, kf, sizeof(float) * nd);
@@ -970,7 +970,7 @@ static int run_append_guard(const ag_case *c)
                 for (int w = 0; w < 2; w++) {
                     const int64_t row = slots[t] * hk + h; /* natural strides: the slot is the pool row */
                     float scale;
-                    host_encode_row(c->dt, (w ? vf : kf) + ((int64_t)t * hk + h) * d, d, want[w] + GUARD + row * rb,
+                    host_encode_row(c->dt, 0, (w ? vf : kf) + ((int64_t)t * hk + h) * d, d, want[w] + GUARD + row * rb,
                                     &scale, deq);
                     if (c->dt == FAI_DTYPE_INT8)
                         memcpy(want_s[w] + GUARD + row * 4, &scale, 4);

@@ -580,7 +580,7 @@ static int decode_case(fai_dtype dt, int ps)
                 for (int kv = 0; kv < 2; kv++) {
                     fai_ref_fill_normal(&g_rng, x, d, 1.0);
                     round_to_half(x, NULL, d); /* rows as fai_kv_append takes them */
-                    host_encode_row(dt, x, d, (kv ? vimg : kimg) + (slot * row + h * d) * eb,
+                    host_encode_row(dt, 0, x, d, (kv ? vimg : kimg) + (slot * row + h * d) * eb,
                                     (kv ? vsc : ksc) + slot * hk + h, (kv ? vf : kf)[b] + j * row + h * d);
                 }
             }

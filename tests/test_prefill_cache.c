@@ -56,12 +56,14 @@ typedef struct cache_case {
     float softcap;      /* > 0: logit soft-cap */
     int alibi;          /* ALiBi with the standard slopes */
     fai_dtype quant;    /* FAI_DTYPE_INT8 / FP8_E4M3 / FP8_E5M2: a quantized cache (0: q's dtype) */
+    int scale_pairs;    /* int8: FAI_SCALES_BF16X2 (both scales of a token and head as BF16 in one word) */
 } cache_case;
 
 #define LENS(...) (const int[]){__VA_ARGS__}
 
 static uint64_t g_seed;
 static int g_bf16, g_small;
+static int g_scale_pairs; /* the running case's int8 scales are FAI_SCALES_BF16X2 */
 
 static uint16_t to_elem(float x) { return g_bf16 ? host_float_to_bf16(x) : host_float_to_half(x); }
 static float from_elem(uint16_t b) { return g_bf16 ? host_bf16_to_float(b) : host_half_to_float(b); }
@@ -234,6 +236,8 @@ static float encode_row(fai_dtype quant, float *x, int d, uint8_t *codes)
         for (int e = 0; e < d; e++)
             amax = fmaxf(amax, fabsf(x[e]));
         scale = fai_int8_scale(amax);
+        if (g_scale_pairs) /* as fai_kv_append: the row coded with its scale rounded to BF16 */
+            scale = fai_bf16_bits_to_float(fai_int8_scale_bf16(scale));
     }
     for (int e = 0; e < d; e++) {
         uint8_t code;
@@ -408,7 +412,8 @@ static void upload_cache(const host_cache *hc, const cache_case *c, dev_cache *d
     const size_t nscale = (size_t)hc->slots * (size_t)hc->rows * (size_t)c->hk * sizeof(float);
     if (alloc && hc->k_scale) {
         CUDA_CHECK(cudaMalloc((void **)&dc->k_scale, nscale));
-        CUDA_CHECK(cudaMalloc((void **)&dc->v_scale, nscale));
+        if (!c->scale_pairs)
+            CUDA_CHECK(cudaMalloc((void **)&dc->v_scale, nscale));
     }
     if (hc->k8) { /* codes: one byte per element (the buffers have room for two) */
         CUDA_CHECK(cudaMemcpy(dc->k, hc->k8, bytes / 2, cudaMemcpyHostToDevice));
@@ -417,7 +422,14 @@ static void upload_cache(const host_cache *hc, const cache_case *c, dev_cache *d
         CUDA_CHECK(cudaMemcpy(dc->k, hc->k, bytes, cudaMemcpyHostToDevice));
         CUDA_CHECK(cudaMemcpy(dc->v, hc->v, bytes, cudaMemcpyHostToDevice));
     }
-    if (hc->k_scale) {
+    if (hc->k_scale && c->scale_pairs) { /* one word per (token, head): K's BF16 bits low, V's high */
+        const size_t ns = nscale / sizeof(float);
+        uint32_t *w = malloc(nscale);
+        for (size_t i = 0; i < ns; i++) /* (the scales are BF16 values already, or NaN: a BF16 NaN) */
+            w[i] = fai_float_bits(hc->k_scale[i]) >> 16 | (fai_float_bits(hc->v_scale[i]) & 0xFFFF0000u);
+        CUDA_CHECK(cudaMemcpy(dc->k_scale, w, nscale, cudaMemcpyHostToDevice));
+        free(w);
+    } else if (hc->k_scale) {
         CUDA_CHECK(cudaMemcpy(dc->k_scale, hc->k_scale, nscale, cudaMemcpyHostToDevice));
         CUDA_CHECK(cudaMemcpy(dc->v_scale, hc->v_scale, nscale, cudaMemcpyHostToDevice));
     }
@@ -425,8 +437,9 @@ static void upload_cache(const host_cache *hc, const cache_case *c, dev_cache *d
     memset(k, 0, sizeof *k);
     k->dtype = is_quantized(c->quant) ? c->quant : c->bf16 ? FAI_DTYPE_BF16 : FAI_DTYPE_FP16;
     if (hc->k_scale) {
+        k->scale_format = c->scale_pairs ? FAI_SCALES_BF16X2 : FAI_SCALES_FP32;
         k->k_scale = dc->k_scale;
-        k->v_scale = dc->v_scale;
+        k->v_scale = dc->v_scale; /* (NULL with pairs) */
         k->scale_seq_stride = (int64_t)hc->rows * c->hk;
         k->scale_token_stride = c->hk;
         k->scale_head_stride = 1;
@@ -497,6 +510,7 @@ static int report(const char *label, const char *name, const tally *t, int bf16)
 static int run_case(const cache_case *c, int index)
 {
     g_bf16 = c->bf16;
+    g_scale_pairs = c->scale_pairs;
     fai_ref_rng rng;
     fai_ref_rng_seed(&rng, g_seed * 1000003u + (uint64_t)index);
     const int hq = c->hq, hk = c->hk, d = c->d, batch = c->batch;
@@ -1028,6 +1042,13 @@ int main(int argc, char **argv)
          .sq = LENS(100, 60), .sk = LENS(600, 520), .page_size = 256, .shared = 2, .causal = 1, .bf16 = 1},
         {.name = "int8 paged 16 scrambled, d128 16/4", .hq = 16, .hk = 4, .d = 128, .batch = 7, .sq = gq, .sk = gk,
          .page_size = 16, .causal = 1, .quant = FAI_DTYPE_INT8},
+        /* int8 with FAI_SCALES_BF16X2 scales: paged (staged for the prefill rows, decode rows
+         * on the decode kernels) and contiguous beside 8K-key decode rows */
+        {.name = "int8 bf16x2 scales, paged 16 scrambled, d128 16/4", .hq = 16, .hk = 4, .d = 128, .batch = 7,
+         .sq = gq, .sk = gk, .page_size = 16, .causal = 1, .quant = FAI_DTYPE_INT8, .scale_pairs = 1},
+        {.name = "bf16 int8 bf16x2 scales, paged 1, GQA 7 d64, window 50", .hq = 14, .hk = 2, .d = 64, .batch = 3,
+         .sq = LENS(17, 1, 40), .sk = LENS(40, 7, 40), .page_size = 1, .causal = 1, .bf16 = 1, .window_left = 50,
+         .quant = FAI_DTYPE_INT8, .scale_pairs = 1},
         {.name = "e4m3 contiguous, d64 8/1", .hq = 8, .hk = 1, .d = 64, .batch = 7, .sq = gq, .sk = gk, .causal = 1,
          .quant = FAI_DTYPE_FP8_E4M3},
         {.name = "e5m2 contiguous head-major, non-causal, d96 8/2", .hq = 8, .hk = 2, .d = 96, .batch = 4,
@@ -1056,6 +1077,9 @@ int main(int argc, char **argv)
          .sk = LENS(200, 8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192,
                     8192),
          .causal = 1, .quant = FAI_DTYPE_INT8},
+        {.name = "long: int8 bf16x2 scales contiguous, a chunk and 4 decode rows of 8K, d128 32/8", .hq = 32,
+         .hk = 8, .d = 128, .batch = 5, .sq = LENS(64, 1, 1, 1, 1), .sk = LENS(200, 8192, 8192, 8192, 8192),
+         .causal = 1, .quant = FAI_DTYPE_INT8, .scale_pairs = 1},
     };
     const char *only = getenv("FAI_TEST_NAME");
     int failed = 0, ran = 0;

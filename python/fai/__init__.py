@@ -20,7 +20,8 @@ name theirs through ``__dlpack_device__`` must at least all name one).
     fai.kv_append(k_new, v_new, slots, k_cache, v_cache)             # write (and quantize) rows
 
 Quantized KV caches: int8 (torch.int8, with float32 scales [batch, capacity, num_kv_heads]
-as k_scale / v_scale) or FP8 (torch.float8_e4m3fn / torch.float8_e5m2, or uint8 with
+as k_scale / v_scale, or one bfloat16 k_scale [batch, capacity, num_kv_heads, 2] of (K, V)
+scale pairs with v_scale=None: half the bytes, FAI_SCALES_BF16X2) or FP8 (torch.float8_e4m3fn / torch.float8_e5m2, or uint8 with
 cache_dtype="fp8_e4m3" / "fp8_e5m2"); fai.kv_append writes them, fai.decode and
 fai.prefill (k_cache=) read them.
 BF16: torch.bfloat16 q/out (decode, prefill) and rows (kv_append) work as float16 ones do; an
@@ -144,12 +145,31 @@ def _scales(name, scale, shape):
     return s
 
 
+def _int8_scales(k_scale, v_scale, shape):
+    """An int8 cache's scales: float32 k_scale and v_scale [batch, capacity, num_kv_heads], or
+    one bfloat16 k_scale [batch, capacity, num_kv_heads, 2] of (K scale, V scale) pairs
+    (FAI_SCALES_BF16X2, half the bytes) with v_scale None. Returns the views (v's None for pairs)."""
+    if k_scale is not None and v_scale is None:
+        s = view("k_scale", k_scale)
+        if s.dtype == "bfloat16":
+            _same("k_scale's shape", s.shape, tuple(shape) + (2,))
+            if s.strides[-1] != 1 or any(x % 2 for x in s.strides[:-1]) or s.ptr % 4:
+                raise ValueError("fai: a bfloat16 k_scale [batch, capacity, num_kv_heads, 2] needs each (K, V) pair "
+                                 f"contiguous and 4-byte aligned (strides even); got strides {s.strides}")
+            return s, None
+    return _scales("k_scale", k_scale, shape), _scales("v_scale", v_scale, shape)
+
+
 def _fill_cache(c, kv, vv, dtype, ks, vs):
     c.dtype = dtype
     c.k, c.v = kv.ptr, vv.ptr
     c.seq_stride, c.token_stride, c.head_stride = kv.strides[0], kv.strides[1], kv.strides[2]
     c.capacity = _int32("k_cache's capacity", kv.shape[1])
-    if ks is not None:
+    if ks is not None and vs is None:  # bfloat16 (K, V) pairs: one 32-bit word per token and head
+        c.scale_format = _lib.FAI_SCALES_BF16X2
+        c.k_scale, c.v_scale = ks.ptr, None
+        c.scale_seq_stride, c.scale_token_stride, c.scale_head_stride = (x // 2 for x in ks.strides[:3])
+    elif ks is not None:
         _same("v_scale's strides", vs.strides, ks.strides)
         c.k_scale, c.v_scale = ks.ptr, vs.ptr
         c.scale_seq_stride, c.scale_token_stride, c.scale_head_stride = ks.strides
@@ -375,7 +395,7 @@ def decode(q, k_cache, v_cache, seq_lens, *, softmax_scale=None, alibi=False, al
         _cache_rows(v)
     ks = vs = None
     if cname == "int8":
-        ks, vs = _scales("k_scale", k_scale, kv.shape[:3]), _scales("v_scale", v_scale, kv.shape[:3])
+        ks, vs = _int8_scales(k_scale, v_scale, kv.shape[:3])
     elif k_scale is not None or v_scale is not None:
         raise ValueError(f"fai: k_scale / v_scale are for int8 caches; this cache is {cname}")
     batch, hq, d = qv.shape
@@ -452,7 +472,7 @@ def prefill(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seq_q, *, max_seq_k=0, caus
         _unquantized_cache_matches(cname, qv, "q")
         ks = vs = None
         if cname == "int8":
-            ks, vs = _scales("k_scale", k_scale, kv.shape[:3]), _scales("v_scale", v_scale, kv.shape[:3])
+            ks, vs = _int8_scales(k_scale, v_scale, kv.shape[:3])
         elif k_scale is not None or v_scale is not None:
             raise ValueError(f"fai: k_scale / v_scale are for int8 caches; this cache is {cname}")
         _same("v_cache's shape", vv.shape, kv.shape)
@@ -573,7 +593,7 @@ def kv_append(k_new, v_new, slots, k_cache, v_cache, *, k_scale=None, v_scale=No
         raise ValueError(f"fai: slots must be a contiguous int64 ({tokens},) array; got {sv.dtype} {sv.shape}")
     ks = vs = None
     if cname == "int8":
-        ks, vs = _scales("k_scale", k_scale, kv.shape[:3]), _scales("v_scale", v_scale, kv.shape[:3])
+        ks, vs = _int8_scales(k_scale, v_scale, kv.shape[:3])
     elif k_scale is not None or v_scale is not None:
         raise ValueError(f"fai: k_scale / v_scale are for int8 caches; this cache is {cname}")
     handle, current = _stream(stream, k_new)

@@ -12,6 +12,7 @@ ABI_VERSION = (0, 1)
 FAI_DTYPE_FP16 = 0
 FAI_DTYPE_BF16 = 1
 FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2 = 2, 3, 4
+FAI_SCALES_FP32, FAI_SCALES_BF16X2 = 0, 1  # fai_kv_cache.scale_format
 
 
 class Tensor(Structure):

@@ -69,36 +69,42 @@ def rel_l2(a, b):
     return (torch.linalg.vector_norm(a.float() - b) / torch.linalg.vector_norm(b)).item()
 
 
-def append_and_check(test, k_rows, v_rows, tdt):
+def append_and_check(test, k_rows, v_rows, tdt, pairs=False):
     """kv_append of [batch, cap, hk, d] rows (float16 or bfloat16) into a cache of torch dtype
     tdt; the codes (and int8 scales) checked against torch's conversions of the rows' float32
-    values. Returns the cache and its scales (None unless int8), and the values it stands for
-    (float32)."""
+    values. pairs: int8 scales as one bfloat16 [batch, cap, hk, 2] k_scale of (K, V) pairs
+    (v_scale None). Returns the cache and its scales (None unless int8), and the values it
+    stands for (float32)."""
     batch, cap, hk, d = k_rows.shape
     kc = torch.zeros(batch, cap, hk, d, dtype=tdt, device="cuda")
     vc = torch.zeros_like(kc)
     ks = vs = None
-    if tdt == torch.int8:
+    if tdt == torch.int8 and pairs:
+        ks = torch.zeros(batch, cap, hk, 2, device="cuda", dtype=torch.bfloat16)
+    elif tdt == torch.int8:
         ks = torch.zeros(batch, cap, hk, device="cuda")
         vs = torch.zeros_like(ks)
     slots = torch.arange(batch * cap, device="cuda", dtype=torch.int64)
     fai.kv_append(k_rows.reshape(-1, hk, d), v_rows.reshape(-1, hk, d), slots, kc, vc, k_scale=ks, v_scale=vs)
     torch.cuda.synchronize()
-    for rows, xc, xs in ((k_rows, kc, ks), (v_rows, vc, vs)):
+    k_sc, v_sc = (ks[..., 0].float(), ks[..., 1].float()) if pairs else (ks, vs)
+    for rows, xc, xs in ((k_rows, kc, k_sc), (v_rows, vc, v_sc)):
         if tdt == k_rows.dtype:
             test.assertTrue(torch.equal(xc.view(torch.int16), rows.view(torch.int16)), f"{tdt} copy")
         elif tdt == torch.int8:  # scale = max|x| / 127, codes = round-half-even(x * (1 / scale))
             # (each FP32 operation done in float64 and rounded once: the correctly rounded
             # FP32 result; torch's own FP32 division may multiply by a reciprocal)
             scale = (rows.double().abs().amax(-1) / 127).float()
+            if pairs:  # rounded to the nearest bfloat16 (torch's conversion: ties to even), then used
+                scale = scale.to(torch.bfloat16).float()
             inv = (1 / scale.double()).float()
             codes = torch.round((rows.double() * inv.double()[..., None]).float()).clamp(-127, 127)
             test.assertTrue(torch.equal(xs, scale), "int8 scales")
             test.assertTrue(torch.equal(xc, codes.to(torch.int8)), "int8 codes")
         else:
             test.assertTrue(torch.equal(xc.view(torch.uint8), rows.float().to(tdt).view(torch.uint8)), f"{tdt} codes")
-    kd = kc.float() * ks[..., None] if ks is not None else kc.float()
-    vd = vc.float() * vs[..., None] if vs is not None else vc.float()
+    kd = kc.float() * k_sc[..., None] if k_sc is not None else kc.float()
+    vd = vc.float() * v_sc[..., None] if v_sc is not None else vc.float()
     return kc, vc, ks, vs, kd, vd
 
 
@@ -158,13 +164,14 @@ class AgainstSDPA(unittest.TestCase):
         q = torch.randn(batch, hq, d, device="cuda", dtype=torch.float16)
         k16 = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.float16)
         v16 = torch.randn(batch, cap, hk, d, device="cuda", dtype=torch.float16)
-        for tdt in (torch.int8, torch.float8_e4m3fn, torch.float8_e5m2):
-            kc, vc, ks, vs, kd, vd = append_and_check(self, k16, v16, tdt)
+        for tdt, pairs in ((torch.int8, False), (torch.int8, True), (torch.float8_e4m3fn, False),
+                           (torch.float8_e5m2, False)):
+            kc, vc, ks, vs, kd, vd = append_and_check(self, k16, v16, tdt, pairs)
             out = fai.decode(q, kc, vc, seq_lens, k_scale=ks, v_scale=vs)
             torch.cuda.synchronize()
             for b, n in enumerate(lens):
                 ref = sdpa(q[b:b + 1].float(), kd[b, :n], vd[b, :n], False)
-                self.assertLess(rel_l2(out[b:b + 1], ref), 2e-3, f"{tdt} sequence {b}")
+                self.assertLess(rel_l2(out[b:b + 1], ref), 2e-3, f"{tdt} (pairs {pairs}) sequence {b}")
             # Chunked prefill over the same cache: the last rows of each sequence as queries
             # (a decode row for the 1-token one), against SDPA on the dequantized values
             # rounded to q's dtype (what fai_prefill stages).
@@ -179,7 +186,7 @@ class AgainstSDPA(unittest.TestCase):
             torch.cuda.synchronize()
             for b, n in enumerate(lens):
                 ref = sdpa(qp[cu[b]:cu[b + 1]].float(), kd[b, :n].half().float(), vd[b, :n].half().float(), True)
-                self.assertLess(rel_l2(outp[cu[b]:cu[b + 1]], ref), 2e-3, f"{tdt} prefill sequence {b}")
+                self.assertLess(rel_l2(outp[cu[b]:cu[b + 1]], ref), 2e-3, f"{tdt} (pairs {pairs}) prefill sequence {b}")
 
     def test_variants_and_bf16(self):
         """Sliding window, soft-cap and sinks against their definition written with torch ops,

@@ -223,6 +223,26 @@ class QuantizedCaches(unittest.TestCase):
                       d["out"])
 
 
+    def test_bf16_scale_pairs(self):
+        # One bfloat16 k_scale [batch, capacity, num_kv_heads, 2] of (K, V) pairs with v_scale
+        # None: FAI_SCALES_BF16X2 in words. libfai accepts it only if the format, the NULL
+        # v_scale and the word strides marshal as C reads them (with FP32 it would refuse the
+        # NULL v_scale); a float32 k_scale still needs its v_scale.
+        a = append_args(tokens=0, scales=False)
+        a["k_scale"] = bf16("k_scale", 2, 64, 2, 2)
+        fai.kv_append(**a)
+        d = decode_args(batch=0)
+        d["k_cache"] = FakeArray((0, 64, 2, 128), "|i1")
+        d["v_cache"] = FakeArray((0, 64, 2, 128), "|i1")
+        self.assertIs(fai.decode(**d, k_scale=bf16("k_scale", 0, 64, 2, 2)), d["out"])
+        a["k_scale"] = bf16("k_scale", 2, 64, 3, 2)
+        self.assertRaisesNaming(ValueError, "k_scale's shape", fai.kv_append, **a)
+        a["k_scale"] = _tensor.View("k_scale", 0x7F0000000000, (2, 64, 2, 2), (257, 4, 2, 1), "bfloat16")
+        self.assertRaisesNaming(ValueError, "(K, V) pair contiguous and 4-byte aligned", fai.kv_append, **a)
+        a["k_scale"] = FakeArray((2, 64, 2), "<f4")
+        self.assertRaisesNaming(TypeError, "v_scale is required", fai.kv_append, **a)
+
+
 class Variants(unittest.TestCase):
     def test_window_and_sinks_checked(self):
         with self.assertRaises(ValueError) as cm:
