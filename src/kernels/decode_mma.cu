@@ -159,12 +159,14 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
         if (packed) {
             if (lane < 4)
                 ptx_cp_async_16(sc + lane * 4, ksp + so0 + lane * 4, true);
-        } else if (lane < KT) {
-            const int key = key0 + lane;
+        } else {
+            /* (every lane looks its row up: locate_row shuffles across the whole warp) */
+            const int r = lane & 15, key = key0 + r;
             const bool valid = key < kend;
-            const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, lane) : locate_row<PAGED>(a, page, key0, lane, kend);
+            const kv_pos p = ONE_PAGE ? kv_in_page(a, page, key0, r) : locate_row<PAGED>(a, page, key0, r, kend);
             const int64_t so = p.page * a.scale_seq_stride + p.row * a.scale_token_stride;
-            ptx_cp_async_4(sc + lane, ksp + (valid ? so : 0), valid);
+            if (lane < KT)
+                ptx_cp_async_4(sc + lane, ksp + (valid ? so : 0), valid);
         }
     } else if (CT == FAI_KV_INT8) {
         float *sc = reinterpret_cast<float *>(stage + 2 * KT * D); /* [K 16][V 16] */
