@@ -765,6 +765,7 @@ static int run_case(const cache_case *c, int index)
 static int run_chunked(const char *name, int hq, int hk, int d, int len, int ps, int bf16, fai_dtype quant, int index)
 {
     g_bf16 = bf16;
+    g_scale_pairs = 0; /* (fai_kv_append writes this cache with FP32 scales) */
     fai_ref_rng rng;
     fai_ref_rng_seed(&rng, g_seed * 1000003u + 7919u * (uint64_t)index);
     const int64_t qrow = (int64_t)hq * d, krow = (int64_t)hk * d, nq = len * qrow, nk = len * krow;
