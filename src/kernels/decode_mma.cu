@@ -429,6 +429,7 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     const char *vcp = (const char *)a.v + (blk.v_off + kvh * a.v_head_stride) * EB;
     const int64_t s_off = (blk.pt ? 0 : (int64_t)blk.seq * a.scale_seq_stride) + (int64_t)kvh * a.scale_head_stride;
     const float *ksp = a.k_scale + s_off, *vsp = a.v_scale + s_off; /* int8 only */
+    const float v_mul = a.scale_pairs ? 64.0f : 127.0f; /* int8: the V weights' factor (below) */
     if constexpr (CODES) {
         front = smem + warp * (FRONT_BYTES + STAGES * STAGE_BYTES);
         ring = front + FRONT_BYTES;
@@ -602,14 +603,17 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
         /* O += P V: P's accumulators are the A fragment of one 16-key k-step. ldmatrix.trans
          * matrix mi covers keys (mi % 2) * 8 .. + 7 and dims 16 j + (mi / 2) * 8 .. + 7. */
         /* int8: each key's V scale joins its weight here (after the sums l took the weights),
-         * times 127 so that the FP16 weight p * scale * 127 = p * max|v| stays as far from FP16's
-         * subnormals as FP16 caches' p does (p * scale alone lost precision there); the output
-         * is divided by 127 at the end. */
+         * times v_mul so that the FP16 weight stays as far from FP16's subnormals as FP16 caches'
+         * p does (p * scale alone lost precision there); the output is divided by v_mul at the
+         * end. FP32 scales: 127, p * scale * 127 = p * max|v|, FP16-exact for the row's top key
+         * (p = 1). BF16 scales: 64, a power of two, so that scale * 64 (8 significant bits) is
+         * FP16-exact too; with 127 it was not, and the top key's weight rounded (test_decode's
+         * max_err 1.4x the FP32 scales' over 40 seeds). */
         if (CT == FAI_KV_INT8)
 #pragma unroll
             for (int n = 0; n < 2; n++) {
-                vsc[n].x *= 127.0f;
-                vsc[n].y *= 127.0f;
+                vsc[n].x *= v_mul;
+                vsc[n].y *= v_mul;
             }
         const uint32_t pa[4] = {pack_p<CT>(s[0][0] * vsc[0].x, s[0][1] * vsc[0].y),
                                 pack_p<CT>(s[0][2] * vsc[0].x, s[0][3] * vsc[0].y),
@@ -628,12 +632,12 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     }
     ptx_cp_async_wait<0>();
     ptx_griddep_launch_dependents(); /* only the epilogue is left: let the merge kernel launch */
-    if (CT == FAI_KV_INT8) /* the weights carried a factor of 127 (above) */
+    if (CT == FAI_KV_INT8) /* the weights carried a factor of v_mul (above) */
 #pragma unroll
         for (int n = 0; n < NT; n++)
 #pragma unroll
             for (int e = 0; e < 4; e++)
-                acc[n][e] *= 1.0f / 127.0f;
+                acc[n][e] *= a.scale_pairs ? 1.0f / 64.0f : 1.0f / 127.0f;
 
     /* Row sums over the quad, then the warps' states into shared memory (the ring is free
      * once every warp is past its loop) for the common epilogue. */
