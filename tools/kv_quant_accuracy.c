@@ -4,8 +4,8 @@
  * K and V, dequantizes them, and compares the attention output against the output on the
  * original FP16 values: relative L2, max abs error, cosine similarity (worst over queries).
  * Schemes: FP8 E4M3 and E5M2 (plain casts, no scale) and int8 with one FP32 scale per
- * tensor, per token (all heads), per token and head (fai's choice), and per group of 32
- * dims. Prints markdown tables (docs/kv-quant.md holds a run). With --check it exits 1 if
+ * tensor, per token (all heads), per token and head (fai's choice; also with the scale
+ * rounded to BF16, FAI_SCALES_BF16X2), and per group of 32 dims. Prints markdown tables (docs/kv-quant.md holds a run). With --check it exits 1 if
  * the per-head int8 or FP8 E4M3 error on plain random data exceeds what the docs promise
  * (a CI guard against a codec regression). */
 #include <math.h>
@@ -16,9 +16,10 @@
 #include "kv_codec.h"
 #include "reference.h"
 
-enum scheme { FP16, E4M3, E5M2, INT8_TENSOR, INT8_TOKEN, INT8_HEAD, INT8_GROUP32, NSCHEMES };
-static const char *scheme_name[NSCHEMES] = {"fp16", "fp8 e4m3", "fp8 e5m2", "int8 per tensor", "int8 per token",
-                                            "int8 per head", "int8 per group of 32"};
+enum scheme { FP16, E4M3, E5M2, INT8_TENSOR, INT8_TOKEN, INT8_HEAD, INT8_HEAD_BF16, INT8_GROUP32, NSCHEMES };
+static const char *scheme_name[NSCHEMES] = {"fp16",           "fp8 e4m3",      "fp8 e5m2",
+                                            "int8 per tensor", "int8 per token", "int8 per head",
+                                            "int8 per head, BF16 scales", "int8 per group of 32"};
 
 /* Bytes per token per KV head for K (V is the same), head dim d: codes plus scales. */
 static double bytes_per_token_head(int s, int d, int heads)
@@ -30,6 +31,7 @@ static double bytes_per_token_head(int s, int d, int heads)
     case INT8_TENSOR: return d; /* one scale for the whole cache */
     case INT8_TOKEN: return d + 4.0 / heads;
     case INT8_HEAD: return d + 4.0;
+    case INT8_HEAD_BF16: return d + 2.0; /* FAI_SCALES_BF16X2: a 4-byte word holds K's and V's */
     case INT8_GROUP32: return d + 4.0 * d / 32;
     }
     return 0;
@@ -65,12 +67,17 @@ static void quantize(int s, float *x, int n, int h, int d)
     if (s == FP16)
         return;
     /* int8: a group is a run of `len` consecutive values sharing one scale. */
-    int64_t len = s == INT8_TENSOR ? total : s == INT8_TOKEN ? (int64_t)h * d : s == INT8_HEAD ? d : 32;
+    int64_t len = s == INT8_TENSOR            ? total
+                  : s == INT8_TOKEN           ? (int64_t)h * d
+                  : s == INT8_HEAD || s == INT8_HEAD_BF16 ? d
+                                              : 32;
     for (int64_t g = 0; g < total; g += len) {
         float amax = 0.0f;
         for (int64_t i = g; i < g + len; i++)
             amax = fmaxf(amax, fabsf(x[i]));
-        const float scale = fai_int8_scale(amax);
+        float scale = fai_int8_scale(amax);
+        if (s == INT8_HEAD_BF16) /* rounded to BF16, the row coded with it (fai_kv_append) */
+            scale = fai_bf16_bits_to_float(fai_int8_scale_bf16(scale));
         for (int64_t i = g; i < g + len; i++)
             x[i] = fai_int8_dequantize(fai_int8_quantize(x[i], scale), scale);
     }
@@ -172,7 +179,7 @@ int main(int argc, char **argv)
                 /* Bounded above by the documented figures, and below: a "quantizer" that left
                  * the values alone would show no error at all. Written as what must hold, so
                  * that a NaN (every comparison false) fails too. */
-                const double bound = s == INT8_HEAD ? 2e-2 : s == E4M3 ? 6e-2 : INFINITY;
+                const double bound = s == INT8_HEAD || s == INT8_HEAD_BF16 ? 2e-2 : s == E4M3 ? 6e-2 : INFINITY;
                 if (check && dist == 0 && !(e.rel_l2 >= 1e-3 && e.rel_l2 <= bound)) {
                     fprintf(stderr, "kv-quant-accuracy: %s rel L2 %.3g is outside the documented bounds\n",
                             scheme_name[s], e.rel_l2);
