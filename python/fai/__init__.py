@@ -21,9 +21,9 @@ name theirs through ``__dlpack_device__`` must at least all name one).
 
 Quantized KV caches: int8 (torch.int8, with float32 scales [batch, capacity, num_kv_heads]
 as k_scale / v_scale, or one bfloat16 k_scale [batch, capacity, num_kv_heads, 2] of (K, V)
-scale pairs with v_scale=None: half the bytes, FAI_SCALES_BF16X2) or FP8 (torch.float8_e4m3fn / torch.float8_e5m2, or uint8 with
-cache_dtype="fp8_e4m3" / "fp8_e5m2"); fai.kv_append writes them, fai.decode and
-fai.prefill (k_cache=) read them.
+scale pairs with v_scale=None: half the bytes, FAI_SCALES_BF16X2) or FP8
+(torch.float8_e4m3fn / torch.float8_e5m2, or uint8 with cache_dtype="fp8_e4m3" / "fp8_e5m2");
+fai.kv_append writes them, fai.decode and fai.prefill (k_cache=) read them.
 BF16: torch.bfloat16 q/out (decode, prefill) and rows (kv_append) work as float16 ones do; an
 unquantized cache has q's dtype (float16 or bfloat16), a quantized one serves either.
 """
@@ -138,7 +138,8 @@ def _scales(name, scale, shape):
         raise TypeError(f"fai: {name} is required for an int8 cache")
     s = view(name, scale)
     if s.dtype != "float32":
-        raise TypeError(f"fai: {name} must be float32; got {s.dtype}")
+        pairs = " (a bfloat16 k_scale [..., 2] holds both scales: pass v_scale=None)" if s.dtype == "bfloat16" else ""
+        raise TypeError(f"fai: {name} must be float32; got {s.dtype}{pairs}")
     _same(f"{name}'s shape", s.shape, shape)
     if s.ptr % 4:
         raise ValueError(f"fai: {name} is not 4-byte aligned")
@@ -566,8 +567,8 @@ def kv_append(k_new, v_new, slots, k_cache, v_cache, *, k_scale=None, v_scale=No
     work). slots: int64 [tokens] device array: row i goes to sequence slots[i] // capacity,
     position slots[i] % capacity (vLLM's slot mapping); a negative slot skips the row. k_cache,
     v_cache: [batch, capacity, num_kv_heads, head_dim] of k_new's dtype (float16 or bfloat16,
-    copied), or quantized from either: int8 (with float32
-    k_scale / v_scale [batch, capacity, num_kv_heads], written too), float8_e4m3fn or
+    copied), or quantized from either: int8 (with float32 k_scale / v_scale [batch, capacity,
+    num_kv_heads], or one bfloat16 k_scale [..., 2] of (K, V) pairs, written too), float8_e4m3fn or
     float8_e5m2 (uint8 arrays with cache_dtype=). Runs on `stream` (default: torch's current
     stream for torch tensors, else the legacy stream). Returns None; the sequence lengths are
     the caller's to update."""

@@ -241,6 +241,8 @@ class QuantizedCaches(unittest.TestCase):
         self.assertRaisesNaming(ValueError, "(K, V) pair contiguous and 4-byte aligned", fai.kv_append, **a)
         a["k_scale"] = FakeArray((2, 64, 2), "<f4")
         self.assertRaisesNaming(TypeError, "v_scale is required", fai.kv_append, **a)
+        a["k_scale"], a["v_scale"] = bf16("k_scale", 2, 64, 2, 2), FakeArray((2, 64, 2), "<f4")
+        self.assertRaisesNaming(TypeError, "pass v_scale=None", fai.kv_append, **a)
 
 
 class Variants(unittest.TestCase):
