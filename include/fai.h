@@ -146,7 +146,11 @@ typedef enum fai_scale_format {
  *   V scale in its high half (a __nv_bfloat162 {k, v}); v_scale NULL. Half the bytes of FP32
  *   scales; fai_kv_append rounds each scale to BF16 before coding the row with it, so the
  *   codes are as accurate as with FP32 scales (docs/kv-quant.md).
- * FP8, FP16 and BF16 caches have no scales (leave the pointers NULL). */
+ * FP8, FP16 and BF16 caches have no scales (leave the pointers NULL).
+ * Zero the struct before filling it (memset, "= {0}", or take the one in a
+ * fai_*_params_default()): fields added in its padding, as scale_format was, then read 0
+ * (code filled field by field under an older header leaves scale_format undefined, and an
+ * int8 cache is then refused unless it happens to hold 0). */
 typedef struct fai_kv_cache {
     fai_dtype dtype;          /* element type of k and v */
     void *k;                  /* device */

@@ -1177,15 +1177,16 @@ int main(int argc, char **argv)
         }
     }
     /* int8 with FAI_SCALES_BF16X2 scales (names start with "int8 bf16x2 scales"): every other
-     * int8 case above again (contiguous and paged, NHD and HND, every head dim, both kernels
-     * and their split and split-tail plans, graphs, the variants, BF16 q), with both scales of a
-     * token and head as BF16 in one word. */
+     * int8 case above again, and every head-dim-96 and gpt-oss one (contiguous and paged, NHD
+     * and HND, every head dim, both kernels and their split and split-tail plans, graphs, the
+     * variants, BF16 q), with both scales of a token and head as BF16 in one word. */
     {
         static char snames[64][128];
         int ns = 0;
         const int upto = n;
         for (int i = 0, k = 0; i < upto && ns < 64; i++)
-            if (cases[i].kv_dtype == FAI_DTYPE_INT8 && k++ % 2 == 0) {
+            if (cases[i].kv_dtype == FAI_DTYPE_INT8 &&
+                (k++ % 2 == 0 || cases[i].d == 96 || strstr(cases[i].name, "gpt-oss"))) {
                 decode_case c = cases[i];
                 snprintf(snames[ns], sizeof snames[ns], "int8 bf16x2 scales: %s", c.name);
                 c.name = snames[ns++];

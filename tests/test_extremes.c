@@ -1,9 +1,10 @@
 /* GPU test of values at the edges of the formats, through the public calls (small shapes):
  *  - an int8 cache written by fai_kv_append from BF16 rows beyond FP16's range (a V element
- *    of 70000 in the row of the key every query of its group favours): fai_decode with BF16
- *    queries on both decode kernels (forced plans). The CUDA-core kernel computes in FP32 and
- *    must match the double reference on the dequantized cache; the tensor-core kernel packs
- *    each key's weight times its row's max|v| as FP16, which saturates there (docs/api.md),
+ *    of 70000, 140000 with BF16X2 scales, in the row of the key every query of its group
+ *    favours): fai_decode with BF16 queries on both decode kernels (forced plans). The
+ *    CUDA-core kernel computes in FP32 and must match the double reference on the
+ *    dequantized cache; the tensor-core kernel packs each key's weight times its row's
+ *    max|v| (max|v| / 2 with BF16X2 scales) as FP16, which saturates there (docs/api.md),
  *    and must give finite outputs (it gave infinities and NaN before) that match the
  *    reference on the KV head whose values stay in range;
  *  - BF16 rows of magnitudes 1e-18 .. 1e-40 appended to an int8 cache: scales under 2^-64
@@ -182,7 +183,8 @@ int main(void)
 
         /* 2. V beyond FP16's range. q, K, V ~ N(0, 1) in BF16; key BIG_KEY of KV head 0 is
          * each of its group's queries' mean direction (logits ~ 2-5 above the rest) and its V
-         * row has 70000 in dim 0 (max|v| / 127 * 127 = 70000 > 65504). */
+         * row has 70000 in dim 0 (max|v| / 127 * 127 = 70000 > 65504); with BF16X2 scales, whose
+         * weights carry scale * 64 (about max|v| / 2), 140000 (about 70500 > 65504). */
         float *q = malloc(sizeof(float) * qn), *k = malloc(sizeof(float) * kvn), *v = malloc(sizeof(float) * kvn);
         uint16_t *qb = malloc(sizeof(uint16_t) * qn), *kb = malloc(sizeof(uint16_t) * kvn), *vb = malloc(sizeof(uint16_t) * kvn);
         fai_ref_fill_normal(&rng, q, (int64_t)qn, 1.0);
@@ -194,7 +196,8 @@ int main(void)
                 m += q[h * D + i];
             k[((size_t)BIG_KEY * HK + 0) * D + i] = 0.5f * m;
         }
-        v[((size_t)BIG_KEY * HK + 0) * D + 0] = 70000.0f;
+        const float big = g_pairs ? 140000.0f : 70000.0f;
+        v[((size_t)BIG_KEY * HK + 0) * D + 0] = big;
         for (size_t i = 0; i < qn; i++) {
             qb[i] = host_float_to_bf16(q[i]);
             q[i] = host_bf16_to_float(qb[i]);
@@ -206,7 +209,8 @@ int main(void)
         append_int8(kb, vb, kc, vc, ks, vs, lens_dev);
         /* k and v become the values the cache stands for */
         check_codes("int8 from BF16 K rows (q's directions)", kb, kc, ks, 0, k);
-        check_codes("int8 from BF16 V rows with 70000 in one", vb, vc, g_pairs ? ks : vs, 1, v);
+        check_codes(g_pairs ? "int8 from BF16 V rows with 140000 in one" : "int8 from BF16 V rows with 70000 in one", vb,
+                    vc, g_pairs ? ks : vs, 1, v);
         fai_ref_problem rp;
         memset(&rp, 0, sizeof rp);
         rp.num_q_heads = HQ;
@@ -260,13 +264,13 @@ int main(void)
                 of[i] = host_bf16_to_float(ob[i]);
                 nonfinite += !isfinite(of[i]);
             }
-            /* KV head 0's query heads (the 70000) and KV head 1's, apart */
+            /* KV head 0's query heads (the big value) and KV head 1's, apart */
             const size_t half = qn / 2;
             const double rel0 = fai_ref_rel_l2(of, ref, (int64_t)half), rel1 = fai_ref_rel_l2(of + half, ref + half, (int64_t)half);
             const char *name = kernels[ki] == FAI_DECODE_MMA ? "tensor-core" : "CUDA-core";
-            printf("  decode, V of 70000, %-12s non-finite outputs %d, rel L2 head 0's group %.3g, head 1's %.3g "
+            printf("  decode, V of %.0f, %-12s non-finite outputs %d, rel L2 head 0's group %.3g, head 1's %.3g "
                    "(out[0] %.6g, ref %.6g)\n",
-                   name, nonfinite, rel0, rel1, (double)of[0], ref[0]);
+                   (double)big, name, nonfinite, rel0, rel1, (double)of[0], ref[0]);
             EXPECT(nonfinite == 0, "%s kernel: %d non-finite outputs", name, nonfinite);
             EXPECT(rel1 <= 1.6e-2, "%s kernel: KV head 1's group rel L2 %.3g", name, rel1);
             if (kernels[ki] == FAI_DECODE_SIMT) /* FP32 throughout: exact up to BF16 rounding */
