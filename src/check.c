@@ -35,6 +35,11 @@ int fai_is_cache_dtype(fai_dtype t)
 
 int fai_dtype_bytes(fai_dtype t) { return t == FAI_DTYPE_FP16 || t == FAI_DTYPE_BF16 ? 2 : 1; }
 
+int fai_cache_scale_pairs(const fai_kv_cache *c)
+{
+    return c->dtype == FAI_DTYPE_INT8 && c->scale_format == FAI_SCALES_BF16X2;
+}
+
 int fai_attention_has_variant(const fai_attention *a)
 {
     return a->window != 0 || a->softcap != 0.0f || a->sinks != NULL;
@@ -215,7 +220,7 @@ static fai_status check_scales(const char *fn, const fai_kv_cache *c, int32_t ba
         return fai_error(FAI_ERROR_BAD_PARAM,
                          "%s: cache.scale_format (%d) is not FAI_SCALES_FP32 (0) or FAI_SCALES_BF16X2 (1)", fn,
                          (int)c->scale_format);
-    const int pairs = c->scale_format == FAI_SCALES_BF16X2;
+    const int pairs = fai_cache_scale_pairs(c);
     if (pairs && c->v_scale)
         return fai_error(FAI_ERROR_BAD_PARAM,
                          "%s: cache.v_scale is set, but FAI_SCALES_BF16X2 keeps both scales in cache.k_scale's "

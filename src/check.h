@@ -62,6 +62,8 @@ fai_status fai_check_kv_cache(const char *fn, const fai_kv_cache *c, int32_t bat
 const char *fai_dtype_name(fai_dtype t);
 int fai_is_cache_dtype(fai_dtype t);
 int fai_dtype_bytes(fai_dtype t);
+/* An int8 cache whose scales are FAI_SCALES_BF16X2 words (the kernels' scale_pairs flag). */
+int fai_cache_scale_pairs(const fai_kv_cache *c);
 
 /* The current device: compute capability 8.0 or newer; returns what the planners need. */
 fai_status fai_current_device(const char *fn, fai_device_info *info);

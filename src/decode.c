@@ -136,7 +136,7 @@ void fai_decode_args_set_cache(fai_decode_args *args, const fai_kv_cache *c)
     args->kv_dtype = c->dtype;
     args->k_scale = c->k_scale;
     args->v_scale = c->v_scale;
-    args->scale_pairs = c->dtype == FAI_DTYPE_INT8 && c->scale_format == FAI_SCALES_BF16X2;
+    args->scale_pairs = fai_cache_scale_pairs(c);
     args->scale_seq_stride = c->scale_seq_stride;
     args->scale_token_stride = c->scale_token_stride;
     args->scale_head_stride = c->scale_head_stride;

@@ -76,7 +76,7 @@ fai_status fai_kv_append(const fai_kv_append_params *params, cudaStream_t stream
     a.head_stride = p->cache.head_stride;
     a.k_scale = p->cache.k_scale;
     a.v_scale = p->cache.v_scale;
-    a.scale_pairs = p->cache.dtype == FAI_DTYPE_INT8 && p->cache.scale_format == FAI_SCALES_BF16X2;
+    a.scale_pairs = fai_cache_scale_pairs(&p->cache);
     a.scale_seq_stride = p->cache.scale_seq_stride;
     a.scale_token_stride = p->cache.scale_token_stride;
     a.scale_head_stride = p->cache.scale_head_stride;

@@ -194,4 +194,18 @@ FAI_CODEC_FN uint16_t fai_int8_scale_bf16(float scale)
     return (uint16_t)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
 }
 
+/* The scale a row of largest magnitude amax is coded with: fai_int8_scale(amax), rounded to
+ * BF16 where the cache keeps its scales as FAI_SCALES_BF16X2 words (bf16 != 0). */
+FAI_CODEC_FN float fai_int8_row_scale(float amax, int bf16)
+{
+    const float s = fai_int8_scale(amax);
+    return bf16 ? fai_bf16_bits_to_float(fai_int8_scale_bf16(s)) : s;
+}
+
+/* A FAI_SCALES_BF16X2 word's BF16 bits: the K scale (is_v 0, the low half) or the V scale. */
+FAI_CODEC_FN uint16_t fai_scale_pair_half(uint32_t word, int is_v)
+{
+    return (uint16_t)(is_v ? word >> 16 : word & 0xFFFFu);
+}
+
 #endif

@@ -108,9 +108,7 @@ void host_encode_row(fai_dtype dtype, int bf16_scale, const float *x, int d, uin
         float amax = 0.0f;
         for (int e = 0; e < d; e++)
             amax = fmaxf(amax, fabsf(x[e]));
-        *scale = fai_int8_scale(amax);
-        if (bf16_scale) /* FAI_SCALES_BF16X2: coded with the scale rounded to BF16, as fai_kv_append */
-            *scale = fai_bf16_bits_to_float(fai_int8_scale_bf16(*scale));
+        *scale = fai_int8_row_scale(amax, bf16_scale); /* (as fai_kv_append) */
         for (int e = 0; e < d; e++) {
             const int8_t q = fai_int8_quantize(x[e], *scale);
             out[e] = (uint8_t)q;

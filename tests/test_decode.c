@@ -238,7 +238,7 @@ static void encode_range(int64_t first, int64_t end, void *ctx)
         bad += e->got && memcmp(want, e->got + r * d, (size_t)d) != 0;
         if (e->got_scale && e->pairs) {
             const uint32_t w = fai_float_bits(e->got_scale[r]);
-            bad += (uint16_t)(e->is_v ? w >> 16 : w & 0xFFFFu) != (uint16_t)(fai_float_bits(scale) >> 16);
+            bad += fai_scale_pair_half(w, e->is_v) != (uint16_t)(fai_float_bits(scale) >> 16);
         } else if (e->got_scale) {
             bad += memcmp(&scale, e->got_scale + r, sizeof(float)) != 0;
         }

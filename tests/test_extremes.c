@@ -123,7 +123,7 @@ static void check_codes(const char *what, const uint16_t *bits, const int8_t *kc
                         deq ? deq + (size_t)r * D : row_deq);
         if (g_pairs) { /* the word's K (low) or V (high) BF16 half */
             const uint32_t w = fai_float_bits(scales[r]);
-            bad_scale += (uint16_t)(is_v ? w >> 16 : w & 0xFFFFu) != (uint16_t)(fai_float_bits(scale) >> 16);
+            bad_scale += fai_scale_pair_half(w, is_v) != (uint16_t)(fai_float_bits(scale) >> 16);
         } else {
             bad_scale += memcmp(&scale, &scales[r], sizeof scale) != 0;
         }

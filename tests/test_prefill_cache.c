@@ -235,9 +235,7 @@ static float encode_row(fai_dtype quant, float *x, int d, uint8_t *codes)
         float amax = 0.0f;
         for (int e = 0; e < d; e++)
             amax = fmaxf(amax, fabsf(x[e]));
-        scale = fai_int8_scale(amax);
-        if (g_scale_pairs) /* as fai_kv_append: the row coded with its scale rounded to BF16 */
-            scale = fai_bf16_bits_to_float(fai_int8_scale_bf16(scale));
+        scale = fai_int8_row_scale(amax, g_scale_pairs); /* (as fai_kv_append) */
     }
     for (int e = 0; e < d; e++) {
         uint8_t code;

@@ -133,7 +133,7 @@ static void download_rows(const fai_kv_cache *c, int kv, int b, int g, int seq_k
         for (int t = 0; pairs && t < seq_k; t++) { /* the word's K (low) or V (high) BF16 half */
             uint32_t w;
             memcpy(&w, &scales[t], sizeof w);
-            scales[t] = fai_bf16_bits_to_float((uint16_t)(kv ? w >> 16 : w & 0xFFFFu));
+            scales[t] = fai_bf16_bits_to_float(fai_scale_pair_half(w, kv));
         }
     }
     for (int t = 0; t < seq_k; t++)

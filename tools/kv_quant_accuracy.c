@@ -75,9 +75,7 @@ static void quantize(int s, float *x, int n, int h, int d)
         float amax = 0.0f;
         for (int64_t i = g; i < g + len; i++)
             amax = fmaxf(amax, fabsf(x[i]));
-        float scale = fai_int8_scale(amax);
-        if (s == INT8_HEAD_BF16) /* rounded to BF16, the row coded with it (fai_kv_append) */
-            scale = fai_bf16_bits_to_float(fai_int8_scale_bf16(scale));
+        const float scale = fai_int8_row_scale(amax, s == INT8_HEAD_BF16); /* (as fai_kv_append) */
         for (int64_t i = g; i < g + len; i++)
             x[i] = fai_int8_dequantize(fai_int8_quantize(x[i], scale), scale);
     }

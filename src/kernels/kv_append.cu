@@ -119,9 +119,7 @@ __global__ void __launch_bounds__(APPEND_THREADS) kv_append_kernel(const __grid_
                         amax = fmaxf(amax, fabsf(f[i / 8][i % 8]));
                     for (int off = lanes / 2; off >= 1; off /= 2)
                         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-                    scale = fai_int8_scale(amax);
-                    if (a.scale_pairs) /* the row is coded with the BF16 scale its readers see */
-                        scale = fai_bf16_bits_to_float(fai_int8_scale_bf16(scale));
+                    scale = fai_int8_row_scale(amax, a.scale_pairs); /* (BF16X2: the BF16 its readers see) */
                 }
                 if (slot[u] < 0 || slot[u] >= a.num_slots)
                     continue; /* padding, or a slot outside the cache (device-side guard) */
