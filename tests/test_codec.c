@@ -12,7 +12,7 @@
  *  - int8 scales kept as BF16 (FAI_SCALES_BF16X2): every FP32 scale bit pattern from 0 to
  *    +inf in steps of 61 (and every pattern near ties) rounds to the nearest BF16 a search in
  *    double picks, ties to even; rows coded with the rounded scale keep the bounds above,
- *    their maximum at +-127 even where the scale rounded down. */
+ *    their maximum at +-127 even where the scale rounded down; the helpers built on it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +322,16 @@ static void test_int8_bf16_scale(void)
         }
     }
     EXPECT(rounded_down > 1000, "int8 bf16 scale: only %d of 30000 scales rounded down", rounded_down);
+
+    /* The helpers the append kernel, the tests and the tools share: the row's scale in either
+     * format, and a word's K (low) and V (high) halves. */
+    const float amax = 3.0f; /* 3 / 127 is not a BF16 value: the two formats differ */
+    EXPECT(fai_int8_row_scale(amax, 0) == fai_int8_scale(amax) &&
+               fai_int8_row_scale(amax, 1) == fai_bf16_bits_to_float(fai_int8_scale_bf16(fai_int8_scale(amax))) &&
+               fai_int8_row_scale(amax, 1) != fai_int8_row_scale(amax, 0),
+           "fai_int8_row_scale");
+    EXPECT(fai_scale_pair_half(0x12345678u, 0) == 0x5678u && fai_scale_pair_half(0x12345678u, 1) == 0x1234u,
+           "fai_scale_pair_half");
 }
 
 int main(void)
