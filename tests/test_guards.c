@@ -4,9 +4,10 @@
  *  - fai_decode, seq_lens out of [0, capacity] (-5, capacity + 100, INT_MAX, INT_MIN): a
  *    length is clamped into [0, capacity]; page-table entries out of [0, num_pages) (-3,
  *    num_pages, num_pages + 1000, INT_MAX, INT_MIN) inside the pages a sequence uses: clamped
- *    into the pool. Contiguous and paged caches, FP16, int8, FP8 E4M3 and E5M2, both decode
- *    kernels, split and not (forced plans), a planning hint below the lengths. The outputs
- *    must match the double-precision reference of the clamped problem.
+ *    into the pool. Contiguous and paged caches, FP16, int8 (FP32 and BF16X2 scales), FP8
+ *    E4M3 and E5M2, both decode kernels, split and not (forced plans), a planning hint below
+ *    the lengths. The outputs must match the double-precision reference of the clamped
+ *    problem.
  *  - fai_prefill, cu_seqlens_q / cu_seqlens_k out of [0, total] (negative, INT_MAX, INT_MIN,
  *    2^30) and decreasing: offsets are clamped into [0, total_q] / [0, total_k] and a
  *    decreasing pair is an empty sequence. A hybrid batch (prefill sequences on the
@@ -19,17 +20,18 @@
  *  - fai_prefill over a kv_cache (chunked prefill), seq_lens out of [0, capacity] (-5,
  *    capacity + 100, INT_MAX, INT_MIN) and page-table entries out of the pool (-3, -1,
  *    num_pages, num_pages + 1000, INT_MAX, INT_MIN) inside the pages a sequence uses: clamped
- *    as in decode. FP16 caches contiguous and paged (pages of 16 and 1), int8 (pages of 16)
- *    and FP8 E4M3 (pages of 32, contiguous) ones, which are staged in the workspace (the
- *    prefill rows then see at most the K keys staged: K = max_seq_len when set, else
- *    capacity; decode rows read the cache), causal and not; a hybrid batch (chunks of 3 to
+ *    as in decode. FP16 caches contiguous and paged (pages of 16 and 1), int8 (pages of 16;
+ *    FP32 and BF16X2 scales) and FP8 E4M3 (pages of 32, contiguous) ones, which are staged in
+ *    the workspace (the prefill rows then see at most the K keys staged: K = max_seq_len when
+ *    set, else capacity; decode rows read the cache), causal and not; a hybrid batch (chunks of 3 to
  *    150 rows, rows with no key, decode rows on the decode kernels), planned for capacity and
  *    for a hint, with and without a host copy of cu_seqlens_q. Every query row must match the
  *    reference of its clamped sequence (rows with no key: zeros, LSE -inf); rows of no
  *    sequence keep their poison; the workspace sits between guard bands too.
  *  - fai_kv_append, slots out of range (-1, INT64_MIN, the first slot past the cache and
  *    beyond, INT64_MAX, 2^32 + 3 which a 32-bit truncation would turn into slot 3): skipped;
- *    the in-range rows are written (bit for bit the host codec's), nothing else changes.
+ *    the in-range rows are written (bit for bit the host codec's; int8 scales FP32 or BF16X2
+ *    words), nothing else changes.
  * Every buffer a kernel reads or writes sits between guard bands of poison (NaN for inputs,
  * so a stray read shows in the outputs; compared byte for byte for outputs and caches, so a
  * stray write fails); compute-sanitizer memcheck catches stray accesses past the bands.
@@ -87,9 +89,10 @@ static int64_t guard_damage(const gbuf *g)
 static void gfree(gbuf *g) { cudaFree(g->base); }
 
 /* A cache's K and V (bytes each) and, for int8, its n scales, uploaded between guard bands
- * (NaN scales in the bands). */
-static void upload_cache(fai_dtype dt, const uint8_t *kimg, const uint8_t *vimg, size_t bytes, const float *ksc,
-                         const float *vsc, int64_t n, gbuf *gk, gbuf *gv, gbuf *gks, gbuf *gvs)
+ * (NaN scales in the bands). With pairs (FAI_SCALES_BF16X2; the scales already rounded to
+ * BF16) the n words go to gks, K's BF16 in the low half and V's in the high; gvs stays empty. */
+static void upload_cache(fai_dtype dt, int pairs, const uint8_t *kimg, const uint8_t *vimg, size_t bytes,
+                         const float *ksc, const float *vsc, int64_t n, gbuf *gk, gbuf *gv, gbuf *gks, gbuf *gvs)
 {
     *gk = galloc(bytes, 0xff);
     *gv = galloc(bytes, 0xff);
@@ -97,7 +100,14 @@ static void upload_cache(fai_dtype dt, const uint8_t *kimg, const uint8_t *vimg,
     CUDA_CHECK(cudaMemcpy(gv->p, vimg, bytes, cudaMemcpyHostToDevice));
     memset(gks, 0, sizeof *gks);
     memset(gvs, 0, sizeof *gvs);
-    if (dt == FAI_DTYPE_INT8) {
+    if (dt == FAI_DTYPE_INT8 && pairs) {
+        uint32_t *words = malloc(sizeof(uint32_t) * (size_t)n);
+        for (int64_t i = 0; i < n; i++)
+            words[i] = (fai_float_bits(ksc[i]) >> 16) | (fai_float_bits(vsc[i]) & 0xffff0000u);
+        *gks = galloc(sizeof(uint32_t) * (size_t)n, 0xff);
+        CUDA_CHECK(cudaMemcpy(gks->p, words, sizeof(uint32_t) * (size_t)n, cudaMemcpyHostToDevice));
+        free(words);
+    } else if (dt == FAI_DTYPE_INT8) {
         *gks = galloc(sizeof(float) * (size_t)n, 0xff);
         *gvs = galloc(sizeof(float) * (size_t)n, 0xff);
         CUDA_CHECK(cudaMemcpy(gks->p, ksc, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
@@ -209,6 +219,7 @@ typedef struct dg_case {
     const char *name;
     fai_dtype dt;
     int page_size, hq, hk, d, sinks;
+    int pairs; /* int8: FAI_SCALES_BF16X2 */
 } dg_case;
 
 static int clampi(int64_t v, int64_t lo, int64_t hi) { return (int)(v < lo ? lo : v > hi ? hi : v); }
@@ -220,7 +231,7 @@ static int run_decode_guard(const dg_case *c)
     const int pps = ps ? (DCAP + ps - 1) / ps : 0, num_pages = ps ? DB * pps + 2 : 0;
     const int64_t rows = ps ? (int64_t)num_pages * ps : (int64_t)DB * DCAP;
     const int64_t n = rows * hk;
-    printf("decode guard: %s [%s]\n", c->name, dtype_short(c->dt));
+    printf("decode guard: %s [%s%s]\n", c->name, dtype_short(c->dt), c->pairs ? ", BF16X2 scales" : "");
 
     /* The cache: every row holds finite values (a clamped page or length reads real rows). */
     float *kf = malloc(sizeof(float) * (size_t)(n * d)), *vf = malloc(sizeof(float) * (size_t)(n * d));
@@ -230,11 +241,11 @@ static int run_decode_guard(const dg_case *c)
     for (int w = 0; w < 2; w++)
         for (int64_t r = 0; r < n; r++) {
             rand_rows(x, NULL, d);
-            host_encode_row(c->dt, 0, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
+            host_encode_row(c->dt, c->pairs, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
                             (w ? vf : kf) + r * d);
         }
     gbuf gk, gv, gks, gvs;
-    upload_cache(c->dt, kimg, vimg, (size_t)(n * d * eb), ksc, vsc, n, &gk, &gv, &gks, &gvs);
+    upload_cache(c->dt, c->pairs, kimg, vimg, (size_t)(n * d * eb), ksc, vsc, n, &gk, &gv, &gks, &gvs);
 
     /* The page table: a scrambled pool, then entries out of range inside the used pages. */
     int32_t *table = NULL;
@@ -295,8 +306,9 @@ static int run_decode_guard(const dg_case *c)
     kc->capacity = DCAP;
     kc->seq_lens = glen.p;
     if (c->dt == FAI_DTYPE_INT8) {
+        kc->scale_format = c->pairs ? FAI_SCALES_BF16X2 : FAI_SCALES_FP32;
         kc->k_scale = gks.p;
-        kc->v_scale = gvs.p;
+        kc->v_scale = c->pairs ? NULL : gvs.p;
         kc->scale_seq_stride = (int64_t)rps * hk;
         kc->scale_token_stride = hk;
         kc->scale_head_stride = 1;
@@ -417,7 +429,8 @@ static int run_decode_guard(const dg_case *c)
     free(kf); free(vf); free(kimg); free(vimg); free(ksc); free(vsc); free(x); free(table); free(qf); free(qb);
     free(sinks); free(ref); free(ref_lse); free(ks); free(vs); free(ob); free(lb);
     gfree(&gk); gfree(&gv); gfree(&gq); gfree(&go); gfree(&gl); gfree(&glen);
-    if (gks.base) { gfree(&gks); gfree(&gvs); }
+    if (gks.base) gfree(&gks);
+    if (gvs.base) gfree(&gvs);
     if (gt.base) gfree(&gt);
     if (gs.base) gfree(&gs);
     return fails;
@@ -638,6 +651,7 @@ typedef struct cg_case {
     fai_dtype dt; /* the cache's: FP16, or int8 / FP8 (staged) */
     int page_size, hq, hk, d, causal;
     int hint;     /* kv_cache->max_seq_len of the second pair of runs (the first: 0) */
+    int pairs;    /* int8: FAI_SCALES_BF16X2 */
 } cg_case;
 
 /* The keys sequence b's rows see: its length clamped into [0, capacity]. The prefill rows of
@@ -658,7 +672,8 @@ static int run_cache_guard(const cg_case *c)
     const int64_t rows = ps ? (int64_t)num_pages * ps : (int64_t)CB * CCAP;
     const int64_t n = rows * hk;
     const size_t nd = (size_t)(n * d);
-    printf("prefill cache guard: %s [%s], %scausal\n", c->name, dtype_short(c->dt), c->causal ? "" : "non-");
+    printf("prefill cache guard: %s [%s%s], %scausal\n", c->name, dtype_short(c->dt), c->pairs ? ", BF16X2 scales" : "",
+           c->causal ? "" : "non-");
 
     /* The cache, every row finite (a clamped page or length reads real rows): kf/vf the values
      * it stands for (what the decode kernels read), kh/vh those rounded to FP16 (an int8
@@ -671,7 +686,7 @@ static int run_cache_guard(const cg_case *c)
     for (int w = 0; w < 2; w++)
         for (int64_t r = 0; r < n; r++) {
             rand_rows(x, NULL, d);
-            host_encode_row(c->dt, 0, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
+            host_encode_row(c->dt, c->pairs, x, d, (w ? vimg : kimg) + r * d * eb, (w ? vsc : ksc) + r,
                             (w ? vf : kf) + r * d);
         }
     memcpy(kh, kf, sizeof(float) * nd);
@@ -679,7 +694,7 @@ static int run_cache_guard(const cg_case *c)
     round_to_half(kh, NULL, (int64_t)nd);
     round_to_half(vh, NULL, (int64_t)nd);
     gbuf gk, gv, gks, gvs;
-    upload_cache(c->dt, kimg, vimg, nd * (size_t)eb, ksc, vsc, n, &gk, &gv, &gks, &gvs);
+    upload_cache(c->dt, c->pairs, kimg, vimg, nd * (size_t)eb, ksc, vsc, n, &gk, &gv, &gks, &gvs);
 
     /* The page table: a scrambled pool; entries past the pages a sequence's clamped length
      * uses are never read (garbage); entries out of range inside the used pages. */
@@ -736,8 +751,9 @@ static int run_cache_guard(const cg_case *c)
     kc.capacity = CCAP;
     kc.seq_lens = glen.p;
     if (c->dt == FAI_DTYPE_INT8) {
+        kc.scale_format = c->pairs ? FAI_SCALES_BF16X2 : FAI_SCALES_FP32;
         kc.k_scale = gks.p;
-        kc.v_scale = gvs.p;
+        kc.v_scale = c->pairs ? NULL : gvs.p;
         kc.scale_seq_stride = (int64_t)rps * hk;
         kc.scale_token_stride = hk;
         kc.scale_head_stride = 1;
@@ -867,7 +883,8 @@ static int run_cache_guard(const cg_case *c)
     free(kf); free(vf); free(kh); free(vh); free(kimg); free(vimg); free(ksc); free(vsc); free(x); free(table);
     free(qf); free(qb); free(ref); free(ref_lse); free(ks); free(vs); free(nokey); free(ob); free(lb);
     gfree(&gk); gfree(&gv); gfree(&gq); gfree(&go); gfree(&gl); gfree(&gcq); gfree(&glen);
-    if (gks.base) { gfree(&gks); gfree(&gvs); }
+    if (gks.base) gfree(&gks);
+    if (gvs.base) gfree(&gvs);
     if (gt.base) gfree(&gt);
     return fails;
 }
@@ -879,6 +896,7 @@ typedef struct ag_case {
     const char *name;
     fai_dtype dt;
     int page_size, hk, d, cache_batch, cap, num_pages;
+    int pairs; /* int8: FAI_SCALES_BF16X2 (one word per row at k_scale) */
 } ag_case;
 
 static int run_append_guard(const ag_case *c)
@@ -886,7 +904,8 @@ static int run_append_guard(const ag_case *c)
     const int hk = c->hk, d = c->d, eb = c->dt == FAI_DTYPE_FP16 ? 2 : 1, rb = d * eb;
     const int64_t num_slots = c->page_size ? (int64_t)c->num_pages * c->page_size : (int64_t)c->cache_batch * c->cap;
     const int rps = c->page_size ? c->page_size : c->cap;
-    printf("kv_append guard: %s [%s], %lld slots\n", c->name, dtype_short(c->dt), (long long)num_slots);
+    printf("kv_append guard: %s [%s%s], %lld slots\n", c->name, dtype_short(c->dt), c->pairs ? ", BF16X2 scales" : "",
+           (long long)num_slots);
     enum { T = 12 };
     const int64_t slots[T] = {5, -1, INT64_MIN, num_slots, num_slots + 7, INT64_MAX, (1LL << 32) + 3,
                               -(1LL << 32) + 3, num_slots - 1, 0, (1LL << 31) + 1, 1};
@@ -895,8 +914,9 @@ static int run_append_guard(const ag_case *c)
     gbuf gk = galloc((size_t)(cn * rb), fill), gv = galloc((size_t)(cn * rb), fill);
     gbuf gks = {0}, gvs = {0};
     if (c->dt == FAI_DTYPE_INT8) {
-        gks = galloc(sizeof(float) * (size_t)cn, fill);
-        gvs = galloc(sizeof(float) * (size_t)cn, fill);
+        gks = galloc(sizeof(float) * (size_t)cn, fill); /* (pairs: a 4-byte word a row as well) */
+        if (!c->pairs)
+            gvs = galloc(sizeof(float) * (size_t)cn, fill);
     }
     gbuf gt = {0};
     const int pps = c->page_size ? (c->cap + c->page_size - 1) / c->page_size : 0;
@@ -929,8 +949,9 @@ static int run_append_guard(const ag_case *c)
     a.cache.head_stride = d;
     a.cache.capacity = c->cap;
     if (c->dt == FAI_DTYPE_INT8) {
+        a.cache.scale_format = c->pairs ? FAI_SCALES_BF16X2 : FAI_SCALES_FP32;
         a.cache.k_scale = gks.p;
-        a.cache.v_scale = gvs.p;
+        a.cache.v_scale = c->pairs ? NULL : gvs.p;
         a.cache.scale_seq_stride = (int64_t)rps * hk;
         a.cache.scale_token_stride = hk;
         a.cache.scale_head_stride = 1;
@@ -970,10 +991,14 @@ static int run_append_guard(const ag_case *c)
                 for (int w = 0; w < 2; w++) {
                     const int64_t row = slots[t] * hk + h; /* natural strides: the slot is the pool row */
                     float scale;
-                    host_encode_row(c->dt, 0, (w ? vf : kf) + ((int64_t)t * hk + h) * d, d, want[w] + GUARD + row * rb,
-                                    &scale, deq);
-                    if (c->dt == FAI_DTYPE_INT8)
+                    host_encode_row(c->dt, c->pairs, (w ? vf : kf) + ((int64_t)t * hk + h) * d, d,
+                                    want[w] + GUARD + row * rb, &scale, deq);
+                    if (c->dt == FAI_DTYPE_INT8 && c->pairs) { /* the word's low (K) or high (V) half */
+                        const uint16_t half = (uint16_t)(fai_float_bits(scale) >> 16);
+                        memcpy(want_s[0] + GUARD + row * 4 + 2 * w, &half, 2);
+                    } else if (c->dt == FAI_DTYPE_INT8) {
                         memcpy(want_s[w] + GUARD + row * 4, &scale, 4);
+                    }
                 }
         }
         int64_t bad = 0;
@@ -981,7 +1006,7 @@ static int run_append_guard(const ag_case *c)
             CUDA_CHECK(cudaMemcpy(got, (w ? gv : gk).base, cb, cudaMemcpyDeviceToHost));
             for (size_t i = 0; i < cb; i++)
                 bad += got[i] != want[w][i];
-            if (c->dt == FAI_DTYPE_INT8) {
+            if (c->dt == FAI_DTYPE_INT8 && !(c->pairs && w)) {
                 CUDA_CHECK(cudaMemcpy(got, (w ? gvs : gks).base, sb, cudaMemcpyDeviceToHost));
                 for (size_t i = 0; i < sb; i++)
                     bad += got[i] != want_s[w][i];
@@ -999,7 +1024,8 @@ static int run_append_guard(const ag_case *c)
     }
     free(kf); free(vf); free(kb); free(vb);
     gfree(&gk); gfree(&gv); gfree(&gnk); gfree(&gnv); gfree(&gsl);
-    if (gks.base) { gfree(&gks); gfree(&gvs); }
+    if (gks.base) gfree(&gks);
+    if (gvs.base) gfree(&gvs);
     if (gt.base) gfree(&gt);
     return fails;
 }
@@ -1016,14 +1042,16 @@ int main(int argc, char **argv)
     }
     int fails = 0, ran = 0;
     static const dg_case dg[] = {
-        {"contiguous, GQA 16/4 d128", FAI_DTYPE_FP16, 0, 16, 4, 128, 0},
-        {"contiguous, MHA 8/8 d64, sinks", FAI_DTYPE_FP16, 0, 8, 8, 64, 1},
-        {"contiguous int8, 8/2 d128", FAI_DTYPE_INT8, 0, 8, 2, 128, 0},
-        {"paged 16, GQA 16/4 d128", FAI_DTYPE_FP16, 16, 16, 4, 128, 0},
-        {"paged 1, 8/8 d96", FAI_DTYPE_FP16, 1, 8, 8, 96, 0},
-        {"paged 16 int8, 8/2 d64, sinks", FAI_DTYPE_INT8, 16, 8, 2, 64, 1},
-        {"paged 32 e4m3, 16/4 d128", FAI_DTYPE_FP8_E4M3, 32, 16, 4, 128, 0},
-        {"paged 256 e5m2, 4/4 d256", FAI_DTYPE_FP8_E5M2, 256, 4, 4, 256, 0},
+        {"contiguous, GQA 16/4 d128", FAI_DTYPE_FP16, 0, 16, 4, 128, 0, 0},
+        {"contiguous, MHA 8/8 d64, sinks", FAI_DTYPE_FP16, 0, 8, 8, 64, 1, 0},
+        {"contiguous int8, 8/2 d128", FAI_DTYPE_INT8, 0, 8, 2, 128, 0, 0},
+        {"paged 16, GQA 16/4 d128", FAI_DTYPE_FP16, 16, 16, 4, 128, 0, 0},
+        {"paged 1, 8/8 d96", FAI_DTYPE_FP16, 1, 8, 8, 96, 0, 0},
+        {"paged 16 int8, 8/2 d64, sinks", FAI_DTYPE_INT8, 16, 8, 2, 64, 1, 0},
+        {"contiguous int8, 8/2 d128", FAI_DTYPE_INT8, 0, 8, 2, 128, 0, 1},
+        {"paged 1 int8, 16/4 d96, sinks", FAI_DTYPE_INT8, 1, 16, 4, 96, 1, 1},
+        {"paged 32 e4m3, 16/4 d128", FAI_DTYPE_FP8_E4M3, 32, 16, 4, 128, 0, 0},
+        {"paged 256 e5m2, 4/4 d256", FAI_DTYPE_FP8_E5M2, 256, 4, 4, 256, 0, 0},
     };
     for (size_t i = 0; i < sizeof dg / sizeof dg[0]; i++, ran++)
         fails += run_decode_guard(&dg[i]) != 0;
@@ -1043,24 +1071,27 @@ int main(int argc, char **argv)
      * one-wave schedule), as pages of 1 always do. A staged cache's hint is below its capacity
      * and below the 150-row chunk. */
     static const cg_case cg[] = {
-        {"contiguous, GQA 16/4 d128", FAI_DTYPE_FP16, 0, 16, 4, 128, 1, 16},
-        {"contiguous, 8/8 d64", FAI_DTYPE_FP16, 0, 8, 8, 64, 0, 16},
-        {"paged 16, GQA 32/8 d128", FAI_DTYPE_FP16, 16, 32, 8, 128, 1, 16},
-        {"paged 16, GQA 32/8 d128", FAI_DTYPE_FP16, 16, 32, 8, 128, 0, 16},
-        {"paged 1, GQA 8/2 d96", FAI_DTYPE_FP16, 1, 8, 2, 96, 1, 16},
-        {"paged 16 int8, 8/2 d128", FAI_DTYPE_INT8, 16, 8, 2, 128, 1, 130},
-        {"paged 32 e4m3, 16/4 d64", FAI_DTYPE_FP8_E4M3, 32, 16, 4, 64, 0, 64},
-        {"contiguous e4m3, 8/2 d256", FAI_DTYPE_FP8_E4M3, 0, 8, 2, 256, 1, 130},
+        {"contiguous, GQA 16/4 d128", FAI_DTYPE_FP16, 0, 16, 4, 128, 1, 16, 0},
+        {"contiguous, 8/8 d64", FAI_DTYPE_FP16, 0, 8, 8, 64, 0, 16, 0},
+        {"paged 16, GQA 32/8 d128", FAI_DTYPE_FP16, 16, 32, 8, 128, 1, 16, 0},
+        {"paged 16, GQA 32/8 d128", FAI_DTYPE_FP16, 16, 32, 8, 128, 0, 16, 0},
+        {"paged 1, GQA 8/2 d96", FAI_DTYPE_FP16, 1, 8, 2, 96, 1, 16, 0},
+        {"paged 16 int8, 8/2 d128", FAI_DTYPE_INT8, 16, 8, 2, 128, 1, 130, 0},
+        {"paged 16 int8, 8/2 d128", FAI_DTYPE_INT8, 16, 8, 2, 128, 0, 130, 1},
+        {"paged 32 e4m3, 16/4 d64", FAI_DTYPE_FP8_E4M3, 32, 16, 4, 64, 0, 64, 0},
+        {"contiguous e4m3, 8/2 d256", FAI_DTYPE_FP8_E4M3, 0, 8, 2, 256, 1, 130, 0},
     };
     for (size_t i = 0; i < sizeof cg / sizeof cg[0]; i++, ran++)
         fails += run_cache_guard(&cg[i]) != 0;
     static const ag_case ag[] = {
-        {"contiguous, d64", FAI_DTYPE_FP16, 0, 2, 64, 3, 40, 0},
-        {"contiguous, d128", FAI_DTYPE_INT8, 0, 2, 128, 3, 40, 0},
-        {"contiguous, d96", FAI_DTYPE_FP8_E4M3, 0, 1, 96, 2, 64, 0},
-        {"paged 8, d64", FAI_DTYPE_FP16, 8, 2, 64, 2, 40, 10},
-        {"paged 16, d256", FAI_DTYPE_INT8, 16, 2, 256, 2, 32, 5},
-        {"paged 1, d64", FAI_DTYPE_FP8_E5M2, 1, 2, 64, 2, 30, 50},
+        {"contiguous, d64", FAI_DTYPE_FP16, 0, 2, 64, 3, 40, 0, 0},
+        {"contiguous, d128", FAI_DTYPE_INT8, 0, 2, 128, 3, 40, 0, 0},
+        {"contiguous, d96", FAI_DTYPE_FP8_E4M3, 0, 1, 96, 2, 64, 0, 0},
+        {"paged 8, d64", FAI_DTYPE_FP16, 8, 2, 64, 2, 40, 10, 0},
+        {"paged 16, d256", FAI_DTYPE_INT8, 16, 2, 256, 2, 32, 5, 0},
+        {"contiguous, d64", FAI_DTYPE_INT8, 0, 3, 64, 2, 40, 0, 1},
+        {"paged 4, d128", FAI_DTYPE_INT8, 4, 2, 128, 2, 40, 30, 1},
+        {"paged 1, d64", FAI_DTYPE_FP8_E5M2, 1, 2, 64, 2, 30, 50, 0},
     };
     for (size_t i = 0; i < sizeof ag / sizeof ag[0]; i++, ran++)
         fails += run_append_guard(&ag[i]) != 0;
