@@ -145,7 +145,8 @@ typedef enum fai_scale_format {
  *   above (strides in words), each holding the token's K scale as BF16 in its low half and its
  *   V scale in its high half (a __nv_bfloat162 {k, v}); v_scale NULL. Half the bytes of FP32
  *   scales; fai_kv_append rounds each scale to BF16 before coding the row with it, so the
- *   codes are as accurate as with FP32 scales (docs/kv-quant.md).
+ *   codes fit the scale the kernels read (attention error 1-5 % above FP32 scales' where it
+ *   differs: docs/kv-quant.md).
  * FP8, FP16 and BF16 caches have no scales (leave the pointers NULL).
  * Zero the struct before filling it (memset, "= {0}", or take the one in a
  * fai_*_params_default()): fields added in its padding, as scale_format was, then read 0
@@ -169,7 +170,8 @@ typedef struct fai_kv_cache {
                                  computed correctly, only less evenly spread (except in
                                  fai_prefill over an int8/FP8 cache, which stages only this
                                  many keys per sequence: there it must be a true bound). */
-    /* int8 caches only (NULL and 0 otherwise); strides in 4-byte elements, >= 0. */
+    /* int8 caches only (pointers NULL otherwise; scale_format is then ignored); strides in
+       4-byte elements (floats or BF16X2 words), >= 0. */
     fai_scale_format scale_format; /* FAI_SCALES_FP32 (0) or FAI_SCALES_BF16X2; int8 only */
     float *k_scale;           /* device, 4-byte aligned (written by fai_kv_append) */
     float *v_scale;           /* device, 4-byte aligned, same strides as k_scale; NULL with
@@ -385,7 +387,9 @@ FAI_API fai_status fai_prefill(const fai_prefill_params *params, void *workspace
  * (consecutive slots) and a decode step (one token per sequence) alike. Rows are written in the cache's
  * dtype: FP16 and BF16 copied (the cache must have the rows' dtype), FP8 (from FP16 or BF16
  * rows, via their exact FP32 values) rounded to nearest even with saturation, int8 quantized per
- * (token, KV head) with scale = max|x| / 127, written to cache.k_scale / v_scale. A negative
+ * (token, KV head) with scale = max|x| / 127, written to cache.k_scale / v_scale (with
+ * FAI_SCALES_BF16X2 rounded to the nearest BF16 first, the row coded with that value, and both
+ * halves of the token's word at k_scale written). A negative
  * slot skips its row (padding); a slot >= cache_batch * cache.capacity is skipped as well (a
  * device-side guard: the host never sees the slots; paged: >= num_pages * page_size). The
  * sequence lengths are the caller's to update (cache.seq_lens and cache.max_seq_len are not

@@ -248,8 +248,8 @@ static fai_status check_scales(const char *fn, const fai_kv_cache *c, int32_t ba
     if (!mul_add_fits(batch - 1, c->scale_seq_stride, 1, &last) ||
         !mul_add_fits(capacity - 1, c->scale_token_stride, last, &last) ||
         !mul_add_fits(heads - 1, c->scale_head_stride, last, &last))
-        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: cache.k_scale and cache.v_scale span more than 2^63 elements",
-                         fn);
+        return fai_error(FAI_ERROR_BAD_PARAM_SHAPE, "%s: %s span more than 2^63 elements", fn,
+                         pairs ? "cache.k_scale's BF16X2 words" : "cache.k_scale and cache.v_scale");
     return FAI_SUCCESS;
 }
 

@@ -185,7 +185,8 @@ FAI_CODEC_FN float fai_int8_dequantize(int8_t q, float scale) { return (float)q 
 /* A scale kept as BF16 (FAI_SCALES_BF16X2): the FP32 scale rounded to the nearest BF16, ties
  * to even, as its bits. The row is then coded with that BF16 value (fai_bf16_bits_to_float),
  * so the codes fit the scale the readers see; a scale rounded down codes the row's largest
- * value as 127 all the same (its code is at most 127 * (1 + 2^-9) before the clamp). Scales
+ * value as 127 all the same (BF16 keeps 8 significant bits, so the scale moves by at most
+ * 2^-8 of itself and that value's quotient is at most 127 (1 + 2^-8) < 127.5). Scales
  * are never NaN (fai_int8_scale of a max|x|); +inf stays +inf, and a scale of at most 2^-134
  * (rows with max|x| up to about 5.8e-39) rounds to 0, which codes its row as zeros. */
 FAI_CODEC_FN uint16_t fai_int8_scale_bf16(float scale)

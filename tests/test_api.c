@@ -165,7 +165,7 @@ static void test_decode_rejects(void)
         CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "int8 FAI_SCALES_BF16X2, v_scale NULL: %s",
               fai_last_error());
         p.cache.scale_seq_stride = (int64_t)1 << 62;
-        REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "span more than 2^63");
+        REJECT(p, FAI_ERROR_BAD_PARAM_SHAPE, "cache.k_scale's BF16X2 words span more than 2^63");
         p = valid_params(); p.cache.scale_format = (fai_scale_format)77;
         s = fai_decode_workspace_size(&p, &bytes);
         CHECK(FAI_STATUS_CATEGORY(s) != FAI_ERROR_BAD_PARAM, "FP16 cache, scale_format 77: %s", fai_last_error());

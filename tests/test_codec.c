@@ -295,7 +295,7 @@ static void test_int8_bf16_scale(void)
            "bf16 scale: inf, zero, and the smallest subnormals");
 
     /* Rows coded with the rounded scale: codes in range, the maximum at +-127 (the scale may
-     * have rounded down: its quotient up to 127 (1 + 2^-9) clamps), every value within half a
+     * have rounded down: its quotient up to 127 (1 + 2^-8) clamps), every value within half a
      * step of the BF16 scale, plus the FP32 rounding, plus what the clamp cuts (2^-8 of a
      * maximum's step). */
     uint64_t state = 0x2545F4914F6CDD1Dull;

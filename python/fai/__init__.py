@@ -154,7 +154,9 @@ def _int8_scales(k_scale, v_scale, shape):
         s = view("k_scale", k_scale)
         if s.dtype == "bfloat16":
             _same("k_scale's shape", s.shape, tuple(shape) + (2,))
-            if s.strides[-1] != 1 or any(x % 2 for x in s.strides[:-1]) or s.ptr % 4:
+            # (a dimension of size 1 is never stepped over: its stride may be odd)
+            odd = any(x % 2 for x, n in zip(s.strides[:-1], s.shape[:-1]) if n > 1)
+            if s.strides[-1] != 1 or odd or s.ptr % 4:
                 raise ValueError("fai: a bfloat16 k_scale [batch, capacity, num_kv_heads, 2] needs each (K, V) pair "
                                  f"contiguous and 4-byte aligned (strides even); got strides {s.strides}")
             return s, None
