@@ -151,7 +151,9 @@ __device__ __forceinline__ void load_code_tile(char *stage, const char *kp, cons
         ptx_cp_async_16(vs + row * D + chunk * 16, vp + (valid ? vo : 0), valid);
     }
     if (CT == FAI_KV_INT8 && a.scale_pairs) {
-        /* FAI_SCALES_BF16X2: one word a key holds both scales, [16 words]. */
+        /* FAI_SCALES_BF16X2: one word a key holds both scales, [16 words]. (Apart from the
+         * FP32 branch below on purpose: one branch for both, the number of 16-value arrays
+         * chosen at run time, made the paged int8 d96 kernels spill 12 bytes; session 31.) */
         float *sc = reinterpret_cast<float *>(stage + 2 * KT * D);
         const int64_t so0 = PAGED ? 0 : (int64_t)key0 * a.scale_token_stride;
         const bool packed = !PAGED && a.scale_token_stride == 1 && key0 + KT <= kend &&
