@@ -10,7 +10,7 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 help=$("$bench" --help) || fail "--help exited $?"
-for flag in --suite --shape --list --dtype --window --softcap --sinks --alibi --layout --page-size --page-order --reps \
+for flag in --suite --shape --list --dtype --window --softcap --sinks --alibi --layout --page-size --page-order --pause --reps \
     --warmup --csv --json --check --splits --warps --kernel --tune --flush kv=; do
     grep -q -- "$flag" <<<"$help" || fail "--help does not mention $flag"
 done
@@ -38,6 +38,9 @@ refused "unknown or incomplete option" --frobnicate
 refused "--flush takes write, read or none" --list --flush dirty
 "$bench" --list --flush none >/dev/null || fail "--list --flush none exited $?"
 refused "--page-order takes scrambled or sequential" --list --page-order random
+refused "--pause takes milliseconds from 0 to 60000" --list --pause -1
+refused "--pause takes milliseconds from 0 to 60000" --list --pause 5ms
+"$bench" --list --pause 0 >/dev/null || fail "--list --pause 0 exited $?"
 
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
     out=$("$bench" --shape b=1,sk=128 2>&1)

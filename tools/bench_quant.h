@@ -18,6 +18,10 @@ typedef struct quant_shape {
     unsigned dtypes;
 } quant_shape;
 
+/* Milliseconds of idle before each pass of a kv-quant row (each dtype, and FP16 before and
+ * after), so that every pass starts from an idle GPU (default 500; 0: none). */
+void bench_quant_set_pause(int ms);
+
 /* The kv-quant suite's shapes (every dtype), in the order they are timed. */
 #define BENCH_QUANT_SUITE_ROWS 4
 extern const quant_shape bench_quant_suite[BENCH_QUANT_SUITE_ROWS];

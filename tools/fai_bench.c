@@ -622,6 +622,10 @@ static void usage(void)
            "                  power of two, 1-256) in a scrambled page table (default: contiguous);\n"
            "                  also the chunked suite's page size (default 16)\n"
            "  --page-order O  scrambled (default) or sequential: each sequence's pages in order\n"
+           "  --pause MS      kv-quant rows: MS ms of idle before each pass (each dtype, FP16 before\n"
+           "                  and after; default 500, 0: none), so that each starts from an idle\n"
+           "                  GPU (the int8 kernels' times stepped up after a second of the suite's\n"
+           "                  heavy passes without it)\n"
            "  --reps N        timed runs per row, median reported (default 50; prefill rows run\n"
            "                  fewer, at least 10, where N would take over 3 s); also the runs of\n"
            "                  each ceiling\n"
@@ -809,6 +813,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "fai-bench: --page-size takes a power of two from 1 to 256\n");
                 return 2;
             }
+        } else if (!strcmp(a, "--pause") && next) {
+            char *end;
+            const long ms = strtol(next, &end, 10);
+            if (*next == '\0' || *end != '\0' || ms < 0 || ms > 60000) {
+                fprintf(stderr, "fai-bench: --pause takes milliseconds from 0 to 60000\n");
+                return 2;
+            }
+            bench_quant_set_pause((int)ms);
+            i++;
         } else if (!strcmp(a, "--page-order") && next) {
             if (strcmp(next, "sequential") && strcmp(next, "scrambled")) {
                 fprintf(stderr, "fai-bench: --page-order takes scrambled or sequential\n");
