@@ -203,6 +203,13 @@ FAI_CODEC_FN float fai_int8_row_scale(float amax, int bf16)
     return bf16 ? fai_bf16_bits_to_float(fai_int8_scale_bf16(s)) : s;
 }
 
+/* The FAI_SCALES_BF16X2 word of a token and head whose scales k and v are BF16 values already
+ * (fai_int8_row_scale with bf16, or a BF16 NaN): K's bits in the low half, V's in the high. */
+FAI_CODEC_FN uint32_t fai_scale_pair_word(float k, float v)
+{
+    return fai_float_bits(k) >> 16 | (fai_float_bits(v) & 0xFFFF0000u);
+}
+
 /* A FAI_SCALES_BF16X2 word's BF16 bits: the K scale (is_v 0, the low half) or the V scale. */
 FAI_CODEC_FN uint16_t fai_scale_pair_half(uint32_t word, int is_v)
 {

@@ -324,7 +324,7 @@ static void test_int8_bf16_scale(void)
     EXPECT(rounded_down > 1000, "int8 bf16 scale: only %d of 30000 scales rounded down", rounded_down);
 
     /* The helpers the append kernel, the tests and the tools share: the row's scale in either
-     * format, and a word's K (low) and V (high) halves. */
+     * format, a word of two BF16 scales, and its K (low) and V (high) halves. */
     const float amax = 3.0f; /* 3 / 127 is not a BF16 value: the two formats differ */
     EXPECT(fai_int8_row_scale(amax, 0) == fai_int8_scale(amax) &&
                fai_int8_row_scale(amax, 1) == fai_bf16_bits_to_float(fai_int8_scale_bf16(fai_int8_scale(amax))) &&
@@ -332,6 +332,11 @@ static void test_int8_bf16_scale(void)
            "fai_int8_row_scale");
     EXPECT(fai_scale_pair_half(0x12345678u, 0) == 0x5678u && fai_scale_pair_half(0x12345678u, 1) == 0x1234u,
            "fai_scale_pair_half");
+    const float ks = fai_int8_row_scale(3.0f, 1), vs = fai_int8_row_scale(250.0f, 1);
+    const uint32_t word = fai_scale_pair_word(ks, vs);
+    EXPECT(fai_bf16_bits_to_float(fai_scale_pair_half(word, 0)) == ks &&
+               fai_bf16_bits_to_float(fai_scale_pair_half(word, 1)) == vs && ks != vs,
+           "fai_scale_pair_word");
 }
 
 int main(void)

@@ -103,7 +103,7 @@ static void upload_cache(fai_dtype dt, int pairs, const uint8_t *kimg, const uin
     if (dt == FAI_DTYPE_INT8 && pairs) {
         uint32_t *words = malloc(sizeof(uint32_t) * (size_t)n);
         for (int64_t i = 0; i < n; i++)
-            words[i] = (fai_float_bits(ksc[i]) >> 16) | (fai_float_bits(vsc[i]) & 0xffff0000u);
+            words[i] = fai_scale_pair_word(ksc[i], vsc[i]);
         *gks = galloc(sizeof(uint32_t) * (size_t)n, 0xff);
         CUDA_CHECK(cudaMemcpy(gks->p, words, sizeof(uint32_t) * (size_t)n, cudaMemcpyHostToDevice));
         free(words);

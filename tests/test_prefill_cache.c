@@ -424,7 +424,7 @@ static void upload_cache(const host_cache *hc, const cache_case *c, dev_cache *d
         const size_t ns = nscale / sizeof(float);
         uint32_t *w = malloc(nscale);
         for (size_t i = 0; i < ns; i++) /* (the scales are BF16 values already, or NaN: a BF16 NaN) */
-            w[i] = fai_float_bits(hc->k_scale[i]) >> 16 | (fai_float_bits(hc->v_scale[i]) & 0xFFFF0000u);
+            w[i] = fai_scale_pair_word(hc->k_scale[i], hc->v_scale[i]);
         CUDA_CHECK(cudaMemcpy(dc->k_scale, w, nscale, cudaMemcpyHostToDevice));
         free(w);
     } else if (hc->k_scale) {
