@@ -634,7 +634,9 @@ __global__ void __launch_bounds__(FAI_DECODE_MMA_WARPS * 32)
     }
     ptx_cp_async_wait<0>();
     ptx_griddep_launch_dependents(); /* only the epilogue is left: let the merge kernel launch */
-    if (CT == FAI_KV_INT8) /* the weights carried a factor of v_mul (above) */
+    /* int8: the weights carried a factor of v_mul (above). (Its inverse chosen here as a
+     * constant: hoisted beside v_mul it changed one kernel's SASS, session 31.) */
+    if (CT == FAI_KV_INT8)
 #pragma unroll
         for (int n = 0; n < NT; n++)
 #pragma unroll
