@@ -53,10 +53,11 @@ fi
 
 # Default arguments: the small shapes where a test has them (the others are small as they are).
 declare -A args=([test_decode]="--small" [test_prefill]="--small" [test_graphs]="--small" [test_guards]="--small"
-    [test_prefill_cache]="--small" [test_concurrency]="--small" [test_prefill_mma_sync]="--small" [test_prefill_pingpong]="--small")
+    [test_prefill_cache]="--small" [test_concurrency]="--small" [test_prefill_mma_sync]="--small" [test_prefill_pingpong]="--small"
+    [test_decode_random]="--random 8" [test_prefill_random]="--random 8" [test_prefill_cache_random]="--random 6")
 # The environment ctest gives a test (on a Hopper GPU, which prefill kernel runs).
 declare -A envs=([test_prefill]="FAI_PREFILL_SM90=1" [test_prefill_cache]="FAI_PREFILL_SM90=1" [test_graphs]="FAI_PREFILL_SM90=1"
-    [test_concurrency]="FAI_PREFILL_SM90=1"
+    [test_concurrency]="FAI_PREFILL_SM90=1" [test_prefill_random]="FAI_PREFILL_SM90=1" [test_prefill_cache_random]="FAI_PREFILL_SM90=1"
     [test_prefill_mma_sync]="FAI_PREFILL_SM90=0" [test_prefill_pingpong]="FAI_PREFILL_SM90=1 FAI_PREFILL_SM90_PINGPONG=1")
 
 # The tests: the known ones first, then whatever else ctest labels gpu.

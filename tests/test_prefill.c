@@ -43,6 +43,7 @@
 
 #define MAX_BATCH 80
 #define MAX_BLOCKS 64
+#define TABLE_CASES 160 /* the most cases a run holds */
 #define PAD_LEAD 3  /* default NaN rows before the first sequence */
 #define PAD_TAIL 5  /* NaN rows after the last sequence (none with --small) */
 #define PAD_CHECK 16 /* rows of O / LSE next to the sequences checked to keep their poison */
@@ -912,6 +913,74 @@ static int run_case(const prefill_case *c, int index)
     return fails;
 }
 
+/* --random N: N cases drawn from the seed with the options combined at random, the ones the
+ * tables pair only by hand: any head dim and ratio, varlen batches mixing whole prompts, chunks
+ * (seq_q < seq_k), decode rows, seq_q > seq_k and empty sides, with causal, ALiBi, windows,
+ * soft-cap, sinks, BF16, strided layouts, graphs and huge future keys. Sizes are held so
+ * that a case's reference takes seconds. */
+static int rnd(fai_ref_rng *r, int n) { return (int)(fai_ref_rng_uniform(r) * n) % n; }
+static int chance(fai_ref_rng *r, double p) { return fai_ref_rng_uniform(r) < p; }
+
+static prefill_case random_case(fai_ref_rng *r, int index, char *name, size_t name_size, seq_len *seqs)
+{
+    static const int dims[] = {64, 96, 128, 256};
+    static const int kv_heads[] = {1, 2, 4, 8};
+    static const int groups[] = {1, 1, 2, 3, 4, 5, 7, 8};
+    static const float caps[] = {5.0f, 20.0f, 30.0f, 50.0f};
+    static const float stds[] = {1.0f, 1.0f, 1.0f, 3.0f, 11.0f};
+    prefill_case c = {0};
+    c.d = dims[rnd(r, 4)];
+    c.hk = kv_heads[rnd(r, 4)];
+    c.hq = c.hk * groups[rnd(r, 8)];
+    c.batch = chance(r, 0.9) ? 1 + rnd(r, 8) : 9 + rnd(r, 40);
+    const int longest = chance(r, 0.85) ? 700 : 3000;
+    for (int b = 0; b < c.batch; b++) {
+        const double v = fai_ref_rng_uniform(r);
+        const int n = 1 + rnd(r, longest), m = 1 + rnd(r, longest);
+        seqs[b] = v < 0.4   ? (seq_len){n, n}                       /* a whole prompt */
+                  : v < 0.55 ? (seq_len){1, m}                      /* a decode row */
+                  : v < 0.7  ? (seq_len){n < m ? n : m, n < m ? m : n} /* a chunk */
+                  : v < 0.8  ? (seq_len){n, m}
+                  : v < 0.85 ? (seq_len){0, m}
+                  : v < 0.9  ? (seq_len){n, 0}
+                  : v < 0.95 ? (seq_len){1, 1}
+                             : (seq_len){1 + rnd(r, 140), 1 + rnd(r, 140)}; /* around a tile */
+    }
+    c.seqs = seqs;
+    c.causal = chance(r, 0.5);
+    c.alibi = chance(r, 0.6) ? 0 : 1 + rnd(r, 3);
+    c.q_std = stds[rnd(r, 5)];
+    int square = 1; /* the fused QKV layouts need seq_q == seq_k */
+    for (int b = 0; b < c.batch; b++)
+        square &= seqs[b].q == seqs[b].k;
+    c.layout = square ? rnd(r, 4) : chance(r, 0.5) ? LAYOUT_COMPACT : LAYOUT_KV_HND;
+    c.graph = chance(r, 0.08);
+    c.no_lse = chance(r, 0.1);
+    c.huge_future = c.causal && chance(r, 0.15);
+    c.bf16 = chance(r, 0.5);
+    if (chance(r, 0.3)) {
+        c.window = 1;
+        c.wl = chance(r, 0.15) ? -1 : chance(r, 0.5) ? rnd(r, 64) : rnd(r, 2 * longest);
+        c.wr = chance(r, 0.4) ? -1 : chance(r, 0.5) ? 0 : rnd(r, 100);
+    }
+    if (chance(r, 0.25))
+        c.softcap = caps[rnd(r, 4)];
+    c.sinks = chance(r, 0.75) ? SINKS_NONE : 1 + rnd(r, 4);
+    /* a case's reference within about 2e9 multiply-adds: fewer heads, then shorter sequences */
+    while (reference_work(&c, seqs) > 8e9 && c.hq > c.hk)
+        c.hq -= c.hk;
+    while (reference_work(&c, seqs) > 8e9)
+        for (int b = 0; b < c.batch; b++)
+            seqs[b] = (seq_len){seqs[b].q / 2, seqs[b].k / 2};
+    snprintf(name, name_size,
+             "random %d: b%d h%d/%d d%d %s%s layout %d alibi %d window %d (%d, %d) softcap %g sinks %d q_std %g%s%s%s",
+             index, c.batch, c.hq, c.hk, c.d, c.bf16 ? "bf16" : "fp16", c.causal ? " causal" : "", c.layout, c.alibi,
+             c.window, c.wl, c.wr, (double)c.softcap, c.sinks, (double)c.q_std, c.graph ? " graph" : "",
+             c.no_lse ? " no-lse" : "", c.huge_future ? " huge-future" : "");
+    c.name = name;
+    return c;
+}
+
 /* --small keeps shapes compute-sanitizer runs through quickly. */
 static int is_small(const prefill_case *c)
 {
@@ -923,16 +992,10 @@ static int is_small(const prefill_case *c)
     return c->lead <= PAD_LEAD && rows_q <= 1200 && rows_k <= 1200 && reference_work(c, c->seqs) <= 4e8;
 }
 
-int main(int argc, char **argv)
+/* The cases of the tables: every head dim and ratio, the masks, layouts and lengths that stress
+ * the tiling, the variants, hybrid batches, BF16 and the Hopper kernel's shapes. */
+static int table_cases(prefill_case *cases)
 {
-    gpu_require_device("test_prefill");
-    const char *env = getenv("FAI_TEST_SEED");
-    g_seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-    g_small = argc > 1 && strcmp(argv[1], "--small") == 0; /* for compute-sanitizer */
-    printf("test_prefill: seed %llu (FAI_TEST_SEED=%llu reproduces)%s\n", (unsigned long long)g_seed,
-           (unsigned long long)g_seed, g_small ? ", small shapes" : "");
-
-    static prefill_case cases[160];
     static char names[160][64];
     int n = 0;
     /* Every head dim x GQA ratio (1, 4, 7, 8, MQA); causal and ALiBi (off, standard, caller)
@@ -1249,11 +1312,36 @@ int main(int argc, char **argv)
          .sinks = SINKS_RANDOM, .graph = 1, .bf16 = 1},
     };
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
-        if (n == (int)(sizeof cases / sizeof cases[0])) {
+        if (n == (int)(TABLE_CASES)) {
             printf("test bug: more than %d cases\n", n);
             exit(2);
         }
         cases[n++] = variants[i];
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    gpu_require_device("test_prefill");
+    const char *env = getenv("FAI_TEST_SEED");
+    g_seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
+    g_small = argc > 1 && strcmp(argv[1], "--small") == 0; /* for compute-sanitizer */
+    printf("test_prefill: seed %llu (FAI_TEST_SEED=%llu reproduces)%s\n", (unsigned long long)g_seed,
+           (unsigned long long)g_seed, g_small ? ", small shapes" : argc > 2 ? ", random cases" : "");
+
+    static prefill_case cases[TABLE_CASES];
+    int n = 0;
+    const int random = argc > 2 && strcmp(argv[1], "--random") == 0 ? atoi(argv[2]) : 0;
+    if (random > 0) {
+        static char rnames[TABLE_CASES][200];
+        static seq_len rseqs[TABLE_CASES][MAX_BATCH];
+        fai_ref_rng r;
+        fai_ref_rng_seed(&r, g_seed ^ 0x5eed5eedull);
+        for (n = 0; n < random && n < TABLE_CASES; n++)
+            cases[n] = random_case(&r, n, rnames[n], sizeof rnames[n], rseqs[n]);
+    } else {
+        n = table_cases(cases);
     }
 
     int failed = 0, ran = 0;

@@ -307,7 +307,8 @@ static void poison_row(host_cache *hc, int b, int t, int h, int hk, int d)
 }
 
 /* Lays out the cache of a case: pages handed out in scrambled order (sequence 1 reusing the
- * first `shared` pages of sequence 0), a few spare pages, NaN everywhere. */
+ * first `shared` pages of sequence 0, as many as sequence 0 holds), a few spare pages, NaN
+ * everywhere. */
 static void make_cache(const cache_case *c, const int *sk, int capacity, fai_ref_rng *rng, host_cache *hc)
 {
     memset(hc, 0, sizeof *hc);
@@ -338,7 +339,7 @@ static void make_cache(const cache_case *c, const int *sk, int capacity, fai_ref
         for (int b = 0; b < c->batch; b++)
             for (int p = 0; p < (sk[b] + ps - 1) / ps; p++)
                 hc->table[(int64_t)b * hc->table_stride + p] =
-                    b == 1 && p < c->shared ? hc->table[p] : order[next++];
+                    b == 1 && p < c->shared && p < (sk[0] + ps - 1) / ps ? hc->table[p] : order[next++];
         free(order);
     } else {
         hc->slots = c->batch;
@@ -982,6 +983,72 @@ static int case_small(const cache_case *c)
     return work <= 2e8;
 }
 
+/* --random N: N cases drawn from the seed with the options combined at random (page size,
+ * shared prefix, head layout, cache dtype and scale format, window, soft-cap, sinks, ALiBi,
+ * BF16, causal or not) over batches mixing chunks, decode rows, empty sequences and rows past
+ * the cached keys. Sizes are held so that a case's reference takes seconds. */
+static int rnd(fai_ref_rng *r, int n) { return (int)(fai_ref_rng_uniform(r) * n) % n; }
+static int chance(fai_ref_rng *r, double p) { return fai_ref_rng_uniform(r) < p; }
+
+static cache_case random_case(fai_ref_rng *r, int index, char *name, size_t name_size, int *sq, int *sk)
+{
+    static const int dims[] = {64, 96, 128, 256};
+    static const int kv_heads[] = {1, 2, 4, 8};
+    static const int groups[] = {1, 1, 2, 3, 4, 5, 7, 8};
+    static const int pages[] = {1, 2, 4, 8, 16, 16, 32, 64, 128, 256};
+    static const fai_dtype quants[] = {FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2};
+    static const float caps[] = {5.0f, 20.0f, 30.0f, 50.0f};
+    cache_case c = {0};
+    c.d = dims[rnd(r, 4)];
+    c.hk = kv_heads[rnd(r, 4)];
+    c.hq = c.hk * groups[rnd(r, 8)];
+    c.batch = 1 + rnd(r, 8);
+    const int longest = chance(r, 0.85) ? 1500 : 9000;
+    double work = 0;
+    for (int b = 0; b < c.batch; b++) {
+        const double v = fai_ref_rng_uniform(r);
+        sk[b] = v < 0.08 ? 0 : 1 + rnd(r, longest);
+        const double w = fai_ref_rng_uniform(r);
+        sq[b] = w < 0.1 ? 0 : w < 0.3 ? 1 : w < 0.4 ? sk[b] : w < 0.45 ? sk[b] + 1 + rnd(r, 60) : rnd(r, sk[b] + 1);
+        if (sq[b] > 1000) /* a chunk's rows: the reference's work, not the cache, is what a case pays */
+            sq[b] = 1000;
+        work += (double)sq[b] * sk[b] * c.hq * c.d;
+    }
+    while (work > 2e9 && c.hq > c.hk) {
+        work = work / c.hq * (c.hq - c.hk);
+        c.hq -= c.hk;
+    }
+    while (work > 2e9) { /* then fewer query rows */
+        work = 0;
+        for (int b = 0; b < c.batch; b++) {
+            sq[b] /= 2;
+            work += (double)sq[b] * sk[b] * c.hq * c.d;
+        }
+    }
+    c.sq = sq;
+    c.sk = sk;
+    c.page_size = chance(r, 0.25) ? 0 : pages[rnd(r, 10)];
+    c.shared = c.page_size && c.batch >= 2 && chance(r, 0.3) ? 1 + rnd(r, 5) : 0;
+    c.hnd = chance(r, 0.5);
+    c.causal = chance(r, 0.7);
+    c.bf16 = chance(r, 0.5);
+    if (c.causal && chance(r, 0.3))
+        c.window_left = chance(r, 0.5) ? 1 + rnd(r, 64) : 1 + rnd(r, longest);
+    c.sinks = chance(r, 0.25);
+    if (chance(r, 0.25))
+        c.softcap = caps[rnd(r, 4)];
+    c.alibi = chance(r, 0.3);
+    c.quant = chance(r, 0.5) ? 0 : quants[rnd(r, 3)];
+    c.scale_pairs = c.quant == FAI_DTYPE_INT8 && chance(r, 0.5);
+    snprintf(name, name_size, "random %d: b%d h%d/%d d%d %s%s%s%s page %d shared %d%s window %d softcap %g%s%s",
+             index, c.batch, c.hq, c.hk, c.d, c.bf16 ? "bf16" : "fp16", c.quant ? " " : "",
+             c.quant ? dtype_short(c.quant) : "", c.scale_pairs ? " bf16x2" : "", c.page_size, c.shared,
+             c.hnd ? " HND" : "", c.window_left, (double)c.softcap, c.sinks ? " sinks" : "",
+             c.causal ? " causal" : " non-causal");
+    c.name = name;
+    return c;
+}
+
 int main(int argc, char **argv)
 {
     gpu_require_device("test_prefill_cache");
@@ -989,7 +1056,21 @@ int main(int argc, char **argv)
     g_seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
     g_small = argc > 1 && strcmp(argv[1], "--small") == 0;
     printf("test_prefill_cache: seed %llu (FAI_TEST_SEED=%llu reproduces)%s\n", (unsigned long long)g_seed,
-           (unsigned long long)g_seed, g_small ? ", small shapes" : "");
+           (unsigned long long)g_seed, g_small ? ", small shapes" : argc > 2 ? ", random cases" : "");
+    const int random = argc > 2 && strcmp(argv[1], "--random") == 0 ? atoi(argv[2]) : 0;
+    if (random > 0) {
+        fai_ref_rng r;
+        fai_ref_rng_seed(&r, g_seed ^ 0x5eed5eedull);
+        int failed = 0;
+        for (int i = 0; i < random; i++) {
+            char name[200];
+            int sq[MAX_BATCH], sk[MAX_BATCH];
+            const cache_case c = random_case(&r, i, name, sizeof name, sq, sk);
+            failed += run_case(&c, i) > 0;
+        }
+        printf("test_prefill_cache: %d random cases, %d failed\n", random, failed);
+        return failed ? 1 : 0;
+    }
     /* Lengths: chunks (seq_q < seq_k), a decode row (1 x k), an empty sequence (0 x 0), rows
      * with no cached key (40 x 0), seq_q > seq_k (64 x 20), ends mid-page and on page ends. */
     const int *gq = LENS(100, 1, 300, 0, 40, 64, 17), *gk = LENS(1000, 500, 700, 0, 0, 20, 33);
