@@ -956,6 +956,10 @@ static prefill_case random_case(fai_ref_rng *r, int index, char *name, size_t na
     c.layout = square ? rnd(r, 4) : chance(r, 0.5) ? LAYOUT_COMPACT : LAYOUT_KV_HND;
     c.graph = chance(r, 0.08);
     c.no_lse = chance(r, 0.1);
+    c.lead = chance(r, 0.2) ? -1 : 0;
+    /* hints below the lengths: a longer sequence is still computed in full */
+    c.max_seq_q = chance(r, 0.1) ? 1 + rnd(r, longest) : 0;
+    c.max_seq_k = chance(r, 0.1) ? 1 + rnd(r, longest) : 0;
     c.huge_future = c.causal && chance(r, 0.15);
     c.bf16 = chance(r, 0.5);
     if (chance(r, 0.3)) {
@@ -973,10 +977,11 @@ static prefill_case random_case(fai_ref_rng *r, int index, char *name, size_t na
         for (int b = 0; b < c.batch; b++)
             seqs[b] = (seq_len){seqs[b].q / 2, seqs[b].k / 2};
     snprintf(name, name_size,
-             "random %d: b%d h%d/%d d%d %s%s layout %d alibi %d window %d (%d, %d) softcap %g sinks %d q_std %g%s%s%s",
+             "random %d: b%d h%d/%d d%d %s%s layout %d alibi %d window %d (%d, %d) softcap %g sinks %d q_std %g%s%s%s%s%s",
              index, c.batch, c.hq, c.hk, c.d, c.bf16 ? "bf16" : "fp16", c.causal ? " causal" : "", c.layout, c.alibi,
              c.window, c.wl, c.wr, (double)c.softcap, c.sinks, (double)c.q_std, c.graph ? " graph" : "",
-             c.no_lse ? " no-lse" : "", c.huge_future ? " huge-future" : "");
+             c.no_lse ? " no-lse" : "", c.huge_future ? " huge-future" : "", c.lead < 0 ? " no-pad" : "",
+             c.max_seq_q || c.max_seq_k ? " hints" : "");
     c.name = name;
     return c;
 }
