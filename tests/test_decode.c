@@ -933,9 +933,6 @@ static decode_case variant_case(const variant_row *r)
  * soft-cap, sinks, ALiBi, q dtype, scale format, graph capture, length guard and planning hint
  * (each case still runs the heuristic's plan and the forced ones). Sizes are held so that a
  * case takes seconds: long caches come with few sequences and heads. */
-static int rnd(fai_ref_rng *r, int n) { return (int)(fai_ref_rng_uniform(r) * n) % n; }
-static int chance(fai_ref_rng *r, double p) { return fai_ref_rng_uniform(r) < p; }
-
 static decode_case random_case(fai_ref_rng *r, int index, char *name, size_t name_size, int *lens)
 {
     static const int dims[] = {64, 96, 128, 256};
@@ -947,50 +944,56 @@ static decode_case random_case(fai_ref_rng *r, int index, char *name, size_t nam
     static const float caps[] = {5.0f, 20.0f, 30.0f, 50.0f};
     static const float stds[] = {1.0f, 1.0f, 1.0f, 3.0f, 15.0f};
     decode_case c = {0};
-    c.d = dims[rnd(r, 4)];
-    c.hk = kv_heads[rnd(r, 4)];
-    c.hq = c.hk * groups[rnd(r, 9)];
+    c.d = dims[fai_ref_rng_below(r, 4)];
+    c.hk = kv_heads[fai_ref_rng_below(r, 4)];
+    c.hq = c.hk * groups[fai_ref_rng_below(r, 9)];
     const double u = fai_ref_rng_uniform(r);
     if (u < 0.6) { /* short caches, up to 24 sequences */
-        c.capacity = 1 + rnd(r, 1200);
-        c.batch = 1 + rnd(r, 24);
+        c.capacity = 1 + fai_ref_rng_below(r, 1200);
+        c.batch = 1 + fai_ref_rng_below(r, 24);
     } else if (u < 0.85) {
-        c.capacity = 1200 + rnd(r, 8000);
-        c.batch = 1 + rnd(r, 6);
+        c.capacity = 1200 + fai_ref_rng_below(r, 8000);
+        c.batch = 1 + fai_ref_rng_below(r, 6);
     } else if (u < 0.95) { /* past 64K keys: splits */
-        c.capacity = 9000 + rnd(r, 61000);
-        c.batch = 1 + rnd(r, 2);
+        c.capacity = 9000 + fai_ref_rng_below(r, 61000);
+        c.batch = 1 + fai_ref_rng_below(r, 2);
         if (c.hq > 32)
             c.hq = c.hk;
     } else { /* many short sequences */
-        c.capacity = 1 + rnd(r, 300);
-        c.batch = 100 + rnd(r, 200);
+        c.capacity = 1 + fai_ref_rng_below(r, 300);
+        c.batch = 100 + fai_ref_rng_below(r, 200);
     }
     for (int b = 0; b < c.batch; b++) {
         const double v = fai_ref_rng_uniform(r);
-        lens[b] = v < 0.12 ? 0 : v < 0.2 ? 1 : v < 0.3 ? c.capacity : v < 0.33 ? -5 : v < 0.35 ? c.capacity + 77
-                                                                                          : rnd(r, c.capacity + 1);
+        lens[b] = v < 0.12  ? 0
+                  : v < 0.2  ? 1
+                  : v < 0.3  ? c.capacity
+                  : v < 0.33 ? -5 /* the device-side guard clamps these */
+                  : v < 0.35 ? c.capacity + 77
+                             : fai_ref_rng_below(r, c.capacity + 1);
     }
     c.lens = lens;
-    c.hnd = chance(r, 0.5);
-    c.fused = chance(r, 0.2);
-    c.alibi = chance(r, 0.6) ? 0 : 1 + rnd(r, 3);
-    c.q_std = stds[rnd(r, 5)];
-    c.huge_tail = chance(r, 0.15);
-    c.max_seq_len = chance(r, 0.1) ? 1 + rnd(r, c.capacity) : 0;
+    c.hnd = fai_ref_rng_chance(r, 0.5);
+    c.fused = fai_ref_rng_chance(r, 0.2);
+    c.alibi = fai_ref_rng_chance(r, 0.6) ? 0 : 1 + fai_ref_rng_below(r, 3);
+    c.q_std = stds[fai_ref_rng_below(r, 5)];
+    c.huge_tail = fai_ref_rng_chance(r, 0.15);
+    c.max_seq_len = fai_ref_rng_chance(r, 0.1) ? 1 + fai_ref_rng_below(r, c.capacity) : 0;
     c.check_every = 1;
-    c.graph = chance(r, 0.1);
-    c.no_lse = chance(r, 0.1);
-    c.kv_dtype = dts[rnd(r, 5)];
-    c.bf16 = c.kv_dtype == FAI_DTYPE_BF16 || (!unquantized(c.kv_dtype) && chance(r, 0.5));
-    if (chance(r, 0.3))
-        c.window_left = chance(r, 0.1) ? -1 : chance(r, 0.5) ? 1 + rnd(r, 64) : 1 + rnd(r, c.capacity + 10);
-    if (chance(r, 0.25))
-        c.softcap = caps[rnd(r, 4)];
-    c.sinks = chance(r, 0.75) ? 0 : 1 + rnd(r, 3);
-    c.page_size = chance(r, 0.4) ? 0 : pages[rnd(r, 10)];
-    c.shared_pages = c.page_size && c.batch >= 2 && chance(r, 0.3) ? 1 + rnd(r, 3) : 0;
-    c.scale_pairs = c.kv_dtype == FAI_DTYPE_INT8 && chance(r, 0.5);
+    c.graph = fai_ref_rng_chance(r, 0.1);
+    c.no_lse = fai_ref_rng_chance(r, 0.1);
+    c.kv_dtype = dts[fai_ref_rng_below(r, 5)];
+    c.bf16 = c.kv_dtype == FAI_DTYPE_BF16 || (!unquantized(c.kv_dtype) && fai_ref_rng_chance(r, 0.5));
+    if (fai_ref_rng_chance(r, 0.3))
+        c.window_left = fai_ref_rng_chance(r, 0.1)   ? -1
+                        : fai_ref_rng_chance(r, 0.5) ? 1 + fai_ref_rng_below(r, 64)
+                                                     : 1 + fai_ref_rng_below(r, c.capacity + 10);
+    if (fai_ref_rng_chance(r, 0.25))
+        c.softcap = caps[fai_ref_rng_below(r, 4)];
+    c.sinks = fai_ref_rng_chance(r, 0.75) ? 0 : 1 + fai_ref_rng_below(r, 3);
+    c.page_size = fai_ref_rng_chance(r, 0.4) ? 0 : pages[fai_ref_rng_below(r, 10)];
+    c.shared_pages = c.page_size && c.batch >= 2 && fai_ref_rng_chance(r, 0.3) ? 1 + fai_ref_rng_below(r, 3) : 0;
+    c.scale_pairs = c.kv_dtype == FAI_DTYPE_INT8 && fai_ref_rng_chance(r, 0.5);
     snprintf(name, name_size,
              "random %d: b%d h%d/%d d%d cap %d %s%s%s%s%s page %d%s%s alibi %d window %d softcap %g sinks %d%s%s%s",
              index, c.batch, c.hq, c.hk, c.d, c.capacity, dtype_short(c.kv_dtype), c.bf16 ? " bf16q" : "",

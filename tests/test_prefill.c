@@ -918,9 +918,6 @@ static int run_case(const prefill_case *c, int index)
  * (seq_q < seq_k), decode rows, seq_q > seq_k and empty sides, with causal, ALiBi, windows,
  * soft-cap, sinks, BF16, strided layouts, graphs and huge future keys. Sizes are held so
  * that a case's reference takes seconds. */
-static int rnd(fai_ref_rng *r, int n) { return (int)(fai_ref_rng_uniform(r) * n) % n; }
-static int chance(fai_ref_rng *r, double p) { return fai_ref_rng_uniform(r) < p; }
-
 static prefill_case random_case(fai_ref_rng *r, int index, char *name, size_t name_size, seq_len *seqs)
 {
     static const int dims[] = {64, 96, 128, 256};
@@ -929,14 +926,14 @@ static prefill_case random_case(fai_ref_rng *r, int index, char *name, size_t na
     static const float caps[] = {5.0f, 20.0f, 30.0f, 50.0f};
     static const float stds[] = {1.0f, 1.0f, 1.0f, 3.0f, 11.0f};
     prefill_case c = {0};
-    c.d = dims[rnd(r, 4)];
-    c.hk = kv_heads[rnd(r, 4)];
-    c.hq = c.hk * groups[rnd(r, 8)];
-    c.batch = chance(r, 0.9) ? 1 + rnd(r, 8) : 9 + rnd(r, 40);
-    const int longest = chance(r, 0.85) ? 700 : 3000;
+    c.d = dims[fai_ref_rng_below(r, 4)];
+    c.hk = kv_heads[fai_ref_rng_below(r, 4)];
+    c.hq = c.hk * groups[fai_ref_rng_below(r, 8)];
+    c.batch = fai_ref_rng_chance(r, 0.9) ? 1 + fai_ref_rng_below(r, 8) : 9 + fai_ref_rng_below(r, 40);
+    const int longest = fai_ref_rng_chance(r, 0.85) ? 700 : 3000;
     for (int b = 0; b < c.batch; b++) {
         const double v = fai_ref_rng_uniform(r);
-        const int n = 1 + rnd(r, longest), m = 1 + rnd(r, longest);
+        const int n = 1 + fai_ref_rng_below(r, longest), m = 1 + fai_ref_rng_below(r, longest);
         seqs[b] = v < 0.4   ? (seq_len){n, n}                       /* a whole prompt */
                   : v < 0.55 ? (seq_len){1, m}                      /* a decode row */
                   : v < 0.7  ? (seq_len){n < m ? n : m, n < m ? m : n} /* a chunk */
@@ -944,32 +941,34 @@ static prefill_case random_case(fai_ref_rng *r, int index, char *name, size_t na
                   : v < 0.85 ? (seq_len){0, m}
                   : v < 0.9  ? (seq_len){n, 0}
                   : v < 0.95 ? (seq_len){1, 1}
-                             : (seq_len){1 + rnd(r, 140), 1 + rnd(r, 140)}; /* around a tile */
+                             : (seq_len){1 + fai_ref_rng_below(r, 140), 1 + fai_ref_rng_below(r, 140)}; /* tile sizes */
     }
     c.seqs = seqs;
-    c.causal = chance(r, 0.5);
-    c.alibi = chance(r, 0.6) ? 0 : 1 + rnd(r, 3);
-    c.q_std = stds[rnd(r, 5)];
+    c.causal = fai_ref_rng_chance(r, 0.5);
+    c.alibi = fai_ref_rng_chance(r, 0.6) ? 0 : 1 + fai_ref_rng_below(r, 3);
+    c.q_std = stds[fai_ref_rng_below(r, 5)];
     int square = 1; /* the fused QKV layouts need seq_q == seq_k */
     for (int b = 0; b < c.batch; b++)
         square &= seqs[b].q == seqs[b].k;
-    c.layout = square ? rnd(r, 4) : chance(r, 0.5) ? LAYOUT_COMPACT : LAYOUT_KV_HND;
-    c.graph = chance(r, 0.08);
-    c.no_lse = chance(r, 0.1);
-    c.lead = chance(r, 0.2) ? -1 : 0;
+    c.layout = square ? fai_ref_rng_below(r, 4) : fai_ref_rng_chance(r, 0.5) ? LAYOUT_COMPACT : LAYOUT_KV_HND;
+    c.graph = fai_ref_rng_chance(r, 0.08);
+    c.no_lse = fai_ref_rng_chance(r, 0.1);
+    c.lead = fai_ref_rng_chance(r, 0.2) ? -1 : 0;
     /* hints below the lengths: a longer sequence is still computed in full */
-    c.max_seq_q = chance(r, 0.1) ? 1 + rnd(r, longest) : 0;
-    c.max_seq_k = chance(r, 0.1) ? 1 + rnd(r, longest) : 0;
-    c.huge_future = c.causal && chance(r, 0.15);
-    c.bf16 = chance(r, 0.5);
-    if (chance(r, 0.3)) {
+    c.max_seq_q = fai_ref_rng_chance(r, 0.1) ? 1 + fai_ref_rng_below(r, longest) : 0;
+    c.max_seq_k = fai_ref_rng_chance(r, 0.1) ? 1 + fai_ref_rng_below(r, longest) : 0;
+    c.huge_future = c.causal && fai_ref_rng_chance(r, 0.15);
+    c.bf16 = fai_ref_rng_chance(r, 0.5);
+    if (fai_ref_rng_chance(r, 0.3)) {
         c.window = 1;
-        c.wl = chance(r, 0.15) ? -1 : chance(r, 0.5) ? rnd(r, 64) : rnd(r, 2 * longest);
-        c.wr = chance(r, 0.4) ? -1 : chance(r, 0.5) ? 0 : rnd(r, 100);
+        c.wl = fai_ref_rng_chance(r, 0.15)  ? -1
+               : fai_ref_rng_chance(r, 0.5) ? fai_ref_rng_below(r, 64)
+                                            : fai_ref_rng_below(r, 2 * longest);
+        c.wr = fai_ref_rng_chance(r, 0.4) ? -1 : fai_ref_rng_chance(r, 0.5) ? 0 : fai_ref_rng_below(r, 100);
     }
-    if (chance(r, 0.25))
-        c.softcap = caps[rnd(r, 4)];
-    c.sinks = chance(r, 0.75) ? SINKS_NONE : 1 + rnd(r, 4);
+    if (fai_ref_rng_chance(r, 0.25))
+        c.softcap = caps[fai_ref_rng_below(r, 4)];
+    c.sinks = fai_ref_rng_chance(r, 0.75) ? SINKS_NONE : 1 + fai_ref_rng_below(r, 4);
     /* a case's reference within about 2e9 multiply-adds: fewer heads, then shorter sequences */
     while (reference_work(&c, seqs) > 8e9 && c.hq > c.hk)
         c.hq -= c.hk;
@@ -977,7 +976,8 @@ static prefill_case random_case(fai_ref_rng *r, int index, char *name, size_t na
         for (int b = 0; b < c.batch; b++)
             seqs[b] = (seq_len){seqs[b].q / 2, seqs[b].k / 2};
     snprintf(name, name_size,
-             "random %d: b%d h%d/%d d%d %s%s layout %d alibi %d window %d (%d, %d) softcap %g sinks %d q_std %g%s%s%s%s%s",
+             "random %d: b%d h%d/%d d%d %s%s layout %d alibi %d window %d (%d, %d) softcap %g sinks %d q_std %g"
+             "%s%s%s%s%s",
              index, c.batch, c.hq, c.hk, c.d, c.bf16 ? "bf16" : "fp16", c.causal ? " causal" : "", c.layout, c.alibi,
              c.window, c.wl, c.wr, (double)c.softcap, c.sinks, (double)c.q_std, c.graph ? " graph" : "",
              c.no_lse ? " no-lse" : "", c.huge_future ? " huge-future" : "", c.lead < 0 ? " no-pad" : "",

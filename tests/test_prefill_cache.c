@@ -989,9 +989,6 @@ static int case_small(const cache_case *c)
  * shared prefix, head layout, cache dtype and scale format, window, soft-cap, sinks, ALiBi,
  * BF16, causal or not) over batches mixing chunks, decode rows, empty sequences and rows past
  * the cached keys. Sizes are held so that a case's reference takes seconds. */
-static int rnd(fai_ref_rng *r, int n) { return (int)(fai_ref_rng_uniform(r) * n) % n; }
-static int chance(fai_ref_rng *r, double p) { return fai_ref_rng_uniform(r) < p; }
-
 static cache_case random_case(fai_ref_rng *r, int index, char *name, size_t name_size, int *sq, int *sk)
 {
     static const int dims[] = {64, 96, 128, 256};
@@ -1001,17 +998,21 @@ static cache_case random_case(fai_ref_rng *r, int index, char *name, size_t name
     static const fai_dtype quants[] = {FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2};
     static const float caps[] = {5.0f, 20.0f, 30.0f, 50.0f};
     cache_case c = {0};
-    c.d = dims[rnd(r, 4)];
-    c.hk = kv_heads[rnd(r, 4)];
-    c.hq = c.hk * groups[rnd(r, 8)];
-    c.batch = 1 + rnd(r, 8);
-    const int longest = chance(r, 0.85) ? 1500 : 9000;
+    c.d = dims[fai_ref_rng_below(r, 4)];
+    c.hk = kv_heads[fai_ref_rng_below(r, 4)];
+    c.hq = c.hk * groups[fai_ref_rng_below(r, 8)];
+    c.batch = 1 + fai_ref_rng_below(r, 8);
+    const int longest = fai_ref_rng_chance(r, 0.85) ? 1500 : 9000;
     double work = 0;
     for (int b = 0; b < c.batch; b++) {
         const double v = fai_ref_rng_uniform(r);
-        sk[b] = v < 0.08 ? 0 : 1 + rnd(r, longest);
+        sk[b] = v < 0.08 ? 0 : 1 + fai_ref_rng_below(r, longest);
         const double w = fai_ref_rng_uniform(r);
-        sq[b] = w < 0.1 ? 0 : w < 0.3 ? 1 : w < 0.4 ? sk[b] : w < 0.45 ? sk[b] + 1 + rnd(r, 60) : rnd(r, sk[b] + 1);
+        sq[b] = w < 0.1    ? 0
+                : w < 0.3  ? 1 /* a decode row */
+                : w < 0.4  ? sk[b]
+                : w < 0.45 ? sk[b] + 1 + fai_ref_rng_below(r, 60) /* rows past the cached keys */
+                           : fai_ref_rng_below(r, sk[b] + 1);
         if (sq[b] > 1000) /* a chunk's rows: the reference's work, not the cache, is what a case pays */
             sq[b] = 1000;
         work += (double)sq[b] * sk[b] * c.hq * c.d;
@@ -1029,19 +1030,19 @@ static cache_case random_case(fai_ref_rng *r, int index, char *name, size_t name
     }
     c.sq = sq;
     c.sk = sk;
-    c.page_size = chance(r, 0.25) ? 0 : pages[rnd(r, 10)];
-    c.shared = c.page_size && c.batch >= 2 && chance(r, 0.3) ? 1 + rnd(r, 5) : 0;
-    c.hnd = chance(r, 0.5);
-    c.causal = chance(r, 0.7);
-    c.bf16 = chance(r, 0.5);
-    if (c.causal && chance(r, 0.3))
-        c.window_left = chance(r, 0.5) ? 1 + rnd(r, 64) : 1 + rnd(r, longest);
-    c.sinks = chance(r, 0.25);
-    if (chance(r, 0.25))
-        c.softcap = caps[rnd(r, 4)];
-    c.alibi = chance(r, 0.3);
-    c.quant = chance(r, 0.5) ? 0 : quants[rnd(r, 3)];
-    c.scale_pairs = c.quant == FAI_DTYPE_INT8 && chance(r, 0.5);
+    c.page_size = fai_ref_rng_chance(r, 0.25) ? 0 : pages[fai_ref_rng_below(r, 10)];
+    c.shared = c.page_size && c.batch >= 2 && fai_ref_rng_chance(r, 0.3) ? 1 + fai_ref_rng_below(r, 5) : 0;
+    c.hnd = fai_ref_rng_chance(r, 0.5);
+    c.causal = fai_ref_rng_chance(r, 0.7);
+    c.bf16 = fai_ref_rng_chance(r, 0.5);
+    if (c.causal && fai_ref_rng_chance(r, 0.3))
+        c.window_left = fai_ref_rng_chance(r, 0.5) ? 1 + fai_ref_rng_below(r, 64) : 1 + fai_ref_rng_below(r, longest);
+    c.sinks = fai_ref_rng_chance(r, 0.25);
+    if (fai_ref_rng_chance(r, 0.25))
+        c.softcap = caps[fai_ref_rng_below(r, 4)];
+    c.alibi = fai_ref_rng_chance(r, 0.3);
+    c.quant = fai_ref_rng_chance(r, 0.5) ? 0 : quants[fai_ref_rng_below(r, 3)];
+    c.scale_pairs = c.quant == FAI_DTYPE_INT8 && fai_ref_rng_chance(r, 0.5);
     snprintf(name, name_size, "random %d: b%d h%d/%d d%d %s%s%s%s page %d shared %d%s window %d softcap %g%s%s",
              index, c.batch, c.hq, c.hk, c.d, c.bf16 ? "bf16" : "fp16", c.quant ? " " : "",
              c.quant ? dtype_short(c.quant) : "", c.scale_pairs ? " bf16x2" : "", c.page_size, c.shared,

@@ -179,6 +179,13 @@ double fai_ref_rng_uniform(fai_ref_rng *r)
     return (double)(rng_next(r) >> 11) * 0x1.0p-53; /* the top 53 bits: exact in a double */
 }
 
+int fai_ref_rng_below(fai_ref_rng *r, int n)
+{
+    return (int)(fai_ref_rng_uniform(r) * n) % n; /* (the % guards n * (1 - 2^-53) rounding to n) */
+}
+
+int fai_ref_rng_chance(fai_ref_rng *r, double p) { return fai_ref_rng_uniform(r) < p; }
+
 /* Box-Muller pairs [first, end) of a fill that started at state `start`: pair p takes draws
    2p and 2p + 1 and writes x[2p] and x[2p + 1] (when below n). */
 typedef struct normal_fill {

@@ -62,6 +62,8 @@ double fai_ref_max_abs(const float *out, const double *ref, int64_t n);
 typedef struct fai_ref_rng { uint64_t state; } fai_ref_rng;
 void fai_ref_rng_seed(fai_ref_rng *r, uint64_t seed);
 double fai_ref_rng_uniform(fai_ref_rng *r);             /* [0,1), 53 random bits */
+int fai_ref_rng_below(fai_ref_rng *r, int n);           /* uniform in [0, n), n >= 1 */
+int fai_ref_rng_chance(fai_ref_rng *r, double p);       /* 1 with probability p */
 /* x[i] for i < n; the values (and r's state after) do not depend on the number of threads
    a large fill is split over. */
 void fai_ref_fill_normal(fai_ref_rng *r, float *x, int64_t n, double stddev);
