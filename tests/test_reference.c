@@ -627,6 +627,30 @@ static void test_rng(void)
     fai_ref_rng_seed(&b, 1);
     CHECK(fai_ref_rng_uniform(&a) != fai_ref_rng_uniform(&b), "seeds 0 and 1 agree");
 
+    /* below(n): every value of [0, n) and nothing else; chance(p): about p of the draws */
+    const int ns[] = {1, 2, 7};
+    for (int k = 0; k < 3; k++) {
+        int seen[7] = {0}, outside = 0;
+        for (int i = 0; i < 1000; i++) {
+            const int v = fai_ref_rng_below(&a, ns[k]);
+            if (v < 0 || v >= ns[k])
+                outside++;
+            else
+                seen[v]++;
+        }
+        CHECK(outside == 0, "below(%d) left [0, %d) %d times", ns[k], ns[k], outside);
+        for (int v = 0; v < ns[k]; v++)
+            CHECK(seen[v] > 1000 / ns[k] / 2, "below(%d) gave %d only %d times in 1000", ns[k], v, seen[v]);
+    }
+    int heads = 0, never = 0, always = 0;
+    for (int i = 0; i < 10000; i++) {
+        heads += fai_ref_rng_chance(&a, 0.3);
+        never += fai_ref_rng_chance(&a, 0.0);
+        always += fai_ref_rng_chance(&a, 1.0);
+    }
+    CHECK(never == 0 && always == 10000, "chance(0) %d, chance(1) %d of 10000", never, always);
+    CHECK(heads > 2800 && heads < 3200, "chance(0.3) %d of 10000", heads); /* 0.3 +- 4.4 sigma */
+
     /* normal(0, 2) over 100001 samples (odd n: the last pair is cut): mean and stddev within
        a few standard errors (2 / sqrt(n) ~ 0.006 for the mean). */
     enum { N = 100001 };
