@@ -997,10 +997,18 @@ static int is_small(const prefill_case *c)
     return c->lead <= PAD_LEAD && rows_q <= 1200 && rows_k <= 1200 && reference_work(c, c->seqs) <= 4e8;
 }
 
-/* The cases of the tables: every head dim and ratio, the masks, layouts and lengths that stress
- * the tiling, the variants, hybrid batches, BF16 and the Hopper kernel's shapes. */
-static int table_cases(prefill_case *cases)
+int main(int argc, char **argv)
 {
+    gpu_require_device("test_prefill");
+    const char *env = getenv("FAI_TEST_SEED");
+    g_seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
+    g_small = argc > 1 && strcmp(argv[1], "--small") == 0; /* for compute-sanitizer */
+    printf("test_prefill: seed %llu (FAI_TEST_SEED=%llu reproduces)%s\n", (unsigned long long)g_seed,
+           (unsigned long long)g_seed, g_small ? ", small shapes" : argc > 2 ? ", random cases" : "");
+
+    /* The tables' cases (built in main, not in a function of their own: their SEQS are
+     * compound literals, which live as long as the block they are written in). */
+    static prefill_case cases[TABLE_CASES];
     static char names[160][64];
     int n = 0;
     /* Every head dim x GQA ratio (1, 4, 7, 8, MQA); causal and ALiBi (off, standard, caller)
@@ -1317,26 +1325,14 @@ static int table_cases(prefill_case *cases)
          .sinks = SINKS_RANDOM, .graph = 1, .bf16 = 1},
     };
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
-        if (n == (int)(TABLE_CASES)) {
+        if (n == (int)(sizeof cases / sizeof cases[0])) {
             printf("test bug: more than %d cases\n", n);
             exit(2);
         }
         cases[n++] = variants[i];
     }
-    return n;
-}
 
-int main(int argc, char **argv)
-{
-    gpu_require_device("test_prefill");
-    const char *env = getenv("FAI_TEST_SEED");
-    g_seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-    g_small = argc > 1 && strcmp(argv[1], "--small") == 0; /* for compute-sanitizer */
-    printf("test_prefill: seed %llu (FAI_TEST_SEED=%llu reproduces)%s\n", (unsigned long long)g_seed,
-           (unsigned long long)g_seed, g_small ? ", small shapes" : argc > 2 ? ", random cases" : "");
-
-    static prefill_case cases[TABLE_CASES];
-    int n = 0;
+    /* --random N: the drawn cases instead */
     const int random = argc > 2 && strcmp(argv[1], "--random") == 0 ? atoi(argv[2]) : 0;
     if (random > 0) {
         static char rnames[TABLE_CASES][200];
@@ -1345,8 +1341,6 @@ int main(int argc, char **argv)
         fai_ref_rng_seed(&r, g_seed ^ 0x5eed5eedull);
         for (n = 0; n < random && n < TABLE_CASES; n++)
             cases[n] = random_case(&r, n, rnames[n], sizeof rnames[n], rseqs[n]);
-    } else {
-        n = table_cases(cases);
     }
 
     int failed = 0, ran = 0;
