@@ -24,6 +24,7 @@
 #include "check.h"
 #include "fai.h"
 #include "gpu_test_util.h"
+#include "random_case.h"
 #include "reference.h"
 
 /* Keys left of a window that stay finite in the cache (see upload_inputs): the first tile or
@@ -935,18 +936,13 @@ static decode_case variant_case(const variant_row *r)
  * case takes seconds: long caches come with few sequences and heads. */
 static decode_case random_case(fai_ref_rng *r, int index, char *name, size_t name_size, int *lens)
 {
-    static const int dims[] = {64, 96, 128, 256};
-    static const int kv_heads[] = {1, 2, 4, 8};
-    static const int groups[] = {1, 1, 2, 3, 4, 5, 7, 8, 16};
     static const fai_dtype dts[] = {FAI_DTYPE_FP16, FAI_DTYPE_BF16, FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3,
                                     FAI_DTYPE_FP8_E5M2};
     static const int pages[] = {1, 2, 4, 8, 16, 16, 32, 64, 128, 256};
     static const float caps[] = {5.0f, 20.0f, 30.0f, 50.0f};
     static const float stds[] = {1.0f, 1.0f, 1.0f, 3.0f, 15.0f};
     decode_case c = {0};
-    c.d = dims[fai_ref_rng_below(r, 4)];
-    c.hk = kv_heads[fai_ref_rng_below(r, 4)];
-    c.hq = c.hk * groups[fai_ref_rng_below(r, 9)];
+    random_heads(r, 16, &c.d, &c.hq, &c.hk);
     const double u = fai_ref_rng_uniform(r);
     if (u < 0.6) { /* short caches, up to 24 sequences */
         c.capacity = 1 + fai_ref_rng_below(r, 1200);

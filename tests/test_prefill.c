@@ -39,6 +39,7 @@
 
 #include "fai.h"
 #include "gpu_test_util.h"
+#include "random_case.h"
 #include "reference.h"
 
 #define MAX_BATCH 80
@@ -920,15 +921,10 @@ static int run_case(const prefill_case *c, int index)
  * that a case's reference takes seconds. */
 static prefill_case random_case(fai_ref_rng *r, int index, char *name, size_t name_size, seq_len *seqs)
 {
-    static const int dims[] = {64, 96, 128, 256};
-    static const int kv_heads[] = {1, 2, 4, 8};
-    static const int groups[] = {1, 1, 2, 3, 4, 5, 7, 8};
     static const float caps[] = {5.0f, 20.0f, 30.0f, 50.0f};
     static const float stds[] = {1.0f, 1.0f, 1.0f, 3.0f, 11.0f};
     prefill_case c = {0};
-    c.d = dims[fai_ref_rng_below(r, 4)];
-    c.hk = kv_heads[fai_ref_rng_below(r, 4)];
-    c.hq = c.hk * groups[fai_ref_rng_below(r, 8)];
+    random_heads(r, 8, &c.d, &c.hq, &c.hk);
     c.batch = fai_ref_rng_chance(r, 0.9) ? 1 + fai_ref_rng_below(r, 8) : 9 + fai_ref_rng_below(r, 40);
     const int longest = fai_ref_rng_chance(r, 0.85) ? 700 : 3000;
     for (int b = 0; b < c.batch; b++) {

@@ -36,6 +36,7 @@
 #include "fai.h"
 #include "gpu_test_util.h"
 #include "kv_codec.h"
+#include "random_case.h"
 #include "reference.h"
 
 #define MAX_BATCH 24 /* the most sequences a case may hold (run_case checks) */
@@ -991,16 +992,11 @@ static int case_small(const cache_case *c)
  * the cached keys. Sizes are held so that a case's reference takes seconds. */
 static cache_case random_case(fai_ref_rng *r, int index, char *name, size_t name_size, int *sq, int *sk)
 {
-    static const int dims[] = {64, 96, 128, 256};
-    static const int kv_heads[] = {1, 2, 4, 8};
-    static const int groups[] = {1, 1, 2, 3, 4, 5, 7, 8};
     static const int pages[] = {1, 2, 4, 8, 16, 16, 32, 64, 128, 256};
     static const fai_dtype quants[] = {FAI_DTYPE_INT8, FAI_DTYPE_FP8_E4M3, FAI_DTYPE_FP8_E5M2};
     static const float caps[] = {5.0f, 20.0f, 30.0f, 50.0f};
     cache_case c = {0};
-    c.d = dims[fai_ref_rng_below(r, 4)];
-    c.hk = kv_heads[fai_ref_rng_below(r, 4)];
-    c.hq = c.hk * groups[fai_ref_rng_below(r, 8)];
+    random_heads(r, 8, &c.d, &c.hq, &c.hk);
     c.batch = 1 + fai_ref_rng_below(r, 8);
     const int longest = fai_ref_rng_chance(r, 0.85) ? 1500 : 9000;
     double work = 0;
