@@ -1290,13 +1290,13 @@ int main(int argc, char **argv)
 
     static decode_case cases[400];
     int n = 0;
-    const int random = argc > 2 && strcmp(argv[1], "--random") == 0 ? atoi(argv[2]) : 0;
+    const int random = random_count(argc, argv, 400);
     if (random > 0) {
         static char rnames[400][200];
         static int rlens[400][300];
         fai_ref_rng r;
         fai_ref_rng_seed(&r, g_seed ^ 0x5eed5eedull);
-        for (n = 0; n < random && n < 400; n++)
+        for (n = 0; n < random; n++)
             cases[n] = random_case(&r, n, rnames[n], sizeof rnames[n], rlens[n]);
     } else {
         n = table_cases(cases, small);

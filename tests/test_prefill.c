@@ -1329,13 +1329,13 @@ int main(int argc, char **argv)
     }
 
     /* --random N: the drawn cases instead */
-    const int random = argc > 2 && strcmp(argv[1], "--random") == 0 ? atoi(argv[2]) : 0;
+    const int random = random_count(argc, argv, TABLE_CASES);
     if (random > 0) {
         static char rnames[TABLE_CASES][200];
         static seq_len rseqs[TABLE_CASES][MAX_BATCH];
         fai_ref_rng r;
         fai_ref_rng_seed(&r, g_seed ^ 0x5eed5eedull);
-        for (n = 0; n < random && n < TABLE_CASES; n++)
+        for (n = 0; n < random; n++)
             cases[n] = random_case(&r, n, rnames[n], sizeof rnames[n], rseqs[n]);
     }
 

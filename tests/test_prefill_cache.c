@@ -1056,7 +1056,7 @@ int main(int argc, char **argv)
     g_small = argc > 1 && strcmp(argv[1], "--small") == 0;
     printf("test_prefill_cache: seed %llu (FAI_TEST_SEED=%llu reproduces)%s\n", (unsigned long long)g_seed,
            (unsigned long long)g_seed, g_small ? ", small shapes" : argc > 2 ? ", random cases" : "");
-    const int random = argc > 2 && strcmp(argv[1], "--random") == 0 ? atoi(argv[2]) : 0;
+    const int random = random_count(argc, argv, 100000);
     if (random > 0) {
         fai_ref_rng r;
         fai_ref_rng_seed(&r, g_seed ^ 0x5eed5eedull);
@@ -1125,8 +1125,8 @@ int main(int argc, char **argv)
          * on the decode kernels) and contiguous beside 8K-key decode rows */
         {.name = "int8 bf16x2 scales, paged 16 scrambled, d128 16/4", .hq = 16, .hk = 4, .d = 128, .batch = 7,
          .sq = gq, .sk = gk, .page_size = 16, .causal = 1, .quant = FAI_DTYPE_INT8, .scale_pairs = 1},
-        /* (FP16 q: a decode row reads the codes unrounded, where the reference holds them
-         * rounded to q's dtype; BF16's rounding put such a row's LSE past its tolerance) */
+        /* (FP16 q: chosen when a decode row's reference held the codes rounded to q's dtype,
+         * which put a BF16 row's LSE past its tolerance; it holds them unrounded since) */
         {.name = "int8 bf16x2 scales, paged 1, GQA 7 d64, window 50", .hq = 14, .hk = 2, .d = 64, .batch = 3,
          .sq = LENS(17, 1, 40), .sk = LENS(40, 7, 40), .page_size = 1, .causal = 1, .window_left = 50,
          .quant = FAI_DTYPE_INT8, .scale_pairs = 1},
