@@ -37,14 +37,16 @@ run() { # run NAME ENV TEST COUNT CHECKED_PATTERN
     printf '%-18s rc %-3s asked %-4s started %-4s checked %-4s FAIL lines %-4s %4d s\n' "$1" "$rc" "$4" \
         "$(grep -c '^random ' "$log")" "$checked" "$fails" $((SECONDS - s))
 }
-# A case is checked once its last line is out: decode's time line after its plans, prefill's
-# "no plan" result.
+# A case is checked once its last line is out: test_decode's time line after its plans,
+# test_prefill's workspace line after its calls (graph cases label theirs otherwise),
+# test_prefill_cache's "no plan" result.
 dec='^  \([0-9.]+ s\)$'
-pre='^  no plan '
+pre='^  workspace '
+cache='^  no plan '
 run decode "X=1" test_decode "${RANDOM_DECODE:-150}" "$dec"
 run prefill-sm90 "FAI_PREFILL_SM90=1" test_prefill "${RANDOM_PREFILL:-150}" "$pre"
 run prefill-mma-sync "FAI_PREFILL_SM90=0" test_prefill "$(half "${RANDOM_PREFILL:-150}")" "$pre"
-run cache-sm90 "FAI_PREFILL_SM90=1" test_prefill_cache "${RANDOM_CACHE:-100}" "$pre"
-run cache-mma-sync "FAI_PREFILL_SM90=0" test_prefill_cache "$(half "${RANDOM_CACHE:-100}")" "$pre"
+run cache-sm90 "FAI_PREFILL_SM90=1" test_prefill_cache "${RANDOM_CACHE:-100}" "$cache"
+run cache-mma-sync "FAI_PREFILL_SM90=0" test_prefill_cache "$(half "${RANDOM_CACHE:-100}")" "$cache"
 echo "== seed $seed, $((SECONDS - t0)) s, status $status"
 exit $status
