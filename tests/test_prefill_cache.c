@@ -17,7 +17,8 @@
  * Quantized caches (int8, FP8 E4M3 and E5M2): the codes and int8 scales are the host codec's
  * (src/kv_codec.h, which fai_kv_append matches bit for bit), unused rows hold NaN codes (FP8)
  * or NaN scales (int8), and the reference runs on the dequantized values rounded to q's
- * dtype: what fai_prefill's staged copy holds (its decode rows read the codes unrounded).
+ * dtype: what fai_prefill's staged copy holds; a decode row's (seq_q 1) on them unrounded, as
+ * the decoding kernels that take it read the codes.
  *
  * The chunked-prefill cases process one prompt in 1, 3 and 7 chunks: each chunk's K/V is
  * written into a paged cache by fai_kv_append (FP16 or BF16 rows into a cache of their
