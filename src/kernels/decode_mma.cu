@@ -286,8 +286,9 @@ __device__ __forceinline__ void mma_16816(float d[4], const uint32_t a[4], uint3
 }
 
 /* int8's weights carry their key's 127 * v_scale = max|v| (64 * v_scale with BF16X2 scales;
- * below), which passes FP16's range only for a cache written from BF16 rows beyond it: saturated there, as a BF16 q is, rather
- * than an infinity that would make the output NaN (the same F2FP instruction). */
+ * below), which passes FP16's range only for a cache written from BF16 rows beyond it:
+ * saturated there, as a BF16 q is, rather than an infinity that would make the output NaN (the
+ * same F2FP instruction). */
 template <int CT> __device__ __forceinline__ uint32_t pack_p(float lo, float hi)
 {
     if constexpr (CT == FAI_KV_BF16)
