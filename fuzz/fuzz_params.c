@@ -429,8 +429,8 @@ static void fuzz_prefill(reader *r)
         REQUIRE(plan.run_prefill || plan.run_decode || host); /* without host lengths both run */
         if (!host) /* (the decode kernels only when they can take the decode rows) */
             REQUIRE(plan.run_prefill && plan.run_decode == decode_kernels);
-        if (!decode_kernels) /* the decode kernels do not take these rows: no decode launch, no workspace */
-            REQUIRE(!plan.run_decode && plan.workspace_bytes == 0);
+        if (!decode_kernels) /* the decode kernels do not take these rows: no decode launch (nor their workspace) */
+            REQUIRE(!plan.run_decode);
         if (plan.run_prefill) {
             REQUIRE(plan.prefill_first >= 0 && plan.prefill_count >= 1);
             REQUIRE((int64_t)plan.prefill_first + plan.prefill_count <= p.batch);
@@ -476,18 +476,24 @@ static void fuzz_prefill(reader *r)
             REQUIRE(plan.stage_bytes % row == 0 &&
                     plan.stage_bytes / row == (size_t)plan.prefill_count * (size_t)plan.stage_keys);
             REQUIRE(plan.stage_offset % 256 == 0 && plan.stage_offset >= decode_bytes &&
-                    plan.stage_offset < decode_bytes + 256);
-            REQUIRE(plan.workspace_bytes == plan.stage_offset + 2 * plan.stage_bytes &&
-                    plan.workspace_bytes > plan.stage_offset);
+                    plan.stage_offset < decode_bytes + 256 && plan.stage_bytes > 0);
         } else if (plan.stage_keys > 0) { /* a paged FP16/BF16 cache gathered: capacity keys, within the cap */
             REQUIRE(plan.run_prefill && p.kv_cache && p.kv_cache->page_table && !quantized &&
                     plan.stage_keys == p.kv_cache->capacity);
             REQUIRE((double)plan.stage_bytes * 2 <= FAI_PREFILL_STAGE_PAGED_MAX_BYTES);
             REQUIRE(plan.stage_offset % 256 == 0 && plan.stage_offset >= decode_bytes &&
-                    plan.stage_offset < decode_bytes + 256 && plan.workspace_bytes == plan.stage_offset + 2 * plan.stage_bytes);
-        } else {
-            REQUIRE(plan.workspace_bytes == decode_bytes);
+                    plan.stage_offset < decode_bytes + 256);
         }
+        /* The decode rows' partials, a staged copy, then on a Hopper GPU with prefill rows the
+         * wgmma kernel's work counter, 256-byte aligned, last. */
+        const size_t rest = plan.stage_keys > 0 ? plan.stage_offset + 2 * plan.stage_bytes : decode_bytes;
+        REQUIRE(plan.sm90 == 0 || devices[i].cc_major == 9);
+        if (plan.run_prefill && devices[i].cc_major == 9)
+            REQUIRE(plan.sm90 > 0 && plan.counter_offset % 256 == 0 && plan.counter_offset >= rest &&
+                    plan.counter_offset < rest + 256 &&
+                    plan.workspace_bytes == plan.counter_offset + FAI_PREFILL_COUNTER_BYTES);
+        else
+            REQUIRE(plan.counter_offset == 0 && plan.workspace_bytes == rest);
     }
     free(host);
 }

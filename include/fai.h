@@ -363,8 +363,9 @@ typedef struct fai_prefill_params {
 FAI_API fai_prefill_params fai_prefill_params_default(void);
 
 /* Bytes of workspace fai_prefill() needs on the current device (for the decode rows' KV
- * split, and the staged copy of a quantized or gathered paged kv_cache; 0 when neither is
- * planned). Validates the parameters like fai_prefill() does. */
+ * split, the staged copy of a quantized or gathered paged kv_cache, and on a Hopper GPU the
+ * prefill kernel's work counter; 0 when none is planned). Validates the parameters like
+ * fai_prefill() does. */
 FAI_API fai_status fai_prefill_workspace_size(const fai_prefill_params *params, size_t *bytes);
 
 /* Launches attention over the batch on `stream`; workspace as for fai_decode(). The values

@@ -104,6 +104,8 @@ extern "C" {
 #ifndef FAI_PREFILL_SM90_MIN_KEYS
 #define FAI_PREFILL_SM90_MIN_KEYS 256
 #endif
+/* The Hopper kernel's work counter in the workspace (fai_prefill_plan.counter_offset). */
+#define FAI_PREFILL_COUNTER_BYTES 4
 #define FAI_PREFILL_PICK_(what, d) \
     ((d) == 64 ? what##_64 : (d) == 96 ? what##_96 : (d) == 128 ? what##_128 : what##_256)
 #define FAI_PREFILL_MT(d) FAI_PREFILL_PICK_(FAI_PREFILL_MT, d)
@@ -148,6 +150,8 @@ typedef struct fai_prefill_args {
                                  FAI_PREFILL_SM90_MIN_KEYS; 2: a Hopper, sequences as long (the
                                  wgmma kernel of prefill_sm90.cu takes what it serves) */
     int32_t num_sms;          /* the device's multiprocessors (the Hopper kernel's grid) */
+    uint32_t *next_item;      /* sm90 > 0: the Hopper kernel's work counter in the workspace,
+                                 zeroed by its launch before the kernel (NULL: none) */
     int32_t mt;               /* m16 tiles per warp: FAI_PREFILL_MT(head_dim), or 1 */
     int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also
                                  takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */

@@ -279,6 +279,10 @@ fai_status fai_prefill_make_plan(const char *fn, const fai_prefill_params *p, fa
         if (per_key >= FAI_PREFILL_STAGE_PAGED_ROWS && bytes <= FAI_PREFILL_STAGE_PAGED_MAX_BYTES)
             set_staging(plan, c->capacity, a);
     }
+    if (plan->run_prefill && plan->sm90 > 0) { /* the Hopper kernel's work counter, last */
+        plan->counter_offset = (plan->workspace_bytes + 255) / 256 * 256;
+        plan->workspace_bytes = plan->counter_offset + FAI_PREFILL_COUNTER_BYTES;
+    }
     return FAI_SUCCESS;
 }
 

@@ -30,6 +30,10 @@ typedef struct fai_prefill_plan {
      * stage_bytes after it; the decode rows' part of the workspace comes first. */
     int32_t stage_keys;
     size_t stage_offset, stage_bytes;
+    /* A Hopper GPU (sm90 > 0): the wgmma kernel's blocks take their work items from a
+     * counter of FAI_PREFILL_COUNTER_BYTES at this offset, after everything else (256-byte
+     * aligned); 0 and no counter otherwise. */
+    size_t counter_offset;
     size_t workspace_bytes;
 } fai_prefill_plan;
 

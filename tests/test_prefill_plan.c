@@ -209,9 +209,11 @@ static void test_quantized_cache_staging(void)
             const fai_prefill_plan plan = PLAN(p);
             const int32_t keys = hint == 1 ? 5000 : 100000;
             const size_t bytes = (size_t)1 * keys * 8 * 128 * 2; /* one prefill sequence, 8 heads of 128 */
+            /* (then the Hopper kernel's counter, last: counter_offset, in test_hopper_choice) */
+            const size_t before_counter = plan.counter_offset;
             if (dts[di] == FAI_DTYPE_FP16) {
-                CHECK(plan.stage_keys == 0 && plan.workspace_bytes == plan.decode.workspace_bytes,
-                      "FP16 cache: staged %d keys, workspace %zu", (int)plan.stage_keys, plan.workspace_bytes);
+                CHECK(plan.stage_keys == 0 && before_counter == (plan.decode.workspace_bytes + 255) / 256 * 256,
+                      "FP16 cache: staged %d keys, counter at %zu", (int)plan.stage_keys, before_counter);
                 continue;
             }
             CHECK(plan.run_prefill && plan.prefill_first == 1 && plan.prefill_count == 1 && plan.run_decode,
@@ -221,7 +223,7 @@ static void test_quantized_cache_staging(void)
                   (int)dts[di], hint, (int)plan.stage_keys, plan.stage_bytes);
             CHECK(plan.stage_offset % 256 == 0 && plan.stage_offset >= plan.decode.workspace_bytes &&
                       plan.stage_offset < plan.decode.workspace_bytes + 256 &&
-                      plan.workspace_bytes == plan.stage_offset + 2 * bytes,
+                      before_counter == (plan.stage_offset + 2 * bytes + 255) / 256 * 256,
                   "dtype %d hint %d: offset %zu after %zu, workspace %zu", (int)dts[di], hint, plan.stage_offset,
                   plan.decode.workspace_bytes, plan.workspace_bytes);
         }
@@ -319,14 +321,14 @@ static void test_paged_staging(void)
     fai_prefill_plan plan = PLAN(p); /* 2048 rows x 32 / 8 heads = 8192 per key */
     const size_t bytes = (size_t)16384 * 8 * 128 * 2;
     CHECK(FAI_PREFILL_STAGE_PAGED_ROWS == 0 || (plan.stage_keys == 16384 && plan.stage_bytes == bytes &&
-                                                plan.workspace_bytes == plan.stage_offset + 2 * bytes),
+                                                plan.counter_offset == plan.stage_offset + 2 * bytes),
           "paged FP16, 2048 rows: %d keys, %zu bytes, workspace %zu", (int)plan.stage_keys, plan.stage_bytes,
           plan.workspace_bytes);
     static const int32_t short_cu[3] = {0, 1, 1001}; /* 1000 rows x 4: 4000 per key */
     p.cu_seqlens_q_host = short_cu;
     p.total_q = 1001;
     plan = PLAN(p);
-    CHECK(plan.stage_keys == 0 && plan.workspace_bytes == plan.decode.workspace_bytes,
+    CHECK(plan.stage_keys == 0 && plan.counter_offset == (plan.decode.workspace_bytes + 255) / 256 * 256,
           "paged FP16, 1000 rows: staged %d keys", (int)plan.stage_keys);
     p.cu_seqlens_q_host = cu;
     p.total_q = 2049;
@@ -378,6 +380,40 @@ static void test_hopper_choice(void)
     memset(&plan, 0x5a, sizeof plan);
     CHECK(fai_prefill_make_plan("test", &p, a100, &plan) == FAI_SUCCESS && plan.run_prefill && plan.sm90 == 0,
           "compute capability 8: sm90 %d", (int)plan.sm90);
+    CHECK(plan.counter_offset == 0 && plan.workspace_bytes == 0, "compute capability 8: counter at %zu, workspace %zu",
+          plan.counter_offset, plan.workspace_bytes);
+}
+
+/* On a Hopper GPU a call with prefill rows (either kernel may take them: FAI_PREFILL_SM90)
+ * has the wgmma kernel's work counter last in its workspace, 256-byte aligned after the
+ * decode rows' partials and a staged copy; a call of decode rows alone has none. */
+static void test_counter_place(void)
+{
+    static const int32_t cu[5] = {0, 1, 101, 102, 103}; /* decode, prefill 100, decode, decode */
+    for (int quantized = 0; quantized < 2; quantized++)
+        for (int long_keys = 0; long_keys < 2; long_keys++) {
+            fai_kv_cache cache = {0};
+            cache.dtype = quantized ? FAI_DTYPE_INT8 : FAI_DTYPE_FP16;
+            cache.capacity = long_keys ? 100000 : 200;
+            fai_prefill_params p = params(4, cu);
+            p.total_q = 103;
+            p.kv_cache = &cache;
+            const fai_prefill_plan plan = PLAN(p);
+            const size_t before = quantized ? plan.stage_offset + 2 * plan.stage_bytes : plan.decode.workspace_bytes;
+            CHECK(plan.run_prefill && plan.sm90 > 0 && plan.counter_offset % 256 == 0 &&
+                      plan.counter_offset >= before && plan.counter_offset < before + 256 &&
+                      plan.workspace_bytes == plan.counter_offset + FAI_PREFILL_COUNTER_BYTES,
+                  "quantized %d, %d keys: counter at %zu after %zu, workspace %zu", quantized, (int)cache.capacity,
+                  plan.counter_offset, before, plan.workspace_bytes);
+            CHECK(!long_keys || plan.decode.num_splits > 1, "100000 keys: decode rows split %d ways",
+                  (int)plan.decode.num_splits);
+        }
+    static const int32_t dec[3] = {0, 1, 2};
+    fai_prefill_params p = params(2, dec);
+    p.total_q = 2;
+    const fai_prefill_plan plan = PLAN(p);
+    CHECK(!plan.run_prefill && plan.counter_offset == 0 && plan.workspace_bytes == plan.decode.workspace_bytes,
+          "decode rows only: counter at %zu, workspace %zu", plan.counter_offset, plan.workspace_bytes);
 }
 
 /* An empty batch or no query rows: nothing runs, whatever the variants. */
@@ -453,6 +489,7 @@ int main(void)
     test_decode_rows_cache_plan();
     test_paged_staging();
     test_hopper_choice();
+    test_counter_place();
     test_nothing_to_run();
     test_fill_ring();
     if (failures) {

@@ -20,8 +20,8 @@
  *             64). The S of a key tile is issued with the P V of the tile before it, and its
  *             softmax runs while that P V is on the tensor cores.
  * The grid has one block per SM (or one per work item, FAI_PREFILL_SM90_PERSISTENT=0), each
- * walking the work items (sm90_item_of): the producer loads the next item's tiles while the
- * consumers finish the last. Tiles are blocks of rows in 64-value column halves, each
+ * taking work items from a counter in the workspace (sm90_item_of, sm90_take_item): the
+ * producer loads the next item's tiles while the consumers finish the last. Tiles are blocks of rows in 64-value column halves, each
  * 128-byte swizzled as TMA writes it and wgmma reads it (chunk c of row r at c ^ r % 8). Key
  * tiles run from the last to the first, as in the mma.sync kernel (the masked tiles first);
  * tiles wholly above the causal diagonal or outside the window are not loaded. Keys past the
@@ -225,27 +225,51 @@ __device__ __forceinline__ void sm90_load_tile(char *dst, const CUtensorMap *map
 
 /* Work item i of the grid: query tile T - 1 - i % T of (sequence, head) i / T, so that a
  * head's tiles run side by side (its K/V shared in L2) and the heaviest causal tiles start
- * first; a block also takes tiles t + T, t + 2 T, ... of a longer sequence. Blocks take the
- * items in rounds of gridDim.x, in snake order (sm90_item_index): when T divides the grid,
- * round-robin would give a block the same tile index every round (causal: the heaviest
- * tiles to some blocks, the lightest to others, up to 1.5x apart at 512 keys); alternating
- * the direction pairs tile t with tile T - 1 - t. A grid of one block per item gives each
- * block one. */
-template <bool FRESH>
-__device__ __forceinline__ int64_t sm90_item_index(int64_t round)
+ * first; a block also takes tiles t + T, t + 2 T, ... of a longer sequence. Block c takes
+ * item c first, then whichever item the work counter gives it next (sm90_take_item): blocks
+ * that finish early take more, where fixed rounds of gridDim.x items left the busiest block
+ * up to 3 % over the mean (causal tiles of unequal length) and every block at the pace of
+ * its SM. Items stay in order, so the blocks at work share a head or two's K/V in L2. */
+struct sm90_item {
+    int b, h, t0;
+};
+
+__device__ __forceinline__ sm90_item sm90_item_of(const fai_prefill_args &a, uint32_t i)
 {
-    uint32_t cta = blockIdx.x;
-    if (FRESH) /* %ctaid read anew at each call (see prefill_sm90_kernel's FRESH) */
-        asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(cta));
-    return round * gridDim.x + ((round & 1) ? gridDim.x - 1 - cta : cta);
+    const uint32_t T = (uint32_t)a.m_tiles, bh = i / T;
+    sm90_item it;
+    it.h = (int)(bh % (uint32_t)a.num_q_heads);
+    it.b = a.batch_offset + (int)(bh / (uint32_t)a.num_q_heads);
+    it.t0 = (int)(T - 1 - (i - bh * T));
+    return it;
+}
+
+/* The next item for the producer's one thread: gridDim.x + the counter's old value. (PTX's
+ * atom, not atomicAdd, whose warp aggregation costs registers; redux.sync puts the value in a
+ * uniform register, where what the producer derives from the item then stays: as a plain
+ * register it would not fit the producer's 24.) */
+__device__ __forceinline__ uint32_t sm90_take_item(uint32_t *counter)
+{
+    uint32_t t;
+    asm volatile("atom.global.add.u32 %0, [%1], 1;" : "=r"(t) : "l"(counter));
+    return gridDim.x + __reduce_max_sync(1u, t);
+}
+
+/* Zeroes the work counter before the kernel, which is its programmatic dependent: the
+ * kernel's blocks start at once and wait for this (griddepcontrol.wait) only before they
+ * take their second item. */
+__global__ void sm90_reset_counter(uint32_t *counter)
+{
+    *counter = 0;
+    ptx_griddep_launch_dependents();
 }
 
 /* The work items' count, worked out where it is compared (see prefill_sm90_kernel's FRESH). */
-__device__ __forceinline__ int64_t sm90_item_count(const fai_prefill_args &a)
+__device__ __forceinline__ uint32_t sm90_item_count(const fai_prefill_args &a)
 {
     int batch = a.batch;
     asm volatile("" : "+r"(batch));
-    return (int64_t)batch * a.num_q_heads * a.m_tiles;
+    return (uint32_t)batch * (uint32_t)a.num_q_heads * (uint32_t)a.m_tiles;
 }
 
 /* The lane: with FRESH from %laneid at each use, else the register the kernel holds. */
@@ -253,21 +277,6 @@ template <bool FRESH>
 __device__ __forceinline__ int sm90_lane(int lane)
 {
     return FRESH ? ptx_laneid() : lane;
-}
-
-struct sm90_item {
-    int b, h, t0;
-};
-
-__device__ __forceinline__ sm90_item sm90_item_of(const fai_prefill_args &a, int64_t i)
-{
-    const int T = a.m_tiles;
-    const int bh = (int)(i / T);
-    sm90_item it;
-    it.h = bh % a.num_q_heads;
-    it.b = a.batch_offset + bh / a.num_q_heads;
-    it.t0 = T - 1 - (int)(i % T);
-    return it;
 }
 
 /* One query tile's work, published by the producer in shared memory with the tile's Q (the
@@ -574,7 +583,7 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
     }
     __syncthreads();
     const int T = a.m_tiles;
-    const int64_t items = (int64_t)a.batch * a.num_q_heads * T;
+    const uint32_t items = (uint32_t)a.batch * (uint32_t)a.num_q_heads * (uint32_t)T; /* < 2^31: the launch's check */
     /* FRESH: the d128 window and soft-cap kernels sit at the register ceiling (240 a
      * consumer thread, 24 the producer's), where ptxas spilled the lane (consumers), the
      * CTA id and the item count (producer) that the loops hold: those kernels rebuild them
@@ -589,8 +598,17 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
         tma_prefetch_map(&p.tk);
         tma_prefetch_map(&p.tv);
         uint32_t st = 0, ph = 0, qph = 0;
-        for (int64_t r = 0, i = sm90_item_index<FRESH>(0); i < (FRESH ? sm90_item_count(a) : items);
-             i = sm90_item_index<FRESH>(++r)) {
+        /* Item i is loaded while the next one's number comes back from the counter (the
+         * counter's zero, from the kernel before, waited for first). */
+        uint32_t i = blockIdx.x, next = items;
+        if (FRESH)
+            asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(i));
+        if (i < (FRESH ? sm90_item_count(a) : items)) {
+            ptx_griddep_wait();
+            next = sm90_take_item(a.next_item);
+        }
+        for (; i < (FRESH ? sm90_item_count(a) : items);
+             i = next, next = next < (FRESH ? sm90_item_count(a) : items) ? sm90_take_item(a.next_item) : next) {
             const sm90_item it = sm90_item_of(a, i);
             const int kvh = it.h / a.group;
             const int2 qr = cu_range(a.cu_q, it.b, a.total_q), kr = key_range(a, it.b);
@@ -940,7 +958,9 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
         return FAI_SUCCESS; /* the mma.sync kernel takes it */
     sm90_kernel_fn kernel = args->dtype == FAI_DTYPE_BF16 ? sm90_pick<__nv_bfloat16>(d, mode)
                                                           : sm90_pick<__half>(d, mode);
-    if (!kernel || !sm90_pool_ok(kernel, pool))
+    /* (the items are numbered in 32 bits, with room for the grid's last tickets) */
+    const int64_t items = (int64_t)args->batch * args->num_q_heads * p.a.m_tiles;
+    if (!kernel || !sm90_pool_ok(kernel, pool) || !args->next_item || items > INT32_MAX)
         return FAI_SUCCESS;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess)
@@ -948,7 +968,6 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
                               smem);
     /* One block per SM walking the work items (its producer loads the next item's tiles while
      * the consumers finish this one), or with FAI_PREFILL_SM90_PERSISTENT=0 one block per item. */
-    const int64_t items = (int64_t)args->batch * args->num_q_heads * p.a.m_tiles;
     static const bool one_per_item = sm90_env_is("FAI_PREFILL_SM90_PERSISTENT", '0');
     static const bool pingpong = sm90_env_is("FAI_PREFILL_SM90_PINGPONG", '1');
     const int64_t sms = args->num_sms > 0 ? args->num_sms : items;
@@ -956,10 +975,23 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     p.pingpong = pingpong;
     *launched = 1;
     cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1);
+    cfg.blockDim = dim3(1);
+    cfg.stream = stream;
+    err = cudaLaunchKernelEx(&cfg, sm90_reset_counter, args->next_item);
+    if (err != cudaSuccess)
+        return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED_LAUNCH, err,
+                              "fai_prefill: launching the Hopper prefill kernel's counter reset failed");
+    /* a programmatic dependent of the reset: its blocks start while the reset runs */
+    cudaLaunchAttribute attr = {};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
     cfg.gridDim = dim3((unsigned)blocks);
     cfg.blockDim = dim3((unsigned)threads);
     cfg.dynamicSmemBytes = (size_t)smem;
     cfg.stream = stream;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
     err = cudaLaunchKernelEx(&cfg, kernel, p);
     if (err == cudaSuccess)
         return FAI_SUCCESS;
