@@ -598,17 +598,14 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
         tma_prefetch_map(&p.tk);
         tma_prefetch_map(&p.tv);
         uint32_t st = 0, ph = 0, qph = 0;
-        /* Item i is loaded while the next one's number comes back from the counter (the
-         * counter's zero, from the kernel before, waited for first). */
-        uint32_t i = blockIdx.x, next = items;
+        /* The next item is taken once this one's tiles are all on their way (taking it a
+         * whole item ahead evened out the blocks' ends less well: up to 5 % slower at head
+         * dim 256); the counter's zero, from the kernel before, is waited for first. */
+        uint32_t i = blockIdx.x;
         if (FRESH)
             asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(i));
-        if (i < (FRESH ? sm90_item_count(a) : items)) {
-            ptx_griddep_wait();
-            next = sm90_take_item(a.next_item);
-        }
-        for (; i < (FRESH ? sm90_item_count(a) : items);
-             i = next, next = next < (FRESH ? sm90_item_count(a) : items) ? sm90_take_item(a.next_item) : next) {
+        ptx_griddep_wait();
+        for (; i < (FRESH ? sm90_item_count(a) : items); i = sm90_take_item(a.next_item)) {
             const sm90_item it = sm90_item_of(a, i);
             const int kvh = it.h / a.group;
             const int2 qr = cu_range(a.cu_q, it.b, a.total_q), kr = key_range(a, it.b);
