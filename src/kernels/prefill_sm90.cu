@@ -598,14 +598,17 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
         tma_prefetch_map(&p.tk);
         tma_prefetch_map(&p.tv);
         uint32_t st = 0, ph = 0, qph = 0;
-        /* The next item is taken once this one's tiles are all on their way (taking it a
-         * whole item ahead evened out the blocks' ends less well: up to 5 % slower at head
-         * dim 256); the counter's zero, from the kernel before, is waited for first. */
-        uint32_t i = blockIdx.x;
+        /* The next item is taken as this one's last K/V tile waits for its stage, so the
+         * counter's latency passes in that wait (taking it a whole item ahead evened out the
+         * blocks' ends less well: up to 5 % slower at head dim 256); the counter's zero, from
+         * the kernel before, is waited for first. (FRESH kernels take it after the item: the
+         * early value would spill.) */
+        uint32_t i = blockIdx.x, next = 0;
         if (FRESH)
             asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(i));
         ptx_griddep_wait();
-        for (; i < (FRESH ? sm90_item_count(a) : items); i = sm90_take_item(a.next_item)) {
+        for (bool taken = false; i < (FRESH ? sm90_item_count(a) : items);
+             i = taken ? next : sm90_take_item(a.next_item), taken = false) {
             const sm90_item it = sm90_item_of(a, i);
             const int kvh = it.h / a.group;
             const int2 qr = cu_range(a.cu_q, it.b, a.total_q), kr = key_range(a, it.b);
@@ -621,6 +624,10 @@ __global__ void __launch_bounds__(sm90_shape<D, MODE>::THREADS, 1)
                 bool q_sent = false;
                 for (int n0 = tiles.y; n0 >= tiles.x || !q_sent; n0 -= BN) {
                     if (n0 >= tiles.x) {
+                        if (!FRESH && n0 - BN < tiles.x && (int64_t)(t + T) * S::BM >= seq_q) {
+                            next = sm90_take_item(a.next_item); /* the item's last tile */
+                            taken = true;
+                        }
                         char *sk = stages + 2 * st * S::KVTILE;
                         int pg[S::MAXP];
                         sm90_tile_pages<D>(pg, a, it.b, kr.x + n0, seq_k); /* (paged: while K's stage frees) */
