@@ -21,8 +21,9 @@
  *             softmax runs while that P V is on the tensor cores.
  * The grid has one block per SM (or one per work item, FAI_PREFILL_SM90_PERSISTENT=0), each
  * taking work items from a counter in the workspace (sm90_item_of, sm90_take_item): the
- * producer loads the next item's tiles while the consumers finish the last. Tiles are blocks of rows in 64-value column halves, each
- * 128-byte swizzled as TMA writes it and wgmma reads it (chunk c of row r at c ^ r % 8). Key
+ * producer loads the next item's tiles while the consumers finish the last. Tiles are blocks
+ * of rows in 64-value column halves, each 128-byte swizzled as TMA writes it and wgmma reads
+ * it (chunk c of row r at c ^ r % 8). Key
  * tiles run from the last to the first, as in the mma.sync kernel (the masked tiles first);
  * tiles wholly above the causal diagonal or outside the window are not loaded. Keys past the
  * sequence's end in its last tile are rows of the next sequence, free cache slots or zeros
