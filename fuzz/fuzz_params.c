@@ -11,10 +11,10 @@
  *    rejected as a grid-limit shape; every plan keeps its invariants: splits, warps and
  *    shared memory within bounds, grids within CUDA's limits, the workspace large enough for
  *    the partial outputs and LSEs the kernels will write, prefill/decode ranges inside the
- *    batch;
+ *    batch; on a Hopper the prefill kernel's work counter last in the workspace;
  *  - fai_prefill sends its decode rows to the decode kernels whenever they take them (FP16 or
  *    BF16, any variant, packed K/V or a kv_cache): where they do not, it plans every sequence
- *    that has rows on the prefill kernel (no decode launch, no workspace); an accepted call
+ *    that has rows on the prefill kernel (no decode launch, no decode workspace); an accepted call
  *    has one activation dtype (FP16 or BF16) and sane variant fields;
  *  - fai_prefill with a kv_cache (chunked prefill from a contiguous or paged cache) is accepted
  *    only with the packed-key fields unset and a cache of q's dtype or an int8/FP8 one; a

@@ -1,8 +1,10 @@
 /* Public varlen (prefill / hybrid) entry points: validate, plan which kernels run, launch.
  *
- * A call launches up to two kernels on the caller's stream: the tensor-core prefill kernel
- * for sequences with seq_q > 1, and the decoding kernels (decode.cu, decode_mma.cu, in their
- * varlen mode) for sequences with seq_q == 1, so that decode rows of a hybrid batch move at
+ * A call launches two kinds of kernel on the caller's stream: the tensor-core prefill kernel
+ * for sequences with seq_q > 1 (after the staging kernel of a quantized or gathered paged
+ * cache, and on Hopper after the one-thread reset of its work counter), and the decoding
+ * kernels (decode.cu, decode_mma.cu, in their varlen mode; a split's merge kernel after
+ * them) for sequences with seq_q == 1, so that decode rows of a hybrid batch move at
  * memory speed instead of filling 1/128 of a tensor-core tile. With a host copy of
  * cu_seqlens_q the plan launches only the kernels that have work; without one both run
  * and each skips the other's sequences. FP16 and BF16, the variants (window, soft-cap,
