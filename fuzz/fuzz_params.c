@@ -488,6 +488,8 @@ static void fuzz_prefill(reader *r)
          * wgmma kernel's work counter, 256-byte aligned, last. */
         const size_t rest = plan.stage_keys > 0 ? plan.stage_offset + 2 * plan.stage_bytes : decode_bytes;
         REQUIRE(plan.sm90 == 0 || devices[i].cc_major == 9);
+        if (plan.run_prefill && plan.sm90 > 0) /* the Hopper kernel's sections: within the range's pairs */
+            REQUIRE(plan.section >= 1 && (int64_t)plan.section <= (int64_t)plan.prefill_count * p.attn.num_q_heads);
         if (plan.run_prefill && devices[i].cc_major == 9)
             REQUIRE(plan.sm90 > 0 && plan.counter_offset % 256 == 0 && plan.counter_offset >= rest &&
                     plan.counter_offset < rest + 256 &&

@@ -128,8 +128,10 @@ fai_status fai_prefill(const fai_prefill_params *params, void *workspace, size_t
         args.one_wave = plan.one_wave;
         args.sm90 = plan.sm90;
         args.num_sms = plan.num_sms;
-        if (plan.sm90 > 0)
+        if (plan.sm90 > 0) {
             args.next_item = (uint32_t *)((char *)workspace + plan.counter_offset);
+            args.section = plan.section;
+        }
         if (p->kv_cache && plan.stage_keys > 0) { /* a quantized cache, read through its copy */
             const fai_kv_cache *c = p->kv_cache;
             fai_kv_stage_args st = {0};

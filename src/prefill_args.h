@@ -106,6 +106,9 @@ extern "C" {
 #endif
 /* The Hopper kernel's work counter in the workspace (fai_prefill_plan.counter_offset). */
 #define FAI_PREFILL_COUNTER_BYTES 4
+/* Keys and values (bytes) of the query heads whose items the Hopper kernel hands out together
+ * (fai_prefill_plan.section): a third of an H100's L2, so that they stay there meanwhile. */
+#define FAI_PREFILL_SECTION_BYTES (16 << 20)
 #define FAI_PREFILL_PICK_(what, d) \
     ((d) == 64 ? what##_64 : (d) == 96 ? what##_96 : (d) == 128 ? what##_128 : what##_256)
 #define FAI_PREFILL_MT(d) FAI_PREFILL_PICK_(FAI_PREFILL_MT, d)
@@ -152,6 +155,9 @@ typedef struct fai_prefill_args {
     int32_t num_sms;          /* the device's multiprocessors (the Hopper kernel's grid) */
     uint32_t *next_item;      /* sm90 > 0: the Hopper kernel's work counter in the workspace,
                                  zeroed by its launch before the kernel (NULL: none) */
+    int32_t section;          /* the Hopper kernel hands its items out in sections of this
+                                 many (sequence, query head) pairs, heaviest tile first
+                                 across each (fai_prefill_plan.section) */
     int32_t mt;               /* m16 tiles per warp: FAI_PREFILL_MT(head_dim), or 1 */
     int32_t m_tiles;          /* query tiles per (sequence, head) in the grid; a block also
                                  takes tile t + m_tiles, t + 2 m_tiles, ... of longer ones */

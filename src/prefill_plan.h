@@ -34,6 +34,10 @@ typedef struct fai_prefill_plan {
      * counter of FAI_PREFILL_COUNTER_BYTES at this offset, after everything else (256-byte
      * aligned); 0 and no counter otherwise. */
     size_t counter_offset;
+    /* sm90 > 0: (sequence, query head) pairs whose items go out heaviest query tile first
+     * across all of them, a section after another (fai_prefill_args.section): as many as
+     * have FAI_PREFILL_SECTION_BYTES of keys and values, at least one KV head's group. */
+    int32_t section;
     size_t workspace_bytes;
 } fai_prefill_plan;
 

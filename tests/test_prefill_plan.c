@@ -416,6 +416,36 @@ static void test_counter_place(void)
           "decode rows only: counter at %zu, workspace %zu", plan.counter_offset, plan.workspace_bytes);
 }
 
+/* The Hopper kernel's sections: the (sequence, query head) pairs whose keys and values fit
+ * FAI_PREFILL_SECTION_BYTES (16 MB), whole GQA groups, at least one group, at most the
+ * prefill range's pairs. */
+static void test_sections(void)
+{
+    static const int32_t cu[3] = {0, 600, 1200};
+    const struct {
+        int hq, hk, d, keys, section;
+    } cases[] = {
+        {32, 8, 128, 16384, 8},    /* 8 MB a KV head: two KV heads of four query heads */
+        {32, 32, 64, 16384, 4},    /* 4 MB a head */
+        {16, 16, 256, 16384, 1},   /* 16 MB: one */
+        {16, 16, 256, 65536, 1},   /* 64 MB: still one */
+        {32, 8, 128, 1024, 64},    /* 0.5 MB: 32 KV heads' worth, capped at 2 x 32 pairs */
+        {28, 4, 128, 100000, 7},   /* a group of 7 even where its KV head passes 16 MB */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fai_prefill_params p = params(2, cu);
+        p.attn.num_q_heads = cases[i].hq;
+        p.attn.num_kv_heads = cases[i].hk;
+        p.attn.head_dim = cases[i].d;
+        p.total_q = 1200;
+        p.max_seq_k = cases[i].keys;
+        p.total_k = 2 * cases[i].keys;
+        fai_prefill_plan plan = PLAN(p);
+        CHECK(plan.sm90 == 2 && plan.section == cases[i].section, "case %zu: %d/%d heads of %d, %d keys: section %d",
+              i, cases[i].hq, cases[i].hk, cases[i].d, cases[i].keys, (int)plan.section);
+    }
+}
+
 /* An empty batch or no query rows: nothing runs, whatever the variants. */
 static void test_nothing_to_run(void)
 {
@@ -490,6 +520,7 @@ int main(void)
     test_paged_staging();
     test_hopper_choice();
     test_counter_place();
+    test_sections();
     test_nothing_to_run();
     test_fill_ring();
     if (failures) {

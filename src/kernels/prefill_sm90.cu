@@ -224,25 +224,28 @@ __device__ __forceinline__ void sm90_load_tile(char *dst, const CUtensorMap *map
     }
 }
 
-/* Work item i of the grid: query tile T - 1 - i % T of (sequence, head) i / T, so that a
- * head's tiles run side by side (its K/V shared in L2) and the heaviest causal tiles start
- * first; a block also takes tiles t + T, t + 2 T, ... of a longer sequence. Block c takes
- * item c first, then whichever item the work counter gives it next (sm90_take_item): blocks
- * that finish early take more, where fixed rounds of gridDim.x items left the busiest block
- * 1-3 % over the mean (causal tiles of unequal length; 21 % at head dim 64, 16K keys) and
- * every block at the pace of its SM. Items stay in order, so the blocks at work share a
- * head or two's K/V in L2. */
+/* Work item i of the grid: the (sequence, query head) pairs in sections of a.section (the
+ * last one may be short), whose keys and values fit the L2 together; in each, query tile
+ * T - 1 first for every pair, then T - 2, ...: the heaviest causal tiles start first and the
+ * light ones come last, so the blocks end together. A block also takes tiles t + T, t + 2 T,
+ * ... of a longer sequence. Block c takes item c first, then whichever item the work counter
+ * gives it next (sm90_take_item): blocks that finish early take more, where fixed rounds of
+ * gridDim.x items left the busiest block 1-3 % over the mean (causal tiles of unequal
+ * length; 21 % at head dim 64, 16K keys) and every block at the pace of its SM. */
 struct sm90_item {
     int b, h, t0;
 };
 
 __device__ __forceinline__ sm90_item sm90_item_of(const fai_prefill_args &a, uint32_t i)
 {
-    const uint32_t T = (uint32_t)a.m_tiles, bh = i / T;
+    const uint32_t T = (uint32_t)a.m_tiles, S = (uint32_t)a.section, span = S * T;
+    const uint32_t first = i / span * S, pairs = (uint32_t)a.batch * (uint32_t)a.num_q_heads;
+    const uint32_t n = pairs - first < S ? pairs - first : S; /* pairs in this section */
+    const uint32_t j = i % span, bh = first + j % n;
     sm90_item it;
     it.h = (int)(bh % (uint32_t)a.num_q_heads);
     it.b = a.batch_offset + (int)(bh / (uint32_t)a.num_q_heads);
-    it.t0 = (int)(T - 1 - (i - bh * T));
+    it.t0 = (int)(T - 1 - j / n);
     return it;
 }
 
@@ -968,6 +971,8 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     const int64_t items = (int64_t)args->batch * args->num_q_heads * p.a.m_tiles;
     if (!kernel || !sm90_pool_ok(kernel, pool) || !args->next_item || items > INT32_MAX)
         return FAI_SUCCESS;
+    if (p.a.section < 1 || p.a.section > (int64_t)args->batch * args->num_q_heads)
+        p.a.section = 1; /* (the planner's is in range) */
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess)
         return fai_cuda_error(FAI_ERROR_EXECUTION_FAILED, err, "fai_prefill: cudaFuncSetAttribute (%d bytes of shared memory)",
