@@ -23,12 +23,11 @@
  * taking work items from a counter in the workspace (sm90_item_of, sm90_take_item): the
  * producer loads the next item's tiles while the consumers finish the last. Tiles are blocks
  * of rows in 64-value column halves, each 128-byte swizzled as TMA writes it and wgmma reads
- * it (chunk c of row r at c ^ r % 8). Key
- * tiles run from the last to the first, as in the mma.sync kernel (the masked tiles first);
- * tiles wholly above the causal diagonal or outside the window are not loaded. Keys past the
- * sequence's end in its last tile are rows of the next sequence, free cache slots or zeros
- * past the tensor: masked in S, and their V rows zeroed in shared memory before P V (0 x NaN
- * would be NaN). */
+ * it (chunk c of row r at c ^ r % 8). Key tiles run from the last to the first, as in the
+ * mma.sync kernel (the masked tiles first); tiles wholly above the causal diagonal or
+ * outside the window are not loaded. Keys past the sequence's end in its last tile are rows
+ * of the next sequence, free cache slots or zeros past the tensor: masked in S, and their V
+ * rows zeroed in shared memory before P V (0 x NaN would be NaN). */
 #include <cuda.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,10 +248,10 @@ __device__ __forceinline__ sm90_item sm90_item_of(const fai_prefill_args &a, uin
     return it;
 }
 
-/* The next item for the producer's one thread: gridDim.x + the counter's old value. (PTX's
- * atom, not atomicAdd, whose warp aggregation costs registers; redux.sync puts the value in a
- * uniform register, where what the producer derives from the item then stays: as a plain
- * register it would not fit the producer's 24.) */
+/* The next item for the producer's one thread: gridDim.x + the counter's old value. (ptxas
+ * makes the atom a warp-aggregated one, whose shuffle waits for the value here; redux.sync
+ * puts the value in a uniform register, where what the producer derives from the item then
+ * stays: in plain registers it would not fit the producer's 24.) */
 __device__ __forceinline__ uint32_t sm90_take_item(uint32_t *counter)
 {
     uint32_t t;
