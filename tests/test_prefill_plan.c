@@ -209,8 +209,10 @@ static void test_quantized_cache_staging(void)
             const fai_prefill_plan plan = PLAN(p);
             const int32_t keys = hint == 1 ? 5000 : 100000;
             const size_t bytes = (size_t)1 * keys * 8 * 128 * 2; /* one prefill sequence, 8 heads of 128 */
-            /* (then the Hopper kernel's counter, last: counter_offset, in test_hopper_choice) */
+            /* (then the Hopper kernel's counter, last: test_counter_place) */
             const size_t before_counter = plan.counter_offset;
+            CHECK(plan.workspace_bytes == before_counter + FAI_PREFILL_COUNTER_BYTES, "dtype %d hint %d: workspace %zu",
+                  (int)dts[di], hint, plan.workspace_bytes);
             if (dts[di] == FAI_DTYPE_FP16) {
                 CHECK(plan.stage_keys == 0 && before_counter == (plan.decode.workspace_bytes + 255) / 256 * 256,
                       "FP16 cache: staged %d keys, counter at %zu", (int)plan.stage_keys, before_counter);
@@ -321,14 +323,16 @@ static void test_paged_staging(void)
     fai_prefill_plan plan = PLAN(p); /* 2048 rows x 32 / 8 heads = 8192 per key */
     const size_t bytes = (size_t)16384 * 8 * 128 * 2;
     CHECK(FAI_PREFILL_STAGE_PAGED_ROWS == 0 || (plan.stage_keys == 16384 && plan.stage_bytes == bytes &&
-                                                plan.counter_offset == plan.stage_offset + 2 * bytes),
+                                                plan.counter_offset == plan.stage_offset + 2 * bytes &&
+                                                plan.workspace_bytes == plan.counter_offset + FAI_PREFILL_COUNTER_BYTES),
           "paged FP16, 2048 rows: %d keys, %zu bytes, workspace %zu", (int)plan.stage_keys, plan.stage_bytes,
           plan.workspace_bytes);
     static const int32_t short_cu[3] = {0, 1, 1001}; /* 1000 rows x 4: 4000 per key */
     p.cu_seqlens_q_host = short_cu;
     p.total_q = 1001;
     plan = PLAN(p);
-    CHECK(plan.stage_keys == 0 && plan.counter_offset == (plan.decode.workspace_bytes + 255) / 256 * 256,
+    CHECK(plan.stage_keys == 0 && plan.counter_offset == (plan.decode.workspace_bytes + 255) / 256 * 256 &&
+              plan.workspace_bytes == plan.counter_offset + FAI_PREFILL_COUNTER_BYTES,
           "paged FP16, 1000 rows: staged %d keys", (int)plan.stage_keys);
     p.cu_seqlens_q_host = cu;
     p.total_q = 2049;

@@ -999,7 +999,6 @@ extern "C" fai_status fai_prefill_sm90_launch(const fai_prefill_args *args, int 
     cfg.gridDim = dim3((unsigned)blocks);
     cfg.blockDim = dim3((unsigned)threads);
     cfg.dynamicSmemBytes = (size_t)smem;
-    cfg.stream = stream;
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
     err = cudaLaunchKernelEx(&cfg, kernel, p);
